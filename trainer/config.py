@@ -1,0 +1,231 @@
+"""The one typed run configuration.
+
+The launch form, the REST API, the CLI and the checkpoint all read and write this model; a run
+folder keeps it as ``config.json``. Unknown keys and out-of-range values are rejected with the
+dotted name of the field, so a user can fix the exact key they typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``errors`` maps dotted field names to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    root: str = Field("data", description="a folder holding CUB_200_2011/, or that folder itself")
+    split: Literal["seed", "official"] = Field(
+        "seed",
+        description="seed: the report's per-class 80/20 of sorted files; "
+        "official: the archive's train_test_split.txt. Both hold out 10% of train as validation",
+    )
+    split_seed: int = Field(1234, ge=0, description="seed of the validation hold-out (the report's 1234)")
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    image_size: int = Field(224, ge=16, le=1024)
+    num_workers: int = Field(2, ge=0, le=64, description="data loader worker processes")
+
+
+class ModelConfig(_Strict):
+    arch: Arch = "resnet50"
+    pretrained: bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
+    weights_path: str | None = Field(None, description="a local ImageNet state_dict instead of the torchvision cache")
+    zero_init_residual: bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
+
+
+class LayerLrDivisors(_Strict):
+    """The learning rate of each group is ``optim.lr / divisor`` (the report's discriminative rates)."""
+
+    stem: float = Field(10.0, gt=0, description="conv1 and bn1")
+    layer1: float = Field(8.0, gt=0)
+    layer2: float = Field(6.0, gt=0)
+    layer3: float = Field(4.0, gt=0)
+    layer4: float = Field(2.0, gt=0)
+    fc: float = Field(2.0, gt=0)
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10, description="FOUND_LR, the rate of a divisor-1 group")
+    layer_lr_divisors: LayerLrDivisors = Field(default_factory=LayerLrDivisors)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    no_bias_decay: bool = Field(False, description="no weight decay on biases and norm parameters")
+
+
+class ScheduleConfig(_Strict):
+    name: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warmup before cosine or constant; 0 = none")
+
+
+class KDConfig(_Strict):
+    teacher: str | int | None = Field(
+        None, description="a finished run folder (or, through the API, a run id); null = no distillation"
+    )
+    alpha: float = Field(0.1, ge=0, le=1, description="weight of the task loss")
+    temperature: float = Field(10.0, gt=0, le=100)
+
+
+class TricksConfig(_Strict):
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0, le=100, description="Beta(a, a) for the mixing weight; 0 = off")
+    kd: KDConfig = Field(default_factory=KDConfig)
+
+
+class RuntimeConfig(_Strict):
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
+    step_log_every: int = Field(10, ge=1, description="report loss and learning rate every N steps")
+
+
+class RunConfig(_Strict):
+    name: str = Field("run", min_length=1, max_length=200)
+    seed: int = Field(1234, ge=0, le=2**31 - 1)
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=4096)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    tricks: TricksConfig = Field(default_factory=TricksConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> RunConfig:
+        if self.schedule.warmup_epochs and self.schedule.name == "onecycle":
+            raise ValueError(
+                "schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use cosine/constant"
+            )
+        if self.model.zero_init_residual and self.model.pretrained:
+            raise ValueError(
+                "model.zero_init_residual: pretrained weights overwrite it; "
+                "it only applies when training from scratch (model.pretrained false)"
+            )
+        if self.schedule.warmup_epochs >= self.epochs:
+            raise ValueError(f"schedule.warmup_epochs: must be shorter than epochs ({self.epochs})")
+        return self
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Validate a nested dict, raising ConfigError keyed by dotted field names."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(validation_errors(exc)) from None
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """Read a .json or .yaml file, apply dotted overrides, validate."""
+        values = read_config_file(path)
+        return cls.from_dict(apply_overrides(values, overrides or {}))
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        return RunConfig.from_dict(apply_overrides(self.model_dump(), overrides))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the result: two runs with one fingerprint are replicates.
+
+        The name and the runtime knobs that do not change the numbers (device, worker count,
+        logging) are left out, so a rerun under another name is recognised as identical.
+        """
+        values = self.model_dump(mode="json")
+        values.pop("name")
+        values["data"].pop("num_workers")
+        values["runtime"].pop("device")
+        values["runtime"].pop("step_log_every")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def validation_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as {dotted field: message}; model-level checks name their field first."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "value_error" and ": " in message:
+            # Our model validators say "field.name: what is wrong"; pydantic prefixes "Value error, ".
+            location, _, message = message.removeprefix("Value error, ").partition(": ")
+        errors[location or "config"] = message
+    return errors
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError({"config": f"no such file: {path}"})
+    text = path.read_text()
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError({"config": f"{path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"}) from None
+    if not isinstance(values, dict):
+        raise ConfigError({"config": f"{path} must hold a mapping of keys to values"})
+    return values
+
+
+def apply_overrides(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``values`` with dotted keys (``tricks.kd.alpha``) set.
+
+    A dotted key must name a field of RunConfig; a typo fails here instead of being ignored.
+    """
+    result = json.loads(json.dumps(values, default=str))
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        model: type[BaseModel] = RunConfig
+        node = result
+        for depth, part in enumerate(parts):
+            field = model.model_fields.get(part)
+            if field is None:
+                raise ConfigError({dotted: "unknown key"})
+            if depth == len(parts) - 1:
+                node[part] = value
+                break
+            annotation = field.annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                raise ConfigError({dotted: f"{'.'.join(parts[: depth + 1])} has no sub-keys"})
+            model = annotation
+            child = node.get(part)
+            node = node.setdefault(part, {}) if isinstance(child, dict) or child is None else child
+            if not isinstance(node, dict):
+                raise ConfigError({dotted: f"{'.'.join(parts[: depth + 1])} is not a mapping"})
+    return result
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "tricks.kd.teacher=null"]`` -> overrides; values are read as YAML scalars."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError({"--set": f"expected key=value, got {pair!r}"})
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            overrides[key.strip()] = raw
+    return overrides
