@@ -42,6 +42,11 @@ class DataConfig(_Strict):
     valid_fraction: float = Field(0.1, gt=0, lt=1)
     image_size: int = Field(224, ge=16, le=1024)
     num_workers: int = Field(2, ge=0, le=64, description="data loader worker processes")
+    pipeline: Literal["fast", "reference"] = Field(
+        "reference",
+        description="fast: decoded uint8 cache and batched augmentation on the training device; "
+        "reference: the report's per-image PIL transforms",
+    )
 
 
 class ModelConfig(_Strict):
@@ -94,6 +99,7 @@ class RuntimeConfig(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
+    compile: bool = Field(False, description="torch.compile the model")
     step_log_every: int = Field(10, ge=1, description="report loss and learning rate every N steps")
 
 
@@ -155,8 +161,10 @@ class RunConfig(_Strict):
         values = self.model_dump(mode="json")
         values.pop("name")
         values["data"].pop("num_workers")
+        values["data"].pop("pipeline")
         values["runtime"].pop("device")
         values["runtime"].pop("step_log_every")
+        values["runtime"].pop("compile")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
