@@ -1,0 +1,165 @@
+"""What the comparison shows about a run, derived in one place so the page, the API and the CSV agree.
+
+- ``trick_summary``: the report's way of naming a run, "+Cosine +LS +KD (teacher #7)".
+- ``compare_rows``: the summary table, one row per run with top-1/top-5 taken at the best-validation
+  epoch (what the report tabulates) or at the final epoch, and deltas in points against a baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import Iterable, Literal, Mapping, Protocol, Sequence
+
+from trainer.config import RunConfig
+
+Mode = Literal["best", "final"]
+MODES: tuple[Mode, ...] = ("best", "final")
+
+
+class EpochValues(Protocol):
+    run_id: int
+    epoch: int
+    valid_top1: float | None
+    valid_top5: float | None
+
+
+class RunValues(Protocol):
+    id: int
+    name: str
+    status: str
+    config: Mapping
+    seconds_per_epoch: float | None
+
+
+def _arch_label(arch: str) -> str:
+    return "ResNet" + arch.removeprefix("resnet")
+
+
+def _teacher_label(teacher: str | int) -> str:
+    # Through the API a teacher is a run id; from the CLI it is a run folder.
+    return f"#{teacher}" if isinstance(teacher, int) else PurePath(teacher).name
+
+
+def trick_summary(config: RunConfig) -> str:
+    """The tricks a run adds to the report's base run, e.g. "ResNet152 +Cosine +LS"; "base" if none."""
+    parts: list[str] = []
+    if config.model.arch != "resnet50":
+        parts.append(_arch_label(config.model.arch))
+    if not config.model.pretrained:
+        parts.append("from scratch")
+    if config.schedule.name != "onecycle":
+        parts.append("+Cosine" if config.schedule.name == "cosine" else "+Constant LR")
+    if config.schedule.warmup_epochs:
+        parts.append(f"+Warmup {config.schedule.warmup_epochs:g}ep")
+    tricks = config.tricks
+    if tricks.label_smoothing:
+        # The report's epsilon is 0.1; only other values need spelling out.
+        parts.append("+LS" if tricks.label_smoothing == 0.1 else f"+LS {tricks.label_smoothing:g}")
+    if tricks.kd.teacher is not None:
+        parts.append(f"+KD (teacher {_teacher_label(tricks.kd.teacher)})")
+    if tricks.mixup_alpha:
+        parts.append(f"+Mixup α={tricks.mixup_alpha:g}")
+    if config.model.zero_init_residual:
+        parts.append("+Zero-γ")
+    if config.optim.no_bias_decay:
+        parts.append("+No bias decay")
+    return " ".join(parts) or "base"
+
+
+def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None:
+    """The best-validation-top-1 epoch (earliest on a tie) or the last one; None before any epoch."""
+    if mode == "final":
+        return max(metrics, key=lambda m: m.epoch, default=None)
+    scored = [m for m in metrics if m.valid_top1 is not None]
+    return max(scored, key=lambda m: (m.valid_top1, -m.epoch), default=None)
+
+
+def delta_points(value: float | None, baseline: float | None) -> float | None:
+    """The difference in points between the rounded values, so that it adds up on screen."""
+    if value is None or baseline is None:
+        return None
+    return round(round(value, 2) - round(baseline, 2), 2)
+
+
+def with_delta(value: float | None, delta: float | None) -> str:
+    """ "81.55 (+3.02p)", or "81.55" without a delta, or "–" without a value."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if delta is None else f"{value:.2f} ({delta:+.2f}p)"
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    run_id: int
+    name: str
+    status: str
+    tricks: str
+    is_baseline: bool
+    epoch: int | None
+    top1: float | None
+    top5: float | None
+    top1_delta: float | None
+    top5_delta: float | None
+    top1_text: str
+    top5_text: str
+    seconds_per_epoch: float | None
+
+
+def compare_rows(
+    runs: Sequence[RunValues],
+    metrics: Iterable[EpochValues],
+    *,
+    baseline_id: int,
+    mode: Mode,
+) -> list[CompareRow]:
+    """One row per run, in the order given; ``metrics`` holds every run's epochs (with ``run_id``)."""
+    by_run: dict[int, list[EpochValues]] = {}
+    for metric in metrics:
+        by_run.setdefault(metric.run_id, []).append(metric)
+    picked = {run.id: pick_epoch(by_run.get(run.id, []), mode) for run in runs}
+    base = picked.get(baseline_id)
+    base_top1 = base.valid_top1 if base else None
+    base_top5 = base.valid_top5 if base else None
+
+    rows = []
+    for run in runs:
+        epoch = picked[run.id]
+        is_baseline = run.id == baseline_id
+        top1 = epoch.valid_top1 if epoch else None
+        top5 = epoch.valid_top5 if epoch else None
+        top1_delta = None if is_baseline else delta_points(top1, base_top1)
+        top5_delta = None if is_baseline else delta_points(top5, base_top5)
+        rows.append(
+            CompareRow(
+                run_id=run.id,
+                name=run.name,
+                status=run.status,
+                tricks=trick_summary(RunConfig.model_validate(run.config)),
+                is_baseline=is_baseline,
+                epoch=epoch.epoch if epoch else None,
+                top1=top1,
+                top5=top5,
+                top1_delta=top1_delta,
+                top5_delta=top5_delta,
+                top1_text=with_delta(top1, top1_delta),
+                top5_text=with_delta(top5, top5_delta),
+                seconds_per_epoch=run.seconds_per_epoch,
+            )
+        )
+    return rows
+
+
+CSV_COLUMNS = ("run_id", "name", "tricks", "status", "epoch", "top1", "top1_delta", "top5", "top5_delta",
+               "seconds_per_epoch")
+
+
+def rows_to_csv(rows: Sequence[CompareRow]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return out.getvalue()

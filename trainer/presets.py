@@ -1,0 +1,95 @@
+"""The seed study's runs as data: one row per experiment of SEED_STUDY.md.
+
+Each preset is a set of dotted RunConfig overrides on top of the defaults, which are already the
+report's base run (ResNet50, pretrained, Adam at 1e-3 with the discriminative rates, OneCycle,
+batch 64, 10 epochs). A distillation preset names the teacher *preset* it needs (``T`` or ``T-LS``):
+which finished run plays that teacher is decided when the study is launched, so the teacher id is
+never part of the overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+from trainer.config import RunConfig, apply_overrides
+
+TeacherKey = Literal["T", "T-LS"]
+
+_COSINE = {"schedule.name": "cosine"}
+_LS = {"tricks.label_smoothing": 0.1}
+_RESNET152 = {"model.arch": "resnet152"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    title: str
+    overrides: Mapping[str, Any]
+    teacher: TeacherKey | None = None
+    # The report's best-validation result, to put next to a reproduction.
+    reported_top1: float | None = None
+    reported_top5: float | None = None
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.teacher is not None
+
+    def values(self) -> dict[str, Any]:
+        """The overrides with the run name, as dotted keys (what a form or the CLI's --set takes)."""
+        return {"name": self.key, **self.overrides}
+
+    def config(self, *, teacher: str | int | None = None) -> RunConfig:
+        """The validated RunConfig; ``teacher`` (a run folder or id) is required for KD presets."""
+        if self.needs_teacher and teacher is None:
+            raise ValueError(f"preset {self.key} distils from a {self.teacher} run: pass its folder or id as teacher")
+        values = self.values()
+        if teacher is not None:
+            values["tricks.kd.teacher"] = teacher
+        return RunConfig.from_dict(apply_overrides({}, values))
+
+
+def _preset(key: str, title: str, *parts: Mapping[str, Any], teacher: TeacherKey | None = None,
+            reported: tuple[float, float] | None = None) -> Preset:
+    overrides: dict[str, Any] = {}
+    for part in parts:
+        overrides.update(part)
+    top1, top5 = reported or (None, None)
+    return Preset(key, title, MappingProxyType(overrides), teacher, top1, top5)
+
+
+def _mixup(alpha: float) -> dict[str, Any]:
+    return {"tricks.mixup_alpha": alpha}
+
+
+# In the report's order; the KD hyper-parameters (alpha 0.1, T 10) are RunConfig's defaults.
+PRESETS: tuple[Preset, ...] = (
+    _preset("base", "ResNet50 base (OneCycle)", reported=(78.53, 93.82)),
+    _preset("T", "Teacher: ResNet152", _RESNET152, reported=(80.49, 96.61)),
+    _preset("T-LS", "Teacher: ResNet152 + label smoothing", _RESNET152, _LS, reported=(82.78, 96.34)),
+    _preset("a", "a: + cosine", _COSINE, reported=(79.13, 95.77)),
+    _preset("b", "b: + label smoothing", _LS, reported=(81.55, 96.17)),
+    _preset("c", "c: + KD", teacher="T", reported=(81.36, 96.90)),
+    _preset("d1", "d1: + mixup alpha=1", _mixup(1.0), reported=(5.27, 24.24)),
+    _preset("d2", "d2: + mixup alpha=0.2", _mixup(0.2), reported=(35.53, 78.05)),
+    _preset("d3", "d3: + mixup alpha=0.1", _mixup(0.1), reported=(51.92, 91.21)),
+    _preset("d4", "d4: + mixup alpha=0.01", _mixup(0.01), reported=(80.13, 96.38)),
+    _preset("e", "e: + cosine + LS", _COSINE, _LS, reported=(81.20, 96.44)),
+    _preset("f", "f: + cosine + KD", _COSINE, teacher="T", reported=(81.44, 96.79)),
+    _preset("g", "g: + LS + KD", _LS, teacher="T-LS", reported=(81.84, 96.09)),
+    _preset("h", "h: + cosine + LS + KD", _COSINE, _LS, teacher="T-LS", reported=(82.09, 95.77)),
+    _preset("i1", "i1: + cosine + LS + KD + mixup alpha=0.2", _COSINE, _LS, _mixup(0.2), teacher="T-LS",
+            reported=(79.49, 95.98)),
+    _preset("i2", "i2: + cosine + LS + KD + mixup alpha=0.01", _COSINE, _LS, _mixup(0.01), teacher="T-LS",
+            reported=(81.43, 96.30)),
+)
+
+PRESETS_BY_KEY: Mapping[str, Preset] = MappingProxyType({preset.key: preset for preset in PRESETS})
+
+
+def get_preset(key: str) -> Preset:
+    try:
+        return PRESETS_BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"no preset {key!r}; choose one of {', '.join(PRESETS_BY_KEY)}") from None
