@@ -1,0 +1,68 @@
+import pytest
+import torch
+import torchvision
+
+from trainer.config import OptimConfig
+from trainer.optim import PARAM_GROUPS, build_optimizer
+
+
+@pytest.fixture(scope="module")
+def model():
+    return torchvision.models.resnet18(num_classes=5)
+
+
+def _group_ids(optimizer):
+    return [id(p) for group in optimizer.param_groups for p in group["params"]]
+
+
+def test_one_group_per_stage_at_lr_over_divisor(model):
+    optim = OptimConfig(lr=1e-3)
+    optimizer = build_optimizer(model, optim)
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert [g["name"] for g in optimizer.param_groups] == list(PARAM_GROUPS)
+    divisors = optim.layer_lr_divisors
+    for group in optimizer.param_groups:
+        expected = 1e-3 / getattr(divisors, group["name"])
+        assert group["peak_lr"] == group["lr"] == pytest.approx(expected, rel=1e-12)
+    stem = optimizer.param_groups[0]["params"]
+    assert {id(p) for p in stem} == {id(p) for p in [*model.conv1.parameters(), *model.bn1.parameters()]}
+    assert {id(p) for p in optimizer.param_groups[-1]["params"]} == {id(p) for p in model.fc.parameters()}
+
+
+@pytest.mark.parametrize("no_bias_decay", [False, True])
+def test_every_parameter_in_exactly_one_group(model, no_bias_decay):
+    optimizer = build_optimizer(model, OptimConfig(weight_decay=1e-4, no_bias_decay=no_bias_decay))
+    ids = _group_ids(optimizer)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters()}
+
+
+def test_no_bias_decay_moves_1d_params_to_zero_decay_groups(model):
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-2, weight_decay=1e-4, no_bias_decay=True, name="sgd"))
+    assert isinstance(optimizer, torch.optim.SGD)
+    names = [g["name"] for g in optimizer.param_groups]
+    assert names == [n for stage in PARAM_GROUPS for n in (stage, f"{stage}.no_decay")]
+    peaks = {g["name"]: g["peak_lr"] for g in optimizer.param_groups}
+    for group in optimizer.param_groups:
+        stage, _, suffix = group["name"].partition(".")
+        assert group["peak_lr"] == peaks[stage]
+        if suffix:
+            assert group["weight_decay"] == 0.0
+            assert all(p.ndim == 1 for p in group["params"])
+        else:
+            assert group["weight_decay"] == 1e-4
+            assert all(p.ndim > 1 for p in group["params"])
+    assert optimizer.param_groups[0]["momentum"] == 0.9
+    assert optimizer.param_groups[0]["nesterov"] is False
+
+
+def test_frozen_parameters_are_left_out():
+    model = torchvision.models.resnet18(num_classes=5)
+    model.conv1.requires_grad_(False)
+    optimizer = build_optimizer(model, OptimConfig())
+    assert id(model.conv1.weight) not in set(_group_ids(optimizer))
+
+
+def test_unknown_parameter_names_raise():
+    with pytest.raises(ValueError, match="torchvision ResNet"):
+        build_optimizer(torch.nn.Linear(2, 2), OptimConfig())
