@@ -1,0 +1,68 @@
+"""The dashboard's HTML pages: server-rendered shells whose scripts draw the /api/v1 JSON.
+
+``mount(app)`` adds the page routes, the static files and Plotly's bundle, which is served from the
+installed plotly package so that the dashboard works offline and the bundle always matches it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from backend.config_form import build_form
+from backend.summary import MODES
+from trainer.presets import PRESETS
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+templates = Jinja2Templates(directory=FRONTEND / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, template: str, **context: object) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, context)
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    return _page(request, "runs.html", page="runs")
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def launch_page(request: Request) -> HTMLResponse:
+    return _page(request, "launch.html", page="launch", groups=build_form(), presets=PRESETS)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int) -> HTMLResponse:
+    return _page(request, "run.html", page="run", run_id=run_id)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request, runs: str = "", baseline: int | None = None, mode: str = "best") -> HTMLResponse:
+    try:
+        run_ids = list(dict.fromkeys(int(part) for part in runs.split(",") if part.strip()))
+    except ValueError:
+        raise HTTPException(400, f"runs must be run ids separated by commas, got {runs!r}") from None
+    if mode not in MODES:
+        raise HTTPException(400, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if baseline not in run_ids:
+        baseline = run_ids[0] if run_ids else None
+    return _page(request, "compare.html", page="compare", run_ids=run_ids, baseline=baseline, mode=mode, modes=MODES)
+
+
+@router.get("/vendor/plotly.min.js")
+def plotly_js() -> FileResponse:
+    # Five megabytes that change only with the plotly package: let the browser keep them.
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")

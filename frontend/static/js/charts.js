@@ -1,0 +1,55 @@
+// Plotly drawing shared by the run and compare pages: the report's three epoch curves plus the LR.
+
+// One colour per run, the same in every chart (Plotly's own palette, fixed so traces keep theirs
+// when a run has no points yet).
+export const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+export const EPOCH_CHARTS = [
+  { field: "train_loss", title: "Train loss" },
+  { field: "valid_top1", title: "Valid top-1 (%)" },
+  { field: "valid_top5", title: "Valid top-5 (%)" },
+];
+
+const CONFIG = { responsive: true, displaylogo: false, displayModeBar: true };
+
+function layout(title, xTitle, extra = {}) {
+  return {
+    title: { text: title, font: { size: 14 }, x: 0.02 },
+    margin: { l: 56, r: 12, t: 40, b: 44 },
+    xaxis: { title: { text: xTitle }, zeroline: false },
+    yaxis: { zeroline: false, exponentformat: "e" },
+    legend: { orientation: "h", y: -0.25 },
+    showlegend: true,
+    autosize: true,
+    ...extra,
+  };
+}
+
+// Plotly reads a few tags in trace names as markup; entities keep a run's name literal text.
+export function plotText(text) {
+  return String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+function trace(series, x, y, mode = "lines+markers") {
+  return { x, y, name: plotText(series.name), type: "scatter", mode, line: { color: series.color }, marker: { size: 5 } };
+}
+
+// series: [{name, color, metrics: [EpochMetricPublic sorted by epoch]}]
+export function drawEpochCharts(series, prefix = "chart-") {
+  for (const { field, title } of EPOCH_CHARTS) {
+    const traces = series.map((s) => trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field])));
+    Plotly.react(`${prefix}${field}`, traces, layout(title, "epoch", { xaxis: { title: { text: "epoch" }, dtick: 1 } }), CONFIG);
+  }
+}
+
+// The learning rate: per step when the run stored steps, else the rate logged with each epoch.
+export function drawLr(target, series, { perStep = false } = {}) {
+  const traces = series.map((s) =>
+    perStep ? trace(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines") : trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr)),
+  );
+  Plotly.react(target, traces, layout("Learning rate", perStep ? "step" : "epoch"), CONFIG);
+}
+
+export function drawLines(target, traces, title, xTitle) {
+  Plotly.react(target, traces.map((t) => ({ type: "scatter", mode: "lines", ...t, name: plotText(t.name) })), layout(title, xTitle), CONFIG);
+}

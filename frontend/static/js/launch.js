@@ -1,0 +1,250 @@
+// The launch form: presets, the teacher picker, the LR preview, and the API's 422s beside their fields.
+import { api, ApiError, detailText, el } from "./common.js";
+import { drawLines } from "./charts.js";
+
+const form = document.getElementById("launch-form");
+const inputs = [...form.querySelectorAll("[name][data-kind]")];
+const byName = new Map(inputs.map((input) => [input.name, input]));
+const presetSelect = document.getElementById("preset");
+const presetNote = document.getElementById("preset-note");
+const kdEnabled = document.getElementById("kd-enabled");
+const kdPicker = document.getElementById("kd-picker");
+const teacherSelect = byName.get("tricks.kd.teacher");
+const teacherHint = document.getElementById("kd-hint");
+const formErrors = document.getElementById("form-errors");
+const submitButton = document.getElementById("submit");
+const previewNote = document.getElementById("preview-note");
+
+// --- reading and writing the form -------------------------------------------------------------
+
+function readValue(input) {
+  switch (input.dataset.kind) {
+    case "boolean":
+      return input.checked;
+    case "integer":
+    case "number":
+      // An empty box is sent as null, so the API names the field instead of a default hiding it.
+      return input.value === "" ? null : Number(input.value);
+    case "optional-text":
+      return input.value.trim() === "" ? null : input.value;
+    case "teacher":
+      if (!kdEnabled.checked || input.value === "") return null;
+      return /^\d+$/.test(input.value) ? Number(input.value) : input.value;
+    default:
+      return input.value;
+  }
+}
+
+function ensureTeacherOption(value) {
+  const text = String(value);
+  if (![...teacherSelect.options].some((option) => option.value === text)) {
+    teacherSelect.append(el("option", { value: text }, typeof value === "number" ? `run #${value}` : `folder ${text}`));
+  }
+}
+
+function writeValue(input, value) {
+  if (input.dataset.kind === "boolean") input.checked = Boolean(value);
+  else if (input.dataset.kind === "teacher") {
+    setKd(value !== null && value !== undefined);
+    if (value !== null && value !== undefined) {
+      ensureTeacherOption(value);
+      input.value = String(value);
+    } else input.value = "";
+  } else input.value = value ?? "";
+}
+
+// Dotted names ("tricks.kd.alpha") to the nested config the API takes.
+function collectConfig() {
+  const config = {};
+  for (const input of inputs) {
+    const parts = input.name.split(".");
+    let node = config;
+    for (const part of parts.slice(0, -1)) node = node[part] ??= {};
+    node[parts.at(-1)] = readValue(input);
+  }
+  return config;
+}
+
+function flatten(values, prefix = "", out = {}) {
+  for (const [key, value] of Object.entries(values)) {
+    const name = prefix + key;
+    if (value && typeof value === "object" && !Array.isArray(value)) flatten(value, `${name}.`, out);
+    else out[name] = value;
+  }
+  return out;
+}
+
+function setValues(values) {
+  for (const [name, value] of Object.entries(values)) {
+    const input = byName.get(name);
+    if (input) writeValue(input, value);
+  }
+  formChanged();
+}
+
+// --- errors -----------------------------------------------------------------------------------
+
+function clearErrors() {
+  for (const node of form.querySelectorAll(".field-error")) {
+    node.hidden = true;
+    node.textContent = "";
+  }
+  for (const input of inputs) input.removeAttribute("aria-invalid");
+  formErrors.hidden = true;
+  formErrors.replaceChildren();
+}
+
+function showErrors(items) {
+  clearErrors();
+  const summary = el("ul");
+  let first = null;
+  for (const { name, msg } of items) {
+    const input = byName.get(name);
+    const box = input && document.getElementById(`${input.id}-error`);
+    if (box) {
+      box.textContent = msg;
+      box.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+      summary.append(el("li", {}, el("a", { href: `#${input.id}` }, name), `: ${msg}`));
+    } else {
+      summary.append(el("li", {}, name ? `${name}: ${msg}` : msg));
+    }
+  }
+  formErrors.append(el("p", {}, items.length === 1 ? "One setting needs fixing:" : `${items.length} settings need fixing:`), summary);
+  formErrors.hidden = false;
+  (first ?? formErrors).focus?.();
+}
+
+// FastAPI's 422 detail: loc is ["body", "config", ...dotted path].
+function errorsOf(error) {
+  if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) {
+    return error.detail.map((item) => ({ name: item.loc.slice(2).join("."), msg: item.msg }));
+  }
+  return [{ name: "", msg: detailText(error) }];
+}
+
+// --- presets and the teacher picker ------------------------------------------------------------
+
+let presets = null;
+
+async function applyPreset(key) {
+  presets ??= new Map((await api("/presets")).data.map((preset) => [preset.key, preset]));
+  const preset = presets.get(key);
+  if (!preset) return;
+  setValues(preset.values);
+  presetNote.textContent = preset.teacher
+    ? `${preset.title}: distils from a ${preset.teacher} run, as the report did. Pick it below under Knowledge distillation.`
+    : `${preset.title}: applied.`;
+  if (preset.teacher) {
+    setKd(true);
+    await loadTeachers({ preferSuggested: true });
+  }
+}
+
+function setKd(on) {
+  kdEnabled.checked = on;
+  kdPicker.hidden = !on;
+}
+
+async function loadTeachers({ preferSuggested = false } = {}) {
+  const smoothing = readValue(byName.get("tricks.label_smoothing")) ?? 0;
+  let answer;
+  try {
+    answer = await api(`/presets/teachers?label_smoothing=${encodeURIComponent(smoothing)}`);
+  } catch (error) {
+    teacherHint.textContent = `Could not list teacher runs: ${detailText(error)}`;
+    return;
+  }
+  const current = teacherSelect.value;
+  teacherSelect.replaceChildren(
+    el("option", { value: "" }, answer.count ? "choose a finished run…" : "no finished run yet"),
+    ...answer.data.map((run) => el("option", { value: String(run.id) }, run.label)),
+  );
+  const keep = current && !preferSuggested;
+  if (keep) ensureTeacherOption(/^\d+$/.test(current) ? Number(current) : current);
+  teacherSelect.value = keep ? current : String(answer.suggested_id ?? "");
+  teacherHint.textContent = answer.hint;
+}
+
+// --- LR preview --------------------------------------------------------------------------------
+
+let previewTimer = null;
+let previewSeq = 0;
+
+async function preview() {
+  const seq = ++previewSeq;
+  try {
+    const result = await api("/schedule/preview", { method: "POST", body: { config: collectConfig() } });
+    if (seq !== previewSeq) return; // a newer edit is already being previewed
+    const traces = Object.entries(result.groups).map(([group, lrs]) => ({ name: group, x: result.epochs, y: lrs }));
+    drawLines("lr-preview", traces, "Learning rate per step", "epoch");
+    const source = result.steps_per_epoch_source === "dataset"
+      ? "from the configured dataset"
+      : "assumed CUB-200-2011: the configured dataset could not be read here";
+    previewNote.textContent = `${result.steps_per_epoch} steps per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
+  } catch (error) {
+    if (seq !== previewSeq) return;
+    previewNote.textContent = `No preview until the settings are valid: ${errorsOf(error).map((e) => (e.name ? `${e.name}: ${e.msg}` : e.msg)).join("; ")}`;
+  }
+}
+
+function formChanged() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 250);
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+form.addEventListener("input", formChanged);
+form.addEventListener("change", (event) => {
+  formChanged();
+  if (event.target.name === "tricks.label_smoothing" && kdEnabled.checked) loadTeachers();
+});
+presetSelect.addEventListener("change", () => presetSelect.value && applyPreset(presetSelect.value));
+kdEnabled.addEventListener("change", () => {
+  setKd(kdEnabled.checked);
+  if (kdEnabled.checked) loadTeachers({ preferSuggested: !teacherSelect.value });
+});
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (kdEnabled.checked && teacherSelect.value === "") {
+    showErrors([{ name: "tricks.kd.teacher", msg: "choose the teacher run, or untick distillation" }]);
+    return;
+  }
+  submitButton.disabled = true;
+  try {
+    const priority = Number(document.getElementById("priority").value || 0);
+    const run = await api("/runs", { method: "POST", body: { config: collectConfig(), priority } });
+    location.assign(`/runs/${run.id}`);
+  } catch (error) {
+    // The form keeps every value; only the messages are added.
+    showErrors(errorsOf(error));
+    submitButton.disabled = false;
+  }
+});
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  const cloneId = params.get("clone");
+  if (cloneId) {
+    try {
+      const run = await api(`/runs/${encodeURIComponent(cloneId)}`);
+      setValues(flatten(run.config));
+      const note = document.getElementById("clone-note");
+      note.textContent = `Prefilled from run #${run.id} ${run.name}; change what you like and launch.`;
+      note.hidden = false;
+      if (kdEnabled.checked) await loadTeachers();
+    } catch (error) {
+      showErrors([{ name: "", msg: `Could not load run ${cloneId} to clone: ${detailText(error)}` }]);
+    }
+  } else if (params.get("preset")) {
+    presetSelect.value = params.get("preset");
+    await applyPreset(params.get("preset"));
+  }
+  preview();
+}
+
+formErrors.tabIndex = -1;
+start();

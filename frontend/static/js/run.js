@@ -1,0 +1,111 @@
+// One run: its facts, and four charts that grow as the SSE stream delivers epochs.
+import { ACTIVE, api, detailText, duration, pair, progress, showMessage, statusBadge } from "./common.js";
+import { COLORS, drawEpochCharts, drawLr } from "./charts.js";
+
+const runId = Number(document.getElementById("run").dataset.runId);
+const message = document.getElementById("run-message");
+const liveState = document.getElementById("live-state");
+const $ = (id) => document.getElementById(id);
+
+// Keyed by epoch: a replayed or resumed epoch replaces its point instead of adding one.
+const metrics = new Map();
+let steps = [];
+let run = null;
+let source = null;
+let retryMs = 1000;
+
+function renderRun(next) {
+  run = next;
+  $("run-name").textContent = run.name;
+  document.title = `${run.name} · tricklab`;
+  $("run-status").replaceChildren(statusBadge(run));
+  $("run-progress").replaceChildren(progress(run));
+  $("run-test").textContent = pair(run.test_top1, run.test_top5);
+  $("run-best").textContent = run.best_epoch ? `${pair(run.best_valid_top1, run.best_valid_top5)} (epoch ${run.best_epoch})` : "–";
+  $("run-speed").textContent = duration(run.seconds_per_epoch);
+  $("run-attempt").textContent = `${run.attempt} of ${run.max_attempts}${run.worker ? ` on ${run.worker}` : ""}`;
+  $("run-error").textContent = run.error ?? "";
+  $("run-error-box").hidden = !run.error;
+  $("run-config").textContent = JSON.stringify(run.config, null, 2);
+  $("tb-command").textContent = `tensorboard --logdir ${run.run_dir}/tb`;
+  const actions = $("run-actions");
+  actions.querySelector('[data-action="cancel"]').hidden = !ACTIVE.has(run.status) || run.cancel_requested;
+  actions.querySelector('[data-action="retry"]').hidden = !["failed", "cancelled"].includes(run.status);
+}
+
+function draw() {
+  const series = [{ name: run?.name ?? `#${runId}`, color: COLORS[0], metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
+  drawEpochCharts(series);
+  drawLr("chart-lr", series, { perStep: steps.length > 0 });
+}
+
+async function loadSteps() {
+  steps = (await api(`/runs/${runId}/steps`)).data;
+}
+
+async function onEpoch(event) {
+  const row = JSON.parse(event.data);
+  metrics.set(row.epoch, row);
+  await loadSteps().catch(() => {}); // the LR per step is a nicety; the epoch point is drawn regardless
+  draw();
+}
+
+// EventSource resumes by itself (with Last-Event-ID) after a dropped connection; when the server
+// answers with an error instead, for example while it restarts, it gives up and we open a new one.
+function connect() {
+  source = new EventSource(`/api/v1/runs/${runId}/events`);
+  source.addEventListener("open", () => {
+    retryMs = 1000;
+    liveState.textContent = "Live: new epochs appear as they finish.";
+  });
+  source.addEventListener("epoch", onEpoch);
+  source.addEventListener("status", (event) => renderRun(JSON.parse(event.data)));
+  source.addEventListener("end", async () => {
+    source.close();
+    liveState.textContent = "";
+    renderRun(await api(`/runs/${runId}`));
+    await loadSteps().catch(() => {});
+    draw();
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) {
+      liveState.textContent = "Connection lost; reconnecting…";
+      return;
+    }
+    liveState.textContent = `Connection lost; retrying in ${Math.round(retryMs / 1000)} s…`;
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 30000);
+  });
+}
+
+async function act(action) {
+  try {
+    renderRun(await api(`/runs/${runId}/${action}`, { method: "POST" }));
+    showMessage(message, action === "cancel" ? "Cancel requested." : "Queued again.");
+    if (action === "retry" && (!source || source.readyState === EventSource.CLOSED)) connect();
+  } catch (error) {
+    showMessage(message, `Could not ${action}: ${detailText(error)}`, "error");
+  }
+}
+
+async function start() {
+  try {
+    const [first, history, stepRows] = await Promise.all([
+      api(`/runs/${runId}`),
+      api(`/runs/${runId}/metrics`),
+      api(`/runs/${runId}/steps`),
+    ]);
+    renderRun(first);
+    for (const row of history.data) metrics.set(row.epoch, row);
+    steps = stepRows.data;
+    draw();
+    if (ACTIVE.has(first.status)) connect();
+  } catch (error) {
+    showMessage(message, error.status === 404 ? `There is no run #${runId}.` : `Could not load the run: ${detailText(error)}`, "error");
+  }
+}
+
+for (const button of document.querySelectorAll("#run-actions [data-action]")) {
+  button.addEventListener("click", () => act(button.dataset.action));
+}
+start();

@@ -1,0 +1,120 @@
+// The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
+import { ACTIVE, api, detailText, duration, el, pair, progress, showMessage, statusBadge, when } from "./common.js";
+
+const ACTIVE_POLL_MS = 2000;
+const IDLE_POLL_MS = 10000;
+
+const tbody = document.querySelector("#runs-table tbody");
+const statusFilter = document.getElementById("filter-status");
+const nameFilter = document.getElementById("filter-name");
+const compareButton = document.getElementById("compare-selected");
+const message = document.getElementById("runs-message");
+const countLine = document.getElementById("runs-count");
+
+// Checked in this order; the first one checked is the comparison's default baseline.
+const selected = new Set();
+let timer = null;
+
+function actionButton(run, action, label) {
+  return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
+}
+
+function row(run) {
+  const check = el("input", {
+    type: "checkbox",
+    "aria-label": `Select run #${run.id} ${run.name} for comparison`,
+    checked: selected.has(run.id),
+    dataset: { key: `${run.id}:select` },
+    onchange: (event) => {
+      if (event.target.checked) selected.add(run.id);
+      else selected.delete(run.id);
+      updateCompareButton();
+    },
+  });
+  const status = el("td", {}, statusBadge(run));
+  if (run.status === "running") status.append(el("br"), progress(run));
+  const actions = el("td", { class: "actions" },
+    el("a", { class: "button small", href: `/runs/${run.id}`, dataset: { key: `${run.id}:open` } }, "Open"),
+    el("a", { class: "button small", href: `/runs/new?clone=${run.id}`, dataset: { key: `${run.id}:clone` } }, "Clone"),
+  );
+  if (ACTIVE.has(run.status) && !run.cancel_requested) actions.append(actionButton(run, "cancel", "Cancel"));
+  if (run.status === "failed" || run.status === "cancelled") actions.append(actionButton(run, "retry", "Retry"));
+  if (run.status !== "running") actions.append(actionButton(run, "delete", "Delete"));
+  return el("tr", { dataset: { runId: run.id, status: run.status } },
+    el("td", {}, check),
+    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`)),
+    status,
+    el("td", { class: "num" }, pair(run.best_valid_top1, run.best_valid_top5)),
+    el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
+    el("td", { class: "num" }, duration(run.seconds_per_epoch)),
+    el("td", {}, when(run.created_at)),
+    actions,
+  );
+}
+
+function render(page) {
+  // Rows are rebuilt on every poll; keep keyboard focus on the same control across the rebuild.
+  const focused = document.activeElement?.dataset?.key;
+  tbody.replaceChildren(...page.data.map(row));
+  if (!page.data.length) {
+    const filtered = statusFilter.value || nameFilter.value;
+    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
+  }
+  if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  countLine.textContent = page.count > page.data.length ? `Showing ${page.data.length} of ${page.count} runs.` : `${page.count} runs.`;
+}
+
+function updateCompareButton() {
+  compareButton.disabled = selected.size === 0;
+  compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  const params = new URLSearchParams({ limit: "200" });
+  if (statusFilter.value) params.set("status", statusFilter.value);
+  if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
+  let active = false;
+  try {
+    const page = await api(`/runs?${params}`);
+    render(page);
+    active = page.data.some((run) => ACTIVE.has(run.status));
+  } catch (error) {
+    showMessage(message, `Could not load the runs: ${detailText(error)}`, "error");
+  }
+  timer = setTimeout(refresh, active ? ACTIVE_POLL_MS : IDLE_POLL_MS);
+}
+
+async function act(run, action) {
+  if (action === "delete" && !confirm(`Delete run #${run.id} "${run.name}" with its metrics and files?`)) return;
+  try {
+    if (action === "delete") {
+      await api(`/runs/${run.id}`, { method: "DELETE" });
+      selected.delete(run.id);
+      updateCompareButton();
+    } else {
+      await api(`/runs/${run.id}/${action}`, { method: "POST" });
+    }
+    const done = { cancel: "cancel requested", retry: "queued again", delete: "deleted" }[action];
+    showMessage(message, `Run #${run.id} ${done}.`);
+  } catch (error) {
+    showMessage(message, `Could not ${action} run #${run.id}: ${detailText(error)}`, "error");
+  }
+  refresh();
+}
+
+let typing = null;
+nameFilter.addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(refresh, 300);
+});
+statusFilter.addEventListener("change", refresh);
+document.getElementById("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  refresh();
+});
+compareButton.addEventListener("click", () => {
+  location.assign(`/compare?runs=${[...selected].join(",")}`);
+});
+updateCompareButton();
+refresh();
