@@ -83,6 +83,11 @@ class FormGroup:
     sections: list[FormSection] = field(default_factory=list)
 
 
+def _text(description: str | None) -> str | None:
+    # Descriptions come from docstrings and Field(description=...); drop their reST code quotes.
+    return description.replace("``", "") if description else None
+
+
 def _label(key: str) -> str:
     return LABELS.get(key) or key.replace("_", " ").capitalize()
 
@@ -113,7 +118,7 @@ def _leaf(name: str, key: str, schema: dict[str, Any]) -> FormField:
         label=_label(key),
         kind=_kind(name, schema),
         default=schema.get("default"),
-        description=schema.get("description"),
+        description=_text(schema.get("description")),
         choices=tuple(schema.get("enum", ())),
         minimum=schema.get("minimum", schema.get("exclusiveMinimum")),
         maximum=schema.get("maximum", schema.get("exclusiveMaximum")),
@@ -127,7 +132,7 @@ def _walk(prefix: str, schema: dict[str, Any], definitions: dict[str, Any], grou
         child = _resolve(child, definitions)
         name = f"{prefix}.{key}" if prefix else key
         if child.get("type") == "object":
-            inner = FormSection(name, SECTION_TITLES.get(name, _label(key)), child.get("description"))
+            inner = FormSection(name, SECTION_TITLES.get(name, _label(key)), _text(child.get("description")))
             group.sections.append(inner)
             _walk(name, child, definitions, group, inner)
         else:
@@ -146,7 +151,7 @@ def build_form() -> tuple[FormGroup, ...]:
         group_key = GROUP_OF.get(key, key if is_section else "run")
         group = groups.setdefault(group_key, FormGroup(group_key, child.get("title", _label(key))))
         if is_section and key != group_key:
-            section = FormSection(key, SECTION_TITLES.get(key, _label(key)), child.get("description"))
+            section = FormSection(key, SECTION_TITLES.get(key, _label(key)), _text(child.get("description")))
             group.sections.append(section)
             _walk(key, child, definitions, group, section)
         elif is_section:

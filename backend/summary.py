@@ -3,6 +3,7 @@
 - ``trick_summary``: the report's way of naming a run, "+Cosine +LS +KD (teacher #7)".
 - ``compare_rows``: the summary table, one row per run with top-1/top-5 taken at the best-validation
   epoch (what the report tabulates) or at the final epoch, and deltas in points against a baseline.
+- ``teacher_choices``: finished runs that can teach, the one the report would have picked first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Iterable, Literal, Mapping, Protocol, Sequence
 
-from trainer.config import RunConfig
+from trainer.config import ARCHS, RunConfig
 
 Mode = Literal["best", "final"]
 MODES: tuple[Mode, ...] = ("best", "final")
@@ -32,6 +33,13 @@ class RunValues(Protocol):
     status: str
     config: Mapping
     seconds_per_epoch: float | None
+
+
+class TeacherCandidate(Protocol):
+    id: int
+    name: str
+    config: Mapping
+    max_valid_top1: float | None
 
 
 def _arch_label(arch: str) -> str:
@@ -163,3 +171,44 @@ def rows_to_csv(rows: Sequence[CompareRow]) -> str:
     for row in rows:
         writer.writerow(asdict(row))
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class TeacherChoice:
+    id: int
+    name: str
+    label: str
+    label_smoothing: float
+
+
+def teacher_choices(runs: Sequence[TeacherCandidate], *, label_smoothing: float) -> tuple[list[TeacherChoice], str]:
+    """Finished runs as teachers, the suggested one first, and a sentence saying why.
+
+    As in the report, a student with label smoothing learns from a teacher trained with it (T-LS) and
+    one without from a teacher without it (T); then the deeper network, then the better one.
+    """
+    student_ls = label_smoothing > 0
+    configs = {run.id: RunConfig.model_validate(run.config) for run in runs}
+
+    def rank(run: TeacherCandidate) -> tuple:
+        config = configs[run.id]
+        same_ls = (config.tricks.label_smoothing > 0) == student_ls
+        return (same_ls, ARCHS.index(config.model.arch), run.max_valid_top1 or 0.0, run.id)
+
+    choices = []
+    for run in sorted(runs, key=rank, reverse=True):
+        config = configs[run.id]
+        accuracy = f", valid top-1 {run.max_valid_top1:.2f}" if run.max_valid_top1 is not None else ""
+        choices.append(TeacherChoice(run.id, run.name, f"#{run.id} {run.name} ({trick_summary(config)}{accuracy})",
+                                     config.tricks.label_smoothing))
+    if not choices:
+        wanted = "T-LS, trained with label smoothing" if student_ls else "T"
+        return [], f"No finished run yet: train a teacher first (preset {wanted})."
+    best = choices[0]
+    if (best.label_smoothing > 0) == student_ls:
+        like = "with label smoothing, like this student (the report's T-LS)" if student_ls else \
+            "without label smoothing, like this student (the report's T)"
+        return choices, f"Suggested: #{best.id}, trained {like}."
+    if student_ls:
+        return choices, "No finished run was trained with label smoothing; the report gave LS students the T-LS teacher."
+    return choices, "Every finished run was trained with label smoothing; the report gave students without LS the T teacher."

@@ -15,10 +15,10 @@ const CONFIG = { responsive: true, displaylogo: false, displayModeBar: true };
 function layout(title, xTitle, extra = {}) {
   return {
     title: { text: title, font: { size: 14 }, x: 0.02 },
-    margin: { l: 56, r: 12, t: 40, b: 44 },
-    xaxis: { title: { text: xTitle }, zeroline: false },
+    margin: { l: 56, r: 12, t: 40, b: 30 },
+    xaxis: { title: { text: xTitle, standoff: 4 }, zeroline: false, automargin: true },
     yaxis: { zeroline: false, exponentformat: "e" },
-    legend: { orientation: "h", y: -0.25 },
+    legend: { orientation: "h", yanchor: "top", y: -0.22 },
     showlegend: true,
     autosize: true,
     ...extra,
@@ -38,7 +38,7 @@ function trace(series, x, y, mode = "lines+markers") {
 export function drawEpochCharts(series, prefix = "chart-") {
   for (const { field, title } of EPOCH_CHARTS) {
     const traces = series.map((s) => trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field])));
-    Plotly.react(`${prefix}${field}`, traces, layout(title, "epoch", { xaxis: { title: { text: "epoch" }, dtick: 1 } }), CONFIG);
+    Plotly.react(`${prefix}${field}`, traces, layout(title, "epoch", { xaxis: { title: { text: "epoch", standoff: 4 }, dtick: 1, automargin: true } }), CONFIG);
   }
 }
 
