@@ -1,0 +1,58 @@
+"""The study presets against SEED_STUDY.md, and GET /api/v1/presets as the launch form uses it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from backend.api.routes import presets as presets_route
+from trainer.presets import PRESETS, get_preset
+
+
+def test_every_preset_is_a_valid_run_config():
+    for preset in PRESETS:
+        config = preset.config(teacher=7 if preset.needs_teacher else None)
+        assert config.name == preset.key
+
+
+@pytest.mark.parametrize(
+    ("key", "arch", "schedule", "smoothing", "mixup", "teacher"),
+    [
+        ("base", "resnet50", "onecycle", 0.0, 0.0, None),
+        ("T-LS", "resnet152", "onecycle", 0.1, 0.0, None),
+        ("c", "resnet50", "onecycle", 0.0, 0.0, "T"),
+        ("d4", "resnet50", "onecycle", 0.0, 0.01, None),
+        ("g", "resnet50", "onecycle", 0.1, 0.0, "T-LS"),
+        ("i1", "resnet50", "cosine", 0.1, 0.2, "T-LS"),
+    ],
+)
+def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixup, teacher):
+    preset = get_preset(key)
+    config = preset.config(teacher=3 if teacher else None)
+    assert (config.model.arch, config.schedule.name) == (arch, schedule)
+    assert (config.tricks.label_smoothing, config.tricks.mixup_alpha) == (smoothing, mixup)
+    assert preset.teacher == teacher
+    # The report's KD settings and training defaults are RunConfig's own.
+    assert (config.tricks.kd.alpha, config.tricks.kd.temperature, config.epochs, config.batch_size) == (0.1, 10.0, 10, 64)
+
+
+def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
+    with pytest.raises(ValueError, match="T-LS"):
+        get_preset("h").config()
+    with pytest.raises(KeyError, match="choose one of base"):
+        get_preset("z")
+
+
+def test_presets_endpoint_resets_what_other_presets_set():
+    app = FastAPI()
+    app.include_router(presets_route.router)
+    answer = TestClient(app).get("/api/v1/presets").json()
+    assert answer["count"] == len(PRESETS) == 16
+    by_key = {preset["key"]: preset for preset in answer["data"]}
+    # Choosing "a" after "h" must drop h's label smoothing and teacher, and set nothing else.
+    assert by_key["a"]["values"] == {
+        "name": "a", "model.arch": "resnet50", "schedule.name": "cosine", "tricks.label_smoothing": 0.0,
+        "tricks.mixup_alpha": 0.0, "tricks.kd.teacher": None,
+    }
+    assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09

@@ -1,0 +1,44 @@
+"""POST /api/v1/schedule/preview: the trainer's schedule, on the dataset's real steps per epoch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from backend.api.routes import schedule
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    app = FastAPI()
+    app.include_router(schedule.router)
+    return TestClient(app)
+
+
+def test_preview_counts_steps_from_the_dataset(client, demo_dataset):
+    answer = client.post("/api/v1/schedule/preview", json={"config": {
+        "epochs": 2, "batch_size": 8, "schedule": {"name": "cosine"}, "data": {"root": str(demo_dataset)}}})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # 4 classes x 12 images: int(12 * 0.8) = 9 train per class, 36, then int(36 * 0.9) = 32 after validation.
+    assert (body["n_train"], body["steps_per_epoch"], body["steps_per_epoch_source"]) == (32, 4, "dataset")
+    assert body["steps"] == list(range(8)) and body["epochs"][4] == 1.0
+    fc = body["groups"]["fc"]
+    assert fc[0] == pytest.approx(1e-3 / 2) and fc[-1] < fc[0]
+    assert body["groups"]["stem"][0] == pytest.approx(1e-4)
+
+
+def test_preview_assumes_cub_when_the_dataset_is_missing(client, tmp_path):
+    body = client.post("/api/v1/schedule/preview", json={"config": {"data": {"root": str(tmp_path)}}}).json()
+    assert (body["n_train"], body["steps_per_epoch_source"]) == (8469, "assumed CUB")
+    assert body["steps_per_epoch"] == math.ceil(8469 / 64)
+
+
+def test_preview_rejects_bad_values_with_the_runs_api_shape(client):
+    answer = client.post("/api/v1/schedule/preview", json={"config": {"epochs": -1, "schedule": {"warmup_epochs": 1}}})
+    assert answer.status_code == 422
+    locs = {tuple(item["loc"]) for item in answer.json()["detail"]}
+    assert ("body", "config", "epochs") in locs
