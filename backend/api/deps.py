@@ -1,0 +1,44 @@
+"""Typed dependencies for the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from backend.db import Database
+from backend.settings import Settings
+
+MAX_ID = 2**31 - 1  # an INTEGER column; larger ids would be a database error instead of a 404
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    # Requests that change something open their transaction with BEGIN IMMEDIATE on SQLite.
+    with get_database(request).session(write=request.method not in ("GET", "HEAD")) as session:
+        yield session
+
+
+def get_run_ids(
+    run_ids: Annotated[str, Query(
+        pattern=r"^\s*\d{1,9}\s*(,\s*\d{1,9}\s*)*$", max_length=5000,
+        description="comma-separated run ids, e.g. 1,2,3",
+    )],
+) -> list[int]:
+    return [int(part) for part in run_ids.split(",")]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session)]
+RunIdsDep = Annotated[list[int], Depends(get_run_ids)]
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]

@@ -1,0 +1,69 @@
+"""The FastAPI application: ``create_app(settings)``; ``tricklab serve`` runs it under uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from backend import migrate, pages
+from backend.api.main import api_router
+from backend.api.routes import compare, presets, schedule
+from backend.db import Database
+from backend.services.errors import Conflict, InvalidConfig, NotFound
+from backend.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(migrate.upgrade, database)
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="tricklab",
+        summary="Launch, watch and compare Bag-of-Tricks image-classification runs",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    _add_error_handlers(app)
+    app.include_router(api_router, prefix="/api/v1")
+    for router in (presets.router, schedule.router, compare.router):
+        app.include_router(router, prefix="/api/v1")
+
+    # --- pages: routers and static mounts of the web pages go here ---
+    pages.mount(app)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(InvalidConfig)
+    async def _invalid_config(_request: Request, exc: InvalidConfig) -> JSONResponse:
+        # FastAPI's own 422 shape, located at the field so a form can show the message beside it.
+        detail = [
+            {
+                "loc": ["body", "overrides", field] if field in exc.overrides
+                else ["body", "config", *field.split(".")],
+                "msg": message,
+                "type": "value_error",
+            }
+            for field, message in exc.errors.items()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)

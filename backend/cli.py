@@ -1,0 +1,292 @@
+"""``tricklab``: serve the dashboard, run a worker, submit runs; plus the trainer's own commands.
+
+Each command sets ``args.handler(args) -> int``. Handlers import what they need when they run, so
+a command pays only for its own imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Ours, parsed without the trainer's commands: importing those loads torch (seconds, and memory
+# the server and its workers never use).
+OWN_COMMANDS = ("serve", "worker", "submit")
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def build_parser(*, trainer_commands: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tricklab", description="Launch, watch and compare Bag-of-Tricks runs: serve the dashboard, run "
+        "workers, submit runs, train by hand, get the dataset.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(commands)
+    _add_worker(commands)
+    _add_submit(commands)
+    if trainer_commands:
+        from trainer.cli import add_trainer_commands
+
+        add_trainer_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(trainer_commands=not (argv and argv[0] in OWN_COMMANDS))
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    return args.handler(args)
+
+
+def _settings():
+    """Settings from TRICKLAB_* variables; a bad value ends the command with its message."""
+    from pydantic import ValidationError
+
+    from backend.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"TRICKLAB_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
+                             for e in exc.errors())
+        raise SystemExit(f"tricklab: bad settings: {problems}") from None
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="the dashboard and API, with workers beside it",
+                                description="Serve the dashboard and REST API (OpenAPI at /docs) with uvicorn, "
+                                "and start worker processes beside it, stopped when the server stops.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--workers", type=_count, default=1, help="worker processes to start (default 1)")
+    serve.add_argument("--no-worker", dest="workers", action="store_const", const=0,
+                       help="start no worker (run `tricklab worker` elsewhere)")
+    serve.add_argument("--demo", action="store_true",
+                       help="write a small generated dataset into the first data root if it holds none")
+    serve.set_defaults(handler=_serve)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
+class _Shutdown(Exception):
+    pass
+
+
+def _raise_shutdown(*_args: Any) -> None:
+    raise _Shutdown
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend import migrate
+    from backend.app import create_app
+    from backend.db import Database
+
+    _log_to_stderr()
+    settings = _settings()
+    if args.demo:
+        _ensure_demo_dataset(settings.data_roots)
+    database = Database(settings.database_url)
+    migrate.upgrade(database)  # once here, so the workers find the schema ready
+    database.dispose()
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown; this handler turns it into an
+    # exception, so the workers below are stopped instead of the process just ending.
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    workers = [_start_worker() for _ in range(args.workers)]
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=3,
+                    log_level="info")
+    except (_Shutdown, KeyboardInterrupt):
+        pass
+    finally:
+        _stop_workers(workers, grace=settings.kill_grace_seconds + 10)
+    return 0
+
+
+def _ensure_demo_dataset(data_roots: list[Path]) -> None:
+    if any((root / "CUB_200_2011").is_dir() for root in data_roots):
+        return
+    from trainer.data.demo import write_demo_dataset
+
+    path = write_demo_dataset(data_roots[0])
+    logging.getLogger("tricklab").info("wrote the demo dataset to %s (use data.root %s)", path, data_roots[0])
+
+
+def _start_worker() -> subprocess.Popen:
+    from backend.worker import die_with_parent
+
+    # SIGTERM when the server dies, even by SIGKILL: the worker hands its run back and exits.
+    return subprocess.Popen([sys.executable, "-m", "backend", "worker"], stdin=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM))
+
+
+def _stop_workers(workers: list[subprocess.Popen], *, grace: float) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+# --- worker -------------------------------------------------------------------------------------
+
+
+def _add_worker(commands: argparse._SubParsersAction) -> None:
+    worker = commands.add_parser("worker", help="claim queued runs and train them, one at a time",
+                                 description="Claim queued runs (highest priority, then oldest) and train "
+                                 "each in a child process. Start one per GPU.")
+    worker.add_argument("--device", type=_device, default=None,
+                        help="cuda:N (shows the trainer only GPU N), cuda, cpu or auto (default: as each "
+                        "run's config says)")
+    worker.add_argument("--once", action="store_true", help="train at most one run, then exit")
+    worker.add_argument("--exit-when-idle", action="store_true", help="exit once no run is ready to claim")
+    worker.set_defaults(handler=_worker)
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+    return text
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from backend.worker import run_worker
+
+    _log_to_stderr()
+    return run_worker(settings=_settings(), device=args.device, once=args.once, exit_when_idle=args.exit_when_idle)
+
+
+# --- submit -------------------------------------------------------------------------------------
+
+
+def _add_submit(commands: argparse._SubParsersAction) -> None:
+    submit = commands.add_parser("submit", help="queue a run on a running server",
+                                 description="Post a run to a tricklab server and print its id. Relative "
+                                 "paths in the config are read from the server's working folder.")
+    submit.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    submit.add_argument("--server", default=os.environ.get("TRICKLAB_SERVER", DEFAULT_SERVER),
+                        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_SERVER})")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the run with a progress bar; exit non-zero unless it succeeds")
+    submit.set_defaults(handler=_submit)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    import httpx
+
+    from trainer.config import ConfigError, apply_overrides, parse_set_arguments, read_config_file
+
+    try:
+        values = apply_overrides(read_config_file(args.config), parse_set_arguments(args.overrides))
+    except ConfigError as exc:
+        for field, message in exc.errors.items():
+            print(f"error: {field}: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    server = args.server.rstrip("/")
+    try:
+        response = httpx.post(f"{server}/api/v1/runs", json={"config": values, "priority": args.priority},
+                              timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach {server}: {exc}; is `tricklab serve` running?", file=sys.stderr)
+        return EXIT_FAILED
+    if response.status_code == 422:
+        for error in response.json()["detail"]:
+            location = ".".join(str(part) for part in error["loc"][2:]) or "config"
+            print(f"error: {location}: {error['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    if response.status_code != 201:
+        print(f"error: {response.status_code} from {server}: {response.text}", file=sys.stderr)
+        return EXIT_FAILED
+    run = response.json()
+    print(run["id"])
+    print(f"queued run {run['id']} ({run['name']}); follow it at {server}/api/v1/runs/{run['id']}", file=sys.stderr)
+    return _follow(server, run) if args.wait else 0
+
+
+def _follow(server: str, run: dict[str, Any]) -> int:
+    """Follow a run's event stream with a progress bar, reconnecting where it left off."""
+    import httpx
+    from tqdm import tqdm
+
+    bar = tqdm(total=run["epochs"], unit="epoch", desc=f"run {run['id']} {run['status']}", file=sys.stderr)
+    last_epoch, final, failures = 0, None, 0
+    while final is None:
+        try:
+            headers = {"Last-Event-ID": str(last_epoch), "Accept": "text/event-stream"}
+            with httpx.stream("GET", f"{server}/api/v1/runs/{run['id']}/events", headers=headers,
+                              timeout=httpx.Timeout(10, read=60)) as response:
+                response.raise_for_status()
+                for event, data in _sse(response.iter_lines()):
+                    failures = 0
+                    if event == "epoch":
+                        bar.update(data["epoch"] - bar.n)
+                        last_epoch = data["epoch"]
+                        bar.set_postfix(valid_top1=f"{data['valid_top1']:.2f}" if data.get("valid_top1") is not None else "-")
+                    elif event in ("status", "end"):
+                        bar.set_description(f"run {data['id']} {data['status']} (attempt {data['attempt']})")
+                        if event == "end":
+                            final = data
+        except httpx.HTTPError as exc:
+            failures += 1
+            if failures > 30:
+                bar.close()
+                print(f"error: lost the server: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            time.sleep(2)
+    bar.close()
+    if final["status"] == "succeeded":
+        print(f"run {final['id']} succeeded: test top-1 {final['test_top1']:.2f} top-5 {final['test_top5']:.2f} "
+              f"(best epoch {final['best_epoch']})", file=sys.stderr)
+        return 0
+    print(f"run {final['id']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""),
+          file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _sse(lines):
+    """(event, parsed data) for each Server-Sent Event in a stream of lines."""
+    import json
+
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())

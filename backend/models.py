@@ -1,0 +1,184 @@
+"""Database tables (SQLAlchemy 2.0 typed models). Alembic revisions in migrations/ mirror these."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so it is stored naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RunStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+
+
+class FailureKind(enum.StrEnum):
+    training = "training"  # the trainer failed: retried up to max_attempts
+    infrastructure = "infrastructure"  # the worker died or was stopped: always requeued
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # VARCHAR + CHECK rather than a native PostgreSQL type: one schema on both backends.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
+                values_callable=lambda members: [m.value for m in members])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Study(Base):
+    """A named group of runs (a preset or a grid) with the baseline its deltas are measured against."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    baseline_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL", use_alter=True)
+    )
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # The claim query: queued runs by priority, then id.
+        Index("ix_runs_status_priority_id", "status", "priority", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    priority: Mapped[int] = mapped_column(default=0)
+    config: Mapped[dict[str, Any]]
+    config_hash: Mapped[str] = mapped_column(String(64), index=True)
+    depends_on: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+
+    attempt: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=1)
+    training_failures: Mapped[int] = mapped_column(default=0)
+    infrastructure_failures: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    failure_kind: Mapped[FailureKind | None] = mapped_column(_enum(FailureKind, "failure_kind"))
+    error: Mapped[str | None] = mapped_column(Text)
+    start_epoch: Mapped[int] = mapped_column(default=0)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+
+    # The trainer's result: test figures of the best-validation-loss checkpoint.
+    test_loss: Mapped[float | None] = mapped_column(Float)
+    test_top1: Mapped[float | None] = mapped_column(Float)
+    test_top5: Mapped[float | None] = mapped_column(Float)
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    best_valid_loss: Mapped[float | None] = mapped_column(Float)
+    best_valid_top1: Mapped[float | None] = mapped_column(Float)
+    best_valid_top5: Mapped[float | None] = mapped_column(Float)
+    max_valid_top1: Mapped[float | None] = mapped_column(Float)  # the figure the report's table quotes
+    max_valid_top5: Mapped[float | None] = mapped_column(Float)
+
+
+class EpochMetric(Base):
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    attempt: Mapped[int]  # which attempt wrote the row: shows a resume from a restart
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    train_top1: Mapped[float | None] = mapped_column(Float)
+    train_top5: Mapped[float | None] = mapped_column(Float)
+    valid_loss: Mapped[float | None] = mapped_column(Float)
+    valid_top1: Mapped[float | None] = mapped_column(Float)
+    valid_top5: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    images_per_s: Mapped[float | None] = mapped_column(Float)
+    train_task_loss: Mapped[float | None] = mapped_column(Float)  # distillation's parts, when it is on
+    train_kd_loss: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StepMetric(Base):
+    __tablename__ = "step_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    epoch: Mapped[int]
+    loss: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+
+
+EPOCH_FIELDS = (
+    "train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5",
+    "lr", "seconds", "images_per_s", "train_task_loss", "train_kd_loss",
+)
+RESULT_FIELDS = (
+    "test_loss", "test_top1", "test_top5", "best_epoch", "best_valid_loss", "best_valid_top1",
+    "best_valid_top5", "max_valid_top1", "max_valid_top5",
+)

@@ -1,0 +1,115 @@
+"""Request and response bodies of the REST API, one family per resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.models import FailureKind, RunStatus
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a RunConfig; keys left out take their defaults. tricks.kd.teacher may be a run id",
+        examples=[{"name": "demo", "epochs": 3, "model": {"arch": "resnet18", "pretrained": False},
+                   "data": {"root": "data", "image_size": 64}}],
+    )
+    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties run oldest first")
+
+
+class RunClone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted keys to change", examples=[{"tricks.label_smoothing": 0.1}]
+    )
+    name: str | None = Field(None, min_length=1, max_length=200, description="default: derived from the overrides")
+    priority: int | None = Field(None, ge=-1000, le=1000, description="default: the source run's")
+
+
+class RunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: RunStatus
+    priority: int
+    config: dict[str, Any]
+    config_hash: str = Field(description="RunConfig.fingerprint(): equal for replicates")
+    depends_on: int | None = Field(description="the teacher run, when the config names one by id")
+    study_id: int | None
+    attempt: int = Field(description="claims so far; each claim adds one")
+    max_attempts: int
+    training_failures: int
+    infrastructure_failures: int
+    worker: str | None
+    failure_kind: FailureKind | None = Field(description="kind of the latest failure, kept if a retry succeeds")
+    error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    epoch: int = Field(0, description="latest stored epoch")
+    epochs: int
+    start_epoch: int = Field(description="epoch the latest attempt resumed after (0 = from scratch)")
+    test_loss: float | None
+    test_top1: float | None
+    test_top5: float | None
+    best_epoch: int | None
+    best_valid_loss: float | None
+    best_valid_top1: float | None
+    best_valid_top5: float | None
+    max_valid_top1: float | None
+    max_valid_top5: float | None
+    seconds_per_epoch: float | None = Field(None, description="mean training seconds of the stored epochs")
+    run_dir: str
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int = Field(description="runs matching the filters, all pages together")
+
+
+class EpochMetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    run_id: int
+    epoch: int
+    attempt: int = Field(description="the attempt that wrote the row")
+    train_loss: float | None
+    train_top1: float | None
+    train_top5: float | None
+    valid_loss: float | None
+    valid_top1: float | None
+    valid_top5: float | None
+    lr: float | None
+    seconds: float | None
+    images_per_s: float | None
+    train_task_loss: float | None = None
+    train_kd_loss: float | None = None
+
+
+class MetricsPublic(BaseModel):
+    data: list[EpochMetricPublic]
+    count: int
+
+
+class StepMetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    run_id: int
+    step: int
+    epoch: int
+    loss: float | None
+    lr: float | None
+
+
+class StepsPublic(BaseModel):
+    data: list[StepMetricPublic]
+    count: int

@@ -1,0 +1,1 @@
+"""Business logic shared by the API and the worker: keyword-only functions, no FastAPI."""

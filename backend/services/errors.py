@@ -1,0 +1,28 @@
+"""What services raise for bad requests; the app maps them to 404 / 409 / 422."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    pass
+
+
+class NotFound(ServiceError):
+    """An id that names nothing (404)."""
+
+
+class Conflict(ServiceError):
+    """A state change the run's current state forbids (409)."""
+
+
+class InvalidConfig(ServiceError):
+    """A run configuration that cannot be used (422).
+
+    ``errors`` maps dotted config fields to messages. Keys listed in ``overrides`` came from a
+    clone's dotted overrides and are reported under that input instead of the config.
+    """
+
+    def __init__(self, errors: dict[str, str], *, overrides: frozenset[str] = frozenset()):
+        self.errors = errors
+        self.overrides = overrides
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))

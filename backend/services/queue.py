@@ -1,0 +1,243 @@
+"""The job queue, as workers use it: claim, heartbeat, store events, finish.
+
+Every write from a worker names the attempt it holds and is refused (returns None) once the run
+has moved on: requeued after a stale heartbeat, cancelled, retried, or deleted. A worker
+whose write is refused stops its trainer and leaves the run alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from backend.models import (
+    EPOCH_FIELDS,
+    RESULT_FIELDS,
+    EpochMetric,
+    FailureKind,
+    Run,
+    RunStatus,
+    StepMetric,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    attempt: int
+    config: dict[str, Any]
+
+
+def claim_run(*, session: Session, worker: str, stale_after_seconds: float, now: datetime | None = None) -> Claim | None:
+    """Requeue stale runs, fail runs whose teacher failed, then claim the next runnable run.
+
+    Next = highest priority, then oldest id, among queued runs whose teacher (if any) succeeded.
+    One statement claims and marks it: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
+    RETURNING on PostgreSQL; on SQLite the same UPDATE ... RETURNING inside BEGIN IMMEDIATE.
+    """
+    now = now or utcnow()
+    requeue_stale(session=session, stale_after_seconds=stale_after_seconds, now=now)
+    fail_orphans(session=session, now=now)
+
+    candidate, teacher = aliased(Run, name="candidate"), aliased(Run, name="teacher")
+    teacher_done = exists().where(teacher.id == candidate.depends_on, teacher.status == RunStatus.succeeded)
+    next_id = (
+        select(candidate.id)
+        .where(candidate.status == RunStatus.queued, or_(candidate.depends_on.is_(None), teacher_done))
+        .order_by(candidate.priority.desc(), candidate.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=candidate)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(Run)
+        .where(Run.id == next_id, Run.status == RunStatus.queued)
+        .values(status=RunStatus.running, attempt=Run.attempt + 1, worker=worker, started_at=now,
+                heartbeat_at=now, start_epoch=0)
+        .returning(Run.id, Run.attempt, Run.config)
+    ).one_or_none()
+    session.commit()
+    return Claim(run_id=row.id, attempt=row.attempt, config=row.config) if row else None
+
+
+def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime) -> list[int]:
+    """Runs whose worker stopped heartbeating go back to the queue (an infrastructure failure)."""
+    cutoff = now - timedelta(seconds=stale_after_seconds)
+    stale = session.scalars(
+        select(Run).where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff).with_for_update(skip_locked=True)
+    ).all()
+    for run in stale:
+        run.failure_kind = FailureKind.infrastructure
+        run.infrastructure_failures += 1
+        run.error = (f"attempt {run.attempt}: worker {run.worker} stopped responding "
+                     f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
+        run.worker = None
+        if run.cancel_requested:
+            run.status = RunStatus.cancelled
+            run.finished_at = now
+        else:
+            run.status = RunStatus.queued
+    return [run.id for run in stale]
+
+
+def fail_orphans(*, session: Session, now: datetime) -> list[int]:
+    """Queued runs whose teacher failed or was cancelled can never start: fail them, naming it."""
+    teacher = aliased(Run, name="teacher")
+    rows = session.execute(
+        select(Run, teacher.id, teacher.name, teacher.status)
+        .join(teacher, teacher.id == Run.depends_on)
+        .where(Run.status == RunStatus.queued, teacher.status.in_((RunStatus.failed, RunStatus.cancelled)))
+        .with_for_update(skip_locked=True, of=Run)
+    ).all()
+    for run, teacher_id, teacher_name, teacher_status in rows:
+        run.status = RunStatus.failed
+        run.failure_kind = None
+        run.error = f"teacher run {teacher_id} ({teacher_name}) {teacher_status.value}; retry it, then this run"
+        run.finished_at = now
+    return [run.id for run, *_ in rows]
+
+
+# --- while running ----------------------------------------------------------------------------
+
+
+def _owned(session: Session, run_id: int, attempt: int, *, write: bool) -> Run | None:
+    """The run if this attempt still holds it; locks the row (shared for metric writes)."""
+    return session.scalars(
+        select(Run)
+        .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.running)
+        .with_for_update(read=not write)
+    ).one_or_none()
+
+
+def heartbeat(*, session: Session, run_id: int, attempt: int, now: datetime | None = None) -> bool | None:
+    """Mark the run alive. Returns whether a cancel was requested, or None if the run was lost."""
+    row = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.running)
+        .values(heartbeat_at=now or utcnow())
+        .returning(Run.cancel_requested)
+    ).one_or_none()
+    session.commit()
+    return None if row is None else row.cancel_requested
+
+
+def cancel_requested(*, session: Session, run_id: int, attempt: int) -> bool | None:
+    """Read-only twin of heartbeat, polled more often: True / False, or None if the run was lost."""
+    row = session.execute(
+        select(Run.cancel_requested).where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.running)
+    ).one_or_none()
+    session.rollback()
+    return None if row is None else row.cancel_requested
+
+
+def record_start(*, session: Session, run_id: int, attempt: int, start_epoch: int) -> bool | None:
+    """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt."""
+    run = _owned(session, run_id, attempt, write=True)
+    if run is None:
+        session.rollback()
+        return None
+    run.start_epoch = start_epoch
+    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > start_epoch))
+    session.execute(delete(StepMetric).where(StepMetric.run_id == run_id, StepMetric.epoch > start_epoch))
+    session.commit()
+    return True
+
+
+def _upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: tuple[str, ...], *, replace: bool):
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(rows)
+    if replace:
+        columns = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+        statement = statement.on_conflict_do_update(index_elements=list(keys), set_=columns)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    session.execute(statement)
+
+
+def store_epoch(*, session: Session, run_id: int, attempt: int, row: Mapping[str, Any], replay: bool = False) -> bool | None:
+    """Upsert one epoch row, fenced by the attempt.
+
+    ``replay``: the trainer reports the epochs its checkpoint holds again when it resumes; those are
+    inserted only where missing (a worker died before storing them), never rewritten.
+    """
+    if _owned(session, run_id, attempt, write=False) is None:
+        session.rollback()
+        return None
+    values = {name: row.get(name) for name in EPOCH_FIELDS}
+    values.update(run_id=run_id, epoch=int(row["epoch"]), attempt=attempt, created_at=utcnow())
+    _upsert(session, EpochMetric, [values], ("run_id", "epoch"), replace=not replay)
+    session.commit()
+    return True
+
+
+def store_steps(*, session: Session, run_id: int, attempt: int, steps: Iterable[Mapping[str, Any]]) -> bool | None:
+    rows = [{"run_id": run_id, "step": int(s["step"]), "epoch": int(s["epoch"]), "loss": s.get("loss"),
+             "lr": s.get("lr")} for s in steps]
+    if _owned(session, run_id, attempt, write=False) is None:
+        session.rollback()
+        return None
+    if rows:
+        # One row per step: the last report of a step wins within the batch as across batches.
+        _upsert(session, StepMetric, list({row["step"]: row for row in rows}.values()), ("run_id", "step"),
+                replace=True)
+    session.commit()
+    return True
+
+
+# --- the end of an attempt --------------------------------------------------------------------
+
+
+def succeed(*, session: Session, run_id: int, attempt: int, result: Mapping[str, Any]) -> bool | None:
+    run = _owned(session, run_id, attempt, write=True)
+    if run is None:
+        session.rollback()
+        return None
+    for name in RESULT_FIELDS:
+        setattr(run, name, result.get(name))
+    run.status = RunStatus.succeeded
+    run.finished_at = utcnow()
+    session.commit()
+    return True
+
+
+def mark_cancelled(*, session: Session, run_id: int, attempt: int) -> bool | None:
+    run = _owned(session, run_id, attempt, write=True)
+    if run is None:
+        session.rollback()
+        return None
+    run.status = RunStatus.cancelled
+    run.finished_at = utcnow()
+    session.commit()
+    return True
+
+
+def fail(*, session: Session, run_id: int, attempt: int, error: str, kind: FailureKind) -> RunStatus | None:
+    """Record a failed attempt. Training failures are requeued while tries remain (max_attempts);
+    infrastructure failures (the worker was stopped) always are. Returns the new status."""
+    run = _owned(session, run_id, attempt, write=True)
+    if run is None:
+        session.rollback()
+        return None
+    run.failure_kind = kind
+    run.error = error
+    run.worker = None
+    if kind == FailureKind.training:
+        run.training_failures += 1
+        retry = run.training_failures < run.max_attempts and not run.cancel_requested
+    else:
+        run.infrastructure_failures += 1
+        retry = not run.cancel_requested
+    if retry:
+        run.status = RunStatus.queued
+    else:
+        run.status = RunStatus.cancelled if run.cancel_requested else RunStatus.failed
+        run.finished_at = utcnow()
+    session.commit()
+    return run.status

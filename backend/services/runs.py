@@ -1,0 +1,262 @@
+"""Runs as the API sees them: submit, list, read metrics, cancel, retry, clone, delete.
+
+Functions take the session and commit what they change, as the worker's queue functions do.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from backend.models import FINAL_STATUSES, EpochMetric, Run, RunStatus, StepMetric, utcnow
+from backend.schemas import RunPublic
+from backend.services.errors import Conflict, InvalidConfig, NotFound
+from backend.settings import Settings
+from trainer.config import ConfigError, RunConfig, apply_overrides
+
+CUB_FOLDER = "CUB_200_2011"
+DATA_HINT = "`tricklab data demo DIR` writes a small generated dataset"
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+def create_run(
+    *, session: Session, settings: Settings, config: dict[str, Any], priority: int = 0,
+    study_id: int | None = None, overrides: frozenset[str] = frozenset(),
+) -> Run:
+    """Validate a (partial) RunConfig, check its dataset and teacher, and queue it."""
+    try:
+        run_config = RunConfig.from_dict(config)
+    except ConfigError as exc:
+        raise InvalidConfig(exc.errors, overrides=overrides) from None
+    values = run_config.model_dump(mode="json")
+    errors: dict[str, str] = {}
+    root = _check_data_root(values["data"]["root"], settings=settings, errors=errors)
+    if root is not None:
+        # Stored absolute: a worker started from another folder reads the same dataset.
+        values["data"]["root"] = str(root)
+    depends_on = _check_teacher(values["tricks"]["kd"], session=session, settings=settings, errors=errors)
+    if errors:
+        raise InvalidConfig(errors, overrides=overrides)
+
+    run = Run(
+        name=run_config.name, status=RunStatus.queued, priority=priority, study_id=study_id,
+        config=values, config_hash=RunConfig.model_validate(values).fingerprint(), depends_on=depends_on,
+        max_attempts=settings.max_attempts,
+    )
+    session.add(run)
+    session.commit()
+    return run
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def _check_data_root(root: str, *, settings: Settings, errors: dict[str, str]) -> Path | None:
+    path = Path(root).expanduser().resolve()
+    if not _inside(path, settings.data_roots):
+        allowed = ", ".join(str(r) for r in settings.data_roots)
+        errors["data.root"] = f"{path} is outside the data roots ({allowed}); set TRICKLAB_DATA_ROOTS to allow it"
+        return None
+    if not path.is_dir():
+        errors["data.root"] = f"{path} does not exist; {DATA_HINT} there"
+        return None
+    if not ((path / CUB_FOLDER).is_dir() or (path / "images.txt").is_file()):
+        errors["data.root"] = f"no {CUB_FOLDER}/ (or images.txt) in {path}; {DATA_HINT}"
+        return None
+    return path
+
+
+def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, errors: dict[str, str]) -> int | None:
+    """Return the teacher's run id (None for a folder or no teacher); store a folder absolute."""
+    teacher = kd["teacher"]
+    if teacher is None:
+        return None
+    if isinstance(teacher, str) and teacher.strip().isdigit():
+        # A form field sends the id as text; no one names a teacher folder "12" in the server's cwd.
+        teacher = kd["teacher"] = int(teacher)
+    if isinstance(teacher, int):
+        run = session.get(Run, teacher)
+        if run is None:
+            errors["tricks.kd.teacher"] = f"run {teacher} not found"
+        elif run.status in (RunStatus.failed, RunStatus.cancelled):
+            errors["tricks.kd.teacher"] = f"teacher run {teacher} ({run.name}) {run.status.value}; retry it first"
+        return teacher
+    path = Path(teacher).expanduser().resolve()
+    if not _inside(path, [*settings.data_roots, settings.runs_dir]):
+        errors["tricks.kd.teacher"] = f"{path} is outside the data roots and the runs folder"
+    elif not (path / "checkpoints" / "best.pt").is_file():
+        errors["tricks.kd.teacher"] = f"{path} is not a finished run folder (no checkpoints/best.pt)"
+    else:
+        kd["teacher"] = str(path)
+    return None
+
+
+# --- read -------------------------------------------------------------------------------------
+
+
+def get_run(*, session: Session, run_id: int, for_update: bool = False) -> Run:
+    statement = select(Run).where(Run.id == run_id)
+    if for_update:
+        statement = statement.with_for_update()
+    run = session.scalars(statement).one_or_none()
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(
+    *, session: Session, statuses: Sequence[RunStatus] = (), name: str | None = None,
+    study_id: int | None = None, skip: int = 0, limit: int = 100,
+) -> tuple[list[Run], int]:
+    """Newest first, with the number of matching runs over all pages."""
+    conditions = []
+    if statuses:
+        conditions.append(Run.status.in_(statuses))
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
+    if study_id is not None:
+        conditions.append(Run.study_id == study_id)
+    count = session.scalar(select(func.count()).select_from(Run).where(*conditions))
+    runs = session.scalars(select(Run).where(*conditions).order_by(Run.id.desc()).offset(skip).limit(limit)).all()
+    return list(runs), count or 0
+
+
+def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) -> list[RunPublic]:
+    """RunPublic for each run, with progress from one aggregate query over their epoch rows."""
+    stats = {
+        run_id: (last, mean_seconds)
+        for run_id, last, mean_seconds in session.execute(
+            select(EpochMetric.run_id, func.max(EpochMetric.epoch), func.avg(EpochMetric.seconds))
+            .where(EpochMetric.run_id.in_([run.id for run in runs]))
+            .group_by(EpochMetric.run_id)
+        )
+    } if runs else {}
+    columns = [column.key for column in Run.__table__.columns]
+    return [
+        RunPublic.model_validate({
+            **{key: getattr(run, key) for key in columns},
+            "epoch": stats.get(run.id, (0, None))[0],
+            "seconds_per_epoch": stats.get(run.id, (0, None))[1],
+            "epochs": run.config["epochs"],
+            "run_dir": str(settings.run_dir(run.id)),
+        })
+        for run in runs
+    ]
+
+
+def public_run(*, session: Session, settings: Settings, run: Run) -> RunPublic:
+    return public_runs(session=session, settings=settings, runs=[run])[0]
+
+
+def epoch_metrics(*, session: Session, run_id: int, since: int = 0) -> list[EpochMetric]:
+    get_run(session=session, run_id=run_id)
+    return list(session.scalars(
+        select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > since).order_by(EpochMetric.epoch)
+    ))
+
+
+def step_metrics(*, session: Session, run_id: int) -> list[StepMetric]:
+    get_run(session=session, run_id=run_id)
+    return list(session.scalars(select(StepMetric).where(StepMetric.run_id == run_id).order_by(StepMetric.step)))
+
+
+def metrics_of_runs(*, session: Session, run_ids: Sequence[int]) -> list[EpochMetric]:
+    """The epoch rows of many runs in one query, for the comparison pages."""
+    wanted = sorted(set(run_ids))
+    found = set(session.scalars(select(Run.id).where(Run.id.in_(wanted))))
+    missing = [run_id for run_id in wanted if run_id not in found]
+    if missing:
+        raise NotFound(f"run{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found")
+    return list(session.scalars(
+        select(EpochMetric).where(EpochMetric.run_id.in_(wanted)).order_by(EpochMetric.run_id, EpochMetric.epoch)
+    ))
+
+
+# --- change state -----------------------------------------------------------------------------
+
+
+def cancel_run(*, session: Session, run_id: int) -> Run:
+    """A queued run is cancelled at once; a running one is flagged and its worker stops it."""
+    run = get_run(session=session, run_id=run_id, for_update=True)
+    if run.status in FINAL_STATUSES:
+        raise Conflict(f"run {run_id} already {run.status.value}; nothing to cancel")
+    if run.status == RunStatus.queued:
+        run.status = RunStatus.cancelled
+        run.finished_at = utcnow()
+    else:
+        run.cancel_requested = True
+    session.commit()
+    return run
+
+
+def retry_run(*, session: Session, run_id: int) -> Run:
+    """Queue a failed or cancelled run again; its trainer resumes from the last checkpoint."""
+    run = get_run(session=session, run_id=run_id, for_update=True)
+    if run.status not in (RunStatus.failed, RunStatus.cancelled):
+        raise Conflict(f"run {run_id} is {run.status.value}; only failed or cancelled runs can be retried")
+    if run.depends_on is not None:
+        teacher = session.get(Run, run.depends_on)
+        if teacher is not None and teacher.status in (RunStatus.failed, RunStatus.cancelled):
+            raise Conflict(f"teacher run {teacher.id} ({teacher.name}) {teacher.status.value}; retry it first")
+    elif isinstance(run.config["tricks"]["kd"]["teacher"], int):
+        raise Conflict(f"teacher run {run.config['tricks']['kd']['teacher']} was deleted; clone this run "
+                       "with another tricks.kd.teacher")
+    run.status = RunStatus.queued
+    run.cancel_requested = False
+    run.training_failures = 0
+    run.failure_kind = None
+    run.error = None
+    run.worker = None
+    run.finished_at = None
+    session.commit()
+    return run
+
+
+def clone_run(
+    *, session: Session, settings: Settings, run_id: int, overrides: dict[str, Any],
+    name: str | None = None, priority: int | None = None,
+) -> Run:
+    """Queue a copy of a run's config with dotted overrides (``{"tricks.label_smoothing": 0.1}``)."""
+    source = get_run(session=session, run_id=run_id)
+    keys = frozenset(overrides)
+    try:
+        values = apply_overrides(source.config, overrides)
+    except ConfigError as exc:
+        raise InvalidConfig(exc.errors, overrides=keys) from None
+    if name is not None:
+        values["name"] = name
+    elif overrides and "name" not in overrides:
+        changes = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+        values["name"] = f"{source.name} {changes}"[:200]
+    return create_run(
+        session=session, settings=settings, config=values,
+        priority=source.priority if priority is None else priority, overrides=keys,
+    )
+
+
+def delete_run(*, session: Session, settings: Settings, run_id: int) -> None:
+    """Remove a run that is not running, its metric rows and its folder."""
+    run = get_run(session=session, run_id=run_id, for_update=True)
+    if run.status == RunStatus.running:
+        raise Conflict(f"run {run_id} is running; cancel it first")
+    student = session.scalars(
+        select(Run).where(Run.depends_on == run_id, Run.status.in_((RunStatus.queued, RunStatus.running))).limit(1)
+    ).first()
+    if student is not None:
+        raise Conflict(f"run {student.id} ({student.status.value}) uses run {run_id} as its teacher")
+    # Explicit deletes, not only ON DELETE CASCADE: the rows go even where foreign keys are off.
+    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
+    session.execute(delete(StepMetric).where(StepMetric.run_id == run_id))
+    session.delete(run)
+    session.commit()
+    shutil.rmtree(settings.run_dir(run_id), ignore_errors=True)

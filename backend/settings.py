@@ -1,0 +1,94 @@
+"""Settings read from the environment (prefix ``TRICKLAB_``); unsafe values are refused at start."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+def default_trainer_command() -> list[str]:
+    return [sys.executable, "-m", "trainer", "run"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRICKLAB_", extra="ignore")
+
+    database_url: str = Field("sqlite:///./tricklab.db", description="SQLite file or PostgreSQL URL")
+    runs_dir: Path = Field(Path("./runs"), description="one folder per run, shared by all workers")
+    data_roots: list[Path] = Field(
+        default_factory=lambda: [Path("./data")],
+        description="folders a run may read datasets and teachers from (JSON list)",
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="how often a worker marks its run alive")
+    stale_after_seconds: float = Field(60.0, gt=0, description="a running run silent this long is requeued")
+    poll_seconds: float = Field(1.0, gt=0, le=2, description="worker queue poll and cancel check interval")
+    max_attempts: int = Field(1, ge=1, le=100, description="tries per run for training errors (1 = no retry)")
+    trainer_command: list[str] = Field(
+        default_factory=default_trainer_command,
+        min_length=1,
+        description="the command a worker runs as `<command> RUN_DIR --attempt N` (JSON list)",
+    )
+    kill_grace_seconds: float = Field(3.0, gt=0, description="SIGTERM to SIGKILL delay when stopping a trainer")
+    sse_poll_seconds: float = Field(0.5, gt=0, le=5, description="how often an event stream reads the database")
+    sse_keepalive_seconds: float = Field(15.0, gt=0, description="comment sent on a silent event stream")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            raise ValueError(f"not a database URL: {url!r}")
+        # "PostgreSQL by URL alone": plain postgres URLs use the psycopg (v3) driver we ship.
+        if scheme in ("postgres", "postgresql"):
+            return f"postgresql+psycopg://{rest}"
+        if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+            raise ValueError(f"unsupported database {scheme!r}: use sqlite:///FILE or postgresql://...")
+        if scheme.startswith("sqlite") and (rest in ("", "/") or ":memory:" in rest or "mode=memory" in rest):
+            # The server and its workers are separate processes: they must share one file.
+            raise ValueError("SQLite needs a file (sqlite:///path/to/tricklab.db), not an in-memory database")
+        if scheme.startswith("sqlite"):
+            # Absolute, so processes started from another folder open the same file.
+            parsed = make_url(url)
+            return parsed.set(database=str(Path(parsed.database).expanduser().resolve())).render_as_string()
+        return url
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _absolute_dir(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
+
+    @field_validator("data_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: list[Path]) -> list[Path]:
+        if not roots:
+            raise ValueError("at least one data root is needed")
+        return [root.expanduser().resolve() for root in roots]
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> Settings:
+        if self.stale_after_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"stale_after_seconds ({self.stale_after_seconds}) must be at least twice "
+                f"heartbeat_seconds ({self.heartbeat_seconds}), or live runs would be requeued"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.runs_dir / str(run_id)
+
+    def environ(self) -> dict[str, str]:
+        """These settings as TRICKLAB_* variables, for the processes a server or test starts."""
+        values = self.model_dump(mode="json")
+        return {
+            f"TRICKLAB_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in values.items()
+        }

@@ -1,0 +1,354 @@
+"""The worker process: claims runs, runs each in a trainer child, stores what the child reports.
+
+One worker per GPU (``tricklab worker --device cuda:N``). The child prints JSON lines on stdout;
+the worker upserts them fenced by its attempt, heartbeats, polls the cancel flag, and records the
+end. A worker that dies takes its child with it (PR_SET_PDEATHSIG) and leaves a stale heartbeat;
+the next claim requeues the run and the new child resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.exc import DBAPIError
+
+from backend import migrate
+from backend.db import Database
+from backend.models import FailureKind
+from backend.services import queue as jobs
+from backend.settings import Settings
+from trainer.config import ConfigError, RunConfig
+
+log = logging.getLogger("tricklab.worker")
+
+STDERR_LINES = 40
+STEP_BATCH = 200
+EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT
+_PR_SET_PDEATHSIG = 1
+_EOF = object()
+
+
+def die_with_parent(parent_pid: int, sig: signal.Signals = signal.SIGKILL):
+    """preexec_fn: the child gets ``sig`` when the thread that started it dies (Linux
+    PR_SET_PDEATHSIG), so start children from the main thread."""
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def device_setup(device: str | None) -> tuple[str | None, dict[str, str]]:
+    """``--device`` as (runtime.device for the config, environment for the child).
+
+    cuda:N shows the child only GPU N, which it then calls "cuda"; cpu hides all GPUs.
+    None or "auto" leaves both as the config says.
+    """
+    if device in (None, "auto"):
+        return None, {}
+    if device == "cpu":
+        return "cpu", {"CUDA_VISIBLE_DEVICES": ""}
+    index = device.partition(":")[2]
+    return "cuda", ({"CUDA_VISIBLE_DEVICES": index} if index else {})
+
+
+@dataclass
+class _Attempt:
+    """What one attempt has seen so far."""
+
+    run_id: int
+    attempt: int
+    start_epoch: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    lost: bool = False  # the run moved on (requeued, retried, deleted): write nothing more
+    cancel: bool = False
+    pending: collections.deque = field(default_factory=collections.deque)  # events not yet stored
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(self, *, settings: Settings, database: Database, device: str | None = None,
+                 name: str | None = None):
+        self.settings = settings
+        self.db = database
+        self.device = device
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{device}" if device else "")
+        self._stop = threading.Event()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def serve(self, *, once: bool = False, exit_when_idle: bool = False) -> int:
+        """Claim and run until stopped; ``once``: one run at most; ``exit_when_idle``: until the
+        queue has nothing to claim."""
+        migrate.upgrade(self.db)
+        log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
+        while not self._stop.is_set():
+            try:
+                with self.db.session(write=True) as session:
+                    claim = jobs.claim_run(session=session, worker=self.name,
+                                           stale_after_seconds=self.settings.stale_after_seconds)
+            except DBAPIError as exc:
+                log.warning("claim failed, retrying: %s", exc)
+                self._stop.wait(self.settings.poll_seconds)
+                continue
+            if claim is not None:
+                self.execute(claim)
+            if once or (claim is None and exit_when_idle):
+                break
+            if claim is None:
+                self._stop.wait(self.settings.poll_seconds)
+        return 0
+
+    def stop(self, *_signal_args: Any) -> None:
+        """Signal handler: stop the current trainer, hand its run back to the queue, exit."""
+        self._stop.set()
+
+    # --- one attempt ---------------------------------------------------------------------------
+
+    def execute(self, claim: jobs.Claim) -> None:
+        state = _Attempt(run_id=claim.run_id, attempt=claim.attempt)
+        run_dir = self.settings.run_dir(claim.run_id)
+        log.info("run %s attempt %s: starting in %s", claim.run_id, claim.attempt, run_dir)
+        try:
+            env = self._prepare(claim, run_dir)
+        except (ConfigError, OSError) as exc:
+            self._write(jobs.fail, state, error=f"could not prepare {run_dir}: {exc}", kind=FailureKind.training)
+            return
+        command = [*self.settings.trainer_command, str(run_dir), "--attempt", str(claim.attempt)]
+        try:
+            child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                text=True, encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
+                preexec_fn=die_with_parent(os.getpid()),
+            )
+        except OSError as exc:
+            self._write(jobs.fail, state, error=f"could not start the trainer {command[0]!r}: {exc}",
+                        kind=FailureKind.training)
+            return
+        events: queue.Queue = queue.Queue()
+        stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        readers = [
+            threading.Thread(target=_read_events, args=(child.stdout, events), daemon=True),
+            threading.Thread(target=_read_tail, args=(child.stderr, stderr_tail), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+
+        stopping = self._watch(child, events, state)
+        returncode = child.wait()
+        _kill_group(child.pid, signal.SIGKILL)  # anything the trainer left behind in its group
+        for reader in readers:
+            reader.join(timeout=5)
+        self._drain(events, state)
+        self._finish(state, returncode=returncode, stopping=stopping, stderr_tail=stderr_tail)
+
+    def _prepare(self, claim: jobs.Claim, run_dir: Path) -> dict[str, str]:
+        config = json.loads(json.dumps(claim.config))
+        teacher = config["tricks"]["kd"]["teacher"]
+        if isinstance(teacher, int):
+            config["tricks"]["kd"]["teacher"] = str(self.settings.run_dir(teacher))
+        runtime_device, env = device_setup(self.device)
+        if runtime_device is not None:
+            config["runtime"]["device"] = runtime_device
+        run_dir.mkdir(parents=True, exist_ok=True)
+        RunConfig.from_dict(config).save(run_dir / "config.json")
+        # Written last, atomically: from here on a trainer of an older attempt refuses to write.
+        tmp = run_dir / "ATTEMPT.tmp"
+        tmp.write_text(f"{claim.attempt}\n")
+        os.replace(tmp, run_dir / "ATTEMPT")
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+
+    def _watch(self, child: subprocess.Popen, events: queue.Queue, state: _Attempt) -> bool:
+        """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.
+        Returns True when the worker itself is shutting down."""
+        tick = min(self.settings.poll_seconds, 1.0)
+        next_beat = time.monotonic() + self.settings.heartbeat_seconds
+        next_check = time.monotonic() + tick
+        while True:
+            try:
+                event = events.get(timeout=max(0.0, min(next_beat, next_check) - time.monotonic()))
+            except queue.Empty:
+                event = None
+            if event is _EOF:
+                return self._stop.is_set()
+            if event is not None:
+                state.pending.append(event)
+            self._store_pending(state)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + tick
+                self._flush_steps(state)
+                flag = self._read(jobs.cancel_requested, state)
+                state.cancel = state.cancel or bool(flag)
+            if now >= next_beat:
+                next_beat = now + self.settings.heartbeat_seconds
+                flag = self._write(jobs.heartbeat, state)
+                state.cancel = state.cancel or bool(flag)
+            if state.lost or state.cancel or self._stop.is_set():
+                reason = "lost" if state.lost else "cancel" if state.cancel else "worker stopping"
+                log.info("run %s attempt %s: stopping the trainer (%s)", state.run_id, state.attempt, reason)
+                _stop_child(child, grace=self.settings.kill_grace_seconds)
+                return self._stop.is_set() and not state.cancel
+
+    def _drain(self, events: queue.Queue, state: _Attempt) -> None:
+        """Events the child printed before it exited (a result may be among them)."""
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                break
+            if event is not _EOF:
+                state.pending.append(event)
+        self._store_pending(state)
+        self._flush_steps(state)
+
+    def _store_pending(self, state: _Attempt) -> None:
+        while state.pending and not state.lost:
+            event = state.pending[0]
+            kind = event.get("type")
+            if kind == "start":
+                start_epoch = int(event.get("start_epoch") or 0)
+                if self._write(jobs.record_start, state, start_epoch=start_epoch) is None:
+                    return  # database unreachable: retried on the next tick
+                state.start_epoch = start_epoch
+            elif kind == "epoch":
+                self._flush_steps(state)
+                replay = int(event["epoch"]) <= state.start_epoch
+                if self._write(jobs.store_epoch, state, row=event, replay=replay) is None:
+                    return
+            elif kind == "step":
+                state.steps.append(event)
+                if len(state.steps) >= STEP_BATCH:
+                    self._flush_steps(state)
+            elif kind == "result":
+                state.result = event
+            elif kind == "error":
+                state.error = str(event.get("message") or "")
+            state.pending.popleft()
+
+    def _flush_steps(self, state: _Attempt) -> None:
+        if state.steps and not state.lost and self._write(jobs.store_steps, state, steps=state.steps) is not None:
+            state.steps = []
+
+    def _finish(self, state: _Attempt, *, returncode: int, stopping: bool, stderr_tail) -> None:
+        if state.lost or state.pending:
+            if state.pending:
+                log.error("run %s attempt %s: database unreachable, %d events not stored; "
+                          "the run will be requeued", state.run_id, state.attempt, len(state.pending))
+            return
+        if state.cancel:
+            self._write(jobs.mark_cancelled, state)
+            outcome = "cancelled"
+        elif stopping:
+            self._write(jobs.fail, state, kind=FailureKind.infrastructure,
+                        error=f"attempt {state.attempt}: worker {self.name} was stopped")
+            outcome = "handed back to the queue"
+        elif returncode == 0 and state.result is not None:
+            self._write(jobs.succeed, state, result=state.result)
+            outcome = "succeeded"
+        else:
+            if returncode == 0:
+                reason = "the trainer exited without a result"
+            elif returncode == EXIT_SUPERSEDED:
+                reason = "the trainer refused to write: RUN_DIR/ATTEMPT names another attempt"
+            elif returncode < 0:
+                reason = state.error or f"the trainer was killed by {signal.Signals(-returncode).name}"
+            else:
+                reason = state.error or f"the trainer exited with code {returncode}"
+            tail = "".join(stderr_tail).rstrip()
+            error = reason + (f"\n--- last lines of stderr ---\n{tail}" if tail else "")
+            status = self._write(jobs.fail, state, error=error, kind=FailureKind.training)
+            outcome = f"failed ({status.value if status else 'lost'}): {reason}"
+        log.info("run %s attempt %s: %s", state.run_id, state.attempt, outcome)
+
+    # --- fenced database calls ----------------------------------------------------------------
+
+    def _write(self, function, state: _Attempt, **kwargs: Any) -> Any:
+        """Call a fenced queue function for this attempt; None from it means the run was lost.
+        Also returns None, without losing the run, when the database cannot be reached."""
+        try:
+            with self.db.session(write=True) as session:
+                outcome = function(session=session, run_id=state.run_id, attempt=state.attempt, **kwargs)
+        except DBAPIError as exc:
+            log.warning("run %s: %s failed: %s", state.run_id, function.__name__, exc)
+            return None
+        if outcome is None:
+            log.warning("run %s attempt %s: no longer ours (requeued, cancelled or deleted)",
+                        state.run_id, state.attempt)
+            state.lost = True
+            return None
+        return outcome
+
+    def _read(self, function, state: _Attempt) -> Any:
+        try:
+            with self.db.session() as session:
+                outcome = function(session=session, run_id=state.run_id, attempt=state.attempt)
+        except DBAPIError as exc:
+            log.warning("run %s: %s failed: %s", state.run_id, function.__name__, exc)
+            return None
+        if outcome is None:
+            state.lost = True
+        return outcome
+
+
+def _read_events(stream: IO[str], events: queue.Queue) -> None:
+    """JSON objects with a "type", one per line; anything else the trainer prints is ignored."""
+    for line in stream:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            events.put(event)
+    events.put(_EOF)
+
+
+def _read_tail(stream: IO[str], tail: collections.deque) -> None:
+    for line in stream:
+        tail.append(line)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_child(child: subprocess.Popen, *, grace: float) -> None:
+    """SIGTERM the trainer's whole process group (its data loader workers too), then SIGKILL."""
+    _kill_group(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _kill_group(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def run_worker(*, settings: Settings, device: str | None, once: bool, exit_when_idle: bool) -> int:
+    """``tricklab worker``: SIGTERM and SIGINT hand the current run back to the queue and exit."""
+    database = Database(settings.database_url)
+    worker = Worker(settings=settings, database=database, device=device)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    try:
+        return worker.serve(once=once, exit_when_idle=exit_when_idle)
+    finally:
+        database.dispose()
