@@ -161,7 +161,6 @@ class RunConfig(_Strict):
         values = self.model_dump(mode="json")
         values.pop("name")
         values["data"].pop("num_workers")
-        values["data"].pop("pipeline")
         values["runtime"].pop("device")
         values["runtime"].pop("step_log_every")
         values["runtime"].pop("compile")

@@ -115,8 +115,10 @@ def _render(rng: np.random.Generator, spec: tuple[str, str, str], size: int) -> 
     draw = ImageDraw.Draw(image)
     for _ in range(rng.integers(3, 9)):
         x, y = rng.uniform(0, width), rng.uniform(0, height)
-        extent = rng.uniform(0.04, 0.2) * size
-        clutter = tuple(int(v) for v in rng.integers(0, 256, size=3))
+        extent = rng.uniform(0.03, 0.12) * size
+        # Washed-out clutter: it distracts, but a saturated blob would pass for a class's shape.
+        grey = rng.uniform(60, 200)
+        clutter = tuple(int(0.3 * v + 0.7 * grey) for v in rng.integers(0, 256, size=3))
         if rng.random() < 0.5:
             draw.ellipse([x - extent, y - extent / 2, x + extent, y + extent / 2], fill=clutter)
         else:

@@ -1,0 +1,238 @@
+"""The training loop end to end on a generated CUB-layout dataset: outputs, resume, KD, learning."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainer.checkpoint import load_checkpoint
+from trainer.config import RunConfig
+from trainer.engine import evaluate
+from trainer.reporters import BaseReporter, JsonLinesReporter
+from trainer.run import train_run
+
+EPOCH_KEYS = {"epoch", "train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5", "lr",
+              "seconds", "images_per_s"}
+RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
+
+
+def tiny_config(data_root: Path, **overrides) -> RunConfig:
+    values = {
+        "name": "tiny", "epochs": 2, "batch_size": 16,
+        "data": {"root": str(data_root), "image_size": 32, "num_workers": 0},
+        "model": {"arch": "resnet18", "pretrained": False},
+        "runtime": {"device": "cpu", "step_log_every": 2},
+    }
+    return RunConfig.from_dict(values).with_overrides(overrides)
+
+
+def prepare(run_dir: Path, config: RunConfig) -> Path:
+    run_dir.mkdir(parents=True)
+    config.save(run_dir / "config.json")
+    return run_dir
+
+
+class Recorder(BaseReporter):
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+
+    def start(self, info):
+        self.events.append(("start", info))
+
+    def step(self, event):
+        self.events.append(("step", event))
+
+    def epoch(self, row):
+        self.events.append(("epoch", row))
+
+    def result(self, result):
+        self.events.append(("result", result))
+
+    def of(self, kind: str) -> list[dict]:
+        return [payload for name, payload in self.events if name == kind]
+
+
+class CrashAfterEpoch(BaseReporter):
+    class Crash(Exception):
+        pass
+
+    def __init__(self, epoch: int):
+        self.crash_epoch = epoch
+
+    def epoch(self, row):
+        if row["epoch"] == self.crash_epoch:
+            raise self.Crash()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_run_folder_holds_every_output(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset))
+    recorder = Recorder()
+    result = train_run(run_dir, reporter=recorder)
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for row in rows:
+        assert EPOCH_KEYS <= row.keys()
+        assert 0 <= row["valid_top1"] <= row["valid_top5"] <= 100
+    assert RESULT_KEYS <= result.keys()
+    assert json.loads((run_dir / "result.json").read_text()) == result
+    assert (run_dir / "checkpoints" / "best.pt").exists() and (run_dir / "checkpoints" / "last.pt").exists()
+    assert recorder.of("epoch") == rows
+    steps = recorder.of("step")
+    assert steps and all(event["step"] % 2 == 0 and event["lr"] > 0 for event in steps)
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert {"model", "optimizer", "epoch", "rng", "config"} <= last.keys()
+    assert RunConfig.model_validate(last["config"]) == RunConfig.load(run_dir / "config.json")
+
+
+def test_best_checkpoint_is_the_lowest_validation_loss(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=3))
+    result = train_run(run_dir, reporter=BaseReporter())
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    best = min(rows, key=lambda row: row["valid_loss"])
+    assert result["best_epoch"] == best["epoch"]
+    assert result["best_valid_top1"] == best["valid_top1"]
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == best["epoch"]
+
+
+def test_resume_after_two_epochs_equals_four_straight(demo_dataset, tmp_path):
+    config = tiny_config(demo_dataset, epochs=4, **{"tricks.mixup_alpha": 0.2, "schedule.name": "onecycle"})
+    straight = prepare(tmp_path / "straight", config)
+    train_run(straight, reporter=BaseReporter())
+
+    resumed = prepare(tmp_path / "resumed", config)
+    with pytest.raises(CrashAfterEpoch.Crash):
+        train_run(resumed, reporter=CrashAfterEpoch(2))
+    assert [row["epoch"] for row in read_jsonl(resumed / "metrics.jsonl")] == [1, 2]
+    recorder = Recorder()
+    train_run(resumed, reporter=recorder)
+
+    assert recorder.of("start")[0]["start_epoch"] == 2
+    assert without_timing(read_jsonl(resumed / "metrics.jsonl")) == without_timing(read_jsonl(straight / "metrics.jsonl"))
+    weights_a = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
+    weights_b = load_checkpoint(resumed / "checkpoints" / "last.pt")["model"]
+    for name, tensor in weights_a.items():
+        assert torch.equal(tensor, weights_b[name]), name
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{key: value for key, value in row.items() if key not in {"seconds", "images_per_s"}} for row in rows]
+
+
+def test_resumed_attempt_reports_stored_epochs_again(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=3))
+    with pytest.raises(CrashAfterEpoch.Crash):
+        train_run(run_dir, reporter=CrashAfterEpoch(1))
+    lines = tmp_path / "events.jsonl"
+    with lines.open("w") as stream:
+        train_run(run_dir, reporter=JsonLinesReporter(stream))
+    events = read_jsonl(lines)
+    assert events[0]["type"] == "start" and events[0]["start_epoch"] == 1
+    assert [event["epoch"] for event in events if event["type"] == "epoch"] == [1, 2, 3]
+    assert events[-1]["type"] == "result"
+
+
+def test_changed_config_refuses_to_resume(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=3))
+    with pytest.raises(CrashAfterEpoch.Crash):
+        train_run(run_dir, reporter=CrashAfterEpoch(1))
+    tiny_config(demo_dataset, epochs=3, **{"optim.lr": 0.01}).save(run_dir / "config.json")
+    from trainer.run import RunError
+
+    with pytest.raises(RunError, match="different configuration"):
+        train_run(run_dir, reporter=BaseReporter())
+
+
+def test_distillation_with_label_smoothing_and_mixup(demo_dataset, tmp_path):
+    teacher_dir = prepare(tmp_path / "teacher", tiny_config(demo_dataset, epochs=1))
+    train_run(teacher_dir, reporter=BaseReporter())
+    student = tiny_config(demo_dataset, epochs=1, **{
+        "tricks.kd.teacher": str(teacher_dir), "tricks.label_smoothing": 0.1, "tricks.mixup_alpha": 0.2,
+        "schedule.name": "cosine"})
+    run_dir = prepare(tmp_path / "student", student)
+    recorder = Recorder()
+    train_run(run_dir, reporter=recorder)
+    row = recorder.of("epoch")[0]
+    assert row["train_kd_loss"] > 0 and row["train_task_loss"] > 0
+    alpha = student.tricks.kd.alpha
+    assert row["train_loss"] == pytest.approx(alpha * row["train_task_loss"] + (1 - alpha) * row["train_kd_loss"],
+                                              rel=1e-6)
+
+
+def test_evaluate_averages_over_images_not_batches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 7))
+    images = torch.randn(23, 3, 2, 2)
+    targets = torch.randint(0, 7, (23,))
+    batches = [(images[:16], targets[:16]), (images[16:], targets[16:])]  # a short last batch
+    stats = evaluate(model=model, loader=batches)
+    with torch.no_grad():
+        logits = model(images)
+    assert stats["loss"] == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-6)
+    assert stats["top1"] == pytest.approx(100 * (logits.argmax(1) == targets).float().mean().item())
+    top5 = logits.topk(5, dim=1).indices.eq(targets[:, None]).any(1).float().mean().item()
+    assert stats["top5"] == pytest.approx(100 * top5)
+    assert stats["images"] == 23
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_module_entry_streams_json_lines(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=1))
+    (run_dir / "ATTEMPT").write_text("1")
+    completed = run_module("run", str(run_dir), "--attempt", "1")
+    assert completed.returncode == 0, completed.stderr
+    events = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [event["type"] for event in events if event["type"] != "step"] == ["start", "epoch", "result"]
+    assert EPOCH_KEYS <= events[[e["type"] for e in events].index("epoch")].keys()
+    assert list((run_dir / "tb" / "valid").glob("events.out.tfevents.*"))
+
+
+def test_module_entry_reports_user_errors_without_traceback(tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(tmp_path / "nowhere", epochs=1))
+    completed = run_module("run", str(run_dir))
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    error = json.loads(completed.stdout.splitlines()[-1])
+    assert error["type"] == "error" and "tricklab data demo" in error["message"]
+
+
+def test_superseded_attempt_writes_nothing(demo_dataset, tmp_path):
+    run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=1))
+    (run_dir / "ATTEMPT").write_text("2")
+    completed = run_module("run", str(run_dir), "--attempt", "1")
+    assert completed.returncode == 3
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+
+
+def test_train_command_with_overrides(demo_dataset, tmp_path):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(f"name: cli\nepochs: 1\ndata:\n  root: {demo_dataset}\n  num_workers: 0\n"
+                           "model:\n  arch: resnet18\n  pretrained: false\n")
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-c", "from backend.cli import main; main()", "train", str(config_file),
+         "--set", "data.image_size=32", "--set", "batch_size=16", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    saved = RunConfig.load(out / "config.json")
+    assert saved.data.image_size == 32 and saved.batch_size == 16
+    assert "test top-1" in completed.stderr
+
+    bad = subprocess.run(
+        [sys.executable, "-c", "from backend.cli import main; main()", "train", str(config_file),
+         "--set", "tricks.mixup_alpah=0.2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,6 @@
+"""``python -m trainer run RUN_DIR [--attempt N]``: the entry the worker spawns."""
+
+from trainer.cli import run_main
+
+if __name__ == "__main__":
+    raise SystemExit(run_main())

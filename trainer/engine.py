@@ -1,0 +1,132 @@
+"""One training epoch and one evaluation pass, readable top to bottom.
+
+Metrics are summed on the device and read back once per pass: a ``.item()`` per step would stall
+the GPU on every batch. Accuracies are percentages over images, not averages of batch averages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.mixup import mixup
+from trainer.tricks.schedules import LRSchedule, apply_schedule
+
+StepCallback = Callable[[int, Tensor], None]
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _correct_top1_top5(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    k = min(5, logits.size(1))
+    top = logits.topk(k, dim=1).indices
+    hits = top.eq(targets.unsqueeze(1))
+    return hits[:, 0].sum(), hits.any(dim=1).sum()
+
+
+def train_one_epoch(
+    *,
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    loss_fn: TrainingLoss,
+    epoch: int,
+    start_step: int,
+    mixup_alpha: float,
+    generator: torch.Generator,
+    teacher: nn.Module | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    on_step: StepCallback | None = None,
+) -> dict[str, float]:
+    """Train for one pass over ``loader``; ``start_step`` is the global index of its first batch."""
+    model.train()
+    device = next(model.parameters()).device
+    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, task loss, kd loss, top-1 hits, top-5 hits
+    images_seen = 0
+    step = start_step
+    started = time.perf_counter()
+    for images, targets in loader:
+        apply_schedule(optimizer, schedule, step)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        batch = mixup(images, targets, alpha=mixup_alpha, generator=generator)
+        with _autocast(device, autocast_dtype):
+            logits = model(batch.images)
+            teacher_logits = None
+            if teacher is not None:
+                # The teacher sees the same (mixed) images; no graph is kept for it.
+                with torch.no_grad():
+                    teacher_logits = teacher(batch.images)
+            parts = loss_fn(logits.float(), batch.target_a, batch.target_b, batch.lam,
+                            None if teacher_logits is None else teacher_logits.float())
+        optimizer.zero_grad(set_to_none=True)
+        parts.loss.backward()
+        optimizer.step()
+
+        # With mixup, accuracy counts against the label that dominates the mix.
+        dominant = batch.target_a if batch.lam >= 0.5 else batch.target_b
+        top1, top5 = _correct_top1_top5(logits.detach(), dominant)
+        n = targets.size(0)
+        kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else torch.zeros((), device=device)
+        sums += torch.stack([parts.loss.detach() * n, parts.task_loss.detach() * n, kd_loss * n,
+                             top1, top5]).double()
+        images_seen += n
+        if on_step is not None:
+            on_step(step, parts.loss.detach())
+        step += 1
+
+    loss, task_loss, kd_loss, top1, top5 = sums.tolist()
+    seconds = time.perf_counter() - started
+    images = max(images_seen, 1)
+    stats = {
+        "train_loss": loss / images,
+        "train_top1": 100.0 * top1 / images,
+        "train_top5": 100.0 * top5 / images,
+        "images": images_seen,
+        "seconds": seconds,
+        "steps": step - start_step,
+    }
+    if teacher is not None:
+        stats["train_task_loss"] = task_loss / images
+        stats["train_kd_loss"] = kd_loss / images
+    return stats
+
+
+@torch.no_grad()
+def evaluate(
+    *,
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Plain cross-entropy and top-1/top-5 over every image of ``loader``."""
+    model.eval()
+    device = next(model.parameters()).device
+    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, top-1 hits, top-5 hits
+    images_seen = 0
+    for images, targets in loader:
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, autocast_dtype):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+        top1, top5 = _correct_top1_top5(logits, targets)
+        sums += torch.stack([loss, top1, top5]).double()
+        images_seen += targets.size(0)
+    loss, top1, top5 = sums.tolist()
+    images = max(images_seen, 1)
+    return {"loss": loss / images, "top1": 100.0 * top1 / images, "top5": 100.0 * top5 / images,
+            "images": images_seen}

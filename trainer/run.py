@@ -1,0 +1,275 @@
+"""Train one prepared run folder, from its config.json to result.json.
+
+The folder is the run's whole state: config.json, checkpoints/ (last and best), metrics.jsonl,
+result.json and tb/. Starting again on a folder with a last checkpoint resumes it exactly, and
+the epochs already done are reported again so a reader that missed them (a worker that died)
+still stores each one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.checkpoint import BEST, LAST, load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from trainer.config import RunConfig
+from trainer.data.cub import make_splits, read_cub
+from trainer.data.loaders import build_batch_sources, epoch_seed
+from trainer.engine import evaluate, train_one_epoch
+from trainer.models import build_model, load_teacher
+from trainer.optim import build_optimizer
+from trainer.reporters import Reporter
+from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.schedules import build_schedule
+
+CONFIG_FILE = "config.json"
+ATTEMPT_FILE = "ATTEMPT"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+
+
+class RunError(Exception):
+    """A problem the user can fix; shown as a message, without a traceback."""
+
+
+class Superseded(Exception):
+    """A newer attempt owns the run folder; this one must not write to it again."""
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def result(self) -> Path:
+        return self.path / RESULT_FILE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tb"
+
+
+class AttemptFence:
+    """Refuses writes once the worker has handed the folder to a newer attempt.
+
+    The worker writes the attempt number to ATTEMPT before it starts a trainer; a trainer left
+    over from an older attempt sees a different number and stops before touching anything.
+    """
+
+    def __init__(self, run_dir: Path, attempt: int | None):
+        self.file = run_dir / ATTEMPT_FILE
+        self.attempt = attempt
+
+    def check(self) -> None:
+        if self.attempt is None:
+            return
+        current = self.file.read_text().strip() if self.file.exists() else ""
+        if current != str(self.attempt):
+            raise Superseded(f"attempt {self.attempt} superseded by attempt {current or '?'}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"runtime.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _rewrite_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    os.replace(tmp, path)
+
+
+def _largest_lr(optimizer: torch.optim.Optimizer) -> float:
+    return max(group["lr"] for group in optimizer.param_groups)
+
+
+def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> dict[str, Any]:
+    folder = RunFolder(Path(run_dir))
+    fence = AttemptFence(folder.path, attempt)
+    fence.check()
+    if not folder.config.is_file():
+        raise RunError(f"{folder.config} not found: a run folder needs its config.json")
+    config = RunConfig.load(folder.config)
+    device = resolve_device(config.runtime.device)
+    on_cuda = device.type == "cuda"
+    autocast_dtype = torch.bfloat16 if on_cuda and config.runtime.amp else None
+    channels_last = on_cuda and config.runtime.channels_last
+
+    index = read_cub(config.data.root)
+    splits = make_splits(index, split=config.data.split, valid_fraction=config.data.valid_fraction,
+                         split_seed=config.data.split_seed)
+    sources = build_batch_sources(config, index=index, splits=splits, device=device)
+    num_classes = len(index.classes)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model.arch, num_classes, pretrained=config.model.pretrained,
+                        weights_path=config.model.weights_path,
+                        zero_init_residual=config.model.zero_init_residual).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
+    optimizer = build_optimizer(model, config.optim)
+    steps_per_epoch = len(sources.train)
+    schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
+    loss_fn = TrainingLoss(label_smoothing=config.tricks.label_smoothing, kd_alpha=config.tricks.kd.alpha,
+                           kd_temperature=config.tricks.kd.temperature)
+    step_model = torch.compile(model) if config.runtime.compile else model
+
+    progress = _Progress()
+    last_path = folder.checkpoints / LAST
+    if last_path.exists():
+        progress = _resume(last_path, config=config, model=model, optimizer=optimizer, device=device)
+    fence.check()
+    _rewrite_metrics(folder.metrics, progress.history)
+
+    reporter.start({
+        "epochs": config.epochs, "steps_per_epoch": steps_per_epoch, "start_epoch": progress.epoch,
+        "num_train": sources.train.num_samples, "num_valid": sources.valid.num_samples,
+        "num_test": sources.test.num_samples, "num_classes": num_classes, "device": str(device),
+        "history": progress.history,
+    })
+    mixup_generator = torch.Generator()
+
+    def on_step(step: int, loss: torch.Tensor) -> None:
+        reporter.batch(step)
+        done = step + 1
+        if done % config.runtime.step_log_every == 0:
+            reporter.step({"epoch": done // steps_per_epoch + (done % steps_per_epoch > 0), "step": done,
+                           "loss": loss.item(), "lr": _largest_lr(optimizer)})
+
+    for epoch in range(progress.epoch + 1, config.epochs + 1):
+        sources.train.set_epoch(epoch)
+        mixup_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
+        train = train_one_epoch(
+            model=step_model, loader=sources.train, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
+            epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, mixup_alpha=config.tricks.mixup_alpha,
+            generator=mixup_generator, teacher=teacher, autocast_dtype=autocast_dtype,
+            channels_last=channels_last, on_step=on_step,
+        )
+        valid = evaluate(model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype,
+                         channels_last=channels_last)
+        row = {
+            "epoch": epoch,
+            "train_loss": train["train_loss"], "train_top1": train["train_top1"], "train_top5": train["train_top5"],
+            "valid_loss": valid["loss"], "valid_top1": valid["top1"], "valid_top5": valid["top5"],
+            "lr": _largest_lr(optimizer),
+            "seconds": train["seconds"],
+            "images_per_s": train["images"] / max(train["seconds"], 1e-9),
+        }
+        if teacher is not None:
+            row["train_task_loss"] = train["train_task_loss"]
+            row["train_kd_loss"] = train["train_kd_loss"]
+        fence.check()
+        progress.record(row)
+        if progress.best_epoch == epoch:
+            save_checkpoint(folder.checkpoints / BEST, {
+                "model": model.state_dict(), "epoch": epoch, "num_classes": num_classes,
+                "config": config.model_dump(mode="json"), "valid": valid,
+            })
+        save_checkpoint(last_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+            "step": epoch * steps_per_epoch, "history": progress.history, "num_classes": num_classes,
+            "config": config.model_dump(mode="json"), "fingerprint": config.fingerprint(), "rng": rng_states(),
+        })
+        with folder.metrics.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        reporter.epoch(row)
+
+    result = _test_best(folder, model=model, sources_test=sources.test, progress=progress, device=device,
+                        autocast_dtype=autocast_dtype, channels_last=channels_last)
+    fence.check()
+    write_json_atomic(folder.result, result)
+    reporter.result(result)
+    return result
+
+
+class _Progress:
+    """Epoch rows so far and the best epoch by validation loss (the checkpoint the report kept)."""
+
+    def __init__(self, history: list[dict[str, Any]] | None = None):
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch = 0
+        for row in history or []:
+            self.record(row)
+
+    @property
+    def epoch(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        best = self.best_row
+        if best is None or row["valid_loss"] < best["valid_loss"]:
+            self.best_epoch = row["epoch"]
+
+    @property
+    def best_row(self) -> dict[str, Any] | None:
+        return self.history[self.best_epoch - 1] if self.best_epoch else None
+
+
+def _resume(path: Path, *, config: RunConfig, model, optimizer, device: torch.device) -> _Progress:
+    state = load_checkpoint(path, map_location=device)
+    if state.get("fingerprint") != config.fingerprint():
+        raise RunError(f"{path} was written by a different configuration; "
+                       "start the changed config in a new run folder")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_states(state["rng"])
+    return _Progress(state["history"])
+
+
+def _load_teacher(config: RunConfig, *, num_classes: int, device: torch.device, channels_last: bool):
+    teacher_ref = config.tricks.kd.teacher
+    if teacher_ref is None:
+        return None
+    if isinstance(teacher_ref, int):
+        raise RunError(f"tricks.kd.teacher is run id {teacher_ref}: only the dashboard can resolve run ids; "
+                       "give the teacher's run folder instead")
+    teacher = load_teacher(teacher_ref, num_classes=num_classes, device=device)
+    return teacher.to(memory_format=torch.channels_last) if channels_last else teacher
+
+
+def _test_best(folder: RunFolder, *, model, sources_test, progress: _Progress, device: torch.device,
+               autocast_dtype, channels_last: bool) -> dict[str, Any]:
+    best = load_checkpoint(folder.checkpoints / BEST, map_location=device)
+    model.load_state_dict(best["model"])
+    test = evaluate(model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last)
+    best_row = progress.best_row
+    return {
+        "test_loss": test["loss"],
+        "test_top1": test["top1"],
+        "test_top5": test["top5"],
+        "best_epoch": progress.best_epoch,
+        "best_valid_loss": best_row["valid_loss"],
+        "best_valid_top1": best_row["valid_top1"],
+        "best_valid_top5": best_row["valid_top5"],
+        # The report's table quotes the highest validation accuracy seen in any epoch.
+        "max_valid_top1": max(row["valid_top1"] for row in progress.history),
+        "max_valid_top5": max(row["valid_top5"] for row in progress.history),
+    }
