@@ -32,6 +32,7 @@ class RunValues(Protocol):
     name: str
     status: str
     config: Mapping
+    epochs: int
     seconds_per_epoch: float | None
 
 
@@ -106,6 +107,7 @@ class CompareRow:
     status: str
     tricks: str
     is_baseline: bool
+    epochs: int
     epoch: int | None
     top1: float | None
     top5: float | None
@@ -147,6 +149,7 @@ def compare_rows(
                 status=run.status,
                 tricks=trick_summary(RunConfig.model_validate(run.config)),
                 is_baseline=is_baseline,
+                epochs=run.epochs,
                 epoch=epoch.epoch if epoch else None,
                 top1=top1,
                 top5=top5,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from backend.api.routes import presets as presets_route
 from trainer.presets import PRESETS, get_preset
 
 
@@ -44,10 +41,8 @@ def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
         get_preset("z")
 
 
-def test_presets_endpoint_resets_what_other_presets_set():
-    app = FastAPI()
-    app.include_router(presets_route.router)
-    answer = TestClient(app).get("/api/v1/presets").json()
+def test_presets_endpoint_resets_what_other_presets_set(api):
+    answer = api.get("/api/v1/presets").json()
     assert answer["count"] == len(PRESETS) == 16
     by_key = {preset["key"]: preset for preset in answer["data"]}
     # Choosing "a" after "h" must drop h's label smoothing and teacher, and set nothing else.
@@ -56,3 +51,9 @@ def test_presets_endpoint_resets_what_other_presets_set():
         "tricks.mixup_alpha": 0.0, "tricks.kd.teacher": None,
     }
     assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09
+
+
+def test_teachers_endpoint_without_finished_runs(api):
+    answer = api.get("/api/v1/presets/teachers", params={"label_smoothing": 0.1}).json()
+    assert answer == {"data": [], "count": 0, "suggested_id": None,
+                      "hint": "No finished run yet: train a teacher first (preset T-LS, trained with label smoothing)."}

@@ -5,21 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-
-from backend.api.routes import schedule
 
 
-@pytest.fixture(scope="module")
-def client() -> TestClient:
-    app = FastAPI()
-    app.include_router(schedule.router)
-    return TestClient(app)
-
-
-def test_preview_counts_steps_from_the_dataset(client, demo_dataset):
-    answer = client.post("/api/v1/schedule/preview", json={"config": {
+def test_preview_counts_steps_from_the_dataset(api, demo_dataset):
+    answer = api.post("/api/v1/schedule/preview", json={"config": {
         "epochs": 2, "batch_size": 8, "schedule": {"name": "cosine"}, "data": {"root": str(demo_dataset)}}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -31,14 +20,15 @@ def test_preview_counts_steps_from_the_dataset(client, demo_dataset):
     assert body["groups"]["stem"][0] == pytest.approx(1e-4)
 
 
-def test_preview_assumes_cub_when_the_dataset_is_missing(client, tmp_path):
-    body = client.post("/api/v1/schedule/preview", json={"config": {"data": {"root": str(tmp_path)}}}).json()
+def test_preview_assumes_cub_when_the_dataset_is_missing(api, tmp_path):
+    # Outside the data roots the dataset is not even looked at.
+    body = api.post("/api/v1/schedule/preview", json={"config": {"data": {"root": str(tmp_path)}}}).json()
     assert (body["n_train"], body["steps_per_epoch_source"]) == (8469, "assumed CUB")
     assert body["steps_per_epoch"] == math.ceil(8469 / 64)
 
 
-def test_preview_rejects_bad_values_with_the_runs_api_shape(client):
-    answer = client.post("/api/v1/schedule/preview", json={"config": {"epochs": -1, "schedule": {"warmup_epochs": 1}}})
+def test_preview_rejects_bad_values_with_the_runs_api_shape(api):
+    answer = api.post("/api/v1/schedule/preview", json={"config": {"epochs": -1, "schedule": {"warmup_epochs": 1}}})
     assert answer.status_code == 422
-    locs = {tuple(item["loc"]) for item in answer.json()["detail"]}
-    assert ("body", "config", "epochs") in locs
+    errors = {tuple(item["loc"]): item["msg"] for item in answer.json()["detail"]}
+    assert errors[("body", "config", "epochs")] == "Input should be greater than or equal to 1"

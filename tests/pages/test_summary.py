@@ -30,7 +30,7 @@ def _epoch(run_id, epoch, top1, top5):
 
 def _run(run_id, config, status="succeeded"):
     return SimpleNamespace(id=run_id, name=f"run {run_id}", status=status, config=config.model_dump(mode="json"),
-                           seconds_per_epoch=12.5)
+                           epochs=config.epochs, seconds_per_epoch=12.5)
 
 
 def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():

@@ -12,6 +12,8 @@ export const EPOCH_CHARTS = [
 
 const CONFIG = { responsive: true, displaylogo: false, displayModeBar: true };
 
+const EMPTY_NOTE = { text: "waiting for the first epoch…", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
+
 function layout(title, xTitle, extra = {}) {
   return {
     title: { text: title, font: { size: 14 }, x: 0.02 },
@@ -34,20 +36,34 @@ function trace(series, x, y, mode = "lines+markers") {
   return { x, y, name: plotText(series.name), type: "scatter", mode, line: { color: series.color }, marker: { size: 5 } };
 }
 
+// The epoch axis spans the whole run when its length is known, so a live chart fills in from the left.
+function epochAxis(epochs) {
+  const axis = { title: { text: "epoch", standoff: 4 }, automargin: true, zeroline: false };
+  if (epochs) Object.assign(axis, { range: [0.5, epochs + 0.5], dtick: epochs <= 20 ? 1 : undefined });
+  return axis;
+}
+
 // series: [{name, color, metrics: [EpochMetricPublic sorted by epoch]}]
-export function drawEpochCharts(series, prefix = "chart-") {
+export function drawEpochCharts(series, { epochs = null } = {}) {
+  const empty = series.every((s) => s.metrics.length === 0);
   for (const { field, title } of EPOCH_CHARTS) {
     const traces = series.map((s) => trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field])));
-    Plotly.react(`${prefix}${field}`, traces, layout(title, "epoch", { xaxis: { title: { text: "epoch", standoff: 4 }, dtick: 1, automargin: true } }), CONFIG);
+    const extra = { xaxis: epochAxis(epochs), annotations: empty ? [EMPTY_NOTE] : [] };
+    if (empty) extra.yaxis = { visible: false };
+    Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
   }
 }
 
 // The learning rate: per step when the run stored steps, else the rate logged with each epoch.
-export function drawLr(target, series, { perStep = false } = {}) {
+export function drawLr(target, series, { perStep = false, epochs = null } = {}) {
   const traces = series.map((s) =>
     perStep ? trace(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines") : trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr)),
   );
-  Plotly.react(target, traces, layout("Learning rate", perStep ? "step" : "epoch"), CONFIG);
+  const empty = traces.every((t) => t.x.length === 0);
+  const extra = { annotations: empty ? [EMPTY_NOTE] : [] };
+  if (!perStep) extra.xaxis = epochAxis(epochs);
+  if (empty) extra.yaxis = { visible: false };
+  Plotly.react(target, traces, layout("Learning rate", perStep ? "step" : "epoch", extra), CONFIG);
 }
 
 export function drawLines(target, traces, title, xTitle) {

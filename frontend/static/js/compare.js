@@ -57,8 +57,9 @@ function renderCharts(rows, metrics) {
     color: colorOf.get(id),
     metrics: byRun.get(id).sort((a, b) => a.epoch - b.epoch),
   }));
-  drawEpochCharts(series);
-  drawLr("chart-lr", series);
+  const epochs = rows.length ? Math.max(...rows.map((row) => row.epochs)) : null;
+  drawEpochCharts(series, { epochs });
+  drawLr("chart-lr", series, { epochs });
 }
 
 async function refresh() {

@@ -35,8 +35,8 @@ function renderRun(next) {
 
 function draw() {
   const series = [{ name: run?.name ?? `#${runId}`, color: COLORS[0], metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
-  drawEpochCharts(series);
-  drawLr("chart-lr", series, { perStep: steps.length > 0 });
+  drawEpochCharts(series, { epochs: run?.epochs });
+  drawLr("chart-lr", series, { perStep: steps.length > 0, epochs: run?.epochs });
 }
 
 async function loadSteps() {
