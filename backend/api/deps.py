@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from backend.db import Database
@@ -29,12 +30,15 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def get_run_ids(
-    run_ids: Annotated[str, Query(
-        pattern=r"^\s*\d{1,9}\s*(,\s*\d{1,9}\s*)*$", max_length=5000,
-        description="comma-separated run ids, e.g. 1,2,3",
-    )],
+    run_ids: Annotated[str, Query(max_length=5000, description="comma-separated run ids, e.g. 1,2,3")],
 ) -> list[int]:
-    return [int(part) for part in run_ids.split(",")]
+    parts = [part.strip() for part in run_ids.split(",")]
+    if not all(part.isdigit() and 0 < int(part) <= MAX_ID for part in parts):
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("query", "run_ids"), "input": run_ids,
+            "msg": "expected run ids separated by commas, e.g. 1,2,3",
+        }])
+    return [int(part) for part in parts]
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,199 @@
+"""Backend fixtures: real SQLite files, real PostgreSQL databases, real servers and workers.
+
+PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB); each test gets a
+database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from backend.db import Database
+from backend.settings import Settings
+
+POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
+FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
+REPO = Path(__file__).resolve().parents[2]
+# Short intervals: a dead worker is noticed in 2 s, a cancel in 0.2 s.
+FAST = {"heartbeat_seconds": 0.5, "stale_after_seconds": 2.0, "poll_seconds": 0.2, "kill_grace_seconds": 2.0,
+        "sse_poll_seconds": 0.1}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Starlette 1.x nags about httpx in its TestClient; the tests that matter use real servers.
+    config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
+
+
+def _postgres_database() -> Iterator[str]:
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server (.ci/run starts one)")
+    name = f"tricklab_test_{secrets.token_hex(6)}"
+    admin = create_engine(Settings(database_url=admin_url).database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tricklab.db"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/tricklab.db"
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A data root holding an (empty) CUB_200_2011/: enough for the API's checks."""
+    root = tmp_path / "data"
+    (root / "CUB_200_2011").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, data_root: Path) -> Callable[..., Settings]:
+    def make(database_url: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url, "runs_dir": tmp_path / "runs", "data_roots": [data_root],
+            "trainer_command": [sys.executable, str(FAKE_TRAINER)], **FAST,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_database() -> Iterator[Callable[[Settings], Database]]:
+    """A migrated Database for the settings, disposed after the test."""
+    from backend import migrate
+
+    made: list[Database] = []
+
+    def make(settings: Settings) -> Database:
+        database = Database(settings.database_url)
+        migrate.upgrade(database)
+        made.append(database)
+        return database
+
+    yield make
+    for database in made:
+        database.dispose()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """``tricklab worker`` as a real subprocess; stopped (SIGTERM, then SIGKILL) after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(settings: Settings, *args: str) -> subprocess.Popen:
+        log = (tmp_path / f"worker-{len(started)}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend", "worker", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **settings.environ()},
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Settings], str]]:
+    """The app under a real uvicorn on a free port (in a thread); returns its base URL."""
+    import uvicorn
+
+    from backend.app import create_app
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(settings: Settings) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                               log_level="warning", timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        wait_for(lambda: server.started, timeout=20, what="uvicorn to start")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def read_events(response: httpx.Response, *, until: str = "end") -> list[tuple[str, str | None, Any]]:
+    """(event, id, data) of a Server-Sent Events response, up to and including ``until``."""
+    events: list[tuple[str, str | None, Any]] = []
+    event, event_id, data = "message", None, []
+    for line in response.iter_lines():
+        if line:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "id":
+                event_id = value
+            elif field == "data":
+                data.append(value)
+            continue
+        if data:
+            events.append((event, event_id, json.loads("\n".join(data))))
+            if event == until:
+                break
+        event, event_id, data = "message", None, []
+    return events

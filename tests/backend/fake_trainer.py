@@ -1,0 +1,51 @@
+"""A stand-in for ``python -m trainer run RUN_DIR --attempt N`` that needs no torch.
+
+It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
+by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
+epoch), "hang" (start, then sleep until killed). Each start appends a line to RUN_DIR/invocations.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def emit(kind: str, **payload) -> None:
+    print(json.dumps({"type": kind, **payload}), flush=True)
+
+
+def main() -> int:
+    run_dir = Path(sys.argv[1])
+    attempt = sys.argv[sys.argv.index("--attempt") + 1]
+    if (run_dir / "ATTEMPT").read_text().strip() != attempt:
+        return 3
+    config = json.loads((run_dir / "config.json").read_text())
+    name, epochs = config["name"], config["epochs"]
+    with (run_dir / "invocations").open("a") as log:
+        log.write(f"{attempt} {os.getpid()}\n")
+    (run_dir / "child.pid").write_text(str(os.getpid()))
+    (run_dir / "child.env").write_text(json.dumps({"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+    print("fake trainer starting (not JSON: the worker ignores this line)", flush=True)
+    emit("start", epochs=epochs, steps_per_epoch=2, start_epoch=0, num_train=8, num_valid=2, num_test=2)
+    if "hang" in name:
+        time.sleep(600)
+    for epoch in range(1, epochs + 1):
+        if "slow" in name:
+            time.sleep(0.3)
+        emit("step", epoch=epoch, step=2 * epoch, loss=1.0 / epoch, lr=0.1)
+        emit("epoch", epoch=epoch, train_loss=1.0 / epoch, train_top1=10.0 * epoch, train_top5=20.0 * epoch,
+             valid_loss=1.5 / epoch, valid_top1=9.0 * epoch, valid_top5=19.0 * epoch, lr=0.1, seconds=0.01,
+             images_per_s=800.0)
+        if "fail" in name:
+            print("Traceback (most recent call last):\nRuntimeError: fake failure", file=sys.stderr)
+            emit("error", message="RuntimeError: fake failure")
+            return 1
+    emit("result", test_top1=42.0, test_top5=84.0, best_epoch=epochs, best_valid_top1=9.0 * epochs,
+         best_valid_top5=19.0 * epochs, test_loss=0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The REST API against a real SQLite file: shapes, filters and every 404 / 409 / 422."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from backend.app import create_app
+from backend.models import EpochMetric, FailureKind
+from backend.services import queue as jobs
+
+
+@pytest.fixture
+def settings(make_settings, sqlite_url):
+    return make_settings(sqlite_url)
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def db(client):
+    return client.app.state.database
+
+
+def submit(client, data_root, **config):
+    config.setdefault("data", {"root": str(data_root)})
+    response = client.post("/api/v1/runs", json={"config": config})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def claim(db):
+    with db.session(write=True) as session:
+        return jobs.claim_run(session=session, worker="test", stale_after_seconds=60)
+
+
+def test_submit_fills_defaults_and_returns_the_run(client, data_root, settings):
+    response = client.post("/api/v1/runs", json={"config": {"name": "base", "epochs": 3, "data": {"root": str(data_root)}},
+                                                 "priority": 2})
+    assert response.status_code == 201
+    run = response.json()
+    assert run["status"] == "queued" and run["priority"] == 2 and run["name"] == "base"
+    assert run["config"]["model"]["arch"] == "resnet50" and run["config"]["batch_size"] == 64
+    assert (run["epoch"], run["epochs"], run["attempt"], run["max_attempts"]) == (0, 3, 0, 1)
+    assert run["run_dir"] == str(settings.runs_dir / str(run["id"]))
+    assert len(run["config_hash"]) == 16 and run["seconds_per_epoch"] is None
+    for key in ("depends_on", "study_id", "worker", "failure_kind", "error", "started_at", "finished_at",
+                "heartbeat_at", "test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"):
+        assert run[key] is None, key
+    assert client.get(f"/api/v1/runs/{run['id']}").json() == run
+
+
+def test_a_relative_data_root_resolves_against_the_working_folder(client, data_root, monkeypatch):
+    monkeypatch.chdir(data_root.parent)
+    run = submit(client, data_root, data={"root": "data"})
+    assert run["config"]["data"]["root"] == str(data_root)
+
+
+@pytest.mark.parametrize("config, loc, message", [
+    ({"epochs": 0}, ["epochs"], "greater than or equal to 1"),
+    ({"optim": {"lrr": 1}}, ["optim", "lrr"], "unknown key"),
+    ({"model": {"arch": "vgg"}}, ["model", "arch"], "resnet18"),
+    ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, ["schedule", "warmup_epochs"], "OneCycle"),
+    ({"data": {"root": "/etc"}}, ["data", "root"], "outside the data roots"),
+    ({"data": {"root": "{data_root}/missing"}}, ["data", "root"], "does not exist"),
+    ({"data": {"root": "{data_root}/CUB_200_2011/.."}, "tricks": {"kd": {"teacher": 41}}}, ["tricks", "kd", "teacher"],
+     "run 41 not found"),
+    ({"tricks": {"kd": {"teacher": "/tmp"}}}, ["tricks", "kd", "teacher"], "outside the data roots and the runs folder"),
+])
+def test_bad_configs_are_422_at_the_field(client, data_root, config, loc, message):
+    config = {"data": {"root": str(data_root)}, **config}
+    config["data"]["root"] = config["data"]["root"].replace("{data_root}", str(data_root))
+    response = client.post("/api/v1/runs", json={"config": config})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "config", *loc]
+    assert message in error["msg"]
+
+
+def test_a_folder_without_the_dataset_is_refused(client, data_root):
+    (data_root / "empty").mkdir()
+    response = client.post("/api/v1/runs", json={"config": {"data": {"root": str(data_root / "empty")}}})
+    assert response.status_code == 422 and "CUB_200_2011" in response.json()["detail"][0]["msg"]
+
+
+def test_malformed_bodies_are_422_in_fastapi_shape(client):
+    for body in ({"config": {}, "priority": "high"}, {"config": [1]}, {"config": {}, "extra": 1}):
+        response = client.post("/api/v1/runs", json=body)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][0] == "body"
+    assert client.post("/api/v1/runs", content=b"{", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_a_teacher_by_id_becomes_a_dependency(client, data_root, db):
+    teacher = submit(client, data_root, name="teacher")
+    student = submit(client, data_root, name="student", tricks={"kd": {"teacher": teacher["id"]}})
+    assert student["depends_on"] == teacher["id"]
+    as_text = submit(client, data_root, tricks={"kd": {"teacher": str(teacher["id"])}})  # a form sends text
+    assert as_text["depends_on"] == teacher["id"]
+
+    client.post(f"/api/v1/runs/{teacher['id']}/cancel")
+    response = client.post("/api/v1/runs", json={"config": {"data": {"root": str(data_root)},
+                                                            "tricks": {"kd": {"teacher": teacher["id"]}}}})
+    assert response.status_code == 422 and "cancelled; retry it first" in response.json()["detail"][0]["msg"]
+
+
+def test_list_filters_by_status_and_name_and_paginates(client, data_root, db):
+    ids = [submit(client, data_root, name=name)["id"] for name in ("base", "base_ls", "cosine", "base-kd")]
+    client.post(f"/api/v1/runs/{ids[2]}/cancel")
+    page = client.get("/api/v1/runs", params={"limit": 2}).json()
+    assert page["count"] == 4 and [r["id"] for r in page["data"]] == ids[::-1][:2]  # newest first
+    assert client.get("/api/v1/runs", params={"skip": 3}).json()["data"][0]["id"] == ids[0]
+    assert [r["name"] for r in client.get("/api/v1/runs", params={"name": "BASE_"}).json()["data"]] == ["base_ls"]
+    cancelled = client.get("/api/v1/runs", params={"status": "cancelled"}).json()
+    assert cancelled["count"] == 1 and cancelled["data"][0]["id"] == ids[2]
+    both = client.get("/api/v1/runs", params=[("status", "cancelled"), ("status", "queued")]).json()
+    assert both["count"] == 4
+    assert client.get("/api/v1/runs", params={"status": "done"}).status_code == 422
+    assert client.get("/api/v1/runs", params={"limit": 0}).status_code == 422
+
+
+def test_metrics_steps_and_progress(client, data_root, db):
+    run = submit(client, data_root, epochs=4)
+    other = submit(client, data_root)
+    claimed = claim(db)
+    with db.session(write=True) as session:
+        for epoch in (1, 2, 3):
+            jobs.store_epoch(session=session, run_id=run["id"], attempt=claimed.attempt,
+                             row={"epoch": epoch, "train_loss": 1.0, "valid_top1": 10.0 * epoch, "seconds": epoch})
+        jobs.store_steps(session=session, run_id=run["id"], attempt=claimed.attempt,
+                         steps=[{"step": 10, "epoch": 1, "loss": 2.0, "lr": 0.01}])
+    assert claimed.run_id == run["id"]
+
+    metrics = client.get(f"/api/v1/runs/{run['id']}/metrics", params={"since": 1}).json()
+    assert metrics["count"] == 2 and [row["epoch"] for row in metrics["data"]] == [2, 3]
+    assert set(metrics["data"][0]) >= {"run_id", "epoch", "train_loss", "train_top1", "train_top5", "valid_loss",
+                                       "valid_top1", "valid_top5", "lr", "seconds", "images_per_s"}
+    steps = client.get(f"/api/v1/runs/{run['id']}/steps").json()
+    assert steps == {"data": [{"run_id": run["id"], "step": 10, "epoch": 1, "loss": 2.0, "lr": 0.01}], "count": 1}
+    detail = client.get(f"/api/v1/runs/{run['id']}").json()
+    assert (detail["status"], detail["epoch"], detail["epochs"], detail["seconds_per_epoch"]) == ("running", 3, 4, 2.0)
+    assert detail["worker"] == "test" and detail["attempt"] == 1
+
+    both = client.get("/api/v1/metrics", params={"run_ids": f"{other['id']},{run['id']}"}).json()
+    assert both["count"] == 3
+    assert client.get("/api/v1/metrics", params={"run_ids": f"{run['id']}, 998,999"}).json() == {
+        "detail": "runs 998, 999 not found"}
+    for bad in ("", "1,,2", "a", "1;2", "-1", "0", "99999999999"):
+        response = client.get("/api/v1/metrics", params={"run_ids": bad})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "run_ids"]
+        assert "separated by commas" in response.json()["detail"][0]["msg"]
+    assert client.get("/api/v1/metrics").status_code == 422
+
+
+def test_unknown_ids_are_404(client):
+    for method, path in [("get", "/api/v1/runs/12"), ("get", "/api/v1/runs/12/metrics"), ("get", "/api/v1/runs/12/steps"),
+                         ("get", "/api/v1/runs/12/events"), ("post", "/api/v1/runs/12/cancel"),
+                         ("post", "/api/v1/runs/12/retry"), ("delete", "/api/v1/runs/12")]:
+        response = client.request(method, path)
+        assert (response.status_code, response.json()) == (404, {"detail": "run 12 not found"}), path
+    assert client.post("/api/v1/runs/12/clone", json={}).json() == {"detail": "run 12 not found"}
+    assert client.get("/api/v1/runs/abc").status_code == 422
+
+
+def test_cancel_retry_and_their_conflicts(client, data_root, db):
+    queued = submit(client, data_root)
+    response = client.post(f"/api/v1/runs/{queued['id']}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.json()["finished_at"] is not None
+    assert client.post(f"/api/v1/runs/{queued['id']}/cancel").status_code == 409
+
+    retried = client.post(f"/api/v1/runs/{queued['id']}/retry")
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    assert retried.json()["finished_at"] is None
+    response = client.post(f"/api/v1/runs/{queued['id']}/retry")
+    assert response.status_code == 409 and "only failed or cancelled" in response.json()["detail"]
+
+    claim(db)
+    running = client.post(f"/api/v1/runs/{queued['id']}/cancel").json()
+    assert (running["status"], running["cancel_requested"]) == ("running", True)  # the worker stops it
+    with db.session(write=True) as session:
+        jobs.mark_cancelled(session=session, run_id=queued["id"], attempt=1)
+    assert client.get(f"/api/v1/runs/{queued['id']}").json()["status"] == "cancelled"
+
+
+def test_retry_of_a_failed_run_clears_the_failure(client, data_root, db):
+    run = submit(client, data_root)
+    claim(db)
+    with db.session(write=True) as session:
+        jobs.fail(session=session, run_id=run["id"], attempt=1, error="boom", kind=FailureKind.training)
+    failed = client.get(f"/api/v1/runs/{run['id']}").json()
+    assert (failed["status"], failed["failure_kind"], failed["error"]) == ("failed", "training", "boom")
+    retried = client.post(f"/api/v1/runs/{run['id']}/retry").json()
+    assert (retried["status"], retried["failure_kind"], retried["error"], retried["attempt"]) == ("queued", None, None, 1)
+
+
+def test_clone_with_dotted_overrides(client, data_root):
+    source = submit(client, data_root, name="base", epochs=5)
+    response = client.post(f"/api/v1/runs/{source['id']}/clone", json={"overrides": {"tricks.label_smoothing": 0.1}})
+    assert response.status_code == 201
+    clone = response.json()
+    assert clone["config"]["tricks"]["label_smoothing"] == 0.1 and clone["config"]["epochs"] == 5
+    assert clone["name"] == "base tricks.label_smoothing=0.1" and clone["id"] != source["id"]
+    named = client.post(f"/api/v1/runs/{source['id']}/clone", json={"overrides": {"seed": 2}, "name": "base s2"}).json()
+    assert named["name"] == "base s2" and named["config"]["seed"] == 2
+    replicate = client.post(f"/api/v1/runs/{source['id']}/clone", json={}).json()
+    assert replicate["config_hash"] == source["config_hash"] and replicate["name"] == "base"
+
+    for overrides, key, message in [({"tricks.smoothing": 0.1}, "tricks.smoothing", "unknown key"),
+                                    ({"epochs.x": 1}, "epochs.x", "has no sub-keys"),
+                                    ({"tricks.label_smoothing": 1.5}, "tricks.label_smoothing", "less than 1")]:
+        response = client.post(f"/api/v1/runs/{source['id']}/clone", json={"overrides": overrides})
+        assert response.status_code == 422
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["body", "overrides", key] and message in error["msg"]
+
+
+def test_delete_removes_rows_and_folder_but_not_while_running(client, data_root, db, settings):
+    run = submit(client, data_root)
+    claim(db)
+    with db.session(write=True) as session:
+        jobs.store_epoch(session=session, run_id=run["id"], attempt=1, row={"epoch": 1})
+    folder = Path(run["run_dir"])
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    response = client.delete(f"/api/v1/runs/{run['id']}")
+    assert response.status_code == 409 and "running" in response.json()["detail"]
+
+    with db.session(write=True) as session:
+        jobs.succeed(session=session, run_id=run["id"], attempt=1, result={"test_top1": 1.0})
+    assert client.delete(f"/api/v1/runs/{run['id']}").status_code == 204
+    assert client.get(f"/api/v1/runs/{run['id']}").status_code == 404
+    assert not folder.exists()
+    with db.session() as session:
+        assert session.scalars(select(EpochMetric)).all() == []
+
+
+def test_a_teacher_of_a_queued_student_cannot_be_deleted(client, data_root):
+    teacher = submit(client, data_root)
+    student = submit(client, data_root, tricks={"kd": {"teacher": teacher["id"]}})
+    client.post(f"/api/v1/runs/{teacher['id']}/cancel")
+    response = client.delete(f"/api/v1/runs/{teacher['id']}")
+    assert response.status_code == 409 and f"run {student['id']} (queued) uses run {teacher['id']}" in response.json()["detail"]
+
+
+def test_openapi_documents_every_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/metrics", "/api/v1/runs/{run_id}/events",
+            "/api/v1/runs/{run_id}/cancel", "/api/v1/runs/{run_id}/retry", "/api/v1/runs/{run_id}/clone",
+            "/api/v1/metrics"} <= set(paths)
+    assert client.get("/docs").status_code == 200
