@@ -129,7 +129,10 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     tab.probe = PageProbe(errors=[], dialogs=[])
     tab.on("pageerror", lambda error: tab.probe.errors.append(str(error)))
-    tab.on("console", lambda message: message.type == "error" and tab.probe.errors.append(message.text))
+    # Chromium logs every 4xx as a console error; the 422s and 409s are expected answers here.
+    tab.on("console", lambda message: message.type == "error" and not message.text.startswith("Failed to load resource")
+           and tab.probe.errors.append(message.text))
+    tab.on("dialog", lambda dialog: (tab.probe.dialogs.append(dialog.message), dialog.dismiss()))
     yield tab
     context.close()
 

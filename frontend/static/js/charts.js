@@ -21,7 +21,6 @@ function layout(title, xTitle, extra = {}) {
     xaxis: { title: { text: xTitle, standoff: 4 }, zeroline: false, automargin: true },
     yaxis: { zeroline: false, exponentformat: "e" },
     legend: { orientation: "h", yanchor: "top", y: -0.22 },
-    showlegend: true,
     autosize: true,
     ...extra,
   };
@@ -48,7 +47,7 @@ export function drawEpochCharts(series, { epochs = null } = {}) {
   const empty = series.every((s) => s.metrics.length === 0);
   for (const { field, title } of EPOCH_CHARTS) {
     const traces = series.map((s) => trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field])));
-    const extra = { xaxis: epochAxis(epochs), annotations: empty ? [EMPTY_NOTE] : [] };
+    const extra = { xaxis: epochAxis(epochs), annotations: empty ? [EMPTY_NOTE] : [], showlegend: series.length > 1 };
     if (empty) extra.yaxis = { visible: false };
     Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
   }
@@ -60,9 +59,11 @@ export function drawLr(target, series, { perStep = false, epochs = null } = {}) 
     perStep ? trace(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines") : trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr)),
   );
   const empty = traces.every((t) => t.x.length === 0);
-  const extra = { annotations: empty ? [EMPTY_NOTE] : [] };
+  const extra = { annotations: empty ? [EMPTY_NOTE] : [], showlegend: series.length > 1 };
   if (!perStep) extra.xaxis = epochAxis(epochs);
-  if (empty) extra.yaxis = { visible: false };
+  // From zero: Plotly pads a lone point by ±1, which would flatten a rate of 5e-4 onto the axis.
+  const top = Math.max(0, ...traces.flatMap((t) => t.y.filter((y) => y !== null)));
+  extra.yaxis = empty ? { visible: false } : { range: [0, top * 1.08 || 1], exponentformat: "e", zeroline: false };
   Plotly.react(target, traces, layout("Learning rate", perStep ? "step" : "epoch", extra), CONFIG);
 }
 

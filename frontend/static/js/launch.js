@@ -174,6 +174,7 @@ let previewSeq = 0;
 
 async function preview() {
   const seq = ++previewSeq;
+  previewNote.textContent = "Computing the schedule…";
   try {
     const result = await api("/schedule/preview", { method: "POST", body: { config: collectConfig() } });
     if (seq !== previewSeq) return; // a newer edit is already being previewed

@@ -20,8 +20,9 @@ function renderRun(next) {
   document.title = `${run.name} · tricklab`;
   $("run-status").replaceChildren(statusBadge(run));
   $("run-progress").replaceChildren(progress(run));
-  $("run-test").textContent = pair(run.test_top1, run.test_top5);
-  $("run-best").textContent = run.best_epoch ? `${pair(run.best_valid_top1, run.best_valid_top5)} (epoch ${run.best_epoch})` : "–";
+  // The test figures come from the checkpoint with the best validation loss, as in the report's code.
+  $("run-test").textContent = run.test_top1 === null ? "–" : `${pair(run.test_top1, run.test_top5)} (epoch ${run.best_epoch})`;
+  $("run-best").textContent = pair(run.max_valid_top1, run.max_valid_top5);
   $("run-speed").textContent = duration(run.seconds_per_epoch);
   $("run-attempt").textContent = `${run.attempt} of ${run.max_attempts}${run.worker ? ` on ${run.worker}` : ""}`;
   $("run-error").textContent = run.error ?? "";
@@ -46,8 +47,14 @@ async function loadSteps() {
 async function onEpoch(event) {
   const row = JSON.parse(event.data);
   metrics.set(row.epoch, row);
-  await loadSteps().catch(() => {}); // the LR per step is a nicety; the epoch point is drawn regardless
   draw();
+  // Progress, time per epoch and the per-step LR move with each epoch; a status event only comes on a
+  // status change. A failed refresh leaves the epoch point drawn, and the next epoch tries again.
+  try {
+    const [next] = await Promise.all([api(`/runs/${runId}`), loadSteps()]);
+    renderRun(next);
+    draw();
+  } catch {}
 }
 
 // EventSource resumes by itself (with Last-Event-ID) after a dropped connection; when the server

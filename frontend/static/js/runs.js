@@ -44,7 +44,7 @@ function row(run) {
     el("td", {}, check),
     el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`)),
     status,
-    el("td", { class: "num" }, pair(run.best_valid_top1, run.best_valid_top5)),
+    el("td", { class: "num" }, pair(run.max_valid_top1, run.max_valid_top5)),
     el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch)),
     el("td", {}, when(run.created_at)),

@@ -1,0 +1,162 @@
+"""The issue's four flows in Chromium against `tricklab serve`, plus widths and escaping.
+
+Each test saves screenshots of the pages it visits under its own temporary folder.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+XSS_NAME = "<script>alert(1)</script>"
+POINTS = "document.getElementById('chart-{field}').data?.[{index}]?.x?.length ?? 0"
+
+
+def shot(page, folder: Path, name: str) -> None:
+    page.screenshot(path=folder / f"{name}.png", full_page=True)
+
+
+def fill_tiny_run(page, data_root: Path, *, epochs: int) -> None:
+    """The settings that make a run take seconds, typed as a user would (labels, not selectors)."""
+    page.get_by_label("Architecture").select_option("resnet18")
+    page.get_by_label("Pretrained").uncheck()
+    page.get_by_label("Root").fill(str(data_root))
+    page.get_by_label("Image size").fill("32")
+    page.get_by_label("Num workers").fill("0")
+    page.get_by_label("Epochs", exact=True).fill(str(epochs))
+    page.get_by_label("Batch size").fill("16")
+
+
+def test_bad_value_shows_beside_its_field_and_keeps_the_form(page, dashboard, tmp_path):
+    page.goto(f"{dashboard.url}/runs/new")
+    page.locator("#f-name").fill("keep me")
+    page.get_by_label("Label smoothing").fill("0.1")
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("-3")
+    epochs.press("Enter")  # the keyboard submits the form
+
+    error = page.locator("#f-epochs-error")
+    error.wait_for(state="visible")
+    assert error.text_content() == "Input should be greater than or equal to 1"
+    assert epochs.get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "f-epochs"
+    assert page.url.endswith("/runs/new")
+    assert (page.locator("#f-name").input_value(), epochs.input_value()) == ("keep me", "-3")
+    assert page.get_by_label("Label smoothing").input_value() == "0.1"
+    shot(page, tmp_path, "launch-422")
+    assert httpx.get(f"{dashboard.url}/api/v1/runs", params={"name": "keep me"}).json()["count"] == 0
+    assert not page.probe.errors
+
+
+def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_path):
+    epochs = 3
+    page.goto(f"{dashboard.url}/runs/new")
+    page.get_by_label("Preset from the report").select_option("b")
+    page.wait_for_function("document.getElementById('f-tricks-label_smoothing').value === '0.1'")
+    fill_tiny_run(page, dashboard.data_root, epochs=epochs)
+    page.locator("#f-name").fill("from the form")
+    page.wait_for_function("document.getElementById('preview-note').textContent.includes('from the configured dataset')")
+    shot(page, tmp_path, "launch")
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.evaluate("window.notReloaded = true")
+
+    seen = []
+    deadline = time.monotonic() + 240
+    while "succeeded" not in (status := page.locator("#run-status").text_content()):
+        assert "failed" not in status and time.monotonic() < deadline, dashboard.log.read_text()[-3000:]
+        points = page.evaluate(POINTS.format(field="valid_top1", index=0))
+        if not seen or seen[-1] != points:
+            seen.append(points)
+            if points == 1:
+                shot(page, tmp_path, "run-live")
+        time.sleep(0.25)
+    page.wait_for_function(POINTS.format(field="train_loss", index=0) + f" === {epochs}")
+    assert page.evaluate("window.notReloaded === true")
+    assert len(seen) >= 2 and seen == sorted(seen), f"point counts seen while running: {seen}"
+    assert page.locator("#run-name").text_content() == "from the form"
+    assert page.locator("#run-test").text_content() != "–"
+    config = dashboard.run(run_id)["config"]
+    assert (config["tricks"]["label_smoothing"], config["epochs"], config["model"]["arch"]) == (0.1, epochs, "resnet18")
+    shot(page, tmp_path, "run-succeeded")
+
+    # Clone opens the same form prefilled.
+    page.get_by_role("link", name="Clone").click()
+    page.wait_for_function("document.getElementById('f-name').value === 'from the form'")
+    assert page.get_by_label("Epochs", exact=True).input_value() == str(epochs)
+    assert not page.probe.errors
+
+
+def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
+    ids = [run["id"] for run in finished_runs]
+    page.goto(f"{dashboard.url}/compare?runs={ids[0]},{ids[1]}")
+    rows = page.locator("#compare-table tbody tr")
+    rows.nth(1).wait_for()
+    for field in ("train_loss", "valid_top1", "valid_top5", "lr"):
+        page.wait_for_function(f"document.getElementById('chart-{field}').data?.length === 2")
+        for index in (0, 1):
+            assert page.evaluate(POINTS.format(field=field, index=index)) == 2, field
+    colours = page.evaluate("['train_loss','lr'].map(f => document.getElementById('chart-' + f).data.map(t => t.line.color))")
+    assert colours[0] == colours[1] and colours[0][0] != colours[0][1]
+
+    base, other = rows.nth(0), rows.nth(1)
+    assert "baseline" in base.text_content()
+    assert other.locator("td").nth(0).text_content() == "ResNet18 from scratch +LS"
+    top1 = other.locator("td").nth(2).text_content()
+    assert top1.endswith("p)") and ("(+" in top1 or "(-" in top1), top1
+    # The name is markup: it shows as text and runs nothing.
+    assert other.get_by_role("link").text_content() == XSS_NAME
+    assert not page.probe.dialogs
+    shot(page, tmp_path, "compare")
+
+    page.get_by_label("final epoch").check()
+    page.wait_for_function("location.search.includes('mode=final')")
+    csv = httpx.get(dashboard.url + page.locator("#csv-link").get_attribute("href")).text
+    assert csv.splitlines()[0].startswith("run_id,name,tricks") and len(csv.splitlines()) == 3
+    page.get_by_label("Baseline").select_option(str(ids[1]))
+    page.wait_for_function(f"location.search.includes('baseline={ids[1]}')")
+    page.locator("#compare-table tbody tr.baseline").get_by_role("link").filter(has_text=XSS_NAME).wait_for()
+    assert not page.probe.errors
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs, tmp_path, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    xss = next(run for run in finished_runs if run["name"] == XSS_NAME)
+    ids = ",".join(str(run["id"]) for run in finished_runs)
+    pages = {"runs": "/", "launch": "/runs/new?preset=h", "run": f"/runs/{xss['id']}", "compare": f"/compare?runs={ids}"}
+    for name, path in pages.items():
+        page.goto(dashboard.url + path)
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} is {overflow} px wider than {width} px"
+        shot(page, tmp_path, f"{name}-{width}")
+    page.goto(dashboard.url + "/")
+    page.locator(f"tr[data-run-id='{xss['id']}'] a").first.wait_for()
+    assert page.locator(f"tr[data-run-id='{xss['id']}'] td").nth(1).get_by_role("link").text_content() == XSS_NAME
+    page.goto(dashboard.url + f"/runs/{xss['id']}")
+    page.wait_for_function(f"document.getElementById('run-name').textContent === {XSS_NAME!r}")
+    assert not dialogs
+    context.close()
+
+
+def test_cancel_a_running_run_from_the_list(page, dashboard, tmp_path):
+    run = dashboard.submit("long run", epochs=200)
+    dashboard.wait(run["id"], statuses=("running",))
+    page.goto(f"{dashboard.url}/")
+    row = page.locator(f"tr[data-run-id='{run['id']}']")
+    row.locator("progress").wait_for()
+    shot(page, tmp_path, "runs-running")
+    row.get_by_role("button", name="Cancel").click()
+    page.locator(f"tr[data-run-id='{run['id']}'][data-status='cancelled']").wait_for(timeout=60_000)
+    assert dashboard.run(run["id"])["status"] == "cancelled"
+    shot(page, tmp_path, "runs-cancelled")
+    assert not page.probe.errors
