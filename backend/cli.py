@@ -131,10 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _ensure_demo_dataset(data_roots: list[Path]) -> None:
     if any((root / "CUB_200_2011").is_dir() for root in data_roots):
         return
-    from trainer.data.demo import write_demo_dataset
-
-    path = write_demo_dataset(data_roots[0])
-    logging.getLogger("tricklab").info("wrote the demo dataset to %s (use data.root %s)", path, data_roots[0])
+    # In a child process: writing it loads torch, which the server itself never needs.
+    subprocess.run([sys.executable, "-m", "backend", "data", "demo", str(data_roots[0])], check=True)
 
 
 def _start_worker() -> subprocess.Popen:

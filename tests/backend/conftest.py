@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -176,11 +175,11 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def read_events(response: httpx.Response, *, until: str = "end") -> list[tuple[str, str | None, Any]]:
-    """(event, id, data) of a Server-Sent Events response, up to and including ``until``."""
+def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, str | None, Any]]:
+    """(event, id, data) from the lines of a Server-Sent Events response, up to and including ``until``."""
     events: list[tuple[str, str | None, Any]] = []
     event, event_id, data = "message", None, []
-    for line in response.iter_lines():
+    for line in lines:
         if line:
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
