@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 
 from backend import migrate, pages
 from backend.api.main import api_router
-from backend.api.routes import compare, presets, schedule
+from backend.api.routes import compare, presets, schedule, studies
 from backend.db import Database
 from backend.services.errors import Conflict, InvalidConfig, NotFound
+from backend.services.studies import InvalidStudy
 from backend.settings import Settings
 
 
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     _add_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
-    for router in (presets.router, schedule.router, compare.router):
+    for router in (presets.router, schedule.router, compare.router, studies.router):
         app.include_router(router, prefix="/api/v1")
 
     # --- pages: routers and static mounts of the web pages go here ---
@@ -66,4 +67,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             }
             for field, message in exc.errors.items()
         ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InvalidStudy)
+    async def _invalid_study(_request: Request, exc: InvalidStudy) -> JSONResponse:
+        detail = [{"loc": ["body", *loc], "msg": message, "type": "value_error"} for loc, message in exc.errors.items()]
         return JSONResponse({"detail": detail}, status_code=422)

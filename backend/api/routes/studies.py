@@ -1,0 +1,69 @@
+"""/api/v1/studies: launch a preset or a grid of runs over seeds; its progress, table and curves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+
+from backend.api.deps import MAX_ID, SessionDep, SettingsDep
+from backend.services import studies
+from backend.study_schemas import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
+MetricQuery = Annotated[Metric, Query(description="valid: best validation accuracy over epochs (the report's "
+                                                   "figure); test: test accuracy of the best-validation-loss checkpoint")]
+
+
+@router.post("", status_code=201)
+def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPublic:
+    study = studies.create_study(
+        session=session, settings=settings, name=body.name, preset=body.preset,
+        switches=body.grid.switches if body.grid else None, overrides=body.overrides, seeds=body.seeds,
+        priority=body.priority,
+    )
+    return studies.study_public(session=session, study=study)
+
+
+@router.get("")
+def list_studies(
+    session: SessionDep,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> StudiesPublic:
+    found, count = studies.list_studies(session=session, skip=skip, limit=limit)
+    return StudiesPublic(data=studies.studies_public(session=session, studies=found), count=count)
+
+
+@router.get("/{study_id}")
+def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
+    return studies.study_public(session=session, study=studies.get_study(session=session, study_id=study_id))
+
+
+@router.get("/{study_id}/table")
+def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> StudyTable:
+    study = studies.get_study(session=session, study_id=study_id)
+    return studies.study_table(session=session, study=study, metric=metric)
+
+
+@router.get("/{study_id}/table.csv", response_class=PlainTextResponse)
+def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> PlainTextResponse:
+    study = studies.get_study(session=session, study_id=study_id)
+    table = studies.study_table(session=session, study=study, metric=metric)
+    return PlainTextResponse(studies.table_csv(table), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'})
+
+
+@router.get("/{study_id}/curves")
+def study_curves(study_id: StudyId, session: SessionDep) -> StudyCurves:
+    return studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study_id))
+
+
+@router.post("/{study_id}/cancel")
+def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
+    """Cancel the study's queued runs and stop its running ones; finished and reused runs stay."""
+    study = studies.cancel_study(session=session, study_id=study_id)
+    return studies.study_public(session=session, study=study)

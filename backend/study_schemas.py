@@ -1,0 +1,159 @@
+"""Request and response bodies of /api/v1/studies (kept apart from schemas.py, which runs own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.models import RunStatus
+
+Metric = Literal["valid", "test"]
+METRICS: tuple[Metric, ...] = ("valid", "test")
+Role = Literal["teacher", "experiment"]
+
+
+class StudyGrid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    switches: dict[str, Any] = Field(
+        min_length=1,
+        description="trick name (cosine, label_smoothing, kd, mixup_alpha, warmup_epochs, no_bias_decay) or a "
+        "dotted RunConfig key, mapped to true (the trick off and on) or to a list of values; the first value of "
+        "every switch makes the baseline",
+        examples=[{"cosine": True, "kd": True, "mixup_alpha": [0, 0.2]}],
+    )
+
+
+class StudyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    preset: Literal["seed"] | None = Field(None, description="seed: the report's 15 runs (T, T-LS, base, a-i2)")
+    grid: StudyGrid | None = Field(None, description="instead of a preset: the cartesian product of trick switches")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dotted RunConfig keys applied to every run; keys starting with `teacher.` apply to the teacher "
+        "runs only, after the others",
+        examples=[{"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 2,
+                   "teacher.model.arch": "resnet34"}],
+    )
+    seeds: int = Field(1, ge=1, le=20, description="replicates of every run, with seeds seed, seed+1, ...")
+    priority: int = Field(0, ge=-1000, le=1000, description="queue priority of every run")
+
+    @model_validator(mode="after")
+    def _one_design(self) -> StudyCreate:
+        if (self.preset is None) == (self.grid is None):
+            raise ValueError("preset: give either a preset or a grid" + (", not both" if self.preset else ""))
+        return self
+
+
+class StudyRunPublic(BaseModel):
+    run_id: int
+    seed: int
+    status: RunStatus | None = Field(description="null when the run was deleted")
+    reused: bool = Field(description="an identical run (config and seed) had already succeeded: no new run")
+
+
+class StudyGroupPublic(BaseModel):
+    key: str
+    title: str
+    role: Role
+    teacher: str | None = Field(description="key of the teacher group its runs distil from")
+    tricks: str
+    reported_top1: float | None = Field(description="the report's own best-validation top-1, for preset runs")
+    reported_top5: float | None
+    runs: list[StudyRunPublic]
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    kind: Literal["preset", "grid"]
+    preset: str | None
+    grid: dict[str, Any] | None
+    overrides: dict[str, Any]
+    seeds: list[int]
+    priority: int
+    baseline: str = Field(description="key of the group the deltas are measured against")
+    baseline_run_id: int | None
+    groups: list[StudyGroupPublic]
+    progress: dict[str, int] = Field(description="distinct runs per status, with total and reused")
+    finished: bool = Field(description="no run of the study is queued or running")
+    skipped: list[dict[str, Any]] = Field(description="grid cells left out because the combination is invalid")
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class MetricStats(BaseModel):
+    """One metric of one group: replicate values, mean +/- std, and the delta to the baseline."""
+
+    values: list[float] = Field(description="one per succeeded run, in seed order")
+    n: int
+    mean: float | None
+    std: float | None = Field(description="sample standard deviation; null below two seeds")
+    delta: float | None = Field(description="mean minus the baseline's mean, in points")
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None = Field(description="Welch's t, two-sided, of 'no difference'")
+    df: float | None
+    within_noise: bool | None = Field(description="whether the interval holds 0; null without an interval")
+    verdict: str = Field(description="baseline, helped, hurt, within noise, or why there is no interval")
+    text: str = Field(description='e.g. "79.13 ± 0.21"')
+    delta_text: str = Field(description='e.g. "+0.60p [-0.30, +1.50] p=0.21"')
+
+
+class StudyTableRow(BaseModel):
+    group: str
+    title: str
+    tricks: str
+    role: Role
+    is_baseline: bool
+    run_ids: list[int]
+    runs: int = Field(description="runs planned for the group (one per seed)")
+    succeeded: int
+    top1: MetricStats
+    top5: MetricStats
+    report_top1: float | None = Field(description="the report's own number, for preset runs")
+    report_top5: float | None
+    report: str | None = Field(description='the report\'s top-1 in its own style, e.g. "79.13 (+0.60p)"')
+    seconds_per_epoch: float | None
+
+
+class StudyTable(BaseModel):
+    study_id: int
+    metric: Metric
+    baseline: str
+    confidence: float
+    method: str
+    data: list[StudyTableRow]
+    count: int
+
+
+class CurveBand(BaseModel):
+    epoch: list[int]
+    mean: list[float | None]
+    std: list[float | None]
+    n: list[int] = Field(description="runs that reached the epoch")
+
+
+class GroupCurves(BaseModel):
+    group: str
+    title: str
+    is_baseline: bool
+    train_loss: CurveBand
+    valid_top1: CurveBand
+    valid_top5: CurveBand
+    lr: CurveBand
+
+
+class StudyCurves(BaseModel):
+    study_id: int
+    epochs: int = Field(description="the longest run's planned epochs")
+    data: list[GroupCurves]
+    count: int
