@@ -15,8 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from backend.config_form import build_form
+from backend.services.studies import SEED_RUNS, SWITCHES
 from backend.summary import MODES
-from trainer.presets import PRESETS
+from trainer.presets import DEMO, STUDY
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -36,7 +37,7 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def launch_page(request: Request) -> HTMLResponse:
-    return _page(request, "launch.html", page="launch", groups=build_form(), presets=PRESETS)
+    return _page(request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -55,6 +56,16 @@ def compare_page(request: Request, runs: str = "", baseline: int | None = None, 
     if baseline not in run_ids:
         baseline = run_ids[0] if run_ids else None
     return _page(request, "compare.html", page="compare", run_ids=run_ids, baseline=baseline, mode=mode, modes=MODES)
+
+
+@router.get("/studies", response_class=HTMLResponse)
+def studies_page(request: Request) -> HTMLResponse:
+    return _page(request, "study_index.html", page="studies", switches=SWITCHES, study_size=SEED_RUNS)
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(request: Request, study_id: int) -> HTMLResponse:
+    return _page(request, "study.html", page="studies", study_id=study_id)
 
 
 @router.get("/vendor/plotly.min.js")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.presets import PRESETS, get_preset
+from trainer.presets import PRESETS, STUDY, get_preset
 
 
 def test_every_preset_is_a_valid_run_config():
@@ -37,18 +37,19 @@ def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixu
 def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
     with pytest.raises(ValueError, match="T-LS"):
         get_preset("h").config()
-    with pytest.raises(KeyError, match="choose one of base"):
+    with pytest.raises(KeyError, match="choose one of demo, base, T"):
         get_preset("z")
 
 
 def test_presets_endpoint_resets_what_other_presets_set(api):
     answer = api.get("/api/v1/presets").json()
-    assert answer["count"] == len(PRESETS) == 16
+    assert len(STUDY) == 16 and answer["count"] == len(PRESETS) == 17
     by_key = {preset["key"]: preset for preset in answer["data"]}
-    # Choosing "a" after "h" must drop h's label smoothing and teacher, and set nothing else.
+    # Choosing "a" after "h" or "demo" must undo what they set, and touch nothing else.
     assert by_key["a"]["values"] == {
-        "name": "a", "model.arch": "resnet50", "schedule.name": "cosine", "tricks.label_smoothing": 0.0,
-        "tricks.mixup_alpha": 0.0, "tricks.kd.teacher": None,
+        "name": "a", "model.arch": "resnet50", "model.pretrained": True, "data.image_size": 224, "batch_size": 64,
+        "epochs": 10, "schedule.name": "cosine", "tricks.label_smoothing": 0.0, "tricks.mixup_alpha": 0.0,
+        "tricks.kd.teacher": None,
     }
     assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09
 

@@ -52,7 +52,7 @@ export function duration(seconds) {
 }
 
 export function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "–";
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" }) : "–";
 }
 
 export function statusBadge(run) {

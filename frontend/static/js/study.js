@@ -1,0 +1,165 @@
+// A study: progress per status, the table with intervals, and mean ± std bands per group; polls
+// until no run of it is queued or running.
+import { api, detailText, duration, el, showMessage } from "./common.js";
+import { COLORS, EPOCH_CHARTS, plotText } from "./charts.js";
+
+const POLL_MS = 3000;
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+const root = document.getElementById("study");
+const studyId = Number(root.dataset.studyId);
+const message = document.getElementById("study-message");
+const cancelButton = document.getElementById("study-cancel");
+const tbody = document.querySelector("#study-table tbody");
+const csvLink = document.getElementById("csv-link");
+let timer = null;
+
+function metric() {
+  return document.querySelector('input[name="metric"]:checked').value;
+}
+
+function renderStudy(study) {
+  document.getElementById("study-name").textContent = study.name;
+  document.title = `${study.name} · Study #${study.id} · tricklab`;
+  const design = study.kind === "preset" ? `preset "${study.preset}"` : `grid over ${Object.keys(study.grid.switches).join(", ")}`;
+  const overrides = Object.entries(study.overrides).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(" ");
+  document.getElementById("study-design").textContent =
+    `${design}; ${study.groups.length} groups × seeds ${study.seeds.join(", ")}; baseline "${study.baseline}"` +
+    (overrides ? `; overrides ${overrides}` : "");
+  const { progress } = study;
+  const done = progress.succeeded + progress.failed + progress.cancelled;
+  const bar = document.getElementById("study-progress");
+  bar.max = Math.max(progress.total, 1);
+  bar.value = done;
+  document.getElementById("study-progress-text").textContent =
+    `${done} of ${progress.total} runs finished` + (progress.reused ? ` (${progress.reused} reused from earlier runs)` : "") +
+    (study.finished ? "" : "…");
+  document.getElementById("study-counts").replaceChildren(
+    ...STATUSES.map((status) => el("div", { dataset: { status } }, el("dt", {}, status), el("dd", {}, String(progress[status])))),
+  );
+  const skipped = document.getElementById("study-skipped");
+  skipped.hidden = !study.skipped.length;
+  skipped.textContent = study.skipped.length
+    ? `${study.skipped.length} combinations skipped: ${study.skipped.map((cell) => `${JSON.stringify(cell.cell)} (${cell.reason})`).join("; ")}`
+    : "";
+  cancelButton.hidden = study.finished;
+  const runIds = [...new Set(study.groups.flatMap((group) => group.runs.map((run) => run.run_id)))];
+  document.getElementById("study-compare").href = `/compare?runs=${runIds.join(",")}&baseline=${study.baseline_run_id ?? ""}`;
+}
+
+function deltaCell(stats) {
+  const cell = el("td", { dataset: { verdict: stats.verdict } }, stats.delta_text);
+  if (stats.verdict !== "baseline" && stats.delta !== null) cell.append(el("span", { class: `tag verdict verdict-${stats.verdict.replaceAll(" ", "-")}` }, stats.verdict));
+  return cell;
+}
+
+function renderTable(table, colorOf) {
+  tbody.replaceChildren(
+    ...table.data.map((row) =>
+      el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { group: row.group, role: row.role } },
+        el("th", { scope: "row" },
+          el("span", { class: "swatch", style: `background:${colorOf.get(row.group)}`, "aria-hidden": "true" }),
+          row.group, row.title !== row.group ? el("span", { class: "muted" }, ` ${row.title}`) : null,
+          row.is_baseline ? el("span", { class: "tag" }, "baseline") : null,
+          row.role === "teacher" ? el("span", { class: "tag" }, "teacher") : null),
+        el("td", {}, row.tricks),
+        el("td", { class: "num" }, `${row.succeeded}/${row.runs}`),
+        el("td", { class: "num", title: row.top1.values.map((v) => v.toFixed(2)).join(", ") }, row.top1.text),
+        deltaCell(row.top1),
+        el("td", { class: "num", title: row.top5.values.map((v) => v.toFixed(2)).join(", ") }, row.top5.text),
+        deltaCell(row.top5),
+        el("td", { class: "num" }, row.report ?? "–"),
+        el("td", { class: "num" }, duration(row.seconds_per_epoch)),
+      ),
+    ),
+  );
+  const compared = table.data.filter((row) => !row.is_baseline).length;
+  document.getElementById("study-method").textContent =
+    `${table.method}, ${Math.round(table.confidence * 100)} % intervals over seeds. "within noise": the interval holds 0. ` +
+    `With ${compared} comparisons at 95 %, about ${(compared * 0.05).toFixed(1)} would look real by chance alone.`;
+}
+
+function hexToRgba(hex, alpha) {
+  const value = Number.parseInt(hex.slice(1), 16);
+  return `rgba(${value >> 16}, ${(value >> 8) & 255}, ${value & 255}, ${alpha})`;
+}
+
+// Per group: an invisible upper edge, the lower edge filled up to it, then the mean line on top.
+function bandTraces(curve, band, color, dash) {
+  const x = band.epoch;
+  const upper = band.mean.map((mean, i) => mean + (band.std[i] ?? 0));
+  const lower = band.mean.map((mean, i) => mean - (band.std[i] ?? 0));
+  const group = curve.group;
+  const edge = { type: "scatter", mode: "lines", x, line: { width: 0, color }, hoverinfo: "skip", showlegend: false, legendgroup: group };
+  return [
+    { ...edge, y: upper, name: `${plotText(group)} +std` },
+    { ...edge, y: lower, name: `${plotText(group)} −std`, fill: "tonexty", fillcolor: hexToRgba(color, 0.18) },
+    {
+      type: "scatter", mode: "lines+markers", x, y: band.mean, name: plotText(group), legendgroup: group,
+      line: { color, dash }, marker: { size: 5 },
+      customdata: band.n.map((n, i) => [n, band.std[i]]),
+      hovertemplate: "%{y:.4g} ± %{customdata[1]:.2g} (n=%{customdata[0]})",
+    },
+  ];
+}
+
+function layout(title, epochs) {
+  return {
+    title: { text: title, font: { size: 14 }, x: 0.02 },
+    margin: { l: 56, r: 12, t: 40, b: 30 },
+    xaxis: { title: { text: "epoch", standoff: 4 }, zeroline: false, automargin: true, range: epochs ? [0.5, epochs + 0.5] : undefined, dtick: epochs && epochs <= 20 ? 1 : undefined },
+    yaxis: { zeroline: false, exponentformat: "e" },
+    legend: { orientation: "h", yanchor: "top", y: -0.22 },
+    showlegend: true,
+    autosize: true,
+  };
+}
+
+function renderCharts(curves, colorOf) {
+  const charts = [...EPOCH_CHARTS, { field: "lr", title: "Learning rate" }];
+  for (const { field, title } of charts) {
+    const traces = curves.data.flatMap((curve, index) =>
+      bandTraces(curve, curve[field], colorOf.get(curve.group), index < COLORS.length ? "solid" : "dot"));
+    Plotly.react(`chart-${field}`, traces, layout(title, curves.epochs), { responsive: true, displaylogo: false });
+  }
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  const chosen = metric();
+  csvLink.href = `/api/v1/studies/${studyId}/table.csv?metric=${chosen}`;
+  let finished = true;
+  try {
+    const [study, table, curves] = await Promise.all([
+      api(`/studies/${studyId}`),
+      api(`/studies/${studyId}/table?metric=${chosen}`),
+      api(`/studies/${studyId}/curves`),
+    ]);
+    // A group keeps its colour across polls and metric changes: fixed by its place in the study.
+    const colorOf = new Map(study.groups.map((group, index) => [group.key, COLORS[index % COLORS.length]]));
+    renderStudy(study);
+    renderTable(table, colorOf);
+    renderCharts(curves, colorOf);
+    showMessage(message, "");
+    finished = study.finished;
+  } catch (error) {
+    showMessage(message, `Could not load study #${studyId}: ${detailText(error)}`, "error");
+    finished = error.status === 404;
+  }
+  if (!finished) timer = setTimeout(refresh, POLL_MS);
+}
+
+cancelButton.addEventListener("click", async () => {
+  cancelButton.disabled = true;
+  try {
+    await api(`/studies/${studyId}/cancel`, { method: "POST" });
+    showMessage(message, "Queued runs cancelled; running ones stop at their next check.");
+  } catch (error) {
+    showMessage(message, `Could not cancel: ${detailText(error)}`, "error");
+  } finally {
+    cancelButton.disabled = false;
+  }
+  refresh();
+});
+for (const radio of document.querySelectorAll('input[name="metric"]')) radio.addEventListener("change", refresh);
+refresh();

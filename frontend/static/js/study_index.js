@@ -1,0 +1,166 @@
+// The studies page: the launch form (preset or grid, overrides, seeds) and the recent studies.
+import { api, ApiError, detailText, el, showMessage, when } from "./common.js";
+
+const POLL_MS = 5000;
+
+const form = document.getElementById("study-form");
+const gridBox = document.getElementById("grid-switches");
+const overridesBox = document.getElementById("study-overrides");
+const formErrors = document.getElementById("study-form-errors");
+const submitButton = document.getElementById("study-submit");
+const tbody = document.querySelector("#studies-table tbody");
+const message = document.getElementById("studies-message");
+let timer = null;
+
+function design() {
+  return form.querySelector('input[name="design"]:checked').value;
+}
+
+function syncDesign() {
+  gridBox.disabled = design() !== "grid";
+}
+
+// A typed value: JSON when it parses (3, 0.1, true, null, "x"), the text itself otherwise (resnet18).
+function parseValue(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+// "key = value" lines; blank lines and # comments are skipped. Throws naming the line.
+function parseOverrides(text) {
+  const overrides = {};
+  text.split("\n").forEach((raw, index) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    const match = line.match(/^([^=\s]+)\s*=\s*(.*)$/);
+    if (!match) throw new Error(`line ${index + 1}: expected key = value, got "${line}"`);
+    overrides[match[1]] = parseValue(match[2].trim());
+  });
+  return overrides;
+}
+
+function collectSwitches() {
+  const switches = {};
+  for (const input of gridBox.querySelectorAll("[data-kind]")) {
+    if (input.dataset.kind === "flag") {
+      if (input.checked) switches[input.name] = true;
+    } else if (input.value.trim()) {
+      switches[input.name] = input.value.split(",").map((part) => parseValue(part.trim()));
+    }
+  }
+  return switches;
+}
+
+// --- errors: FastAPI's 422 locations to the inputs they name ----------------------------------
+
+function inputFor(loc) {
+  const [where, ...rest] = loc;
+  if (where === "grid") return rest.length >= 2 ? document.getElementById(`switch-${rest[1]}`) : gridBox.querySelector("[data-kind]");
+  if (where === "overrides") return overridesBox;
+  return form.querySelector(`[name="${CSS.escape(where ?? "")}"]`);
+}
+
+function clearErrors() {
+  for (const node of form.querySelectorAll(".field-error")) {
+    node.hidden = true;
+    node.textContent = "";
+  }
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  formErrors.hidden = true;
+  formErrors.replaceChildren();
+}
+
+function showErrors(items) {
+  clearErrors();
+  const list = el("ul");
+  let first = null;
+  for (const { loc, msg } of items) {
+    const name = loc.join(".");
+    const input = inputFor(loc);
+    const box = input && document.getElementById(`${input.id}-error`);
+    if (box) {
+      box.textContent = box.textContent ? `${box.textContent}; ${loc.at(-1)}: ${msg}` : loc[0] === "overrides" && loc[1] ? `${loc[1]}: ${msg}` : msg;
+      box.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+    }
+    list.append(el("li", {}, name ? `${name}: ${msg}` : msg));
+  }
+  formErrors.append(el("p", {}, items.length === 1 ? "One setting needs fixing:" : `${items.length} settings need fixing:`), list);
+  formErrors.hidden = false;
+  (first ?? formErrors).focus();
+}
+
+function errorsOf(error) {
+  if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) {
+    return error.detail.map((item) => ({ loc: item.loc.slice(1).map(String), msg: item.msg }));
+  }
+  return [{ loc: [], msg: detailText(error) }];
+}
+
+async function submit(event) {
+  event.preventDefault();
+  let overrides;
+  try {
+    overrides = parseOverrides(overridesBox.value);
+  } catch (error) {
+    showErrors([{ loc: ["overrides"], msg: error.message }]);
+    return;
+  }
+  const body = {
+    name: document.getElementById("study-name").value,
+    seeds: Number(document.getElementById("study-seeds").value),
+    priority: Number(document.getElementById("study-priority").value),
+    overrides,
+  };
+  if (design() === "grid") body.grid = { switches: collectSwitches() };
+  else body.preset = "seed";
+  submitButton.disabled = true;
+  try {
+    const study = await api("/studies", { method: "POST", body });
+    window.location.assign(`/studies/${study.id}`);
+  } catch (error) {
+    showErrors(errorsOf(error));
+  } finally {
+    submitButton.disabled = false;
+  }
+}
+
+// --- the list ---------------------------------------------------------------------------------
+
+function row(study) {
+  const { progress } = study;
+  const done = progress.succeeded + progress.failed + progress.cancelled;
+  const bar = el("progress", { max: Math.max(progress.total, 1), value: done, "aria-label": `${done} of ${progress.total} runs finished` });
+  const design = study.kind === "preset" ? `preset ${study.preset}` : `grid: ${Object.keys(study.grid.switches).join(" × ")}`;
+  return el("tr", { dataset: { studyId: study.id } },
+    el("td", {}, el("a", { href: `/studies/${study.id}` }, study.name), " ", el("span", { class: "muted" }, `#${study.id}`)),
+    el("td", {}, design),
+    el("td", { class: "num" }, `${study.groups.length} × ${study.seeds.length}`),
+    el("td", {}, el("span", { class: "progress" }, bar, ` ${done}/${progress.total}`, progress.failed ? ` (${progress.failed} failed)` : "")),
+    el("td", {}, when(study.created_at)),
+  );
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  let active = false;
+  try {
+    const page = await api("/studies?limit=50");
+    tbody.replaceChildren(...page.data.map(row));
+    if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No study yet: launch one above.")));
+    showMessage(message, "");
+    active = page.data.some((study) => !study.finished);
+  } catch (error) {
+    showMessage(message, `Could not load the studies: ${detailText(error)}`, "error");
+  }
+  if (active) timer = setTimeout(refresh, POLL_MS);
+}
+
+for (const radio of form.querySelectorAll('input[name="design"]')) radio.addEventListener("change", syncDesign);
+form.addEventListener("submit", submit);
+syncDesign();
+refresh();

@@ -1,0 +1,101 @@
+"""`tricklab serve` (uvicorn and one worker) on a free port, for the page tests and the README's
+screenshot script: the real server, worker and trainer, on a folder of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from backend.settings import Settings
+
+# A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
+TINY_RUN = {"model": {"arch": "resnet18", "pretrained": False}, "data": {"image_size": 32, "num_workers": 0},
+            "epochs": 2, "batch_size": 16}
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def settings_for(home: Path, data_root: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
+                    data_roots=[data_root], sse_poll_seconds=0.2, poll_seconds=0.5)
+
+
+class ServerError(RuntimeError):
+    """The server did not start, or a run did not end as expected; the message ends with its log."""
+
+
+@dataclass
+class Dashboard:
+    url: str
+    data_root: Path
+    log: Path
+
+    def log_tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+    def submit(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Queue TINY_RUN with top-level ``changes``; a changed section replaces TINY_RUN's, except data."""
+        data = {**TINY_RUN["data"], "root": str(self.data_root), **changes.pop("data", {})}
+        config = {**TINY_RUN, "name": name, **changes, "data": data}
+        answer = httpx.post(f"{self.url}/api/v1/runs", json={"config": config}, timeout=30)
+        if answer.status_code != 201:
+            raise ServerError(f"submitting {name!r} answered {answer.status_code}: {answer.text}")
+        return answer.json()
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/api/v1/runs/{run_id}", timeout=30).json()
+
+    def wait(self, run_id: int, statuses: tuple[str, ...] = FINAL, timeout: float = 240) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (run := self.run(run_id))["status"] not in statuses:
+            if time.monotonic() > deadline:
+                raise ServerError(f"run {run_id} is {run['status']} after {timeout} s, not {statuses}:\n{self.log_tail()}")
+            time.sleep(0.5)
+        return run
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(home: Path, data_root: Path, *, start_timeout: float = 90) -> Iterator[Dashboard]:
+    """Run `tricklab serve` with its database and runs in ``home``; stop it (and its worker) on exit."""
+    port = _free_port()
+    log = home / "server.log"
+    env = {**os.environ, **settings_for(home, data_root).environ()}
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port)], cwd=home, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    dashboard = Dashboard(f"http://127.0.0.1:{port}", data_root, log)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                if httpx.get(f"{dashboard.url}/api/v1/runs", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ServerError(f"tricklab serve did not start:\n{dashboard.log_tail()}")
+            time.sleep(0.3)
+        yield dashboard
+    finally:
+        server.send_signal(signal.SIGTERM)  # it stops its worker, which stops its trainer
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
