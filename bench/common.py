@@ -12,8 +12,15 @@ from pathlib import Path
 
 import torch
 
-from trainer.data.cub import ROOT_NAME
+from trainer.config import OptimConfig, ScheduleConfig
+from trainer.data.cub import ROOT_NAME, read_cub
 from trainer.data.demo import write_demo_dataset
+from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from trainer.engine import train_one_epoch
+from trainer.models import build_model
+from trainer.optim import build_optimizer
+from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.schedules import build_schedule
 
 
 def bench_root() -> Path:
@@ -29,6 +36,97 @@ def cublike_dataset(*, classes: int, per_class: int, short_side: int = 375) -> P
     if not (parent / ROOT_NAME / "images.txt").is_file():
         write_demo_dataset(parent, classes=classes, per_class=per_class, size=short_side, seed=0)
     return parent / ROOT_NAME
+
+
+def replicated_dataset(*, classes: int, per_class: int, distinct_per_class: int) -> Path:
+    """A CUB-sized dataset from a few generated JPEGs per class, each hard-linked several times.
+
+    Generating 11,788 images one by one takes minutes; decoding and training cost the same whether
+    files repeat or not, so a dataset of CUB's size and resolution needs only a few distinct ones.
+    """
+    parent = bench_root() / f"cublike-{classes}x{per_class}-from-{distinct_per_class}"
+    root = parent / ROOT_NAME
+    if (root / "images.txt").is_file():
+        return root
+    source = read_cub(cublike_dataset(classes=classes, per_class=distinct_per_class))
+    staging = Path(tempfile.mkdtemp(prefix="partial-", dir=bench_root()))
+    lines: dict[str, list[str]] = {"images.txt": [], "image_class_labels.txt": [], "train_test_split.txt": []}
+    for label, name in enumerate(source.classes):
+        originals = [sample.path for sample in source.samples if sample.label == label]
+        (staging / "images" / name).mkdir(parents=True)
+        for copy in range(per_class):
+            image_id = label * per_class + copy + 1
+            relative = f"{name}/{copy:04d}_{originals[copy % len(originals)].name}"
+            os.link(originals[copy % len(originals)], staging / "images" / relative)
+            lines["images.txt"].append(f"{image_id} {relative}")
+            lines["image_class_labels.txt"].append(f"{image_id} {label + 1}")
+            lines["train_test_split.txt"].append(f"{image_id} {copy % 2}")
+    lines["classes.txt"] = [f"{label + 1} {name}" for label, name in enumerate(source.classes)]
+    for file, rows in lines.items():
+        (staging / file).write_text("\n".join(rows) + "\n")
+    parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, root)
+    return root
+
+
+class RepeatedBatch:
+    """One batch already on the device, served ``steps`` times: the model's speed without any loader."""
+
+    def __init__(self, *, batch_size: int, image_size: int, num_classes: int, steps: int, device: torch.device):
+        generator = torch.Generator().manual_seed(0)
+        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        images = (torch.rand(batch_size, 3, image_size, image_size, generator=generator) - mean) / std
+        self.images = images.to(device)
+        self.targets = torch.randint(num_classes, (batch_size,), generator=generator).to(device)
+        self.steps = steps
+        self.num_samples = batch_size * steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        return iter([(self.images, self.targets)] * self.steps)
+
+
+class Trainer:
+    """A model and its optimizer trained an epoch at a time through ``engine.train_one_epoch``,
+    as a run trains it: on CUDA with bf16 autocast and channels_last, Adam with the layer rates."""
+
+    def __init__(self, arch: str, num_classes: int, device: torch.device, *, label_smoothing: float = 0.0):
+        self.on_cuda = device.type == "cuda"
+        model = build_model(arch, num_classes, pretrained=False).to(device)
+        self.model = model.to(memory_format=torch.channels_last) if self.on_cuda else model
+        self.optimizer = build_optimizer(self.model, OptimConfig())
+        self.loss_fn = TrainingLoss(label_smoothing=label_smoothing, kd_alpha=0.1, kd_temperature=10.0)
+
+    def epoch(self, loader, *, mixup_alpha: float = 0.0, teacher: torch.nn.Module | None = None) -> dict:
+        return train_one_epoch(
+            model=self.model, loader=loader, optimizer=self.optimizer,
+            schedule=build_schedule(ScheduleConfig(), epochs=1, steps_per_epoch=len(loader)), loss_fn=self.loss_fn,
+            epoch=1, start_step=0, mixup_alpha=mixup_alpha, generator=torch.Generator().manual_seed(0),
+            teacher=teacher, autocast_dtype=torch.bfloat16 if self.on_cuda else None, channels_last=self.on_cuda,
+        )
+
+    def images_per_second(self, loader) -> float:
+        stats = self.epoch(loader)
+        return stats["images"] / stats["seconds"]
+
+
+def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Time each variant once per round, rotating which goes first, so slow drifts of a shared
+    machine's load fall on all of them alike. Returns each variant's seconds per round."""
+    names = list(variants)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            seconds[name].append(variants[name]())
+        print("round " + str(round_) + ": " + ", ".join(f"{name} {seconds[name][-1]:.3f} s" for name in names))
+    return seconds
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the per-round ratio: each pair ran back to back, under the same load."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def machine() -> str:
@@ -49,10 +147,6 @@ def timed(work: Callable[[], object]) -> float:
 def drain(batches: Iterable) -> None:
     for _ in batches:
         pass
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def print_result(**figures: float | int | str) -> None:

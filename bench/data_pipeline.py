@@ -15,10 +15,11 @@ import argparse
 import shutil
 import tempfile
 from pathlib import Path
+from statistics import median
 
 import torch
 
-from bench.common import cublike_dataset, drain, machine, median, print_result, timed
+from bench.common import cublike_dataset, drain, machine, print_result, timed
 from trainer.data.cache import load_or_build
 from trainer.data.cub import CubDataset, read_cub
 from trainer.data.fast import FastBatchSource

@@ -1,0 +1,77 @@
+"""What mixup and distillation add to an epoch, on the same model and batches.
+
+Mixup pairs each image with another of the same batch (a permutation), so it should cost one blend
+and a second loss term: target ``mixup_ratio`` <= 1.05 (the report's second DataLoader: 1.92).
+Distillation should cost the teacher's forward pass and no more: ``kd_extra_vs_teacher`` is the
+extra epoch time with a teacher over the time of that teacher's forward passes alone (1.0 = nothing
+beyond the teacher). Batches come from memory, so the ratios are the loop's own, undiluted by data
+loading; variants alternate, and each ratio is the median over rounds of back-to-back pairs.
+
+    python -m bench.tricks_overhead            # resnet18 student, resnet50 teacher, 64 px
+    python -m bench.tricks_overhead --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from bench.common import RepeatedBatch, Trainer, alternate, machine, paired_ratio, print_result, timed
+from trainer.models import build_model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", default="resnet18")
+    parser.add_argument("--teacher", default="resnet50")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mixup-alpha", type=float, default=0.2)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the benchmark works")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.teacher, args.image_size, args.batch_size, args.steps, args.rounds = "resnet18", 32, 4, 1, 1
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"machine: {machine()}")
+    print(f"student {args.student}, teacher {args.teacher}, {args.image_size} px, batch {args.batch_size}, "
+          f"{args.steps} steps per epoch, {args.rounds} rounds")
+
+    num_classes = 200
+    batches = RepeatedBatch(batch_size=args.batch_size, image_size=args.image_size, num_classes=num_classes,
+                            steps=args.steps, device=device)
+    trainer = Trainer(args.student, num_classes, device)
+    teacher = build_model(args.teacher, num_classes, pretrained=False).to(device).eval()
+    if trainer.on_cuda:
+        teacher = teacher.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()  # as the loop runs the teacher
+    def teacher_forward() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.on_cuda):
+            for images, _ in batches:
+                teacher(images)
+
+    def epoch_seconds(**tricks) -> float:
+        return trainer.epoch(batches, **tricks)["seconds"]
+
+    trainer.epoch(batches)  # warm-up
+    teacher_forward()
+    seconds = alternate({
+        "plain": lambda: epoch_seconds(),
+        "mixup": lambda: epoch_seconds(mixup_alpha=args.mixup_alpha),
+        "kd": lambda: epoch_seconds(teacher=teacher),
+        "teacher_forward": lambda: timed(teacher_forward),
+    }, args.rounds)
+    mixup_ratio = paired_ratio(seconds["mixup"], seconds["plain"])
+    kd_extra = [kd - plain for kd, plain in zip(seconds["kd"], seconds["plain"])]
+    kd_vs_teacher = paired_ratio(kd_extra, seconds["teacher_forward"])
+    kd_ratio = paired_ratio(seconds["kd"], seconds["plain"])
+    print(f"mixup (alpha {args.mixup_alpha}) / plain epoch: {mixup_ratio:.3f}")
+    print(f"kd / plain epoch: {kd_ratio:.3f}; kd's extra time / teacher forward time: {kd_vs_teacher:.3f}")
+    print_result(mixup_ratio=mixup_ratio, kd_ratio=kd_ratio, kd_extra_vs_teacher=kd_vs_teacher)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Every benchmark runs end to end in its --smoke mode and ends with its RESULT line."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXPECTED_KEYS = {
+    "data_pipeline": {"reference_img_s", "fast_img_s", "speedup", "build_img_s"},
+    "tricks_overhead": {"mixup_ratio", "kd_ratio", "kd_extra_vs_teacher"},
+    "loop_overhead": {"ratio"},
+    "gpu_epoch": {"train_b16_memory_img_s", "train_b16_fast_img_s", "teacher_infer_img_s", "run_s", "epoch_s"},
+}
+
+
+@pytest.fixture(scope="module")
+def bench_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.mark.parametrize("bench", sorted(EXPECTED_KEYS))
+def test_benchmark_smoke_run_ends_with_its_result_line(bench: str, bench_root: Path):
+    env = {**os.environ, "TRICKLAB_BENCH_ROOT": str(bench_root), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", f"bench.{bench}", "--smoke"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT "), done.stdout[-2000:]
+    figures = dict(pair.split("=", 1) for pair in last.removeprefix("RESULT ").split())
+    assert EXPECTED_KEYS[bench] <= figures.keys()
+    assert all(math.isfinite(float(value)) for value in figures.values())
+    # Rates must be positive; ratios of one-round smoke timings can be anything on a busy machine.
+    assert all(float(value) > 0 for key, value in figures.items() if key.endswith("img_s"))
