@@ -175,9 +175,8 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, str | None, Any]]:
-    """(event, id, data) from the lines of a Server-Sent Events response, up to and including ``until``."""
-    events: list[tuple[str, str | None, Any]] = []
+def iter_events(lines: Iterator[str]) -> Iterator[tuple[str, str | None, Any]]:
+    """(event, id, data) for each message in the lines of a Server-Sent Events response, as it arrives."""
     event, event_id, data = "message", None, []
     for line in lines:
         if line:
@@ -191,8 +190,15 @@ def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, 
                 data.append(value)
             continue
         if data:
-            events.append((event, event_id, json.loads("\n".join(data))))
-            if event == until:
-                break
+            yield event, event_id, json.loads("\n".join(data))
         event, event_id, data = "message", None, []
+
+
+def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, str | None, Any]]:
+    """The messages up to and including the first ``until`` event."""
+    events = []
+    for message in iter_events(lines):
+        events.append(message)
+        if message[0] == until:
+            break
     return events

@@ -1,0 +1,97 @@
+"""The command line: compose commands exist, submit posts and follows a run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from backend.cli import build_parser
+
+from conftest import REPO
+
+
+def compose():
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_each_compose_command_is_a_tricklab_command():
+    services = compose()["services"]
+    assert set(services) >= {"db", "api", "worker"}
+    parser = build_parser()
+    for name in ("api", "worker"):
+        program, *argv = services[name]["command"]
+        assert program == "tricklab"
+        args = parser.parse_args(argv)
+        assert callable(args.handler), name
+    assert services["api"]["command"][1:3] == ["serve", "--no-worker"]
+    assert services["worker"]["command"][1] == "worker"
+
+
+def test_compose_wiring():
+    services = compose()["services"]
+    assert "healthcheck" in services["db"]
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
+        mounts = {volume.split(":")[1] for volume in services[name]["volumes"]}
+        assert {"/runs", "/data"} <= mounts
+        env = services[name]["environment"]
+        assert env["TRICKLAB_DATABASE_URL"].startswith("postgresql://")
+        assert json.loads(env["TRICKLAB_DATA_ROOTS"]) == ["/data"]
+    (device,) = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "tricklab" in (REPO / "Dockerfile").read_text() and "pip install" in (REPO / "Dockerfile").read_text()
+
+
+def test_the_trainer_commands_are_part_of_tricklab():
+    parser = build_parser()
+    assert callable(parser.parse_args(["train", "c.yaml"]).handler)
+    assert callable(parser.parse_args(["data", "demo", "d"]).handler)
+
+
+def tricklab(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backend", *argv], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def server(make_settings, sqlite_url, live_server, start_worker):
+    settings = make_settings(sqlite_url)
+    url = live_server(settings)
+    start_worker(settings)
+    return url
+
+
+def test_submit_wait_follows_the_run_to_its_end(server, data_root, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"name: cli\nepochs: 2\ndata:\n  root: {data_root}\n")
+    done = tricklab("submit", str(config), "--set", "epochs=3", "--server", server, "--wait")
+    assert done.returncode == 0, done.stderr
+    run_id = int(done.stdout.strip())
+    assert f"run {run_id} succeeded: test top-1 42.00" in done.stderr
+
+    failing = tricklab("submit", str(config), "--set", "name=fail", "--server", server, "--wait")
+    assert failing.returncode == 1
+    assert "failed: RuntimeError: fake failure" in failing.stderr
+
+
+def test_submit_reports_bad_configs_by_field(server, data_root, tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"epochs": 0, "data": {"root": "/nowhere"}}))
+    result = tricklab("submit", str(config), "--server", server)
+    assert result.returncode == 2
+    assert "error: epochs: Input should be greater than or equal to 1" in result.stderr
+    unknown = tricklab("submit", str(config), "--set", "tricks.nope=1", "--server", server)
+    assert unknown.returncode == 2 and "error: tricks.nope: unknown key" in unknown.stderr
+    missing = tricklab("submit", str(tmp_path / "absent.yaml"), "--server", server)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_submit_without_a_server_says_so(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 1\n")
+    result = tricklab("submit", str(config), "--server", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "is `tricklab serve` running?" in result.stderr

@@ -1,0 +1,140 @@
+"""The real trainer (python -m trainer run) on the tiny generated dataset, through real processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from backend.models import EpochMetric, FailureKind, Run, RunStatus
+from backend.services import runs as run_service
+from backend.settings import default_trainer_command
+
+from conftest import free_port, iter_events, wait_for
+
+# A few seconds per epoch on a CPU.
+TINY = {"model": {"arch": "resnet18", "pretrained": False}, "epochs": 3, "batch_size": 16,
+        "data": {"image_size": 32, "num_workers": 0}}
+
+
+def tiny_config(demo_dataset: Path, **extra) -> dict:
+    return {**TINY, "data": {**TINY["data"], "root": str(demo_dataset)}, **extra}
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(make_settings, sqlite_url, demo_dataset,
+                                                                       tmp_path, record_property):
+    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port)], cwd=tmp_path,
+                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **settings.environ()})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(url), timeout=60, what="tricklab serve")
+        posted = time.monotonic()
+        run = httpx.post(f"{url}/api/v1/runs", json={"config": tiny_config(demo_dataset, name="e2e")}).json()
+        first_epoch = None
+        with httpx.stream("GET", f"{url}/api/v1/runs/{run['id']}/events", timeout=httpx.Timeout(10, read=300)) as stream:
+            events = []
+            for event in iter_events(stream.iter_lines()):
+                events.append(event)
+                if event[0] == "epoch" and first_epoch is None:
+                    first_epoch = time.monotonic() - posted
+                if event[0] == "end":
+                    break
+        assert [data["epoch"] for kind, _, data in events if kind == "epoch"] == [1, 2, 3]
+        final = events[-1][2]
+        assert final["status"] == "succeeded", final["error"]
+        assert final["test_top1"] is not None and final["best_epoch"] in (1, 2, 3) and final["epoch"] == 3
+        metrics = httpx.get(f"{url}/api/v1/runs/{run['id']}/metrics").json()
+        assert [row["epoch"] for row in metrics["data"]] == [1, 2, 3]
+        assert all(row["train_loss"] > 0 and row["seconds"] > 0 for row in metrics["data"])
+        assert httpx.get(f"{url}/api/v1/runs/{run['id']}/steps").json()["count"] >= 0
+        whole = time.monotonic() - posted
+        assert first_epoch < whole  # streamed as they came, not at the end
+        record_property("post_to_first_epoch_s", round(first_epoch, 2))
+        print(f"POST to first epoch event: {first_epoch:.1f} s; whole run {whole:.1f} s")
+
+        workers = children(server.pid)
+        assert workers
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="the workers to stop")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/runs", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(sqlite_url, make_settings, make_database,
+                                                                     start_worker, demo_dataset):
+    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    db = make_database(settings)
+    with db.session(write=True) as session:
+        run_id = run_service.create_run(session=session, settings=settings, config=tiny_config(demo_dataset)).id
+
+    def rows():
+        with db.session() as session:
+            return [(row.epoch, row.attempt, row.train_loss, row.valid_loss, row.valid_top1, row.lr, row.seconds)
+                    for row in session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)
+                                               .order_by(EpochMetric.epoch))]
+
+    first = start_worker(settings)
+    epoch_one = wait_for(lambda: rows()[:1], timeout=240, what="epoch 1's row", interval=0.02)[0]
+    trainers = children(first.pid)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    wait_for(lambda: not any(alive(pid) for pid in trainers), timeout=5, what="the trainer to die with its worker")
+    with db.session() as session:
+        assert session.get(Run, run_id).status == RunStatus.running  # until its heartbeat goes stale
+    if len(rows()) == 3:
+        pytest.fail("the run finished before the worker was killed; the test needs slower epochs")
+
+    start_worker(settings)
+    wait_for(lambda: _status(db, run_id) in (RunStatus.succeeded, RunStatus.failed), timeout=240,
+             what="the run to finish under the second worker")
+    with db.session() as session:
+        run = session.get(Run, run_id)
+    assert run.status == RunStatus.succeeded, run.error
+    assert (run.attempt, run.failure_kind, run.infrastructure_failures) == (2, FailureKind.infrastructure, 1)
+    assert run.start_epoch >= 1  # resumed from a checkpoint, not from scratch
+    stored = rows()
+    assert [row[0] for row in stored] == [1, 2, 3]  # each epoch exactly once
+    assert stored[0] == epoch_one  # epoch 1 untouched, still written by attempt 1
+    assert stored[-1][1] == 2
+
+
+def _status(db, run_id):
+    with db.session() as session:
+        return session.get(Run, run_id).status
