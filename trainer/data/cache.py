@@ -18,8 +18,9 @@ For CUB at 224 px: 8.5k train images of about 226 x 300 x 3 bytes, 1.7 GB, and 3
 
 Key: a hash of the layout version, kind, size, the dataset folder and, for each selected image in
 order, its path, byte size and modification time. Another split, size or a replaced image gives a new
-key and a new file; a complete file with the key is reused. Building decodes with every core and
-shows a progress bar; a lock makes concurrent runs on one dataset build it once.
+key and a new file; a complete file with the key is reused, and files of old keys stay until the
+folder is deleted. Building decodes with every core and shows a progress bar; a lock makes
+concurrent runs on one dataset build it once.
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ class _Resident:
         self.pixels = packed.pixels.to(device)
         self.starts = packed.starts.to(device)
 
-    def gather(self, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """The pixels holding entries ``rows`` (CPU indices) and where each starts in them."""
-        return self.pixels, self.starts[rows.to(self.starts.device, non_blocking=True)]
+    def gather(self, rows: Tensor, rows_on_device: Tensor) -> tuple[Tensor, Tensor]:
+        """Pixels on the device holding entries ``rows``, and the pixel row where each starts."""
+        return self.pixels, self.starts[rows_on_device]
 
     def span(self, first: int, stop: int) -> Tensor:
         return self.pixels[first:stop]
@@ -63,7 +63,7 @@ class _Staged:
             host = host.pin_memory()
         return host.to(self.device, non_blocking=True)
 
-    def gather(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+    def gather(self, rows: Tensor, rows_on_device: Tensor) -> tuple[Tensor, Tensor]:
         starts, sizes = self.packed.starts[rows].tolist(), self.packed.sizes[rows]
         pixels = torch.cat([self.packed.pixels[s : s + n] for s, n in zip(starts, sizes.tolist())])
         return self._send(pixels), self._send(torch.cumsum(sizes, 0) - sizes)
@@ -117,15 +117,15 @@ class FastBatchSource:
 
     def _train_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         order, params = self.epoch_plan()
-        params = params.to(self.device)
+        # One copy to the device per epoch; batches then only slice.
+        params, order_on_device = params.to(self.device), order.to(self.device, non_blocking=True)
         heights, widths = self._device_sizes
         for first in range(0, self.num_samples, self.batch_size):
-            rows = order[first : first + self.batch_size]
-            pixels, starts = self._store.gather(rows)
-            on_device = rows.to(self.device, non_blocking=True)
-            images = self._augment(pixels, starts, heights[on_device], widths[on_device],
-                                   params.take(slice(first, first + self.batch_size)), self.image_size)
-            yield images, self._targets[on_device]
+            batch = slice(first, first + self.batch_size)
+            rows = order_on_device[batch]
+            pixels, starts = self._store.gather(order[batch], rows)
+            images = self._augment(pixels, starts, heights[rows], widths[rows], params.take(batch), self.image_size)
+            yield images, self._targets[rows]
 
     def _eval_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         # Eval entries are S x S centre crops served in order, so a batch is one contiguous span.
