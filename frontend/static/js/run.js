@@ -44,6 +44,22 @@ async function loadSteps() {
   steps = (await api(`/runs/${runId}/steps`)).data;
 }
 
+// A new attempt resumes after its checkpoint and the server drops the rows past it; a stream resumed
+// after a lost connection may have missed that. Either way the page reloads the whole history once.
+async function resync() {
+  const [history] = await Promise.all([api(`/runs/${runId}/metrics`), loadSteps()]);
+  metrics.clear();
+  for (const row of history.data) metrics.set(row.epoch, row);
+  draw();
+}
+
+function onStatus(event) {
+  const next = JSON.parse(event.data);
+  const restarted = run && (next.attempt !== run.attempt || next.start_epoch !== run.start_epoch);
+  renderRun(next);
+  if (restarted) resync().catch(() => {});
+}
+
 async function onEpoch(event) {
   const row = JSON.parse(event.data);
   metrics.set(row.epoch, row);
@@ -59,14 +75,16 @@ async function onEpoch(event) {
 
 // EventSource resumes by itself (with Last-Event-ID) after a dropped connection; when the server
 // answers with an error instead, for example while it restarts, it gives up and we open a new one.
-function connect() {
+function connect({ lost = false } = {}) {
   source = new EventSource(`/api/v1/runs/${runId}/events`);
   source.addEventListener("open", () => {
     retryMs = 1000;
     liveState.textContent = "Live: new epochs appear as they finish.";
+    if (lost) resync().catch(() => {});
+    lost = false;
   });
   source.addEventListener("epoch", onEpoch);
-  source.addEventListener("status", (event) => renderRun(JSON.parse(event.data)));
+  source.addEventListener("status", onStatus);
   source.addEventListener("end", async () => {
     source.close();
     liveState.textContent = "";
@@ -75,12 +93,13 @@ function connect() {
     draw();
   });
   source.addEventListener("error", () => {
+    lost = true;
     if (source.readyState !== EventSource.CLOSED) {
       liveState.textContent = "Connection lost; reconnecting…";
       return;
     }
     liveState.textContent = `Connection lost; retrying in ${Math.round(retryMs / 1000)} s…`;
-    setTimeout(connect, retryMs);
+    setTimeout(() => connect({ lost: true }), retryMs);
     retryMs = Math.min(retryMs * 2, 30000);
   });
 }
@@ -97,14 +116,8 @@ async function act(action) {
 
 async function start() {
   try {
-    const [first, history, stepRows] = await Promise.all([
-      api(`/runs/${runId}`),
-      api(`/runs/${runId}/metrics`),
-      api(`/runs/${runId}/steps`),
-    ]);
+    const [first] = await Promise.all([api(`/runs/${runId}`), resync()]);
     renderRun(first);
-    for (const row of history.data) metrics.set(row.epoch, row);
-    steps = stepRows.data;
     draw();
     if (ACTIVE.has(first.status)) connect();
   } catch (error) {
