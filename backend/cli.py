@@ -252,7 +252,8 @@ def _follow(server: str, run: dict[str, Any]) -> int:
                     if event == "epoch":
                         bar.update(data["epoch"] - bar.n)
                         last_epoch = data["epoch"]
-                        bar.set_postfix(valid_top1=f"{data['valid_top1']:.2f}" if data.get("valid_top1") is not None else "-")
+                        if data.get("valid_top1") is not None:
+                            bar.set_postfix(valid_top1=f"{data['valid_top1']:.2f}")
                     elif event in ("status", "end"):
                         bar.set_description(f"run {data['id']} {data['status']} (attempt {data['attempt']})")
                         if event == "end":

@@ -9,6 +9,7 @@ the next claim requeues the run and the new child resumes from the last checkpoi
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import json
 import logging
@@ -326,10 +327,8 @@ def _read_tail(stream: IO[str], tail: collections.deque) -> None:
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop_child(child: subprocess.Popen, *, grace: float) -> None:

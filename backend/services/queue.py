@@ -35,7 +35,9 @@ class Claim:
     config: dict[str, Any]
 
 
-def claim_run(*, session: Session, worker: str, stale_after_seconds: float, now: datetime | None = None) -> Claim | None:
+def claim_run(
+    *, session: Session, worker: str, stale_after_seconds: float, now: datetime | None = None,
+) -> Claim | None:
     """Requeue stale runs, fail runs whose teacher failed, then claim the next runnable run.
 
     Next = highest priority, then oldest id, among queued runs whose teacher (if any) succeeded.
@@ -161,7 +163,9 @@ def _upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: tup
     session.execute(statement)
 
 
-def store_epoch(*, session: Session, run_id: int, attempt: int, row: Mapping[str, Any], replay: bool = False) -> bool | None:
+def store_epoch(
+    *, session: Session, run_id: int, attempt: int, row: Mapping[str, Any], replay: bool = False,
+) -> bool | None:
     """Upsert one epoch row, fenced by the attempt.
 
     ``replay``: the trainer reports the epochs its checkpoint holds again when it resumes; those are

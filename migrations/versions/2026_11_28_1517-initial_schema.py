@@ -75,7 +75,8 @@ def upgrade() -> None:
         sa.Column("max_valid_top1", sa.Float(), nullable=True),
         sa.Column("max_valid_top5", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["depends_on"], ["runs.id"], name=op.f("fk_runs_depends_on_runs"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["study_id"], ["studies.id"], name=op.f("fk_runs_study_id_studies"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["study_id"], ["studies.id"], name=op.f("fk_runs_study_id_studies"),
+                                ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
     )
     if not sqlite:
