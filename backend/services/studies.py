@@ -46,6 +46,7 @@ from trainer.config import ConfigError, RunConfig, apply_overrides
 from trainer.presets import PRESETS_BY_KEY, STUDY, Preset
 
 SEED_PRESET = "seed"
+SEED_RUNS = len(STUDY)  # runs per seed of the seed preset
 TEACHER_PREFIX = "teacher."
 BASELINE_PRESET = "base"
 # A grid grows as a product; past this many runs a typo (a long value list) is likelier than intent.

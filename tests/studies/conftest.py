@@ -1,0 +1,213 @@
+"""Study fixtures: databases for the service, and one real `tricklab serve` (two workers) that runs a
+tiny grid study end to end, shared by the end-to-end and browser tests.
+
+PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.engine import make_url
+
+from backend import migrate
+from backend.db import Database
+from backend.models import Run, RunStatus, utcnow
+from backend.settings import Settings
+
+POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# Every run of the end-to-end study trains in seconds on a CPU.
+TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "data.num_workers": 0,
+        "epochs": 1, "batch_size": 16}
+# Two switches, one of them distillation (so teachers are added, shared and waited for), two seeds.
+TINY_GRID = {"cosine": True, "kd": True}
+TINY_SEEDS = 2
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tricklab.db"
+        return
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    name = f"tricklab_test_{secrets.token_hex(6)}"
+    admin = create_engine(Settings(database_url=admin_url).database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/tricklab.db"
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """An (empty) CUB_200_2011/: enough for the checks made when runs are queued."""
+    root = tmp_path / "data"
+    (root / "CUB_200_2011").mkdir(parents=True)
+    return root
+
+
+@dataclass
+class Store:
+    """A migrated database with the settings the study service needs."""
+
+    settings: Settings
+    db: Database
+    data_root: Path
+
+    def finish(self, run_ids: list[int], **results: Any) -> None:
+        """Mark runs succeeded as a worker would, with the given result columns."""
+        with self.db.transaction(write=True) as session:
+            session.execute(update(Run).where(Run.id.in_(run_ids))
+                            .values(status=RunStatus.succeeded, finished_at=utcnow(), **results))
+
+    def run(self, run_id: int) -> Run:
+        with self.db.session() as session:
+            return session.get(Run, run_id)
+
+
+@pytest.fixture
+def make_store(tmp_path: Path, data_root: Path) -> Iterator[Callable[[str], Store]]:
+    made: list[Database] = []
+
+    def make(database_url: str) -> Store:
+        settings = Settings(database_url=database_url, runs_dir=tmp_path / "runs", data_roots=[data_root])
+        db = Database(settings.database_url)
+        migrate.upgrade(db)
+        made.append(db)
+        return Store(settings, db, data_root)
+
+    yield make
+    for db in made:
+        db.dispose()
+
+
+@pytest.fixture
+def store(make_store: Callable[[str], Store], sqlite_url: str) -> Store:
+    return make_store(sqlite_url)
+
+
+# --- one real server for the end-to-end and browser tests -----------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    data_root: Path
+    log: Path
+
+    def get(self, path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{self.url}/api/v1{path}", params=params, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def post_study(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.post(f"{self.url}/api/v1/studies", json=body, timeout=60)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    def wait_finished(self, study_id: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not (study := self.get(f"/studies/{study_id}"))["finished"]:
+            if time.monotonic() > deadline:
+                pytest.fail(f"study {study_id} not finished after {timeout} s: {study['progress']}; server log:\n"
+                            + self.log.read_text()[-3000:])
+            time.sleep(1)
+        return study
+
+
+@pytest.fixture(scope="session")
+def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Server]:
+    """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child."""
+    home = tmp_path_factory.mktemp("study-server")
+    settings = Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
+                        data_roots=[demo_dataset], poll_seconds=0.3)
+    port = _free_port()
+    log = home / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", "2"],
+                                  cwd=home, env={**os.environ, **settings.environ()}, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/studies", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"tricklab serve did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield Server(url, demo_dataset, log)
+    finally:
+        server.send_signal(signal.SIGTERM)  # it stops its workers, which stop their trainers
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_study(study_server: Server) -> dict[str, Any]:
+    """The issue's tiny study: resnet18, 32 px, 1 epoch, 2 seeds, 2 switches; run to the end."""
+    study = study_server.post_study({
+        "name": "tiny grid", "grid": {"switches": TINY_GRID}, "seeds": TINY_SEEDS,
+        "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
+    })
+    return study_server.wait_finished(study["id"], timeout=900)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    tab.on("console", lambda message: message.type == "error" and tab.errors.append(message.text))
+    yield tab
+    context.close()

@@ -1,0 +1,137 @@
+"""/api/v1/studies in-process (no worker): shapes, status codes, and every bad input named."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+from backend.settings import Settings
+
+TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    home = tmp_path_factory.mktemp("studies-api")
+    (home / "data" / "CUB_200_2011").mkdir(parents=True)
+    settings = Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
+                        data_roots=[home / "data"])
+    with TestClient(create_app(settings)) as test_client:
+        test_client.data_root = str(home / "data")
+        yield test_client
+
+
+def body(client, **changes):
+    return {"name": "api", "preset": "seed", "overrides": {**TINY, "data.root": client.data_root}, **changes}
+
+
+def test_launch_read_table_csv_curves_and_cancel(client):
+    overrides = {**TINY, "data.root": client.data_root, "teacher.model.arch": "resnet34"}
+    answer = client.post("/api/v1/studies", json=body(client, seeds=2, overrides=overrides))
+    assert answer.status_code == 201, answer.text
+    study = answer.json()
+    assert (study["kind"], study["preset"], study["seeds"], study["baseline"]) == ("preset", "seed", [1234, 1235], "base")
+    assert study["progress"]["total"] == study["progress"]["queued"] == 32 and not study["finished"]
+    study_id = study["id"]
+
+    assert client.get(f"/api/v1/studies/{study_id}").json()["groups"] == study["groups"]
+    listed = client.get("/api/v1/studies").json()
+    assert listed["count"] >= 1 and listed["data"][0]["id"] == study_id
+    runs = client.get("/api/v1/runs", params={"study_id": study_id, "limit": 100}).json()
+    assert runs["count"] == 32
+
+    table = client.get(f"/api/v1/studies/{study_id}/table", params={"metric": "test"}).json()
+    assert (table["metric"], table["count"], table["confidence"]) == ("test", 16, 0.95)
+    assert table["data"][3]["report"] == "79.13 (+0.60p)" and table["data"][3]["top1"]["verdict"] == "no result yet"
+    csv_answer = client.get(f"/api/v1/studies/{study_id}/table.csv")
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    assert f'filename="study-{study_id}-valid.csv"' in csv_answer.headers["content-disposition"]
+    header, *lines = csv_answer.text.splitlines()
+    assert header.startswith("group,title,tricks,role,runs,succeeded,top1_mean,top1_std,top1_n,top1_delta,top1_ci_low")
+    assert "report" in header.split(",") and len(lines) == 16
+    curves = client.get(f"/api/v1/studies/{study_id}/curves").json()
+    assert curves["count"] == 16 and curves["epochs"] == 1
+
+    cancelled = client.post(f"/api/v1/studies/{study_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["progress"]["cancelled"] == 32
+    assert cancelled.json()["finished"]
+    again = client.post(f"/api/v1/studies/{study_id}/cancel")
+    assert again.status_code == 409 and "no queued or running run" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/api/v1/studies/99999", 404), ("/api/v1/studies/0", 422), ("/api/v1/studies/x/table", 422),
+    ("/api/v1/studies/1/table?metric=best", 422), ("/api/v1/studies/99999/curves", 404),
+])
+def test_unknown_studies_and_bad_queries(client, path, status):
+    answer = client.get(path)
+    assert answer.status_code == status, answer.text
+
+
+def test_cancel_unknown_study_is_404(client):
+    assert client.post("/api/v1/studies/99999/cancel").status_code == 404
+
+
+@pytest.mark.parametrize(("changes", "loc", "message"), [
+    ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
+    ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
+    ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
+    ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
+    ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
+    ({"name": ""}, ["body", "name"], "at least 1 character"),
+    ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
+    ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
+    ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
+    ({"overrides": {"model.teacher_arch": "resnet34"}}, ["body", "overrides", "model.teacher_arch"],
+     "teacher runs take `teacher.`-prefixed keys"),
+    ({"overrides": {"teacher.model.arch": "resnet9"}}, ["body", "overrides", "teacher.model.arch"], "resnet18"),
+    ({"overrides": {"teacher.seed": 3}}, ["body", "overrides", "teacher.seed"], "set by the study"),
+    ({"overrides": {"teacher.data.image_size": 64}}, ["body", "overrides", "teacher.data.image_size"],
+     "students' dataset"),
+    ({"overrides": {"tricks.kd.teacher": 3}}, ["body", "overrides", "tricks.kd.teacher"], "picks each student's teacher"),
+    ({"overrides": {"name": "x"}}, ["body", "overrides", "name"], "named after the study"),
+    ({"overrides": {"data.root": "/nowhere"}}, ["body", "overrides", "data.root"], "outside the data roots"),
+    ({"overrides": {"seed": 2**31 - 1}, "seeds": 2}, ["body", "seeds"], "largest seed"),
+    ({"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
+     ["body", "overrides", "model.zero_init_residual"],
+     "training from scratch"),
+    ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
+    ({"preset": None, "grid": {"switches": {"cosin": True}}}, ["body", "grid", "switches", "cosin"], "unknown switch"),
+    ({"preset": None, "grid": {"switches": {"kd": [True, 1]}}}, ["body", "grid", "switches", "kd"], "on/off"),
+    ({"preset": None, "grid": {"switches": {"mixup_alpha": "0.2"}}}, ["body", "grid", "switches", "mixup_alpha"],
+     "true or a list"),
+    ({"preset": None, "grid": {"switches": {"mixup_alpha": [0, 0]}}}, ["body", "grid", "switches", "mixup_alpha"],
+     "listed twice"),
+    ({"preset": None, "grid": {"switches": {"mixup_alpha": [0, -1]}}}, ["body", "grid", "switches", "mixup_alpha"],
+     "-1: tricks.mixup_alpha"),
+    ({"preset": None, "grid": {"switches": {"warmup_epochs": [0, 1]}}}, ["body", "grid", "switches", "warmup_epochs"],
+     "OneCycle has its own warmup"),
+    ({"preset": None, "grid": {"switches": {"optim.lr": True}}}, ["body", "grid", "switches", "optim.lr"],
+     "a list of values"),
+    ({"preset": None, "grid": {"switches": {"tricks.kd.teacher": [1, 2]}}},
+     ["body", "grid", "switches", "tricks.kd.teacher"], "set by the study"),
+    ({"preset": None, "grid": {"switches": {"cosine": True}}, "overrides": {"teacher.model.arch": "resnet34"}},
+     ["body", "overrides", "teacher.model.arch"], "no run of this study is a teacher"),
+    ({"preset": None, "grid": {"switches": {f"optim.layer_lr_divisors.layer{i}": [1, 2, 3] for i in range(1, 5)} |
+                               {"optim.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}}},
+     ["body", "grid", "switches"], "at most 600"),
+])
+def test_every_bad_input_is_a_422_naming_its_field(client, changes, loc, message):
+    request = body(client, **changes)
+    if "overrides" in changes:
+        request["overrides"] = {**TINY, "data.root": client.data_root, **changes["overrides"]}
+    before = client.get("/api/v1/runs").json()["count"]
+    answer = client.post("/api/v1/studies", json={key: value for key, value in request.items() if value is not None})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [item["loc"] for item in detail] == [loc], detail
+    assert message in detail[0]["msg"], detail
+    assert client.get("/api/v1/runs").json()["count"] == before  # nothing was queued
+
+
+def test_pages_render(client):
+    assert "Launch a study" in client.get("/studies").text
+    assert 'data-study-id="7"' in client.get("/studies/7").text
+    assert 'href="/studies"' in client.get("/").text

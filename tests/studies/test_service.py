@@ -1,0 +1,278 @@
+"""The study service on a real database: the seed preset's runs, grids, seeds, reuse, table, cancel."""
+
+import csv
+import io
+
+import pytest
+from scipy import stats as scipy_stats
+from sqlalchemy import func, select
+
+from backend.models import EpochMetric, Run, RunStatus
+from backend.services import studies
+from backend.services.errors import Conflict
+from trainer.config import RunConfig
+
+# The report's experiments: arch, schedule, label smoothing, mixup alpha, teacher group.
+SEED_STUDY = {
+    "T": ("resnet152", "onecycle", 0.0, 0.0, None),
+    "T-LS": ("resnet152", "onecycle", 0.1, 0.0, None),
+    "base": ("resnet50", "onecycle", 0.0, 0.0, None),
+    "a": ("resnet50", "cosine", 0.0, 0.0, None),
+    "b": ("resnet50", "onecycle", 0.1, 0.0, None),
+    "c": ("resnet50", "onecycle", 0.0, 0.0, "T"),
+    "d1": ("resnet50", "onecycle", 0.0, 1.0, None),
+    "d2": ("resnet50", "onecycle", 0.0, 0.2, None),
+    "d3": ("resnet50", "onecycle", 0.0, 0.1, None),
+    "d4": ("resnet50", "onecycle", 0.0, 0.01, None),
+    "e": ("resnet50", "cosine", 0.1, 0.0, None),
+    "f": ("resnet50", "cosine", 0.0, 0.0, "T"),
+    "g": ("resnet50", "onecycle", 0.1, 0.0, "T-LS"),
+    "h": ("resnet50", "cosine", 0.1, 0.0, "T-LS"),
+    "i1": ("resnet50", "cosine", 0.1, 0.2, "T-LS"),
+    "i2": ("resnet50", "cosine", 0.1, 0.01, "T-LS"),
+}
+TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1, "batch_size": 16}
+# Without it the teachers would be resnet18 too, and T the very base run (shared, see below).
+TEACHER = {"teacher.model.arch": "resnet34"}
+
+
+def create(store, *, seeds=1, preset=None, switches=None, **overrides):
+    overrides.setdefault("data.root", str(store.data_root))
+    with store.db.session(write=True) as session:
+        study = studies.create_study(session=session, settings=store.settings, name="s", preset=preset,
+                                     switches=switches, overrides=overrides, seeds=seeds)
+        return studies.study_public(session=session, study=study)
+
+
+def runs_of(store, public):
+    ids = [run.run_id for group in public.groups for run in group.runs]
+    with store.db.session() as session:
+        return {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
+
+
+def run_count(store):
+    with store.db.session() as session:
+        return session.scalar(select(func.count()).select_from(Run))
+
+
+def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teachers(make_store, database_url):
+    store = make_store(database_url)
+    study = create(store, preset="seed")
+    assert [group.key for group in study.groups] == list(SEED_STUDY)  # the report's table order
+    assert run_count(store) == len(SEED_STUDY) == studies.SEED_RUNS == study.progress["total"] == 16
+    runs = runs_of(store, study)
+    ids = {group.key: group.runs[0].run_id for group in study.groups}
+    defaults = RunConfig().model_dump(mode="json")
+    for key, (arch, schedule, smoothing, mixup, teacher) in SEED_STUDY.items():
+        run = runs[ids[key]]
+        config = RunConfig.model_validate(run.config)
+        assert (config.model.arch, config.schedule.name, config.tricks.label_smoothing, config.tricks.mixup_alpha) == \
+            (arch, schedule, smoothing, mixup), key
+        assert config.tricks.kd.teacher == (ids[teacher] if teacher else None), key
+        assert run.depends_on == (ids[teacher] if teacher else None), key
+        assert run.study_id == study.id and run.status == RunStatus.queued
+        # Everything else is the report's base: pretrained, Adam 1e-3 with its layer rates, batch 64,
+        # 10 epochs, KD alpha 0.1 and T 10.
+        values = config.model_dump(mode="json")
+        for section in ("optim", "runtime"):
+            assert values[section] == defaults[section], key
+        assert (config.epochs, config.batch_size, config.model.pretrained, config.seed) == (10, 64, True, 1234)
+        assert (config.tricks.kd.alpha, config.tricks.kd.temperature) == (0.1, 10.0)
+        assert config.data.image_size == 224 and config.data.split == "seed"
+    assert study.baseline == "base" and study.baseline_run_id == ids["base"]
+    assert {group.key: group.role for group in study.groups if group.role == "teacher"} == \
+        {"T": "teacher", "T-LS": "teacher"}
+    tricks = {group.key: group.tricks for group in study.groups}
+    assert tricks["h"] == "+Cosine +LS +KD (teacher T-LS)" and tricks["T"] == "ResNet152" and tricks["base"] == "base"
+    # Students are queued after their teachers, so a single worker never waits on a later run.
+    assert all(ids[teacher] < ids[key] for key, (*_, teacher) in SEED_STUDY.items() if teacher)
+
+
+def test_overrides_reach_every_run_and_teacher_keys_only_the_teachers(store):
+    study = create(store, preset="seed", seeds=2, **{**TINY, "teacher.model.arch": "resnet34", "epochs": 2})
+    assert study.seeds == [1234, 1235] and study.progress["total"] == 32
+    runs = runs_of(store, study)
+    by_key = {group.key: group for group in study.groups}
+    for group in study.groups:
+        for member in group.runs:
+            config = RunConfig.model_validate(runs[member.run_id].config)
+            assert config.model.arch == ("resnet34" if group.role == "teacher" else "resnet18")
+            assert (config.data.image_size, config.epochs, config.seed) == (32, 2, member.seed)
+            assert runs[member.run_id].name == f"s · {group.key} · seed {member.seed}"
+            if group.teacher:
+                # Each replicate learns from the teacher of its own seed.
+                teacher = next(run for run in by_key[group.teacher].runs if run.seed == member.seed)
+                assert runs[member.run_id].depends_on == teacher.run_id
+
+
+def test_a_grid_is_the_product_of_its_switches_with_shared_teachers(store):
+    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1], "kd": True}, seeds=2, **TINY,
+                   **TEACHER)
+    keys = [group.key for group in study.groups]
+    assert keys == ["T", "T-LS", "base", "+KD", "+LS", "+LS +KD", "+Cosine", "+Cosine +KD", "+Cosine +LS",
+                    "+Cosine +LS +KD"]
+    assert study.progress["total"] == 10 * 2  # 8 cells and 2 teachers, per seed
+    teachers = {group.key: group.teacher for group in study.groups}
+    assert teachers["+Cosine +LS +KD"] == teachers["+LS +KD"] == "T-LS" and teachers["+KD"] == "T"
+    runs = runs_of(store, study)
+    t_ls = {run.seed: run.run_id for run in study.groups[1].runs}
+    students = [run for group in study.groups if group.teacher == "T-LS" for run in group.runs]
+    assert {runs[run.run_id].depends_on for run in students} == set(t_ls.values())
+    assert RunConfig.model_validate(runs[t_ls[1234]].config).tricks.label_smoothing == 0.1
+
+
+def test_invalid_combinations_are_skipped_and_listed(store):
+    study = create(store, switches={"cosine": True, "warmup_epochs": [0, 1]}, **{**TINY, "epochs": 3})
+    assert [group.key for group in study.groups] == ["base", "+Cosine", "+Cosine +Warmup 1ep"]
+    assert study.skipped == [{"cell": {"cosine": False, "warmup_epochs": 1},
+                              "reason": "schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use "
+                                        "cosine/constant"}]
+
+
+def test_groups_that_come_out_identical_share_their_runs(store):
+    # LS for every run makes b the base run, e the a run, and so on: one run each, not two.
+    study = create(store, preset="seed", **TINY, **{"tricks.label_smoothing": 0.1})
+    ids = {group.key: group.runs[0].run_id for group in study.groups}
+    assert ids["b"] == ids["base"] and ids["e"] == ids["a"] and ids["T"] == ids["T-LS"]
+    assert study.progress["total"] == run_count(store) == 16 - 6
+
+
+def test_finished_identical_runs_are_reused_not_rerun(store):
+    first = create(store, switches={"cosine": True, "kd": True}, seeds=2, **TINY, **TEACHER)
+    first_runs = runs_of(store, first)
+    store.finish(list(first_runs), max_valid_top1=50.0)
+    before = run_count(store)
+
+    again = create(store, switches={"cosine": True, "kd": True}, seeds=2, **TINY, **TEACHER)
+    assert run_count(store) == before  # nothing new queued
+    assert again.progress["reused"] == again.progress["total"] == again.progress["succeeded"] == len(first_runs)
+    assert again.finished
+    assert [[run.run_id for run in group.runs] for group in again.groups] == \
+        [[run.run_id for run in group.runs] for group in first.groups]
+
+    # A third seed: only its runs are new, and its students learn from its new teacher.
+    more = create(store, switches={"cosine": True, "kd": True}, seeds=3, **TINY, **TEACHER)
+    assert run_count(store) == before + 5
+    new = {run.run_id for group in more.groups for run in group.runs if not run.reused}
+    assert {run.seed for group in more.groups for run in group.runs if run.run_id in new} == {1236}
+
+
+def test_a_finished_teacher_is_reused_and_its_new_students_depend_on_it(store):
+    first = create(store, switches={"kd": True}, **TINY, **TEACHER)
+    teacher_id = first.groups[0].runs[0].run_id
+    store.finish([teacher_id])
+    again = create(store, switches={"kd": True, "cosine": True}, **TINY, **TEACHER)
+    assert again.groups[0].runs[0].run_id == teacher_id and again.groups[0].runs[0].reused
+    students = [run.run_id for group in again.groups if group.teacher for run in group.runs]
+    assert {store.run(run_id).depends_on for run_id in students} == {teacher_id}
+    # The first study's KD student had not finished: the second study queued its own.
+    assert first.groups[2].runs[0].run_id not in students
+
+
+def test_runs_are_not_reused_when_anything_that_changes_the_result_differs(store):
+    first = create(store, switches={"cosine": True}, **TINY)
+    store.finish([run.run_id for group in first.groups for run in group.runs])
+    other = create(store, switches={"cosine": True}, **{**TINY, "optim.lr": 0.002})
+    assert other.progress["reused"] == 0 and other.progress["queued"] == 2
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss occurred")  # SciPy's remark on a group without spread
+def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
+    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, seeds=3, **TINY)
+    results = {"base": [50.0, 52.0, 51.0], "+LS": [60.0, 61.5, 59.0], "+Cosine": [50.5, 52.5, 49.0],
+               "+Cosine +LS": [58.0, 58.0, 58.0]}
+    for group in study.groups:
+        for member, value in zip(group.runs, results[group.key]):
+            store.finish([member.run_id], max_valid_top1=value, max_valid_top5=100.0, test_top1=value / 2,
+                         test_top5=90.0)
+    with store.db.session() as session:
+        study_row = studies.get_study(session=session, study_id=study.id)
+        table = studies.study_table(session=session, study=study_row)
+        test_table = studies.study_table(session=session, study=study_row, metric="test")
+    rows = {row.group: row for row in table.data}
+    assert [row.group for row in table.data] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
+    assert rows["base"].is_baseline and rows["base"].top1.verdict == "baseline"
+    for key in ("+LS", "+Cosine", "+Cosine +LS"):
+        top1 = rows[key].top1
+        expected = scipy_stats.ttest_ind(results[key], results["base"], equal_var=False)
+        interval = expected.confidence_interval(0.95)
+        assert top1.values == results[key] and top1.n == 3 and rows[key].succeeded == 3
+        assert top1.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+        assert (top1.ci_low, top1.ci_high) == (pytest.approx(interval.low), pytest.approx(interval.high))
+    assert rows["+LS"].top1.verdict == "helped"
+    assert rows["+Cosine"].top1.verdict == "within noise" and rows["+Cosine"].top1.within_noise
+    assert rows["+Cosine +LS"].top1.std == 0.0 and rows["+Cosine +LS"].top1.verdict == "helped"
+    # Every top-5 is 100: no spread anywhere, so no interval rather than a zero-width one.
+    assert rows["+LS"].top5.verdict == "no spread across seeds: no interval"
+    assert {row.group: row.top1.mean for row in test_table.data}["+LS"] == pytest.approx(sum(results["+LS"]) / 6)
+    assert all(row.report is None for row in table.data)  # a grid has no report numbers
+
+
+def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
+    study = create(store, preset="seed", **TINY)
+    ids = {group.key: group.runs[0].run_id for group in study.groups}
+    store.finish([ids["base"]], max_valid_top1=40.0, max_valid_top5=80.0)
+    store.finish([ids["a"]], max_valid_top1=41.0, max_valid_top5=81.0)
+    with store.db.session() as session:
+        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+    rows = {row.group: row for row in table.data}
+    assert (rows["base"].report, rows["a"].report, rows["d1"].report) == ("78.53", "79.13 (+0.60p)", "5.27 (-73.26p)")
+    assert (rows["a"].report_top1, rows["a"].report_top5) == (79.13, 95.77)
+    assert rows["a"].top1.delta == 1.0 and rows["a"].top1.verdict == "1 seed: no interval"
+    assert rows["b"].top1.verdict == "no result yet"
+
+    parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
+    assert [row["group"] for row in parsed] == list(SEED_STUDY)
+    a = next(row for row in parsed if row["group"] == "a")
+    assert (a["top1_mean"], a["top1_delta"], a["top1_verdict"], a["report"], a["report_top1"]) == \
+        ("41.0", "1.0", "1 seed: no interval", "79.13 (+0.60p)", "79.13")
+    assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
+
+
+def test_curves_are_mean_and_std_per_group_and_epoch(store):
+    study = create(store, switches={"cosine": True}, seeds=2, **{**TINY, "epochs": 2})
+    base_runs = [run.run_id for run in study.groups[0].runs]
+    with store.db.transaction(write=True) as session:
+        for run_id, offset in zip(base_runs, (0.0, 2.0)):
+            for epoch in (1, 2):
+                session.add(EpochMetric(run_id=run_id, epoch=epoch, attempt=1, train_loss=1.0 + offset,
+                                        valid_top1=10.0 * epoch + offset, valid_top5=50.0, lr=0.001))
+    with store.db.session() as session:
+        curves = studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study.id))
+    base, cosine = curves.data
+    assert curves.epochs == 2 and base.is_baseline and not cosine.is_baseline
+    assert base.valid_top1.epoch == [1, 2] and base.valid_top1.mean == [11.0, 21.0]
+    assert base.valid_top1.std == [pytest.approx(2 ** 0.5)] * 2 and base.valid_top1.n == [2, 2]
+    assert base.lr.std == [0.0, 0.0] and cosine.train_loss.epoch == []
+
+
+def test_cancel_stops_the_pending_runs_it_created_and_leaves_the_rest(store):
+    shared = create(store, switches={"cosine": True}, **TINY)
+    shared_base = shared.groups[0].runs[0].run_id
+    store.finish([shared_base])
+    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
+    ids = {group.key: group.runs[0].run_id for group in study.groups}
+    assert ids["base"] == shared_base  # reused
+    with store.db.transaction(write=True) as session:
+        session.get(Run, ids["+LS"]).status = RunStatus.running
+    store.finish([ids["+Cosine"]])
+    with store.db.session(write=True) as session:
+        cancelled = studies.study_public(session=session,
+                                         study=studies.cancel_study(session=session, study_id=study.id))
+    assert store.run(ids["+Cosine +LS"]).status == RunStatus.cancelled
+    assert store.run(ids["+LS"]).status == RunStatus.running and store.run(ids["+LS"]).cancel_requested
+    assert store.run(ids["+Cosine"]).status == store.run(shared_base).status == RunStatus.succeeded
+    assert cancelled.progress["cancelled"] == 1 and not cancelled.finished  # the running one still stops
+    with store.db.session(write=True) as session, pytest.raises(Conflict, match="no queued or running run"):
+        studies.cancel_study(session=session, study_id=study.id)
+
+
+def test_a_missing_dataset_creates_nothing(store, tmp_path):
+    (tmp_path / "data" / "empty").mkdir()
+    with pytest.raises(studies.InvalidStudy) as caught:
+        create(store, preset="seed", **{"data.root": str(tmp_path / "data" / "empty")})
+    assert list(caught.value.errors) == [("overrides", "data.root")]
+    assert "no CUB_200_2011/" in caught.value.errors[("overrides", "data.root")]
+    with store.db.session() as session:
+        assert studies.list_studies(session=session) == ([], 0)
+    assert run_count(store) == 0
