@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend import migrate
 from backend.db import Database
@@ -40,6 +40,7 @@ STEP_BATCH = 200
 EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT
 _PR_SET_PDEATHSIG = 1
 _EOF = object()
+_DROPPED = "dropped"  # a write the database refused for good: the event is skipped
 
 
 def die_with_parent(parent_pid: int, sig: signal.Signals = signal.SIGKILL):
@@ -276,7 +277,7 @@ class Worker:
             tail = "".join(stderr_tail).rstrip()
             error = reason + (f"\n--- last lines of stderr ---\n{tail}" if tail else "")
             status = self._write(jobs.fail, state, error=error, kind=FailureKind.training)
-            outcome = f"failed ({status.value if status else 'lost'}): {reason}"
+            outcome = f"failed, now {status or 'lost'}: {reason}"
         log.info("run %s attempt %s: %s", state.run_id, state.attempt, outcome)
 
     # --- fenced database calls ----------------------------------------------------------------
@@ -287,9 +288,12 @@ class Worker:
         try:
             with self.db.session(write=True) as session:
                 outcome = function(session=session, run_id=state.run_id, attempt=state.attempt, **kwargs)
-        except DBAPIError as exc:
+        except OperationalError as exc:  # connection lost, database locked: the next tick tries again
             log.warning("run %s: %s failed: %s", state.run_id, function.__name__, exc)
             return None
+        except DBAPIError:  # retrying cannot help; blocking the later events would be worse
+            log.exception("run %s: %s refused by the database; skipped", state.run_id, function.__name__)
+            return _DROPPED
         if outcome is None:
             log.warning("run %s attempt %s: no longer ours (requeued, cancelled or deleted)",
                         state.run_id, state.attempt)
@@ -310,15 +314,34 @@ class Worker:
 
 
 def _read_events(stream: IO[str], events: queue.Queue) -> None:
-    """JSON objects with a "type", one per line; anything else the trainer prints is ignored."""
+    """Events, one JSON object per line; any other line the trainer prints is ignored."""
     for line in stream:
         try:
-            event = json.loads(line)
+            # NaN / Infinity (a diverged loss) become null: JSON responses cannot carry them.
+            event = json.loads(line, parse_constant=lambda _constant: None)
         except ValueError:
             continue
-        if isinstance(event, dict) and isinstance(event.get("type"), str):
+        if _well_formed(event):
             events.put(event)
+        elif isinstance(event, dict) and "type" in event:
+            log.warning("ignoring a malformed trainer event: %.200s", line.strip())
     events.put(_EOF)
+
+
+def _well_formed(event: Any) -> bool:
+    def positive_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(event, dict):
+        return False
+    kind = event.get("type")
+    if kind == "epoch":
+        return positive_int(event.get("epoch")) and event["epoch"] >= 1
+    if kind == "step":
+        return positive_int(event.get("step")) and positive_int(event.get("epoch"))
+    if kind == "start":
+        return positive_int(event.get("start_epoch", 0))
+    return kind in ("result", "error")
 
 
 def _read_tail(stream: IO[str], tail: collections.deque) -> None:

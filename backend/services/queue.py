@@ -163,6 +163,13 @@ def _upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: tup
     session.execute(statement)
 
 
+def _number(value: Any) -> float | int | None:
+    """A finite number from a trainer event, else None: a bad value must not fail the write."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        return None
+    return value
+
+
 def store_epoch(
     *, session: Session, run_id: int, attempt: int, row: Mapping[str, Any], replay: bool = False,
 ) -> bool | None:
@@ -174,7 +181,7 @@ def store_epoch(
     if _owned(session, run_id, attempt, write=False) is None:
         session.rollback()
         return None
-    values = {name: row.get(name) for name in EPOCH_FIELDS}
+    values = {name: _number(row.get(name)) for name in EPOCH_FIELDS}
     values.update(run_id=run_id, epoch=int(row["epoch"]), attempt=attempt, created_at=utcnow())
     _upsert(session, EpochMetric, [values], ("run_id", "epoch"), replace=not replay)
     session.commit()
@@ -182,8 +189,8 @@ def store_epoch(
 
 
 def store_steps(*, session: Session, run_id: int, attempt: int, steps: Iterable[Mapping[str, Any]]) -> bool | None:
-    rows = [{"run_id": run_id, "step": int(s["step"]), "epoch": int(s["epoch"]), "loss": s.get("loss"),
-             "lr": s.get("lr")} for s in steps]
+    rows = [{"run_id": run_id, "step": int(s["step"]), "epoch": int(s["epoch"]), "loss": _number(s.get("loss")),
+             "lr": _number(s.get("lr"))} for s in steps]
     if _owned(session, run_id, attempt, write=False) is None:
         session.rollback()
         return None
@@ -204,7 +211,7 @@ def succeed(*, session: Session, run_id: int, attempt: int, result: Mapping[str,
         session.rollback()
         return None
     for name in RESULT_FIELDS:
-        setattr(run, name, result.get(name))
+        setattr(run, name, _number(result.get(name)))
     run.status = RunStatus.succeeded
     run.finished_at = utcnow()
     session.commit()

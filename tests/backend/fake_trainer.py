@@ -2,7 +2,7 @@
 
 It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
 by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
-epoch), "hang" (start, then sleep until killed). Each start appends a line to RUN_DIR/invocations.
+epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event). Each start appends a line to RUN_DIR/invocations.
 """
 
 import json
@@ -35,7 +35,9 @@ def main() -> int:
         if "slow" in name:
             time.sleep(0.3)
         emit("step", epoch=epoch, step=2 * epoch, loss=1.0 / epoch, lr=0.1)
-        emit("epoch", epoch=epoch, train_loss=1.0 / epoch, train_top1=10.0 * epoch, train_top5=20.0 * epoch,
+        if "nan" in name:
+            emit("epoch", epoch="one")
+        emit("epoch", epoch=epoch, train_loss=float("nan") if "nan" in name else 1.0 / epoch, train_top1=10.0 * epoch, train_top5=20.0 * epoch,
              valid_loss=1.5 / epoch, valid_top1=9.0 * epoch, valid_top5=19.0 * epoch, lr=0.1, seconds=0.01,
              images_per_s=800.0)
         if "fail" in name:

@@ -90,6 +90,18 @@ def test_the_worker_prepares_the_folder_and_resolves_a_teacher(sqlite_url, make_
         assert session.scalar(select(func.count()).select_from(EpochMetric).where(EpochMetric.run_id == student)) == 2
 
 
+def test_a_diverged_loss_and_malformed_events_do_not_break_the_run(sqlite_url, make_settings, make_database,
+                                                                  start_worker, data_root):
+    settings = make_settings(sqlite_url)
+    db = make_database(settings)
+    run_id = submit(db, settings, data_root, name="nan", epochs=2)
+    assert start_worker(settings, "--once").wait(timeout=60) == 0
+    assert get(db, run_id).status == RunStatus.succeeded
+    with db.session() as session:
+        rows = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)).all()
+    assert [(row.epoch, row.train_loss, row.valid_loss) for row in rows] == [(1, None, 1.5), (2, None, 0.75)]
+
+
 def test_a_failure_keeps_the_stderr_tail_and_retries_up_to_max_attempts(sqlite_url, make_settings, make_database,
                                                                        start_worker, data_root):
     settings = make_settings(sqlite_url, max_attempts=2)
