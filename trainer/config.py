@@ -43,7 +43,7 @@ class DataConfig(_Strict):
     image_size: int = Field(224, ge=16, le=1024)
     num_workers: int = Field(2, ge=0, le=64, description="data loader worker processes")
     pipeline: Literal["fast", "reference"] = Field(
-        "reference",
+        "fast",
         description="fast: decoded uint8 cache and batched augmentation on the training device; "
         "reference: the report's per-image PIL transforms",
     )
