@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
@@ -77,7 +78,16 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(make_set
         whole = time.monotonic() - posted
         assert first_epoch < whole  # streamed as they came, not at the end
         record_property("post_to_first_epoch_s", round(first_epoch, 2))
-        print(f"POST to first epoch event: {first_epoch:.1f} s; whole run {whole:.1f} s")
+        database = Database(settings.database_url)
+        with database.session() as session:
+            stored = session.get(Run, run["id"])
+            first_row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run["id"])
+                                        .order_by(EpochMetric.epoch)).first()
+            claim_delay = (stored.started_at - stored.created_at).total_seconds()
+            to_row = (first_row.created_at - stored.created_at).total_seconds()
+        database.dispose()
+        print(f"POST to first epoch row {to_row:.1f} s (claimed after {claim_delay:.1f} s; epoch 1 trained in "
+              f"{first_row.seconds:.1f} s), to the first epoch event {first_epoch:.1f} s; whole run {whole:.1f} s")
 
         workers = children(server.pid)
         assert workers
