@@ -52,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
 def _settings():
     """Settings from TRICKLAB_* variables; a bad value ends the command with its message."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from backend.settings import Settings
 
     try:
         return Settings()
+    except SettingsError as exc:  # a list setting that is not JSON
+        raise SystemExit(f"tricklab: bad settings: {exc}; list settings are JSON, e.g. "
+                         "TRICKLAB_DATA_ROOTS='[\"/data\"]'") from None
     except ValidationError as exc:
         problems = "; ".join(f"TRICKLAB_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
                              for e in exc.errors())

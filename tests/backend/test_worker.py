@@ -189,3 +189,6 @@ def test_bad_settings_end_the_worker_with_a_message(monkeypatch):
     monkeypatch.setitem(os.environ, "TRICKLAB_MAX_ATTEMPTS", "0")
     with pytest.raises(SystemExit, match="TRICKLAB_MAX_ATTEMPTS"):
         main(["worker", "--once"])
+    monkeypatch.setitem(os.environ, "TRICKLAB_DATA_ROOTS", "/data")
+    with pytest.raises(SystemExit, match="list settings are JSON"):
+        main(["serve"])
