@@ -9,12 +9,15 @@ from trainer.run import train_run
 
 
 def test_small_resnet_learns_the_demo_classes(tmp_path):
-    classes = 5
-    write_demo_dataset(tmp_path / "data", classes=classes, per_class=40, size=48, seed=1)
+    classes = 4
+    write_demo_dataset(tmp_path / "data", classes=classes, per_class=50, size=48, seed=1)
+    one_rate = {group: 1 for group in ("stem", "layer1", "layer2", "layer3", "layer4", "fc")}
     config = RunConfig.from_dict({
         "name": "learning", "epochs": 6, "batch_size": 16,
         "data": {"root": str(tmp_path / "data"), "image_size": 48, "num_workers": 0},
+        # From scratch, every layer has to learn: the report's discriminative rates suit fine-tuning.
         "model": {"arch": "resnet18", "pretrained": False},
+        "optim": {"lr": 1e-3, "layer_lr_divisors": one_rate},
         "schedule": {"name": "cosine", "warmup_epochs": 1},
         "runtime": {"device": "cpu"},
     })
@@ -24,4 +27,4 @@ def test_small_resnet_learns_the_demo_classes(tmp_path):
     result = train_run(run_dir, reporter=BaseReporter())
     chance = 100 / classes
     assert result["max_valid_top1"] >= 80, result
-    assert result["test_top1"] >= 3 * chance, result
+    assert result["test_top1"] >= 2.5 * chance, result
