@@ -169,12 +169,13 @@ class Worker:
         runtime_device, env = device_setup(self.device)
         if runtime_device is not None:
             config["runtime"]["device"] = runtime_device
+        run_config = RunConfig.from_dict(config)
         run_dir.mkdir(parents=True, exist_ok=True)
-        RunConfig.from_dict(config).save(run_dir / "config.json")
-        # Written last, atomically: from here on a trainer of an older attempt refuses to write.
+        # First, atomically: from here on a trainer left from an older attempt refuses to write.
         tmp = run_dir / "ATTEMPT.tmp"
         tmp.write_text(f"{claim.attempt}\n")
         os.replace(tmp, run_dir / "ATTEMPT")
+        run_config.save(run_dir / "config.json")
         return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
 
     def _watch(self, child: subprocess.Popen, events: queue.Queue, state: _Attempt) -> bool:
@@ -189,7 +190,7 @@ class Worker:
             except queue.Empty:
                 event = None
             if event is _EOF:
-                return self._stop.is_set()
+                return False  # the trainer ended by itself: its outcome stands
             if event is not None:
                 state.pending.append(event)
             self._store_pending(state)
