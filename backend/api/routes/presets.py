@@ -20,8 +20,13 @@ router = APIRouter(prefix="/presets", tags=["presets"])
 TEACHER_KEY = "tricks.kd.teacher"
 
 
+@cache
+def _defaults() -> dict[str, Any]:
+    return RunConfig().model_dump(mode="json")
+
+
 def _default(dotted: str) -> Any:
-    value: Any = RunConfig().model_dump(mode="json")
+    value: Any = _defaults()
     for part in dotted.split("."):
         value = value[part]
     return value

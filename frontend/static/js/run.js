@@ -24,9 +24,14 @@ function renderRun(next) {
   $("run-test").textContent = run.test_top1 === null ? "–" : `${pair(run.test_top1, run.test_top5)} (epoch ${run.best_epoch})`;
   $("run-best").textContent = pair(run.max_valid_top1, run.max_valid_top5);
   $("run-speed").textContent = duration(run.seconds_per_epoch);
-  $("run-attempt").textContent = `${run.attempt} of ${run.max_attempts}${run.worker ? ` on ${run.worker}` : ""}`;
+  // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
+  const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
+  $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;
+  // The error of an earlier attempt is kept after a later one succeeds: then it is history, not an alarm.
   $("run-error").textContent = run.error ?? "";
   $("run-error-box").hidden = !run.error;
+  $("run-error-box").classList.toggle("past", run.status !== "failed");
+  $("run-error-title").textContent = run.status === "failed" ? "Error" : "An earlier attempt failed";
   $("run-config").textContent = JSON.stringify(run.config, null, 2);
   $("tb-command").textContent = `tensorboard --logdir ${run.run_dir}/tb`;
   const actions = $("run-actions");
@@ -37,7 +42,8 @@ function renderRun(next) {
 function draw() {
   const series = [{ name: run?.name ?? `#${runId}`, color: COLORS[0], metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
   drawEpochCharts(series, { epochs: run?.epochs });
-  drawLr("chart-lr", series, { perStep: steps.length > 0, epochs: run?.epochs });
+  // Per step only when the steps say more than the epochs (a short run may have logged one step).
+  drawLr("chart-lr", series, { perStep: steps.length > metrics.size, epochs: run?.epochs });
 }
 
 async function loadSteps() {
