@@ -82,6 +82,7 @@ class _Attempt:
     lost: bool = False  # the run moved on (requeued, retried, deleted): write nothing more
     cancel: bool = False
     pending: collections.deque = field(default_factory=collections.deque)  # events not yet stored
+    retry_at: float = 0.0  # after a failed write, wait a tick instead of retrying at each event
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -223,6 +224,8 @@ class Worker:
         self._flush_steps(state)
 
     def _store_pending(self, state: _Attempt) -> None:
+        if time.monotonic() < state.retry_at:
+            return
         while state.pending and not state.lost:
             event = state.pending[0]
             kind = event.get("type")
@@ -247,24 +250,33 @@ class Worker:
             state.pending.popleft()
 
     def _flush_steps(self, state: _Attempt) -> None:
-        if state.steps and not state.lost and self._write(jobs.store_steps, state, steps=state.steps) is not None:
+        if not state.steps or state.lost or time.monotonic() < state.retry_at:
+            return
+        if self._write(jobs.store_steps, state, steps=state.steps) is not None:
             state.steps = []
 
     def _finish(self, state: _Attempt, *, returncode: int, stopping: bool, stderr_tail) -> None:
+        # A database outage at the end should not cost a finished run: keep trying while the run
+        # is still ours (until half the stale timeout, after which another worker may take it).
+        deadline = time.monotonic() + self.settings.stale_after_seconds / 2
+        while state.pending and not state.lost and time.monotonic() < deadline:
+            time.sleep(self.settings.poll_seconds)
+            self._store_pending(state)
+            self._flush_steps(state)
         if state.lost or state.pending:
             if state.pending:
                 log.error("run %s attempt %s: database unreachable, %d events not stored; "
                           "the run will be requeued", state.run_id, state.attempt, len(state.pending))
             return
         if state.cancel:
-            self._write(jobs.mark_cancelled, state)
+            self._write_patiently(jobs.mark_cancelled, state, deadline=deadline)
             outcome = "cancelled"
         elif stopping:
-            self._write(jobs.fail, state, kind=FailureKind.infrastructure,
-                        error=f"attempt {state.attempt}: worker {self.name} was stopped")
+            self._write_patiently(jobs.fail, state, deadline=deadline, kind=FailureKind.infrastructure,
+                                  error=f"attempt {state.attempt}: worker {self.name} was stopped")
             outcome = "handed back to the queue"
         elif returncode == 0 and state.result is not None:
-            self._write(jobs.succeed, state, result=state.result)
+            self._write_patiently(jobs.succeed, state, deadline=deadline, result=state.result)
             outcome = "succeeded"
         else:
             if returncode == 0:
@@ -277,7 +289,8 @@ class Worker:
                 reason = state.error or f"the trainer exited with code {returncode}"
             tail = "".join(stderr_tail).rstrip()
             error = reason + (f"\n--- last lines of stderr ---\n{tail}" if tail else "")
-            status = self._write(jobs.fail, state, error=error, kind=FailureKind.training)
+            status = self._write_patiently(jobs.fail, state, deadline=deadline, error=error,
+                                           kind=FailureKind.training)
             outcome = f"failed, now {status or 'lost'}: {reason}"
         log.info("run %s attempt %s: %s", state.run_id, state.attempt, outcome)
 
@@ -291,6 +304,7 @@ class Worker:
                 outcome = function(session=session, run_id=state.run_id, attempt=state.attempt, **kwargs)
         except OperationalError as exc:  # connection lost, database locked: the next tick tries again
             log.warning("run %s: %s failed: %s", state.run_id, function.__name__, exc)
+            state.retry_at = time.monotonic() + self.settings.poll_seconds
             return None
         except DBAPIError:  # retrying cannot help; blocking the later events would be worse
             log.exception("run %s: %s refused by the database; skipped", state.run_id, function.__name__)
@@ -301,6 +315,14 @@ class Worker:
             state.lost = True
             return None
         return outcome
+
+    def _write_patiently(self, function, state: _Attempt, *, deadline: float, **kwargs: Any) -> Any:
+        """``_write``, retried while the database is unreachable, until ``deadline``."""
+        while True:
+            outcome = self._write(function, state, **kwargs)
+            if outcome is not None or state.lost or time.monotonic() >= deadline:
+                return outcome
+            time.sleep(self.settings.poll_seconds)
 
     def _read(self, function, state: _Attempt) -> Any:
         try:

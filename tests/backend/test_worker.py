@@ -8,7 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
@@ -113,6 +114,30 @@ def test_a_failure_keeps_the_stderr_tail_and_retries_up_to_max_attempts(sqlite_u
         RunStatus.failed, FailureKind.training, 2, 2)
     assert run.error.startswith("RuntimeError: fake failure")
     assert "Traceback (most recent call last)" in run.error
+
+
+def test_a_database_outage_while_the_trainer_finishes_loses_nothing(postgres_url, make_settings, make_database,
+                                                                    start_worker, data_root):
+    settings = make_settings(postgres_url, stale_after_seconds=30)
+    db = make_database(settings)
+    run_id = submit(db, settings, data_root, name="slow", epochs=4)
+    start_worker(settings)
+    child_pid(settings, run_id)
+    name = make_url(postgres_url).database
+    admin = create_engine(make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0'))
+            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                               {"name": name})
+            time.sleep(2.5)  # the trainer finishes meanwhile
+            connection.execute(text(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1'))
+    finally:
+        admin.dispose()
+    wait_for(lambda: get(db, run_id).status == RunStatus.succeeded, timeout=20, what="the run to succeed")
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(EpochMetric).where(EpochMetric.run_id == run_id)) == 4
+    assert get(db, run_id).attempt == 1
 
 
 def test_cancel_stops_a_running_trainer_within_two_seconds(sqlite_url, make_settings, make_database, start_worker,
