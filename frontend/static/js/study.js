@@ -47,19 +47,25 @@ function renderStudy(study) {
   document.getElementById("study-compare").href = `/compare?runs=${runIds.join(",")}&baseline=${study.baseline_run_id ?? ""}`;
 }
 
+// The run statuses' colours say it at a glance: green helped, red hurt, plain within noise.
+const VERDICT_CLASS = { helped: "status status-succeeded", hurt: "status status-failed", "within noise": "tag" };
+
 function deltaCell(stats) {
   const cell = el("td", { dataset: { verdict: stats.verdict } }, stats.delta_text);
-  if (stats.verdict !== "baseline" && stats.delta !== null) cell.append(el("span", { class: `tag verdict verdict-${stats.verdict.replaceAll(" ", "-")}` }, stats.verdict));
+  const kind = VERDICT_CLASS[stats.verdict];
+  if (kind) cell.append(" ", el("span", { class: kind }, stats.verdict));
   return cell;
 }
 
 function renderTable(table, colorOf) {
   tbody.replaceChildren(
-    ...table.data.map((row) =>
-      el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { group: row.group, role: row.role } },
+    ...table.data.map((row) => {
+      // Preset titles repeat their key ("a: + cosine"); the key is shown already.
+      const title = row.title.startsWith(`${row.group}: `) ? row.title.slice(row.group.length + 2) : row.title;
+      return el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { group: row.group, role: row.role } },
         el("th", { scope: "row" },
           el("span", { class: "swatch", style: `background:${colorOf.get(row.group)}`, "aria-hidden": "true" }),
-          row.group, row.title !== row.group ? el("span", { class: "muted" }, ` ${row.title}`) : null,
+          row.group, title !== row.group ? el("span", { class: "muted" }, ` ${title}`) : null,
           row.is_baseline ? el("span", { class: "tag" }, "baseline") : null,
           row.role === "teacher" ? el("span", { class: "tag" }, "teacher") : null),
         el("td", {}, row.tricks),
@@ -70,8 +76,8 @@ function renderTable(table, colorOf) {
         deltaCell(row.top5),
         el("td", { class: "num" }, row.report ?? "–"),
         el("td", { class: "num" }, duration(row.seconds_per_epoch)),
-      ),
-    ),
+      );
+    }),
   );
   const compared = table.data.filter((row) => !row.is_baseline).length;
   document.getElementById("study-method").textContent =
@@ -103,12 +109,15 @@ function bandTraces(curve, band, color, dash) {
   ];
 }
 
-function layout(title, epochs) {
+const EMPTY_NOTE = { text: "waiting for the first epoch…", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
+
+function layout(title, epochs, empty) {
   return {
     title: { text: title, font: { size: 14 }, x: 0.02 },
     margin: { l: 56, r: 12, t: 40, b: 30 },
     xaxis: { title: { text: "epoch", standoff: 4 }, zeroline: false, automargin: true, range: epochs ? [0.5, epochs + 0.5] : undefined, dtick: epochs && epochs <= 20 ? 1 : undefined },
-    yaxis: { zeroline: false, exponentformat: "e" },
+    yaxis: { zeroline: false, exponentformat: "e", visible: !empty },
+    annotations: empty ? [EMPTY_NOTE] : [],
     legend: { orientation: "h", yanchor: "top", y: -0.22 },
     showlegend: true,
     autosize: true,
@@ -120,7 +129,8 @@ function renderCharts(curves, colorOf) {
   for (const { field, title } of charts) {
     const traces = curves.data.flatMap((curve, index) =>
       bandTraces(curve, curve[field], colorOf.get(curve.group), index < COLORS.length ? "solid" : "dot"));
-    Plotly.react(`chart-${field}`, traces, layout(title, curves.epochs), { responsive: true, displaylogo: false });
+    const empty = traces.every((trace) => trace.x.length === 0);
+    Plotly.react(`chart-${field}`, traces, layout(title, curves.epochs, empty), { responsive: true, displaylogo: false });
   }
 }
 
