@@ -1,7 +1,6 @@
 """/api/v1/studies in-process (no worker): shapes, status codes, and every bad input named."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
