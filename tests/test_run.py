@@ -223,7 +223,7 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
                            "model:\n  arch: resnet18\n  pretrained: false\n")
     out = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, "-c", "from backend.cli import main; main()", "train", str(config_file),
+        [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", str(config_file),
          "--set", "data.image_size=32", "--set", "batch_size=16", "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
@@ -232,7 +232,7 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
     assert "test top-1" in completed.stderr
 
     bad = subprocess.run(
-        [sys.executable, "-c", "from backend.cli import main; main()", "train", str(config_file),
+        [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", str(config_file),
          "--set", "tricks.mixup_alpah=0.2"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr
     assert "Traceback" not in bad.stderr
