@@ -135,12 +135,14 @@ function row(study) {
   const { progress } = study;
   const done = progress.succeeded + progress.failed + progress.cancelled;
   const bar = el("progress", { max: Math.max(progress.total, 1), value: done, "aria-label": `${done} of ${progress.total} runs finished` });
+  // Finished is not succeeded: say how many runs will give no result.
+  const unfinished = ["failed", "cancelled"].filter((status) => progress[status]).map((status) => `${progress[status]} ${status}`).join(", ");
   const design = study.kind === "preset" ? `preset ${study.preset}` : `grid: ${Object.keys(study.grid.switches).join(" × ")}`;
   return el("tr", { dataset: { studyId: study.id } },
     el("td", {}, el("a", { href: `/studies/${study.id}` }, study.name), " ", el("span", { class: "muted" }, `#${study.id}`)),
     el("td", {}, design),
     el("td", { class: "num" }, `${study.groups.length} × ${study.seeds.length}`),
-    el("td", {}, el("span", { class: "progress" }, bar, ` ${done}/${progress.total}`, progress.failed ? ` (${progress.failed} failed)` : "")),
+    el("td", {}, el("span", { class: "progress" }, bar, ` ${done}/${progress.total}`, unfinished ? ` (${unfinished})` : "")),
     el("td", {}, when(study.created_at)),
   );
 }
