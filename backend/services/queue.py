@@ -44,6 +44,7 @@ def claim_run(
     One statement claims and marks it: UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)
     RETURNING on PostgreSQL; on SQLite the same UPDATE ... RETURNING inside BEGIN IMMEDIATE.
     """
+    session.connection()  # BEGIN (IMMEDIATE on SQLite) first: the time below is taken holding the lock
     now = now or utcnow()
     requeue_stale(session=session, stale_after_seconds=stale_after_seconds, now=now)
     fail_orphans(session=session, now=now)
@@ -120,6 +121,7 @@ def _owned(session: Session, run_id: int, attempt: int, *, write: bool) -> Run |
 
 def heartbeat(*, session: Session, run_id: int, attempt: int, now: datetime | None = None) -> bool | None:
     """Mark the run alive. Returns whether a cancel was requested, or None if the run was lost."""
+    session.connection()  # the time is taken once the write lock is held, not before waiting for it
     row = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.attempt == attempt, Run.status == RunStatus.running)

@@ -45,7 +45,9 @@ def child_pid(settings, run_id) -> int:
 
 def test_four_workers_claim_forty_runs_exactly_once(database_url, make_settings, make_database, start_worker,
                                                     data_root, record_property):
-    settings = make_settings(database_url)
+    # Long stale timeout: on a loaded machine a starved worker must not lose its run to the others,
+    # which would hide a double claim behind a legitimate takeover.
+    settings = make_settings(database_url, stale_after_seconds=60)
     db = make_database(settings)
     run_ids = [submit(db, settings, data_root, name=f"r{i}", epochs=2) for i in range(40)]
     started = time.monotonic()
