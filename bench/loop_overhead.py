@@ -4,7 +4,8 @@ The plain loop is what anyone would write: forward, cross-entropy, backward, Ada
 OneCycleLR. tricklab's ``train_one_epoch`` adds what a run needs (the trick-aware loss, per-step
 schedule, top-1/top-5 kept on the device, the step callback); target ``ratio`` <= 1.05. Batches
 come from memory, the two loops alternate, and the ratio is the median over rounds of
-back-to-back pairs.
+back-to-back pairs. On a GPU epochs are timed in wall seconds; on a CPU in CPU seconds of one
+thread (see ``loop_timer``).
 
     python -m bench.loop_overhead            # resnet18, 64 px, batch 32
     python -m bench.loop_overhead --smoke
@@ -17,7 +18,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from bench.common import RepeatedBatch, Trainer, alternate, machine, paired_ratio, print_result, timed
+from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine, paired_ratio, print_result
 
 
 def plain_epoch(model, batches, optimizer, *, autocast: bool) -> None:
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         args.image_size, args.batch_size, args.steps, args.rounds = 32, 4, 1, 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"machine: {machine()}")
+    timed = loop_timer(device)
+    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
     print(f"{args.arch}, {args.image_size} px, batch {args.batch_size}, {args.steps} steps per epoch, "
           f"{args.rounds} rounds")
 

@@ -5,7 +5,8 @@ and a second loss term: target ``mixup_ratio`` <= 1.05 (the report's second Data
 Distillation should cost the teacher's forward pass and no more: ``kd_extra_vs_teacher`` is the
 extra epoch time with a teacher over the time of that teacher's forward passes alone (1.0 = nothing
 beyond the teacher). Batches come from memory, so the ratios are the loop's own, undiluted by data
-loading; variants alternate, and each ratio is the median over rounds of back-to-back pairs.
+loading; variants alternate, and each ratio is the median over rounds of back-to-back pairs. On a
+GPU epochs are timed in wall seconds; on a CPU in CPU seconds of one thread (see ``loop_timer``).
 
     python -m bench.tricks_overhead            # resnet18 student, resnet50 teacher, 64 px
     python -m bench.tricks_overhead --smoke
@@ -17,7 +18,7 @@ import argparse
 
 import torch
 
-from bench.common import RepeatedBatch, Trainer, alternate, machine, paired_ratio, print_result, timed
+from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine, paired_ratio, print_result
 from trainer.models import build_model
 
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         args.teacher, args.image_size, args.batch_size, args.steps, args.rounds = "resnet18", 32, 4, 1, 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"machine: {machine()}")
+    timed = loop_timer(device)
+    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
     print(f"student {args.student}, teacher {args.teacher}, {args.image_size} px, batch {args.batch_size}, "
           f"{args.steps} steps per epoch, {args.rounds} rounds")
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                 teacher(images)
 
     def epoch_seconds(**tricks) -> float:
-        return trainer.epoch(batches, **tricks)["seconds"]
+        return timed(lambda: trainer.epoch(batches, **tricks))
 
     trainer.epoch(batches)  # warm-up
     teacher_forward()

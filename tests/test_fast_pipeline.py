@@ -18,7 +18,14 @@ from trainer.data import fast
 from trainer.data.cache import BORDER, load_or_build
 from trainer.data.cub import make_splits, read_cub
 from trainer.data.fast import FastBatchSource, build_fast_source
-from trainer.data.gpu_augment import ROTATION_DEGREES, AugmentParams, augment, draw_params, pil_rotation
+from trainer.data.gpu_augment import (
+    ROTATION_DEGREES,
+    AugmentParams,
+    augment,
+    draw_params,
+    normalization,
+    pil_rotation,
+)
 from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_padding, eval_transform
 
 SIZE = 32  # the demo's 40 px short side resized to 32, so Resize does real work
@@ -114,7 +121,7 @@ def test_fixed_parameters_match_the_reference_functional_ops_exactly(index, cach
                     params = AugmentParams(torch.tensor([angle]), torch.tensor([flip]), torch.tensor([top]),
                                            torch.tensor([left]), torch.tensor([pil_rotation(angle, w, h)]))
                     ours = augment(packed.pixels, packed.starts[k : k + 1], packed.heights[k : k + 1],
-                                   packed.widths[k : k + 1], params, SIZE)[0]
+                                   packed.widths[k : k + 1], params, SIZE, normalization(CPU))[0]
                     expected = reference_train(rgb(paths[k]), angle, flip, top, left)
                     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
 

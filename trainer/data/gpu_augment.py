@@ -90,22 +90,30 @@ def draw_params(generator: torch.Generator, heights: Tensor, widths: Tensor, ima
     return AugmentParams(angle, flip, offsets[0], offsets[1], rotation)
 
 
-def normalize(rgb: Tensor) -> Tensor:
+def normalization(device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(bias, scale)`` with ``bias + uint8 * scale`` = Normalize(ToTensor(x)), made once per source:
+    a tensor built from Python values per batch would be a blocking copy that stalls the GPU queue."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device)
+    std = torch.tensor(IMAGENET_STD, device=device)
+    return -mean / std, 1.0 / (255.0 * std)
+
+
+def normalize(rgb: Tensor, norm: tuple[Tensor, Tensor]) -> Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), ToTensor and Normalize in one pass.
 
     The result is NCHW in channels_last memory, the layout the CUDA loop converts to anyway.
     """
-    mean = torch.tensor(IMAGENET_MEAN, device=rgb.device)
-    std = torch.tensor(IMAGENET_STD, device=rgb.device)
-    return torch.addcmul(-mean / std, rgb, 1.0 / (255.0 * std)).permute(0, 3, 1, 2)
+    bias, scale = norm
+    return torch.addcmul(bias, rgb, scale).permute(0, 3, 1, 2)
 
 
 def augment(pixels: Tensor, starts: Tensor, heights: Tensor, widths: Tensor, params: AugmentParams,
-            image_size: int) -> Tensor:
+            image_size: int, norm: tuple[Tensor, Tensor]) -> Tensor:
     """Rotate, flip, crop and normalize a batch; returns float32 (N, 3, S, S).
 
     ``pixels`` is the cache's uint8 (P, 3) pixel rows; sample k is the bordered image of
     ``heights[k] x widths[k]`` (sizes without the border) starting at pixel row ``starts[k]``.
+    ``norm`` is ``normalization(device)``.
     """
     pad = crop_padding(image_size)
     h, w = heights[:, None], widths[:, None]
@@ -122,4 +130,4 @@ def augment(pixels: Tensor, starts: Tensor, heights: Tensor, widths: Tensor, par
     row = ((a5 + BORDER * _FIXED_ONE + a3 * x)[:, None, :] + (a4 * y)[:, :, None]) >> 16
     col = col.clamp(min=0).minimum((w + 2 * BORDER - 1)[:, :, None])
     row = row.clamp(min=0).minimum((h + 2 * BORDER - 1)[:, :, None])
-    return normalize(pixels[starts[:, None, None] + row * (w + 2 * BORDER)[:, :, None] + col])
+    return normalize(pixels[starts[:, None, None] + row * (w + 2 * BORDER)[:, :, None] + col], norm)
