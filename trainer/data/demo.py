@@ -199,6 +199,8 @@ def write_demo_dataset(
             ("bounding_boxes.txt", boxes),
         ):
             (scratch / filename).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # mkdtemp makes the folder private; a dataset is read by other users and containers too.
+        scratch.chmod(0o755)
         os.replace(scratch, target)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
