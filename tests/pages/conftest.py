@@ -49,6 +49,11 @@ class PageProbe:
 
     errors: list[str]
     dialogs: list[str]
+    accept_dialogs: bool = False
+
+    def on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.accept() if self.accept_dialogs else dialog.dismiss()
 
 
 @pytest.fixture
@@ -60,7 +65,7 @@ def page(browser: Any) -> Iterator[Any]:
     # Chromium logs every 4xx as a console error; the 422s and 409s are expected answers here.
     tab.on("console", lambda message: message.type == "error" and not message.text.startswith("Failed to load resource")
            and tab.probe.errors.append(message.text))
-    tab.on("dialog", lambda dialog: (tab.probe.dialogs.append(dialog.message), dialog.dismiss()))
+    tab.on("dialog", tab.probe.on_dialog)
     yield tab
     context.close()
 

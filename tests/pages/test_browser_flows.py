@@ -151,7 +151,7 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
     context.close()
 
 
-def test_cancel_a_running_run_from_the_list(page, dashboard, tmp_path):
+def test_cancel_a_running_run_from_the_list_then_delete_it(page, dashboard, tmp_path):
     run = dashboard.submit("long run", epochs=200)
     dashboard.wait(run["id"], statuses=("running",))
     page.goto(f"{dashboard.url}/")
@@ -162,4 +162,15 @@ def test_cancel_a_running_run_from_the_list(page, dashboard, tmp_path):
     page.locator(f"tr[data-run-id='{run['id']}'][data-status='cancelled']").wait_for(timeout=60_000)
     assert dashboard.run(run["id"])["status"] == "cancelled"
     shot(page, tmp_path, "runs-cancelled")
+
+    # Delete asks first: declined, the run stays; accepted, it goes.
+    with page.expect_event("dialog"):
+        row.get_by_role("button", name="Delete").click()
+    assert page.probe.dialogs == [f'Delete run #{run["id"]} "long run" with its metrics and files?']
+    assert httpx.get(f"{dashboard.url}/api/v1/runs/{run['id']}").status_code == 200
+    page.probe.accept_dialogs = True
+    with page.expect_event("dialog"):
+        row.get_by_role("button", name="Delete").click()
+    row.wait_for(state="detached")
+    assert httpx.get(f"{dashboard.url}/api/v1/runs/{run['id']}").status_code == 404
     assert not page.probe.errors
