@@ -213,5 +213,7 @@ def teacher_choices(runs: Sequence[TeacherCandidate], *, label_smoothing: float)
             "without label smoothing, like this student (the report's T)"
         return choices, f"Suggested: #{best.id}, trained {like}."
     if student_ls:
-        return choices, "No finished run was trained with label smoothing; the report gave LS students the T-LS teacher."
-    return choices, "Every finished run was trained with label smoothing; the report gave students without LS the T teacher."
+        return choices, ("No finished run was trained with label smoothing; "
+                         "the report gave LS students the T-LS teacher.")
+    return choices, ("Every finished run was trained with label smoothing; "
+                     "the report gave students without LS the T teacher.")

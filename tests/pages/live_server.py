@@ -59,7 +59,8 @@ class Dashboard:
         deadline = time.monotonic() + timeout
         while (run := self.run(run_id))["status"] not in statuses:
             if time.monotonic() > deadline:
-                raise ServerError(f"run {run_id} is {run['status']} after {timeout} s, not {statuses}:\n{self.log_tail()}")
+                raise ServerError(
+                    f"run {run_id} is {run['status']} after {timeout} s, not {statuses}:\n{self.log_tail()}")
             time.sleep(0.5)
         return run
 
