@@ -167,12 +167,17 @@ CSV_COLUMNS = ("run_id", "name", "tricks", "status", "epoch", "top1", "top1_delt
                "seconds_per_epoch")
 
 
+def _as_text(cell: str) -> str:
+    # A spreadsheet reads "+LS" or a run named "=HYPERLINK(...)" as a formula; a leading quote keeps it text.
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def rows_to_csv(rows: Sequence[CompareRow]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(asdict(row))
+        writer.writerow({**asdict(row), "name": _as_text(row.name), "tricks": _as_text(row.tricks)})
     return out.getvalue()
 
 

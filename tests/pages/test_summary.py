@@ -55,6 +55,7 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
     csv_text = rows_to_csv(final)
     assert csv_text.splitlines()[0].startswith("run_id,name,tricks,status,epoch,top1,top1_delta")
     assert csv_text.splitlines()[1].startswith("1,run 1,base,succeeded,2,78.53,-1.47,93.82")
+    assert csv_text.splitlines()[2].startswith("2,run 2,'+LS,succeeded,")  # not a formula in a spreadsheet
 
 
 def test_teacher_suggestion_follows_label_smoothing():

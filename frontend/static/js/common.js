@@ -37,7 +37,7 @@ export function el(tag, attrs = {}, ...children) {
 
 export const ACTIVE = new Set(["queued", "running"]);
 
-export function pct(value) {
+function pct(value) {
   return value === null || value === undefined ? "–" : value.toFixed(2);
 }
 
