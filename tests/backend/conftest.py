@@ -6,15 +6,12 @@ database of its own, dropped afterwards.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +22,10 @@ from sqlalchemy.engine import make_url
 
 from backend.db import Database
 from backend.settings import Settings
+from backend_testlib import REPO, free_port, wait_for
 
 POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
-REPO = Path(__file__).resolve().parents[2]
 # Short intervals: a dead worker is noticed in 2 s, a cancel in 0.2 s.
 FAST = {"heartbeat_seconds": 0.5, "stale_after_seconds": 2.0, "poll_seconds": 0.2, "kill_grace_seconds": 2.0,
         "sse_poll_seconds": 0.1}
@@ -139,12 +136,6 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
             process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_server() -> Iterator[Callable[[Settings], str]]:
     """The app under a real uvicorn on a free port (in a thread); returns its base URL."""
@@ -170,40 +161,3 @@ def live_server() -> Iterator[Callable[[Settings], str]]:
         thread.join(timeout=10)
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def iter_events(lines: Iterator[str]) -> Iterator[tuple[str, str | None, Any]]:
-    """(event, id, data) for each message in the lines of a Server-Sent Events response, as it arrives."""
-    event, event_id, data = "message", None, []
-    for line in lines:
-        if line:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "id":
-                event_id = value
-            elif field == "data":
-                data.append(value)
-            continue
-        if data:
-            yield event, event_id, json.loads("\n".join(data))
-        event, event_id, data = "message", None, []
-
-
-def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, str | None, Any]]:
-    """The messages up to and including the first ``until`` event."""
-    events = []
-    for message in iter_events(lines):
-        events.append(message)
-        if message[0] == until:
-            break
-    return events

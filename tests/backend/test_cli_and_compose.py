@@ -11,7 +11,7 @@ import yaml
 
 from backend.cli import build_parser
 
-from conftest import REPO
+from backend_testlib import REPO
 
 
 def compose():
@@ -101,7 +101,7 @@ def test_serve_demo_writes_the_dataset_and_accepts_the_default_data_root(tmp_pat
     """The README's main command, from an empty folder: the default config's data.root works."""
     import httpx
 
-    from conftest import free_port, wait_for
+    from backend_testlib import free_port, wait_for
 
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}

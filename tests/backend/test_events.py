@@ -9,7 +9,7 @@ import pytest
 from backend.services import queue as jobs
 from backend.services import runs as run_service
 
-from conftest import read_events
+from backend_testlib import read_events
 
 
 @pytest.fixture

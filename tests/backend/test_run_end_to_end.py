@@ -16,7 +16,7 @@ from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
 
-from conftest import free_port, iter_events, wait_for
+from backend_testlib import free_port, iter_events, wait_for
 
 # A few seconds per epoch on a CPU.
 TINY = {"model": {"arch": "resnet18", "pretrained": False}, "epochs": 3, "batch_size": 16,

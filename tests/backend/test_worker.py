@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 
-from conftest import wait_for
+from backend_testlib import wait_for
 
 
 def submit(db, settings, data_root, priority=0, **config):
