@@ -86,3 +86,13 @@ def test_a_finished_run_streams_its_rows_and_ends(setup, make_database):
     assert [event for event, _, _ in events] == ["status", "epoch", "epoch", "end"]
     assert time.monotonic() - started < 2
     assert httpx.get(f"{url}/api/v1/runs/999/events").status_code == 404
+
+
+def test_a_quiet_stream_sends_keep_alive_comments(make_settings, sqlite_url, live_server, data_root):
+    url = live_server(make_settings(sqlite_url, sse_keepalive_seconds=0.3))
+    run = httpx.post(f"{url}/api/v1/runs", json={"config": {"data": {"root": str(data_root)}}}).json()
+    with httpx.stream("GET", f"{url}/api/v1/runs/{run['id']}/events", timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("retry:")) == "retry: 2000"
+        assert read_events(lines, until="status")[0][2]["status"] == "queued"
+        assert next(line for line in lines if line) == ": keep-alive"
