@@ -32,6 +32,9 @@ NAMING_CONVENTION = {
 }
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger one names no row (and PostgreSQL would refuse it)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from backend.db import Database
+from backend.models import MAX_ID
 from backend.settings import Settings
-
-MAX_ID = 2**31 - 1  # an INTEGER column; larger ids would be a database error instead of a 404
 
 
 def get_settings(request: Request) -> Settings:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from backend.models import FINAL_STATUSES, EpochMetric, Run, RunStatus, StepMetric, utcnow
+from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
 from backend.schemas import RunPublic
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
@@ -84,7 +84,7 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
         # A form field sends the id as text; no one names a teacher folder "12" in the server's cwd.
         teacher = kd["teacher"] = int(teacher)
     if isinstance(teacher, int):
-        run = session.get(Run, teacher)
+        run = session.get(Run, teacher) if 0 < teacher <= MAX_ID else None
         if run is None:
             errors["tricks.kd.teacher"] = f"run {teacher} not found"
         elif run.status in (RunStatus.failed, RunStatus.cancelled):

@@ -70,6 +70,7 @@ def test_a_relative_data_root_resolves_against_the_working_folder(client, data_r
     ({"data": {"root": "{data_root}/missing"}}, ["data", "root"], "does not exist"),
     ({"data": {"root": "{data_root}/CUB_200_2011/.."}, "tricks": {"kd": {"teacher": 41}}}, ["tricks", "kd", "teacher"],
      "run 41 not found"),
+    ({"tricks": {"kd": {"teacher": 2**40}}}, ["tricks", "kd", "teacher"], f"run {2**40} not found"),
     ({"tricks": {"kd": {"teacher": "/tmp"}}}, ["tricks", "kd", "teacher"], "outside the data roots and the runs folder"),
 ])
 def test_bad_configs_are_422_at_the_field(client, data_root, config, loc, message):
