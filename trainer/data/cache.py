@@ -106,7 +106,7 @@ def load_or_build(paths: list[Path], *, root: Path, kind: str, image_size: int, 
 def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, meta_path: Path) -> None:
     heights, widths = [], []
     jobs = [(str(path), kind, image_size) for path in paths]
-    partial = data_path.with_suffix(f".partial-{os.getpid()}")
+    partial = Path(f"{data_path}.partial-{os.getpid()}")
     processes = min(len(os.sched_getaffinity(0)), max(1, len(jobs)))
     with open(partial, "wb") as out, multiprocessing.Pool(processes) as pool:
         progress = tqdm(pool.imap(_decode, jobs, chunksize=8), total=len(jobs), unit="img", mininterval=1.0,
@@ -117,7 +117,7 @@ def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, me
             widths.append(array.shape[1] - 2 * _border(kind))
     os.replace(partial, data_path)
     # The metadata is written last: its presence marks a complete cache.
-    meta_partial = meta_path.with_suffix(f".partial-{os.getpid()}")
+    meta_partial = Path(f"{meta_path}.partial-{os.getpid()}")
     meta_partial.write_text(json.dumps({"version": LAYOUT_VERSION, "kind": kind, "image_size": image_size,
                                         "heights": heights, "widths": widths}))
     os.replace(meta_partial, meta_path)

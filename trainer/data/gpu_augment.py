@@ -30,7 +30,7 @@ from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_padding
 
 ROTATION_DEGREES = 5.0  # the report's RandomRotation(5)
 FLIP_PROBABILITY = 0.5
-_FIXED_ONE = 1 << 16
+_FIXED_BITS = 16  # Pillow's 16.16 fixed point
 # Where the crop's padding rows and columns are sent: far outside any image, so they clamp onto the border.
 _FAR = 1 << 20
 
@@ -126,8 +126,8 @@ def augment(pixels: Tensor, starts: Tensor, heights: Tensor, widths: Tensor, par
     y = y.masked_fill((y < 0) | (y >= h), _FAR)
     a0, a1, a2, a3, a4, a5 = (c[:, None] for c in params.rotation.unbind(1))
     # Fixed-point source coordinates as (N, 1, S) column terms + (N, S, 1) row terms, shifted by the border.
-    col = ((a2 + BORDER * _FIXED_ONE + a0 * x)[:, None, :] + (a1 * y)[:, :, None]) >> 16
-    row = ((a5 + BORDER * _FIXED_ONE + a3 * x)[:, None, :] + (a4 * y)[:, :, None]) >> 16
+    col = ((a2 + (BORDER << _FIXED_BITS) + a0 * x)[:, None, :] + (a1 * y)[:, :, None]) >> _FIXED_BITS
+    row = ((a5 + (BORDER << _FIXED_BITS) + a3 * x)[:, None, :] + (a4 * y)[:, :, None]) >> _FIXED_BITS
     col = col.clamp(min=0).minimum((w + 2 * BORDER - 1)[:, :, None])
     row = row.clamp(min=0).minimum((h + 2 * BORDER - 1)[:, :, None])
     return normalize(pixels[starts[:, None, None] + row * (w + 2 * BORDER)[:, :, None] + col], norm)
