@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from backend.config_form import build_form
+from backend.config_form import build_form, presets_public
 from backend.services.studies import SEED_RUNS, SWITCHES
 from backend.summary import MODES
 from trainer.presets import DEMO, STUDY
@@ -37,7 +37,8 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def launch_page(request: Request) -> HTMLResponse:
-    return _page(request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY)
+    return _page(request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY,
+                 presets=presets_public())
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -56,7 +56,7 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
     epochs = 3
     page.goto(f"{dashboard.url}/runs/new")
     page.get_by_label("Preset", exact=True).select_option("b")
-    page.wait_for_function("document.getElementById('f-tricks-label_smoothing').value === '0.1'")
+    assert page.get_by_label("Label smoothing").input_value() == "0.1"  # at once: no request in between
     fill_tiny_run(page, dashboard.data_root, epochs=epochs)
     page.locator("#f-name").fill("from the form")
     page.wait_for_function(

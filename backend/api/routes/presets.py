@@ -3,62 +3,22 @@ GET /api/v1/presets/teachers: the finished runs a distillation preset can learn 
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from backend.api.deps import SessionDep
+from backend.config_form import presets_public
 from backend.models import RunStatus
 from backend.services import runs as run_service
 from backend.summary import teacher_choices
-from trainer.config import RunConfig
-from trainer.presets import PRESETS, Preset
 
 router = APIRouter(prefix="/presets", tags=["presets"])
-
-TEACHER_KEY = "tricks.kd.teacher"
-
-
-@cache
-def _defaults() -> dict[str, Any]:
-    return RunConfig().model_dump(mode="json")
-
-
-def _default(dotted: str) -> Any:
-    value: Any = _defaults()
-    for part in dotted.split("."):
-        value = value[part]
-    return value
-
-
-@cache
-def _preset_keys() -> tuple[str, ...]:
-    """Every key some preset sets: choosing a preset resets these and leaves the rest of the form alone,
-    so switching from "h" to "a" drops LS and KD but keeps the user's epochs, data folder and device."""
-    keys = {TEACHER_KEY}
-    for preset in PRESETS:
-        keys.update(preset.values())
-    return tuple(sorted(keys))
-
-
-def preset_public(preset: Preset) -> dict[str, Any]:
-    own = preset.values()
-    return {
-        "key": preset.key,
-        "title": preset.title,
-        "teacher": preset.teacher,
-        "reported_top1": preset.reported_top1,
-        "reported_top5": preset.reported_top5,
-        "overrides": dict(preset.overrides),
-        # The teacher run is picked on the form (GET /api/v1/presets/teachers); here it is cleared.
-        "values": {key: own[key] if key in own else _default(key) for key in _preset_keys()},
-    }
 
 
 @router.get("")
 def list_presets() -> dict[str, Any]:
-    data = [preset_public(preset) for preset in PRESETS]
+    data = presets_public()
     return {"data": data, "count": len(data)}
 
 

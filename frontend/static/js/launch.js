@@ -126,10 +126,9 @@ function errorsOf(error) {
 
 // --- presets and the teacher picker ------------------------------------------------------------
 
-let presets = null;
+const presets = new Map(JSON.parse(document.getElementById("presets-data").textContent).map((p) => [p.key, p]));
 
 async function applyPreset(key) {
-  presets ??= new Map((await api("/presets")).data.map((preset) => [preset.key, preset]));
   const preset = presets.get(key);
   if (!preset) return;
   setValues(preset.values);
@@ -240,10 +239,13 @@ async function start() {
     } catch (error) {
       showErrors([{ name: "", msg: `Could not load run ${cloneId} to clone: ${detailText(error)}` }]);
     }
-  } else if (params.get("preset")) {
-    presetSelect.value = params.get("preset");
-    await applyPreset(params.get("preset"));
+  } else {
+    // A preset named in the URL, or one chosen while this script was still loading.
+    presetSelect.value = params.get("preset") ?? presetSelect.value;
+    if (presetSelect.value) await applyPreset(presetSelect.value);
   }
+  // Launch stays disabled until the form holds what the page promised (clone, preset).
+  submitButton.disabled = false;
   preview();
 }
 
