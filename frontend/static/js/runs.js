@@ -33,6 +33,8 @@ function row(run) {
   });
   const status = el("td", {}, statusBadge(run));
   if (run.status === "running") status.append(el("br"), progress(run));
+  // The first words of why it failed, so the list alone says whether to retry.
+  if (run.status === "failed" && run.error) status.append(el("div", { class: "error-line", title: run.error }, run.error.split("\n")[0]));
   const actions = el("td", { class: "actions" },
     el("a", { class: "button small", href: `/runs/${run.id}`, dataset: { key: `${run.id}:open` } }, "Open"),
     el("a", { class: "button small", href: `/runs/new?clone=${run.id}`, dataset: { key: `${run.id}:clone` } }, "Clone"),
@@ -61,7 +63,8 @@ function render(page) {
     tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
-  countLine.textContent = page.count > page.data.length ? `Showing ${page.data.length} of ${page.count} runs.` : `${page.count} runs.`;
+  const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
+  countLine.textContent = page.count > page.data.length ? `Showing ${page.data.length} of ${runs(page.count)}.` : `${runs(page.count)}.`;
 }
 
 function updateCompareButton() {
