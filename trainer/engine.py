@@ -66,9 +66,11 @@ def train_one_epoch(
             logits = model(batch.images)
             teacher_logits = None
             if teacher is not None:
-                # The teacher sees the same (mixed) images; no graph is kept for it.
-                with torch.no_grad():
+                # The teacher sees the same (mixed) images; no graph or version counters are kept for it.
+                # The clone turns the inference tensor into one the student's loss may save for backward.
+                with torch.inference_mode():
                     teacher_logits = teacher(batch.images)
+                teacher_logits = teacher_logits.clone()
             parts = loss_fn(logits.float(), batch.target_a, batch.target_b, batch.lam,
                             None if teacher_logits is None else teacher_logits.float())
         optimizer.zero_grad(set_to_none=True)

@@ -118,6 +118,9 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     config = RunConfig.load(folder.config)
     device = resolve_device(config.runtime.device)
     on_cuda = device.type == "cuda"
+    if on_cuda:
+        # Every batch has the same shape, so cuDNN's one-off search for the fastest kernels pays off.
+        torch.backends.cudnn.benchmark = True
     autocast_dtype = torch.bfloat16 if on_cuda and config.runtime.amp else None
     channels_last = on_cuda and config.runtime.channels_last
 
@@ -156,12 +159,11 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     })
     mixup_generator = torch.Generator()
 
+    step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch)
+
     def on_step(step: int, loss: torch.Tensor) -> None:
         reporter.batch(step)
-        done = step + 1
-        if done % config.runtime.step_log_every == 0:
-            reporter.step({"epoch": done // steps_per_epoch + (done % steps_per_epoch > 0), "step": done,
-                           "loss": loss.item(), "lr": _largest_lr(optimizer)})
+        step_log.add(step, loss, _largest_lr(optimizer))
 
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         sources.train.set_epoch(epoch)
@@ -172,6 +174,8 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             generator=mixup_generator, teacher=teacher, autocast_dtype=autocast_dtype,
             channels_last=channels_last, on_step=on_step,
         )
+        for event in step_log.drain():
+            reporter.step(event)
         valid = evaluate(model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype,
                          channels_last=channels_last)
         row = {
@@ -207,6 +211,32 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     write_json_atomic(folder.result, result)
     reporter.result(result)
     return result
+
+
+class _StepLog:
+    """Sparse per-step loss and learning rate, read back from the device once per epoch.
+
+    A ``.item()`` at each logged step would stall the GPU; the losses wait on the device instead.
+    """
+
+    def __init__(self, *, every: int, steps_per_epoch: int):
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self.pending: list[tuple[int, torch.Tensor, float]] = []
+
+    def add(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        done = step + 1
+        if done % self.every == 0:
+            self.pending.append((done, loss, lr))
+
+    def drain(self) -> list[dict[str, Any]]:
+        if not self.pending:
+            return []
+        losses = torch.stack([loss for _, loss, _ in self.pending]).tolist()
+        events = [{"epoch": (done - 1) // self.steps_per_epoch + 1, "step": done, "loss": loss, "lr": lr}
+                  for (done, _, lr), loss in zip(self.pending, losses)]
+        self.pending = []
+        return events
 
 
 class _Progress:

@@ -103,6 +103,7 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
             return build_fast_source(
                 index=index, indices=indices, train=train, image_size=size, batch_size=config.batch_size,
                 device=device, seed=config.seed, cache_dir=cache_dir(index.root), num_workers=config.data.num_workers,
+                compile=config.runtime.compile,
             )
 
         return BatchSources(fast(splits.train, True), fast(splits.valid, False), fast(splits.test, False))

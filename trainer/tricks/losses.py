@@ -61,9 +61,9 @@ class TrainingLoss:
         lam: float | Tensor,
         teacher_logits: Tensor | None = None,
     ) -> LossParts:
-        task = lam * smoothed_cross_entropy(logits, target_a, self.label_smoothing) + (
-            1 - lam
-        ) * smoothed_cross_entropy(logits, target_b, self.label_smoothing)
+        task = smoothed_cross_entropy(logits, target_a, self.label_smoothing)
+        if lam != 1.0:
+            task = lam * task + (1 - lam) * smoothed_cross_entropy(logits, target_b, self.label_smoothing)
         if teacher_logits is None:
             return LossParts(loss=task, task_loss=task, kd_loss=None)
         kd = distillation_loss(logits, teacher_logits, self.kd_temperature)

@@ -39,6 +39,10 @@ def mixup(images: Tensor, targets: Tensor, *, alpha: float, generator: torch.Gen
     if alpha == 0:
         return MixedBatch(images=images, target_a=targets, target_b=targets, lam=1.0)
     lam = sample_beta(alpha, generator)
-    perm = torch.randperm(images.shape[0], generator=generator).to(images.device)
+    perm = torch.randperm(images.shape[0], generator=generator)
+    if images.device.type == "cuda":
+        # From pinned memory the copy is asynchronous: no wait for the GPU on every step.
+        perm = perm.pin_memory()
+    perm = perm.to(images.device, non_blocking=True)
     mixed = images.mul(lam).add_(images[perm], alpha=1 - lam)
-    return MixedBatch(images=mixed, target_a=targets, target_b=targets[perm.to(targets.device)], lam=lam)
+    return MixedBatch(images=mixed, target_a=targets, target_b=targets[perm], lam=lam)
