@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from live_server import Dashboard, serve, settings_for
+from pages_testlib import Dashboard, serve, settings_for
 
 from backend.app import create_app
 
