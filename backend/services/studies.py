@@ -562,13 +562,19 @@ CSV_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded",
                "report", "report_top1", "report_top5", "seconds_per_epoch")
 
 
+def _as_text(cell: str) -> str:
+    # The rule of the compare CSV: a spreadsheet reads "+Cosine" as a formula; a leading quote keeps it text.
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def table_csv(table: StudyTable) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in table.data:
-        values = row.model_dump(include={"group", "title", "tricks", "role", "runs", "succeeded", "report",
-                                         "report_top1", "report_top5", "seconds_per_epoch"})
+        values = row.model_dump(include={"role", "runs", "succeeded", "report", "report_top1", "report_top5",
+                                         "seconds_per_epoch"})
+        values.update(group=_as_text(row.group), title=_as_text(row.title), tricks=_as_text(row.tricks))
         for name in ("top1", "top5"):
             metric = getattr(row, name)
             values.update({f"{name}_{part}": getattr(metric, part)

@@ -27,17 +27,12 @@ from backend import migrate
 from backend.db import Database
 from backend.models import Run, RunStatus, utcnow
 from backend.settings import Settings
+from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# Every run of the end-to-end study trains in seconds on a CPU.
-TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "data.num_workers": 0,
-        "epochs": 1, "batch_size": 16}
-# Two switches, one of them distillation (so teachers are added, shared and waited for), two seeds.
-TINY_GRID = {"cosine": True, "kd": True}
-TINY_SEEDS = 2
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

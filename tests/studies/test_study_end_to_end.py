@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from backend.stats import NO_SPREAD
-from conftest import TINY, TINY_GRID, TINY_SEEDS  # tests/studies/conftest.py
+from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 GROUPS = ["T", "base", "+KD", "+Cosine", "+Cosine +KD"]
 

@@ -229,6 +229,15 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
 
 
+def test_csv_cells_that_look_like_formulas_stay_text(store):
+    study = create(store, switches={"cosine": True}, **TINY)
+    with store.db.session() as session:
+        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+    parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
+    assert [(row["group"], row["tricks"]) for row in parsed] == \
+        [("base", "ResNet18 from scratch"), ("'+Cosine", "ResNet18 from scratch +Cosine")]
+
+
 def test_curves_are_mean_and_std_per_group_and_epoch(store):
     study = create(store, switches={"cosine": True}, seeds=2, **{**TINY, "epochs": 2})
     base_runs = [run.run_id for run in study.groups[0].runs]
