@@ -1,13 +1,8 @@
-"""Backend fixtures: real SQLite files, real PostgreSQL databases, real servers and workers.
-
-PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB); each test gets a
-database of its own, dropped afterwards.
-"""
+"""Backend fixtures: real servers and workers (the databases come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -17,14 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from backend.db import Database
 from backend.settings import Settings
 from backend_testlib import REPO, free_port, wait_for
 
-POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 # Short intervals: a dead worker is noticed in 2 s, a cancel in 0.2 s.
 FAST = {"heartbeat_seconds": 0.5, "stale_after_seconds": 2.0, "poll_seconds": 0.2, "kill_grace_seconds": 2.0,
@@ -34,41 +26,6 @@ FAST = {"heartbeat_seconds": 0.5, "stale_after_seconds": 2.0, "poll_seconds": 0.
 def pytest_configure(config: pytest.Config) -> None:
     # Starlette 1.x nags about httpx in its TestClient; the tests that matter use real servers.
     config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
-
-
-def _postgres_database() -> Iterator[str]:
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server (.ci/run starts one)")
-    name = f"tricklab_test_{secrets.token_hex(6)}"
-    admin = create_engine(Settings(database_url=admin_url).database_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tricklab.db"
-    else:
-        yield from _postgres_database()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    yield from _postgres_database()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/tricklab.db"
 
 
 @pytest.fixture

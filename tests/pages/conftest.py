@@ -14,9 +14,6 @@ from pages_testlib import Dashboard, serve, settings_for
 
 from backend.app import create_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +28,6 @@ def api(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterato
 def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
     with serve(tmp_path_factory.mktemp("dashboard"), demo_dataset) as running:
         yield running
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass

@@ -7,7 +7,6 @@ PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -20,8 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
 
 from backend import migrate
 from backend.db import Database
@@ -29,35 +27,6 @@ from backend.models import Run, RunStatus, utcnow
 from backend.settings import Settings
 from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
-POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tricklab.db"
-        return
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    name = f"tricklab_test_{secrets.token_hex(6)}"
-    admin = create_engine(Settings(database_url=admin_url).database_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/tricklab.db"
 
 
 @pytest.fixture
@@ -185,16 +154,6 @@ def tiny_study(study_server: Server) -> dict[str, Any]:
         "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
     })
     return study_server.wait_finished(study["id"], timeout=900)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
