@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "pages"))  # the page tests' launcher of `tricklab serve`
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' launcher of `tricklab serve`
 
-from pages_testlib import serve  # noqa: E402
+from dashboard_testlib import serve  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from trainer.config import apply_overrides  # noqa: E402

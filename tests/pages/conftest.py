@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pages_testlib import Dashboard, serve, settings_for
+from dashboard_testlib import Dashboard, serve, settings_for
 
 from backend.app import create_app
 

@@ -6,11 +6,6 @@ PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +20,7 @@ from backend import migrate
 from backend.db import Database
 from backend.models import Run, RunStatus, utcnow
 from backend.settings import Settings
+from dashboard_testlib import serve
 from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 
@@ -80,12 +76,6 @@ def store(make_store: Callable[[str], Store], sqlite_url: str) -> Store:
 # --- one real server for the end-to-end and browser tests -----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -115,35 +105,8 @@ class Server:
 @pytest.fixture(scope="session")
 def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Server]:
     """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child."""
-    home = tmp_path_factory.mktemp("study-server")
-    settings = Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
-                        data_roots=[demo_dataset], poll_seconds=0.3)
-    port = _free_port()
-    log = home / "server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", "2"],
-                                  cwd=home, env={**os.environ, **settings.environ()}, stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/studies", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tricklab serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield Server(url, demo_dataset, log)
-    finally:
-        server.send_signal(signal.SIGTERM)  # it stops its workers, which stop their trainers
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with serve(tmp_path_factory.mktemp("study-server"), demo_dataset, workers=2, poll_seconds=0.3) as running:
+        yield Server(running.url, running.data_root, running.log)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""`tricklab serve` (uvicorn and one worker) on a free port, for the page tests and the README's
-screenshot script: the real server, worker and trainer, on a folder of its own."""
+"""`tricklab serve` (uvicorn and its workers) on a free port, for the page and study tests and the
+README's screenshot script: the real server, workers and trainer, on a folder of its own."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ TINY_RUN = {"model": {"arch": "resnet18", "pretrained": False}, "data": {"image_
 FINAL = ("succeeded", "failed", "cancelled")
 
 
-def settings_for(home: Path, data_root: Path) -> Settings:
+def settings_for(home: Path, data_root: Path, *, poll_seconds: float = 0.5) -> Settings:
     return Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
-                    data_roots=[data_root], sse_poll_seconds=0.2, poll_seconds=0.5)
+                    data_roots=[data_root], sse_poll_seconds=0.2, poll_seconds=poll_seconds)
 
 
 class ServerError(RuntimeError):
@@ -65,21 +65,23 @@ class Dashboard:
         return run
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 @contextmanager
-def serve(home: Path, data_root: Path, *, start_timeout: float = 90) -> Iterator[Dashboard]:
-    """Run `tricklab serve` with its database and runs in ``home``; stop it (and its worker) on exit."""
-    port = _free_port()
+def serve(home: Path, data_root: Path, *, workers: int = 1, poll_seconds: float = 0.5,
+          start_timeout: float = 90) -> Iterator[Dashboard]:
+    """Run `tricklab serve` with its database and runs in ``home``; stop it (and its workers) on exit."""
+    port = free_port()
     log = home / "server.log"
-    env = {**os.environ, **settings_for(home, data_root).environ()}
+    env = {**os.environ, **settings_for(home, data_root, poll_seconds=poll_seconds).environ()}
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port)], cwd=home, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", str(workers)],
+            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     dashboard = Dashboard(f"http://127.0.0.1:{port}", data_root, log)
     try:
         deadline = time.monotonic() + start_timeout
@@ -94,7 +96,7 @@ def serve(home: Path, data_root: Path, *, start_timeout: float = 90) -> Iterator
             time.sleep(0.3)
         yield dashboard
     finally:
-        server.send_signal(signal.SIGTERM)  # it stops its worker, which stops its trainer
+        server.send_signal(signal.SIGTERM)  # it stops its workers, which stop their trainers
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
