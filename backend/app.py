@@ -60,7 +60,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         # FastAPI's own 422 shape, located at the field so a form can show the message beside it.
         detail = [
             {
-                "loc": ["body", "overrides", field] if field in exc.overrides
+                "loc": ["body", "overrides", field]
+                if field in exc.overrides
                 else ["body", "config", *field.split(".")],
                 "msg": message,
                 "type": "value_error",

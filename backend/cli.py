@@ -26,8 +26,10 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 def build_parser(*, trainer_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tricklab", description="Launch, watch and compare Bag-of-Tricks runs: serve the dashboard, run "
-        "workers, submit runs, train by hand, get the dataset.")
+        prog="tricklab",
+        description="Launch, watch and compare Bag-of-Tricks runs: serve the dashboard, run "
+        "workers, submit runs, train by hand, get the dataset.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
     _add_worker(commands)
@@ -59,33 +61,43 @@ def _settings():
     try:
         return Settings()
     except SettingsError as exc:  # a list setting that is not JSON
-        raise SystemExit(f"tricklab: bad settings: {exc}; list settings are JSON, e.g. "
-                         "TRICKLAB_DATA_ROOTS='[\"/data\"]'") from None
+        raise SystemExit(
+            f"tricklab: bad settings: {exc}; list settings are JSON, e.g. TRICKLAB_DATA_ROOTS='[\"/data\"]'"
+        ) from None
     except ValidationError as exc:
-        problems = "; ".join(f"TRICKLAB_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"TRICKLAB_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}" for e in exc.errors()
+        )
         raise SystemExit(f"tricklab: bad settings: {problems}") from None
 
 
 def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
 # --- serve --------------------------------------------------------------------------------------
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser("serve", help="the dashboard and API, with workers beside it",
-                                description="Serve the dashboard and REST API (OpenAPI at /docs) with uvicorn, "
-                                "and start worker processes beside it, stopped when the server stops.")
+    serve = commands.add_parser(
+        "serve",
+        help="the dashboard and API, with workers beside it",
+        description="Serve the dashboard and REST API (OpenAPI at /docs) with uvicorn, "
+        "and start worker processes beside it, stopped when the server stops.",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="default 8000")
     serve.add_argument("--workers", type=_count, default=1, help="worker processes to start (default 1)")
-    serve.add_argument("--no-worker", dest="workers", action="store_const", const=0,
-                       help="start no worker (run `tricklab worker` elsewhere)")
-    serve.add_argument("--demo", action="store_true",
-                       help="write a small generated dataset into the first data root if it holds none")
+    serve.add_argument(
+        "--no-worker",
+        dest="workers",
+        action="store_const",
+        const=0,
+        help="start no worker (run `tricklab worker` elsewhere)",
+    )
+    serve.add_argument(
+        "--demo", action="store_true", help="write a small generated dataset into the first data root if it holds none"
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -123,8 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_shutdown)
     workers = [_start_worker() for _ in range(args.workers)]
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=3,
-                    log_level="info")
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=3, log_level="info")
     except (_Shutdown, KeyboardInterrupt):
         pass
     finally:
@@ -143,8 +154,11 @@ def _start_worker() -> subprocess.Popen:
     from backend.worker import die_with_parent
 
     # SIGTERM when the server dies, even by SIGKILL: the worker hands its run back and exits.
-    return subprocess.Popen([sys.executable, "-m", "backend", "worker"], stdin=subprocess.DEVNULL,
-                            preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM))
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend", "worker"],
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM),
+    )
 
 
 def _stop_workers(workers: list[subprocess.Popen], *, grace: float) -> None:
@@ -164,12 +178,18 @@ def _stop_workers(workers: list[subprocess.Popen], *, grace: float) -> None:
 
 
 def _add_worker(commands: argparse._SubParsersAction) -> None:
-    worker = commands.add_parser("worker", help="claim queued runs and train them, one at a time",
-                                 description="Claim queued runs (highest priority, then oldest) and train "
-                                 "each in a child process. Start one per GPU.")
-    worker.add_argument("--device", type=_device, default=None,
-                        help="cuda:N (shows the trainer only GPU N), cuda, cpu or auto (default: as each "
-                        "run's config says)")
+    worker = commands.add_parser(
+        "worker",
+        help="claim queued runs and train them, one at a time",
+        description="Claim queued runs (highest priority, then oldest) and train "
+        "each in a child process. Start one per GPU.",
+    )
+    worker.add_argument(
+        "--device",
+        type=_device,
+        default=None,
+        help="cuda:N (shows the trainer only GPU N), cuda, cpu or auto (default: as each run's config says)",
+    )
     worker.add_argument("--once", action="store_true", help="train at most one run, then exit")
     worker.add_argument("--exit-when-idle", action="store_true", help="exit once no run is ready to claim")
     worker.set_defaults(handler=_worker)
@@ -192,17 +212,30 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _add_submit(commands: argparse._SubParsersAction) -> None:
-    submit = commands.add_parser("submit", help="queue a run on a running server",
-                                 description="Post a run to a tricklab server and print its id. Relative "
-                                 "paths in the config are read from the server's working folder.")
+    submit = commands.add_parser(
+        "submit",
+        help="queue a run on a running server",
+        description="Post a run to a tricklab server and print its id. Relative "
+        "paths in the config are read from the server's working folder.",
+    )
     submit.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
-    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)")
+    submit.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
+    )
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
-    submit.add_argument("--server", default=os.environ.get("TRICKLAB_SERVER", DEFAULT_SERVER),
-                        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_SERVER})")
-    submit.add_argument("--wait", action="store_true",
-                        help="follow the run with a progress bar; exit non-zero unless it succeeds")
+    submit.add_argument(
+        "--server",
+        default=os.environ.get("TRICKLAB_SERVER", DEFAULT_SERVER),
+        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_SERVER})",
+    )
+    submit.add_argument(
+        "--wait", action="store_true", help="follow the run with a progress bar; exit non-zero unless it succeeds"
+    )
     submit.set_defaults(handler=_submit)
 
 
@@ -219,8 +252,7 @@ def _submit(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     server = args.server.rstrip("/")
     try:
-        response = httpx.post(f"{server}/api/v1/runs", json={"config": values, "priority": args.priority},
-                              timeout=30)
+        response = httpx.post(f"{server}/api/v1/runs", json={"config": values, "priority": args.priority}, timeout=30)
     except httpx.HTTPError as exc:
         print(f"error: cannot reach {server}: {exc}; is `tricklab serve` running?", file=sys.stderr)
         return EXIT_FAILED
@@ -248,8 +280,9 @@ def _follow(server: str, run: dict[str, Any]) -> int:
     while final is None:
         try:
             headers = {"Last-Event-ID": str(last_epoch), "Accept": "text/event-stream"}
-            with httpx.stream("GET", f"{server}/api/v1/runs/{run['id']}/events", headers=headers,
-                              timeout=httpx.Timeout(10, read=60)) as response:
+            with httpx.stream(
+                "GET", f"{server}/api/v1/runs/{run['id']}/events", headers=headers, timeout=httpx.Timeout(10, read=60)
+            ) as response:
                 response.raise_for_status()
                 for event, data in _sse(response.iter_lines()):
                     failures = 0
@@ -271,11 +304,15 @@ def _follow(server: str, run: dict[str, Any]) -> int:
             time.sleep(2)
     bar.close()
     if final["status"] == "succeeded":
-        print(f"run {final['id']} succeeded: test top-1 {final['test_top1']:.2f} top-5 {final['test_top5']:.2f} "
-              f"(best epoch {final['best_epoch']})", file=sys.stderr)
+        print(
+            f"run {final['id']} succeeded: test top-1 {final['test_top1']:.2f} top-5 {final['test_top5']:.2f} "
+            f"(best epoch {final['best_epoch']})",
+            file=sys.stderr,
+        )
         return 0
-    print(f"run {final['id']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""),
-          file=sys.stderr)
+    print(
+        f"run {final['id']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr
+    )
     return EXIT_FAILED
 
 

@@ -127,8 +127,13 @@ def _leaf(name: str, key: str, schema: dict[str, Any]) -> FormField:
     )
 
 
-def _walk(prefix: str, schema: dict[str, Any], definitions: dict[str, Any], group: FormGroup,
-          section: FormSection | None = None) -> None:
+def _walk(
+    prefix: str,
+    schema: dict[str, Any],
+    definitions: dict[str, Any],
+    group: FormGroup,
+    section: FormSection | None = None,
+) -> None:
     """Add the leaves under ``prefix`` to ``group``; each nested model becomes a section of the group."""
     for key, child in schema["properties"].items():
         child = _resolve(child, definitions)

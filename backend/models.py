@@ -77,8 +77,14 @@ class FailureKind(enum.StrEnum):
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # VARCHAR + CHECK rather than a native PostgreSQL type: one schema on both backends.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
-                values_callable=lambda members: [m.value for m in members])
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -94,9 +100,7 @@ class Study(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    baseline_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("runs.id", ondelete="SET NULL", use_alter=True)
-    )
+    baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL", use_alter=True))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -178,10 +182,26 @@ class StepMetric(Base):
 
 
 EPOCH_FIELDS = (
-    "train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5",
-    "lr", "seconds", "images_per_s", "train_task_loss", "train_kd_loss",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "valid_loss",
+    "valid_top1",
+    "valid_top5",
+    "lr",
+    "seconds",
+    "images_per_s",
+    "train_task_loss",
+    "train_kd_loss",
 )
 RESULT_FIELDS = (
-    "test_loss", "test_top1", "test_top5", "best_epoch", "best_valid_loss", "best_valid_top1",
-    "best_valid_top5", "max_valid_top1", "max_valid_top5",
+    "test_loss",
+    "test_top1",
+    "test_top5",
+    "best_epoch",
+    "best_valid_loss",
+    "best_valid_top1",
+    "best_valid_top5",
+    "max_valid_top1",
+    "max_valid_top5",
 )

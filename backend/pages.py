@@ -37,8 +37,9 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def launch_page(request: Request) -> HTMLResponse:
-    return _page(request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY,
-                 presets=presets_public())
+    return _page(
+        request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY, presets=presets_public()
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

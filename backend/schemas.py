@@ -16,8 +16,14 @@ class RunCreate(BaseModel):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="a RunConfig; keys left out take their defaults. tricks.kd.teacher may be a run id",
-        examples=[{"name": "demo", "epochs": 3, "model": {"arch": "resnet18", "pretrained": False},
-                   "data": {"root": "data", "image_size": 64}}],
+        examples=[
+            {
+                "name": "demo",
+                "epochs": 3,
+                "model": {"arch": "resnet18", "pretrained": False},
+                "data": {"root": "data", "image_size": 64},
+            }
+        ],
     )
     priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties run oldest first")
 

@@ -36,8 +36,15 @@ class StudyCreate(BaseModel):
         default_factory=dict,
         description="dotted RunConfig keys applied to every run; keys starting with `teacher.` apply to the teacher "
         "runs only, after the others",
-        examples=[{"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 2,
-                   "teacher.model.arch": "resnet34"}],
+        examples=[
+            {
+                "model.arch": "resnet18",
+                "model.pretrained": False,
+                "data.image_size": 32,
+                "epochs": 2,
+                "teacher.model.arch": "resnet34",
+            }
+        ],
     )
     seeds: int = Field(1, ge=1, le=20, description="replicates of every run, with seeds seed, seed+1, ...")
     priority: int = Field(0, ge=-1000, le=1000, description="queue priority of every run")

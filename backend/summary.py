@@ -163,8 +163,18 @@ def compare_rows(
     return rows
 
 
-CSV_COLUMNS = ("run_id", "name", "tricks", "status", "epoch", "top1", "top1_delta", "top5", "top5_delta",
-               "seconds_per_epoch")
+CSV_COLUMNS = (
+    "run_id",
+    "name",
+    "tricks",
+    "status",
+    "epoch",
+    "top1",
+    "top1_delta",
+    "top5",
+    "top5_delta",
+    "seconds_per_epoch",
+)
 
 
 def _as_text(cell: str) -> str:
@@ -207,18 +217,29 @@ def teacher_choices(runs: Sequence[TeacherCandidate], *, label_smoothing: float)
     for run in sorted(runs, key=rank, reverse=True):
         config = configs[run.id]
         accuracy = f", valid top-1 {run.max_valid_top1:.2f}" if run.max_valid_top1 is not None else ""
-        choices.append(TeacherChoice(run.id, run.name, f"#{run.id} {run.name} ({trick_summary(config)}{accuracy})",
-                                     config.tricks.label_smoothing))
+        choices.append(
+            TeacherChoice(
+                run.id,
+                run.name,
+                f"#{run.id} {run.name} ({trick_summary(config)}{accuracy})",
+                config.tricks.label_smoothing,
+            )
+        )
     if not choices:
         wanted = "T-LS, trained with label smoothing" if student_ls else "T"
         return [], f"No finished run yet: train a teacher first (preset {wanted})."
     best = choices[0]
     if (best.label_smoothing > 0) == student_ls:
-        like = "with label smoothing, like this student (the report's T-LS)" if student_ls else \
-            "without label smoothing, like this student (the report's T)"
+        like = (
+            "with label smoothing, like this student (the report's T-LS)"
+            if student_ls
+            else "without label smoothing, like this student (the report's T)"
+        )
         return choices, f"Suggested: #{best.id}, trained {like}."
     if student_ls:
-        return choices, ("No finished run was trained with label smoothing; "
-                         "the report gave LS students the T-LS teacher.")
-    return choices, ("Every finished run was trained with label smoothing; "
-                     "the report gave students without LS the T teacher.")
+        return choices, (
+            "No finished run was trained with label smoothing; the report gave LS students the T-LS teacher."
+        )
+    return choices, (
+        "Every finished run was trained with label smoothing; the report gave students without LS the T teacher."
+    )

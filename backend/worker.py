@@ -87,8 +87,7 @@ class _Attempt:
 
 
 class Worker:
-    def __init__(self, *, settings: Settings, database: Database, device: str | None = None,
-                 name: str | None = None):
+    def __init__(self, *, settings: Settings, database: Database, device: str | None = None, name: str | None = None):
         self.settings = settings
         self.db = database
         self.device = device
@@ -105,8 +104,9 @@ class Worker:
         while not self._stop.is_set():
             try:
                 with self.db.session(write=True) as session:
-                    claim = jobs.claim_run(session=session, worker=self.name,
-                                           stale_after_seconds=self.settings.stale_after_seconds)
+                    claim = jobs.claim_run(
+                        session=session, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
+                    )
             except DBAPIError as exc:
                 log.warning("claim failed, retrying: %s", exc)
                 self._stop.wait(self.settings.poll_seconds)
@@ -137,13 +137,22 @@ class Worker:
         command = [*self.settings.trainer_command, str(run_dir), "--attempt", str(claim.attempt)]
         try:
             child = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                text=True, encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,
                 preexec_fn=die_with_parent(os.getpid()),
             )
         except OSError as exc:
-            self._write(jobs.fail, state, error=f"could not start the trainer {command[0]!r}: {exc}",
-                        kind=FailureKind.training)
+            self._write(
+                jobs.fail, state, error=f"could not start the trainer {command[0]!r}: {exc}", kind=FailureKind.training
+            )
             return
         events: queue.Queue = queue.Queue()
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -265,15 +274,24 @@ class Worker:
             self._flush_steps(state)
         if state.lost or state.pending:
             if state.pending:
-                log.error("run %s attempt %s: database unreachable, %d events not stored; "
-                          "the run will be requeued", state.run_id, state.attempt, len(state.pending))
+                log.error(
+                    "run %s attempt %s: database unreachable, %d events not stored; the run will be requeued",
+                    state.run_id,
+                    state.attempt,
+                    len(state.pending),
+                )
             return
         if state.cancel:
             self._write_patiently(jobs.mark_cancelled, state, deadline=deadline)
             outcome = "cancelled"
         elif stopping:
-            self._write_patiently(jobs.fail, state, deadline=deadline, kind=FailureKind.infrastructure,
-                                  error=f"attempt {state.attempt}: worker {self.name} was stopped")
+            self._write_patiently(
+                jobs.fail,
+                state,
+                deadline=deadline,
+                kind=FailureKind.infrastructure,
+                error=f"attempt {state.attempt}: worker {self.name} was stopped",
+            )
             outcome = "handed back to the queue"
         elif returncode == 0 and state.result is not None:
             self._write_patiently(jobs.succeed, state, deadline=deadline, result=state.result)
@@ -289,8 +307,7 @@ class Worker:
                 reason = state.error or f"the trainer exited with code {returncode}"
             tail = "".join(stderr_tail).rstrip()
             error = reason + (f"\n--- last lines of stderr ---\n{tail}" if tail else "")
-            status = self._write_patiently(jobs.fail, state, deadline=deadline, error=error,
-                                           kind=FailureKind.training)
+            status = self._write_patiently(jobs.fail, state, deadline=deadline, error=error, kind=FailureKind.training)
             outcome = f"failed, now {status or 'lost'}: {reason}"
         log.info("run %s attempt %s: %s", state.run_id, state.attempt, outcome)
 
@@ -310,8 +327,9 @@ class Worker:
             log.exception("run %s: %s refused by the database; skipped", state.run_id, function.__name__)
             return _DROPPED
         if outcome is None:
-            log.warning("run %s attempt %s: no longer ours (requeued, cancelled or deleted)",
-                        state.run_id, state.attempt)
+            log.warning(
+                "run %s attempt %s: no longer ours (requeued, cancelled or deleted)", state.run_id, state.attempt
+            )
             state.lost = True
             return None
         return outcome

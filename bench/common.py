@@ -102,10 +102,18 @@ class Trainer:
 
     def epoch(self, loader, *, mixup_alpha: float = 0.0, teacher: torch.nn.Module | None = None) -> dict:
         return train_one_epoch(
-            model=self.model, loader=loader, optimizer=self.optimizer,
-            schedule=build_schedule(ScheduleConfig(), epochs=1, steps_per_epoch=len(loader)), loss_fn=self.loss_fn,
-            epoch=1, start_step=0, mixup_alpha=mixup_alpha, generator=torch.Generator().manual_seed(0),
-            teacher=teacher, autocast_dtype=torch.bfloat16 if self.on_cuda else None, channels_last=self.on_cuda,
+            model=self.model,
+            loader=loader,
+            optimizer=self.optimizer,
+            schedule=build_schedule(ScheduleConfig(), epochs=1, steps_per_epoch=len(loader)),
+            loss_fn=self.loss_fn,
+            epoch=1,
+            start_step=0,
+            mixup_alpha=mixup_alpha,
+            generator=torch.Generator().manual_seed(0),
+            teacher=teacher,
+            autocast_dtype=torch.bfloat16 if self.on_cuda else None,
+            channels_last=self.on_cuda,
         )
 
     def images_per_second(self, loader) -> float:
@@ -119,7 +127,7 @@ def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str
     names = list(variants)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(rounds):
-        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             seconds[name].append(variants[name]())
         print("round " + str(round_) + ": " + ", ".join(f"{name} {seconds[name][-1]:.3f} s" for name in names))
     return seconds
@@ -151,6 +159,7 @@ def cpu_timed(work: Callable[[], object]) -> float:
 
     On a CPU shared with other jobs, wall time also counts the neighbours; CPU time does not.
     """
+
     def now() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return sum(u.ru_utime + u.ru_stime for u in usage)
@@ -176,5 +185,9 @@ def drain(batches: Iterable) -> None:
 
 def print_result(**figures: float | int | str) -> None:
     """The last line of every benchmark, read by tests and copied into RESULTS.md."""
-    print("RESULT " + " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                               for key, value in figures.items()))
+    print(
+        "RESULT "
+        + " ".join(
+            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()
+        )
+    )

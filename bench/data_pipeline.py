@@ -50,26 +50,55 @@ def main(argv: list[str] | None = None) -> None:
     indices = list(range(len(index.samples)))
     device = torch.device("cpu")
     print(f"machine: {machine()}")
-    print(f"dataset: {len(indices)} JPEGs under {root}; image size {args.image_size}, batch {args.batch_size}, "
-          f"{args.workers} workers / threads")
+    print(
+        f"dataset: {len(indices)} JPEGs under {root}; image size {args.image_size}, batch {args.batch_size}, "
+        f"{args.workers} workers / threads"
+    )
 
     with tempfile.TemporaryDirectory(prefix="tricklab-bench-cache-") as cache_dir:
         started = time.perf_counter()
-        packed = load_or_build([index.samples[i].path for i in indices], root=index.root, kind="train",
-                               image_size=args.image_size, cache_dir=Path(cache_dir))
+        packed = load_or_build(
+            [index.samples[i].path for i in indices],
+            root=index.root,
+            kind="train",
+            image_size=args.image_size,
+            cache_dir=Path(cache_dir),
+        )
         build_seconds = time.perf_counter() - started
-        print(f"cache build: {build_seconds:.2f} s, {len(indices) / build_seconds:.0f} images/s "
-              f"({packed.pixels.numel() / 2**20:.0f} MiB)")
+        print(
+            f"cache build: {build_seconds:.2f} s, {len(indices) / build_seconds:.0f} images/s "
+            f"({packed.pixels.numel() / 2**20:.0f} MiB)"
+        )
         torch.set_num_threads(args.workers)
         labels = [index.samples[i].label for i in indices]
         sources = {
-            "reference": ReferenceBatchSource(dataset=CubDataset(index, indices, train_transform(args.image_size)),
-                                              batch_size=args.batch_size, shuffle=True, device=device, seed=0,
-                                              num_workers=args.workers),
-            "fast": FastBatchSource(packed, labels, train=True, image_size=args.image_size,
-                                    batch_size=args.batch_size, device=device, seed=0, compile=not args.no_compile),
-            "fast_eager": FastBatchSource(packed, labels, train=True, image_size=args.image_size,
-                                          batch_size=args.batch_size, device=device, seed=0),
+            "reference": ReferenceBatchSource(
+                dataset=CubDataset(index, indices, train_transform(args.image_size)),
+                batch_size=args.batch_size,
+                shuffle=True,
+                device=device,
+                seed=0,
+                num_workers=args.workers,
+            ),
+            "fast": FastBatchSource(
+                packed,
+                labels,
+                train=True,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                device=device,
+                seed=0,
+                compile=not args.no_compile,
+            ),
+            "fast_eager": FastBatchSource(
+                packed,
+                labels,
+                train=True,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                device=device,
+                seed=0,
+            ),
         }
         compile_seconds = timed(lambda: drain(sources["fast"]))  # the first epoch compiles the kernel
         print(f"fast path's first epoch (kernel compile): {compile_seconds:.2f} s")
@@ -85,11 +114,20 @@ def main(argv: list[str] | None = None) -> None:
     speedup_eager = paired_ratio(seconds["reference"], seconds["fast_eager"])
     print("median images/s: " + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items()))
     cpu_speedup = paired_ratio(cpu_seconds["reference"], cpu_seconds["fast"])
-    print(f"speedup over the reference: {speedup:.2f}x fused, {speedup_eager:.2f}x eager "
-          f"(in CPU seconds per image, workers included: {cpu_speedup:.2f}x fused)")
-    print_result(reference_img_s=rates["reference"], fast_img_s=rates["fast"], speedup=speedup,
-                 fast_eager_img_s=rates["fast_eager"], speedup_eager=speedup_eager, cpu_speedup=cpu_speedup,
-                 build_img_s=len(indices) / build_seconds, compile_s=compile_seconds)
+    print(
+        f"speedup over the reference: {speedup:.2f}x fused, {speedup_eager:.2f}x eager "
+        f"(in CPU seconds per image, workers included: {cpu_speedup:.2f}x fused)"
+    )
+    print_result(
+        reference_img_s=rates["reference"],
+        fast_img_s=rates["fast"],
+        speedup=speedup,
+        fast_eager_img_s=rates["fast_eager"],
+        speedup_eager=speedup_eager,
+        cpu_speedup=cpu_speedup,
+        build_img_s=len(indices) / build_seconds,
+        compile_s=compile_seconds,
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,10 @@ def inference_rate(arch: str, *, batch_size: int, image_size: int, steps: int, d
     model = build_model(arch, 200, pretrained=False).to(device).eval()
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
     if on_cuda:
-        model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
+        model, images = (
+            model.to(memory_format=torch.channels_last),
+            images.contiguous(memory_format=torch.channels_last),
+        )
 
     def run(count: int) -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_cuda):
@@ -73,34 +76,56 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, float] = {}
     for batch_size in batch_sizes:
         trainer = Trainer(arch, len(index.classes), device)
-        in_memory = RepeatedBatch(batch_size=batch_size, image_size=size, num_classes=len(index.classes),
-                                  steps=steps, device=device)
+        in_memory = RepeatedBatch(
+            batch_size=batch_size, image_size=size, num_classes=len(index.classes), steps=steps, device=device
+        )
         trainer.images_per_second(in_memory)  # warm-up: cuDNN algorithm choice, allocator
         memory_rate = trainer.images_per_second(in_memory)
-        fast = build_fast_source(index=index, indices=splits.train, train=True, image_size=size,
-                                 batch_size=batch_size, device=device, seed=0, cache_dir=cache_dir(root), num_workers=0)
+        fast = build_fast_source(
+            index=index,
+            indices=splits.train,
+            train=True,
+            image_size=size,
+            batch_size=batch_size,
+            device=device,
+            seed=0,
+            cache_dir=cache_dir(root),
+            num_workers=0,
+        )
         fast_rate = trainer.images_per_second(fast)
-        print(f"{arch} train batch {batch_size}: in memory {memory_rate:.0f} images/s, "
-              f"fast path {fast_rate:.0f} images/s ({100 * fast_rate / memory_rate:.1f}%)")
-        figures |= {f"train_b{batch_size}_memory_img_s": memory_rate, f"train_b{batch_size}_fast_img_s": fast_rate,
-                    f"fast_vs_memory_b{batch_size}": fast_rate / memory_rate}
+        print(
+            f"{arch} train batch {batch_size}: in memory {memory_rate:.0f} images/s, "
+            f"fast path {fast_rate:.0f} images/s ({100 * fast_rate / memory_rate:.1f}%)"
+        )
+        figures |= {
+            f"train_b{batch_size}_memory_img_s": memory_rate,
+            f"train_b{batch_size}_fast_img_s": fast_rate,
+            f"fast_vs_memory_b{batch_size}": fast_rate / memory_rate,
+        }
         del trainer
-    figures["teacher_infer_img_s"] = inference_rate(teacher, batch_size=batch_sizes[-1], image_size=size,
-                                                    steps=steps, device=device)
+    figures["teacher_infer_img_s"] = inference_rate(
+        teacher, batch_size=batch_sizes[-1], image_size=size, steps=steps, device=device
+    )
     print(f"{teacher} inference batch {batch_sizes[-1]}: {figures['teacher_infer_img_s']:.0f} images/s")
 
     with tempfile.TemporaryDirectory(prefix="tricklab-gpu-epoch-") as run_dir:
-        config = RunConfig.from_dict({
-            "name": "gpu-epoch-bench", "epochs": epochs, "batch_size": batch_sizes[0],
-            "data": {"root": str(root), "image_size": size, "pipeline": "fast"},
-            "model": {"arch": arch, "pretrained": False},
-        })
+        config = RunConfig.from_dict(
+            {
+                "name": "gpu-epoch-bench",
+                "epochs": epochs,
+                "batch_size": batch_sizes[0],
+                "data": {"root": str(root), "image_size": size, "pipeline": "fast"},
+                "model": {"arch": arch, "pretrained": False},
+            }
+        )
         config.save(Path(run_dir) / "config.json")
         run_seconds = timed(lambda: train_run(run_dir, reporter=BaseReporter()))
         rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     epoch_seconds = statistics.median(row["seconds"] for row in rows)
-    print(f"{epochs}-epoch {arch} run: {run_seconds:.1f} s in all, median train epoch {epoch_seconds:.1f} s "
-          f"({statistics.median(row['images_per_s'] for row in rows):.0f} images/s)")
+    print(
+        f"{epochs}-epoch {arch} run: {run_seconds:.1f} s in all, median train epoch {epoch_seconds:.1f} s "
+        f"({statistics.median(row['images_per_s'] for row in rows):.0f} images/s)"
+    )
     print_result(**figures, run_s=run_seconds, epoch_s=epoch_seconds)
 
 

@@ -24,7 +24,8 @@ from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine,
 def plain_epoch(model, batches, optimizer, *, autocast: bool) -> None:
     """The baseline: the loop of the PyTorch tutorials, with the same OneCycle schedule."""
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[group["peak_lr"] for group in optimizer.param_groups], total_steps=len(batches))
+        optimizer, max_lr=[group["peak_lr"] for group in optimizer.param_groups], total_steps=len(batches)
+    )
     model.train()
     for images, targets in batches:
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -49,11 +50,14 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     timed = loop_timer(device)
     print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
-    print(f"{args.arch}, {args.image_size} px, batch {args.batch_size}, {args.steps} steps per epoch, "
-          f"{args.rounds} rounds")
+    print(
+        f"{args.arch}, {args.image_size} px, batch {args.batch_size}, {args.steps} steps per epoch, "
+        f"{args.rounds} rounds"
+    )
 
-    batches = RepeatedBatch(batch_size=args.batch_size, image_size=args.image_size, num_classes=200,
-                            steps=args.steps, device=device)
+    batches = RepeatedBatch(
+        batch_size=args.batch_size, image_size=args.image_size, num_classes=200, steps=args.steps, device=device
+    )
     # One model and optimizer for both loops: the same weights' shapes, the same optimizer state size.
     trainer = Trainer(args.arch, 200, device)
     images = batches.images.contiguous(memory_format=torch.channels_last) if trainer.on_cuda else batches.images

@@ -38,12 +38,15 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     timed = loop_timer(device)
     print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
-    print(f"student {args.student}, teacher {args.teacher}, {args.image_size} px, batch {args.batch_size}, "
-          f"{args.steps} steps per epoch, {args.rounds} rounds")
+    print(
+        f"student {args.student}, teacher {args.teacher}, {args.image_size} px, batch {args.batch_size}, "
+        f"{args.steps} steps per epoch, {args.rounds} rounds"
+    )
 
     num_classes = 200
-    batches = RepeatedBatch(batch_size=args.batch_size, image_size=args.image_size, num_classes=num_classes,
-                            steps=args.steps, device=device)
+    batches = RepeatedBatch(
+        batch_size=args.batch_size, image_size=args.image_size, num_classes=num_classes, steps=args.steps, device=device
+    )
     trainer = Trainer(args.student, num_classes, device)
     teacher = build_model(args.teacher, num_classes, pretrained=False).to(device).eval()
     if trainer.on_cuda:
@@ -60,12 +63,15 @@ def main(argv: list[str] | None = None) -> None:
 
     trainer.epoch(batches)  # warm-up
     teacher_forward()
-    seconds = alternate({
-        "plain": lambda: epoch_seconds(),
-        "mixup": lambda: epoch_seconds(mixup_alpha=args.mixup_alpha),
-        "kd": lambda: epoch_seconds(teacher=teacher),
-        "teacher_forward": lambda: timed(teacher_forward),
-    }, args.rounds)
+    seconds = alternate(
+        {
+            "plain": lambda: epoch_seconds(),
+            "mixup": lambda: epoch_seconds(mixup_alpha=args.mixup_alpha),
+            "kd": lambda: epoch_seconds(teacher=teacher),
+            "teacher_forward": lambda: timed(teacher_forward),
+        },
+        args.rounds,
+    )
     mixup_ratio = paired_ratio(seconds["mixup"], seconds["plain"])
     kd_extra = [kd - plain for kd, plain in zip(seconds["kd"], seconds["plain"])]
     kd_vs_teacher = paired_ratio(kd_extra, seconds["teacher_forward"])

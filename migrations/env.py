@@ -18,14 +18,17 @@ if config.config_file_name is not None and config.attributes.get("connection") i
 
 def _options(dialect_name: str) -> dict:
     # Batch mode lets later revisions alter SQLite tables (it has almost no ALTER TABLE).
-    return {"target_metadata": target_metadata, "compare_type": True,
-            "render_as_batch": dialect_name == "sqlite"}
+    return {"target_metadata": target_metadata, "compare_type": True, "render_as_batch": dialect_name == "sqlite"}
 
 
 def run_migrations_offline() -> None:
     url = config.get_main_option("sqlalchemy.url") or _settings_url()
-    context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
-                      **_options(url.partition(":")[0].partition("+")[0]))
+    context.configure(
+        url=url,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **_options(url.partition(":")[0].partition("+")[0]),
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -24,8 +24,14 @@ from trainer.config import apply_overrides  # noqa: E402
 from trainer.data.demo import write_demo_dataset  # noqa: E402
 from trainer.presets import get_preset  # noqa: E402
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PRESETS = ("base", "a", "b", "d2")
 # The report's runs made CPU-sized; each preset's own overrides are applied on top.
 SIZE = {"model.arch": "resnet18", "model.pretrained": False, "epochs": 6, "batch_size": 32, "data.image_size": 48}

@@ -20,14 +20,23 @@ import httpx
 from backend.settings import Settings
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
-TINY_RUN = {"model": {"arch": "resnet18", "pretrained": False}, "data": {"image_size": 32, "num_workers": 0},
-            "epochs": 2, "batch_size": 16}
+TINY_RUN = {
+    "model": {"arch": "resnet18", "pretrained": False},
+    "data": {"image_size": 32, "num_workers": 0},
+    "epochs": 2,
+    "batch_size": 16,
+}
 FINAL = ("succeeded", "failed", "cancelled")
 
 
 def settings_for(home: Path, data_root: Path, *, poll_seconds: float = 0.5) -> Settings:
-    return Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
-                    data_roots=[data_root], sse_poll_seconds=0.2, poll_seconds=poll_seconds)
+    return Settings(
+        database_url=f"sqlite:///{home / 'tricklab.db'}",
+        runs_dir=home / "runs",
+        data_roots=[data_root],
+        sse_poll_seconds=0.2,
+        poll_seconds=poll_seconds,
+    )
 
 
 class ServerError(RuntimeError):
@@ -60,7 +69,8 @@ class Dashboard:
         while (run := self.run(run_id))["status"] not in statuses:
             if time.monotonic() > deadline:
                 raise ServerError(
-                    f"run {run_id} is {run['status']} after {timeout} s, not {statuses}:\n{self.log_tail()}")
+                    f"run {run_id} is {run['status']} after {timeout} s, not {statuses}:\n{self.log_tail()}"
+                )
             time.sleep(0.5)
         return run
 
@@ -72,8 +82,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(home: Path, data_root: Path, *, workers: int = 1, poll_seconds: float = 0.5,
-          start_timeout: float = 90) -> Iterator[Dashboard]:
+def serve(
+    home: Path, data_root: Path, *, workers: int = 1, poll_seconds: float = 0.5, start_timeout: float = 90
+) -> Iterator[Dashboard]:
     """Run `tricklab serve` with its database and runs in ``home``; stop it (and its workers) on exit."""
     port = free_port()
     log = home / "server.log"
@@ -81,7 +92,12 @@ def serve(home: Path, data_root: Path, *, workers: int = 1, poll_seconds: float 
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "backend", "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     dashboard = Dashboard(f"http://127.0.0.1:{port}", data_root, log)
     try:
         deadline = time.monotonic() + start_timeout

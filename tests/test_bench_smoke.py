@@ -28,8 +28,14 @@ def bench_root(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("bench", sorted(EXPECTED_KEYS))
 def test_benchmark_smoke_run_ends_with_its_result_line(bench: str, bench_root: Path):
     env = {**os.environ, "TRICKLAB_BENCH_ROOT": str(bench_root), "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", f"bench.{bench}", "--smoke"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{bench}", "--smoke"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("RESULT "), done.stdout[-2000:]

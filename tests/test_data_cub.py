@@ -46,7 +46,9 @@ def test_find_cub_root_accepts_the_parent_or_the_folder_itself(demo_dataset: Pat
 def test_find_cub_root_explains_a_missing_or_empty_folder(tmp_path: Path):
     with pytest.raises(DatasetError, match="does not exist.*tricklab data fetch-cub DIR.*tricklab data demo DIR"):
         find_cub_root(tmp_path / "nowhere")
-    with pytest.raises(DatasetError, match=r"no CUB-200-2011 dataset in .*expected .*CUB_200_2011/.*tricklab data demo"):
+    with pytest.raises(
+        DatasetError, match=r"no CUB-200-2011 dataset in .*expected .*CUB_200_2011/.*tricklab data demo"
+    ):
         find_cub_root(tmp_path)
 
 
@@ -209,7 +211,9 @@ def test_seed_split_sizes_on_a_cub_sized_index():
     samples = []
     for label, count in enumerate(counts):
         folder = f"{label + 1:03d}.Bird_{label}"
-        samples += [CubSample(len(samples) + 1, root / "images" / folder / f"Bird_{n:04d}.jpg", label) for n in range(count)]
+        samples += [
+            CubSample(len(samples) + 1, root / "images" / folder / f"Bird_{n:04d}.jpg", label) for n in range(count)
+        ]
     index = CubIndex(root, [f"{i + 1:03d}.Bird_{i}" for i in range(200)], samples, [True] * len(samples))
     assert len(samples) == 11_788
     splits = make_splits(index, split="seed")

@@ -72,8 +72,12 @@ def test_same_seed_same_bytes_other_seed_other_images(tmp_path: Path):
 
 def test_classes_share_colours_and_shapes():
     specs = class_specs(4)
-    assert specs == [("Solid", "Red", "Circle"), ("Solid", "Blue", "Cross"),
-                     ("Solid", "Yellow", "Triangle"), ("Solid", "Green", "Star")]
+    assert specs == [
+        ("Solid", "Red", "Circle"),
+        ("Solid", "Blue", "Cross"),
+        ("Solid", "Yellow", "Triangle"),
+        ("Solid", "Green", "Star"),
+    ]
     assert len(set(class_specs(MAX_CLASSES))) == MAX_CLASSES
     assert len({colour for _, colour, _ in class_specs(10)}) == 10
     assert len({colour for _, colour, _ in class_specs(30)}) == 10

@@ -43,8 +43,18 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 def source(index, cache_dir, indices, *, train, batch_size=8, seed=7, **kwargs) -> FastBatchSource:
-    return build_fast_source(index=index, indices=indices, train=train, image_size=SIZE, batch_size=batch_size,
-                             device=CPU, seed=seed, cache_dir=cache_dir, num_workers=0, **kwargs)
+    return build_fast_source(
+        index=index,
+        indices=indices,
+        train=train,
+        image_size=SIZE,
+        batch_size=batch_size,
+        device=CPU,
+        seed=seed,
+        cache_dir=cache_dir,
+        num_workers=0,
+        **kwargs,
+    )
 
 
 def rgb(path: Path) -> Image.Image:
@@ -118,10 +128,22 @@ def test_fixed_parameters_match_the_reference_functional_ops_exactly(index, cach
         for angle in (-ROTATION_DEGREES, -2.3, 0.0, 1.7, ROTATION_DEGREES):
             for flip in (False, True):
                 for top, left in ((0, 0), (h + 2 * pad - SIZE, w + 2 * pad - SIZE), (pad, (w - SIZE) // 2 + pad)):
-                    params = AugmentParams(torch.tensor([angle]), torch.tensor([flip]), torch.tensor([top]),
-                                           torch.tensor([left]), torch.tensor([pil_rotation(angle, w, h)]))
-                    ours = augment(packed.pixels, packed.starts[k : k + 1], packed.heights[k : k + 1],
-                                   packed.widths[k : k + 1], params, SIZE, normalization(CPU))[0]
+                    params = AugmentParams(
+                        torch.tensor([angle]),
+                        torch.tensor([flip]),
+                        torch.tensor([top]),
+                        torch.tensor([left]),
+                        torch.tensor([pil_rotation(angle, w, h)]),
+                    )
+                    ours = augment(
+                        packed.pixels,
+                        packed.starts[k : k + 1],
+                        packed.heights[k : k + 1],
+                        packed.widths[k : k + 1],
+                        params,
+                        SIZE,
+                        normalization(CPU),
+                    )[0]
                     expected = reference_train(rgb(paths[k]), angle, flip, top, left)
                     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
 
@@ -134,8 +156,9 @@ def test_a_train_epoch_is_the_reference_transform_under_its_drawn_parameters(ind
     images, targets = next(iter(train))
     for k in range(5):
         sample = index.samples[splits.train[int(order[k])]]
-        expected = reference_train(rgb(sample.path), float(params.angle[k]), bool(params.flip[k]),
-                                   int(params.top[k]), int(params.left[k]))
+        expected = reference_train(
+            rgb(sample.path), float(params.angle[k]), bool(params.flip[k]), int(params.top[k]), int(params.left[k])
+        )
         torch.testing.assert_close(images[k], expected, rtol=0, atol=1e-5)
         assert int(targets[k]) == sample.label
 
@@ -198,9 +221,16 @@ def test_host_staged_cache_gives_the_same_batches(index, cache_dir):
     for train, indices in ((True, splits.train), (False, splits.valid)):
         resident = source(index, cache_dir, indices, train=train, batch_size=4)
         staged = source(index, cache_dir, indices, train=train, batch_size=4)
-        staged._store = fast._Staged(load_or_build([index.samples[i].path for i in indices], root=index.root,
-                                                   kind="train" if train else "eval", image_size=SIZE,
-                                                   cache_dir=cache_dir), CPU)
+        staged._store = fast._Staged(
+            load_or_build(
+                [index.samples[i].path for i in indices],
+                root=index.root,
+                kind="train" if train else "eval",
+                image_size=SIZE,
+                cache_dir=cache_dir,
+            ),
+            CPU,
+        )
         for (a, y), (b, z) in zip(resident, staged, strict=True):
             assert torch.equal(a, b) and torch.equal(y, z)
 

@@ -12,15 +12,19 @@ def test_small_resnet_learns_the_demo_classes(tmp_path):
     classes = 4
     write_demo_dataset(tmp_path / "data", classes=classes, per_class=50, size=48, seed=1)
     one_rate = {group: 1 for group in ("stem", "layer1", "layer2", "layer3", "layer4", "fc")}
-    config = RunConfig.from_dict({
-        "name": "learning", "epochs": 6, "batch_size": 16,
-        "data": {"root": str(tmp_path / "data"), "image_size": 48, "num_workers": 0},
-        # From scratch, every layer has to learn: the report's discriminative rates suit fine-tuning.
-        "model": {"arch": "resnet18", "pretrained": False},
-        "optim": {"lr": 1e-3, "layer_lr_divisors": one_rate},
-        "schedule": {"name": "cosine", "warmup_epochs": 1},
-        "runtime": {"device": "cpu"},
-    })
+    config = RunConfig.from_dict(
+        {
+            "name": "learning",
+            "epochs": 6,
+            "batch_size": 16,
+            "data": {"root": str(tmp_path / "data"), "image_size": 48, "num_workers": 0},
+            # From scratch, every layer has to learn: the report's discriminative rates suit fine-tuning.
+            "model": {"arch": "resnet18", "pretrained": False},
+            "optim": {"lr": 1e-3, "layer_lr_divisors": one_rate},
+            "schedule": {"name": "cosine", "warmup_epochs": 1},
+            "runtime": {"device": "cpu"},
+        }
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     config.save(run_dir / "config.json")

@@ -53,6 +53,7 @@ def test_mixup_mixes_the_losses_not_the_labels(batch, lam):
         logits, target_b, label_smoothing=0.1
     )
     torch.testing.assert_close(parts.loss, expected)
+
     # Equivalent to cross-entropy against the mixed smoothed one-hot targets (timm's formulation).
     def smooth(t):
         return F.one_hot(t, 10).double() * 0.9 + 0.1 / 10

@@ -17,14 +17,26 @@ from trainer.engine import evaluate
 from trainer.reporters import BaseReporter, JsonLinesReporter
 from trainer.run import train_run
 
-EPOCH_KEYS = {"epoch", "train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5", "lr",
-              "seconds", "images_per_s"}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "valid_loss",
+    "valid_top1",
+    "valid_top5",
+    "lr",
+    "seconds",
+    "images_per_s",
+}
 RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
 
 
 def tiny_config(data_root: Path, **overrides) -> RunConfig:
     values = {
-        "name": "tiny", "epochs": 2, "batch_size": 16,
+        "name": "tiny",
+        "epochs": 2,
+        "batch_size": 16,
         "data": {"root": str(data_root), "image_size": 32, "num_workers": 0},
         "model": {"arch": "resnet18", "pretrained": False},
         "runtime": {"device": "cpu", "step_log_every": 2},
@@ -118,7 +130,9 @@ def test_resume_after_two_epochs_equals_four_straight(demo_dataset, tmp_path):
     train_run(resumed, reporter=recorder)
 
     assert recorder.of("start")[0]["start_epoch"] == 2
-    assert without_timing(read_jsonl(resumed / "metrics.jsonl")) == without_timing(read_jsonl(straight / "metrics.jsonl"))
+    assert without_timing(read_jsonl(resumed / "metrics.jsonl")) == without_timing(
+        read_jsonl(straight / "metrics.jsonl")
+    )
     weights_a = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
     weights_b = load_checkpoint(resumed / "checkpoints" / "last.pt")["model"]
     for name, tensor in weights_a.items():
@@ -156,17 +170,25 @@ def test_changed_config_refuses_to_resume(demo_dataset, tmp_path):
 def test_distillation_with_label_smoothing_and_mixup(demo_dataset, tmp_path):
     teacher_dir = prepare(tmp_path / "teacher", tiny_config(demo_dataset, epochs=1))
     train_run(teacher_dir, reporter=BaseReporter())
-    student = tiny_config(demo_dataset, epochs=1, **{
-        "tricks.kd.teacher": str(teacher_dir), "tricks.label_smoothing": 0.1, "tricks.mixup_alpha": 0.2,
-        "schedule.name": "cosine"})
+    student = tiny_config(
+        demo_dataset,
+        epochs=1,
+        **{
+            "tricks.kd.teacher": str(teacher_dir),
+            "tricks.label_smoothing": 0.1,
+            "tricks.mixup_alpha": 0.2,
+            "schedule.name": "cosine",
+        },
+    )
     run_dir = prepare(tmp_path / "student", student)
     recorder = Recorder()
     train_run(run_dir, reporter=recorder)
     row = recorder.of("epoch")[0]
     assert row["train_kd_loss"] > 0 and row["train_task_loss"] > 0
     alpha = student.tricks.kd.alpha
-    assert row["train_loss"] == pytest.approx(alpha * row["train_task_loss"] + (1 - alpha) * row["train_kd_loss"],
-                                              rel=1e-6)
+    assert row["train_loss"] == pytest.approx(
+        alpha * row["train_task_loss"] + (1 - alpha) * row["train_kd_loss"], rel=1e-6
+    )
 
 
 def test_evaluate_averages_over_images_not_batches():
@@ -219,20 +241,47 @@ def test_superseded_attempt_writes_nothing(demo_dataset, tmp_path):
 
 def test_train_command_with_overrides(demo_dataset, tmp_path):
     config_file = tmp_path / "run.yaml"
-    config_file.write_text(f"name: cli\nepochs: 1\ndata:\n  root: {demo_dataset}\n  num_workers: 0\n"
-                           "model:\n  arch: resnet18\n  pretrained: false\n")
+    config_file.write_text(
+        f"name: cli\nepochs: 1\ndata:\n  root: {demo_dataset}\n  num_workers: 0\n"
+        "model:\n  arch: resnet18\n  pretrained: false\n"
+    )
     out = tmp_path / "out"
     completed = subprocess.run(
-        [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", str(config_file),
-         "--set", "data.image_size=32", "--set", "batch_size=16", "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            "from backend.cli import main; raise SystemExit(main())",
+            "train",
+            str(config_file),
+            "--set",
+            "data.image_size=32",
+            "--set",
+            "batch_size=16",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr
     saved = RunConfig.load(out / "config.json")
     assert saved.data.image_size == 32 and saved.batch_size == 16
     assert "test top-1" in completed.stderr
 
     bad = subprocess.run(
-        [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", str(config_file),
-         "--set", "tricks.mixup_alpah=0.2"], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "from backend.cli import main; raise SystemExit(main())",
+            "train",
+            str(config_file),
+            "--set",
+            "tricks.mixup_alpah=0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr
     assert "Traceback" not in bad.stderr

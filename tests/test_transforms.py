@@ -16,7 +16,12 @@ def test_crop_padding_scales_the_reports_10_px_at_224(size: int, padding: int):
 def test_train_transform_is_the_reports_pipeline():
     steps = train_transform(96).transforms
     assert [type(step) for step in steps] == [
-        T.Resize, T.RandomRotation, T.RandomHorizontalFlip, T.RandomCrop, T.ToTensor, T.Normalize,
+        T.Resize,
+        T.RandomRotation,
+        T.RandomHorizontalFlip,
+        T.RandomCrop,
+        T.ToTensor,
+        T.Normalize,
     ]
     resize, rotation, flip, crop, _, normalize = steps
     assert resize.size == 96  # an int: the short side, aspect ratio kept

@@ -26,13 +26,20 @@ EXIT_SUPERSEDED = 3
 
 def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train one run from a config file, with a progress bar",
+        "train",
+        help="train one run from a config file, with a progress bar",
         description="Train one run. The run folder gets config.json, metrics.jsonl, result.json, tb/ and "
         "checkpoints/; starting again on the same folder resumes from its last checkpoint.",
     )
     train.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
+    )
     train.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<date>)")
     train.set_defaults(handler=_train)
     add_data_commands(subparsers)

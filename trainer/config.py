@@ -118,9 +118,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _check_combinations(self) -> RunConfig:
         if self.schedule.warmup_epochs and self.schedule.name == "onecycle":
-            raise ValueError(
-                "schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use cosine/constant"
-            )
+            raise ValueError("schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use cosine/constant")
         if self.model.zero_init_residual and self.model.pretrained:
             raise ValueError(
                 "model.zero_init_residual: pretrained weights overwrite it; "

@@ -71,8 +71,13 @@ def train_one_epoch(
                 with torch.inference_mode():
                     teacher_logits = teacher(batch.images)
                 teacher_logits = teacher_logits.clone()
-            parts = loss_fn(logits.float(), batch.target_a, batch.target_b, batch.lam,
-                            None if teacher_logits is None else teacher_logits.float())
+            parts = loss_fn(
+                logits.float(),
+                batch.target_a,
+                batch.target_b,
+                batch.lam,
+                None if teacher_logits is None else teacher_logits.float(),
+            )
         optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         optimizer.step()
@@ -82,8 +87,7 @@ def train_one_epoch(
         top1, top5 = _correct_top1_top5(logits.detach(), dominant)
         n = targets.size(0)
         kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else torch.zeros((), device=device)
-        sums += torch.stack([parts.loss.detach() * n, parts.task_loss.detach() * n, kd_loss * n,
-                             top1, top5]).double()
+        sums += torch.stack([parts.loss.detach() * n, parts.task_loss.detach() * n, kd_loss * n, top1, top5]).double()
         images_seen += n
         if on_step is not None:
             on_step(step, parts.loss.detach())
@@ -130,5 +134,4 @@ def evaluate(
         images_seen += targets.size(0)
     loss, top1, top5 = sums.tolist()
     images = max(images_seen, 1)
-    return {"loss": loss / images, "top1": 100.0 * top1 / images, "top5": 100.0 * top5 / images,
-            "images": images_seen}
+    return {"loss": loss / images, "top1": 100.0 * top1 / images, "top5": 100.0 * top5 / images, "images": images_seen}

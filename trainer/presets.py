@@ -50,8 +50,13 @@ class Preset:
         return RunConfig.from_dict(apply_overrides({}, values))
 
 
-def _preset(key: str, title: str, *parts: Mapping[str, Any], teacher: TeacherKey | None = None,
-            reported: tuple[float, float] | None = None) -> Preset:
+def _preset(
+    key: str,
+    title: str,
+    *parts: Mapping[str, Any],
+    teacher: TeacherKey | None = None,
+    reported: tuple[float, float] | None = None,
+) -> Preset:
     overrides: dict[str, Any] = {}
     for part in parts:
         overrides.update(part)
@@ -65,9 +70,17 @@ def _mixup(alpha: float) -> dict[str, Any]:
 
 # The report's base run made small enough to train in seconds per epoch on a CPU, on the generated
 # demo dataset (no ImageNet weights to download). Not part of the study.
-DEMO = _preset("demo", "Demo (CPU): ResNet18 from scratch, 64 px, 8 epochs", {
-    "model.arch": "resnet18", "model.pretrained": False, "data.image_size": 64, "batch_size": 32, "epochs": 8,
-})
+DEMO = _preset(
+    "demo",
+    "Demo (CPU): ResNet18 from scratch, 64 px, 8 epochs",
+    {
+        "model.arch": "resnet18",
+        "model.pretrained": False,
+        "data.image_size": 64,
+        "batch_size": 32,
+        "epochs": 8,
+    },
+)
 
 # In the report's order; the KD hyper-parameters (alpha 0.1, T 10) are RunConfig's defaults.
 STUDY: tuple[Preset, ...] = (
@@ -85,10 +98,24 @@ STUDY: tuple[Preset, ...] = (
     _preset("f", "f: + cosine + KD", _COSINE, teacher="T", reported=(81.44, 96.79)),
     _preset("g", "g: + LS + KD", _LS, teacher="T-LS", reported=(81.84, 96.09)),
     _preset("h", "h: + cosine + LS + KD", _COSINE, _LS, teacher="T-LS", reported=(82.09, 95.77)),
-    _preset("i1", "i1: + cosine + LS + KD + mixup alpha=0.2", _COSINE, _LS, _mixup(0.2), teacher="T-LS",
-            reported=(79.49, 95.98)),
-    _preset("i2", "i2: + cosine + LS + KD + mixup alpha=0.01", _COSINE, _LS, _mixup(0.01), teacher="T-LS",
-            reported=(81.43, 96.30)),
+    _preset(
+        "i1",
+        "i1: + cosine + LS + KD + mixup alpha=0.2",
+        _COSINE,
+        _LS,
+        _mixup(0.2),
+        teacher="T-LS",
+        reported=(79.49, 95.98),
+    ),
+    _preset(
+        "i2",
+        "i2: + cosine + LS + KD + mixup alpha=0.01",
+        _COSINE,
+        _LS,
+        _mixup(0.01),
+        teacher="T-LS",
+        reported=(81.43, 96.30),
+    ),
 )
 
 PRESETS: tuple[Preset, ...] = (DEMO, *STUDY)

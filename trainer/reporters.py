@@ -123,14 +123,22 @@ class ConsoleReporter(BaseReporter):
         self.steps_per_epoch = info["steps_per_epoch"]
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
-        print(f"{info['num_train']} train / {info['num_valid']} valid / {info['num_test']} test images, "
-              f"{self.steps_per_epoch} steps per epoch on {info['device']}{resumed}", file=self.stream)
+        print(
+            f"{info['num_train']} train / {info['num_valid']} valid / {info['num_test']} test images, "
+            f"{self.steps_per_epoch} steps per epoch on {info['device']}{resumed}",
+            file=self.stream,
+        )
 
     def batch(self, step: int) -> None:
         if self.bar is None:
             epoch = step // self.steps_per_epoch + 1
-            self.bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.epochs}", file=self.stream,
-                            leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.steps_per_epoch,
+                desc=f"epoch {epoch}/{self.epochs}",
+                file=self.stream,
+                leave=False,
+                dynamic_ncols=True,
+            )
         self.bar.update(1)
 
     def step(self, event: dict[str, Any]) -> None:
@@ -141,14 +149,20 @@ class ConsoleReporter(BaseReporter):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(f"epoch {row['epoch']}/{self.epochs}: train loss {row['train_loss']:.4f} "
-              f"top-1 {row['train_top1']:.2f} | valid loss {row['valid_loss']:.4f} top-1 {row['valid_top1']:.2f} "
-              f"top-5 {row['valid_top5']:.2f} | lr {row['lr']:.2e} | {row['seconds']:.1f} s, "
-              f"{row['images_per_s']:.0f} img/s", file=self.stream)
+        print(
+            f"epoch {row['epoch']}/{self.epochs}: train loss {row['train_loss']:.4f} "
+            f"top-1 {row['train_top1']:.2f} | valid loss {row['valid_loss']:.4f} top-1 {row['valid_top1']:.2f} "
+            f"top-5 {row['valid_top5']:.2f} | lr {row['lr']:.2e} | {row['seconds']:.1f} s, "
+            f"{row['images_per_s']:.0f} img/s",
+            file=self.stream,
+        )
 
     def result(self, result: dict[str, Any]) -> None:
-        print(f"test top-1 {result['test_top1']:.2f} top-5 {result['test_top5']:.2f} "
-              f"(best epoch {result['best_epoch']}: valid top-1 {result['best_valid_top1']:.2f})", file=self.stream)
+        print(
+            f"test top-1 {result['test_top1']:.2f} top-5 {result['test_top5']:.2f} "
+            f"(best epoch {result['best_epoch']}: valid top-1 {result['best_valid_top1']:.2f})",
+            file=self.stream,
+        )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -125,23 +125,31 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     channels_last = on_cuda and config.runtime.channels_last
 
     index = read_cub(config.data.root)
-    splits = make_splits(index, split=config.data.split, valid_fraction=config.data.valid_fraction,
-                         split_seed=config.data.split_seed)
+    splits = make_splits(
+        index, split=config.data.split, valid_fraction=config.data.valid_fraction, split_seed=config.data.split_seed
+    )
     sources = build_batch_sources(config, index=index, splits=splits, device=device)
     num_classes = len(index.classes)
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model.arch, num_classes, pretrained=config.model.pretrained,
-                        weights_path=config.model.weights_path,
-                        zero_init_residual=config.model.zero_init_residual).to(device)
+    model = build_model(
+        config.model.arch,
+        num_classes,
+        pretrained=config.model.pretrained,
+        weights_path=config.model.weights_path,
+        zero_init_residual=config.model.zero_init_residual,
+    ).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
     optimizer = build_optimizer(model, config.optim)
     steps_per_epoch = len(sources.train)
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    loss_fn = TrainingLoss(label_smoothing=config.tricks.label_smoothing, kd_alpha=config.tricks.kd.alpha,
-                           kd_temperature=config.tricks.kd.temperature)
+    loss_fn = TrainingLoss(
+        label_smoothing=config.tricks.label_smoothing,
+        kd_alpha=config.tricks.kd.alpha,
+        kd_temperature=config.tricks.kd.temperature,
+    )
     step_model = torch.compile(model) if config.runtime.compile else model
 
     progress = _Progress()
@@ -151,12 +159,19 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     fence.check()
     _rewrite_metrics(folder.metrics, progress.history)
 
-    reporter.start({
-        "epochs": config.epochs, "steps_per_epoch": steps_per_epoch, "start_epoch": progress.epoch,
-        "num_train": sources.train.num_samples, "num_valid": sources.valid.num_samples,
-        "num_test": sources.test.num_samples, "num_classes": num_classes, "device": str(device),
-        "history": progress.history,
-    })
+    reporter.start(
+        {
+            "epochs": config.epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "start_epoch": progress.epoch,
+            "num_train": sources.train.num_samples,
+            "num_valid": sources.valid.num_samples,
+            "num_test": sources.test.num_samples,
+            "num_classes": num_classes,
+            "device": str(device),
+            "history": progress.history,
+        }
+    )
     mixup_generator = torch.Generator()
 
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch)
@@ -169,19 +184,33 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         sources.train.set_epoch(epoch)
         mixup_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
         train = train_one_epoch(
-            model=step_model, loader=sources.train, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
-            epoch=epoch, start_step=(epoch - 1) * steps_per_epoch, mixup_alpha=config.tricks.mixup_alpha,
-            generator=mixup_generator, teacher=teacher, autocast_dtype=autocast_dtype,
-            channels_last=channels_last, on_step=on_step,
+            model=step_model,
+            loader=sources.train,
+            optimizer=optimizer,
+            schedule=schedule,
+            loss_fn=loss_fn,
+            epoch=epoch,
+            start_step=(epoch - 1) * steps_per_epoch,
+            mixup_alpha=config.tricks.mixup_alpha,
+            generator=mixup_generator,
+            teacher=teacher,
+            autocast_dtype=autocast_dtype,
+            channels_last=channels_last,
+            on_step=on_step,
         )
         for event in step_log.drain():
             reporter.step(event)
-        valid = evaluate(model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype,
-                         channels_last=channels_last)
+        valid = evaluate(
+            model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype, channels_last=channels_last
+        )
         row = {
             "epoch": epoch,
-            "train_loss": train["train_loss"], "train_top1": train["train_top1"], "train_top5": train["train_top5"],
-            "valid_loss": valid["loss"], "valid_top1": valid["top1"], "valid_top5": valid["top5"],
+            "train_loss": train["train_loss"],
+            "train_top1": train["train_top1"],
+            "train_top5": train["train_top5"],
+            "valid_loss": valid["loss"],
+            "valid_top1": valid["top1"],
+            "valid_top5": valid["top5"],
             "lr": _largest_lr(optimizer),
             "seconds": train["seconds"],
             "images_per_s": train["images"] / max(train["seconds"], 1e-9),
@@ -192,21 +221,43 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         fence.check()
         progress.record(row)
         if progress.best_epoch == epoch:
-            save_checkpoint(folder.checkpoints / BEST, {
-                "model": model.state_dict(), "epoch": epoch, "num_classes": num_classes,
-                "config": config.model_dump(mode="json"), "valid": valid,
-            })
-        save_checkpoint(last_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-            "step": epoch * steps_per_epoch, "history": progress.history, "num_classes": num_classes,
-            "config": config.model_dump(mode="json"), "fingerprint": config.fingerprint(), "rng": rng_states(),
-        })
+            save_checkpoint(
+                folder.checkpoints / BEST,
+                {
+                    "model": model.state_dict(),
+                    "epoch": epoch,
+                    "num_classes": num_classes,
+                    "config": config.model_dump(mode="json"),
+                    "valid": valid,
+                },
+            )
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "step": epoch * steps_per_epoch,
+                "history": progress.history,
+                "num_classes": num_classes,
+                "config": config.model_dump(mode="json"),
+                "fingerprint": config.fingerprint(),
+                "rng": rng_states(),
+            },
+        )
         with folder.metrics.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         reporter.epoch(row)
 
-    result = _test_best(folder, model=model, sources_test=sources.test, progress=progress, device=device,
-                        autocast_dtype=autocast_dtype, channels_last=channels_last)
+    result = _test_best(
+        folder,
+        model=model,
+        sources_test=sources.test,
+        progress=progress,
+        device=device,
+        autocast_dtype=autocast_dtype,
+        channels_last=channels_last,
+    )
     fence.check()
     write_json_atomic(folder.result, result)
     reporter.result(result)
@@ -233,8 +284,10 @@ class _StepLog:
         if not self.pending:
             return []
         losses = torch.stack([loss for _, loss, _ in self.pending]).tolist()
-        events = [{"epoch": (done - 1) // self.steps_per_epoch + 1, "step": done, "loss": loss, "lr": lr}
-                  for (done, _, lr), loss in zip(self.pending, losses)]
+        events = [
+            {"epoch": (done - 1) // self.steps_per_epoch + 1, "step": done, "loss": loss, "lr": lr}
+            for (done, _, lr), loss in zip(self.pending, losses)
+        ]
         self.pending = []
         return events
 
@@ -266,8 +319,7 @@ class _Progress:
 def _resume(path: Path, *, config: RunConfig, model, optimizer, device: torch.device) -> _Progress:
     state = load_checkpoint(path, map_location=device)
     if state.get("fingerprint") != config.fingerprint():
-        raise RunError(f"{path} was written by a different configuration; "
-                       "start the changed config in a new run folder")
+        raise RunError(f"{path} was written by a different configuration; start the changed config in a new run folder")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng_states(state["rng"])
@@ -279,14 +331,24 @@ def _load_teacher(config: RunConfig, *, num_classes: int, device: torch.device, 
     if teacher_ref is None:
         return None
     if isinstance(teacher_ref, int):
-        raise RunError(f"tricks.kd.teacher is run id {teacher_ref}: only the dashboard can resolve run ids; "
-                       "give the teacher's run folder instead")
+        raise RunError(
+            f"tricks.kd.teacher is run id {teacher_ref}: only the dashboard can resolve run ids; "
+            "give the teacher's run folder instead"
+        )
     teacher = load_teacher(teacher_ref, num_classes=num_classes, device=device)
     return teacher.to(memory_format=torch.channels_last) if channels_last else teacher
 
 
-def _test_best(folder: RunFolder, *, model, sources_test, progress: _Progress, device: torch.device,
-               autocast_dtype, channels_last: bool) -> dict[str, Any]:
+def _test_best(
+    folder: RunFolder,
+    *,
+    model,
+    sources_test,
+    progress: _Progress,
+    device: torch.device,
+    autocast_dtype,
+    channels_last: bool,
+) -> dict[str, Any]:
     best = load_checkpoint(folder.checkpoints / BEST, map_location=device)
     model.load_state_dict(best["model"])
     test = evaluate(model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last)

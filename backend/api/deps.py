@@ -33,10 +33,16 @@ def get_run_ids(
 ) -> list[int]:
     parts = [part.strip() for part in run_ids.split(",")]
     if not all(part.isdigit() and 0 < int(part) <= MAX_ID for part in parts):
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("query", "run_ids"), "input": run_ids,
-            "msg": "expected run ids separated by commas, e.g. 1,2,3",
-        }])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "run_ids"),
+                    "input": run_ids,
+                    "msg": "expected run ids separated by commas, e.g. 1,2,3",
+                }
+            ]
+        )
     return [int(part) for part in parts]
 
 

@@ -82,4 +82,3 @@ async def _stream(*, database: Database, settings: Settings, run_id: int, after_
         if run.status in FINAL_STATUSES:
             return
         await anyio.sleep(settings.sse_poll_seconds)
-

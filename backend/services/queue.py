@@ -36,7 +36,11 @@ class Claim:
 
 
 def claim_run(
-    *, session: Session, worker: str, stale_after_seconds: float, now: datetime | None = None,
+    *,
+    session: Session,
+    worker: str,
+    stale_after_seconds: float,
+    now: datetime | None = None,
 ) -> Claim | None:
     """Requeue stale runs, fail runs whose teacher failed, then claim the next runnable run.
 
@@ -62,8 +66,14 @@ def claim_run(
     row = session.execute(
         update(Run)
         .where(Run.id == next_id, Run.status == RunStatus.queued)
-        .values(status=RunStatus.running, attempt=Run.attempt + 1, worker=worker, started_at=now,
-                heartbeat_at=now, start_epoch=0)
+        .values(
+            status=RunStatus.running,
+            attempt=Run.attempt + 1,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            start_epoch=0,
+        )
         .returning(Run.id, Run.attempt, Run.config)
     ).one_or_none()
     session.commit()
@@ -79,8 +89,10 @@ def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime
     for run in stale:
         run.failure_kind = FailureKind.infrastructure
         run.infrastructure_failures += 1
-        run.error = (f"attempt {run.attempt}: worker {run.worker} stopped responding "
-                     f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)")
+        run.error = (
+            f"attempt {run.attempt}: worker {run.worker} stopped responding "
+            f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
         run.worker = None
         if run.cancel_requested:
             run.status = RunStatus.cancelled
@@ -173,7 +185,12 @@ def _number(value: Any) -> float | int | None:
 
 
 def store_epoch(
-    *, session: Session, run_id: int, attempt: int, row: Mapping[str, Any], replay: bool = False,
+    *,
+    session: Session,
+    run_id: int,
+    attempt: int,
+    row: Mapping[str, Any],
+    replay: bool = False,
 ) -> bool | None:
     """Upsert one epoch row, fenced by the attempt.
 
@@ -191,15 +208,24 @@ def store_epoch(
 
 
 def store_steps(*, session: Session, run_id: int, attempt: int, steps: Iterable[Mapping[str, Any]]) -> bool | None:
-    rows = [{"run_id": run_id, "step": int(s["step"]), "epoch": int(s["epoch"]), "loss": _number(s.get("loss")),
-             "lr": _number(s.get("lr"))} for s in steps]
+    rows = [
+        {
+            "run_id": run_id,
+            "step": int(s["step"]),
+            "epoch": int(s["epoch"]),
+            "loss": _number(s.get("loss")),
+            "lr": _number(s.get("lr")),
+        }
+        for s in steps
+    ]
     if _owned(session, run_id, attempt, write=False) is None:
         session.rollback()
         return None
     if rows:
         # One row per step: the last report of a step wins within the batch as across batches.
-        _upsert(session, StepMetric, list({row["step"]: row for row in rows}.values()), ("run_id", "step"),
-                replace=True)
+        _upsert(
+            session, StepMetric, list({row["step"]: row for row in rows}.values()), ("run_id", "step"), replace=True
+        )
     session.commit()
     return True
 

@@ -28,8 +28,13 @@ DATA_HINT = "`tricklab data demo DIR` writes a small generated dataset"
 
 
 def create_run(
-    *, session: Session, settings: Settings, config: dict[str, Any], priority: int = 0,
-    study_id: int | None = None, overrides: frozenset[str] = frozenset(),
+    *,
+    session: Session,
+    settings: Settings,
+    config: dict[str, Any],
+    priority: int = 0,
+    study_id: int | None = None,
+    overrides: frozenset[str] = frozenset(),
 ) -> Run:
     """Validate a (partial) RunConfig, check its dataset and teacher, and queue it."""
     try:
@@ -47,8 +52,13 @@ def create_run(
         raise InvalidConfig(errors, overrides=overrides)
 
     run = Run(
-        name=run_config.name, status=RunStatus.queued, priority=priority, study_id=study_id,
-        config=values, config_hash=RunConfig.model_validate(values).fingerprint(), depends_on=depends_on,
+        name=run_config.name,
+        status=RunStatus.queued,
+        priority=priority,
+        study_id=study_id,
+        config=values,
+        config_hash=RunConfig.model_validate(values).fingerprint(),
+        depends_on=depends_on,
         max_attempts=settings.max_attempts,
     )
     session.add(run)
@@ -114,8 +124,13 @@ def get_run(*, session: Session, run_id: int, for_update: bool = False) -> Run:
 
 
 def list_runs(
-    *, session: Session, statuses: Sequence[RunStatus] = (), name: str | None = None,
-    study_id: int | None = None, skip: int = 0, limit: int = 100,
+    *,
+    session: Session,
+    statuses: Sequence[RunStatus] = (),
+    name: str | None = None,
+    study_id: int | None = None,
+    skip: int = 0,
+    limit: int = 100,
 ) -> tuple[list[Run], int]:
     """Newest first, with the number of matching runs over all pages."""
     conditions = []
@@ -133,23 +148,29 @@ def list_runs(
 
 def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) -> list[RunPublic]:
     """RunPublic for each run, with progress from one aggregate query over their epoch rows."""
-    stats = {
-        run_id: (last, mean_seconds)
-        for run_id, last, mean_seconds in session.execute(
-            select(EpochMetric.run_id, func.max(EpochMetric.epoch), func.avg(EpochMetric.seconds))
-            .where(EpochMetric.run_id.in_([run.id for run in runs]))
-            .group_by(EpochMetric.run_id)
-        )
-    } if runs else {}
+    stats = (
+        {
+            run_id: (last, mean_seconds)
+            for run_id, last, mean_seconds in session.execute(
+                select(EpochMetric.run_id, func.max(EpochMetric.epoch), func.avg(EpochMetric.seconds))
+                .where(EpochMetric.run_id.in_([run.id for run in runs]))
+                .group_by(EpochMetric.run_id)
+            )
+        }
+        if runs
+        else {}
+    )
     columns = [column.key for column in Run.__table__.columns]
     return [
-        RunPublic.model_validate({
-            **{key: getattr(run, key) for key in columns},
-            "epoch": stats.get(run.id, (0, None))[0],
-            "seconds_per_epoch": stats.get(run.id, (0, None))[1],
-            "epochs": run.config["epochs"],
-            "run_dir": str(settings.run_dir(run.id)),
-        })
+        RunPublic.model_validate(
+            {
+                **{key: getattr(run, key) for key in columns},
+                "epoch": stats.get(run.id, (0, None))[0],
+                "seconds_per_epoch": stats.get(run.id, (0, None))[1],
+                "epochs": run.config["epochs"],
+                "run_dir": str(settings.run_dir(run.id)),
+            }
+        )
         for run in runs
     ]
 
@@ -160,9 +181,13 @@ def public_run(*, session: Session, settings: Settings, run: Run) -> RunPublic:
 
 def epoch_metrics(*, session: Session, run_id: int, since: int = 0) -> list[EpochMetric]:
     get_run(session=session, run_id=run_id)
-    return list(session.scalars(
-        select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > since).order_by(EpochMetric.epoch)
-    ))
+    return list(
+        session.scalars(
+            select(EpochMetric)
+            .where(EpochMetric.run_id == run_id, EpochMetric.epoch > since)
+            .order_by(EpochMetric.epoch)
+        )
+    )
 
 
 def step_metrics(*, session: Session, run_id: int) -> list[StepMetric]:
@@ -177,9 +202,11 @@ def metrics_of_runs(*, session: Session, run_ids: Sequence[int]) -> list[EpochMe
     missing = [run_id for run_id in wanted if run_id not in found]
     if missing:
         raise NotFound(f"run{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found")
-    return list(session.scalars(
-        select(EpochMetric).where(EpochMetric.run_id.in_(wanted)).order_by(EpochMetric.run_id, EpochMetric.epoch)
-    ))
+    return list(
+        session.scalars(
+            select(EpochMetric).where(EpochMetric.run_id.in_(wanted)).order_by(EpochMetric.run_id, EpochMetric.epoch)
+        )
+    )
 
 
 # --- change state -----------------------------------------------------------------------------
@@ -209,8 +236,10 @@ def retry_run(*, session: Session, run_id: int) -> Run:
         if teacher is not None and teacher.status in (RunStatus.failed, RunStatus.cancelled):
             raise Conflict(f"teacher run {teacher.id} ({teacher.name}) {teacher.status.value}; retry it first")
     elif isinstance(run.config["tricks"]["kd"]["teacher"], int):
-        raise Conflict(f"teacher run {run.config['tricks']['kd']['teacher']} was deleted; clone this run "
-                       "with another tricks.kd.teacher")
+        raise Conflict(
+            f"teacher run {run.config['tricks']['kd']['teacher']} was deleted; clone this run "
+            "with another tricks.kd.teacher"
+        )
     run.status = RunStatus.queued
     run.cancel_requested = False
     run.training_failures = 0
@@ -223,8 +252,13 @@ def retry_run(*, session: Session, run_id: int) -> Run:
 
 
 def clone_run(
-    *, session: Session, settings: Settings, run_id: int, overrides: dict[str, Any],
-    name: str | None = None, priority: int | None = None,
+    *,
+    session: Session,
+    settings: Settings,
+    run_id: int,
+    overrides: dict[str, Any],
+    name: str | None = None,
+    priority: int | None = None,
 ) -> Run:
     """Queue a copy of a run's config with dotted overrides (``{"tricks.label_smoothing": 0.1}``)."""
     source = get_run(session=session, run_id=run_id)
@@ -239,8 +273,11 @@ def clone_run(
         changes = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
         values["name"] = f"{source.name} {changes}"[:200]
     return create_run(
-        session=session, settings=settings, config=values,
-        priority=source.priority if priority is None else priority, overrides=keys,
+        session=session,
+        settings=settings,
+        config=values,
+        priority=source.priority if priority is None else priority,
+        overrides=keys,
     )
 
 

@@ -52,10 +52,14 @@ BASELINE_PRESET = "base"
 # A grid grows as a product; past this many runs a typo (a long value list) is likelier than intent.
 MAX_RUNS = 600
 # Keys the study itself sets on each run.
-STUDY_KEYS = {"name": "each run is named after the study, its group and its seed",
-              "tricks.kd.teacher": "the study picks each student's teacher run (use the kd switch or the preset)"}
-TEACHER_ONLY_FORBIDDEN = {"seed": "a teacher takes the seed of the replicate it teaches",
-                          "data": "a teacher learns the students' dataset and classes"}
+STUDY_KEYS = {
+    "name": "each run is named after the study, its group and its seed",
+    "tricks.kd.teacher": "the study picks each student's teacher run (use the kd switch or the preset)",
+}
+TEACHER_ONLY_FORBIDDEN = {
+    "seed": "a teacher takes the seed of the replicate it teaches",
+    "data": "a teacher learns the students' dataset and classes",
+}
 METRIC_FIELDS: Mapping[Metric, tuple[str, str]] = {
     # The report tabulates the best validation accuracy over epochs; test is measured on the
     # best-validation-loss checkpoint, the figure a paper should quote.
@@ -104,17 +108,37 @@ class Switch:
 
 
 SWITCHES: tuple[Switch, ...] = (
-    Switch("cosine", "Cosine decay (instead of OneCycle)", (False, True),
-           lambda on: "+Cosine" if on else "-Cosine", when_on={"schedule.name": "cosine"}),
+    Switch(
+        "cosine",
+        "Cosine decay (instead of OneCycle)",
+        (False, True),
+        lambda on: "+Cosine" if on else "-Cosine",
+        when_on={"schedule.name": "cosine"},
+    ),
     Switch("label_smoothing", "Label smoothing epsilon", (0.0, 0.1), _ls_label, key="tricks.label_smoothing"),
     # The teacher is added by the study (one per label-smoothing value and seed), so "on" sets nothing here.
     Switch("kd", "Knowledge distillation", (False, True), lambda on: "+KD" if on else "-KD", when_on={}),
-    Switch("mixup_alpha", "Mixup alpha", (0.0, 0.2), lambda a: f"+Mixup α={a:g}" if a else "-Mixup",
-           key="tricks.mixup_alpha"),
-    Switch("warmup_epochs", "Warmup epochs (cosine or constant only)", (0.0, 1.0),
-           lambda w: f"+Warmup {w:g}ep" if w else "-Warmup", key="schedule.warmup_epochs"),
-    Switch("no_bias_decay", "No weight decay on biases and norms", (False, True),
-           lambda on: "+No bias decay" if on else "-No bias decay", when_on={"optim.no_bias_decay": True}),
+    Switch(
+        "mixup_alpha",
+        "Mixup alpha",
+        (0.0, 0.2),
+        lambda a: f"+Mixup α={a:g}" if a else "-Mixup",
+        key="tricks.mixup_alpha",
+    ),
+    Switch(
+        "warmup_epochs",
+        "Warmup epochs (cosine or constant only)",
+        (0.0, 1.0),
+        lambda w: f"+Warmup {w:g}ep" if w else "-Warmup",
+        key="schedule.warmup_epochs",
+    ),
+    Switch(
+        "no_bias_decay",
+        "No weight decay on biases and norms",
+        (False, True),
+        lambda on: "+No bias decay" if on else "-No bias decay",
+        when_on={"optim.no_bias_decay": True},
+    ),
 )
 SWITCHES_BY_NAME: Mapping[str, Switch] = {switch.name: switch for switch in SWITCHES}
 
@@ -199,8 +223,9 @@ def _split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     return every, teacher
 
 
-def _check_group(values: dict[str, Any], *, every: Mapping[str, Any], teacher: Mapping[str, Any],
-                 is_teacher: bool) -> None:
+def _check_group(
+    values: dict[str, Any], *, every: Mapping[str, Any], teacher: Mapping[str, Any], is_teacher: bool
+) -> None:
     """A group whose config fails names the override that made it fail."""
     try:
         _validate({**values, "tricks.kd.teacher": None})
@@ -221,8 +246,14 @@ def _preset_plan(every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
         is_teacher = preset.key in teacher_keys
         values = {**preset.overrides, **every, **(teacher if is_teacher else {})}
         _check_group(values, every=every, teacher=teacher, is_teacher=is_teacher)
-        return GroupPlan(preset.key, preset.title, "teacher" if is_teacher else "experiment", values, preset.teacher,
-                         (preset.reported_top1, preset.reported_top5))
+        return GroupPlan(
+            preset.key,
+            preset.title,
+            "teacher" if is_teacher else "experiment",
+            values,
+            preset.teacher,
+            (preset.reported_top1, preset.reported_top5),
+        )
 
     return Plan([plan(preset) for preset in ordered], BASELINE_PRESET)
 
@@ -232,7 +263,9 @@ def _switch_values(name: str, raw: Any) -> tuple[Switch, list[Any]]:
     switch = _switch(name)
     if switch is None:
         known = ", ".join(SWITCHES_BY_NAME)
-        raise InvalidStudy({loc: f"unknown switch: use one of {known}, or a dotted RunConfig key with a list of values"})
+        raise InvalidStudy(
+            {loc: f"unknown switch: use one of {known}, or a dotted RunConfig key with a list of values"}
+        )
     if switch.key in STUDY_KEYS:
         raise InvalidStudy({loc: f"set by the study: {STUDY_KEYS[switch.key]}"})
     if raw is True and switch.default is not None:
@@ -288,8 +321,11 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
             if ls not in teachers:
                 teachers[ls] = _teacher_group(ls, every=every, teacher=teacher)
             teacher_key = teachers[ls].key
-        changed = [switch.label(value) for (switch, _), value, base in zip(chosen, combination, baseline_values)
-                   if value != base]
+        changed = [
+            switch.label(value)
+            for (switch, _), value, base in zip(chosen, combination, baseline_values)
+            if value != base
+        ]
         key = " ".join(changed) or "base"
         if any(group.key == key for group in cells):  # two values with one label ("+Mixup α=0.1")
             key = f"{key} {json.dumps(cell)}"
@@ -304,7 +340,9 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
     if errors:
         raise InvalidStudy(errors)
     if cells[0].key != "base":
-        raise InvalidStudy({("grid", "switches"): f"the baseline (every first value) is invalid: {skipped[0]['reason']}"})
+        raise InvalidStudy(
+            {("grid", "switches"): f"the baseline (every first value) is invalid: {skipped[0]['reason']}"}
+        )
     return Plan([*teachers.values(), *cells], "base", skipped)
 
 
@@ -331,21 +369,36 @@ def _succeeded_twin(session: Session, fingerprint: str) -> int | None:
 
 def _stored_form(config: RunConfig) -> RunConfig:
     # create_run stores data.root absolute; the fingerprint must be taken of the same value.
-    return config.model_copy(update={"data": config.data.model_copy(
-        update={"root": str(Path(config.data.root).expanduser().resolve())})})
+    return config.model_copy(
+        update={"data": config.data.model_copy(update={"root": str(Path(config.data.root).expanduser().resolve())})}
+    )
 
 
 def create_study(
-    *, session: Session, settings: Settings, name: str, overrides: Mapping[str, Any], seeds: int,
-    preset: str | None = None, switches: Mapping[str, Any] | None = None, priority: int = 0,
+    *,
+    session: Session,
+    settings: Settings,
+    name: str,
+    overrides: Mapping[str, Any],
+    seeds: int,
+    preset: str | None = None,
+    switches: Mapping[str, Any] | None = None,
+    priority: int = 0,
 ) -> Study:
     """Queue a study's runs, seed-major (every group's first seed, then the second, ...), so a
     first result of every group comes before the replicates; students follow their teachers."""
     plan = plan_study(preset=preset, switches=switches, overrides=overrides)
     if len(plan.groups) * seeds > MAX_RUNS:
-        raise InvalidStudy({("seeds",) if preset else ("grid", "switches"):
-                            f"{len(plan.groups)} groups x {seeds} seeds = {len(plan.groups) * seeds} runs; "
-                            f"at most {MAX_RUNS}"})
+        raise InvalidStudy(
+            {
+                ("seeds",)
+                if preset
+                else (
+                    "grid",
+                    "switches",
+                ): f"{len(plan.groups)} groups x {seeds} seeds = {len(plan.groups) * seeds} runs; at most {MAX_RUNS}"
+            }
+        )
     first_seed = _validate(plan.groups[0].values).seed
     seed_list = [first_seed + index for index in range(seeds)]
     if seed_list[-1] > 2**31 - 1:
@@ -370,9 +423,13 @@ def create_study(
                 reused = run_id is not None
             if run_id is None:
                 try:
-                    run_id = run_service.create_run(session=session, settings=settings,
-                                                    config=apply_overrides({}, values), priority=priority,
-                                                    study_id=study.id).id
+                    run_id = run_service.create_run(
+                        session=session,
+                        settings=settings,
+                        config=apply_overrides({}, values),
+                        priority=priority,
+                        study_id=study.id,
+                    ).id
                 except InvalidConfig as exc:
                     # Checked by create_run only (the dataset folder): it fails on the first run,
                     # before anything was committed.
@@ -392,9 +449,16 @@ def create_study(
         "priority": priority,
         "baseline": plan.baseline,
         "groups": [
-            {"key": group.key, "title": group.title, "role": group.role, "teacher": group.teacher,
-             "tricks": _tricks(group), "reported_top1": group.reported[0], "reported_top5": group.reported[1],
-             "runs": members[group.key]}
+            {
+                "key": group.key,
+                "title": group.title,
+                "role": group.role,
+                "teacher": group.teacher,
+                "tricks": _tricks(group),
+                "reported_top1": group.reported[0],
+                "reported_top5": group.reported[1],
+                "runs": members[group.key],
+            }
             for group in plan.groups
         ],
         "skipped": plan.skipped,
@@ -424,7 +488,7 @@ def list_studies(*, session: Session, skip: int = 0, limit: int = 100) -> tuple[
     """Newest first. Studies are few (each holds many runs), so the ones still being created are
     filtered here: PostgreSQL's JSON type has no equality to filter them in SQL."""
     ready = [study for study in session.scalars(select(Study).order_by(Study.id.desc())) if study.spec]
-    return ready[skip:skip + limit], len(ready)
+    return ready[skip : skip + limit], len(ready)
 
 
 def _run_ids(study: Study) -> list[int]:
@@ -451,10 +515,19 @@ def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
     spec = study.spec
     groups = [
         StudyGroupPublic(
-            key=group["key"], title=group["title"], role=group["role"], teacher=group["teacher"],
-            tricks=group["tricks"], reported_top1=group["reported_top1"], reported_top5=group["reported_top5"],
-            runs=[StudyRunPublic(run_id=run["run_id"], seed=run["seed"], status=statuses.get(run["run_id"]),
-                                 reused=run["reused"]) for run in group["runs"]],
+            key=group["key"],
+            title=group["title"],
+            role=group["role"],
+            teacher=group["teacher"],
+            tricks=group["tricks"],
+            reported_top1=group["reported_top1"],
+            reported_top5=group["reported_top5"],
+            runs=[
+                StudyRunPublic(
+                    run_id=run["run_id"], seed=run["seed"], status=statuses.get(run["run_id"]), reused=run["reused"]
+                )
+                for run in group["runs"]
+            ],
         )
         for group in spec["groups"]
     ]
@@ -467,10 +540,21 @@ def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
     progress["total"] = len(distinct)
     progress["reused"] = sum(run.reused for run in distinct.values())
     return StudyPublic(
-        id=study.id, name=study.name, created_at=study.created_at, kind=spec["kind"], preset=spec["preset"],
-        grid=spec["grid"], overrides=spec["overrides"], seeds=spec["seeds"], priority=spec["priority"],
-        baseline=spec["baseline"], baseline_run_id=study.baseline_run_id, groups=groups, progress=progress,
-        finished=progress["queued"] + progress["running"] == 0, skipped=spec["skipped"],
+        id=study.id,
+        name=study.name,
+        created_at=study.created_at,
+        kind=spec["kind"],
+        preset=spec["preset"],
+        grid=spec["grid"],
+        overrides=spec["overrides"],
+        seeds=spec["seeds"],
+        priority=spec["priority"],
+        baseline=spec["baseline"],
+        baseline_run_id=study.baseline_run_id,
+        groups=groups,
+        progress=progress,
+        finished=progress["queued"] + progress["running"] == 0,
+        skipped=spec["skipped"],
     )
 
 
@@ -490,9 +574,21 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
     own = stats.spread(values)
     text = "–" if own.mean is None else f"{own.mean:.2f}" if own.std is None else f"{own.mean:.2f} ± {own.std:.2f}"
     if is_baseline:
-        return MetricStats(values=list(values), n=own.n, mean=own.mean, std=own.std, delta=None, ci_low=None,
-                           ci_high=None, p_value=None, df=None, within_noise=None, verdict="baseline", text=text,
-                           delta_text="baseline")
+        return MetricStats(
+            values=list(values),
+            n=own.n,
+            mean=own.mean,
+            std=own.std,
+            delta=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            df=None,
+            within_noise=None,
+            verdict="baseline",
+            text=text,
+            delta_text="baseline",
+        )
     comparison = stats.welch(values, baseline)
     if comparison.within_noise is None:
         verdict = comparison.note or stats.NO_VALUES
@@ -505,27 +601,51 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
     elif comparison.low is None:
         delta_text = f"{_number(comparison.delta)}p ({comparison.note})"
     else:
-        delta_text = (f"{_number(comparison.delta)}p [{_number(comparison.low)}, {_number(comparison.high)}] "
-                      f"{_p_text(comparison.p_value)}")
-    return MetricStats(values=list(values), n=own.n, mean=own.mean, std=own.std, delta=comparison.delta,
-                       ci_low=comparison.low, ci_high=comparison.high, p_value=comparison.p_value, df=comparison.df,
-                       within_noise=comparison.within_noise, verdict=verdict, text=text, delta_text=delta_text)
+        delta_text = (
+            f"{_number(comparison.delta)}p [{_number(comparison.low)}, {_number(comparison.high)}] "
+            f"{_p_text(comparison.p_value)}"
+        )
+    return MetricStats(
+        values=list(values),
+        n=own.n,
+        mean=own.mean,
+        std=own.std,
+        delta=comparison.delta,
+        ci_low=comparison.low,
+        ci_high=comparison.high,
+        p_value=comparison.p_value,
+        df=comparison.df,
+        within_noise=comparison.within_noise,
+        verdict=verdict,
+        text=text,
+        delta_text=delta_text,
+    )
 
 
 def study_table(*, session: Session, study: Study, metric: Metric = "valid") -> StudyTable:
     """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p."""
     spec = study.spec
     runs = _runs(session, study)
-    seconds = dict(session.execute(
-        select(EpochMetric.run_id, func.avg(EpochMetric.seconds)).where(EpochMetric.run_id.in_(list(runs)))
-        .group_by(EpochMetric.run_id)
-    ).all()) if runs else {}
+    seconds = (
+        dict(
+            session.execute(
+                select(EpochMetric.run_id, func.avg(EpochMetric.seconds))
+                .where(EpochMetric.run_id.in_(list(runs)))
+                .group_by(EpochMetric.run_id)
+            ).all()
+        )
+        if runs
+        else {}
+    )
     top1_field, top5_field = METRIC_FIELDS[metric]
 
     def values(group: Mapping[str, Any], name: str) -> list[float]:
         finished = [runs.get(run["run_id"]) for run in sorted(group["runs"], key=lambda run: run["seed"])]
-        return [getattr(run, name) for run in finished
-                if run is not None and run.status == RunStatus.succeeded and getattr(run, name) is not None]
+        return [
+            getattr(run, name)
+            for run in finished
+            if run is not None and run.status == RunStatus.succeeded and getattr(run, name) is not None
+        ]
 
     base_group = next(group for group in spec["groups"] if group["key"] == spec["baseline"])
     base1, base5 = values(base_group, top1_field), values(base_group, top5_field)
@@ -534,18 +654,33 @@ def study_table(*, session: Session, study: Study, metric: Metric = "valid") -> 
         is_baseline = group is base_group
         ids = [run["run_id"] for run in group["runs"]]
         timings = [seconds[run_id] for run_id in ids if seconds.get(run_id) is not None]
-        rows.append(StudyTableRow(
-            group=group["key"], title=group["title"], tricks=group["tricks"], role=group["role"],
-            is_baseline=is_baseline, run_ids=ids, runs=len(ids),
-            succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
-            top1=metric_stats(values(group, top1_field), base1, is_baseline=is_baseline),
-            top5=metric_stats(values(group, top5_field), base5, is_baseline=is_baseline),
-            report_top1=group["reported_top1"], report_top5=group["reported_top5"],
-            report=_report_text(group, base_group, is_baseline=is_baseline),
-            seconds_per_epoch=math.fsum(timings) / len(timings) if timings else None,
-        ))
-    return StudyTable(study_id=study.id, metric=metric, baseline=spec["baseline"], confidence=stats.CONFIDENCE,
-                      method=METHOD, data=rows, count=len(rows))
+        rows.append(
+            StudyTableRow(
+                group=group["key"],
+                title=group["title"],
+                tricks=group["tricks"],
+                role=group["role"],
+                is_baseline=is_baseline,
+                run_ids=ids,
+                runs=len(ids),
+                succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
+                top1=metric_stats(values(group, top1_field), base1, is_baseline=is_baseline),
+                top5=metric_stats(values(group, top5_field), base5, is_baseline=is_baseline),
+                report_top1=group["reported_top1"],
+                report_top5=group["reported_top5"],
+                report=_report_text(group, base_group, is_baseline=is_baseline),
+                seconds_per_epoch=math.fsum(timings) / len(timings) if timings else None,
+            )
+        )
+    return StudyTable(
+        study_id=study.id,
+        metric=metric,
+        baseline=spec["baseline"],
+        confidence=stats.CONFIDENCE,
+        method=METHOD,
+        data=rows,
+        count=len(rows),
+    )
 
 
 def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseline: bool) -> str | None:
@@ -556,10 +691,23 @@ def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseli
     return with_delta(value, None if is_baseline else delta_points(value, base["reported_top1"]))
 
 
-CSV_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded",
-               *(f"{m}_{part}" for m in ("top1", "top5")
-                 for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")),
-               "report", "report_top1", "report_top5", "seconds_per_epoch")
+CSV_COLUMNS = (
+    "group",
+    "title",
+    "tricks",
+    "role",
+    "runs",
+    "succeeded",
+    *(
+        f"{m}_{part}"
+        for m in ("top1", "top5")
+        for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
+    ),
+    "report",
+    "report_top1",
+    "report_top5",
+    "seconds_per_epoch",
+)
 
 
 def _as_text(cell: str) -> str:
@@ -572,13 +720,18 @@ def table_csv(table: StudyTable) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in table.data:
-        values = row.model_dump(include={"role", "runs", "succeeded", "report", "report_top1", "report_top5",
-                                         "seconds_per_epoch"})
+        values = row.model_dump(
+            include={"role", "runs", "succeeded", "report", "report_top1", "report_top5", "seconds_per_epoch"}
+        )
         values.update(group=_as_text(row.group), title=_as_text(row.title), tricks=_as_text(row.tricks))
         for name in ("top1", "top5"):
             metric = getattr(row, name)
-            values.update({f"{name}_{part}": getattr(metric, part)
-                           for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")})
+            values.update(
+                {
+                    f"{name}_{part}": getattr(metric, part)
+                    for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
+                }
+            )
         writer.writerow(values)
     return out.getvalue()
 
@@ -592,18 +745,30 @@ def study_curves(*, session: Session, study: Study) -> StudyCurves:
     Failed and cancelled runs are left out: a partial curve would bend the band where it stops.
     """
     spec = study.spec
-    runs = {run_id: run for run_id, run in _runs(session, study).items()
-            if run.status not in (RunStatus.failed, RunStatus.cancelled)}
+    runs = {
+        run_id: run
+        for run_id, run in _runs(session, study).items()
+        if run.status not in (RunStatus.failed, RunStatus.cancelled)
+    }
     rows: dict[int, list[EpochMetric]] = {}
     if runs:
-        for row in session.scalars(select(EpochMetric).where(EpochMetric.run_id.in_(list(runs)))
-                                   .order_by(EpochMetric.run_id, EpochMetric.epoch)):
+        for row in session.scalars(
+            select(EpochMetric)
+            .where(EpochMetric.run_id.in_(list(runs)))
+            .order_by(EpochMetric.run_id, EpochMetric.epoch)
+        ):
             rows.setdefault(row.run_id, []).append(row)
     data = []
     for group in spec["groups"]:
         metrics = [row for run in group["runs"] for row in rows.get(run["run_id"], [])]
-        data.append(GroupCurves(group=group["key"], title=group["title"], is_baseline=group["key"] == spec["baseline"],
-                                **{name: curve_band(metrics, name) for name in CURVE_FIELDS}))
+        data.append(
+            GroupCurves(
+                group=group["key"],
+                title=group["title"],
+                is_baseline=group["key"] == spec["baseline"],
+                **{name: curve_band(metrics, name) for name in CURVE_FIELDS},
+            )
+        )
     epochs = max((run.config["epochs"] for run in runs.values()), default=0)
     return StudyCurves(study_id=study.id, epochs=epochs, data=data, count=len(data))
 
@@ -617,8 +782,9 @@ def curve_band(rows: Iterable[Any], name: str) -> CurveBand:
             by_epoch.setdefault(row.epoch, []).append(value)
     epochs = sorted(by_epoch)
     spreads = [stats.spread(by_epoch[epoch]) for epoch in epochs]
-    return CurveBand(epoch=epochs, mean=[s.mean for s in spreads], std=[s.std for s in spreads],
-                     n=[s.n for s in spreads])
+    return CurveBand(
+        epoch=epochs, mean=[s.mean for s in spreads], std=[s.std for s in spreads], n=[s.n for s in spreads]
+    )
 
 
 # --- changing -----------------------------------------------------------------------------------
@@ -628,8 +794,11 @@ def cancel_study(*, session: Session, study_id: int) -> Study:
     """Cancel the queued and running runs this study created; reused runs belong to others."""
     study = get_study(session=session, study_id=study_id)
     pending = session.scalars(
-        select(Run.id).where(Run.study_id == study.id, Run.status.in_((RunStatus.queued, RunStatus.running)),
-                             Run.cancel_requested.is_(False))
+        select(Run.id).where(
+            Run.study_id == study.id,
+            Run.status.in_((RunStatus.queued, RunStatus.running)),
+            Run.cancel_requested.is_(False),
+        )
     ).all()
     if not pending:
         raise Conflict(f"study {study_id} has no queued or running run to cancel")

@@ -19,8 +19,13 @@ from backend_testlib import REPO, free_port, wait_for
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 # Short intervals: a dead worker is noticed in 2 s, a cancel in 0.2 s.
-FAST = {"heartbeat_seconds": 0.5, "stale_after_seconds": 2.0, "poll_seconds": 0.2, "kill_grace_seconds": 2.0,
-        "sse_poll_seconds": 0.1}
+FAST = {
+    "heartbeat_seconds": 0.5,
+    "stale_after_seconds": 2.0,
+    "poll_seconds": 0.2,
+    "kill_grace_seconds": 2.0,
+    "sse_poll_seconds": 0.1,
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,8 +45,11 @@ def data_root(tmp_path: Path) -> Path:
 def make_settings(tmp_path: Path, data_root: Path) -> Callable[..., Settings]:
     def make(database_url: str, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": database_url, "runs_dir": tmp_path / "runs", "data_roots": [data_root],
-            "trainer_command": [sys.executable, str(FAKE_TRAINER)], **FAST,
+            "database_url": database_url,
+            "runs_dir": tmp_path / "runs",
+            "data_roots": [data_root],
+            "trainer_command": [sys.executable, str(FAKE_TRAINER)],
+            **FAST,
         }
         values.update(overrides)
         return Settings(**values)
@@ -75,7 +83,10 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
     def start(settings: Settings, *args: str) -> subprocess.Popen:
         log = (tmp_path / f"worker-{len(started)}.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend", "worker", *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "backend", "worker", *args],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, **settings.environ()},
         )
         started.append(process)
@@ -104,8 +115,11 @@ def live_server() -> Iterator[Callable[[Settings], str]]:
 
     def start(settings: Settings) -> str:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                               log_level="warning", timeout_graceful_shutdown=1))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -116,5 +130,3 @@ def live_server() -> Iterator[Callable[[Settings], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
-
-

@@ -37,15 +37,32 @@ def main() -> int:
         emit("step", epoch=epoch, step=2 * epoch, loss=1.0 / epoch, lr=0.1)
         if "nan" in name:
             emit("epoch", epoch="one")
-        emit("epoch", epoch=epoch, train_loss=float("nan") if "nan" in name else 1.0 / epoch, train_top1=10.0 * epoch, train_top5=20.0 * epoch,
-             valid_loss=1.5 / epoch, valid_top1=9.0 * epoch, valid_top5=19.0 * epoch, lr=0.1, seconds=0.01,
-             images_per_s=800.0)
+        emit(
+            "epoch",
+            epoch=epoch,
+            train_loss=float("nan") if "nan" in name else 1.0 / epoch,
+            train_top1=10.0 * epoch,
+            train_top5=20.0 * epoch,
+            valid_loss=1.5 / epoch,
+            valid_top1=9.0 * epoch,
+            valid_top5=19.0 * epoch,
+            lr=0.1,
+            seconds=0.01,
+            images_per_s=800.0,
+        )
         if "fail" in name:
             print("Traceback (most recent call last):\nRuntimeError: fake failure", file=sys.stderr)
             emit("error", message="RuntimeError: fake failure")
             return 1
-    emit("result", test_top1=42.0, test_top5=84.0, best_epoch=epochs, best_valid_top1=9.0 * epochs,
-         best_valid_top5=19.0 * epochs, test_loss=0.5)
+    emit(
+        "result",
+        test_top1=42.0,
+        test_top5=84.0,
+        best_epoch=epochs,
+        best_valid_top1=9.0 * epochs,
+        best_valid_top5=19.0 * epochs,
+        test_loss=0.5,
+    )
     return 0
 
 

@@ -40,8 +40,9 @@ def claim(db):
 
 
 def test_submit_fills_defaults_and_returns_the_run(client, data_root, settings):
-    response = client.post("/api/v1/runs", json={"config": {"name": "base", "epochs": 3, "data": {"root": str(data_root)}},
-                                                 "priority": 2})
+    response = client.post(
+        "/api/v1/runs", json={"config": {"name": "base", "epochs": 3, "data": {"root": str(data_root)}}, "priority": 2}
+    )
     assert response.status_code == 201
     run = response.json()
     assert run["status"] == "queued" and run["priority"] == 2 and run["name"] == "base"
@@ -49,8 +50,21 @@ def test_submit_fills_defaults_and_returns_the_run(client, data_root, settings):
     assert (run["epoch"], run["epochs"], run["attempt"], run["max_attempts"]) == (0, 3, 0, 1)
     assert run["run_dir"] == str(settings.runs_dir / str(run["id"]))
     assert len(run["config_hash"]) == 16 and run["seconds_per_epoch"] is None
-    for key in ("depends_on", "study_id", "worker", "failure_kind", "error", "started_at", "finished_at",
-                "heartbeat_at", "test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"):
+    for key in (
+        "depends_on",
+        "study_id",
+        "worker",
+        "failure_kind",
+        "error",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "test_top1",
+        "test_top5",
+        "best_epoch",
+        "best_valid_top1",
+        "best_valid_top5",
+    ):
         assert run[key] is None, key
     assert client.get(f"/api/v1/runs/{run['id']}").json() == run
 
@@ -61,18 +75,28 @@ def test_a_relative_data_root_resolves_against_the_working_folder(client, data_r
     assert run["config"]["data"]["root"] == str(data_root)
 
 
-@pytest.mark.parametrize("config, loc, message", [
-    ({"epochs": 0}, ["epochs"], "greater than or equal to 1"),
-    ({"optim": {"lrr": 1}}, ["optim", "lrr"], "unknown key"),
-    ({"model": {"arch": "vgg"}}, ["model", "arch"], "resnet18"),
-    ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, ["schedule", "warmup_epochs"], "OneCycle"),
-    ({"data": {"root": "/etc"}}, ["data", "root"], "outside the data roots"),
-    ({"data": {"root": "{data_root}/missing"}}, ["data", "root"], "does not exist"),
-    ({"data": {"root": "{data_root}/CUB_200_2011/.."}, "tricks": {"kd": {"teacher": 41}}}, ["tricks", "kd", "teacher"],
-     "run 41 not found"),
-    ({"tricks": {"kd": {"teacher": 2**40}}}, ["tricks", "kd", "teacher"], f"run {2**40} not found"),
-    ({"tricks": {"kd": {"teacher": "/tmp"}}}, ["tricks", "kd", "teacher"], "outside the data roots and the runs folder"),
-])
+@pytest.mark.parametrize(
+    "config, loc, message",
+    [
+        ({"epochs": 0}, ["epochs"], "greater than or equal to 1"),
+        ({"optim": {"lrr": 1}}, ["optim", "lrr"], "unknown key"),
+        ({"model": {"arch": "vgg"}}, ["model", "arch"], "resnet18"),
+        ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, ["schedule", "warmup_epochs"], "OneCycle"),
+        ({"data": {"root": "/etc"}}, ["data", "root"], "outside the data roots"),
+        ({"data": {"root": "{data_root}/missing"}}, ["data", "root"], "does not exist"),
+        (
+            {"data": {"root": "{data_root}/CUB_200_2011/.."}, "tricks": {"kd": {"teacher": 41}}},
+            ["tricks", "kd", "teacher"],
+            "run 41 not found",
+        ),
+        ({"tricks": {"kd": {"teacher": 2**40}}}, ["tricks", "kd", "teacher"], f"run {2**40} not found"),
+        (
+            {"tricks": {"kd": {"teacher": "/tmp"}}},
+            ["tricks", "kd", "teacher"],
+            "outside the data roots and the runs folder",
+        ),
+    ],
+)
 def test_bad_configs_are_422_at_the_field(client, data_root, config, loc, message):
     config = {"data": {"root": str(data_root)}, **config}
     config["data"]["root"] = config["data"]["root"].replace("{data_root}", str(data_root))
@@ -105,8 +129,10 @@ def test_a_teacher_by_id_becomes_a_dependency(client, data_root, db):
     assert as_text["depends_on"] == teacher["id"]
 
     client.post(f"/api/v1/runs/{teacher['id']}/cancel")
-    response = client.post("/api/v1/runs", json={"config": {"data": {"root": str(data_root)},
-                                                            "tricks": {"kd": {"teacher": teacher["id"]}}}})
+    response = client.post(
+        "/api/v1/runs",
+        json={"config": {"data": {"root": str(data_root)}, "tricks": {"kd": {"teacher": teacher["id"]}}}},
+    )
     assert response.status_code == 422 and "cancelled; retry it first" in response.json()["detail"][0]["msg"]
 
 
@@ -131,16 +157,35 @@ def test_metrics_steps_and_progress(client, data_root, db):
     claimed = claim(db)
     with db.session(write=True) as session:
         for epoch in (1, 2, 3):
-            jobs.store_epoch(session=session, run_id=run["id"], attempt=claimed.attempt,
-                             row={"epoch": epoch, "train_loss": 1.0, "valid_top1": 10.0 * epoch, "seconds": epoch})
-        jobs.store_steps(session=session, run_id=run["id"], attempt=claimed.attempt,
-                         steps=[{"step": 10, "epoch": 1, "loss": 2.0, "lr": 0.01}])
+            jobs.store_epoch(
+                session=session,
+                run_id=run["id"],
+                attempt=claimed.attempt,
+                row={"epoch": epoch, "train_loss": 1.0, "valid_top1": 10.0 * epoch, "seconds": epoch},
+            )
+        jobs.store_steps(
+            session=session,
+            run_id=run["id"],
+            attempt=claimed.attempt,
+            steps=[{"step": 10, "epoch": 1, "loss": 2.0, "lr": 0.01}],
+        )
     assert claimed.run_id == run["id"]
 
     metrics = client.get(f"/api/v1/runs/{run['id']}/metrics", params={"since": 1}).json()
     assert metrics["count"] == 2 and [row["epoch"] for row in metrics["data"]] == [2, 3]
-    assert set(metrics["data"][0]) >= {"run_id", "epoch", "train_loss", "train_top1", "train_top5", "valid_loss",
-                                       "valid_top1", "valid_top5", "lr", "seconds", "images_per_s"}
+    assert set(metrics["data"][0]) >= {
+        "run_id",
+        "epoch",
+        "train_loss",
+        "train_top1",
+        "train_top5",
+        "valid_loss",
+        "valid_top1",
+        "valid_top5",
+        "lr",
+        "seconds",
+        "images_per_s",
+    }
     steps = client.get(f"/api/v1/runs/{run['id']}/steps").json()
     assert steps == {"data": [{"run_id": run["id"], "step": 10, "epoch": 1, "loss": 2.0, "lr": 0.01}], "count": 1}
     detail = client.get(f"/api/v1/runs/{run['id']}").json()
@@ -150,7 +195,8 @@ def test_metrics_steps_and_progress(client, data_root, db):
     both = client.get("/api/v1/metrics", params={"run_ids": f"{other['id']},{run['id']}"}).json()
     assert both["count"] == 3
     assert client.get("/api/v1/metrics", params={"run_ids": f"{run['id']}, 998,999"}).json() == {
-        "detail": "runs 998, 999 not found"}
+        "detail": "runs 998, 999 not found"
+    }
     for bad in ("", "1,,2", "a", "1;2", "-1", "0", "99999999999"):
         response = client.get("/api/v1/metrics", params={"run_ids": bad})
         assert response.status_code == 422
@@ -160,9 +206,15 @@ def test_metrics_steps_and_progress(client, data_root, db):
 
 
 def test_unknown_ids_are_404(client):
-    for method, path in [("get", "/api/v1/runs/12"), ("get", "/api/v1/runs/12/metrics"), ("get", "/api/v1/runs/12/steps"),
-                         ("get", "/api/v1/runs/12/events"), ("post", "/api/v1/runs/12/cancel"),
-                         ("post", "/api/v1/runs/12/retry"), ("delete", "/api/v1/runs/12")]:
+    for method, path in [
+        ("get", "/api/v1/runs/12"),
+        ("get", "/api/v1/runs/12/metrics"),
+        ("get", "/api/v1/runs/12/steps"),
+        ("get", "/api/v1/runs/12/events"),
+        ("post", "/api/v1/runs/12/cancel"),
+        ("post", "/api/v1/runs/12/retry"),
+        ("delete", "/api/v1/runs/12"),
+    ]:
         response = client.request(method, path)
         assert (response.status_code, response.json()) == (404, {"detail": "run 12 not found"}), path
     assert client.post("/api/v1/runs/12/clone", json={}).json() == {"detail": "run 12 not found"}
@@ -198,7 +250,12 @@ def test_retry_of_a_failed_run_clears_the_failure(client, data_root, db):
     failed = client.get(f"/api/v1/runs/{run['id']}").json()
     assert (failed["status"], failed["failure_kind"], failed["error"]) == ("failed", "training", "boom")
     retried = client.post(f"/api/v1/runs/{run['id']}/retry").json()
-    assert (retried["status"], retried["failure_kind"], retried["error"], retried["attempt"]) == ("queued", None, None, 1)
+    assert (retried["status"], retried["failure_kind"], retried["error"], retried["attempt"]) == (
+        "queued",
+        None,
+        None,
+        1,
+    )
 
 
 def test_clone_with_dotted_overrides(client, data_root):
@@ -213,9 +270,11 @@ def test_clone_with_dotted_overrides(client, data_root):
     replicate = client.post(f"/api/v1/runs/{source['id']}/clone", json={}).json()
     assert replicate["config_hash"] == source["config_hash"] and replicate["name"] == "base"
 
-    for overrides, key, message in [({"tricks.smoothing": 0.1}, "tricks.smoothing", "unknown key"),
-                                    ({"epochs.x": 1}, "epochs.x", "has no sub-keys"),
-                                    ({"tricks.label_smoothing": 1.5}, "tricks.label_smoothing", "less than 1")]:
+    for overrides, key, message in [
+        ({"tricks.smoothing": 0.1}, "tricks.smoothing", "unknown key"),
+        ({"epochs.x": 1}, "epochs.x", "has no sub-keys"),
+        ({"tricks.label_smoothing": 1.5}, "tricks.label_smoothing", "less than 1"),
+    ]:
         response = client.post(f"/api/v1/runs/{source['id']}/clone", json={"overrides": overrides})
         assert response.status_code == 422
         (error,) = response.json()["detail"]
@@ -247,12 +306,22 @@ def test_a_teacher_of_a_queued_student_cannot_be_deleted(client, data_root):
     student = submit(client, data_root, tricks={"kd": {"teacher": teacher["id"]}})
     client.post(f"/api/v1/runs/{teacher['id']}/cancel")
     response = client.delete(f"/api/v1/runs/{teacher['id']}")
-    assert response.status_code == 409 and f"run {student['id']} (queued) uses run {teacher['id']}" in response.json()["detail"]
+    assert (
+        response.status_code == 409
+        and f"run {student['id']} (queued) uses run {teacher['id']}" in response.json()["detail"]
+    )
 
 
 def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/metrics", "/api/v1/runs/{run_id}/events",
-            "/api/v1/runs/{run_id}/cancel", "/api/v1/runs/{run_id}/retry", "/api/v1/runs/{run_id}/clone",
-            "/api/v1/metrics"} <= set(paths)
+    assert {
+        "/api/v1/runs",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/runs/{run_id}/metrics",
+        "/api/v1/runs/{run_id}/events",
+        "/api/v1/runs/{run_id}/cancel",
+        "/api/v1/runs/{run_id}/retry",
+        "/api/v1/runs/{run_id}/clone",
+        "/api/v1/metrics",
+    } <= set(paths)
     assert client.get("/docs").status_code == 200

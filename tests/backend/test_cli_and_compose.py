@@ -53,8 +53,14 @@ def test_the_trainer_commands_are_part_of_tricklab():
 
 
 def tricklab(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend", *argv], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -105,9 +111,15 @@ def test_serve_demo_writes_the_dataset_and_accepts_the_default_data_root(tmp_pat
 
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}
-    server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--demo", "--no-worker", "--port", str(port)],
-                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend", "serve", "--demo", "--no-worker", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def posted():
             try:
                 return httpx.post(f"http://127.0.0.1:{port}/api/v1/runs", json={"config": {"name": "demo"}}, timeout=5)

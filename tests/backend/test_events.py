@@ -28,8 +28,12 @@ def act_as_worker(database, run_id, *, epochs, delay, finish=True):
     for epoch in range(1, epochs + 1):
         time.sleep(delay)
         with database.session(write=True) as session:
-            jobs.store_epoch(session=session, run_id=run_id, attempt=claim.attempt,
-                             row={"epoch": epoch, "train_loss": 1.0 / epoch, "valid_top1": 10.0 * epoch})
+            jobs.store_epoch(
+                session=session,
+                run_id=run_id,
+                attempt=claim.attempt,
+                row={"epoch": epoch, "train_loss": 1.0 / epoch, "valid_top1": 10.0 * epoch},
+            )
     if finish:
         with database.session(write=True) as session:
             jobs.succeed(session=session, run_id=run_id, attempt=claim.attempt, result={"test_top1": 33.0})
@@ -59,8 +63,9 @@ def test_a_reconnecting_client_resumes_after_last_event_id(setup, make_database)
     settings, url, run = setup
     database = make_database(settings)
     act_as_worker(database, run["id"], epochs=3, delay=0, finish=False)
-    with httpx.stream("GET", f"{url}/api/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "2"},
-                      timeout=10) as response:
+    with httpx.stream(
+        "GET", f"{url}/api/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "2"}, timeout=10
+    ) as response:
         lines = response.iter_lines()
         events = read_events(lines, until="status")  # the first status, at once
         assert events[0][0] == "status" and events[0][2]["epoch"] == 3

@@ -15,7 +15,10 @@ def test_upgrade_head_matches_the_models_and_downgrades_to_nothing(database_url)
         with database.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+            assert (
+                context.get_current_revision()
+                == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+            )
         migrate.upgrade(database)  # at head already: nothing to do
         migrate.downgrade(database, "base")
         assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}

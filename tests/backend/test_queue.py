@@ -18,8 +18,15 @@ def db(database_url, make_settings, make_database):
 
 def add_run(db, *, priority=0, depends_on=None, status=RunStatus.queued, max_attempts=1, name="r"):
     with db.session(write=True) as session:
-        run = Run(name=name, priority=priority, config=CONFIG, config_hash="h", depends_on=depends_on,
-                  status=status, max_attempts=max_attempts)
+        run = Run(
+            name=name,
+            priority=priority,
+            config=CONFIG,
+            config_hash="h",
+            depends_on=depends_on,
+            status=status,
+            max_attempts=max_attempts,
+        )
         session.add(run)
         session.commit()
         return run.id
@@ -62,7 +69,10 @@ def test_a_student_waits_for_its_teacher_and_fails_naming_a_failed_teacher(db):
 
     t2 = claim(db)
     assert t2.run_id == other_teacher
-    assert call(db, jobs.fail, run_id=other_teacher, attempt=1, error="boom", kind=FailureKind.training) == RunStatus.failed
+    assert (
+        call(db, jobs.fail, run_id=other_teacher, attempt=1, error="boom", kind=FailureKind.training)
+        == RunStatus.failed
+    )
     assert claim(db) is None
     run = get(db, orphan)
     assert run.status == RunStatus.failed
@@ -106,9 +116,17 @@ def test_epoch_upserts_are_idempotent_and_a_resume_supersedes_later_epochs(db):
     for epoch in (1, 2, 3):
         assert call(db, jobs.store_epoch, run_id=run_id, attempt=1, row={"epoch": epoch, "train_loss": float(epoch)})
     assert call(db, jobs.store_epoch, run_id=run_id, attempt=1, row={"epoch": 3, "train_loss": 30.0})
-    assert call(db, jobs.store_steps, run_id=run_id, attempt=1,
-                steps=[{"step": 5, "epoch": 1, "loss": 1.0, "lr": 0.1}, {"step": 25, "epoch": 3, "loss": 1.0, "lr": 0.1},
-                       {"step": 5, "epoch": 1, "loss": 0.5, "lr": 0.1}])
+    assert call(
+        db,
+        jobs.store_steps,
+        run_id=run_id,
+        attempt=1,
+        steps=[
+            {"step": 5, "epoch": 1, "loss": 1.0, "lr": 0.1},
+            {"step": 25, "epoch": 3, "loss": 1.0, "lr": 0.1},
+            {"step": 5, "epoch": 1, "loss": 0.5, "lr": 0.1},
+        ],
+    )
     requeued = claim(db, now=utcnow() + timedelta(seconds=120))
     assert requeued.attempt == 2
     # The new attempt resumes after epoch 1: rows 2 and 3 were written past its checkpoint.
@@ -117,7 +135,9 @@ def test_epoch_upserts_are_idempotent_and_a_resume_supersedes_later_epochs(db):
     assert call(db, jobs.store_epoch, run_id=run_id, attempt=2, row={"epoch": 1, "train_loss": 99.0}, replay=True)
     assert call(db, jobs.store_epoch, run_id=run_id, attempt=2, row={"epoch": 2, "train_loss": 2.5})
     with db.session() as session:
-        rows = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)).all()
+        rows = session.scalars(
+            select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
+        ).all()
         steps = session.scalars(select(StepMetric).where(StepMetric.run_id == run_id)).all()
     assert [(r.epoch, r.train_loss, r.attempt) for r in rows] == [(1, 1.0, 1), (2, 2.5, 2)]
     assert [(s.step, s.loss) for s in steps] == [(5, 0.5)]
@@ -138,6 +158,8 @@ def test_infrastructure_failures_are_always_requeued(db):
     run_id = add_run(db, max_attempts=1)
     for attempt in (1, 2, 3):
         assert claim(db).attempt == attempt
-        assert call(db, jobs.fail, run_id=run_id, attempt=attempt, error="stopped",
-                    kind=FailureKind.infrastructure) == RunStatus.queued
+        assert (
+            call(db, jobs.fail, run_id=run_id, attempt=attempt, error="stopped", kind=FailureKind.infrastructure)
+            == RunStatus.queued
+        )
     assert get(db, run_id).infrastructure_failures == 3

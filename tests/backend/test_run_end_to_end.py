@@ -19,8 +19,12 @@ from backend.settings import default_trainer_command
 from backend_testlib import free_port, iter_events, wait_for
 
 # A few seconds per epoch on a CPU.
-TINY = {"model": {"arch": "resnet18", "pretrained": False}, "epochs": 3, "batch_size": 16,
-        "data": {"image_size": 32, "num_workers": 0}}
+TINY = {
+    "model": {"arch": "resnet18", "pretrained": False},
+    "epochs": 3,
+    "batch_size": 16,
+    "data": {"image_size": 32, "num_workers": 0},
+}
 
 
 def tiny_config(demo_dataset: Path, **extra) -> dict:
@@ -46,20 +50,28 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(make_settings, sqlite_url, demo_dataset,
-                                                                       tmp_path, record_property):
+def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
+    make_settings, sqlite_url, demo_dataset, tmp_path, record_property
+):
     settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--port", str(port)], cwd=tmp_path,
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **settings.environ()})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backend", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **settings.environ()},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _up(url), timeout=60, what="tricklab serve")
         posted = time.monotonic()
         run = httpx.post(f"{url}/api/v1/runs", json={"config": tiny_config(demo_dataset, name="e2e")}).json()
         first_epoch = None
-        with httpx.stream("GET", f"{url}/api/v1/runs/{run['id']}/events", timeout=httpx.Timeout(10, read=300)) as stream:
+        with httpx.stream(
+            "GET", f"{url}/api/v1/runs/{run['id']}/events", timeout=httpx.Timeout(10, read=300)
+        ) as stream:
             events = []
             for event in iter_events(stream.iter_lines()):
                 events.append(event)
@@ -81,13 +93,16 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(make_set
         database = Database(settings.database_url)
         with database.session() as session:
             stored = session.get(Run, run["id"])
-            first_row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run["id"])
-                                        .order_by(EpochMetric.epoch)).first()
+            first_row = session.scalars(
+                select(EpochMetric).where(EpochMetric.run_id == run["id"]).order_by(EpochMetric.epoch)
+            ).first()
             claim_delay = (stored.started_at - stored.created_at).total_seconds()
             to_row = (first_row.created_at - stored.created_at).total_seconds()
         database.dispose()
-        print(f"POST to first epoch row {to_row:.1f} s (claimed after {claim_delay:.1f} s; epoch 1 trained in "
-              f"{first_row.seconds:.1f} s), to the first epoch event {first_epoch:.1f} s; whole run {whole:.1f} s")
+        print(
+            f"POST to first epoch row {to_row:.1f} s (claimed after {claim_delay:.1f} s; epoch 1 trained in "
+            f"{first_row.seconds:.1f} s), to the first epoch event {first_epoch:.1f} s; whole run {whole:.1f} s"
+        )
 
         workers = children(server.pid)
         assert workers
@@ -107,8 +122,9 @@ def _up(url: str) -> bool:
         return False
 
 
-def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(sqlite_url, make_settings, make_database,
-                                                                     start_worker, demo_dataset):
+def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(
+    sqlite_url, make_settings, make_database, start_worker, demo_dataset
+):
     settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
     db = make_database(settings)
     with db.session(write=True) as session:
@@ -116,9 +132,12 @@ def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(sqlite_url
 
     def rows():
         with db.session() as session:
-            return [(row.epoch, row.attempt, row.train_loss, row.valid_loss, row.valid_top1, row.lr, row.seconds)
-                    for row in session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)
-                                               .order_by(EpochMetric.epoch))]
+            return [
+                (row.epoch, row.attempt, row.train_loss, row.valid_loss, row.valid_top1, row.lr, row.seconds)
+                for row in session.scalars(
+                    select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
+                )
+            ]
 
     first = start_worker(settings)
     epoch_one = wait_for(lambda: rows()[:1], timeout=240, what="epoch 1's row", interval=0.02)[0]
@@ -132,8 +151,11 @@ def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(sqlite_url
         pytest.fail("the run finished before the worker was killed; the test needs slower epochs")
 
     start_worker(settings)
-    wait_for(lambda: _status(db, run_id) in (RunStatus.succeeded, RunStatus.failed), timeout=240,
-             what="the run to finish under the second worker")
+    wait_for(
+        lambda: _status(db, run_id) in (RunStatus.succeeded, RunStatus.failed),
+        timeout=240,
+        what="the run to finish under the second worker",
+    )
     with db.session() as session:
         run = session.get(Run, run_id)
     assert run.status == RunStatus.succeeded, run.error

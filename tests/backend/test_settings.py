@@ -31,14 +31,17 @@ def test_environment_names_and_json_values(tmp_path, monkeypatch):
     assert Settings() == settings
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"database_url": "sqlite:///:memory:"}, "not an in-memory database"),
-    ({"database_url": "mysql://x/y"}, "unsupported database"),
-    ({"heartbeat_seconds": 10, "stale_after_seconds": 15}, "at least twice"),
-    ({"max_attempts": 0}, "greater than or equal to 1"),
-    ({"data_roots": []}, "at least one data root"),
-    ({"trainer_command": []}, "at least 1 item"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"database_url": "sqlite:///:memory:"}, "not an in-memory database"),
+        ({"database_url": "mysql://x/y"}, "unsupported database"),
+        ({"heartbeat_seconds": 10, "stale_after_seconds": 15}, "at least twice"),
+        ({"max_attempts": 0}, "greater than or equal to 1"),
+        ({"data_roots": []}, "at least one data root"),
+        ({"trainer_command": []}, "at least 1 item"),
+    ],
+)
 def test_unsafe_values_are_refused(values, message):
     with pytest.raises(ValidationError, match=message):
         Settings(**values)

@@ -39,12 +39,14 @@ def alive(pid: int) -> bool:
 
 def child_pid(settings, run_id) -> int:
     path = settings.run_dir(run_id) / "child.pid"
-    return wait_for(lambda: path.exists() and path.read_text() and int(path.read_text()), timeout=30,
-                    what="the trainer to start")
+    return wait_for(
+        lambda: path.exists() and path.read_text() and int(path.read_text()), timeout=30, what="the trainer to start"
+    )
 
 
-def test_four_workers_claim_forty_runs_exactly_once(database_url, make_settings, make_database, start_worker,
-                                                    data_root, record_property):
+def test_four_workers_claim_forty_runs_exactly_once(
+    database_url, make_settings, make_database, start_worker, data_root, record_property
+):
     # Long stale timeout: on a loaded machine a starved worker must not lose its run to the others,
     # which would hide a double claim behind a legitimate takeover.
     settings = make_settings(database_url, stale_after_seconds=60)
@@ -66,19 +68,21 @@ def test_four_workers_claim_forty_runs_exactly_once(database_url, make_settings,
         assert len(settings.run_dir(run_id).joinpath("invocations").read_text().splitlines()) == 1
     per_worker = Counter(run.worker for run in runs)
     assert len(per_worker) >= 2, per_worker  # the work was shared
-    figures = (f"{database_url.split(':')[0]}: 40 runs, 4 workers, {elapsed:.1f} s wall (incl. worker start), "
-               f"runs per worker {sorted(per_worker.values(), reverse=True)}")
+    figures = (
+        f"{database_url.split(':')[0]}: 40 runs, 4 workers, {elapsed:.1f} s wall (incl. worker start), "
+        f"runs per worker {sorted(per_worker.values(), reverse=True)}"
+    )
     record_property("claim_figures", figures)
     print(figures)
 
 
-def test_the_worker_prepares_the_folder_and_resolves_a_teacher(sqlite_url, make_settings, make_database,
-                                                               start_worker, data_root):
+def test_the_worker_prepares_the_folder_and_resolves_a_teacher(
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url)
     db = make_database(settings)
     teacher = submit(db, settings, data_root, name="teacher", epochs=1)
-    student = submit(db, settings, data_root, name="student", epochs=2, tricks={"kd": {"teacher": teacher}},
-                     priority=1)
+    student = submit(db, settings, data_root, name="student", epochs=2, tricks={"kd": {"teacher": teacher}}, priority=1)
     assert start_worker(settings, "--device", "cpu", "--exit-when-idle").wait(timeout=60) == 0
     assert get(db, teacher).status == get(db, student).status == RunStatus.succeeded
     folder = settings.run_dir(student)
@@ -93,33 +97,42 @@ def test_the_worker_prepares_the_folder_and_resolves_a_teacher(sqlite_url, make_
         assert session.scalar(select(func.count()).select_from(EpochMetric).where(EpochMetric.run_id == student)) == 2
 
 
-def test_a_diverged_loss_and_malformed_events_do_not_break_the_run(sqlite_url, make_settings, make_database,
-                                                                  start_worker, data_root):
+def test_a_diverged_loss_and_malformed_events_do_not_break_the_run(
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url)
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="nan", epochs=2)
     assert start_worker(settings, "--once").wait(timeout=60) == 0
     assert get(db, run_id).status == RunStatus.succeeded
     with db.session() as session:
-        rows = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)).all()
+        rows = session.scalars(
+            select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch)
+        ).all()
     assert [(row.epoch, row.train_loss, row.valid_loss) for row in rows] == [(1, None, 1.5), (2, None, 0.75)]
 
 
-def test_a_failure_keeps_the_stderr_tail_and_retries_up_to_max_attempts(sqlite_url, make_settings, make_database,
-                                                                       start_worker, data_root):
+def test_a_failure_keeps_the_stderr_tail_and_retries_up_to_max_attempts(
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url, max_attempts=2)
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="fail", epochs=3)
     assert start_worker(settings, "--exit-when-idle").wait(timeout=60) == 0
     run = get(db, run_id)
     assert (run.status, run.failure_kind, run.attempt, run.training_failures) == (
-        RunStatus.failed, FailureKind.training, 2, 2)
+        RunStatus.failed,
+        FailureKind.training,
+        2,
+        2,
+    )
     assert run.error.startswith("RuntimeError: fake failure")
     assert "Traceback (most recent call last)" in run.error
 
 
-def test_a_database_outage_while_the_trainer_finishes_loses_nothing(postgres_url, make_settings, make_database,
-                                                                    start_worker, data_root):
+def test_a_database_outage_while_the_trainer_finishes_loses_nothing(
+    postgres_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(postgres_url, stale_after_seconds=30)
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="slow", epochs=4)
@@ -130,8 +143,9 @@ def test_a_database_outage_while_the_trainer_finishes_loses_nothing(postgres_url
     try:
         with admin.connect() as connection:
             connection.execute(text(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0'))
-            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                               {"name": name})
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
             time.sleep(2.5)  # the trainer finishes meanwhile
             connection.execute(text(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1'))
     finally:
@@ -142,8 +156,9 @@ def test_a_database_outage_while_the_trainer_finishes_loses_nothing(postgres_url
     assert get(db, run_id).attempt == 1
 
 
-def test_cancel_stops_a_running_trainer_within_two_seconds(sqlite_url, make_settings, make_database, start_worker,
-                                                           data_root):
+def test_cancel_stops_a_running_trainer_within_two_seconds(
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url)
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="hang")
@@ -159,7 +174,8 @@ def test_cancel_stops_a_running_trainer_within_two_seconds(sqlite_url, make_sett
 
 
 def test_a_killed_worker_takes_its_trainer_along_and_the_next_worker_takes_over(
-        sqlite_url, make_settings, make_database, start_worker, data_root):
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url)
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="hang")
@@ -191,8 +207,9 @@ def test_sigterm_hands_the_run_back_to_the_queue(sqlite_url, make_settings, make
     assert "was stopped" in run.error
 
 
-def test_a_missing_trainer_command_fails_the_run_with_a_message(sqlite_url, make_settings, make_database,
-                                                                start_worker, data_root):
+def test_a_missing_trainer_command_fails_the_run_with_a_message(
+    sqlite_url, make_settings, make_database, start_worker, data_root
+):
     settings = make_settings(sqlite_url, trainer_command=["/nonexistent/trainer"])
     db = make_database(settings)
     run_id = submit(db, settings, data_root)

@@ -15,7 +15,6 @@ from dashboard_testlib import Dashboard, serve, settings_for
 from backend.app import create_app
 
 
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[TestClient]:
     """The app in-process, for endpoint tests that need no worker."""
@@ -50,8 +49,14 @@ def page(browser: Any) -> Iterator[Any]:
     tab.probe = PageProbe(errors=[], dialogs=[])
     tab.on("pageerror", lambda error: tab.probe.errors.append(str(error)))
     # Chromium logs every 4xx as a console error; the 422s and 409s are expected answers here.
-    tab.on("console", lambda message: message.type == "error" and not message.text.startswith("Failed to load resource")
-           and tab.probe.errors.append(message.text))
+    tab.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and not message.text.startswith("Failed to load resource")
+            and tab.probe.errors.append(message.text)
+        ),
+    )
     tab.on("dialog", tab.probe.on_dialog)
     yield tab
     context.close()

@@ -60,7 +60,8 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
     fill_tiny_run(page, dashboard.data_root, epochs=epochs)
     page.locator("#f-name").fill("from the form")
     page.wait_for_function(
-        "document.getElementById('preview-note').textContent.includes('from the configured dataset')")
+        "document.getElementById('preview-note').textContent.includes('from the configured dataset')"
+    )
     shot(page, tmp_path, "launch")
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"/runs/\d+$"))
@@ -103,7 +104,8 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
         for index in (0, 1):
             assert page.evaluate(POINTS.format(field=field, index=index)) == 2, field
     colours = page.evaluate(
-        "['train_loss', 'lr'].map(f => document.getElementById('chart-' + f).data.map(t => t.line.color))")
+        "['train_loss', 'lr'].map(f => document.getElementById('chart-' + f).data.map(t => t.line.color))"
+    )
     assert colours[0] == colours[1] and colours[0][0] != colours[0][1]
 
     base, other = rows.nth(0), rows.nth(1)
@@ -134,8 +136,12 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     xss = next(run for run in finished_runs if run["name"] == XSS_NAME)
     ids = ",".join(str(run["id"]) for run in finished_runs)
-    pages = {"runs": "/", "launch": "/runs/new?preset=h", "run": f"/runs/{xss['id']}",
-             "compare": f"/compare?runs={ids}"}
+    pages = {
+        "runs": "/",
+        "launch": "/runs/new?preset=h",
+        "run": f"/runs/{xss['id']}",
+        "compare": f"/compare?runs={ids}",
+    }
     for name, path in pages.items():
         page.goto(dashboard.url + path)
         page.wait_for_load_state("networkidle")
@@ -144,7 +150,8 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
         assert overflow <= 0, f"{name} is {overflow} px wider than {width} px"
         # The tables could scroll sideways, but they fit, actions included.
         hidden = page.evaluate(
-            "Math.max(0, ...[...document.querySelectorAll('.table-wrap')].map(w => w.scrollWidth - w.clientWidth))")
+            "Math.max(0, ...[...document.querySelectorAll('.table-wrap')].map(w => w.scrollWidth - w.clientWidth))"
+        )
         assert hidden == 0, f"{name}: {hidden} px of a table are scrolled out of view at {width} px"
     page.goto(dashboard.url + "/")
     page.locator(f"tr[data-run-id='{xss['id']}'] a").first.wait_for()

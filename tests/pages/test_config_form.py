@@ -29,4 +29,8 @@ def test_groups_follow_the_issue():
     titles = [group.title for group in build_form()]
     assert titles == ["Run", "Data", "Model", "Optimisation and schedule", "Tricks", "Runtime"]
     optimisation = next(group for group in build_form() if group.key == "optimisation")
-    assert [section.title for section in optimisation.sections] == ["Optimizer", "Per-layer learning-rate divisors", "Schedule"]
+    assert [section.title for section in optimisation.sections] == [
+        "Optimizer",
+        "Per-layer learning-rate divisors",
+        "Schedule",
+    ]

@@ -31,7 +31,12 @@ def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixu
     assert (config.tricks.label_smoothing, config.tricks.mixup_alpha) == (smoothing, mixup)
     assert preset.teacher == teacher
     # The report's KD settings and training defaults are RunConfig's own.
-    assert (config.tricks.kd.alpha, config.tricks.kd.temperature, config.epochs, config.batch_size) == (0.1, 10.0, 10, 64)
+    assert (config.tricks.kd.alpha, config.tricks.kd.temperature, config.epochs, config.batch_size) == (
+        0.1,
+        10.0,
+        10,
+        64,
+    )
 
 
 def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
@@ -47,8 +52,15 @@ def test_presets_endpoint_resets_what_other_presets_set(api):
     by_key = {preset["key"]: preset for preset in answer["data"]}
     # Choosing "a" after "h" or "demo" must undo what they set, and touch nothing else.
     assert by_key["a"]["values"] == {
-        "name": "a", "model.arch": "resnet50", "model.pretrained": True, "data.image_size": 224, "batch_size": 64,
-        "epochs": 10, "schedule.name": "cosine", "tricks.label_smoothing": 0.0, "tricks.mixup_alpha": 0.0,
+        "name": "a",
+        "model.arch": "resnet50",
+        "model.pretrained": True,
+        "data.image_size": 224,
+        "batch_size": 64,
+        "epochs": 10,
+        "schedule.name": "cosine",
+        "tricks.label_smoothing": 0.0,
+        "tricks.mixup_alpha": 0.0,
         "tricks.kd.teacher": None,
     }
     assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09
@@ -56,5 +68,9 @@ def test_presets_endpoint_resets_what_other_presets_set(api):
 
 def test_teachers_endpoint_without_finished_runs(api):
     answer = api.get("/api/v1/presets/teachers", params={"label_smoothing": 0.1}).json()
-    assert answer == {"data": [], "count": 0, "suggested_id": None,
-                      "hint": "No finished run yet: train a teacher first (preset T-LS, trained with label smoothing)."}
+    assert answer == {
+        "data": [],
+        "count": 0,
+        "suggested_id": None,
+        "hint": "No finished run yet: train a teacher first (preset T-LS, trained with label smoothing).",
+    }

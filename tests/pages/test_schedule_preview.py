@@ -8,8 +8,17 @@ import pytest
 
 
 def test_preview_counts_steps_from_the_dataset(api, demo_dataset):
-    answer = api.post("/api/v1/schedule/preview", json={"config": {
-        "epochs": 2, "batch_size": 8, "schedule": {"name": "cosine"}, "data": {"root": str(demo_dataset)}}})
+    answer = api.post(
+        "/api/v1/schedule/preview",
+        json={
+            "config": {
+                "epochs": 2,
+                "batch_size": 8,
+                "schedule": {"name": "cosine"},
+                "data": {"root": str(demo_dataset)},
+            }
+        },
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     # 4 classes x 12 images: int(12 * 0.8) = 9 train per class, 36, then int(36 * 0.9) = 32 after validation.

@@ -29,8 +29,14 @@ def _epoch(run_id, epoch, top1, top5):
 
 
 def _run(run_id, config, status="succeeded"):
-    return SimpleNamespace(id=run_id, name=f"run {run_id}", status=status, config=config.model_dump(mode="json"),
-                           epochs=config.epochs, seconds_per_epoch=12.5)
+    return SimpleNamespace(
+        id=run_id,
+        name=f"run {run_id}",
+        status=status,
+        config=config.model_dump(mode="json"),
+        epochs=config.epochs,
+        seconds_per_epoch=12.5,
+    )
 
 
 def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():
@@ -42,8 +48,12 @@ def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():
 
 def test_compare_rows_deltas_against_the_chosen_baseline():
     runs = [_run(1, RunConfig()), _run(2, get_preset("b").config()), _run(3, get_preset("a").config(), "running")]
-    metrics = [_epoch(1, 1, 70.0, 90.0), _epoch(1, 2, 78.53, 93.82), _epoch(2, 1, 81.55, 96.17),
-               _epoch(2, 2, 80.0, 96.5)]
+    metrics = [
+        _epoch(1, 1, 70.0, 90.0),
+        _epoch(1, 2, 78.53, 93.82),
+        _epoch(2, 1, 81.55, 96.17),
+        _epoch(2, 2, 80.0, 96.5),
+    ]
     best = compare_rows(runs, metrics, baseline_id=1, mode="best")
     assert [row.tricks for row in best] == ["base", "+LS", "+Cosine"]
     assert best[0].top1_text == "78.53" and best[0].is_baseline
@@ -60,8 +70,9 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
 
 def test_teacher_suggestion_follows_label_smoothing():
     def teacher(run_id, key, top1):
-        return SimpleNamespace(id=run_id, name=key, config=get_preset(key).config().model_dump(mode="json"),
-                               max_valid_top1=top1)
+        return SimpleNamespace(
+            id=run_id, name=key, config=get_preset(key).config().model_dump(mode="json"), max_valid_top1=top1
+        )
 
     runs = [teacher(1, "T", 80.49), teacher(2, "T-LS", 82.78), teacher(3, "base", 78.53)]
     with_ls, hint = teacher_choices(runs, label_smoothing=0.1)

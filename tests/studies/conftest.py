@@ -24,7 +24,6 @@ from dashboard_testlib import serve
 from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 
-
 @pytest.fixture
 def data_root(tmp_path: Path) -> Path:
     """An (empty) CUB_200_2011/: enough for the checks made when runs are queued."""
@@ -44,8 +43,11 @@ class Store:
     def finish(self, run_ids: list[int], **results: Any) -> None:
         """Mark runs succeeded as a worker would, with the given result columns."""
         with self.db.transaction(write=True) as session:
-            session.execute(update(Run).where(Run.id.in_(run_ids))
-                            .values(status=RunStatus.succeeded, finished_at=utcnow(), **results))
+            session.execute(
+                update(Run)
+                .where(Run.id.in_(run_ids))
+                .values(status=RunStatus.succeeded, finished_at=utcnow(), **results)
+            )
 
     def run(self, run_id: int) -> Run:
         with self.db.session() as session:
@@ -96,8 +98,10 @@ class Server:
         deadline = time.monotonic() + timeout
         while not (study := self.get(f"/studies/{study_id}"))["finished"]:
             if time.monotonic() > deadline:
-                pytest.fail(f"study {study_id} not finished after {timeout} s: {study['progress']}; server log:\n"
-                            + self.log.read_text()[-3000:])
+                pytest.fail(
+                    f"study {study_id} not finished after {timeout} s: {study['progress']}; server log:\n"
+                    + self.log.read_text()[-3000:]
+                )
             time.sleep(1)
         return study
 
@@ -112,10 +116,14 @@ def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -
 @pytest.fixture(scope="session")
 def tiny_study(study_server: Server) -> dict[str, Any]:
     """The issue's tiny study: resnet18, 32 px, 1 epoch, 2 seeds, 2 switches; run to the end."""
-    study = study_server.post_study({
-        "name": "tiny grid", "grid": {"switches": TINY_GRID}, "seeds": TINY_SEEDS,
-        "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
-    })
+    study = study_server.post_study(
+        {
+            "name": "tiny grid",
+            "grid": {"switches": TINY_GRID},
+            "seeds": TINY_SEEDS,
+            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
+        }
+    )
     return study_server.wait_finished(study["id"], timeout=900)
 
 

@@ -15,8 +15,9 @@ TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home = tmp_path_factory.mktemp("studies-api")
     (home / "data" / "CUB_200_2011").mkdir(parents=True)
-    settings = Settings(database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs",
-                        data_roots=[home / "data"])
+    settings = Settings(
+        database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs", data_roots=[home / "data"]
+    )
     with TestClient(create_app(settings)) as test_client:
         test_client.data_root = str(home / "data")
         yield test_client
@@ -31,7 +32,12 @@ def test_launch_read_table_csv_curves_and_cancel(client):
     answer = client.post("/api/v1/studies", json=body(client, seeds=2, overrides=overrides))
     assert answer.status_code == 201, answer.text
     study = answer.json()
-    assert (study["kind"], study["preset"], study["seeds"], study["baseline"]) == ("preset", "seed", [1234, 1235], "base")
+    assert (study["kind"], study["preset"], study["seeds"], study["baseline"]) == (
+        "preset",
+        "seed",
+        [1234, 1235],
+        "base",
+    )
     assert study["progress"]["total"] == study["progress"]["queued"] == 32 and not study["finished"]
     study_id = study["id"]
 
@@ -60,10 +66,16 @@ def test_launch_read_table_csv_curves_and_cancel(client):
     assert again.status_code == 409 and "no queued or running run" in again.json()["detail"]
 
 
-@pytest.mark.parametrize(("path", "status"), [
-    ("/api/v1/studies/99999", 404), ("/api/v1/studies/0", 422), ("/api/v1/studies/x/table", 422),
-    ("/api/v1/studies/1/table?metric=best", 422), ("/api/v1/studies/99999/curves", 404),
-])
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/studies/99999", 404),
+        ("/api/v1/studies/0", 422),
+        ("/api/v1/studies/x/table", 422),
+        ("/api/v1/studies/1/table?metric=best", 422),
+        ("/api/v1/studies/99999/curves", 404),
+    ],
+)
 def test_unknown_studies_and_bad_queries(client, path, status):
     answer = client.get(path)
     assert answer.status_code == status, answer.text
@@ -73,50 +85,98 @@ def test_cancel_unknown_study_is_404(client):
     assert client.post("/api/v1/studies/99999/cancel").status_code == 404
 
 
-@pytest.mark.parametrize(("changes", "loc", "message"), [
-    ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
-    ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
-    ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
-    ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
-    ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
-    ({"name": ""}, ["body", "name"], "at least 1 character"),
-    ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
-    ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
-    ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
-    ({"overrides": {"model.teacher_arch": "resnet34"}}, ["body", "overrides", "model.teacher_arch"],
-     "teacher runs take `teacher.`-prefixed keys"),
-    ({"overrides": {"teacher.model.arch": "resnet9"}}, ["body", "overrides", "teacher.model.arch"], "resnet18"),
-    ({"overrides": {"teacher.seed": 3}}, ["body", "overrides", "teacher.seed"], "set by the study"),
-    ({"overrides": {"teacher.data.image_size": 64}}, ["body", "overrides", "teacher.data.image_size"],
-     "students' dataset"),
-    ({"overrides": {"tricks.kd.teacher": 3}}, ["body", "overrides", "tricks.kd.teacher"], "picks each student's teacher"),
-    ({"overrides": {"name": "x"}}, ["body", "overrides", "name"], "named after the study"),
-    ({"overrides": {"data.root": "/nowhere"}}, ["body", "overrides", "data.root"], "outside the data roots"),
-    ({"overrides": {"seed": 2**31 - 1}, "seeds": 2}, ["body", "seeds"], "largest seed"),
-    ({"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
-     ["body", "overrides", "model.zero_init_residual"],
-     "training from scratch"),
-    ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
-    ({"preset": None, "grid": {"switches": {"cosin": True}}}, ["body", "grid", "switches", "cosin"], "unknown switch"),
-    ({"preset": None, "grid": {"switches": {"kd": [True, 1]}}}, ["body", "grid", "switches", "kd"], "on/off"),
-    ({"preset": None, "grid": {"switches": {"mixup_alpha": "0.2"}}}, ["body", "grid", "switches", "mixup_alpha"],
-     "true or a list"),
-    ({"preset": None, "grid": {"switches": {"mixup_alpha": [0, 0]}}}, ["body", "grid", "switches", "mixup_alpha"],
-     "listed twice"),
-    ({"preset": None, "grid": {"switches": {"mixup_alpha": [0, -1]}}}, ["body", "grid", "switches", "mixup_alpha"],
-     "-1: tricks.mixup_alpha"),
-    ({"preset": None, "grid": {"switches": {"warmup_epochs": [0, 1]}}}, ["body", "grid", "switches", "warmup_epochs"],
-     "OneCycle has its own warmup"),
-    ({"preset": None, "grid": {"switches": {"optim.lr": True}}}, ["body", "grid", "switches", "optim.lr"],
-     "a list of values"),
-    ({"preset": None, "grid": {"switches": {"tricks.kd.teacher": [1, 2]}}},
-     ["body", "grid", "switches", "tricks.kd.teacher"], "set by the study"),
-    ({"preset": None, "grid": {"switches": {"cosine": True}}, "overrides": {"teacher.model.arch": "resnet34"}},
-     ["body", "overrides", "teacher.model.arch"], "no run of this study is a teacher"),
-    ({"preset": None, "grid": {"switches": {f"optim.layer_lr_divisors.layer{i}": [1, 2, 3] for i in range(1, 5)} |
-                               {"optim.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}}},
-     ["body", "grid", "switches"], "at most 600"),
-])
+@pytest.mark.parametrize(
+    ("changes", "loc", "message"),
+    [
+        ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
+        ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
+        ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
+        ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
+        ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
+        ({"name": ""}, ["body", "name"], "at least 1 character"),
+        ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
+        ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
+        ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
+        (
+            {"overrides": {"model.teacher_arch": "resnet34"}},
+            ["body", "overrides", "model.teacher_arch"],
+            "teacher runs take `teacher.`-prefixed keys",
+        ),
+        ({"overrides": {"teacher.model.arch": "resnet9"}}, ["body", "overrides", "teacher.model.arch"], "resnet18"),
+        ({"overrides": {"teacher.seed": 3}}, ["body", "overrides", "teacher.seed"], "set by the study"),
+        (
+            {"overrides": {"teacher.data.image_size": 64}},
+            ["body", "overrides", "teacher.data.image_size"],
+            "students' dataset",
+        ),
+        (
+            {"overrides": {"tricks.kd.teacher": 3}},
+            ["body", "overrides", "tricks.kd.teacher"],
+            "picks each student's teacher",
+        ),
+        ({"overrides": {"name": "x"}}, ["body", "overrides", "name"], "named after the study"),
+        ({"overrides": {"data.root": "/nowhere"}}, ["body", "overrides", "data.root"], "outside the data roots"),
+        ({"overrides": {"seed": 2**31 - 1}, "seeds": 2}, ["body", "seeds"], "largest seed"),
+        (
+            {"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
+            ["body", "overrides", "model.zero_init_residual"],
+            "training from scratch",
+        ),
+        ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
+        (
+            {"preset": None, "grid": {"switches": {"cosin": True}}},
+            ["body", "grid", "switches", "cosin"],
+            "unknown switch",
+        ),
+        ({"preset": None, "grid": {"switches": {"kd": [True, 1]}}}, ["body", "grid", "switches", "kd"], "on/off"),
+        (
+            {"preset": None, "grid": {"switches": {"mixup_alpha": "0.2"}}},
+            ["body", "grid", "switches", "mixup_alpha"],
+            "true or a list",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"mixup_alpha": [0, 0]}}},
+            ["body", "grid", "switches", "mixup_alpha"],
+            "listed twice",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"mixup_alpha": [0, -1]}}},
+            ["body", "grid", "switches", "mixup_alpha"],
+            "-1: tricks.mixup_alpha",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"warmup_epochs": [0, 1]}}},
+            ["body", "grid", "switches", "warmup_epochs"],
+            "OneCycle has its own warmup",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"optim.lr": True}}},
+            ["body", "grid", "switches", "optim.lr"],
+            "a list of values",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"tricks.kd.teacher": [1, 2]}}},
+            ["body", "grid", "switches", "tricks.kd.teacher"],
+            "set by the study",
+        ),
+        (
+            {"preset": None, "grid": {"switches": {"cosine": True}}, "overrides": {"teacher.model.arch": "resnet34"}},
+            ["body", "overrides", "teacher.model.arch"],
+            "no run of this study is a teacher",
+        ),
+        (
+            {
+                "preset": None,
+                "grid": {
+                    "switches": {f"optim.layer_lr_divisors.layer{i}": [1, 2, 3] for i in range(1, 5)}
+                    | {"optim.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
+                },
+            },
+            ["body", "grid", "switches"],
+            "at most 600",
+        ),
+    ],
+)
 def test_every_bad_input_is_a_422_naming_its_field(client, changes, loc, message):
     request = body(client, **changes)
     if "overrides" in changes:

@@ -19,8 +19,10 @@ def format_table(table: dict) -> str:
     lines = [f"{'group':<12} {'n':>3} {'top-1':>14} {'delta top-1 [95% CI]':<34} {'verdict':<36} {'top-5':>14}"]
     for row in table["data"]:
         top1, top5 = row["top1"], row["top5"]
-        lines.append(f"{row['group']:<12} {top1['n']:>3} {top1['text']:>14} {top1['delta_text']:<34} "
-                     f"{top1['verdict']:<36} {top5['text']:>14}")
+        lines.append(
+            f"{row['group']:<12} {top1['n']:>3} {top1['text']:>14} {top1['delta_text']:<34} "
+            f"{top1['verdict']:<36} {top5['text']:>14}"
+        )
     return "\n".join(lines)
 
 
@@ -38,7 +40,9 @@ def test_a_tiny_study_runs_end_to_end_through_real_workers(study_server, tiny_st
             assert run["config"]["model"]["arch"] == ("resnet34" if group["role"] == "teacher" else "resnet18")
             assert run["config"]["seed"] == member["seed"] and run["epoch"] == 1
             if group["teacher"]:
-                teacher = runs[next(t["run_id"] for t in groups[group["teacher"]]["runs"] if t["seed"] == member["seed"])]
+                teacher = runs[
+                    next(t["run_id"] for t in groups[group["teacher"]]["runs"] if t["seed"] == member["seed"])
+                ]
                 assert run["depends_on"] == teacher["id"]
                 # The queue started the student only once its teacher had succeeded.
                 assert datetime.fromisoformat(teacher["finished_at"]) <= datetime.fromisoformat(run["started_at"])
@@ -63,8 +67,9 @@ def test_a_tiny_study_runs_end_to_end_through_real_workers(study_server, tiny_st
                 assert stats["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
                 assert stats["ci_low"] <= stats["delta"] <= stats["ci_high"]
                 assert stats["verdict"] in ("within noise", "helped", "hurt")
-        csv = httpx.get(f"{study_server.url}/api/v1/studies/{tiny_study['id']}/table.csv",
-                        params={"metric": metric}, timeout=30).text
+        csv = httpx.get(
+            f"{study_server.url}/api/v1/studies/{tiny_study['id']}/table.csv", params={"metric": metric}, timeout=30
+        ).text
         assert len(csv.splitlines()) == 1 + len(GROUPS)
 
     curves = study_server.get(f"/studies/{tiny_study['id']}/curves")
@@ -73,14 +78,19 @@ def test_a_tiny_study_runs_end_to_end_through_real_workers(study_server, tiny_st
 
 def test_the_same_study_again_reuses_every_finished_run(study_server, tiny_study):
     before = study_server.get("/runs")["count"]
-    again = study_server.post_study({
-        "name": "tiny grid again", "grid": {"switches": TINY_GRID}, "seeds": TINY_SEEDS,
-        "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
-    })
+    again = study_server.post_study(
+        {
+            "name": "tiny grid again",
+            "grid": {"switches": TINY_GRID},
+            "seeds": TINY_SEEDS,
+            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
+        }
+    )
     assert study_server.get("/runs")["count"] == before
     assert again["finished"] and again["progress"]["reused"] == again["progress"]["total"] == 10
-    assert [group["runs"] for group in again["groups"]] == \
-        [[{**run, "reused": True} for run in group["runs"]] for group in tiny_study["groups"]]
+    assert [group["runs"] for group in again["groups"]] == [
+        [{**run, "reused": True} for run in group["runs"]] for group in tiny_study["groups"]
+    ]
 
 
 def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, tiny_study, tmp_path):
@@ -102,7 +112,9 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     # Every chart: per group a filled band between two edges, and the mean line.
     page.wait_for_function("document.getElementById('chart-lr').data?.length > 0")
     for field in ("train_loss", "valid_top1", "valid_top5", "lr"):
-        traces = page.evaluate(f"document.getElementById('chart-{field}').data.map(t => [t.name, t.fill ?? null, t.x.length])")
+        traces = page.evaluate(
+            f"document.getElementById('chart-{field}').data.map(t => [t.name, t.fill ?? null, t.x.length])"
+        )
         assert sum(fill == "tonexty" for _, fill, _ in traces) == len(GROUPS), (field, traces)
         assert [name for name, fill, _ in traces if fill is None and not name.endswith("std")] == GROUPS
         assert all(points == 1 for *_, points in traces)

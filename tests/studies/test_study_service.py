@@ -39,8 +39,15 @@ TEACHER = {"teacher.model.arch": "resnet34"}
 def create(store, *, seeds=1, preset=None, switches=None, **overrides):
     overrides.setdefault("data.root", str(store.data_root))
     with store.db.session(write=True) as session:
-        study = studies.create_study(session=session, settings=store.settings, name="s", preset=preset,
-                                     switches=switches, overrides=overrides, seeds=seeds)
+        study = studies.create_study(
+            session=session,
+            settings=store.settings,
+            name="s",
+            preset=preset,
+            switches=switches,
+            overrides=overrides,
+            seeds=seeds,
+        )
         return studies.study_public(session=session, study=study)
 
 
@@ -66,8 +73,12 @@ def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teacher
     for key, (arch, schedule, smoothing, mixup, teacher) in SEED_STUDY.items():
         run = runs[ids[key]]
         config = RunConfig.model_validate(run.config)
-        assert (config.model.arch, config.schedule.name, config.tricks.label_smoothing, config.tricks.mixup_alpha) == \
-            (arch, schedule, smoothing, mixup), key
+        assert (config.model.arch, config.schedule.name, config.tricks.label_smoothing, config.tricks.mixup_alpha) == (
+            arch,
+            schedule,
+            smoothing,
+            mixup,
+        ), key
         assert config.tricks.kd.teacher == (ids[teacher] if teacher else None), key
         assert run.depends_on == (ids[teacher] if teacher else None), key
         assert run.study_id == study.id and run.status == RunStatus.queued
@@ -80,8 +91,10 @@ def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teacher
         assert (config.tricks.kd.alpha, config.tricks.kd.temperature) == (0.1, 10.0)
         assert config.data.image_size == 224 and config.data.split == "seed"
     assert study.baseline == "base" and study.baseline_run_id == ids["base"]
-    assert {group.key: group.role for group in study.groups if group.role == "teacher"} == \
-        {"T": "teacher", "T-LS": "teacher"}
+    assert {group.key: group.role for group in study.groups if group.role == "teacher"} == {
+        "T": "teacher",
+        "T-LS": "teacher",
+    }
     tricks = {group.key: group.tricks for group in study.groups}
     assert tricks["h"] == "+Cosine +LS +KD (teacher T-LS)" and tricks["T"] == "ResNet152" and tricks["base"] == "base"
     # Students are queued after their teachers, so a single worker never waits on a later run.
@@ -106,11 +119,22 @@ def test_overrides_reach_every_run_and_teacher_keys_only_the_teachers(store):
 
 
 def test_a_grid_is_the_product_of_its_switches_with_shared_teachers(store):
-    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1], "kd": True}, seeds=2, **TINY,
-                   **TEACHER)
+    study = create(
+        store, switches={"cosine": True, "label_smoothing": [0, 0.1], "kd": True}, seeds=2, **TINY, **TEACHER
+    )
     keys = [group.key for group in study.groups]
-    assert keys == ["T", "T-LS", "base", "+KD", "+LS", "+LS +KD", "+Cosine", "+Cosine +KD", "+Cosine +LS",
-                    "+Cosine +LS +KD"]
+    assert keys == [
+        "T",
+        "T-LS",
+        "base",
+        "+KD",
+        "+LS",
+        "+LS +KD",
+        "+Cosine",
+        "+Cosine +KD",
+        "+Cosine +LS",
+        "+Cosine +LS +KD",
+    ]
     assert study.progress["total"] == 10 * 2  # 8 cells and 2 teachers, per seed
     teachers = {group.key: group.teacher for group in study.groups}
     assert teachers["+Cosine +LS +KD"] == teachers["+LS +KD"] == "T-LS" and teachers["+KD"] == "T"
@@ -124,9 +148,12 @@ def test_a_grid_is_the_product_of_its_switches_with_shared_teachers(store):
 def test_invalid_combinations_are_skipped_and_listed(store):
     study = create(store, switches={"cosine": True, "warmup_epochs": [0, 1]}, **{**TINY, "epochs": 3})
     assert [group.key for group in study.groups] == ["base", "+Cosine", "+Cosine +Warmup 1ep"]
-    assert study.skipped == [{"cell": {"cosine": False, "warmup_epochs": 1},
-                              "reason": "schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use "
-                                        "cosine/constant"}]
+    assert study.skipped == [
+        {
+            "cell": {"cosine": False, "warmup_epochs": 1},
+            "reason": "schedule.warmup_epochs: OneCycle has its own warmup; set it to 0 or use cosine/constant",
+        }
+    ]
 
 
 def test_groups_that_come_out_identical_share_their_runs(store):
@@ -147,8 +174,9 @@ def test_finished_identical_runs_are_reused_not_rerun(store):
     assert run_count(store) == before  # nothing new queued
     assert again.progress["reused"] == again.progress["total"] == again.progress["succeeded"] == len(first_runs)
     assert again.finished
-    assert [[run.run_id for run in group.runs] for group in again.groups] == \
-        [[run.run_id for run in group.runs] for group in first.groups]
+    assert [[run.run_id for run in group.runs] for group in again.groups] == [
+        [run.run_id for run in group.runs] for group in first.groups
+    ]
 
     # A third seed: only its runs are new, and its students learn from its new teacher.
     more = create(store, switches={"cosine": True, "kd": True}, seeds=3, **TINY, **TEACHER)
@@ -179,12 +207,17 @@ def test_runs_are_not_reused_when_anything_that_changes_the_result_differs(store
 @pytest.mark.filterwarnings("ignore:Precision loss occurred")  # SciPy's remark on a group without spread
 def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
     study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, seeds=3, **TINY)
-    results = {"base": [50.0, 52.0, 51.0], "+LS": [60.0, 61.5, 59.0], "+Cosine": [50.5, 52.5, 49.0],
-               "+Cosine +LS": [58.0, 58.0, 58.0]}
+    results = {
+        "base": [50.0, 52.0, 51.0],
+        "+LS": [60.0, 61.5, 59.0],
+        "+Cosine": [50.5, 52.5, 49.0],
+        "+Cosine +LS": [58.0, 58.0, 58.0],
+    }
     for group in study.groups:
         for member, value in zip(group.runs, results[group.key]):
-            store.finish([member.run_id], max_valid_top1=value, max_valid_top5=100.0, test_top1=value / 2,
-                         test_top5=90.0)
+            store.finish(
+                [member.run_id], max_valid_top1=value, max_valid_top5=100.0, test_top1=value / 2, test_top5=90.0
+            )
     with store.db.session() as session:
         study_row = studies.get_study(session=session, study_id=study.id)
         table = studies.study_table(session=session, study=study_row)
@@ -224,8 +257,13 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
     assert [row["group"] for row in parsed] == list(SEED_STUDY)
     a = next(row for row in parsed if row["group"] == "a")
-    assert (a["top1_mean"], a["top1_delta"], a["top1_verdict"], a["report"], a["report_top1"]) == \
-        ("41.0", "1.0", "1 seed: no interval", "79.13 (+0.60p)", "79.13")
+    assert (a["top1_mean"], a["top1_delta"], a["top1_verdict"], a["report"], a["report_top1"]) == (
+        "41.0",
+        "1.0",
+        "1 seed: no interval",
+        "79.13 (+0.60p)",
+        "79.13",
+    )
     assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
 
 
@@ -234,8 +272,10 @@ def test_csv_cells_that_look_like_formulas_stay_text(store):
     with store.db.session() as session:
         table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
-    assert [(row["group"], row["tricks"]) for row in parsed] == \
-        [("base", "ResNet18 from scratch"), ("'+Cosine", "ResNet18 from scratch +Cosine")]
+    assert [(row["group"], row["tricks"]) for row in parsed] == [
+        ("base", "ResNet18 from scratch"),
+        ("'+Cosine", "ResNet18 from scratch +Cosine"),
+    ]
 
 
 def test_curves_are_mean_and_std_per_group_and_epoch(store):
@@ -244,14 +284,23 @@ def test_curves_are_mean_and_std_per_group_and_epoch(store):
     with store.db.transaction(write=True) as session:
         for run_id, offset in zip(base_runs, (0.0, 2.0)):
             for epoch in (1, 2):
-                session.add(EpochMetric(run_id=run_id, epoch=epoch, attempt=1, train_loss=1.0 + offset,
-                                        valid_top1=10.0 * epoch + offset, valid_top5=50.0, lr=0.001))
+                session.add(
+                    EpochMetric(
+                        run_id=run_id,
+                        epoch=epoch,
+                        attempt=1,
+                        train_loss=1.0 + offset,
+                        valid_top1=10.0 * epoch + offset,
+                        valid_top5=50.0,
+                        lr=0.001,
+                    )
+                )
     with store.db.session() as session:
         curves = studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study.id))
     base, cosine = curves.data
     assert curves.epochs == 2 and base.is_baseline and not cosine.is_baseline
     assert base.valid_top1.epoch == [1, 2] and base.valid_top1.mean == [11.0, 21.0]
-    assert base.valid_top1.std == [pytest.approx(2 ** 0.5)] * 2 and base.valid_top1.n == [2, 2]
+    assert base.valid_top1.std == [pytest.approx(2**0.5)] * 2 and base.valid_top1.n == [2, 2]
     assert base.lr.std == [0.0, 0.0] and cosine.train_loss.epoch == []
 
 
@@ -266,8 +315,9 @@ def test_cancel_stops_the_pending_runs_it_created_and_leaves_the_rest(store):
         session.get(Run, ids["+LS"]).status = RunStatus.running
     store.finish([ids["+Cosine"]])
     with store.db.session(write=True) as session:
-        cancelled = studies.study_public(session=session,
-                                         study=studies.cancel_study(session=session, study_id=study.id))
+        cancelled = studies.study_public(
+            session=session, study=studies.cancel_study(session=session, study_id=study.id)
+        )
     assert store.run(ids["+Cosine +LS"]).status == RunStatus.cancelled
     assert store.run(ids["+LS"]).status == RunStatus.running and store.run(ids["+LS"]).cancel_requested
     assert store.run(ids["+Cosine"]).status == store.run(shared_base).status == RunStatus.succeeded

@@ -17,14 +17,17 @@ def scipy_welch(sample, baseline, confidence=0.95):
     return result.statistic, result.pvalue, result.df, interval.low, interval.high
 
 
-@pytest.mark.parametrize(("sample", "baseline"), [
-    # Unequal sizes and spreads: where Welch and Student differ.
-    ([79.1, 79.9, 78.6, 80.2], [78.5, 78.9, 78.1]),
-    ([81.55, 81.2], [78.53, 78.0, 79.1, 78.8, 78.2]),
-    ([5.27, 30.1, 12.0], [78.53, 78.6, 78.4]),
-    ([1.0, 2.0], [1.0, 2.0]),  # no difference at all: p = 1
-    ([0.0, 25.0], [50.0, 50.0]),  # one side without spread: still defined
-])
+@pytest.mark.parametrize(
+    ("sample", "baseline"),
+    [
+        # Unequal sizes and spreads: where Welch and Student differ.
+        ([79.1, 79.9, 78.6, 80.2], [78.5, 78.9, 78.1]),
+        ([81.55, 81.2], [78.53, 78.0, 79.1, 78.8, 78.2]),
+        ([5.27, 30.1, 12.0], [78.53, 78.6, 78.4]),
+        ([1.0, 2.0], [1.0, 2.0]),  # no difference at all: p = 1
+        ([0.0, 25.0], [50.0, 50.0]),  # one side without spread: still defined
+    ],
+)
 @pytest.mark.filterwarnings("ignore:Precision loss occurred")  # SciPy's remark on the constant side
 def test_welch_matches_scipy(sample, baseline):
     comparison = stats.welch(sample, baseline)
@@ -107,16 +110,21 @@ def test_metric_stats_texts_and_verdicts():
     noise = metric_stats([79.0, 80.5, 78.7], [78.5, 79.6, 78.2], is_baseline=False)
     assert noise.verdict == "within noise" and noise.within_noise is True
     single = metric_stats([81.55], [78.53], is_baseline=False)
-    assert (single.text, single.delta_text, single.verdict) == ("81.55", "+3.02p (1 seed: no interval)",
-                                                                "1 seed: no interval")
+    assert (single.text, single.delta_text, single.verdict) == (
+        "81.55",
+        "+3.02p (1 seed: no interval)",
+        "1 seed: no interval",
+    )
     base = metric_stats([78.53], [78.53], is_baseline=True)
     assert (base.verdict, base.delta, base.delta_text) == ("baseline", None, "baseline")
     assert metric_stats([], [78.5], is_baseline=False).text == "–"
 
 
 def test_curve_band_is_mean_and_std_per_epoch():
-    rows = [SimpleNamespace(epoch=epoch, valid_top1=value) for epoch, value in
-            [(1, 10.0), (1, 20.0), (2, 30.0), (2, None), (2, 50.0), (3, 60.0)]]
+    rows = [
+        SimpleNamespace(epoch=epoch, valid_top1=value)
+        for epoch, value in [(1, 10.0), (1, 20.0), (2, 30.0), (2, None), (2, 50.0), (3, 60.0)]
+    ]
     band = curve_band(rows, "valid_top1")
     assert band.epoch == [1, 2, 3]
     assert band.mean == [15.0, 40.0, 60.0]

@@ -109,8 +109,13 @@ def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, me
     partial = Path(f"{data_path}.partial-{os.getpid()}")
     processes = min(len(os.sched_getaffinity(0)), max(1, len(jobs)))
     with open(partial, "wb") as out, multiprocessing.Pool(processes) as pool:
-        progress = tqdm(pool.imap(_decode, jobs, chunksize=8), total=len(jobs), unit="img", mininterval=1.0,
-                        desc=f"caching {kind} images at {image_size}px")
+        progress = tqdm(
+            pool.imap(_decode, jobs, chunksize=8),
+            total=len(jobs),
+            unit="img",
+            mininterval=1.0,
+            desc=f"caching {kind} images at {image_size}px",
+        )
         for array in progress:
             out.write(array.data)
             heights.append(array.shape[0] - 2 * _border(kind))
@@ -118,6 +123,9 @@ def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, me
     os.replace(partial, data_path)
     # The metadata is written last: its presence marks a complete cache.
     meta_partial = Path(f"{meta_path}.partial-{os.getpid()}")
-    meta_partial.write_text(json.dumps({"version": LAYOUT_VERSION, "kind": kind, "image_size": image_size,
-                                        "heights": heights, "widths": widths}))
+    meta_partial.write_text(
+        json.dumps(
+            {"version": LAYOUT_VERSION, "kind": kind, "image_size": image_size, "heights": heights, "widths": widths}
+        )
+    )
     os.replace(meta_partial, meta_path)

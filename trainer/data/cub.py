@@ -21,7 +21,9 @@ ROOT_NAME = "CUB_200_2011"
 REQUIRED_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 SPLITS = ("seed", "official")
 SEED_TRAIN_RATIO = 0.8
-FIX_HINT = "run `tricklab data fetch-cub DIR` for the real dataset or `tricklab data demo DIR` for a small generated one"
+FIX_HINT = (
+    "run `tricklab data fetch-cub DIR` for the real dataset or `tricklab data demo DIR` for a small generated one"
+)
 # How many offending ids or files a message lists before it only counts the rest.
 SHOWN = 10
 

@@ -41,13 +41,25 @@ _POLYGONS = {
     "Square": [(-0.75, -0.75), (0.75, -0.75), (0.75, 0.75), (-0.75, 0.75)],
     "Triangle": [(math.cos(math.radians(a)), math.sin(math.radians(a))) for a in (-90, 30, 150)],
     "Star": [
-        ((1.0 if i % 2 == 0 else 0.45) * math.cos(math.radians(-90 + 36 * i)),
-         (1.0 if i % 2 == 0 else 0.45) * math.sin(math.radians(-90 + 36 * i)))
+        (
+            (1.0 if i % 2 == 0 else 0.45) * math.cos(math.radians(-90 + 36 * i)),
+            (1.0 if i % 2 == 0 else 0.45) * math.sin(math.radians(-90 + 36 * i)),
+        )
         for i in range(10)
     ],
     "Cross": [
-        (-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3),
-        (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3),
+        (-0.3, -1),
+        (0.3, -1),
+        (0.3, -0.3),
+        (1, -0.3),
+        (1, 0.3),
+        (0.3, 0.3),
+        (0.3, 1),
+        (-0.3, 1),
+        (-0.3, 0.3),
+        (-1, 0.3),
+        (-1, -0.3),
+        (-0.3, -0.3),
     ],
     "Diamond": [(0, -1), (0.6, 0), (0, 1), (-0.6, 0)],
 }
@@ -108,9 +120,9 @@ def _render(rng: np.random.Generator, spec: tuple[str, str, str], size: int) -> 
 
     # Background: a two-colour gradient in a random direction, with pixel noise.
     angle = rng.uniform(0, 2 * math.pi)
-    ramp = np.arange(width, dtype=np.float32) * math.cos(angle) + np.arange(height, dtype=np.float32)[:, None] * math.sin(
-        angle
-    )
+    ramp = np.arange(width, dtype=np.float32) * math.cos(angle) + np.arange(height, dtype=np.float32)[
+        :, None
+    ] * math.sin(angle)
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
     start, end = rng.uniform(40, 220, size=(2, 3)).astype(np.float32)
     noise = rng.standard_normal((height, width, 3), dtype=np.float32) * 8

@@ -83,8 +83,18 @@ def _place(packed: PackedImages, device: torch.device) -> _Resident | _Staged:
 class FastBatchSource:
     """A BatchSource over a decoded cache; see the module docstring."""
 
-    def __init__(self, packed: PackedImages, targets: list[int], *, train: bool, image_size: int, batch_size: int,
-                 device: torch.device, seed: int, compile: bool = False):
+    def __init__(
+        self,
+        packed: PackedImages,
+        targets: list[int],
+        *,
+        train: bool,
+        image_size: int,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        compile: bool = False,
+    ):
         self.num_samples = len(targets)
         self.train = train
         self.image_size = image_size
@@ -125,8 +135,9 @@ class FastBatchSource:
             batch = slice(first, first + self.batch_size)
             rows = order_on_device[batch]
             pixels, starts = self._store.gather(order[batch], rows)
-            images = self._augment(pixels, starts, heights[rows], widths[rows], params.take(batch), self.image_size,
-                                   self._norm)
+            images = self._augment(
+                pixels, starts, heights[rows], widths[rows], params.take(batch), self.image_size, self._norm
+            )
             yield images, self._targets[rows]
 
     def _eval_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -138,9 +149,19 @@ class FastBatchSource:
             yield normalize(span.view(count, side, side, 3), self._norm), self._targets[first : first + count]
 
 
-def build_fast_source(*, index: CubIndex, indices: list[int], train: bool, image_size: int, batch_size: int,
-                      device: torch.device, seed: int, cache_dir: Path, num_workers: int,
-                      compile: bool = False) -> FastBatchSource:
+def build_fast_source(
+    *,
+    index: CubIndex,
+    indices: list[int],
+    train: bool,
+    image_size: int,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+    cache_dir: Path,
+    num_workers: int,
+    compile: bool = False,
+) -> FastBatchSource:
     """A fast BatchSource over ``index.samples[i] for i in indices``, building its cache if needed.
 
     ``num_workers`` is the reference pipeline's loader setting and is not used: this path has no
@@ -148,7 +169,20 @@ def build_fast_source(*, index: CubIndex, indices: list[int], train: bool, image
     augmentation into one kernel with torch.compile (worth it on CPU; see ``FastBatchSource``).
     """
     samples = [index.samples[i] for i in indices]
-    packed = load_or_build([s.path for s in samples], root=index.root, kind="train" if train else "eval",
-                           image_size=image_size, cache_dir=cache_dir)
-    return FastBatchSource(packed, [s.label for s in samples], train=train, image_size=image_size,
-                           batch_size=batch_size, device=device, seed=seed, compile=compile)
+    packed = load_or_build(
+        [s.path for s in samples],
+        root=index.root,
+        kind="train" if train else "eval",
+        image_size=image_size,
+        cache_dir=cache_dir,
+    )
+    return FastBatchSource(
+        packed,
+        [s.label for s in samples],
+        train=train,
+        image_size=image_size,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        compile=compile,
+    )

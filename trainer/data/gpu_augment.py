@@ -85,8 +85,9 @@ def draw_params(generator: torch.Generator, heights: Tensor, widths: Tensor, ima
     # float64 uniforms times the number of offsets stay below it, so the floor is never out of range.
     spans = torch.stack([heights, widths]) + 2 * pad - image_size + 1
     offsets = (torch.rand(2, n, generator=generator, dtype=torch.float64) * spans).long()
-    rotation = torch.tensor([pil_rotation(a, w, h) for a, w, h in zip(angle.tolist(), widths.tolist(), heights.tolist())],
-                            dtype=torch.int64).view(n, 6)
+    rotation = torch.tensor(
+        [pil_rotation(a, w, h) for a, w, h in zip(angle.tolist(), widths.tolist(), heights.tolist())], dtype=torch.int64
+    ).view(n, 6)
     return AugmentParams(angle, flip, offsets[0], offsets[1], rotation)
 
 
@@ -107,8 +108,15 @@ def normalize(rgb: Tensor, norm: tuple[Tensor, Tensor]) -> Tensor:
     return torch.addcmul(bias, rgb, scale).permute(0, 3, 1, 2)
 
 
-def augment(pixels: Tensor, starts: Tensor, heights: Tensor, widths: Tensor, params: AugmentParams,
-            image_size: int, norm: tuple[Tensor, Tensor]) -> Tensor:
+def augment(
+    pixels: Tensor,
+    starts: Tensor,
+    heights: Tensor,
+    widths: Tensor,
+    params: AugmentParams,
+    image_size: int,
+    norm: tuple[Tensor, Tensor],
+) -> Tensor:
     """Rotate, flip, crop and normalize a batch; returns float32 (N, 3, S, S).
 
     ``pixels`` is the cache's uint8 (P, 3) pixel rows; sample k is the bordered image of

@@ -58,8 +58,9 @@ class _PerSampleSeeded(Dataset):
 class ReferenceBatchSource:
     """The report's pipeline: PIL decode and per-image torchvision transforms in DataLoader workers."""
 
-    def __init__(self, *, dataset: Dataset, batch_size: int, shuffle: bool, device: torch.device, seed: int,
-                 num_workers: int):
+    def __init__(
+        self, *, dataset: Dataset, batch_size: int, shuffle: bool, device: torch.device, seed: int, num_workers: int
+    ):
         self.device = device
         self.seed = seed
         self.num_samples = len(dataset)
@@ -101,8 +102,15 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
 
         def fast(indices: list[int], train: bool) -> BatchSource:
             return build_fast_source(
-                index=index, indices=indices, train=train, image_size=size, batch_size=config.batch_size,
-                device=device, seed=config.seed, cache_dir=cache_dir(index.root), num_workers=config.data.num_workers,
+                index=index,
+                indices=indices,
+                train=train,
+                image_size=size,
+                batch_size=config.batch_size,
+                device=device,
+                seed=config.seed,
+                cache_dir=cache_dir(index.root),
+                num_workers=config.data.num_workers,
                 compile=config.runtime.compile,
             )
 
@@ -111,8 +119,12 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
     def reference(indices: list[int], train: bool) -> BatchSource:
         transform = train_transform(size) if train else eval_transform(size)
         return ReferenceBatchSource(
-            dataset=CubDataset(index, indices, transform), batch_size=config.batch_size, shuffle=train,
-            device=device, seed=config.seed, num_workers=config.data.num_workers,
+            dataset=CubDataset(index, indices, transform),
+            batch_size=config.batch_size,
+            shuffle=train,
+            device=device,
+            seed=config.seed,
+            num_workers=config.data.num_workers,
         )
 
     return BatchSources(reference(splits.train, True), reference(splits.valid, False), reference(splits.test, False))

@@ -18,12 +18,14 @@ from backend.summary import CompareRow, Mode, compare_rows, rows_to_csv
 router = APIRouter(prefix="/compare", tags=["compare"])
 
 BaselineQuery = Annotated[int | None, Query(ge=1, description="run the deltas are taken against; default: the first")]
-ModeQuery = Annotated[Mode, Query(
-    description="best: the epoch with the best valid top-1 (the report's figure); final: the last epoch")]
+ModeQuery = Annotated[
+    Mode, Query(description="best: the epoch with the best valid top-1 (the report's figure); final: the last epoch")
+]
 
 
-def _rows(session: Session, settings: Settings, run_ids: list[int], baseline: int | None,
-          mode: Mode) -> list[CompareRow]:
+def _rows(
+    session: Session, settings: Settings, run_ids: list[int], baseline: int | None, mode: Mode
+) -> list[CompareRow]:
     ids = list(dict.fromkeys(run_ids))
     if baseline is not None and baseline not in ids:
         raise HTTPException(422, f"baseline {baseline} is not one of the compared runs")
@@ -34,15 +36,28 @@ def _rows(session: Session, settings: Settings, run_ids: list[int], baseline: in
 
 
 @router.get("")
-def compare(run_ids: RunIdsDep, session: SessionDep, settings: SettingsDep, baseline: BaselineQuery = None,
-            mode: ModeQuery = "best") -> dict:
+def compare(
+    run_ids: RunIdsDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    baseline: BaselineQuery = None,
+    mode: ModeQuery = "best",
+) -> dict:
     rows = _rows(session, settings, run_ids, baseline, mode)
     return {"data": rows, "count": len(rows), "mode": mode}
 
 
 @router.get(".csv", response_class=PlainTextResponse)
-def compare_csv(run_ids: RunIdsDep, session: SessionDep, settings: SettingsDep, baseline: BaselineQuery = None,
-                mode: ModeQuery = "best") -> PlainTextResponse:
+def compare_csv(
+    run_ids: RunIdsDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    baseline: BaselineQuery = None,
+    mode: ModeQuery = "best",
+) -> PlainTextResponse:
     rows = _rows(session, settings, run_ids, baseline, mode)
-    return PlainTextResponse(rows_to_csv(rows), media_type="text/csv",
-                             headers={"Content-Disposition": f'attachment; filename="compare-{mode}.csv"'})
+    return PlainTextResponse(
+        rows_to_csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="compare-{mode}.csv"'},
+    )

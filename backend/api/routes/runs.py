@@ -38,8 +38,9 @@ def list_runs(
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RunsPublic:
-    found, count = runs.list_runs(session=session, statuses=status or (), name=name, study_id=study_id,
-                                  skip=skip, limit=limit)
+    found, count = runs.list_runs(
+        session=session, statuses=status or (), name=name, study_id=study_id, skip=skip, limit=limit
+    )
     return RunsPublic(data=runs.public_runs(session=session, settings=settings, runs=found), count=count)
 
 
@@ -50,7 +51,8 @@ def get_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunPub
 
 @router.get("/{run_id}/metrics")
 def run_metrics(
-    run_id: RunId, session: SessionDep,
+    run_id: RunId,
+    session: SessionDep,
     since: Annotated[int, Query(ge=0, description="only epochs after this one")] = 0,
 ) -> MetricsPublic:
     rows = runs.epoch_metrics(session=session, run_id=run_id, since=since)
@@ -66,17 +68,24 @@ def run_steps(run_id: RunId, session: SessionDep) -> StepsPublic:
 @router.get(
     "/{run_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "`epoch` per new epoch row (id = epoch), `status` per status change, "
-                                    "`end` when the run is final"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`epoch` per new epoch row (id = epoch), `status` per status change, "
+            "`end` when the run is final",
+        }
+    },
 )
 def run_events(
-    run_id: RunId, database: DatabaseDep, settings: SettingsDep,
+    run_id: RunId,
+    database: DatabaseDep,
+    settings: SettingsDep,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this epoch")] = None,
 ) -> StreamingResponse:
     stream = events.open_stream(database=database, settings=settings, run_id=run_id, after_epoch=last_event_id or 0)
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @router.post("/{run_id}/cancel")
@@ -93,8 +102,14 @@ def retry_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunP
 
 @router.post("/{run_id}/clone", status_code=201)
 def clone_run(run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep) -> RunPublic:
-    run = runs.clone_run(session=session, settings=settings, run_id=run_id, overrides=body.overrides,
-                         name=body.name, priority=body.priority)
+    run = runs.clone_run(
+        session=session,
+        settings=settings,
+        run_id=run_id,
+        overrides=body.overrides,
+        name=body.name,
+        priority=body.priority,
+    )
     return runs.public_run(session=session, settings=settings, run=run)
 
 

@@ -14,15 +14,25 @@ from backend.study_schemas import Metric, StudiesPublic, StudyCreate, StudyCurve
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
-MetricQuery = Annotated[Metric, Query(description="valid: best validation accuracy over epochs (the report's "
-                                                   "figure); test: test accuracy of the best-validation-loss checkpoint")]
+MetricQuery = Annotated[
+    Metric,
+    Query(
+        description="valid: best validation accuracy over epochs (the report's "
+        "figure); test: test accuracy of the best-validation-loss checkpoint"
+    ),
+]
 
 
 @router.post("", status_code=201)
 def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPublic:
     study = studies.create_study(
-        session=session, settings=settings, name=body.name, preset=body.preset,
-        switches=body.grid.switches if body.grid else None, overrides=body.overrides, seeds=body.seeds,
+        session=session,
+        settings=settings,
+        name=body.name,
+        preset=body.preset,
+        switches=body.grid.switches if body.grid else None,
+        overrides=body.overrides,
+        seeds=body.seeds,
         priority=body.priority,
     )
     return studies.study_public(session=session, study=study)
@@ -53,8 +63,11 @@ def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "v
 def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> PlainTextResponse:
     study = studies.get_study(session=session, study_id=study_id)
     table = studies.study_table(session=session, study=study, metric=metric)
-    return PlainTextResponse(studies.table_csv(table), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'})
+    return PlainTextResponse(
+        studies.table_csv(table),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
+    )
 
 
 @router.get("/{study_id}/curves")
