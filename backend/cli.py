@@ -157,7 +157,7 @@ def _start_worker() -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "backend", "worker"],
         stdin=subprocess.DEVNULL,
-        preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM),
+        preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM),  # noqa: PLW1509 - only prctl, before exec
     )
 
 

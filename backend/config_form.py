@@ -135,8 +135,8 @@ def _walk(
     section: FormSection | None = None,
 ) -> None:
     """Add the leaves under ``prefix`` to ``group``; each nested model becomes a section of the group."""
-    for key, child in schema["properties"].items():
-        child = _resolve(child, definitions)
+    for key, reference in schema["properties"].items():
+        child = _resolve(reference, definitions)
         name = f"{prefix}.{key}" if prefix else key
         if child.get("type") == "object":
             inner = FormSection(name, SECTION_TITLES.get(name, _label(key)), _text(child.get("description")))
@@ -152,8 +152,8 @@ def build_form() -> tuple[FormGroup, ...]:
     schema = RunConfig.model_json_schema()
     definitions = schema.get("$defs", {})
     groups: dict[str, FormGroup] = {key: FormGroup(key, title) for key, title in GROUP_TITLES.items()}
-    for key, child in schema["properties"].items():
-        child = _resolve(child, definitions)
+    for key, reference in schema["properties"].items():
+        child = _resolve(reference, definitions)
         is_section = child.get("type") == "object"
         group_key = GROUP_OF.get(key, key if is_section else "run")
         group = groups.setdefault(group_key, FormGroup(group_key, child.get("title", _label(key))))

@@ -10,8 +10,8 @@ well as their mean (mixup at alpha 1 did), so pooling the two variances would be
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 CONFIDENCE = 0.95
 ONE_SEED = "1 seed: no interval"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
-from typing import Iterable, Literal, Mapping, Protocol, Sequence
+from typing import Literal, Protocol
 
 from trainer.config import ARCHS, RunConfig
 

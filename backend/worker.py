@@ -147,7 +147,7 @@ class Worker:
                 errors="replace",
                 bufsize=1,
                 start_new_session=True,
-                preexec_fn=die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl, before exec
             )
         except OSError as exc:
             self._write(

@@ -135,12 +135,13 @@ def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str
 
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     """Median over rounds of the per-round ratio: each pair ran back to back, under the same load."""
-    return statistics.median(a / b for a, b in zip(numerator, denominator))
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, {gpu}, torch {torch.__version__}"
+    cores = len(os.sched_getaffinity(0))
+    return f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, torch {torch.__version__}"
 
 
 def timed(work: Callable[[], object]) -> float:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher_forward()
     seconds = alternate(
         {
-            "plain": lambda: epoch_seconds(),
+            "plain": epoch_seconds,
             "mixup": lambda: epoch_seconds(mixup_alpha=args.mixup_alpha),
             "kd": lambda: epoch_seconds(teacher=teacher),
             "teacher_forward": lambda: timed(teacher_forward),
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rounds,
     )
     mixup_ratio = paired_ratio(seconds["mixup"], seconds["plain"])
-    kd_extra = [kd - plain for kd, plain in zip(seconds["kd"], seconds["plain"])]
+    kd_extra = [kd - plain for kd, plain in zip(seconds["kd"], seconds["plain"], strict=True)]
     kd_vs_teacher = paired_ratio(kd_extra, seconds["teacher_forward"])
     kd_ratio = paired_ratio(seconds["kd"], seconds["plain"])
     print(f"mixup (alpha {args.mixup_alpha}) / plain epoch: {mixup_ratio:.3f}")

@@ -14,7 +14,6 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from backend.settings import Settings
-
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
 

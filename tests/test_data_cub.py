@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_find_cub_root_accepts_the_parent_or_the_folder_itself(demo_dataset: Pat
 
 
 def test_find_cub_root_explains_a_missing_or_empty_folder(tmp_path: Path):
-    with pytest.raises(DatasetError, match="does not exist.*tricklab data fetch-cub DIR.*tricklab data demo DIR"):
+    with pytest.raises(DatasetError, match=r"does not exist.*tricklab data fetch-cub DIR.*tricklab data demo DIR"):
         find_cub_root(tmp_path / "nowhere")
     with pytest.raises(
         DatasetError, match=r"no CUB-200-2011 dataset in .*expected .*CUB_200_2011/.*tricklab data demo"
@@ -88,7 +89,9 @@ def test_a_count_mismatch_names_the_missing_ids(cub: Path):
 def test_an_unknown_id_is_named(cub: Path):
     with (cub / "train_test_split.txt").open("a") as file:
         file.write("999 1\n")
-    with pytest.raises(DatasetError, match="train_test_split.txt names ids that images.txt does not list: 999"):
+    with pytest.raises(
+        DatasetError, match=re.escape("train_test_split.txt names ids that images.txt does not list: 999")
+    ):
         read_cub(cub)
 
 
@@ -162,7 +165,7 @@ def test_seed_split_takes_the_first_80_percent_of_each_class_in_sorted_order(dem
     check_partition(index, splits)
     # int(12 * 0.8) = 9 train per class -> 36, of which int(36 * 0.9) = 32 train and 4 valid.
     assert (len(splits.train), len(splits.valid), len(splits.test)) == (32, 4, 12)
-    for label, folder in enumerate(index.classes):
+    for folder in index.classes:
         files = sorted(p.name for p in (index.root / "images" / folder).iterdir())
         test = [name for name in relative(index, splits.test) if name.startswith(folder + "/")]
         assert test == [f"{folder}/{name}" for name in files[9:]]
@@ -271,7 +274,9 @@ def test_report_lists_problems_that_do_not_stop_training(cub: Path):
     Image.new("L", (50, 40), 128).save(index.samples[0].path, format="JPEG")
     (cub / "bounding_boxes.txt").unlink()
     split = cub / "train_test_split.txt"
-    moved = "".join(f"{s.image_id} {int(t and s.label != 1)}\n" for s, t in zip(index.samples, index.official_train))
+    moved = "".join(
+        f"{s.image_id} {int(t and s.label != 1)}\n" for s, t in zip(index.samples, index.official_train, strict=True)
+    )
     split.write_text(moved)
     report = dataset_report(cub.parent)
     assert "47 RGB, 1 L converted to RGB when loaded" in report

@@ -26,7 +26,7 @@ def test_layout_is_cubs(demo_dataset: Path):
 
     images = rows(root / "images.txt")
     assert [int(i) for i, _ in images] == list(range(1, 49))
-    for (image_id, relative), (label_id, label) in zip(images, rows(root / "image_class_labels.txt")):
+    for (image_id, relative), (label_id, label) in zip(images, rows(root / "image_class_labels.txt"), strict=True):
         folder, filename = relative.split("/")
         assert image_id == label_id and folder == classes[int(label) - 1][1]
         assert re.fullmatch(re.escape(folder[4:]) + r"_\d{4}_\d{6}\.jpg", filename)
@@ -44,14 +44,14 @@ def test_images_are_non_square_jpegs_with_the_short_side_asked_for(demo_dataset:
             assert min(image.size) == 40 and max(image.size) == 53
             shapes.add(image.size)
             x, y, w, h = boxes[sample.image_id]
-            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= image.width and y + h <= image.height
+            assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= image.width and y + h <= image.height
     assert shapes == {(53, 40), (40, 53)}
 
 
 def test_every_class_is_in_both_halves_of_the_archive_split(demo_dataset: Path):
     index = read_cub(demo_dataset)
     for label in range(4):
-        flags = [t for s, t in zip(index.samples, index.official_train) if s.label == label]
+        flags = [t for s, t in zip(index.samples, index.official_train, strict=True) if s.label == label]
         assert flags.count(True) == 6 and flags.count(False) == 6
 
 

@@ -166,7 +166,7 @@ def test_a_train_epoch_is_the_reference_transform_under_its_drawn_parameters(ind
 def test_eval_batches_equal_the_reference_eval_transform(index, cache_dir):
     splits = make_splits(index, split="seed")
     held = source(index, cache_dir, splits.test, train=False, batch_size=5)
-    images, targets = map(torch.cat, zip(*held))
+    images, targets = map(torch.cat, zip(*held, strict=True))
     transform = eval_transform(SIZE)
     expected = torch.stack([transform(rgb(index.samples[i].path)) for i in splits.test])
     torch.testing.assert_close(images, expected, rtol=0, atol=1e-5)
@@ -206,13 +206,13 @@ def test_source_serves_each_sample_once_per_epoch_reproducibly(index, cache_dir)
 
     first = epoch(0)
     assert len(first) == len(train)
-    images, targets = map(torch.cat, zip(*first))
+    images, targets = map(torch.cat, zip(*first, strict=True))
     assert images.shape == (len(splits.train), 3, SIZE, SIZE) and images.dtype == torch.float32
     assert targets.dtype == torch.int64
     assert sorted(targets.tolist()) == sorted(index.samples[i].label for i in splits.train)
     assert sorted(train.epoch_plan()[0].tolist()) == list(range(len(splits.train)))
     again = epoch(0)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0][0], epoch(1)[0][0])
 
 

@@ -11,7 +11,7 @@ from trainer.run import train_run
 def test_small_resnet_learns_the_demo_classes(tmp_path):
     classes = 4
     write_demo_dataset(tmp_path / "data", classes=classes, per_class=50, size=48, seed=1)
-    one_rate = {group: 1 for group in ("stem", "layer1", "layer2", "layer3", "layer4", "fc")}
+    one_rate = dict.fromkeys(("stem", "layer1", "layer2", "layer3", "layer4", "fc"), 1)
     config = RunConfig.from_dict(
         {
             "name": "learning",

@@ -1,7 +1,6 @@
 import urllib.error
 
 import numpy as np
-
 import pytest
 import torch
 import torchvision
@@ -16,7 +15,7 @@ from trainer.models import (
 )
 
 
-@pytest.mark.parametrize("arch,count", [("resnet50", 23_917_832), ("resnet152", 58_553_608)])
+@pytest.mark.parametrize(("arch", "count"), [("resnet50", 23_917_832), ("resnet152", 58_553_608)])
 def test_parameter_counts_match_the_report(arch, count):
     # On the meta device: the count without spending seconds on random initialisation.
     with torch.device("meta"):
@@ -43,7 +42,7 @@ def test_weights_path_loads_an_imagenet_state_dict_and_replaces_the_head(tmp_pat
 
 
 def test_missing_weights_path_says_so(tmp_path):
-    with pytest.raises(WeightsUnavailable, match="model.weights_path"):
+    with pytest.raises(WeightsUnavailable, match=r"model\.weights_path"):
         build_model("resnet18", 7, pretrained=True, weights_path=str(tmp_path / "nope.pth"))
 
 
@@ -72,7 +71,7 @@ def test_cached_weights_are_used_offline(tmp_path, monkeypatch):
     assert torch.equal(model.conv1.weight, imagenet.conv1.weight)
 
 
-@pytest.mark.parametrize("arch,block_norm", [("resnet18", "bn2"), ("resnet50", "bn3")])
+@pytest.mark.parametrize(("arch", "block_norm"), [("resnet18", "bn2"), ("resnet50", "bn3")])
 def test_zero_init_residual_zeroes_the_last_norm_of_each_block(arch, block_norm):
     model = build_model(arch, 5, pretrained=False, zero_init_residual=True)
     blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]

@@ -94,9 +94,9 @@ def test_run_folder_holds_every_output(demo_dataset, tmp_path):
     rows = read_jsonl(run_dir / "metrics.jsonl")
     assert [row["epoch"] for row in rows] == [1, 2]
     for row in rows:
-        assert EPOCH_KEYS <= row.keys()
+        assert row.keys() >= EPOCH_KEYS
         assert 0 <= row["valid_top1"] <= row["valid_top5"] <= 100
-    assert RESULT_KEYS <= result.keys()
+    assert result.keys() >= RESULT_KEYS
     assert json.loads((run_dir / "result.json").read_text()) == result
     assert (run_dir / "checkpoints" / "best.pt").exists() and (run_dir / "checkpoints" / "last.pt").exists()
     assert recorder.of("epoch") == rows
@@ -208,7 +208,9 @@ def test_evaluate_averages_over_images_not_batches():
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args], check=False, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_module_entry_streams_json_lines(demo_dataset, tmp_path):
@@ -218,7 +220,7 @@ def test_module_entry_streams_json_lines(demo_dataset, tmp_path):
     assert completed.returncode == 0, completed.stderr
     events = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [event["type"] for event in events if event["type"] != "step"] == ["start", "epoch", "result"]
-    assert EPOCH_KEYS <= events[[e["type"] for e in events].index("epoch")].keys()
+    assert events[[e["type"] for e in events].index("epoch")].keys() >= EPOCH_KEYS
     assert list((run_dir / "tb" / "valid").glob("events.out.tfevents.*"))
 
 
@@ -260,6 +262,7 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
             "--out",
             str(out),
         ],
+        check=False,  # the test reads the exit code
         capture_output=True,
         text=True,
         timeout=300,
@@ -279,6 +282,7 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
             "--set",
             "tricks.mixup_alpah=0.2",
         ],
+        check=False,  # the test reads the exit code
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -26,7 +27,7 @@ def _close(a, b):
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
-@pytest.mark.parametrize("epochs,steps_per_epoch", [(10, 33), (1, 3), (1, 1)])
+@pytest.mark.parametrize(("epochs", "steps_per_epoch"), [(10, 33), (1, 3), (1, 1)])
 def test_onecycle_matches_pytorch_step_by_step(kind, epochs, steps_per_epoch):
     ours, ref = _optimizers(kind)
     total = epochs * steps_per_epoch
@@ -67,14 +68,14 @@ def test_linear_warmup_then_main_schedule(name):
     assert schedule.warmup_steps == 15
     warm = [schedule.factor(s) for s in range(16)]
     assert warm[0] == pytest.approx(1 / 16)
-    steps = [b - a for a, b in zip(warm, warm[1:])]
+    steps = [b - a for a, b in itertools.pairwise(warm)]
     assert all(d == pytest.approx(1 / 16) for d in steps)  # linear, reaching the peak at step 15
     assert warm[-1] == 1.0
     tail = [schedule.factor(s) for s in range(15, 50)]
     if name == "constant":
         assert tail == [1.0] * 35
     else:
-        assert all(a > b for a, b in zip(tail, tail[1:]))
+        assert all(a > b for a, b in itertools.pairwise(tail))
         assert tail[-1] == pytest.approx((1 + math.cos(math.pi * 34 / 35)) / 2)
 
 
@@ -82,11 +83,11 @@ def test_steps_past_the_end_hold_the_last_value_and_negative_steps_raise():
     schedule = LRSchedule(name="onecycle", total_steps=20, warmup_steps=0)
     assert schedule.factor(20) == schedule.factor(25) == schedule.factor(19)
     assert schedule.beta1(20) == schedule.beta1(19)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step must be >= 0"):
         schedule.factor(-1)
 
 
-@pytest.mark.parametrize("epochs,steps_per_epoch,points", [(10, 132, 1320), (100, 500, 2000)])
+@pytest.mark.parametrize(("epochs", "steps_per_epoch", "points"), [(10, 132, 1320), (100, 500, 2000)])
 def test_preview_shape_and_group_ratios(epochs, steps_per_epoch, points):
     config = RunConfig(epochs=epochs)
     preview = schedule_preview(config, steps_per_epoch=steps_per_epoch)

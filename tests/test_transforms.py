@@ -41,7 +41,7 @@ def test_eval_transform_is_resize_and_centre_crop():
 @pytest.mark.parametrize("image_size", [(80, 60), (60, 80), (45, 45)])
 def test_both_give_square_normalised_tensors(image_size):
     image = Image.new("RGB", image_size, (255, 255, 255))
-    white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    white = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
     for transform in (train_transform(32), eval_transform(32)):
         out = transform(image)
         assert out.shape == (3, 32, 32) and out.dtype == torch.float32

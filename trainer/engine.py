@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +57,9 @@ def train_one_epoch(
     images_seen = 0
     step = start_step
     started = time.perf_counter()
-    for images, targets in loader:
+    for loaded, targets in loader:
         apply_schedule(optimizer, schedule, step)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
         batch = mixup(images, targets, alpha=mixup_alpha, generator=generator)
         with _autocast(device, autocast_dtype):
             logits = model(batch.images)
@@ -123,9 +122,8 @@ def evaluate(
     device = next(model.parameters()).device
     sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, top-1 hits, top-5 hits
     images_seen = 0
-    for images, targets in loader:
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+    for loaded, targets in loader:
+        images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
         with _autocast(device, autocast_dtype):
             logits = model(images)
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")

@@ -9,9 +9,10 @@ never part of the overrides.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from trainer.config import RunConfig, apply_overrides
 

@@ -286,7 +286,7 @@ class _StepLog:
         losses = torch.stack([loss for _, loss, _ in self.pending]).tolist()
         events = [
             {"epoch": (done - 1) // self.steps_per_epoch + 1, "step": done, "loss": loss, "lr": lr}
-            for (done, _, lr), loss in zip(self.pending, losses)
+            for (done, _, lr), loss in zip(self.pending, losses, strict=True)
         ]
         self.pending = []
         return events

@@ -7,6 +7,7 @@ whose write is refused stops its trainer and leaves the run alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,7 +180,7 @@ def _upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: tup
 
 def _number(value: Any) -> float | int | None:
     """A finite number from a trainer event, else None: a bad value must not fail the write."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return value
 

@@ -306,9 +306,9 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
     skipped: list[dict[str, Any]] = []
     valid: list[dict[str, Any]] = []
     for combination in itertools.product(*(values for _, values in chosen)):
-        cell = {switch.name: value for (switch, _), value in zip(chosen, combination)}
+        cell = {switch.name: value for (switch, _), value in zip(chosen, combination, strict=True)}
         values = dict(every)
-        for (switch, _), value in zip(chosen, combination):
+        for (switch, _), value in zip(chosen, combination, strict=True):
             values.update(switch.overrides(value))
         try:
             config = _validate(values)
@@ -323,7 +323,7 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
             teacher_key = teachers[ls].key
         changed = [
             switch.label(value)
-            for (switch, _), value, base in zip(chosen, combination, baseline_values)
+            for (switch, _), value, base in zip(chosen, combination, baseline_values, strict=True)
             if value != base
         ]
         key = " ".join(changed) or "base"

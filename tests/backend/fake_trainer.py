@@ -2,7 +2,8 @@
 
 It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
 by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
-epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event). Each start appends a line to RUN_DIR/invocations.
+epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event).
+Each start appends a line to RUN_DIR/invocations.
 """
 
 import json

@@ -76,7 +76,7 @@ def test_a_relative_data_root_resolves_against_the_working_folder(client, data_r
 
 
 @pytest.mark.parametrize(
-    "config, loc, message",
+    ("config", "loc", "message"),
     [
         ({"epochs": 0}, ["epochs"], "greater than or equal to 1"),
         ({"optim": {"lrr": 1}}, ["optim", "lrr"], "unknown key"),

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 import yaml
+from backend_testlib import REPO
 
 from backend.cli import build_parser
-
-from backend_testlib import REPO
 
 
 def compose():
@@ -55,6 +54,7 @@ def test_the_trainer_commands_are_part_of_tricklab():
 def tricklab(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "backend", *argv],
+        check=False,  # the test reads the exit code
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -106,7 +106,6 @@ def test_submit_without_a_server_says_so(tmp_path):
 def test_serve_demo_writes_the_dataset_and_accepts_the_default_data_root(tmp_path):
     """The README's main command, from an empty folder: the default config's data.root works."""
     import httpx
-
     from backend_testlib import free_port, wait_for
 
     port = free_port()

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from backend_testlib import free_port, iter_events, wait_for
 from sqlalchemy import select
 
 from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
-
-from backend_testlib import free_port, iter_events, wait_for
 
 # A few seconds per epoch on a CPU.
 TINY = {

@@ -32,7 +32,7 @@ def test_environment_names_and_json_values(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "values, message",
+    ("values", "message"),
     [
         ({"database_url": "sqlite:///:memory:"}, "not an in-memory database"),
         ({"database_url": "mysql://x/y"}, "unsupported database"),

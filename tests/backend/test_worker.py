@@ -8,13 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from backend_testlib import wait_for
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
-
-from backend_testlib import wait_for
 
 
 def submit(db, settings, data_root, priority=0, **config):

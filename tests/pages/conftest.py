@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from dashboard_testlib import Dashboard, serve, settings_for
+from fastapi.testclient import TestClient
 
 from backend.app import create_app
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from dashboard_testlib import serve
 from sqlalchemy import update
+from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 from backend import migrate
 from backend.db import Database
 from backend.models import Run, RunStatus, utcnow
 from backend.settings import Settings
-from dashboard_testlib import serve
-from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 
 @pytest.fixture

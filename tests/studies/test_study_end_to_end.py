@@ -8,9 +8,9 @@ from datetime import datetime
 import httpx
 import pytest
 from scipy import stats as scipy_stats
+from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 from backend.stats import NO_SPREAD
-from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
 GROUPS = ["T", "base", "+KD", "+Cosine", "+Cosine +KD"]
 

@@ -214,7 +214,7 @@ def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
         "+Cosine +LS": [58.0, 58.0, 58.0],
     }
     for group in study.groups:
-        for member, value in zip(group.runs, results[group.key]):
+        for member, value in zip(group.runs, results[group.key], strict=True):
             store.finish(
                 [member.run_id], max_valid_top1=value, max_valid_top5=100.0, test_top1=value / 2, test_top5=90.0
             )
@@ -282,7 +282,7 @@ def test_curves_are_mean_and_std_per_group_and_epoch(store):
     study = create(store, switches={"cosine": True}, seeds=2, **{**TINY, "epochs": 2})
     base_runs = [run.run_id for run in study.groups[0].runs]
     with store.db.transaction(write=True) as session:
-        for run_id, offset in zip(base_runs, (0.0, 2.0)):
+        for run_id, offset in zip(base_runs, (0.0, 2.0), strict=True):
             for epoch in (1, 2):
                 session.add(
                     EpochMetric(

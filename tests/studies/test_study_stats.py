@@ -47,7 +47,7 @@ def test_welch_matches_scipy_on_random_samples_and_other_confidences():
         baseline = [rng.gauss(0, rng.uniform(0.01, 3)) for _ in range(rng.randint(2, 9))]
         confidence = rng.choice([0.8, 0.9, 0.95, 0.99])
         comparison = stats.welch(sample, baseline, confidence=confidence)
-        t, p, df, low, high = scipy_welch(sample, baseline, confidence)
+        t, p, _df, low, high = scipy_welch(sample, baseline, confidence)
         assert comparison.t == pytest.approx(t, rel=1e-9)
         assert comparison.p_value == pytest.approx(p, rel=1e-8, abs=1e-14)
         assert comparison.low == pytest.approx(low, rel=1e-8, abs=1e-12)

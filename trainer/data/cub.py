@@ -171,7 +171,7 @@ def check_images(index: CubIndex) -> collections.Counter[str]:
                 image.draft("RGB", (64, 64))
                 image.load()
                 modes[image.mode] += 1
-        except Exception as exc:  # PIL signals corrupt files with many exception types
+        except Exception as exc:  # noqa: BLE001 - PIL signals corrupt files with many exception types
             unreadable.append(f"{sample.path.relative_to(index.root)} ({exc})")
     if unreadable:
         raise DatasetError(
@@ -250,7 +250,7 @@ def _split_gaps(index: CubIndex) -> list[str]:
     """Classes that one of the splits leaves without train or test images."""
     counts = collections.Counter(sample.label for sample in index.samples)
     official: dict[int, collections.Counter[bool]] = collections.defaultdict(collections.Counter)
-    for sample, is_train in zip(index.samples, index.official_train):
+    for sample, is_train in zip(index.samples, index.official_train, strict=True):
         official[sample.label][is_train] += 1
     problems = []
     for label, name in enumerate(index.classes):

@@ -65,7 +65,7 @@ class _Staged:
 
     def gather(self, rows: Tensor, rows_on_device: Tensor) -> tuple[Tensor, Tensor]:
         starts, sizes = self.packed.starts[rows].tolist(), self.packed.sizes[rows]
-        pixels = torch.cat([self.packed.pixels[s : s + n] for s, n in zip(starts, sizes.tolist())])
+        pixels = torch.cat([self.packed.pixels[s : s + n] for s, n in zip(starts, sizes.tolist(), strict=True)])
         return self._send(pixels), self._send(torch.cumsum(sizes, 0) - sizes)
 
     def span(self, first: int, stop: int) -> Tensor:

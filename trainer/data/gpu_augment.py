@@ -86,7 +86,8 @@ def draw_params(generator: torch.Generator, heights: Tensor, widths: Tensor, ima
     spans = torch.stack([heights, widths]) + 2 * pad - image_size + 1
     offsets = (torch.rand(2, n, generator=generator, dtype=torch.float64) * spans).long()
     rotation = torch.tensor(
-        [pil_rotation(a, w, h) for a, w, h in zip(angle.tolist(), widths.tolist(), heights.tolist())], dtype=torch.int64
+        [pil_rotation(a, w, h) for a, w, h in zip(angle.tolist(), widths.tolist(), heights.tolist(), strict=True)],
+        dtype=torch.int64,
     ).view(n, 6)
     return AugmentParams(angle, flip, offsets[0], offsets[1], rotation)
 

@@ -6,9 +6,10 @@ the same (seed, epoch) gives the same batches, so a resumed run continues exactl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor

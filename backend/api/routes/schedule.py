@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
@@ -58,7 +58,7 @@ def train_size(config: RunConfig, *, data_roots: list[Path]) -> tuple[int, str]:
 
 
 @router.post("/preview")
-def preview(settings: SettingsDep, config: dict[str, Any] = Body(..., embed=True)) -> dict[str, Any]:
+def preview(settings: SettingsDep, config: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, Any]:
     try:
         run_config = RunConfig.from_dict(config)
     except ConfigError as error:
