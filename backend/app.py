@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
-from backend import migrate, pages
+from backend import migrate
 from backend.api.main import api_router
-from backend.api.routes import compare, presets, schedule, studies
 from backend.db import Database
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.services.studies import InvalidStudy
 from backend.settings import Settings
+from backend.web import pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,12 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     _add_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
-    for router in (presets.router, schedule.router, compare.router, studies.router):
-        app.include_router(router, prefix="/api/v1")
-
-    # --- pages: routers and static mounts of the web pages go here ---
-    pages.mount(app)
-
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
 
 

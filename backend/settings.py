@@ -78,10 +78,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def run_dir(self, run_id: int) -> Path:
         return self.runs_dir / str(run_id)
 

@@ -1,7 +1,9 @@
+"""``api_router``: every route module of the REST API; the app serves it under /api/v1."""
+
 from fastapi import APIRouter
 
-from backend.api.routes import metrics, runs
+from backend.api.routes import compare, metrics, presets, runs, schedule, studies
 
 api_router = APIRouter()
-api_router.include_router(runs.router)
-api_router.include_router(metrics.router)
+for routes in (runs, metrics, presets, schedule, compare, studies):
+    api_router.include_router(routes.router)

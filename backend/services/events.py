@@ -14,7 +14,8 @@ import anyio.to_thread
 
 from backend.db import Database
 from backend.models import FINAL_STATUSES
-from backend.schemas import EpochMetricPublic, RunPublic
+from backend.schemas.metrics import EpochMetricPublic
+from backend.schemas.runs import RunPublic
 from backend.services import runs
 from backend.services.errors import NotFound
 from backend.settings import Settings

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
-from backend.schemas import RunPublic
+from backend.schemas.runs import RunPublic
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig, apply_overrides

@@ -24,12 +24,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend import stats
 from backend.models import EpochMetric, Run, RunStatus, Study
-from backend.services import runs as run_service
-from backend.services.errors import Conflict, InvalidConfig, NotFound, ServiceError
-from backend.settings import Settings
-from backend.study_schemas import (
+from backend.reports import stats
+from backend.reports.compare import delta_points, with_delta
+from backend.reports.labels import trick_summary
+from backend.schemas.studies import (
     CurveBand,
     GroupCurves,
     Metric,
@@ -41,7 +40,9 @@ from backend.study_schemas import (
     StudyTable,
     StudyTableRow,
 )
-from backend.summary import delta_points, trick_summary, with_delta
+from backend.services import runs as run_service
+from backend.services.errors import Conflict, InvalidConfig, NotFound, ServiceError
+from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig, apply_overrides
 from trainer.presets import PRESETS_BY_KEY, STUDY, Preset
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.config_form import build_form, form_fields
+from backend.web.forms import build_form, form_fields
 from trainer.config import RunConfig
 
 

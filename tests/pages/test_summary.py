@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from backend.summary import compare_rows, pick_epoch, rows_to_csv, teacher_choices, trick_summary, with_delta
+from backend.reports.compare import compare_rows, pick_epoch, rows_to_csv, with_delta
+from backend.reports.labels import trick_summary
+from backend.services.teachers import teacher_choices
 from trainer.config import RunConfig
 from trainer.presets import get_preset
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 from study_testlib import TINY, TINY_GRID, TINY_SEEDS
 
-from backend.stats import NO_SPREAD
+from backend.reports.stats import NO_SPREAD
 
 GROUPS = ["T", "base", "+KD", "+Cosine", "+Cosine +KD"]
 

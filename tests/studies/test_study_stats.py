@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from scipy import stats as scipy_stats
 
-from backend import stats
+from backend.reports import stats
 from backend.services.studies import curve_band, metric_stats
 
 

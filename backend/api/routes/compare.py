@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from backend.api.deps import RunIdsDep, SessionDep, SettingsDep
 from backend.models import Run
+from backend.reports.compare import CompareRow, Mode, compare_rows, rows_to_csv
 from backend.services import runs as run_service
 from backend.settings import Settings
-from backend.summary import CompareRow, Mode, compare_rows, rows_to_csv
 
 router = APIRouter(prefix="/compare", tags=["compare"])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import RunIdsDep, SessionDep
-from backend.schemas import EpochMetricPublic, MetricsPublic
+from backend.schemas.metrics import EpochMetricPublic, MetricsPublic
 from backend.services import runs
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])

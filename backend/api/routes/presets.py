@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from backend.api.deps import SessionDep
-from backend.config_form import presets_public
-from backend.models import RunStatus
-from backend.services import runs as run_service
-from backend.summary import teacher_choices
+from backend.schemas.presets import TeachersPublic
+from backend.services import teachers
+from backend.web.forms import presets_public
 
 router = APIRouter(prefix="/presets", tags=["presets"])
 
@@ -22,21 +21,10 @@ def list_presets() -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-# More finished runs than anyone picks a teacher from in a list; the best matches come first anyway.
-TEACHER_LIMIT = 500
-
-
 @router.get("/teachers")
 def list_teachers(
     session: SessionDep,
     label_smoothing: Annotated[float, Query(ge=0, lt=1, description="the student's tricks.label_smoothing")] = 0.0,
-) -> dict[str, Any]:
+) -> TeachersPublic:
     """Succeeded runs, the suggested teacher first: LS-trained for an LS student, as in the report."""
-    finished, _ = run_service.list_runs(session=session, statuses=[RunStatus.succeeded], limit=TEACHER_LIMIT)
-    choices, hint = teacher_choices(finished, label_smoothing=label_smoothing)
-    return {
-        "data": choices,
-        "count": len(choices),
-        "suggested_id": choices[0].id if choices else None,
-        "hint": hint,
-    }
+    return teachers.list_teachers(session=session, label_smoothing=label_smoothing)

@@ -7,16 +7,8 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import DatabaseDep, RunId, SessionDep, SettingsDep
 from backend.models import RunStatus
-from backend.schemas import (
-    EpochMetricPublic,
-    MetricsPublic,
-    RunClone,
-    RunCreate,
-    RunPublic,
-    RunsPublic,
-    StepMetricPublic,
-    StepsPublic,
-)
+from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
+from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
 from backend.services import events, runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])

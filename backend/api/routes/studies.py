@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import MAX_ID, SessionDep, SettingsDep
+from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 from backend.services import studies
-from backend.study_schemas import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of /api/v1/studies (kept apart from schemas.py, which runs own)."""
+"""Request and response bodies of /api/v1/studies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend.models import RunStatus
 
 Metric = Literal["valid", "test"]
-METRICS: tuple[Metric, ...] = ("valid", "test")
 Role = Literal["teacher", "experiment"]
 
 

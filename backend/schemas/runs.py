@@ -1,4 +1,4 @@
-"""Request and response bodies of the REST API, one family per resource."""
+"""Request and response bodies of /api/v1/runs."""
 
 from __future__ import annotations
 
@@ -80,42 +80,3 @@ class RunPublic(BaseModel):
 class RunsPublic(BaseModel):
     data: list[RunPublic]
     count: int = Field(description="runs matching the filters, all pages together")
-
-
-class EpochMetricPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    run_id: int
-    epoch: int
-    attempt: int = Field(description="the attempt that wrote the row")
-    train_loss: float | None
-    train_top1: float | None
-    train_top5: float | None
-    valid_loss: float | None
-    valid_top1: float | None
-    valid_top5: float | None
-    lr: float | None
-    seconds: float | None
-    images_per_s: float | None
-    train_task_loss: float | None = None
-    train_kd_loss: float | None = None
-
-
-class MetricsPublic(BaseModel):
-    data: list[EpochMetricPublic]
-    count: int
-
-
-class StepMetricPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    run_id: int
-    step: int
-    epoch: int
-    loss: float | None
-    lr: float | None
-
-
-class StepsPublic(BaseModel):
-    data: list[StepMetricPublic]
-    count: int

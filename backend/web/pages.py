@@ -1,7 +1,8 @@
 """The dashboard's HTML pages: server-rendered shells whose scripts draw the /api/v1 JSON.
 
-``mount(app)`` adds the page routes, the static files and Plotly's bundle, which is served from the
-installed plotly package so that the dashboard works offline and the bundle always matches it.
+``router`` holds the page routes and Plotly's bundle, which is served from the installed plotly
+package so that the dashboard works offline and the bundle always matches it; the app serves
+``STATIC`` (the pages' scripts and styles) at /static.
 """
 
 from __future__ import annotations
@@ -9,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from backend.config_form import build_form, presets_public
+from backend.reports.compare import MODES
 from backend.services.studies import SEED_RUNS, SWITCHES
-from backend.summary import MODES
+from backend.web.forms import build_form, presets_public
 from trainer.presets import DEMO, STUDY
 
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+STATIC = FRONTEND / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 templates = Jinja2Templates(directory=FRONTEND / "templates")
@@ -74,8 +75,3 @@ def study_page(request: Request, study_id: int) -> HTMLResponse:
 def plotly_js() -> FileResponse:
     # Five megabytes that change only with the plotly package: let the browser keep them.
     return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
-
-
-def mount(app: FastAPI) -> None:
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")

@@ -1,0 +1,77 @@
+"""The report's names for tricks, one place for the compare table, the study groups and the grid cells.
+
+``trick_summary`` names a run by what it adds to the report's base run, "+Cosine +LS +KD (teacher #7)".
+The label of each trick says it is on ("+LS") or, in a grid cell that lacks a trick the baseline
+has, off ("-LS").
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from trainer.config import RunConfig
+
+
+def cosine_label(on: bool) -> str:
+    return "+Cosine" if on else "-Cosine"
+
+
+def label_smoothing_label(epsilon: float) -> str:
+    if not epsilon:
+        return "-LS"
+    # The report's epsilon is 0.1; only other values need spelling out.
+    return "+LS" if epsilon == 0.1 else f"+LS {epsilon:g}"
+
+
+def kd_label(on: bool, teacher: str | int | None = None) -> str:
+    if not on:
+        return "-KD"
+    return "+KD" if teacher is None else f"+KD (teacher {_teacher_label(teacher)})"
+
+
+def mixup_label(alpha: float) -> str:
+    return f"+Mixup α={alpha:g}" if alpha else "-Mixup"
+
+
+def warmup_label(epochs: float) -> str:
+    return f"+Warmup {epochs:g}ep" if epochs else "-Warmup"
+
+
+def no_bias_decay_label(on: bool) -> str:
+    return "+No bias decay" if on else "-No bias decay"
+
+
+def _arch_label(arch: str) -> str:
+    return "ResNet" + arch.removeprefix("resnet")
+
+
+def _teacher_label(teacher: str | int) -> str:
+    # Through the API a teacher is a run id; from the CLI it is a run folder.
+    return f"#{teacher}" if isinstance(teacher, int) else PurePath(teacher).name
+
+
+def trick_summary(config: RunConfig) -> str:
+    """The tricks a run adds to the report's base run, e.g. "ResNet152 +Cosine +LS"; "base" if none."""
+    parts: list[str] = []
+    if config.model.arch != "resnet50":
+        parts.append(_arch_label(config.model.arch))
+    if not config.model.pretrained:
+        parts.append("from scratch")
+    if config.schedule.name == "cosine":
+        parts.append(cosine_label(True))
+    elif config.schedule.name != "onecycle":
+        parts.append("+Constant LR")
+    if config.schedule.warmup_epochs:
+        parts.append(warmup_label(config.schedule.warmup_epochs))
+    tricks = config.tricks
+    if tricks.label_smoothing:
+        parts.append(label_smoothing_label(tricks.label_smoothing))
+    if tricks.kd.teacher is not None:
+        parts.append(kd_label(True, tricks.kd.teacher))
+    if tricks.mixup_alpha:
+        parts.append(mixup_label(tricks.mixup_alpha))
+    if config.model.zero_init_residual:
+        parts.append("+Zero-γ")
+    if config.optim.no_bias_decay:
+        parts.append(no_bias_decay_label(True))
+    return " ".join(parts) or "base"

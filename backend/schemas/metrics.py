@@ -1,0 +1,44 @@
+"""Response bodies of the epoch and step rows: /api/v1/metrics, /api/v1/runs/ID/metrics and /steps."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EpochMetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    run_id: int
+    epoch: int
+    attempt: int = Field(description="the attempt that wrote the row")
+    train_loss: float | None
+    train_top1: float | None
+    train_top5: float | None
+    valid_loss: float | None
+    valid_top1: float | None
+    valid_top5: float | None
+    lr: float | None
+    seconds: float | None
+    images_per_s: float | None
+    train_task_loss: float | None = None
+    train_kd_loss: float | None = None
+
+
+class MetricsPublic(BaseModel):
+    data: list[EpochMetricPublic]
+    count: int
+
+
+class StepMetricPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    run_id: int
+    step: int
+    epoch: int
+    loss: float | None
+    lr: float | None
+
+
+class StepsPublic(BaseModel):
+    data: list[StepMetricPublic]
+    count: int

@@ -1,0 +1,1 @@
+"""The dashboard's HTML pages and the launch form they are built from."""
