@@ -13,8 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from backend import migrate
 from backend.api.main import api_router
 from backend.db import Database
-from backend.services.errors import Conflict, InvalidConfig, NotFound
-from backend.services.studies import InvalidStudy
+from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
 from backend.settings import Settings
 from backend.web import pages
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ServiceError(Exception):
     pass
@@ -26,3 +28,12 @@ class InvalidConfig(ServiceError):
         self.errors = errors
         self.overrides = overrides
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+class InvalidStudy(ServiceError):
+    """A study request that cannot be used (422); ``errors`` maps request locations to messages,
+    e.g. ``("overrides", "model.arch")`` or ``("grid", "switches", "kd")``."""
+
+    def __init__(self, errors: Mapping[tuple[str, ...], str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{'.'.join(loc)}: {message}" for loc, message in self.errors.items()))

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from backend.reports.compare import MODES
-from backend.services.studies import SEED_RUNS, SWITCHES
+from backend.services.study_plan import SEED_RUNS, SWITCHES
 from backend.web.forms import build_form, presets_public
 from trainer.presets import DEMO, STUDY
 

@@ -8,8 +8,9 @@ from scipy import stats as scipy_stats
 from sqlalchemy import func, select
 
 from backend.models import EpochMetric, Run, RunStatus
-from backend.services import studies
-from backend.services.errors import Conflict
+from backend.reports import study as study_report
+from backend.services import studies, study_plan
+from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
 
 # The report's experiments: arch, schedule, label smoothing, mixup alpha, teacher group.
@@ -66,7 +67,7 @@ def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teacher
     store = make_store(database_url)
     study = create(store, preset="seed")
     assert [group.key for group in study.groups] == list(SEED_STUDY)  # the report's table order
-    assert run_count(store) == len(SEED_STUDY) == studies.SEED_RUNS == study.progress["total"] == 16
+    assert run_count(store) == len(SEED_STUDY) == study_plan.SEED_RUNS == study.progress["total"] == 16
     runs = runs_of(store, study)
     ids = {group.key: group.runs[0].run_id for group in study.groups}
     defaults = RunConfig().model_dump(mode="json")
@@ -254,7 +255,7 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     assert rows["a"].top1.delta == 1.0 and rows["a"].top1.verdict == "1 seed: no interval"
     assert rows["b"].top1.verdict == "no result yet"
 
-    parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
+    parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
     assert [row["group"] for row in parsed] == list(SEED_STUDY)
     a = next(row for row in parsed if row["group"] == "a")
     assert (a["top1_mean"], a["top1_delta"], a["top1_verdict"], a["report"], a["report_top1"]) == (
@@ -271,7 +272,7 @@ def test_csv_cells_that_look_like_formulas_stay_text(store):
     study = create(store, switches={"cosine": True}, **TINY)
     with store.db.session() as session:
         table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
-    parsed = list(csv.DictReader(io.StringIO(studies.table_csv(table))))
+    parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
     assert [(row["group"], row["tricks"]) for row in parsed] == [
         ("base", "ResNet18 from scratch"),
         ("'+Cosine", "ResNet18 from scratch +Cosine"),
@@ -328,7 +329,7 @@ def test_cancel_stops_the_pending_runs_it_created_and_leaves_the_rest(store):
 
 def test_a_missing_dataset_creates_nothing(store, tmp_path):
     (tmp_path / "data" / "empty").mkdir()
-    with pytest.raises(studies.InvalidStudy) as caught:
+    with pytest.raises(InvalidStudy) as caught:
         create(store, preset="seed", **{"data.root": str(tmp_path / "data" / "empty")})
     assert list(caught.value.errors) == [("overrides", "data.root")]
     assert "no CUB_200_2011/" in caught.value.errors[("overrides", "data.root")]

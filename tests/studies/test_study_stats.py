@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from backend.reports import stats
-from backend.services.studies import curve_band, metric_stats
+from backend.reports.study import curve_band, metric_stats
 
 
 def scipy_welch(sample, baseline, confidence=0.95):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import MAX_ID, SessionDep, SettingsDep
+from backend.reports import study as study_report
 from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 from backend.services import studies
 
@@ -64,7 +65,7 @@ def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery 
     study = studies.get_study(session=session, study_id=study_id)
     table = studies.study_table(session=session, study=study, metric=metric)
     return PlainTextResponse(
-        studies.table_csv(table),
+        study_report.table_csv(table),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
     )

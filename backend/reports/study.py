@@ -1,0 +1,260 @@
+"""A study's report: per group the mean and spread over seeds, the delta to the baseline group with
+Welch's interval and p-value, the report's own numbers beside them; the CSV; and mean curves with bands.
+
+The functions take the study (its ``spec`` holds the groups and their runs) and the rows the study
+service read; they query nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from backend.models import RunStatus, Study
+from backend.reports import stats
+from backend.reports.compare import delta_points, with_delta
+from backend.reports.spreadsheet import to_csv
+from backend.schemas.studies import (
+    CurveBand,
+    GroupCurves,
+    Metric,
+    MetricStats,
+    StudyCurves,
+    StudyTable,
+    StudyTableRow,
+)
+
+METRIC_FIELDS: Mapping[Metric, tuple[str, str]] = {
+    # The report tabulates the best validation accuracy over epochs; test is measured on the
+    # best-validation-loss checkpoint, the figure a paper should quote.
+    "valid": ("max_valid_top1", "max_valid_top5"),
+    "test": ("test_top1", "test_top5"),
+}
+CURVE_FIELDS = ("train_loss", "valid_top1", "valid_top5", "lr")
+METHOD = "Welch's t (unequal variances), two-sided"
+
+
+class RunValues(Protocol):
+    """A run as the report reads it: its status, config and result columns (``METRIC_FIELDS``)."""
+
+    status: RunStatus
+    config: Mapping[str, Any]
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def _number(value: float) -> str:
+    return f"{value:+.2f}".replace("-", "−")
+
+
+def _p_text(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.1 else f"p={p:.2f}"
+
+
+def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_baseline: bool) -> MetricStats:
+    """One metric of one group against the baseline group, with the texts the page and CSV show."""
+    own = stats.spread(values)
+    text = "–" if own.mean is None else f"{own.mean:.2f}" if own.std is None else f"{own.mean:.2f} ± {own.std:.2f}"
+    if is_baseline:
+        return MetricStats(
+            values=list(values),
+            n=own.n,
+            mean=own.mean,
+            std=own.std,
+            delta=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            df=None,
+            within_noise=None,
+            verdict="baseline",
+            text=text,
+            delta_text="baseline",
+        )
+    comparison = stats.welch(values, baseline)
+    if comparison.within_noise is None:
+        verdict = comparison.note or stats.NO_VALUES
+    elif comparison.within_noise:
+        verdict = "within noise"
+    else:
+        verdict = "helped" if comparison.delta > 0 else "hurt"
+    if comparison.delta is None:
+        delta_text = "–"
+    elif comparison.low is None:
+        delta_text = f"{_number(comparison.delta)}p ({comparison.note})"
+    else:
+        delta_text = (
+            f"{_number(comparison.delta)}p [{_number(comparison.low)}, {_number(comparison.high)}] "
+            f"{_p_text(comparison.p_value)}"
+        )
+    return MetricStats(
+        values=list(values),
+        n=own.n,
+        mean=own.mean,
+        std=own.std,
+        delta=comparison.delta,
+        ci_low=comparison.low,
+        ci_high=comparison.high,
+        p_value=comparison.p_value,
+        df=comparison.df,
+        within_noise=comparison.within_noise,
+        verdict=verdict,
+        text=text,
+        delta_text=delta_text,
+    )
+
+
+def study_table(
+    study: Study,
+    runs: Mapping[int, RunValues],
+    seconds_per_epoch: Mapping[int, float | None],
+    *,
+    metric: Metric = "valid",
+) -> StudyTable:
+    """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p.
+
+    ``runs`` are the study's runs that still exist, by id; ``seconds_per_epoch`` their mean epoch times.
+    """
+    spec = study.spec
+    top1_field, top5_field = METRIC_FIELDS[metric]
+
+    def values(group: Mapping[str, Any], name: str) -> list[float]:
+        finished = [runs.get(run["run_id"]) for run in sorted(group["runs"], key=lambda run: run["seed"])]
+        return [
+            getattr(run, name)
+            for run in finished
+            if run is not None and run.status == RunStatus.succeeded and getattr(run, name) is not None
+        ]
+
+    base_group = next(group for group in spec["groups"] if group["key"] == spec["baseline"])
+    base1, base5 = values(base_group, top1_field), values(base_group, top5_field)
+    rows = []
+    for group in spec["groups"]:
+        is_baseline = group is base_group
+        ids = [run["run_id"] for run in group["runs"]]
+        timings = [seconds_per_epoch[run_id] for run_id in ids if seconds_per_epoch.get(run_id) is not None]
+        rows.append(
+            StudyTableRow(
+                group=group["key"],
+                title=group["title"],
+                tricks=group["tricks"],
+                role=group["role"],
+                is_baseline=is_baseline,
+                run_ids=ids,
+                runs=len(ids),
+                succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
+                top1=metric_stats(values(group, top1_field), base1, is_baseline=is_baseline),
+                top5=metric_stats(values(group, top5_field), base5, is_baseline=is_baseline),
+                report_top1=group["reported_top1"],
+                report_top5=group["reported_top5"],
+                report=_report_text(group, base_group, is_baseline=is_baseline),
+                seconds_per_epoch=math.fsum(timings) / len(timings) if timings else None,
+            )
+        )
+    return StudyTable(
+        study_id=study.id,
+        metric=metric,
+        baseline=spec["baseline"],
+        confidence=stats.CONFIDENCE,
+        method=METHOD,
+        data=rows,
+        count=len(rows),
+    )
+
+
+def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseline: bool) -> str | None:
+    """The report's own top-1, in its own style: "79.13 (+0.60p)" against its base run."""
+    value = group["reported_top1"]
+    if value is None:
+        return None
+    return with_delta(value, None if is_baseline else delta_points(value, base["reported_top1"]))
+
+
+CSV_COLUMNS = (
+    "group",
+    "title",
+    "tricks",
+    "role",
+    "runs",
+    "succeeded",
+    *(
+        f"{m}_{part}"
+        for m in ("top1", "top5")
+        for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
+    ),
+    "report",
+    "report_top1",
+    "report_top5",
+    "seconds_per_epoch",
+)
+
+
+def table_csv(table: StudyTable) -> str:
+    rows = []
+    for row in table.data:
+        values = row.model_dump(
+            include={
+                "group",
+                "title",
+                "tricks",
+                "role",
+                "runs",
+                "succeeded",
+                "report",
+                "report_top1",
+                "report_top5",
+                "seconds_per_epoch",
+            }
+        )
+        for name in ("top1", "top5"):
+            metric = getattr(row, name)
+            values.update(
+                {
+                    f"{name}_{part}": getattr(metric, part)
+                    for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
+                }
+            )
+        rows.append(values)
+    return to_csv(rows, CSV_COLUMNS)
+
+
+# --- curves -------------------------------------------------------------------------------------
+
+
+def study_curves(study: Study, runs: Mapping[int, RunValues], epoch_rows: Mapping[int, Sequence[Any]]) -> StudyCurves:
+    """Per group and epoch, the mean and std over the group's runs of the four charted metrics.
+
+    ``epoch_rows`` holds each run's epoch rows by run id. Failed and cancelled runs are left out:
+    a partial curve would bend the band where it stops.
+    """
+    spec = study.spec
+    kept = {run_id: run for run_id, run in runs.items() if run.status not in (RunStatus.failed, RunStatus.cancelled)}
+    data = []
+    for group in spec["groups"]:
+        metrics = [row for run in group["runs"] if run["run_id"] in kept for row in epoch_rows.get(run["run_id"], [])]
+        data.append(
+            GroupCurves(
+                group=group["key"],
+                title=group["title"],
+                is_baseline=group["key"] == spec["baseline"],
+                **{name: curve_band(metrics, name) for name in CURVE_FIELDS},
+            )
+        )
+    epochs = max((run.config["epochs"] for run in kept.values()), default=0)
+    return StudyCurves(study_id=study.id, epochs=epochs, data=data, count=len(data))
+
+
+def curve_band(rows: Iterable[Any], name: str) -> CurveBand:
+    """Mean and std of ``name`` over the rows of each epoch (one row per run and epoch)."""
+    by_epoch: dict[int, list[float]] = {}
+    for row in rows:
+        value = getattr(row, name)
+        if value is not None:
+            by_epoch.setdefault(row.epoch, []).append(value)
+    epochs = sorted(by_epoch)
+    spreads = [stats.spread(by_epoch[epoch]) for epoch in epochs]
+    return CurveBand(
+        epoch=epochs, mean=[s.mean for s in spreads], std=[s.std for s in spreads], n=[s.n for s in spreads]
+    )

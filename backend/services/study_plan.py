@@ -1,0 +1,329 @@
+"""A study's plan: its groups of runs, worked out and validated before anything is written.
+
+A study is the seed study's preset (the report's runs) or a grid, the cartesian product of trick
+switches. Each group is a set of dotted overrides on RunConfig's defaults; the study service
+replicates every group over seeds and gives the students their teacher runs. Every invalid request
+raises InvalidStudy located at the request field at fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.reports.labels import (
+    cosine_label,
+    kd_label,
+    label_smoothing_label,
+    mixup_label,
+    no_bias_decay_label,
+    trick_summary,
+    warmup_label,
+)
+from backend.services.errors import InvalidStudy
+from trainer.config import ConfigError, RunConfig, apply_overrides
+from trainer.presets import PRESETS_BY_KEY, STUDY, Preset
+
+SEED_PRESET = "seed"
+SEED_RUNS = len(STUDY)  # runs per seed of the seed preset
+TEACHER_PREFIX = "teacher."
+BASELINE_PRESET = "base"
+# A grid grows as a product; past this many runs a typo (a long value list) is likelier than intent.
+MAX_RUNS = 600
+# Keys the study itself sets on each run.
+STUDY_KEYS = {
+    "name": "each run is named after the study, its group and its seed",
+    "tricks.kd.teacher": "the study picks each student's teacher run (use the kd switch or the preset)",
+}
+TEACHER_ONLY_FORBIDDEN = {
+    "seed": "a teacher takes the seed of the replicate it teaches",
+    "data": "a teacher learns the students' dataset and classes",
+}
+
+
+# --- grid switches ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A trick a grid turns on and off. ``true`` in a request stands for ``default`` (off, then on)."""
+
+    name: str
+    title: str
+    default: tuple[Any, Any] | None
+    label: Callable[[Any], str]
+    when_on: Mapping[str, Any] | None = None  # on/off switches: the overrides of "on"
+    key: str | None = None  # valued switches: the field the value goes to
+
+    @property
+    def is_flag(self) -> bool:
+        return self.when_on is not None
+
+    def overrides(self, value: Any) -> dict[str, Any]:
+        if self.is_flag:
+            return dict(self.when_on) if value else {}
+        return {self.key: value}
+
+
+SWITCHES: tuple[Switch, ...] = (
+    Switch(
+        "cosine",
+        "Cosine decay (instead of OneCycle)",
+        (False, True),
+        cosine_label,
+        when_on={"schedule.name": "cosine"},
+    ),
+    Switch(
+        "label_smoothing", "Label smoothing epsilon", (0.0, 0.1), label_smoothing_label, key="tricks.label_smoothing"
+    ),
+    # The teacher is added by the study (one per label-smoothing value and seed), so "on" sets nothing here.
+    Switch("kd", "Knowledge distillation", (False, True), kd_label, when_on={}),
+    Switch(
+        "mixup_alpha",
+        "Mixup alpha",
+        (0.0, 0.2),
+        mixup_label,
+        key="tricks.mixup_alpha",
+    ),
+    Switch(
+        "warmup_epochs",
+        "Warmup epochs (cosine or constant only)",
+        (0.0, 1.0),
+        warmup_label,
+        key="schedule.warmup_epochs",
+    ),
+    Switch(
+        "no_bias_decay",
+        "No weight decay on biases and norms",
+        (False, True),
+        no_bias_decay_label,
+        when_on={"optim.no_bias_decay": True},
+    ),
+)
+SWITCHES_BY_NAME: Mapping[str, Switch] = {switch.name: switch for switch in SWITCHES}
+
+
+def _switch(name: str) -> Switch | None:
+    """A named trick, or a plain dotted RunConfig key swept over a list of values."""
+    if name in SWITCHES_BY_NAME:
+        return SWITCHES_BY_NAME[name]
+    try:
+        apply_overrides({}, {name: None})
+    except ConfigError:
+        return None
+    return Switch(name, name, None, lambda value: f"{name}={json.dumps(value)}", key=name)
+
+
+# --- groups of runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    key: str
+    title: str
+    role: str  # "teacher" or "experiment"
+    values: dict[str, Any]  # dotted overrides on RunConfig's defaults, without name, seed and teacher
+    teacher: str | None = None  # key of the teacher group
+    reported: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def tricks(self) -> str:
+        # The teacher group's key stands in for its run ids, which differ by seed.
+        return trick_summary(config_of({**self.values, "tricks.kd.teacher": self.teacher}))
+
+
+@dataclass
+class Plan:
+    groups: list[GroupPlan]
+    baseline: str
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _owning_key(field_name: str, keys: Iterable[str]) -> str | None:
+    """The override that set ``field_name`` (itself or a parent mapping such as "data")."""
+    owners = [key for key in keys if field_name == key or field_name.startswith(key + ".")]
+    return max(owners, key=len, default=None)
+
+
+def locate_errors(errors: Mapping[str, str], keys: Iterable[str], prefix: str = "") -> dict[tuple[str, ...], str]:
+    """Config errors as request locations: each under the override (``prefix`` + key) that caused it."""
+    located: dict[tuple[str, ...], str] = {}
+    for field_name, message in errors.items():
+        key = _owning_key(field_name, keys)
+        loc = ("overrides", prefix + key) if key else ("overrides",)
+        text = message if key == field_name else f"{field_name}: {message}"
+        located[loc] = f"{located[loc]}; {text}" if loc in located else text
+    return located
+
+
+def config_of(values: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig of dotted overrides on the defaults; ConfigError names the failing fields."""
+    return RunConfig.from_dict(apply_overrides({}, values))
+
+
+def _split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every-run overrides and teacher-only ones (``teacher.`` stripped), checked key by key."""
+    every, teacher = {}, {}
+    errors: dict[tuple[str, ...], str] = {}
+    for key, value in overrides.items():
+        own = key.removeprefix(TEACHER_PREFIX)
+        is_teacher = key.startswith(TEACHER_PREFIX)
+        reason = STUDY_KEYS.get(own) or (TEACHER_ONLY_FORBIDDEN.get(own.partition(".")[0]) if is_teacher else None)
+        if reason:
+            errors[("overrides", key)] = f"set by the study: {reason}"
+            continue
+        try:
+            apply_overrides({}, {own: value})
+        except ConfigError as exc:
+            message = next(iter(exc.errors.values()))
+            if "teacher" in own and not is_teacher:
+                message += f"; teacher runs take `{TEACHER_PREFIX}`-prefixed keys, e.g. teacher.model.arch"
+            errors[("overrides", key)] = message
+            continue
+        (teacher if is_teacher else every)[own] = value
+    if errors:
+        raise InvalidStudy(errors)
+    try:
+        config_of(every)
+    except ConfigError as exc:
+        raise InvalidStudy(locate_errors(exc.errors, every)) from None
+    return every, teacher
+
+
+def _check_group(
+    values: dict[str, Any], *, every: Mapping[str, Any], teacher: Mapping[str, Any], is_teacher: bool
+) -> None:
+    """A group whose config fails names the override that made it fail."""
+    try:
+        config_of({**values, "tricks.kd.teacher": None})
+    except ConfigError as exc:
+        keys = list(teacher) if is_teacher else []
+        located = locate_errors({f: m for f, m in exc.errors.items() if _owning_key(f, keys)}, keys, TEACHER_PREFIX)
+        rest = {f: m for f, m in exc.errors.items() if not _owning_key(f, keys)}
+        located.update(locate_errors(rest, every))
+        raise InvalidStudy(located) from None
+
+
+def _preset_plan(every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
+    """The report's runs in its table's order: the teachers, the base, then a to i2."""
+    teacher_keys = {preset.teacher for preset in STUDY if preset.teacher}
+    ordered = sorted(STUDY, key=lambda preset: preset.key not in teacher_keys)  # stable: report order otherwise
+
+    def plan(preset: Preset) -> GroupPlan:
+        is_teacher = preset.key in teacher_keys
+        values = {**preset.overrides, **every, **(teacher if is_teacher else {})}
+        _check_group(values, every=every, teacher=teacher, is_teacher=is_teacher)
+        return GroupPlan(
+            preset.key,
+            preset.title,
+            "teacher" if is_teacher else "experiment",
+            values,
+            preset.teacher,
+            (preset.reported_top1, preset.reported_top5),
+        )
+
+    return Plan([plan(preset) for preset in ordered], BASELINE_PRESET)
+
+
+def _switch_values(name: str, raw: Any) -> tuple[Switch, list[Any]]:
+    loc = ("grid", "switches", name)
+    switch = _switch(name)
+    if switch is None:
+        known = ", ".join(SWITCHES_BY_NAME)
+        raise InvalidStudy(
+            {loc: f"unknown switch: use one of {known}, or a dotted RunConfig key with a list of values"}
+        )
+    if switch.key in STUDY_KEYS:
+        raise InvalidStudy({loc: f"set by the study: {STUDY_KEYS[switch.key]}"})
+    if raw is True and switch.default is not None:
+        values = list(switch.default)
+    elif isinstance(raw, list) and raw:
+        values = raw
+    else:
+        expected = "true or a list of values" if switch.default is not None else "a list of values"
+        raise InvalidStudy({loc: f"expected {expected} (the first is the baseline's), got {json.dumps(raw)}"})
+    if switch.is_flag and not all(isinstance(value, bool) for value in values):
+        raise InvalidStudy({loc: "an on/off switch takes true, or a list of true/false"})
+    if len({json.dumps(value) for value in values}) != len(values):
+        raise InvalidStudy({loc: "a value is listed twice"})
+    return switch, values
+
+
+def _teacher_group(label_smoothing: float, *, every: dict[str, Any], teacher: dict[str, Any]) -> GroupPlan:
+    """As in the report: a ResNet152 trained like the base, with the student's label smoothing."""
+    key = "T" if not label_smoothing else "T-LS" if label_smoothing == 0.1 else f"T-LS {label_smoothing:g}"
+    values = {**PRESETS_BY_KEY["T"].overrides, **every, "tricks.label_smoothing": label_smoothing, **teacher}
+    _check_group(values, every=every, teacher=teacher, is_teacher=True)
+    return GroupPlan(key, f"Teacher {key}", "teacher", values)
+
+
+def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
+    """Every combination of the switches' values; the first values make the baseline.
+
+    A combination whose config is invalid (warmup with OneCycle) is skipped and listed, so that
+    "cosine x warmup" needs no special case; a value that no valid combination takes is an error.
+    """
+    chosen = [_switch_values(name, raw) for name, raw in switches.items()]
+    size = math.prod(len(values) for _, values in chosen)
+    if size > MAX_RUNS:
+        raise InvalidStudy({("grid", "switches"): f"{size} combinations; at most {MAX_RUNS} runs in a study"})
+    baseline_values = [values[0] for _, values in chosen]
+    teachers: dict[float, GroupPlan] = {}
+    cells: list[GroupPlan] = []
+    skipped: list[dict[str, Any]] = []
+    valid: list[dict[str, Any]] = []
+    for combination in itertools.product(*(values for _, values in chosen)):
+        cell = {switch.name: value for (switch, _), value in zip(chosen, combination, strict=True)}
+        values = dict(every)
+        for (switch, _), value in zip(chosen, combination, strict=True):
+            values.update(switch.overrides(value))
+        try:
+            config = config_of(values)
+        except ConfigError as exc:
+            skipped.append({"cell": cell, "reason": "; ".join(f"{f}: {m}" for f, m in exc.errors.items())})
+            continue
+        teacher_key = None
+        if cell.get("kd"):
+            ls = config.tricks.label_smoothing
+            if ls not in teachers:
+                teachers[ls] = _teacher_group(ls, every=every, teacher=teacher)
+            teacher_key = teachers[ls].key
+        changed = [
+            switch.label(value)
+            for (switch, _), value, base in zip(chosen, combination, baseline_values, strict=True)
+            if value != base
+        ]
+        key = " ".join(changed) or "base"
+        if any(group.key == key for group in cells):  # two values with one label ("+Mixup α=0.1")
+            key = f"{key} {json.dumps(cell)}"
+        cells.append(GroupPlan(key, key, "experiment", values, teacher_key))
+        valid.append(cell)
+    errors: dict[tuple[str, ...], str] = {}
+    for switch, values in chosen:
+        for value in values:
+            if not any(cell[switch.name] == value for cell in valid):
+                reason = next(cell["reason"] for cell in skipped if cell["cell"][switch.name] == value)
+                errors.setdefault(("grid", "switches", switch.name), f"{json.dumps(value)}: {reason}")
+    if errors:
+        raise InvalidStudy(errors)
+    if cells[0].key != "base":
+        raise InvalidStudy(
+            {("grid", "switches"): f"the baseline (every first value) is invalid: {skipped[0]['reason']}"}
+        )
+    return Plan([*teachers.values(), *cells], "base", skipped)
+
+
+def plan_study(*, preset: str | None, switches: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> Plan:
+    """The groups a request makes, validated; raises InvalidStudy naming the request field at fault."""
+    every, teacher = _split_overrides(overrides)
+    if preset is not None and preset != SEED_PRESET:
+        raise InvalidStudy({("preset",): f"unknown preset {preset!r}; the one preset is {SEED_PRESET!r}"})
+    plan = _preset_plan(every, teacher) if preset is not None else _grid_plan(switches or {}, every, teacher)
+    if teacher and not any(group.role == "teacher" for group in plan.groups):
+        key = next(key for key in overrides if key.startswith(TEACHER_PREFIX))
+        raise InvalidStudy({("overrides", key): "no run of this study is a teacher (add the kd switch)"})
+    return plan
