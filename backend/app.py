@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from backend import migrate
 from backend.api.main import api_router
 from backend.db import Database
-from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
+from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
 from backend.settings import Settings
 from backend.web import pages
 
@@ -65,6 +65,10 @@ def _add_error_handlers(app: FastAPI) -> None:
             for field, message in exc.errors.items()
         ]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InvalidParameter)
+    async def _invalid_parameter(_request: Request, exc: InvalidParameter) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(InvalidStudy)
     async def _invalid_study(_request: Request, exc: InvalidStudy) -> JSONResponse:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import Database
 from backend.models import MAX_ID
+from backend.reports.compare import Mode
 from backend.settings import Settings
 
 
@@ -28,26 +29,41 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_run_ids(
-    run_ids: Annotated[str, Query(max_length=5000, description="comma-separated run ids, e.g. 1,2,3")],
-) -> list[int]:
-    parts = [part.strip() for part in run_ids.split(",")]
+RUN_IDS_HELP = "comma-separated run ids, e.g. 1,2,3"
+
+
+def _parse_run_ids(text: str, *, name: str) -> list[int]:
+    """Each run named in ``text`` once, in order; a 422 naming the query parameter otherwise."""
+    parts = [part.strip() for part in text.split(",")]
     if not all(part.isdigit() and 0 < int(part) <= MAX_ID for part in parts):
         raise RequestValidationError(
             [
                 {
                     "type": "value_error",
-                    "loc": ("query", "run_ids"),
-                    "input": run_ids,
+                    "loc": ("query", name),
+                    "input": text,
                     "msg": "expected run ids separated by commas, e.g. 1,2,3",
                 }
             ]
         )
-    return [int(part) for part in parts]
+    return list(dict.fromkeys(int(part) for part in parts))
+
+
+def get_run_ids(run_ids: Annotated[str, Query(max_length=5000, description=RUN_IDS_HELP)]) -> list[int]:
+    return _parse_run_ids(run_ids, name="run_ids")
+
+
+def get_page_run_ids(runs: Annotated[str, Query(max_length=5000, description=RUN_IDS_HELP)] = "") -> list[int]:
+    """The compare page's ``runs``; without any, the page says how to pick them."""
+    return _parse_run_ids(runs, name="runs") if runs else []
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
 RunIdsDep = Annotated[list[int], Depends(get_run_ids)]
+PageRunIdsDep = Annotated[list[int], Depends(get_page_run_ids)]
+ModeQuery = Annotated[
+    Mode, Query(description="best: the epoch with the best valid top-1 (the report's figure); final: the last epoch")
+]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]

@@ -37,3 +37,8 @@ class InvalidStudy(ServiceError):
     def __init__(self, errors: Mapping[tuple[str, ...], str]):
         self.errors = dict(errors)
         super().__init__("; ".join(f"{'.'.join(loc)}: {message}" for loc, message in self.errors.items()))
+
+
+class InvalidParameter(ServiceError):
+    """A request parameter that the other parameters rule out (422), e.g. a baseline that is not one
+    of the compared runs; answered as ``{"detail": message}``."""

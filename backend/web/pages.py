@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from backend.api.deps import ModeQuery, PageRunIdsDep
 from backend.reports.compare import MODES
 from backend.services.study_plan import SEED_RUNS, SWITCHES
 from backend.web.forms import build_form, presets_public
@@ -49,13 +50,9 @@ def run_page(request: Request, run_id: int) -> HTMLResponse:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request, runs: str = "", baseline: int | None = None, mode: str = "best") -> HTMLResponse:
-    try:
-        run_ids = list(dict.fromkeys(int(part) for part in runs.split(",") if part.strip()))
-    except ValueError:
-        raise HTTPException(400, f"runs must be run ids separated by commas, got {runs!r}") from None
-    if mode not in MODES:
-        raise HTTPException(400, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+def compare_page(
+    request: Request, run_ids: PageRunIdsDep, baseline: int | None = None, mode: ModeQuery = "best"
+) -> HTMLResponse:
     if baseline not in run_ids:
         baseline = run_ids[0] if run_ids else None
     return _page(request, "compare.html", page="compare", run_ids=run_ids, baseline=baseline, mode=mode, modes=MODES)
