@@ -1,7 +1,7 @@
 """Seed-to-seed statistics for studies: mean and spread of replicates, and Welch's t comparison.
 
-Plain functions on lists of floats, with no numeric library: the server needs a t quantile and a
-t tail probability only, and both follow from the regularized incomplete beta function.
+Functions on lists of floats. The t test is SciPy's, imported on the first comparison so that the
+API process starts without it.
 
 Welch's test (unequal variances) is the right one here: a trick can change the spread of results as
 well as their mean (mixup at alpha 1 did), so pooling the two variances would be wrong.
@@ -63,11 +63,8 @@ class Comparison:
 
 
 def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: float = CONFIDENCE) -> Comparison:
-    """Welch's two-sample t: the interval of the difference in means and the p-value of "no difference".
-
-    Matches ``scipy.stats.ttest_ind(sample, baseline, equal_var=False)`` (statistic, pvalue, df and
-    confidence_interval(confidence)).
-    """
+    """Welch's two-sample t: the interval of the difference in means and the p-value of "no difference",
+    by ``scipy.stats.ttest_ind(sample, baseline, equal_var=False)``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     a, b = spread(sample), spread(baseline)
@@ -76,84 +73,20 @@ def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: flo
     delta = a.mean - b.mean
     if a.std is None or b.std is None:
         return Comparison(delta, confidence=confidence, note=ONE_SEED)
-    va, vb = a.std**2 / a.n, b.std**2 / b.n
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.std == b.std == 0:
         # Identical replicates on both sides (small validation sets give few distinct accuracies):
         # t is 0/0 or infinite, and neither is evidence.
         return Comparison(delta, confidence=confidence, note=NO_SPREAD)
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    t = delta / se
-    half = t_quantile(0.5 + confidence / 2, df) * se
-    return Comparison(delta, delta - half, delta + half, t_two_sided_p(t, df), t, df, confidence)
+    from scipy.stats import ttest_ind
 
-
-# --- Student's t distribution -------------------------------------------------------------------
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for T ~ Student's t with ``df`` degrees of freedom (df > 0, may be fractional)."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    return regularized_beta(df / (df + t * t), df / 2, 0.5)
-
-
-def t_cdf(t: float, df: float) -> float:
-    tail = t_two_sided_p(t, df) / 2
-    return 1 - tail if t > 0 else tail
-
-
-def t_quantile(q: float, df: float) -> float:
-    """The t with P(T <= t) = q, by bisection on the CDF (monotone, so it cannot miss)."""
-    if not 0 < q < 1:
-        raise ValueError(f"quantile must be between 0 and 1, got {q}")
-    if q < 0.5:
-        return -t_quantile(1 - q, df)
-    high = 1.0
-    while t_cdf(high, df) < q:
-        high *= 2
-    low = 0.0
-    for _ in range(200):
-        middle = (low + high) / 2
-        if t_cdf(middle, df) < q:
-            low = middle
-        else:
-            high = middle
-        if high - low <= 1e-13 * max(1.0, high):
-            break
-    return (low + high) / 2
-
-
-def regularized_beta(x: float, a: float, b: float) -> float:
-    """I_x(a, b), by the continued fraction (Numerical Recipes, betacf) on the side where it converges fast."""
-    if not 0 <= x <= 1:
-        raise ValueError(f"x must be in [0, 1], got {x}")
-    if x in (0.0, 1.0):
-        return x
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1) / (a + b + 2):
-        return math.exp(log_front) * _beta_fraction(x, a, b) / a
-    return 1 - math.exp(log_front) * _beta_fraction(1 - x, b, a) / b
-
-
-def _beta_fraction(x: float, a: float, b: float) -> float:
-    # Modified Lentz's method; TINY keeps a denominator from reaching exactly zero.
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1, a - 1
-    c, d = 1.0, 1 - qab * x / qap
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        for numerator in (
-            m * (b - m) * x / ((qam + m2) * (a + m2)),
-            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
-        ):
-            d = 1 + numerator * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < eps:
-            break
-    return h
+    result = ttest_ind(sample, baseline, equal_var=False)
+    interval = result.confidence_interval(confidence)
+    return Comparison(
+        delta,
+        float(interval.low),
+        float(interval.high),
+        float(result.pvalue),
+        float(result.statistic),
+        float(result.df),
+        confidence,
+    )
