@@ -273,35 +273,41 @@ def _submit(args: argparse.Namespace) -> int:
 def _follow(server: str, run: dict[str, Any]) -> int:
     """Follow a run's event stream with a progress bar, reconnecting where it left off."""
     import httpx
+    from httpx_sse import connect_sse
     from tqdm import tqdm
 
     bar = tqdm(total=run["epochs"], unit="epoch", desc=f"run {run['id']} {run['status']}", file=sys.stderr)
     last_epoch, final, failures = 0, None, 0
-    while final is None:
-        try:
-            headers = {"Last-Event-ID": str(last_epoch), "Accept": "text/event-stream"}
-            with httpx.stream(
-                "GET", f"{server}/api/v1/runs/{run['id']}/events", headers=headers, timeout=httpx.Timeout(10, read=60)
-            ) as response:
-                response.raise_for_status()
-                for event, data in _sse(response.iter_lines()):
-                    failures = 0
-                    if event == "epoch":
-                        bar.update(data["epoch"] - bar.n)
-                        last_epoch = data["epoch"]
-                        if data.get("valid_top1") is not None:
-                            bar.set_postfix(valid_top1=f"{data['valid_top1']:.2f}")
-                    elif event in ("status", "end"):
-                        bar.set_description(f"run {data['id']} {data['status']} (attempt {data['attempt']})")
-                        if event == "end":
-                            final = data
-        except httpx.HTTPError as exc:
-            failures += 1
-            if failures > 30:
-                bar.close()
-                print(f"error: lost the server: {exc}", file=sys.stderr)
-                return EXIT_FAILED
-            time.sleep(2)
+    with httpx.Client(timeout=httpx.Timeout(10, read=60)) as client:
+        while final is None:
+            try:
+                with connect_sse(
+                    client,
+                    "GET",
+                    f"{server}/api/v1/runs/{run['id']}/events",
+                    headers={"Last-Event-ID": str(last_epoch)},
+                ) as source:
+                    source.response.raise_for_status()
+                    for event in source.iter_sse():
+                        failures = 0
+                        if event.event == "epoch":
+                            data = event.json()
+                            bar.update(data["epoch"] - bar.n)
+                            last_epoch = data["epoch"]
+                            if data.get("valid_top1") is not None:
+                                bar.set_postfix(valid_top1=f"{data['valid_top1']:.2f}")
+                        elif event.event in ("status", "end"):
+                            data = event.json()
+                            bar.set_description(f"run {data['id']} {data['status']} (attempt {data['attempt']})")
+                            if event.event == "end":
+                                final = data
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > 30:
+                    bar.close()
+                    print(f"error: lost the server: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                time.sleep(2)
     bar.close()
     if final["status"] == "succeeded":
         print(
@@ -314,19 +320,3 @@ def _follow(server: str, run: dict[str, Any]) -> int:
         f"run {final['id']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr
     )
     return EXIT_FAILED
-
-
-def _sse(lines):
-    """(event, parsed data) for each Server-Sent Event in a stream of lines."""
-    import json
-
-    event, data = "message", []
-    for line in lines:
-        if not line:
-            if data:
-                yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     kill_grace_seconds: float = Field(3.0, gt=0, description="SIGTERM to SIGKILL delay when stopping a trainer")
     sse_poll_seconds: float = Field(0.5, gt=0, le=5, description="how often an event stream reads the database")
-    sse_keepalive_seconds: float = Field(15.0, gt=0, description="comment sent on a silent event stream")
+    sse_keepalive_seconds: float = Field(
+        15.0, gt=0, description="interval of the keep-alive comment on an event stream"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,16 +1,18 @@
-"""Server-Sent Events for one run: an ``epoch`` message per new epoch row (its id is the epoch),
-a ``status`` message at the start and on each status change, ``end`` once the run is final.
+"""Server-Sent Events for one run: an ``epoch`` event per new epoch row (its id is the epoch),
+a ``status`` event at the start and on each status change, ``end`` once the run is final.
 
 The database is polled with a fresh session per poll, in a worker thread, so the event loop
-never blocks. A client that reconnects with ``Last-Event-ID: N`` gets the epochs after N.
+never blocks. A client that reconnects with ``Last-Event-ID: N`` gets the epochs after N: the
+header is ours to read, sse-starlette leaves it to the application. The route sends the stream
+with sse-starlette, which adds the keep-alive comments and cancels the stream when the client leaves.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
+from sse_starlette import ServerSentEvent
 
 from backend.db import Database
 from backend.models import FINAL_STATUSES
@@ -23,16 +25,18 @@ from backend.settings import Settings
 RECONNECT_MS = 2000
 
 
-def open_stream(*, database: Database, settings: Settings, run_id: int, after_epoch: int) -> AsyncIterator[str]:
+def open_stream(
+    *, database: Database, settings: Settings, run_id: int, after_epoch: int
+) -> AsyncIterator[ServerSentEvent]:
     """Check the run exists (NotFound otherwise, before any byte is sent) and return its stream."""
     with database.session() as session:
         runs.get_run(session=session, run_id=run_id)
     return _stream(database=database, settings=settings, run_id=run_id, after_epoch=after_epoch)
 
 
-def message(event: str, data: str, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
+def keep_alive() -> ServerSentEvent:
+    """The comment a quiet stream sends, so that proxies keep the connection open."""
+    return ServerSentEvent(comment="keep-alive")
 
 
 def _poll(database: Database, settings: Settings, run_id: int, after_epoch: int):
@@ -50,36 +54,33 @@ def _status_key(run: RunPublic) -> tuple:
     return run.status, run.attempt, run.cancel_requested, run.worker, run.failure_kind, run.start_epoch
 
 
-async def _stream(*, database: Database, settings: Settings, run_id: int, after_epoch: int) -> AsyncIterator[str]:
+def _run_event(event: str, run: RunPublic, cursor: int) -> ServerSentEvent:
+    return ServerSentEvent(run.model_dump_json(), event=event, id=str(cursor))
+
+
+async def _stream(
+    *, database: Database, settings: Settings, run_id: int, after_epoch: int
+) -> AsyncIterator[ServerSentEvent]:
     cursor = after_epoch
     sent_status = None
-    last_sent = time.monotonic()
-    yield f"retry: {RECONNECT_MS}\n\n"
+    yield ServerSentEvent(retry=RECONNECT_MS)
     while True:
         run, rows = await anyio.to_thread.run_sync(_poll, database, settings, run_id, cursor)
         if run is None:
             return  # deleted: a reconnect gets 404, which stops an EventSource
-        messages = []
         if sent_status is None:
-            messages.append(message("status", run.model_dump_json(), cursor))
+            yield _run_event("status", run, cursor)
             sent_status = _status_key(run)
         if run.epoch < cursor:
             # A resumed attempt superseded epochs this client saw: they are sent again when rewritten.
             cursor = run.epoch
         for row in rows:
-            messages.append(message("epoch", row.model_dump_json(), row.epoch))
+            yield ServerSentEvent(row.model_dump_json(), event="epoch", id=str(row.epoch))
             cursor = row.epoch
         if _status_key(run) != sent_status:
-            messages.append(message("status", run.model_dump_json(), cursor))
+            yield _run_event("status", run, cursor)
             sent_status = _status_key(run)
         if run.status in FINAL_STATUSES:
-            messages.append(message("end", run.model_dump_json(), cursor))
-        if messages:
-            yield "".join(messages)
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= settings.sse_keepalive_seconds:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        if run.status in FINAL_STATUSES:
+            yield _run_event("end", run, cursor)
             return
         await anyio.sleep(settings.sse_poll_seconds)

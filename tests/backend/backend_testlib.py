@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import httpx
+from httpx_sse import EventSource
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,26 +30,21 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def iter_events(lines: Iterator[str]) -> Iterator[tuple[str, str | None, Any]]:
-    """(event, id, data) for each message in the lines of a Server-Sent Events response, as it arrives."""
-    event, event_id, data = "message", None, []
-    for line in lines:
-        if line:
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "id":
-                event_id = value
-            elif field == "data":
-                data.append(value)
-            continue
-        if data:
-            yield event, event_id, json.loads("\n".join(data))
-        event, event_id, data = "message", None, []
+def iter_events(lines: Iterable[str]) -> Iterator[tuple[str, str, Any]]:
+    """(event, id, data) for each message in the lines of a Server-Sent Events response, as it arrives.
+
+    httpx-sse parses them. It reads from a response, so the lines are handed to it as the body of
+    one: the caller keeps the lines, and can read the retry field and the keep-alive comments
+    (which a parser drops) from the same stream.
+    """
+    body = (f"{line}\n".encode() for line in lines)
+    source = EventSource(httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    for event in source.iter_sse():
+        if event.data:  # the retry field alone is an event without data
+            yield event.event, event.id, event.json()
 
 
-def read_events(lines: Iterator[str], *, until: str = "end") -> list[tuple[str, str | None, Any]]:
+def read_events(lines: Iterable[str], *, until: str = "end") -> list[tuple[str, str, Any]]:
     """The messages up to and including the first ``until`` event."""
     events = []
     for message in iter_events(lines):

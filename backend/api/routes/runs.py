@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from backend.api.deps import DatabaseDep, RunId, SessionDep, SettingsDep
 from backend.models import RunStatus
@@ -59,7 +59,7 @@ def run_steps(run_id: RunId, session: SessionDep) -> StepsPublic:
 
 @router.get(
     "/{run_id}/events",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {
             "content": {"text/event-stream": {}},
@@ -73,10 +73,13 @@ def run_events(
     database: DatabaseDep,
     settings: SettingsDep,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this epoch")] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     stream = events.open_stream(database=database, settings=settings, run_id=run_id, after_epoch=last_event_id or 0)
-    return StreamingResponse(
-        stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(
+        stream,
+        ping=settings.sse_keepalive_seconds,
+        ping_message_factory=events.keep_alive,
+        headers={"Cache-Control": "no-cache"},
     )
 
 
