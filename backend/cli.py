@@ -15,7 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 # Ours, parsed without the trainer's commands: importing those loads torch (seconds, and memory
 # the server and its workers never use).
@@ -133,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; this handler turns it into an
     # exception, so the workers below are stopped instead of the process just ending.
     signal.signal(signal.SIGTERM, _raise_shutdown)
-    workers = [_start_worker() for _ in range(args.workers)]
+    workers = [_start_worker(settings) for _ in range(args.workers)]
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=3, log_level="info")
     except (_Shutdown, KeyboardInterrupt):
@@ -150,13 +153,14 @@ def _ensure_demo_dataset(data_roots: list[Path]) -> None:
     subprocess.run([sys.executable, "-m", "backend", "data", "demo", str(data_roots[0])], check=True)
 
 
-def _start_worker() -> subprocess.Popen:
+def _start_worker(settings: Settings) -> subprocess.Popen:
     from backend.worker import die_with_parent
 
     # SIGTERM when the server dies, even by SIGKILL: the worker hands its run back and exits.
     return subprocess.Popen(
         [sys.executable, "-m", "backend", "worker"],
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **settings.environ()},  # the server's own settings, as it checked them
         preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM),  # noqa: PLW1509 - only prctl, before exec
     )
 

@@ -168,14 +168,6 @@ def build_form() -> tuple[FormGroup, ...]:
     return tuple(group for group in groups.values() if group.fields or group.sections)
 
 
-def form_fields() -> list[FormField]:
-    return [
-        leaf
-        for group in build_form()
-        for leaf in [*group.fields, *(f for section in group.sections for f in section.fields)]
-    ]
-
-
 TEACHER_FIELD = "tricks.kd.teacher"
 
 

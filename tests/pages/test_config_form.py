@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from backend.web.forms import build_form, form_fields
+from backend.web.forms import build_form
 from trainer.config import RunConfig
+
+
+def form_fields():
+    return [
+        leaf
+        for group in build_form()
+        for leaf in [*group.fields, *(f for section in group.sections for f in section.fields)]
+    ]
 
 
 def _leaf_names(model=RunConfig, prefix=""):
