@@ -15,23 +15,16 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' launcher of `tricklab serve`
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' launcher of `tricklab serve` and their Chromium
 
-from dashboard_testlib import serve  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from testlib.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from testlib.dashboard import serve  # noqa: E402
 
 from trainer.config import apply_overrides  # noqa: E402
 from trainer.data.demo import write_demo_dataset  # noqa: E402
 from trainer.presets import get_preset  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PRESETS = ("base", "a", "b", "d2")
 # The report's runs made CPU-sized; each preset's own overrides are applied on top.
 SIZE = {"model.arch": "resnet18", "model.pretrained": False, "epochs": 6, "batch_size": 32, "data.image_size": 48}
@@ -54,7 +47,7 @@ def main() -> int:
                 run = dashboard.wait(run_id, timeout=1800)
                 print(f"#{run_id} {run['status']}", flush=True)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(f"{dashboard.url}/compare?runs={','.join(map(str, ids))}")
                 page.wait_for_function(f"document.getElementById('chart-lr').data?.length === {len(ids)}")

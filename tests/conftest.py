@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from testlib.dashboard import Dashboard, serve
+from testlib.studies import TINY, TINY_GRID, TINY_SEEDS
 
 from backend.settings import Settings
 from trainer.data.commands import add_data_commands
@@ -43,15 +45,6 @@ def data_cli():
 
 
 POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _postgres_database() -> Iterator[str]:
@@ -92,13 +85,31 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/tricklab.db"
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium through Playwright, one for the whole session (a second sync Playwright
-    cannot start while the first one's event loop runs)."""
-    from playwright.sync_api import sync_playwright
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A data root holding an (empty) CUB_200_2011/: enough for the checks made when runs are queued."""
+    root = tmp_path / "data"
+    (root / "CUB_200_2011").mkdir(parents=True)
+    return root
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+
+@pytest.fixture(scope="session")
+def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
+    """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child."""
+    with serve(tmp_path_factory.mktemp("study-server"), demo_dataset, workers=2, poll_seconds=0.3) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tiny_study(study_server: Dashboard) -> dict[str, Any]:
+    """A grid study that trains in minutes (resnet18, 32 px, 1 epoch, 2 seeds, 2 switches), run to the end;
+    shared by the end-to-end test of studies and the study pages' browser tests."""
+    study = study_server.post_study(
+        {
+            "name": "tiny grid",
+            "grid": {"switches": TINY_GRID},
+            "seeds": TINY_SEEDS,
+            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
+        }
+    )
+    return study_server.wait_finished(study["id"], timeout=900)

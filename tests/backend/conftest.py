@@ -1,4 +1,4 @@
-"""Backend fixtures: real servers and workers (the databases come from tests/conftest.py)."""
+"""Backend fixtures: real servers and workers (the databases and data root come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_testlib import REPO, free_port, wait_for
+from testlib.processes import REPO, free_port, wait_for
 
 from backend.db import Database
 from backend.settings import Settings
@@ -31,14 +31,6 @@ FAST = {
 def pytest_configure(config: pytest.Config) -> None:
     # Starlette 1.x nags about httpx in its TestClient; the tests that matter use real servers.
     config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
-
-
-@pytest.fixture
-def data_root(tmp_path: Path) -> Path:
-    """A data root holding an (empty) CUB_200_2011/: enough for the API's checks."""
-    root = tmp_path / "data"
-    (root / "CUB_200_2011").mkdir(parents=True)
-    return root
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from backend_testlib import REPO
+from testlib.processes import REPO
 
 from backend.cli import build_parser
 
@@ -106,7 +106,7 @@ def test_submit_without_a_server_says_so(tmp_path):
 def test_serve_demo_writes_the_dataset_and_accepts_the_default_data_root(tmp_path):
     """The README's main command, from an empty folder: the default config's data.root works."""
     import httpx
-    from backend_testlib import free_port, wait_for
+    from testlib.processes import free_port, wait_for
 
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}

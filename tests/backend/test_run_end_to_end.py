@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from backend_testlib import free_port, iter_events, wait_for
 from sqlalchemy import select
+from testlib.events import iter_events
+from testlib.processes import free_port, wait_for
 
 from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus

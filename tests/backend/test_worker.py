@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from backend_testlib import wait_for
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from testlib.processes import wait_for
 
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service

@@ -5,7 +5,7 @@ import time
 
 import httpx
 import pytest
-from backend_testlib import read_events
+from testlib.events import read_events
 
 from backend.services import queue as jobs
 from backend.services import runs as run_service

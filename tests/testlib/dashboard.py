@@ -1,11 +1,10 @@
-"""`tricklab serve` (uvicorn and its workers) on a free port, for the page and study tests and the
-README's screenshot script: the real server, workers and trainer, on a folder of its own."""
+"""`tricklab serve` (uvicorn and its workers) on a free port, for the end-to-end and browser tests and
+the README's screenshot script: the real server, workers and trainer, on a folder of its own."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from backend.settings import Settings
+from testlib.processes import free_port
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
 TINY_RUN = {
@@ -74,11 +74,28 @@ class Dashboard:
             time.sleep(0.5)
         return run
 
+    def get(self, path: str, **params: Any) -> Any:
+        """The JSON of GET /api/v1``path``, which must answer 200."""
+        answer = httpx.get(f"{self.url}/api/v1{path}", params=params, timeout=30)
+        if answer.status_code != 200:
+            raise ServerError(f"GET {path} answered {answer.status_code}: {answer.text}")
+        return answer.json()
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    def post_study(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.post(f"{self.url}/api/v1/studies", json=body, timeout=60)
+        if answer.status_code != 201:
+            raise ServerError(f"creating study {body.get('name')!r} answered {answer.status_code}: {answer.text}")
+        return answer.json()
+
+    def wait_finished(self, study_id: int, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not (study := self.get(f"/studies/{study_id}"))["finished"]:
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"study {study_id} not finished after {timeout} s: {study['progress']}:\n{self.log_tail()}"
+                )
+            time.sleep(1)
+        return study
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The issue's four flows in Chromium against `tricklab serve`, plus widths and escaping.
+"""Four flows in Chromium against `tricklab serve` (a bad value kept on the form, a launch from a
+preset with its charts growing, two runs compared, a run cancelled then deleted), plus widths and escaping.
 
 Each test saves screenshots of the pages it visits under its own temporary folder.
 """

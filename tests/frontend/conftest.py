@@ -1,5 +1,5 @@
-"""A real dashboard for the page tests: `tricklab serve` (uvicorn and one worker) on a free port, a
-tiny generated dataset, and Debian's Chromium driven by Playwright."""
+"""The browser tests: Debian's Chromium driven by Playwright, against a real dashboard (`tricklab serve`,
+uvicorn and one worker, on a free port, with a tiny generated dataset) or the study server."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_testlib import Dashboard, serve, settings_for
-from fastapi.testclient import TestClient
-
-from backend.app import create_app
+from testlib.browser import CHROMIUM, CHROMIUM_ARGS
+from testlib.dashboard import Dashboard, serve
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[TestClient]:
-    """The app in-process, for endpoint tests that need no worker."""
-    home = tmp_path_factory.mktemp("api")
-    with TestClient(create_app(settings_for(home, demo_dataset))) as client:
-        yield client
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, one for the whole session (a second sync Playwright
+    cannot start while the first one's event loop runs)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +46,26 @@ class PageProbe:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A Chromium tab: ``page.errors`` holds every script and console error, ``page.probe`` the same
+    without the failed loads, and the dialogs."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
+    tab.errors = []
     tab.probe = PageProbe(errors=[], dialogs=[])
-    tab.on("pageerror", lambda error: tab.probe.errors.append(str(error)))
-    # Chromium logs every 4xx as a console error; the 422s and 409s are expected answers here.
-    tab.on(
-        "console",
-        lambda message: (
-            message.type == "error"
-            and not message.text.startswith("Failed to load resource")
-            and tab.probe.errors.append(message.text)
-        ),
-    )
+
+    def on_page_error(error: Any) -> None:
+        tab.errors.append(str(error))
+        tab.probe.errors.append(str(error))
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            tab.errors.append(message.text)
+            # Chromium logs every 4xx as a console error; the 422s and 409s are expected answers here.
+            if not message.text.startswith("Failed to load resource"):
+                tab.probe.errors.append(message.text)
+
+    tab.on("pageerror", on_page_error)
+    tab.on("console", on_console)
     tab.on("dialog", tab.probe.on_dialog)
     yield tab
     context.close()

@@ -33,7 +33,7 @@ def test_every_config_field_has_one_input_with_its_default():
     assert fields["tricks.kd.teacher"].kind == "teacher"
 
 
-def test_groups_follow_the_issue():
+def test_fields_come_in_six_groups_and_the_optimiser_sections_in_order():
     titles = [group.title for group in build_form()]
     assert titles == ["Run", "Data", "Model", "Optimisation and schedule", "Tricks", "Runtime"]
     optimisation = next(group for group in build_form() if group.key == "optimisation")

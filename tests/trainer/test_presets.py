@@ -1,10 +1,10 @@
-"""The study presets against SEED_STUDY.md, and GET /api/v1/presets as the launch form uses it."""
+"""The presets: the report's study (T, T-LS, base, a–i2) with the settings of its results table."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.presets import PRESETS, STUDY, get_preset
+from trainer.presets import PRESETS, get_preset
 
 
 def test_every_preset_is_a_valid_run_config():
@@ -44,33 +44,3 @@ def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
         get_preset("h").config()
     with pytest.raises(KeyError, match="choose one of demo, base, T"):
         get_preset("z")
-
-
-def test_presets_endpoint_resets_what_other_presets_set(api):
-    answer = api.get("/api/v1/presets").json()
-    assert len(STUDY) == 16 and answer["count"] == len(PRESETS) == 17
-    by_key = {preset["key"]: preset for preset in answer["data"]}
-    # Choosing "a" after "h" or "demo" must undo what they set, and touch nothing else.
-    assert by_key["a"]["values"] == {
-        "name": "a",
-        "model.arch": "resnet50",
-        "model.pretrained": True,
-        "data.image_size": 224,
-        "batch_size": 64,
-        "epochs": 10,
-        "schedule.name": "cosine",
-        "tricks.label_smoothing": 0.0,
-        "tricks.mixup_alpha": 0.0,
-        "tricks.kd.teacher": None,
-    }
-    assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09
-
-
-def test_teachers_endpoint_without_finished_runs(api):
-    answer = api.get("/api/v1/presets/teachers", params={"label_smoothing": 0.1}).json()
-    assert answer == {
-        "data": [],
-        "count": 0,
-        "suggested_id": None,
-        "hint": "No finished run yet: train a teacher first (preset T-LS, trained with label smoothing).",
-    }

@@ -1,4 +1,4 @@
-"""What the study tests share (a module of its own: every test folder has a "conftest")."""
+"""The tiny study of the end-to-end and browser tests."""
 
 # Every run of the end-to-end study trains in seconds on a CPU.
 TINY = {
@@ -12,3 +12,5 @@ TINY = {
 # Two switches, one of them distillation (so teachers are added, shared and waited for), two seeds.
 TINY_GRID = {"cosine": True, "kd": True}
 TINY_SEEDS = 2
+# The groups the grid makes, in the table's order: the teacher first, then the baseline.
+TINY_GROUPS = ["T", "base", "+KD", "+Cosine", "+Cosine +KD"]

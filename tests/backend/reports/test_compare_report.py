@@ -1,22 +1,12 @@
-"""Trick summaries, best/final epoch choice and deltas in points, as the compare table shows them."""
+"""Best/final epoch choice, deltas in points and the CSV, as the compare table shows them."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 from backend.reports.compare import compare_rows, pick_epoch, rows_to_csv, with_delta
-from backend.reports.labels import trick_summary
-from backend.services.teachers import teacher_choices
 from trainer.config import RunConfig
 from trainer.presets import get_preset
-
-
-def test_trick_summary_names_tricks_in_the_reports_words():
-    assert trick_summary(RunConfig()) == "base"
-    assert trick_summary(get_preset("h").config(teacher=7)) == "+Cosine +LS +KD (teacher #7)"
-    assert trick_summary(get_preset("T-LS").config()) == "ResNet152 +LS"
-    assert trick_summary(get_preset("d2").config()) == "+Mixup α=0.2"
-    assert trick_summary(get_preset("c").config(teacher="/runs/12")) == "+KD (teacher 12)"
 
 
 def test_delta_text():
@@ -68,18 +58,3 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
     assert csv_text.splitlines()[0].startswith("run_id,name,tricks,status,epoch,top1,top1_delta")
     assert csv_text.splitlines()[1].startswith("1,run 1,base,succeeded,2,78.53,-1.47,93.82")
     assert csv_text.splitlines()[2].startswith("2,run 2,'+LS,succeeded,")  # not a formula in a spreadsheet
-
-
-def test_teacher_suggestion_follows_label_smoothing():
-    def teacher(run_id, key, top1):
-        return SimpleNamespace(
-            id=run_id, name=key, config=get_preset(key).config().model_dump(mode="json"), max_valid_top1=top1
-        )
-
-    runs = [teacher(1, "T", 80.49), teacher(2, "T-LS", 82.78), teacher(3, "base", 78.53)]
-    with_ls, hint = teacher_choices(runs, label_smoothing=0.1)
-    assert [choice.id for choice in with_ls] == [2, 1, 3] and "#2" in hint
-    without_ls, _ = teacher_choices(runs, label_smoothing=0.0)
-    assert [choice.id for choice in without_ls] == [1, 3, 2]
-    assert with_ls[0].label == "#2 T-LS (ResNet152 +LS, valid top-1 82.78)"
-    assert teacher_choices([], label_smoothing=0.1)[1].startswith("No finished run yet")

@@ -1,33 +1,12 @@
-"""Helpers shared by the backend tests (a module of its own: every test folder has a "conftest")."""
+"""Reading a run's Server-Sent Events in tests, with httpx-sse."""
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
 from httpx_sse import EventSource
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def iter_events(lines: Iterable[str]) -> Iterator[tuple[str, str, Any]]:

@@ -1,0 +1,56 @@
+"""The study service's fixtures: a migrated database, its settings, and a worker's results written by hand.
+
+PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from backend.db import Database
+from backend.models import Run, RunStatus, utcnow
+from backend.settings import Settings
+
+
+@dataclass
+class Store:
+    """A migrated database with the settings the study service needs."""
+
+    settings: Settings
+    db: Database
+    data_root: Path
+
+    def finish(self, run_ids: list[int], **results: Any) -> None:
+        """Mark runs succeeded as a worker would, with the given result columns."""
+        with self.db.transaction(write=True) as session:
+            session.execute(
+                update(Run)
+                .where(Run.id.in_(run_ids))
+                .values(status=RunStatus.succeeded, finished_at=utcnow(), **results)
+            )
+
+    def run(self, run_id: int) -> Run:
+        with self.db.session() as session:
+            return session.get(Run, run_id)
+
+
+@pytest.fixture
+def make_store(
+    make_settings: Callable[..., Settings], make_database: Callable[[Settings], Database]
+) -> Callable[[str], Store]:
+    def make(database_url: str) -> Store:
+        settings = make_settings(database_url)
+        return Store(settings, make_database(settings), settings.data_roots[0])
+
+    return make
+
+
+@pytest.fixture
+def store(make_store: Callable[[str], Store], sqlite_url: str) -> Store:
+    return make_store(sqlite_url)

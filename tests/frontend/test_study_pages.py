@@ -1,0 +1,67 @@
+"""The study pages in Chromium, on the tiny study that the end-to-end test of studies runs."""
+
+from __future__ import annotations
+
+from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS
+
+from backend.reports.stats import NO_SPREAD
+
+
+def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, tiny_study, tmp_path):
+    page.goto(f"{study_server.url}/studies/{tiny_study['id']}")
+    rows = page.locator("#study-table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == len(TINY_GROUPS)
+    assert page.locator("#study-name").text_content() == "tiny grid"
+    assert page.locator("#study-progress-text").text_content() == "10 of 10 runs finished"
+    assert page.locator('#study-counts [data-status="succeeded"] dd').text_content() == "10"
+    base = page.locator('#study-table tr[data-group="base"]')
+    assert "baseline" in base.text_content() and "±" in base.locator("td").nth(2).text_content()
+    kd = page.locator('#study-table tr[data-group="+KD"]')
+    assert kd.locator("td").nth(0).text_content() == "ResNet18 from scratch +KD (teacher T)"
+    assert kd.locator("td").nth(3).get_attribute("data-verdict") in ("within noise", "helped", "hurt", NO_SPREAD)
+    assert "comparisons at 95 %" in page.locator("#study-method").text_content()
+    assert not page.locator("#study-cancel").is_visible()  # nothing left to cancel
+
+    # Every chart: per group a filled band between two edges, and the mean line.
+    page.wait_for_function("document.getElementById('chart-lr').data?.length > 0")
+    for field in ("train_loss", "valid_top1", "valid_top5", "lr"):
+        traces = page.evaluate(
+            f"document.getElementById('chart-{field}').data.map(t => [t.name, t.fill ?? null, t.x.length])"
+        )
+        assert sum(fill == "tonexty" for _, fill, _ in traces) == len(TINY_GROUPS), (field, traces)
+        assert [name for name, fill, _ in traces if fill is None and not name.endswith("std")] == TINY_GROUPS
+        assert all(points == 1 for *_, points in traces)
+    page.get_by_label("test, best-validation-loss checkpoint").check()
+    page.wait_for_function("document.getElementById('csv-link').href.endsWith('metric=test')")
+    page.screenshot(path=tmp_path / "study.png", full_page=True)
+    assert not page.errors
+
+
+def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, tiny_study):
+    page.goto(f"{study_server.url}/studies")
+    page.locator(f'#studies-table tr[data-study-id="{tiny_study["id"]}"]').wait_for()
+    overrides = page.get_by_label("One key = value per line")
+    lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()]
+    lines += [f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
+    page.get_by_label("Name", exact=True).fill("from the form")
+    page.get_by_label("Seeds per run").fill(str(TINY_SEEDS))
+    page.get_by_label("A grid: every combination of the switches below").check()
+    page.get_by_label("Cosine decay (instead of OneCycle): off and on").check()
+    page.get_by_label("Knowledge distillation: off and on").check()
+    overrides.fill("\n".join(lines))
+    page.get_by_role("button", name="Launch study").click()
+    error = page.locator("#study-overrides-error")
+    error.wait_for(state="visible")
+    assert error.text_content().startswith("teacher.model.arch: Input should be 'resnet18'")
+    assert overrides.get_attribute("aria-invalid") == "true"
+
+    # Fixed, it is the tiny study again: every run is reused, and the page says so at once.
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
+    page.get_by_role("button", name="Launch study").click()
+    page.wait_for_url(f"{study_server.url}/studies/*")
+    page.locator("#study-table tbody tr").first.wait_for()
+    assert page.locator("#study-name").text_content() == "from the form"
+    assert page.locator("#study-progress-text").text_content() == "10 of 10 runs finished (10 reused from earlier runs)"
+    # The browser logs the refused first launch; nothing else went wrong.
+    assert page.errors == ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]
