@@ -83,10 +83,10 @@ def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: flo
     interval = result.confidence_interval(confidence)
     return Comparison(
         delta,
-        float(interval.low),
-        float(interval.high),
-        float(result.pvalue),
-        float(result.statistic),
-        float(result.df),
-        confidence,
+        low=float(interval.low),
+        high=float(interval.high),
+        p_value=float(result.pvalue),
+        t=float(result.statistic),
+        df=float(result.df),
+        confidence=confidence,
     )
