@@ -1,6 +1,7 @@
-// Shared by every page: JSON fetches from /api/v1, element building with text only, display formats.
+// Shared by every page: JSON fetches from /api/v1, element building with text only, display formats,
+// the polling of live pages, and the API's 422s shown beside the form inputs they name.
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, detail) {
     super(typeof detail === "string" ? detail : `request failed (${status})`);
     this.status = status;
@@ -73,8 +74,81 @@ export function showMessage(node, text, kind = "info") {
   node.dataset.kind = kind;
 }
 
+function named(name, msg) {
+  return name ? `${name}: ${msg}` : msg;
+}
+
 export function detailText(error) {
   if (!(error instanceof ApiError)) return String(error.message || error);
-  if (Array.isArray(error.detail)) return error.detail.map((item) => `${item.loc.slice(2).join(".")}: ${item.msg}`).join("; ");
+  // A 422 names each field by its path inside the body's object: ["body", "config", "epochs"] is "epochs".
+  if (Array.isArray(error.detail)) return error.detail.map((item) => named(item.loc.slice(2).join("."), item.msg)).join("; ");
   return error.message;
+}
+
+// FastAPI's 422 detail as [{loc, msg}], loc without its first part (the forms send only bodies, so it is
+// always "body"); any other error as one message that names no input.
+export function validationErrors(error) {
+  if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) {
+    return error.detail.map((item) => ({ loc: item.loc.slice(1).map(String), msg: item.msg }));
+  }
+  return [{ loc: [], msg: detailText(error) }];
+}
+
+// Shows errors ([{loc, msg}]) in a form: each beside the input that field(loc) finds, in its
+// `${input.id}-error` box, and all of them in the summary box, which takes the focus unless an input
+// named by an error does. field(loc) gives {input, name, label}: the input or none, the error's name
+// in the summary, and the words before msg beside the input (none: msg alone).
+export function showFormErrors(form, summary, errors, field) {
+  for (const box of form.querySelectorAll(".field-error")) {
+    box.hidden = true;
+    box.textContent = "";
+  }
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  const list = el("ul");
+  let first = null;
+  for (const { loc, msg } of errors) {
+    const { input, name, label } = field(loc);
+    const box = input && document.getElementById(`${input.id}-error`);
+    if (box) {
+      // Several errors on one input (two override keys, two values of a switch) share its box.
+      box.textContent = box.textContent ? `${box.textContent}; ${named(label, msg)}` : named(label, msg);
+      box.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      first ??= input;
+      list.append(el("li", {}, el("a", { href: `#${input.id}` }, name), `: ${msg}`));
+    } else {
+      list.append(el("li", {}, named(name, msg)));
+    }
+  }
+  const count = errors.length === 1 ? "One setting needs fixing:" : `${errors.length} settings need fixing:`;
+  summary.replaceChildren(el("p", {}, count), list);
+  summary.hidden = false;
+  (first ?? summary).focus();
+}
+
+// Keeps a page live: load() fetches and draws, and resolves to whether anything it shows is still
+// changing (a queued or running run, an unfinished study). It runs again after intervalMs while so, and
+// after idleMs while not (without idleMs, polling stops until the next refresh). A failed load is shown
+// in message after `failure` and counts as nothing changing, unless retry(error) says to go on.
+// Returns refresh(): load now (after an action, a changed filter), which also restarts a stopped poll.
+export function poll(load, { intervalMs, idleMs = null, message, failure, retry = () => false }) {
+  let timer = null;
+  let latest = 0;
+  async function refresh() {
+    clearTimeout(timer);
+    const call = ++latest;
+    let changing;
+    try {
+      changing = await load();
+    } catch (error) {
+      showMessage(message, `${failure}: ${detailText(error)}`, "error");
+      changing = retry(error);
+    }
+    // A refresh that answers after a newer one leaves the schedule to the newer one.
+    if (call !== latest) return;
+    const delay = changing ? intervalMs : idleMs;
+    if (delay !== null) timer = setTimeout(refresh, delay);
+  }
+  refresh();
+  return refresh;
 }

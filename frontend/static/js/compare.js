@@ -1,5 +1,5 @@
 // The report's figures and summary table for the runs in the URL; polls while any of them is active.
-import { ACTIVE, api, detailText, duration, el, showMessage } from "./common.js";
+import { ACTIVE, api, duration, el, poll, showMessage } from "./common.js";
 import { COLORS, drawEpochCharts, drawLr } from "./charts.js";
 
 const POLL_MS = 5000;
@@ -12,7 +12,6 @@ const message = document.getElementById("compare-message");
 const csvLink = document.getElementById("csv-link");
 // A run keeps its colour whatever the baseline: it is fixed by its place in the URL.
 const colorOf = new Map(runIds.map((id, index) => [id, COLORS[index % COLORS.length]]));
-let timer = null;
 
 function choice() {
   return { baseline: Number(baselineSelect.value), mode: document.querySelector('input[name="mode"]:checked').value };
@@ -62,13 +61,11 @@ function renderCharts(rows, metrics) {
   drawLr("chart-lr", series, { epochs });
 }
 
-async function refresh() {
-  clearTimeout(timer);
-  const current = choice();
-  syncUrl(current);
-  const ids = runIds.join(",");
-  let active = false;
-  try {
+const refresh = poll(
+  async () => {
+    const current = choice();
+    syncUrl(current);
+    const ids = runIds.join(",");
     // One request for every run's epochs, one for the table.
     const [table, metrics] = await Promise.all([
       api(`/compare?${new URLSearchParams({ run_ids: ids, baseline: current.baseline, mode: current.mode })}`),
@@ -78,13 +75,10 @@ async function refresh() {
     renderCharts(table.data, metrics.data);
     const missing = runIds.filter((id) => !table.data.some((row) => row.run_id === id));
     showMessage(message, missing.length ? `No run ${missing.map((id) => `#${id}`).join(", ")}.` : "", missing.length ? "error" : "info");
-    active = table.data.some((row) => ACTIVE.has(row.status));
-  } catch (error) {
-    showMessage(message, `Could not load the comparison: ${detailText(error)}`, "error");
-  }
-  if (active) timer = setTimeout(refresh, POLL_MS);
-}
+    return table.data.some((row) => ACTIVE.has(row.status));
+  },
+  { intervalMs: POLL_MS, message, failure: "Could not load the comparison" },
+);
 
 baselineSelect.addEventListener("change", refresh);
 for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", refresh);
-refresh();

@@ -1,5 +1,5 @@
 // The launch form: presets, the teacher picker, the LR preview, and the API's 422s beside their fields.
-import { api, ApiError, detailText, el } from "./common.js";
+import { api, detailText, el, showFormErrors, validationErrors } from "./common.js";
 import { drawLines } from "./charts.js";
 
 const form = document.getElementById("launch-form");
@@ -84,44 +84,14 @@ function setValues(values) {
 
 // --- errors -----------------------------------------------------------------------------------
 
-function clearErrors() {
-  for (const node of form.querySelectorAll(".field-error")) {
-    node.hidden = true;
-    node.textContent = "";
-  }
-  for (const input of inputs) input.removeAttribute("aria-invalid");
-  formErrors.hidden = true;
-  formErrors.replaceChildren();
+// FastAPI's loc after "body" is ["config", ...the dotted path the inputs are named by].
+function field(loc) {
+  const name = loc.slice(1).join(".");
+  return { name, input: byName.get(name) };
 }
 
-function showErrors(items) {
-  clearErrors();
-  const summary = el("ul");
-  let first = null;
-  for (const { name, msg } of items) {
-    const input = byName.get(name);
-    const box = input && document.getElementById(`${input.id}-error`);
-    if (box) {
-      box.textContent = msg;
-      box.hidden = false;
-      input.setAttribute("aria-invalid", "true");
-      first ??= input;
-      summary.append(el("li", {}, el("a", { href: `#${input.id}` }, name), `: ${msg}`));
-    } else {
-      summary.append(el("li", {}, name ? `${name}: ${msg}` : msg));
-    }
-  }
-  formErrors.append(el("p", {}, items.length === 1 ? "One setting needs fixing:" : `${items.length} settings need fixing:`), summary);
-  formErrors.hidden = false;
-  (first ?? formErrors).focus?.();
-}
-
-// FastAPI's 422 detail: loc is ["body", "config", ...dotted path].
-function errorsOf(error) {
-  if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) {
-    return error.detail.map((item) => ({ name: item.loc.slice(2).join("."), msg: item.msg }));
-  }
-  return [{ name: "", msg: detailText(error) }];
+function showErrors(errors) {
+  showFormErrors(form, formErrors, errors, field);
 }
 
 // --- presets and the teacher picker ------------------------------------------------------------
@@ -185,7 +155,7 @@ async function preview() {
     previewNote.textContent = `${result.steps_per_epoch} steps per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
   } catch (error) {
     if (seq !== previewSeq) return;
-    previewNote.textContent = `No preview until the settings are valid: ${errorsOf(error).map((e) => (e.name ? `${e.name}: ${e.msg}` : e.msg)).join("; ")}`;
+    previewNote.textContent = `No preview until the settings are valid: ${detailText(error)}`;
   }
 }
 
@@ -210,7 +180,7 @@ kdEnabled.addEventListener("change", () => {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (kdEnabled.checked && teacherSelect.value === "") {
-    showErrors([{ name: "tricks.kd.teacher", msg: "choose the teacher run, or untick distillation" }]);
+    showErrors([{ loc: ["config", "tricks", "kd", "teacher"], msg: "choose the teacher run, or untick distillation" }]);
     return;
   }
   submitButton.disabled = true;
@@ -220,7 +190,7 @@ form.addEventListener("submit", async (event) => {
     location.assign(`/runs/${run.id}`);
   } catch (error) {
     // The form keeps every value; only the messages are added.
-    showErrors(errorsOf(error));
+    showErrors(validationErrors(error));
     submitButton.disabled = false;
   }
 });
@@ -237,7 +207,7 @@ async function start() {
       note.hidden = false;
       if (kdEnabled.checked) await loadTeachers();
     } catch (error) {
-      showErrors([{ name: "", msg: `Could not load run ${cloneId} to clone: ${detailText(error)}` }]);
+      showErrors([{ loc: [], msg: `Could not load run ${cloneId} to clone: ${detailText(error)}` }]);
     }
   } else {
     // A preset named in the URL, or one chosen while this script was still loading.
@@ -249,5 +219,4 @@ async function start() {
   preview();
 }
 
-formErrors.tabIndex = -1;
 start();

@@ -1,5 +1,5 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
-import { ACTIVE, api, detailText, duration, el, pair, progress, showMessage, statusBadge, when } from "./common.js";
+import { ACTIVE, api, detailText, duration, el, pair, poll, progress, showMessage, statusBadge, when } from "./common.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -13,7 +13,6 @@ const countLine = document.getElementById("runs-count");
 
 // Checked in this order; the first one checked is the comparison's default baseline.
 const selected = new Set();
-let timer = null;
 
 function actionButton(run, action, label) {
   return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
@@ -72,21 +71,17 @@ function updateCompareButton() {
   compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
 }
 
-async function refresh() {
-  clearTimeout(timer);
-  const params = new URLSearchParams({ limit: "200" });
-  if (statusFilter.value) params.set("status", statusFilter.value);
-  if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
-  let active = false;
-  try {
+const refresh = poll(
+  async () => {
+    const params = new URLSearchParams({ limit: "200" });
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
     const page = await api(`/runs?${params}`);
     render(page);
-    active = page.data.some((run) => ACTIVE.has(run.status));
-  } catch (error) {
-    showMessage(message, `Could not load the runs: ${detailText(error)}`, "error");
-  }
-  timer = setTimeout(refresh, active ? ACTIVE_POLL_MS : IDLE_POLL_MS);
-}
+    return page.data.some((run) => ACTIVE.has(run.status));
+  },
+  { intervalMs: ACTIVE_POLL_MS, idleMs: IDLE_POLL_MS, message, failure: "Could not load the runs" },
+);
 
 async function act(run, action) {
   if (action === "delete" && !confirm(`Delete run #${run.id} "${run.name}" with its metrics and files?`)) return;
@@ -120,4 +115,3 @@ compareButton.addEventListener("click", () => {
   location.assign(`/compare?runs=${[...selected].join(",")}`);
 });
 updateCompareButton();
-refresh();

@@ -1,7 +1,7 @@
 // A study: progress per status, the table with intervals, and mean ± std bands per group; polls
 // until no run of it is queued or running.
-import { api, detailText, duration, el, showMessage } from "./common.js";
-import { COLORS, EPOCH_CHARTS, plotText } from "./charts.js";
+import { api, detailText, duration, el, poll, showMessage } from "./common.js";
+import { COLORS, drawBandCharts } from "./charts.js";
 
 const POLL_MS = 3000;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -12,7 +12,6 @@ const message = document.getElementById("study-message");
 const cancelButton = document.getElementById("study-cancel");
 const tbody = document.querySelector("#study-table tbody");
 const csvLink = document.getElementById("csv-link");
-let timer = null;
 
 function metric() {
   return document.querySelector('input[name="metric"]:checked').value;
@@ -85,61 +84,21 @@ function renderTable(table, colorOf) {
     `With ${compared} comparisons at 95 %, about ${(compared * 0.05).toFixed(1)} would look real by chance alone.`;
 }
 
-function hexToRgba(hex, alpha) {
-  const value = Number.parseInt(hex.slice(1), 16);
-  return `rgba(${value >> 16}, ${(value >> 8) & 255}, ${value & 255}, ${alpha})`;
-}
-
-// Per group: an invisible upper edge, the lower edge filled up to it, then the mean line on top.
-function bandTraces(curve, band, color, dash) {
-  const x = band.epoch;
-  const upper = band.mean.map((mean, i) => mean + (band.std[i] ?? 0));
-  const lower = band.mean.map((mean, i) => mean - (band.std[i] ?? 0));
-  const group = curve.group;
-  const edge = { type: "scatter", mode: "lines", x, line: { width: 0, color }, hoverinfo: "skip", showlegend: false, legendgroup: group };
-  return [
-    { ...edge, y: upper, name: `${plotText(group)} +std` },
-    { ...edge, y: lower, name: `${plotText(group)} −std`, fill: "tonexty", fillcolor: hexToRgba(color, 0.18) },
-    {
-      type: "scatter", mode: "lines+markers", x, y: band.mean, name: plotText(group), legendgroup: group,
-      line: { color, dash }, marker: { size: 5 },
-      customdata: band.n.map((n, i) => [n, band.std[i]]),
-      hovertemplate: "%{y:.4g} ± %{customdata[1]:.2g} (n=%{customdata[0]})",
-    },
-  ];
-}
-
-const EMPTY_NOTE = { text: "waiting for the first epoch…", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
-
-function layout(title, epochs, empty) {
-  return {
-    title: { text: title, font: { size: 14 }, x: 0.02 },
-    margin: { l: 56, r: 12, t: 40, b: 30 },
-    xaxis: { title: { text: "epoch", standoff: 4 }, zeroline: false, automargin: true, range: epochs ? [0.5, epochs + 0.5] : undefined, dtick: epochs && epochs <= 20 ? 1 : undefined },
-    yaxis: { zeroline: false, exponentformat: "e", visible: !empty },
-    annotations: empty ? [EMPTY_NOTE] : [],
-    legend: { orientation: "h", yanchor: "top", y: -0.22 },
-    showlegend: true,
-    autosize: true,
-  };
-}
-
 function renderCharts(curves, colorOf) {
-  const charts = [...EPOCH_CHARTS, { field: "lr", title: "Learning rate" }];
-  for (const { field, title } of charts) {
-    const traces = curves.data.flatMap((curve, index) =>
-      bandTraces(curve, curve[field], colorOf.get(curve.group), index < COLORS.length ? "solid" : "dot"));
-    const empty = traces.every((trace) => trace.x.length === 0);
-    Plotly.react(`chart-${field}`, traces, layout(title, curves.epochs, empty), { responsive: true, displaylogo: false });
-  }
+  // Past the palette's end colours repeat, so those groups' lines are dotted.
+  const series = curves.data.map((curve, index) => ({
+    name: curve.group,
+    color: colorOf.get(curve.group),
+    dash: index < COLORS.length ? "solid" : "dot",
+    bands: curve,
+  }));
+  drawBandCharts(series, { epochs: curves.epochs });
 }
 
-async function refresh() {
-  clearTimeout(timer);
-  const chosen = metric();
-  csvLink.href = `/api/v1/studies/${studyId}/table.csv?metric=${chosen}`;
-  let finished = true;
-  try {
+const refresh = poll(
+  async () => {
+    const chosen = metric();
+    csvLink.href = `/api/v1/studies/${studyId}/table.csv?metric=${chosen}`;
     const [study, table, curves] = await Promise.all([
       api(`/studies/${studyId}`),
       api(`/studies/${studyId}/table?metric=${chosen}`),
@@ -151,13 +110,11 @@ async function refresh() {
     renderTable(table, colorOf);
     renderCharts(curves, colorOf);
     showMessage(message, "");
-    finished = study.finished;
-  } catch (error) {
-    showMessage(message, `Could not load study #${studyId}: ${detailText(error)}`, "error");
-    finished = error.status === 404;
-  }
-  if (!finished) timer = setTimeout(refresh, POLL_MS);
-}
+    return !study.finished;
+  },
+  // A page may watch a study train for hours: a failed load is tried again, unless the study is gone.
+  { intervalMs: POLL_MS, message, failure: `Could not load study #${studyId}`, retry: (error) => error.status !== 404 },
+);
 
 cancelButton.addEventListener("click", async () => {
   cancelButton.disabled = true;
@@ -172,4 +129,3 @@ cancelButton.addEventListener("click", async () => {
   refresh();
 });
 for (const radio of document.querySelectorAll('input[name="metric"]')) radio.addEventListener("change", refresh);
-refresh();

@@ -1,5 +1,5 @@
 // The studies page: the launch form (preset or grid, overrides, seeds) and the recent studies.
-import { api, ApiError, detailText, el, showMessage, when } from "./common.js";
+import { api, el, poll, showFormErrors, showMessage, validationErrors, when } from "./common.js";
 
 const POLL_MS = 5000;
 
@@ -10,7 +10,6 @@ const formErrors = document.getElementById("study-form-errors");
 const submitButton = document.getElementById("study-submit");
 const tbody = document.querySelector("#studies-table tbody");
 const message = document.getElementById("studies-message");
-let timer = null;
 
 function design() {
   return form.querySelector('input[name="design"]:checked').value;
@@ -56,49 +55,20 @@ function collectSwitches() {
 
 // --- errors: FastAPI's 422 locations to the inputs they name ----------------------------------
 
-function inputFor(loc) {
+// The body's "name", "seeds", "priority"; "overrides" and a key; "grid", "switches", a switch's name.
+function field(loc) {
   const [where, ...rest] = loc;
-  if (where === "grid") return rest.length >= 2 ? document.getElementById(`switch-${rest[1]}`) : gridBox.querySelector("[data-kind]");
-  if (where === "overrides") return overridesBox;
-  return form.querySelector(`[name="${CSS.escape(where ?? "")}"]`);
+  const name = loc.join(".");
+  if (where === "grid") {
+    const input = rest.length >= 2 ? document.getElementById(`switch-${rest[1]}`) : gridBox.querySelector("[data-kind]");
+    return { name, input };
+  }
+  if (where === "overrides") return { name, input: overridesBox, label: rest[0] };
+  return { name, input: form.querySelector(`[name="${CSS.escape(where ?? "")}"]`) };
 }
 
-function clearErrors() {
-  for (const node of form.querySelectorAll(".field-error")) {
-    node.hidden = true;
-    node.textContent = "";
-  }
-  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
-  formErrors.hidden = true;
-  formErrors.replaceChildren();
-}
-
-function showErrors(items) {
-  clearErrors();
-  const list = el("ul");
-  let first = null;
-  for (const { loc, msg } of items) {
-    const name = loc.join(".");
-    const input = inputFor(loc);
-    const box = input && document.getElementById(`${input.id}-error`);
-    if (box) {
-      box.textContent = box.textContent ? `${box.textContent}; ${loc.at(-1)}: ${msg}` : loc[0] === "overrides" && loc[1] ? `${loc[1]}: ${msg}` : msg;
-      box.hidden = false;
-      input.setAttribute("aria-invalid", "true");
-      first ??= input;
-    }
-    list.append(el("li", {}, name ? `${name}: ${msg}` : msg));
-  }
-  formErrors.append(el("p", {}, items.length === 1 ? "One setting needs fixing:" : `${items.length} settings need fixing:`), list);
-  formErrors.hidden = false;
-  (first ?? formErrors).focus();
-}
-
-function errorsOf(error) {
-  if (error instanceof ApiError && error.status === 422 && Array.isArray(error.detail)) {
-    return error.detail.map((item) => ({ loc: item.loc.slice(1).map(String), msg: item.msg }));
-  }
-  return [{ loc: [], msg: detailText(error) }];
+function showErrors(errors) {
+  showFormErrors(form, formErrors, errors, field);
 }
 
 async function submit(event) {
@@ -123,7 +93,7 @@ async function submit(event) {
     const study = await api("/studies", { method: "POST", body });
     window.location.assign(`/studies/${study.id}`);
   } catch (error) {
-    showErrors(errorsOf(error));
+    showErrors(validationErrors(error));
   } finally {
     submitButton.disabled = false;
   }
@@ -147,22 +117,16 @@ function row(study) {
   );
 }
 
-async function refresh() {
-  clearTimeout(timer);
-  let active = false;
-  try {
+for (const radio of form.querySelectorAll('input[name="design"]')) radio.addEventListener("change", syncDesign);
+form.addEventListener("submit", submit);
+syncDesign();
+poll(
+  async () => {
     const page = await api("/studies?limit=50");
     tbody.replaceChildren(...page.data.map(row));
     if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No study yet: launch one above.")));
     showMessage(message, "");
-    active = page.data.some((study) => !study.finished);
-  } catch (error) {
-    showMessage(message, `Could not load the studies: ${detailText(error)}`, "error");
-  }
-  if (active) timer = setTimeout(refresh, POLL_MS);
-}
-
-for (const radio of form.querySelectorAll('input[name="design"]')) radio.addEventListener("change", syncDesign);
-form.addEventListener("submit", submit);
-syncDesign();
-refresh();
+    return page.data.some((study) => !study.finished);
+  },
+  { intervalMs: POLL_MS, message, failure: "Could not load the studies" },
+);
