@@ -17,12 +17,13 @@ import torch
 from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
-from trainer.data.loaders import build_batch_sources, epoch_seed
+from trainer.data.loaders import build_batch_sources
 from trainer.engine import evaluate, train_one_epoch
 from trainer.models import build_model, load_teacher
 from trainer.optim import build_optimizer
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
 from trainer.reporters import Reporter
+from trainer.seeds import mixup_seed
 from trainer.tricks.losses import TrainingLoss
 from trainer.tricks.schedules import build_schedule
 
@@ -127,7 +128,7 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
 
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         sources.train.set_epoch(epoch)
-        mixup_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
+        mixup_generator.manual_seed(mixup_seed(config.seed, epoch))
         train = train_one_epoch(
             model=step_model,
             loader=sources.train,

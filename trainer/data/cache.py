@@ -59,6 +59,11 @@ class PackedImages:
     sizes: Tensor  # pixels per entry, border included
 
 
+def cache_dir(cub_root: Path) -> Path:
+    """Decoded-image caches live beside the dataset, so every run on it shares them."""
+    return cub_root.parent / ".tricklab-cache"
+
+
 def _border(kind: str) -> int:
     return BORDER if kind == "train" else 0
 
