@@ -23,8 +23,7 @@ from trainer.models import build_model, load_teacher
 from trainer.optim import build_optimizer
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
 from trainer.reporters import Reporter
-from trainer.seeds import mixup_seed
-from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 
 
@@ -89,14 +88,10 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
+    tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
     optimizer = build_optimizer(model, config.optim)
     steps_per_epoch = len(sources.train)
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    loss_fn = TrainingLoss(
-        label_smoothing=config.tricks.label_smoothing,
-        kd_alpha=config.tricks.kd.alpha,
-        kd_temperature=config.tricks.kd.temperature,
-    )
     step_model = torch.compile(model) if config.runtime.compile else model
 
     progress = _Progress()
@@ -118,7 +113,6 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             history=progress.history,
         )
     )
-    mixup_generator = torch.Generator()
 
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch)
 
@@ -128,18 +122,14 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
 
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         sources.train.set_epoch(epoch)
-        mixup_generator.manual_seed(mixup_seed(config.seed, epoch))
+        tricks.set_epoch(epoch)
         train = train_one_epoch(
             model=step_model,
             loader=sources.train,
             optimizer=optimizer,
             schedule=schedule,
-            loss_fn=loss_fn,
-            epoch=epoch,
+            tricks=tricks,
             start_step=(epoch - 1) * steps_per_epoch,
-            mixup_alpha=config.tricks.mixup_alpha,
-            generator=mixup_generator,
-            teacher=teacher,
             autocast_dtype=autocast_dtype,
             channels_last=channels_last,
             on_step=on_step,
@@ -161,7 +151,7 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             seconds=train["seconds"],
             images_per_s=train["images"] / max(train["seconds"], 1e-9),
         )
-        if teacher is not None:
+        if tricks.distils:
             row["train_task_loss"] = train["train_task_loss"]
             row["train_kd_loss"] = train["train_kd_loss"]
         fence.check()

@@ -9,4 +9,3 @@ def test_each_stream_keeps_its_seed():
     assert mixup_seed(1234, 3) == 1_234_006_731
     assert sample_seed(1234, 3, 5) == 1_234_007_734
     assert order_seed(0, 0) == 0 and mixup_seed(7, 1) == 7_001_032
-
