@@ -61,10 +61,6 @@ def build_model(
     return model
 
 
-def count_trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def load_teacher(run_dir: str | Path, *, num_classes: int, device: torch.device | str) -> nn.Module:
     """The best checkpoint of a finished run, frozen in eval mode on ``device``."""
     run_dir = Path(run_dir)

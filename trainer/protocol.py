@@ -8,11 +8,12 @@ and the web process start without torch, so this module imports none (a test hol
 
 import enum
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
+
+from trainer.files import write_atomic
 
 EXIT_FAILED = 1
 EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT and wrote nothing
@@ -66,9 +67,7 @@ class Superseded(Exception):
 
 def write_attempt(folder: RunFolder, attempt: int) -> None:
     """The worker's first write to a folder: from here on a trainer of an older attempt refuses to write."""
-    tmp = folder.attempt.with_name(folder.attempt.name + ".tmp")
-    tmp.write_text(f"{attempt}\n")
-    os.replace(tmp, folder.attempt)
+    write_atomic(folder.attempt, f"{attempt}\n")
 
 
 class AttemptFence:

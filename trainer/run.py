@@ -8,9 +8,7 @@ missed them (a worker that died) still stores each one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -19,6 +17,7 @@ from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
 from trainer.data.loaders import build_batch_sources
 from trainer.engine import evaluate, train_one_epoch
+from trainer.files import write_atomic
 from trainer.models import build_model, load_teacher
 from trainer.optim import build_optimizer
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
@@ -37,18 +36,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RunError(f"runtime.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(name)
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _rewrite_metrics(path: Path, history: list[EpochRow]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    os.replace(tmp, path)
 
 
 def _largest_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -98,7 +85,8 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if folder.last_checkpoint.exists():
         progress = _resume(folder.last_checkpoint, config=config, model=model, optimizer=optimizer, device=device)
     fence.check()
-    _rewrite_metrics(folder.metrics, progress.history)
+    # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
+    write_atomic(folder.metrics, "".join(json.dumps(row) + "\n" for row in progress.history))
 
     reporter.start(
         StartInfo(
@@ -195,7 +183,7 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         channels_last=channels_last,
     )
     fence.check()
-    write_json_atomic(folder.result, result)
+    write_atomic(folder.result, json.dumps(result, indent=2) + "\n")
     reporter.result(result)
     return result
 
