@@ -31,9 +31,8 @@ from backend.db import Database
 from backend.models import FailureKind
 from backend.services import queue as jobs
 from backend.settings import Settings
-from trainer import protocol
 from trainer.config import ConfigError, RunConfig
-from trainer.protocol import EXIT_SUPERSEDED, EventType, RunFolder
+from trainer.protocol import EXIT_SUPERSEDED, EventType, MalformedEvent, RunFolder, parse_event, write_attempt
 
 log = logging.getLogger("tricklab.worker")
 
@@ -183,7 +182,7 @@ class Worker:
         run_config = RunConfig.from_dict(config)
         folder = RunFolder(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        protocol.write_attempt(folder, claim.attempt)  # first: a trainer of an older attempt stops writing
+        write_attempt(folder, claim.attempt)  # first: a trainer of an older attempt stops writing
         run_config.save(folder.config)
         return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
 
@@ -357,8 +356,8 @@ def _read_events(stream: IO[str], events: queue.Queue) -> None:
     """Events, one JSON object per line; any other line the trainer prints is ignored."""
     for line in stream:
         try:
-            event = protocol.parse_event(line)
-        except protocol.MalformedEvent:
+            event = parse_event(line)
+        except MalformedEvent:
             log.warning("ignoring a malformed trainer event: %.200s", line.strip())
             continue
         if event is not None:
