@@ -179,29 +179,3 @@ class StepMetric(Base):
     epoch: Mapped[int]
     loss: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
-
-
-EPOCH_FIELDS = (
-    "train_loss",
-    "train_top1",
-    "train_top5",
-    "valid_loss",
-    "valid_top1",
-    "valid_top5",
-    "lr",
-    "seconds",
-    "images_per_s",
-    "train_task_loss",
-    "train_kd_loss",
-)
-RESULT_FIELDS = (
-    "test_loss",
-    "test_top1",
-    "test_top5",
-    "best_epoch",
-    "best_valid_loss",
-    "best_valid_top1",
-    "best_valid_top5",
-    "max_valid_top1",
-    "max_valid_top5",
-)

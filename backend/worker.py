@@ -32,12 +32,12 @@ from backend.models import FailureKind
 from backend.services import queue as jobs
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
+from trainer.protocol import EXIT_SUPERSEDED, EventType, MalformedEvent, RunFolder, parse_event, write_attempt
 
 log = logging.getLogger("tricklab.worker")
 
 STDERR_LINES = 40
 STEP_BATCH = 200
-EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT
 _PR_SET_PDEATHSIG = 1
 _EOF = object()
 _DROPPED = "dropped"  # a write the database refused for good: the event is skipped
@@ -180,12 +180,10 @@ class Worker:
         if runtime_device is not None:
             config["runtime"]["device"] = runtime_device
         run_config = RunConfig.from_dict(config)
+        folder = RunFolder(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        # First, atomically: from here on a trainer left from an older attempt refuses to write.
-        tmp = run_dir / "ATTEMPT.tmp"
-        tmp.write_text(f"{claim.attempt}\n")
-        os.replace(tmp, run_dir / "ATTEMPT")
-        run_config.save(run_dir / "config.json")
+        write_attempt(folder, claim.attempt)  # first: a trainer of an older attempt stops writing
+        run_config.save(folder.config)
         return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
 
     def _watch(self, child: subprocess.Popen, events: queue.Queue, state: _Attempt) -> bool:
@@ -238,23 +236,23 @@ class Worker:
         while state.pending and not state.lost:
             event = state.pending[0]
             kind = event.get("type")
-            if kind == "start":
+            if kind == EventType.start:
                 start_epoch = int(event.get("start_epoch") or 0)
                 if self._write(jobs.record_start, state, start_epoch=start_epoch) is None:
                     return  # database unreachable: retried on the next tick
                 state.start_epoch = start_epoch
-            elif kind == "epoch":
+            elif kind == EventType.epoch:
                 self._flush_steps(state)
                 replay = int(event["epoch"]) <= state.start_epoch
                 if self._write(jobs.store_epoch, state, row=event, replay=replay) is None:
                     return
-            elif kind == "step":
+            elif kind == EventType.step:
                 state.steps.append(event)
                 if len(state.steps) >= STEP_BATCH:
                     self._flush_steps(state)
-            elif kind == "result":
+            elif kind == EventType.result:
                 state.result = event
-            elif kind == "error":
+            elif kind == EventType.error:
                 state.error = str(event.get("message") or "")
             state.pending.popleft()
 
@@ -358,31 +356,13 @@ def _read_events(stream: IO[str], events: queue.Queue) -> None:
     """Events, one JSON object per line; any other line the trainer prints is ignored."""
     for line in stream:
         try:
-            # NaN / Infinity (a diverged loss) become null: JSON responses cannot carry them.
-            event = json.loads(line, parse_constant=lambda _constant: None)
-        except ValueError:
-            continue
-        if _well_formed(event):
-            events.put(event)
-        elif isinstance(event, dict) and "type" in event:
+            event = parse_event(line)
+        except MalformedEvent:
             log.warning("ignoring a malformed trainer event: %.200s", line.strip())
+            continue
+        if event is not None:
+            events.put(event)
     events.put(_EOF)
-
-
-def _well_formed(event: Any) -> bool:
-    def positive_int(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-    if not isinstance(event, dict):
-        return False
-    kind = event.get("type")
-    if kind == "epoch":
-        return positive_int(event.get("epoch")) and event["epoch"] >= 1
-    if kind == "step":
-        return positive_int(event.get("step")) and positive_int(event.get("epoch"))
-    if kind == "start":
-        return positive_int(event.get("start_epoch", 0))
-    return kind in ("result", "error")
 
 
 def _read_tail(stream: IO[str], tail: collections.deque) -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import torch
 
-from trainer.config import OptimConfig, ScheduleConfig
+from trainer.config import OptimConfig, ScheduleConfig, TricksConfig
 from trainer.data.cub import ROOT_NAME, read_cub
 from trainer.data.demo import write_demo_dataset
 from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from trainer.engine import train_one_epoch
 from trainer.models import build_model
 from trainer.optim import build_optimizer
-from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 
 
@@ -93,25 +93,24 @@ class Trainer:
     """A model and its optimizer trained an epoch at a time through ``engine.train_one_epoch``,
     as a run trains it: on CUDA with bf16 autocast and channels_last, Adam with the layer rates."""
 
-    def __init__(self, arch: str, num_classes: int, device: torch.device, *, label_smoothing: float = 0.0):
+    def __init__(self, arch: str, num_classes: int, device: torch.device):
         self.on_cuda = device.type == "cuda"
         model = build_model(arch, num_classes, pretrained=False).to(device)
         self.model = model.to(memory_format=torch.channels_last) if self.on_cuda else model
         self.optimizer = build_optimizer(self.model, OptimConfig())
-        self.loss_fn = TrainingLoss(label_smoothing=label_smoothing, kd_alpha=0.1, kd_temperature=10.0)
+        self.plain = Tricks(TricksConfig(), seed=0)
 
-    def epoch(self, loader, *, mixup_alpha: float = 0.0, teacher: torch.nn.Module | None = None) -> dict:
+    def epoch(self, loader, tricks: Tricks | None = None) -> dict:
+        """One epoch with ``tricks`` (none by default), drawing the same mixes each time it is called."""
+        tricks = tricks or self.plain
+        tricks.set_epoch(1)
         return train_one_epoch(
             model=self.model,
             loader=loader,
             optimizer=self.optimizer,
             schedule=build_schedule(ScheduleConfig(), epochs=1, steps_per_epoch=len(loader)),
-            loss_fn=self.loss_fn,
-            epoch=1,
+            tricks=tricks,
             start_step=0,
-            mixup_alpha=mixup_alpha,
-            generator=torch.Generator().manual_seed(0),
-            teacher=teacher,
             autocast_dtype=torch.bfloat16 if self.on_cuda else None,
             channels_last=self.on_cuda,
         )

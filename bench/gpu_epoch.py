@@ -26,9 +26,9 @@ import torch
 
 from bench.common import RepeatedBatch, Trainer, machine, print_result, replicated_dataset, timed
 from trainer.config import RunConfig
+from trainer.data.cache import cache_dir
 from trainer.data.cub import make_splits, read_cub
 from trainer.data.fast import build_fast_source
-from trainer.data.loaders import cache_dir
 from trainer.models import build_model
 from trainer.reporters import BaseReporter
 from trainer.run import train_run
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> None:
             device=device,
             seed=0,
             cache_dir=cache_dir(root),
-            num_workers=0,
         )
         fast_rate = trainer.images_per_second(fast)
         print(

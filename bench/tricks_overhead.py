@@ -19,7 +19,9 @@ import argparse
 import torch
 
 from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine, paired_ratio, print_result
+from trainer.config import TricksConfig
 from trainer.models import build_model
+from trainer.tricks.recipe import Tricks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,16 +60,19 @@ def main(argv: list[str] | None = None) -> None:
             for images, _ in batches:
                 teacher(images)
 
-    def epoch_seconds(**tricks) -> float:
-        return timed(lambda: trainer.epoch(batches, **tricks))
+    mixup = Tricks(TricksConfig(mixup_alpha=args.mixup_alpha), seed=0)
+    distillation = Tricks(TricksConfig(), seed=0, teacher=teacher)
+
+    def epoch_seconds(tricks: Tricks | None = None) -> float:
+        return timed(lambda: trainer.epoch(batches, tricks))
 
     trainer.epoch(batches)  # warm-up
     teacher_forward()
     seconds = alternate(
         {
             "plain": epoch_seconds,
-            "mixup": lambda: epoch_seconds(mixup_alpha=args.mixup_alpha),
-            "kd": lambda: epoch_seconds(teacher=teacher),
+            "mixup": lambda: epoch_seconds(mixup),
+            "kd": lambda: epoch_seconds(distillation),
             "teacher_forward": lambda: timed(teacher_forward),
         },
         args.rounds,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,18 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-LAST = "last.pt"
-BEST = "best.pt"
+from trainer.files import write_atomic_with
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomic_with(path, lambda handle: torch.save(state, handle), fsync=True)
 
 
 def load_checkpoint(path: Path, *, map_location: torch.device | str = "cpu") -> dict[str, Any]:

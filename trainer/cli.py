@@ -15,13 +15,12 @@ from trainer.config import ConfigError, RunConfig, parse_set_arguments
 from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
 from trainer.models import TeacherError, WeightsUnavailable
+from trainer.protocol import EXIT_FAILED, EXIT_SUPERSEDED, ErrorEvent, EventType, RunFolder, Superseded
 from trainer.reporters import ConsoleReporter, FanOut, JsonLinesReporter, TensorBoardReporter
-from trainer.run import RunError, Superseded, train_run
+from trainer.run import RunError, train_run
 
 # Problems a user fixes by changing a config, a path or a download: a message is enough.
 USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError)
-EXIT_FAILED = 1
-EXIT_SUPERSEDED = 3
 
 
 def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -50,9 +49,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         config = RunConfig.load(args.config, parse_set_arguments(args.overrides))
         run_dir = args.out or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
-        _prepare_folder(run_dir, config)
-        print(f"run folder: {run_dir}  (tensorboard --logdir {run_dir / 'tb'})", file=sys.stderr)
-        reporter = FanOut([ConsoleReporter(), TensorBoardReporter(run_dir / "tb")])
+        folder = RunFolder(run_dir)
+        _prepare_folder(folder, config)
+        print(f"run folder: {run_dir}  (tensorboard --logdir {folder.tensorboard})", file=sys.stderr)
+        reporter = FanOut([ConsoleReporter(), TensorBoardReporter(folder.tensorboard)])
         try:
             train_run(run_dir, reporter=reporter)
         finally:
@@ -67,15 +67,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_folder(run_dir: Path, config: RunConfig) -> None:
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        existing = RunConfig.load(config_path)
+def _prepare_folder(folder: RunFolder, config: RunConfig) -> None:
+    if folder.config.exists():
+        existing = RunConfig.load(folder.config)
         if existing.fingerprint() != config.fingerprint():
-            raise RunError(f"{run_dir} holds a run with a different config; choose another --out")
+            raise RunError(f"{folder.path} holds a run with a different config; choose another --out")
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(config_path)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    config.save(folder.config)
 
 
 def run_main(argv: list[str] | None = None) -> int:
@@ -88,7 +87,7 @@ def run_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     events = JsonLinesReporter()
-    reporter = FanOut([events, TensorBoardReporter(args.run_dir / "tb")])
+    reporter = FanOut([events, TensorBoardReporter(RunFolder(args.run_dir).tensorboard)])
     try:
         train_run(args.run_dir, reporter=reporter, attempt=args.attempt)
     except Superseded as exc:
@@ -96,14 +95,14 @@ def run_main(argv: list[str] | None = None) -> int:
         return EXIT_SUPERSEDED
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
-        events.emit("error", {"message": str(exc)})
+        events.emit(EventType.error, ErrorEvent(message=str(exc)))
         return EXIT_FAILED
     except BrokenPipeError:
         # The worker that read our stdout is gone; nobody is left to report to.
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the worker needs a message for any crash
         traceback.print_exc()
-        events.emit("error", {"message": f"{type(exc).__name__}: {exc}"})
+        events.emit(EventType.error, ErrorEvent(message=f"{type(exc).__name__}: {exc}"))
         return EXIT_FAILED
     finally:
         reporter.close()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+ARCHS: tuple[str, ...] = get_args(Arch)
 
 
 class ConfigError(ValueError):
@@ -143,9 +143,6 @@ class RunConfig(_Strict):
         """Read a .json or .yaml file, apply dotted overrides, validate."""
         values = read_config_file(path)
         return cls.from_dict(apply_overrides(values, overrides or {}))
-
-    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
-        return RunConfig.from_dict(apply_overrides(self.model_dump(), overrides))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.tricks.losses import TrainingLoss
-from trainer.tricks.mixup import mixup
+from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import LRSchedule, apply_schedule
 
 StepCallback = Callable[[int, Tensor], None]
@@ -40,17 +39,16 @@ def train_one_epoch(
     loader: Iterable[tuple[Tensor, Tensor]],
     optimizer: torch.optim.Optimizer,
     schedule: LRSchedule,
-    loss_fn: TrainingLoss,
-    epoch: int,
+    tricks: Tricks,
     start_step: int,
-    mixup_alpha: float,
-    generator: torch.Generator,
-    teacher: nn.Module | None = None,
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     on_step: StepCallback | None = None,
 ) -> dict[str, float]:
-    """Train for one pass over ``loader``; ``start_step`` is the global index of its first batch."""
+    """Train for one pass over ``loader``; ``start_step`` is the global index of its first batch.
+
+    ``tricks`` is set to the epoch already: the pass mixes and scores each batch through it.
+    """
     model.train()
     device = next(model.parameters()).device
     sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, task loss, kd loss, top-1 hits, top-5 hits
@@ -60,30 +58,15 @@ def train_one_epoch(
     for loaded, targets in loader:
         apply_schedule(optimizer, schedule, step)
         images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
-        batch = mixup(images, targets, alpha=mixup_alpha, generator=generator)
+        batch = tricks.mix(images, targets)
         with _autocast(device, autocast_dtype):
             logits = model(batch.images)
-            teacher_logits = None
-            if teacher is not None:
-                # The teacher sees the same (mixed) images; no graph or version counters are kept for it.
-                # The clone turns the inference tensor into one the student's loss may save for backward.
-                with torch.inference_mode():
-                    teacher_logits = teacher(batch.images)
-                teacher_logits = teacher_logits.clone()
-            parts = loss_fn(
-                logits.float(),
-                batch.target_a,
-                batch.target_b,
-                batch.lam,
-                None if teacher_logits is None else teacher_logits.float(),
-            )
+            parts = tricks.loss(logits, batch)
         optimizer.zero_grad(set_to_none=True)
         parts.loss.backward()
         optimizer.step()
 
-        # With mixup, accuracy counts against the label that dominates the mix.
-        dominant = batch.target_a if batch.lam >= 0.5 else batch.target_b
-        top1, top5 = _correct_top1_top5(logits.detach(), dominant)
+        top1, top5 = _correct_top1_top5(logits.detach(), batch.dominant_targets)
         n = targets.size(0)
         kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else torch.zeros((), device=device)
         sums += torch.stack([parts.loss.detach() * n, parts.task_loss.detach() * n, kd_loss * n, top1, top5]).double()
@@ -103,7 +86,7 @@ def train_one_epoch(
         "seconds": seconds,
         "steps": step - start_step,
     }
-    if teacher is not None:
+    if tricks.distils:
         stats["train_task_loss"] = task_loss / images
         stats["train_kd_loss"] = kd_loss / images
     return stats

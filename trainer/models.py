@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from trainer.config import ARCHS, ConfigError, RunConfig
+from trainer.protocol import RunFolder
 
 
 class WeightsUnavailable(RuntimeError):
@@ -60,15 +61,11 @@ def build_model(
     return model
 
 
-def count_trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def load_teacher(run_dir: str | Path, *, num_classes: int, device: torch.device | str) -> nn.Module:
     """The best checkpoint of a finished run, frozen in eval mode on ``device``."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    checkpoint_path = run_dir / "checkpoints" / "best.pt"
+    folder = RunFolder(run_dir)
+    config_path, checkpoint_path = folder.config, folder.best_checkpoint
     if not run_dir.is_dir():
         raise TeacherError(f"teacher run folder {run_dir} does not exist")
     for path in (config_path, checkpoint_path):

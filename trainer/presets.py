@@ -1,4 +1,11 @@
-"""The seed study's runs as data: one row per experiment of SEED_STUDY.md (``STUDY``), plus a CPU demo.
+"""The seed study's runs as data (``STUDY``), plus a CPU demo.
+
+The seed study is the student report this project started from: the Bag-of-Tricks ablation
+(He et al., CVPR 2019) on CUB-200-2011, a ResNet50 student fine-tuned from ImageNet weights and
+ResNet152 teachers (``T``, ``T-LS``), with the runs base, a (cosine), b (label smoothing), c (KD),
+d1-d4 (mixup alpha 1, 0.2, 0.1, 0.01), e-h (their pairs and triple) and i1-i2 (all of them with
+mixup). Each preset keeps the report's best-validation top-1/top-5, so a reproduction can be read
+against it; this module is the report's table.
 
 Each preset is a set of dotted RunConfig overrides on top of the defaults, which are already the
 report's base run (ResNet50, pretrained, Adam at 1e-3 with the discriminative rates, OneCycle,

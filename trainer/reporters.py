@@ -5,24 +5,26 @@ The trainer knows nothing of the web or the database; the worker reads the JSON 
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
+from trainer.protocol import START_FIELDS, EpochRow, EventType, Result, StartInfo, StepEvent, event_line
+
 
 class Reporter(Protocol):
-    def start(self, info: dict[str, Any]) -> None: ...
+    def start(self, info: StartInfo) -> None: ...
 
     def batch(self, step: int) -> None: ...
 
-    def step(self, event: dict[str, Any]) -> None: ...
+    def step(self, event: StepEvent) -> None: ...
 
-    def epoch(self, row: dict[str, Any]) -> None: ...
+    def epoch(self, row: EpochRow) -> None: ...
 
-    def result(self, result: dict[str, Any]) -> None: ...
+    def result(self, result: Result) -> None: ...
 
     def close(self) -> None: ...
 
@@ -30,19 +32,19 @@ class Reporter(Protocol):
 class BaseReporter:
     """No-op hooks, so each reporter implements only what it shows."""
 
-    def start(self, info: dict[str, Any]) -> None:
+    def start(self, info: StartInfo) -> None:
         pass
 
     def batch(self, step: int) -> None:
         pass
 
-    def step(self, event: dict[str, Any]) -> None:
+    def step(self, event: StepEvent) -> None:
         pass
 
-    def epoch(self, row: dict[str, Any]) -> None:
+    def epoch(self, row: EpochRow) -> None:
         pass
 
-    def result(self, result: dict[str, Any]) -> None:
+    def result(self, result: Result) -> None:
         pass
 
     def close(self) -> None:
@@ -55,27 +57,26 @@ class JsonLinesReporter(BaseReporter):
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
 
-    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+    def emit(self, kind: EventType, payload: Mapping[str, object]) -> None:
         # A closed pipe raises BrokenPipeError here: the worker is gone, so the run stops.
-        self.stream.write(json.dumps({"type": kind, **payload}) + "\n")
+        self.stream.write(event_line(kind, payload))
         self.stream.flush()
 
-    def start(self, info: dict[str, Any]) -> None:
-        history = info["history"]
-        self.emit("start", {key: value for key, value in info.items() if key != "history"})
+    def start(self, info: StartInfo) -> None:
+        self.emit(EventType.start, {key: info[key] for key in START_FIELDS})
         # A resumed attempt reports the epochs its checkpoint holds again: storing them is idempotent,
         # and a reader that died before storing the last one gets it now.
-        for row in history:
-            self.emit("epoch", row)
+        for row in info["history"]:
+            self.emit(EventType.epoch, row)
 
-    def step(self, event: dict[str, Any]) -> None:
-        self.emit("step", event)
+    def step(self, event: StepEvent) -> None:
+        self.emit(EventType.step, event)
 
-    def epoch(self, row: dict[str, Any]) -> None:
-        self.emit("epoch", row)
+    def epoch(self, row: EpochRow) -> None:
+        self.emit(EventType.epoch, row)
 
-    def result(self, result: dict[str, Any]) -> None:
-        self.emit("result", result)
+    def result(self, result: Result) -> None:
+        self.emit(EventType.result, result)
 
 
 class TensorBoardReporter(BaseReporter):
@@ -85,7 +86,7 @@ class TensorBoardReporter(BaseReporter):
         self.log_dir = log_dir
         self.writers: dict[str, Any] = {}
 
-    def start(self, info: dict[str, Any]) -> None:
+    def start(self, info: StartInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step drops events a crashed attempt wrote after the checkpoint it resumes from.
@@ -94,7 +95,7 @@ class TensorBoardReporter(BaseReporter):
             part: SummaryWriter(str(self.log_dir / part), purge_step=purge) for part in ("train", "valid", "lr")
         }
 
-    def epoch(self, row: dict[str, Any]) -> None:
+    def epoch(self, row: EpochRow) -> None:
         epoch = row["epoch"]
         for part in ("train", "valid"):
             writer = self.writers[part]
@@ -119,7 +120,7 @@ class ConsoleReporter(BaseReporter):
         self.steps_per_epoch = 0
         self.epochs = 0
 
-    def start(self, info: dict[str, Any]) -> None:
+    def start(self, info: StartInfo) -> None:
         self.steps_per_epoch = info["steps_per_epoch"]
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
@@ -141,11 +142,11 @@ class ConsoleReporter(BaseReporter):
             )
         self.bar.update(1)
 
-    def step(self, event: dict[str, Any]) -> None:
+    def step(self, event: StepEvent) -> None:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{event['loss']:.3f}", lr=f"{event['lr']:.2e}")
 
-    def epoch(self, row: dict[str, Any]) -> None:
+    def epoch(self, row: EpochRow) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -157,7 +158,7 @@ class ConsoleReporter(BaseReporter):
             file=self.stream,
         )
 
-    def result(self, result: dict[str, Any]) -> None:
+    def result(self, result: Result) -> None:
         print(
             f"test top-1 {result['test_top1']:.2f} top-5 {result['test_top5']:.2f} "
             f"(best epoch {result['best_epoch']}: valid top-1 {result['best_valid_top1']:.2f})",
@@ -173,7 +174,7 @@ class FanOut(BaseReporter):
     def __init__(self, reporters: list[Reporter]):
         self.reporters = reporters
 
-    def start(self, info: dict[str, Any]) -> None:
+    def start(self, info: StartInfo) -> None:
         for reporter in self.reporters:
             reporter.start(info)
 
@@ -181,15 +182,15 @@ class FanOut(BaseReporter):
         for reporter in self.reporters:
             reporter.batch(step)
 
-    def step(self, event: dict[str, Any]) -> None:
+    def step(self, event: StepEvent) -> None:
         for reporter in self.reporters:
             reporter.step(event)
 
-    def epoch(self, row: dict[str, Any]) -> None:
+    def epoch(self, row: EpochRow) -> None:
         for reporter in self.reporters:
             reporter.epoch(row)
 
-    def result(self, result: dict[str, Any]) -> None:
+    def result(self, result: Result) -> None:
         for reporter in self.reporters:
             reporter.result(result)
 

@@ -1,88 +1,33 @@
-"""Train one prepared run folder, from its config.json to result.json.
+"""Train one prepared run folder, from its config to its result.
 
-The folder is the run's whole state: config.json, checkpoints/ (last and best), metrics.jsonl,
-result.json and tb/. Starting again on a folder with a last checkpoint resumes it exactly, and
-the epochs already done are reported again so a reader that missed them (a worker that died)
-still stores each one.
+The folder (``protocol.RunFolder``) is the run's whole state. Starting again on a folder with a
+last checkpoint resumes it exactly, and the epochs already done are reported again so a reader that
+missed them (a worker that died) still stores each one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from trainer.checkpoint import BEST, LAST, load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
-from trainer.data.loaders import build_batch_sources, epoch_seed
+from trainer.data.loaders import build_batch_sources
 from trainer.engine import evaluate, train_one_epoch
+from trainer.files import write_atomic
 from trainer.models import build_model, load_teacher
 from trainer.optim import build_optimizer
+from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
 from trainer.reporters import Reporter
-from trainer.tricks.losses import TrainingLoss
+from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
-
-CONFIG_FILE = "config.json"
-ATTEMPT_FILE = "ATTEMPT"
-METRICS_FILE = "metrics.jsonl"
-RESULT_FILE = "result.json"
 
 
 class RunError(Exception):
     """A problem the user can fix; shown as a message, without a traceback."""
-
-
-class Superseded(Exception):
-    """A newer attempt owns the run folder; this one must not write to it again."""
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    path: Path
-
-    @property
-    def config(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def result(self) -> Path:
-        return self.path / RESULT_FILE
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / "tb"
-
-
-class AttemptFence:
-    """Refuses writes once the worker has handed the folder to a newer attempt.
-
-    The worker writes the attempt number to ATTEMPT before it starts a trainer; a trainer left
-    over from an older attempt sees a different number and stops before touching anything.
-    """
-
-    def __init__(self, run_dir: Path, attempt: int | None):
-        self.file = run_dir / ATTEMPT_FILE
-        self.attempt = attempt
-
-    def check(self) -> None:
-        if self.attempt is None:
-            return
-        current = self.file.read_text().strip() if self.file.exists() else ""
-        if current != str(self.attempt):
-            raise Superseded(f"attempt {self.attempt} superseded by attempt {current or '?'}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,25 +38,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _rewrite_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    os.replace(tmp, path)
-
-
 def _largest_lr(optimizer: torch.optim.Optimizer) -> float:
     return max(group["lr"] for group in optimizer.param_groups)
 
 
-def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> dict[str, Any]:
+def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> Result:
     folder = RunFolder(Path(run_dir))
-    fence = AttemptFence(folder.path, attempt)
+    fence = AttemptFence(folder, attempt)
     fence.check()
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found: a run folder needs its config.json")
@@ -142,37 +75,32 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
+    tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
     optimizer = build_optimizer(model, config.optim)
     steps_per_epoch = len(sources.train)
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    loss_fn = TrainingLoss(
-        label_smoothing=config.tricks.label_smoothing,
-        kd_alpha=config.tricks.kd.alpha,
-        kd_temperature=config.tricks.kd.temperature,
-    )
     step_model = torch.compile(model) if config.runtime.compile else model
 
     progress = _Progress()
-    last_path = folder.checkpoints / LAST
-    if last_path.exists():
-        progress = _resume(last_path, config=config, model=model, optimizer=optimizer, device=device)
+    if folder.last_checkpoint.exists():
+        progress = _resume(folder.last_checkpoint, config=config, model=model, optimizer=optimizer, device=device)
     fence.check()
-    _rewrite_metrics(folder.metrics, progress.history)
+    # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
+    write_atomic(folder.metrics, "".join(json.dumps(row) + "\n" for row in progress.history))
 
     reporter.start(
-        {
-            "epochs": config.epochs,
-            "steps_per_epoch": steps_per_epoch,
-            "start_epoch": progress.epoch,
-            "num_train": sources.train.num_samples,
-            "num_valid": sources.valid.num_samples,
-            "num_test": sources.test.num_samples,
-            "num_classes": num_classes,
-            "device": str(device),
-            "history": progress.history,
-        }
+        StartInfo(
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            start_epoch=progress.epoch,
+            num_train=sources.train.num_samples,
+            num_valid=sources.valid.num_samples,
+            num_test=sources.test.num_samples,
+            num_classes=num_classes,
+            device=str(device),
+            history=progress.history,
+        )
     )
-    mixup_generator = torch.Generator()
 
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch)
 
@@ -182,18 +110,14 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
 
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         sources.train.set_epoch(epoch)
-        mixup_generator.manual_seed(epoch_seed(config.seed, epoch, 2))
+        tricks.set_epoch(epoch)
         train = train_one_epoch(
             model=step_model,
             loader=sources.train,
             optimizer=optimizer,
             schedule=schedule,
-            loss_fn=loss_fn,
-            epoch=epoch,
+            tricks=tricks,
             start_step=(epoch - 1) * steps_per_epoch,
-            mixup_alpha=config.tricks.mixup_alpha,
-            generator=mixup_generator,
-            teacher=teacher,
             autocast_dtype=autocast_dtype,
             channels_last=channels_last,
             on_step=on_step,
@@ -203,26 +127,26 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         valid = evaluate(
             model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype, channels_last=channels_last
         )
-        row = {
-            "epoch": epoch,
-            "train_loss": train["train_loss"],
-            "train_top1": train["train_top1"],
-            "train_top5": train["train_top5"],
-            "valid_loss": valid["loss"],
-            "valid_top1": valid["top1"],
-            "valid_top5": valid["top5"],
-            "lr": _largest_lr(optimizer),
-            "seconds": train["seconds"],
-            "images_per_s": train["images"] / max(train["seconds"], 1e-9),
-        }
-        if teacher is not None:
+        row = EpochRow(
+            epoch=epoch,
+            train_loss=train["train_loss"],
+            train_top1=train["train_top1"],
+            train_top5=train["train_top5"],
+            valid_loss=valid["loss"],
+            valid_top1=valid["top1"],
+            valid_top5=valid["top5"],
+            lr=_largest_lr(optimizer),
+            seconds=train["seconds"],
+            images_per_s=train["images"] / max(train["seconds"], 1e-9),
+        )
+        if tricks.distils:
             row["train_task_loss"] = train["train_task_loss"]
             row["train_kd_loss"] = train["train_kd_loss"]
         fence.check()
         progress.record(row)
         if progress.best_epoch == epoch:
             save_checkpoint(
-                folder.checkpoints / BEST,
+                folder.best_checkpoint,
                 {
                     "model": model.state_dict(),
                     "epoch": epoch,
@@ -232,7 +156,7 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
                 },
             )
         save_checkpoint(
-            last_path,
+            folder.last_checkpoint,
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -259,7 +183,7 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         channels_last=channels_last,
     )
     fence.check()
-    write_json_atomic(folder.result, result)
+    write_atomic(folder.result, json.dumps(result, indent=2) + "\n")
     reporter.result(result)
     return result
 
@@ -280,12 +204,12 @@ class _StepLog:
         if done % self.every == 0:
             self.pending.append((done, loss, lr))
 
-    def drain(self) -> list[dict[str, Any]]:
+    def drain(self) -> list[StepEvent]:
         if not self.pending:
             return []
         losses = torch.stack([loss for _, loss, _ in self.pending]).tolist()
         events = [
-            {"epoch": (done - 1) // self.steps_per_epoch + 1, "step": done, "loss": loss, "lr": lr}
+            StepEvent(epoch=(done - 1) // self.steps_per_epoch + 1, step=done, loss=loss, lr=lr)
             for (done, _, lr), loss in zip(self.pending, losses, strict=True)
         ]
         self.pending = []
@@ -295,8 +219,8 @@ class _StepLog:
 class _Progress:
     """Epoch rows so far and the best epoch by validation loss (the checkpoint the report kept)."""
 
-    def __init__(self, history: list[dict[str, Any]] | None = None):
-        self.history: list[dict[str, Any]] = []
+    def __init__(self, history: list[EpochRow] | None = None):
+        self.history: list[EpochRow] = []
         self.best_epoch = 0
         for row in history or []:
             self.record(row)
@@ -305,14 +229,14 @@ class _Progress:
     def epoch(self) -> int:
         return self.history[-1]["epoch"] if self.history else 0
 
-    def record(self, row: dict[str, Any]) -> None:
+    def record(self, row: EpochRow) -> None:
         self.history.append(row)
         best = self.best_row
         if best is None or row["valid_loss"] < best["valid_loss"]:
             self.best_epoch = row["epoch"]
 
     @property
-    def best_row(self) -> dict[str, Any] | None:
+    def best_row(self) -> EpochRow | None:
         return self.history[self.best_epoch - 1] if self.best_epoch else None
 
 
@@ -348,20 +272,20 @@ def _test_best(
     device: torch.device,
     autocast_dtype,
     channels_last: bool,
-) -> dict[str, Any]:
-    best = load_checkpoint(folder.checkpoints / BEST, map_location=device)
+) -> Result:
+    best = load_checkpoint(folder.best_checkpoint, map_location=device)
     model.load_state_dict(best["model"])
     test = evaluate(model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last)
     best_row = progress.best_row
-    return {
-        "test_loss": test["loss"],
-        "test_top1": test["top1"],
-        "test_top5": test["top5"],
-        "best_epoch": progress.best_epoch,
-        "best_valid_loss": best_row["valid_loss"],
-        "best_valid_top1": best_row["valid_top1"],
-        "best_valid_top5": best_row["valid_top5"],
+    return Result(
+        test_loss=test["loss"],
+        test_top1=test["top1"],
+        test_top5=test["top5"],
+        best_epoch=progress.best_epoch,
+        best_valid_loss=best_row["valid_loss"],
+        best_valid_top1=best_row["valid_top1"],
+        best_valid_top5=best_row["valid_top5"],
         # The report's table quotes the highest validation accuracy seen in any epoch.
-        "max_valid_top1": max(row["valid_top1"] for row in progress.history),
-        "max_valid_top5": max(row["valid_top5"] for row in progress.history),
-    }
+        max_valid_top1=max(row["valid_top1"] for row in progress.history),
+        max_valid_top5=max(row["valid_top5"] for row in progress.history),
+    )

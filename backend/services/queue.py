@@ -17,16 +17,8 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from backend.models import (
-    EPOCH_FIELDS,
-    RESULT_FIELDS,
-    EpochMetric,
-    FailureKind,
-    Run,
-    RunStatus,
-    StepMetric,
-    utcnow,
-)
+from backend.models import EpochMetric, FailureKind, Run, RunStatus, StepMetric, utcnow
+from trainer.protocol import EPOCH_FIELDS, RESULT_FIELDS
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from backend.schemas.runs import RunPublic
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig, apply_overrides
+from trainer.protocol import RunFolder
 
 CUB_FOLDER = "CUB_200_2011"
 DATA_HINT = "`tricklab data demo DIR` writes a small generated dataset"
@@ -103,8 +104,8 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
     path = Path(teacher).expanduser().resolve()
     if not _inside(path, [*settings.data_roots, settings.runs_dir]):
         errors["tricks.kd.teacher"] = f"{path} is outside the data roots and the runs folder"
-    elif not (path / "checkpoints" / "best.pt").is_file():
-        errors["tricks.kd.teacher"] = f"{path} is not a finished run folder (no checkpoints/best.pt)"
+    elif not (best := RunFolder(path).best_checkpoint).is_file():
+        errors["tricks.kd.teacher"] = f"{path} is not a finished run folder (no {best.relative_to(path)})"
     else:
         kd["teacher"] = str(path)
     return None

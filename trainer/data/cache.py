@@ -32,6 +32,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as F
 from tqdm import tqdm
+
+from trainer.files import write_atomic, write_atomic_with
 
 LAYOUT_VERSION = 1
 BORDER = 1  # black pixels around each train entry
@@ -57,6 +60,11 @@ class PackedImages:
     widths: Tensor
     starts: Tensor
     sizes: Tensor  # pixels per entry, border included
+
+
+def cache_dir(cub_root: Path) -> Path:
+    """Decoded-image caches live beside the dataset, so every run on it shares them."""
+    return cub_root.parent / ".tricklab-cache"
 
 
 def _border(kind: str) -> int:
@@ -106,26 +114,27 @@ def load_or_build(paths: list[Path], *, root: Path, kind: str, image_size: int, 
 def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, meta_path: Path) -> None:
     heights, widths = [], []
     jobs = [(str(path), kind, image_size) for path in paths]
-    partial = Path(f"{data_path}.partial-{os.getpid()}")
     processes = min(len(os.sched_getaffinity(0)), max(1, len(jobs)))
-    with open(partial, "wb") as out, multiprocessing.Pool(processes) as pool:
-        progress = tqdm(
-            pool.imap(_decode, jobs, chunksize=8),
-            total=len(jobs),
-            unit="img",
-            mininterval=1.0,
-            desc=f"caching {kind} images at {image_size}px",
-        )
-        for array in progress:
-            out.write(array.data)
-            heights.append(array.shape[0] - 2 * _border(kind))
-            widths.append(array.shape[1] - 2 * _border(kind))
-    os.replace(partial, data_path)
+
+    def decode_into(out: BinaryIO) -> None:
+        with multiprocessing.Pool(processes) as pool:
+            progress = tqdm(
+                pool.imap(_decode, jobs, chunksize=8),
+                total=len(jobs),
+                unit="img",
+                mininterval=1.0,
+                desc=f"caching {kind} images at {image_size}px",
+            )
+            for array in progress:
+                out.write(array.data)
+                heights.append(array.shape[0] - 2 * _border(kind))
+                widths.append(array.shape[1] - 2 * _border(kind))
+
+    write_atomic_with(data_path, decode_into)
     # The metadata is written last: its presence marks a complete cache.
-    meta_partial = Path(f"{meta_path}.partial-{os.getpid()}")
-    meta_partial.write_text(
+    write_atomic(
+        meta_path,
         json.dumps(
             {"version": LAYOUT_VERSION, "kind": kind, "image_size": image_size, "heights": heights, "widths": widths}
-        )
+        ),
     )
-    os.replace(meta_partial, meta_path)

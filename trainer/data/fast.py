@@ -29,7 +29,7 @@ from torch import Tensor
 from trainer.data.cache import PackedImages, load_or_build
 from trainer.data.cub import CubIndex
 from trainer.data.gpu_augment import AugmentParams, augment, draw_params, normalization, normalize
-from trainer.data.loaders import epoch_seed
+from trainer.seeds import order_seed
 
 # Share of the GPU's free memory the cache may take; the rest stays for the model and activations.
 GPU_CACHE_FRACTION = 0.5
@@ -119,7 +119,7 @@ class FastBatchSource:
 
     def epoch_plan(self) -> tuple[Tensor, AugmentParams]:
         """A train epoch's sample order and per-sample parameters (in that order), on the CPU."""
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 0))
+        generator = torch.Generator().manual_seed(order_seed(self.seed, self.epoch))
         order = torch.randperm(self.num_samples, generator=generator)
         return order, draw_params(generator, self._heights[order], self._widths[order], self.image_size)
 
@@ -159,14 +159,12 @@ def build_fast_source(
     device: torch.device,
     seed: int,
     cache_dir: Path,
-    num_workers: int,
     compile: bool = False,
 ) -> FastBatchSource:
     """A fast BatchSource over ``index.samples[i] for i in indices``, building its cache if needed.
 
-    ``num_workers`` is the reference pipeline's loader setting and is not used: this path has no
-    loader workers, and the one-time cache build uses every core. ``compile`` fuses the
-    augmentation into one kernel with torch.compile (worth it on CPU; see ``FastBatchSource``).
+    The one-time cache build decodes with every core. ``compile`` fuses the augmentation into one
+    kernel with torch.compile (worth it on CPU; see ``FastBatchSource``).
     """
     samples = [index.samples[i] for i in indices]
     packed = load_or_build(

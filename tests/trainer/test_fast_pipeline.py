@@ -52,7 +52,6 @@ def source(index, cache_dir, indices, *, train, batch_size=8, seed=7, **kwargs) 
         device=CPU,
         seed=seed,
         cache_dir=cache_dir,
-        num_workers=0,
         **kwargs,
     )
 

@@ -1,0 +1,46 @@
+"""The database and the public schema carry exactly the fields of the trainer's events."""
+
+from backend.models import EpochMetric, Run
+from backend.schemas import EpochMetricPublic
+from trainer.protocol import EPOCH_FIELDS, RESULT_FIELDS
+
+EPOCH_METRIC_KEYS = {"id", "run_id", "epoch", "attempt", "created_at"}
+EPOCH_PUBLIC_KEYS = {"run_id", "epoch", "attempt"}
+RUN_OWN_COLUMNS = {
+    "id",
+    "name",
+    "study_id",
+    "status",
+    "priority",
+    "config",
+    "config_hash",
+    "depends_on",
+    "attempt",
+    "max_attempts",
+    "training_failures",
+    "infrastructure_failures",
+    "worker",
+    "cancel_requested",
+    "failure_kind",
+    "error",
+    "start_epoch",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+}
+
+
+def test_epoch_metric_columns_are_the_epoch_fields():
+    columns = {column.name for column in EpochMetric.__table__.columns}
+    assert columns == set(EPOCH_FIELDS) | EPOCH_METRIC_KEYS
+
+
+def test_public_epoch_schema_has_the_epoch_fields():
+    fields = set(EpochMetricPublic.model_fields)
+    assert fields == set(EPOCH_FIELDS) | EPOCH_PUBLIC_KEYS
+
+
+def test_run_result_columns_are_the_result_fields():
+    columns = {column.name for column in Run.__table__.columns}
+    assert columns == set(RESULT_FIELDS) | RUN_OWN_COLUMNS

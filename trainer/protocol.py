@@ -1,0 +1,209 @@
+"""What the trainer and the worker agree on: the run folder, its attempt fence, exit codes and events.
+
+The worker prepares a run folder, writes its attempt number to ATTEMPT, starts
+``python -m trainer run RUN_DIR --attempt N`` and reads one JSON event per line of the child's
+stdout; the exit code says how the child ended. Both sides spell all of that from here. The worker
+and the web process start without torch, so this module imports none (a test holds it to that).
+"""
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
+
+from trainer.files import write_atomic
+
+EXIT_FAILED = 1
+EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT and wrote nothing
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run's whole state: its config, the epochs so far, the result, TensorBoard files, checkpoints."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def attempt(self) -> Path:
+        return self.path / "ATTEMPT"
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON object per finished epoch (an ``EpochRow``)."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def result(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tb"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The lowest validation loss so far: what the test pass and a distillation teacher read."""
+        return self.checkpoints / "best.pt"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """The latest epoch with optimizer and RNG states: what a new attempt resumes from."""
+        return self.checkpoints / "last.pt"
+
+
+class Superseded(Exception):
+    """A newer attempt owns the run folder; this one must not write to it again."""
+
+
+def write_attempt(folder: RunFolder, attempt: int) -> None:
+    """The worker's first write to a folder: from here on a trainer of an older attempt refuses to write."""
+    write_atomic(folder.attempt, f"{attempt}\n")
+
+
+class AttemptFence:
+    """Refuses writes once the worker has handed the folder to a newer attempt.
+
+    A trainer left over from an older attempt sees another number in ATTEMPT and stops before
+    touching anything. ``attempt`` None (a run started by hand) is never fenced.
+    """
+
+    def __init__(self, folder: RunFolder, attempt: int | None):
+        self.file = folder.attempt
+        self.attempt = attempt
+
+    def check(self) -> None:
+        if self.attempt is None:
+            return
+        current = self.file.read_text().strip() if self.file.exists() else ""
+        if current != str(self.attempt):
+            raise Superseded(f"attempt {self.attempt} superseded by attempt {current or '?'}")
+
+
+# --- events: one JSON object per line, {"type": EventType, **fields} -----------------------------
+
+
+class EventType(enum.StrEnum):
+    start = "start"
+    step = "step"
+    epoch = "epoch"
+    result = "result"
+    error = "error"
+
+
+class EpochRow(TypedDict):
+    """One finished epoch: an ``epoch`` event, a line of metrics.jsonl, a row of the epoch table."""
+
+    epoch: int
+    train_loss: float
+    train_top1: float
+    train_top5: float
+    valid_loss: float
+    valid_top1: float
+    valid_top5: float
+    lr: float
+    seconds: float
+    images_per_s: float
+    train_task_loss: NotRequired[float]  # distillation's parts, when it is on
+    train_kd_loss: NotRequired[float]
+
+
+class StartEvent(TypedDict):
+    epochs: int
+    steps_per_epoch: int
+    start_epoch: int  # the epochs before it come from a checkpoint; rows after it are superseded
+    num_train: int
+    num_valid: int
+    num_test: int
+    num_classes: int
+    device: str
+
+
+class StartInfo(StartEvent):
+    """What the loop tells its reporters at the start: the start event and the epochs already done,
+    which the JSON-lines reporter sends again as epoch events."""
+
+    history: list[EpochRow]
+
+
+class StepEvent(TypedDict):
+    epoch: int
+    step: int  # steps done since the run began
+    loss: float
+    lr: float
+
+
+class Result(TypedDict):
+    """The test figures of the best-validation-loss checkpoint: a ``result`` event and result.json."""
+
+    test_loss: float
+    test_top1: float
+    test_top5: float
+    best_epoch: int
+    best_valid_loss: float
+    best_valid_top1: float
+    best_valid_top5: float
+    max_valid_top1: float  # the highest validation accuracy of any epoch: the figure the report's table quotes
+    max_valid_top5: float
+
+
+class ErrorEvent(TypedDict):
+    message: str
+
+
+START_FIELDS: tuple[str, ...] = tuple(StartEvent.__annotations__)
+# The measures of an epoch row beside its key, and the figures of a result, as the database stores them.
+EPOCH_FIELDS: tuple[str, ...] = tuple(name for name in EpochRow.__annotations__ if name != "epoch")
+RESULT_FIELDS: tuple[str, ...] = tuple(Result.__annotations__)
+
+
+class MalformedEvent(ValueError):
+    """A line that names an event type but whose fields the worker cannot store."""
+
+
+def event_line(kind: EventType, payload: Mapping[str, object]) -> str:
+    return json.dumps({"type": kind, **payload}) + "\n"
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """The event on one line of the trainer's stdout, or None for any other line it printed.
+
+    NaN and Infinity (a diverged loss) become None: the API's JSON cannot carry them. Raises
+    MalformedEvent for an object with a ``type`` whose fields do not check out.
+    """
+    try:
+        event = json.loads(line, parse_constant=lambda _constant: None)
+    except ValueError:
+        return None
+    if _well_formed(event):
+        return event
+    if isinstance(event, dict) and "type" in event:
+        raise MalformedEvent(f"a {event['type']!r} event without the fields it needs")
+    return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _well_formed(event: Any) -> bool:
+    """The fields the worker relies on: every other field is stored only if it is a finite number."""
+    if not isinstance(event, dict):
+        return False
+    kind = event.get("type")
+    if kind == EventType.epoch:
+        return _count(event.get("epoch")) and event["epoch"] >= 1
+    if kind == EventType.step:
+        return _count(event.get("step")) and _count(event.get("epoch"))
+    if kind == EventType.start:
+        return _count(event.get("start_epoch", 0))
+    return kind in (EventType.result, EventType.error)
