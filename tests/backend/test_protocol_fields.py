@@ -1,7 +1,7 @@
 """The database and the public schema carry exactly the fields of the trainer's events."""
 
 from backend.models import EpochMetric, Run
-from backend.schemas import EpochMetricPublic
+from backend.schemas.metrics import EpochMetricPublic
 from trainer.protocol import EPOCH_FIELDS, RESULT_FIELDS
 
 EPOCH_METRIC_KEYS = {"id", "run_id", "epoch", "attempt", "created_at"}
