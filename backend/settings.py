@@ -56,6 +56,8 @@ class Settings(BaseSettings):
         if scheme.startswith("sqlite"):
             # Absolute, so processes started from another folder open the same file.
             parsed = make_url(url)
+            if parsed.database is None:  # sqlite://HOST: a host and no file
+                raise ValueError("SQLite needs a file (sqlite:///path/to/tricklab.db), not a host")
             return parsed.set(database=str(Path(parsed.database).expanduser().resolve())).render_as_string()
         return url
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from statistics import median
 
@@ -26,7 +27,7 @@ from bench.common import alternate, cpu_timed, cublike_dataset, drain, machine, 
 from trainer.data.cache import load_or_build
 from trainer.data.cub import CubDataset, read_cub
 from trainer.data.fast import FastBatchSource
-from trainer.data.loaders import ReferenceBatchSource
+from trainer.data.loaders import BatchSource, ReferenceBatchSource
 from trainer.data.transforms import train_transform
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         torch.set_num_threads(args.workers)
         labels = [index.samples[i].label for i in indices]
-        sources = {
+        sources: dict[str, BatchSource] = {
             "reference": ReferenceBatchSource(
                 dataset=CubDataset(index, indices, train_transform(args.image_size)),
                 batch_size=args.batch_size,
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         def epoch(name: str) -> float:  # wall seconds; CPU seconds go to cpu_seconds
             return timed(lambda: cpu_seconds[name].append(cpu_timed(lambda: drain(sources[name]))))
 
-        seconds = alternate({name: lambda name=name: epoch(name) for name in sources}, args.epochs)
+        seconds = alternate({name: partial(epoch, name) for name in sources}, args.epochs)
 
     rates = {name: len(indices) / median(times) for name, times in seconds.items()}
     speedup = paired_ratio(seconds["reference"], seconds["fast"])

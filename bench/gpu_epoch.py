@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny models and data on any device")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch_sizes: tuple[int, ...]
     if args.smoke:
         arch, teacher, size, batch_sizes, steps, epochs = "resnet18", "resnet18", 32, (16,), 1, 1
         shape = {"classes": 4, "per_class": 4, "distinct_per_class": 2}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -191,7 +192,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def apply_overrides(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def apply_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of ``values`` with dotted keys (``tricks.kd.alpha``) set.
 
     A dotted key must name a field of RunConfig; a typo fails here instead of being ignored.

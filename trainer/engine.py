@@ -77,18 +77,18 @@ def train_one_epoch(
 
     loss, task_loss, kd_loss, top1, top5 = sums.tolist()
     seconds = time.perf_counter() - started
-    images = max(images_seen, 1)
+    divisor = max(images_seen, 1)
     stats = {
-        "train_loss": loss / images,
-        "train_top1": 100.0 * top1 / images,
-        "train_top5": 100.0 * top5 / images,
+        "train_loss": loss / divisor,
+        "train_top1": 100.0 * top1 / divisor,
+        "train_top5": 100.0 * top5 / divisor,
         "images": images_seen,
         "seconds": seconds,
         "steps": step - start_step,
     }
     if tricks.distils:
-        stats["train_task_loss"] = task_loss / images
-        stats["train_kd_loss"] = kd_loss / images
+        stats["train_task_loss"] = task_loss / divisor
+        stats["train_kd_loss"] = kd_loss / divisor
     return stats
 
 
@@ -114,5 +114,10 @@ def evaluate(
         sums += torch.stack([loss, top1, top5]).double()
         images_seen += targets.size(0)
     loss, top1, top5 = sums.tolist()
-    images = max(images_seen, 1)
-    return {"loss": loss / images, "top1": 100.0 * top1 / images, "top5": 100.0 * top5 / images, "images": images_seen}
+    divisor = max(images_seen, 1)
+    return {
+        "loss": loss / divisor,
+        "top1": 100.0 * top1 / divisor,
+        "top5": 100.0 * top5 / divisor,
+        "images": images_seen,
+    }

@@ -63,7 +63,8 @@ class JsonLinesReporter(BaseReporter):
         self.stream.flush()
 
     def start(self, info: StartInfo) -> None:
-        self.emit(EventType.start, {key: info[key] for key in START_FIELDS})
+        fields: Mapping[str, object] = info  # looked up by the names in START_FIELDS
+        self.emit(EventType.start, {key: fields[key] for key in START_FIELDS})
         # A resumed attempt reports the epochs its checkpoint holds again: storing them is idempotent,
         # and a reader that died before storing the last one gets it now.
         for row in info["history"]:
@@ -97,11 +98,15 @@ class TensorBoardReporter(BaseReporter):
 
     def epoch(self, row: EpochRow) -> None:
         epoch = row["epoch"]
-        for part in ("train", "valid"):
+        parts = {
+            "train": (row["train_loss"], row["train_top1"], row["train_top5"]),
+            "valid": (row["valid_loss"], row["valid_top1"], row["valid_top5"]),
+        }
+        for part, (loss, top1, top5) in parts.items():
             writer = self.writers[part]
-            writer.add_scalar("loss", row[f"{part}_loss"], epoch)
-            writer.add_scalar("accuracy", row[f"{part}_top1"], epoch)
-            writer.add_scalar("accuracy5", row[f"{part}_top5"], epoch)
+            writer.add_scalar("loss", loss, epoch)
+            writer.add_scalar("accuracy", top1, epoch)
+            writer.add_scalar("accuracy5", top5, epoch)
         self.writers["lr"].add_scalar("LearningRate", row["lr"], epoch)
         for writer in self.writers.values():
             writer.flush()

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
+from torch import nn
 
 from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
-from trainer.data.loaders import build_batch_sources
+from trainer.data.loaders import BatchSource, build_batch_sources
 from trainer.engine import evaluate, train_one_epoch
 from trainer.files import write_atomic
 from trainer.models import build_model, load_teacher
@@ -79,7 +81,8 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     optimizer = build_optimizer(model, config.optim)
     steps_per_epoch = len(sources.train)
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    step_model = torch.compile(model) if config.runtime.compile else model
+    # torch.compile is typed as returning a plain callable; given a module it returns a module (OptimizedModule).
+    step_model = cast(nn.Module, torch.compile(model)) if config.runtime.compile else model
 
     progress = _Progress()
     if folder.last_checkpoint.exists():
@@ -266,17 +269,18 @@ def _load_teacher(config: RunConfig, *, num_classes: int, device: torch.device, 
 def _test_best(
     folder: RunFolder,
     *,
-    model,
-    sources_test,
+    model: nn.Module,
+    sources_test: BatchSource,
     progress: _Progress,
     device: torch.device,
-    autocast_dtype,
+    autocast_dtype: torch.dtype | None,
     channels_last: bool,
 ) -> Result:
     best = load_checkpoint(folder.best_checkpoint, map_location=device)
     model.load_state_dict(best["model"])
     test = evaluate(model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last)
     best_row = progress.best_row
+    assert best_row is not None, "epochs >= 1, so at least one epoch was recorded"
     return Result(
         test_loss=test["loss"],
         test_top1=test["top1"],

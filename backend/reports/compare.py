@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from backend.reports.labels import trick_summary
 from backend.reports.spreadsheet import to_csv
@@ -18,20 +18,31 @@ Mode = Literal["best", "final"]
 MODES: tuple[Mode, ...] = ("best", "final")
 
 
+# Read-only members, so that an ORM row and a pydantic model with narrower types both qualify.
 class EpochValues(Protocol):
-    run_id: int
-    epoch: int
-    valid_top1: float | None
-    valid_top5: float | None
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def valid_top1(self) -> float | None: ...
+    @property
+    def valid_top5(self) -> float | None: ...
 
 
 class RunValues(Protocol):
-    id: int
-    name: str
-    status: str
-    config: Mapping
-    epochs: int
-    seconds_per_epoch: float | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def seconds_per_epoch(self) -> float | None: ...
 
 
 def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None:

@@ -38,8 +38,11 @@ METHOD = "Welch's t (unequal variances), two-sided"
 class RunValues(Protocol):
     """A run as the report reads it: its status, config and result columns (``METRIC_FIELDS``)."""
 
-    status: RunStatus
-    config: Mapping[str, Any]
+    # Read-only, so that the ORM row's Mapped columns qualify.
+    @property
+    def status(self) -> RunStatus: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -74,21 +77,13 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
             delta_text="baseline",
         )
     comparison = stats.welch(values, baseline)
-    if comparison.within_noise is None:
+    delta, low, high, p_value = comparison.delta, comparison.low, comparison.high, comparison.p_value
+    if delta is None or low is None or high is None or p_value is None:
         verdict = comparison.note or stats.NO_VALUES
-    elif comparison.within_noise:
-        verdict = "within noise"
+        delta_text = "–" if delta is None else f"{_number(delta)}p ({comparison.note})"
     else:
-        verdict = "helped" if comparison.delta > 0 else "hurt"
-    if comparison.delta is None:
-        delta_text = "–"
-    elif comparison.low is None:
-        delta_text = f"{_number(comparison.delta)}p ({comparison.note})"
-    else:
-        delta_text = (
-            f"{_number(comparison.delta)}p [{_number(comparison.low)}, {_number(comparison.high)}] "
-            f"{_p_text(comparison.p_value)}"
-        )
+        verdict = "within noise" if comparison.within_noise else "helped" if delta > 0 else "hurt"
+        delta_text = f"{_number(delta)}p [{_number(low)}, {_number(high)}] {_p_text(p_value)}"
     return MetricStats(
         values=list(values),
         n=own.n,
@@ -134,7 +129,7 @@ def study_table(
     for group in spec["groups"]:
         is_baseline = group is base_group
         ids = [run["run_id"] for run in group["runs"]]
-        timings = [seconds_per_epoch[run_id] for run_id in ids if seconds_per_epoch.get(run_id) is not None]
+        timings = [seconds for seconds in map(seconds_per_epoch.get, ids) if seconds is not None]
         rows.append(
             StudyTableRow(
                 group=group["key"],

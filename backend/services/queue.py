@@ -193,7 +193,7 @@ def store_epoch(
     if _owned(session, run_id, attempt, write=False) is None:
         session.rollback()
         return None
-    values = {name: _number(row.get(name)) for name in EPOCH_FIELDS}
+    values: dict[str, Any] = {name: _number(row.get(name)) for name in EPOCH_FIELDS}
     values.update(run_id=run_id, epoch=int(row["epoch"]), attempt=attempt, created_at=utcnow())
     _upsert(session, EpochMetric, [values], ("run_id", "epoch"), replace=not replay)
     session.commit()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
@@ -134,7 +134,7 @@ def list_runs(
     limit: int = 100,
 ) -> tuple[list[Run], int]:
     """Newest first, with the number of matching runs over all pages."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Run.status.in_(statuses))
     if name:

@@ -233,7 +233,7 @@ def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
 def study_table(*, session: Session, study: Study, metric: Metric = "valid") -> StudyTable:
     """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p."""
     runs = _runs(session, study)
-    seconds = (
+    seconds: dict[int, float | None] = (
         dict(
             session.execute(
                 select(EpochMetric.run_id, func.avg(EpochMetric.seconds))

@@ -64,8 +64,9 @@ class Switch:
         return self.when_on is not None
 
     def overrides(self, value: Any) -> dict[str, Any]:
-        if self.is_flag:
+        if self.when_on is not None:
             return dict(self.when_on) if value else {}
+        assert self.key is not None, "a switch sets either when_on or key"
         return {self.key: value}
 
 
@@ -167,7 +168,8 @@ def config_of(values: Mapping[str, Any]) -> RunConfig:
 
 def _split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every-run overrides and teacher-only ones (``teacher.`` stripped), checked key by key."""
-    every, teacher = {}, {}
+    every: dict[str, Any] = {}
+    teacher: dict[str, Any] = {}
     errors: dict[tuple[str, ...], str] = {}
     for key, value in overrides.items():
         own = key.removeprefix(TEACHER_PREFIX)
@@ -303,8 +305,8 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
         cells.append(GroupPlan(key, key, "experiment", values, teacher_key))
         valid.append(cell)
     errors: dict[tuple[str, ...], str] = {}
-    for switch, values in chosen:
-        for value in values:
+    for switch, switch_values in chosen:
+        for value in switch_values:
             if not any(cell[switch.name] == value for cell in valid):
                 reason = next(cell["reason"] for cell in skipped if cell["cell"][switch.name] == value)
                 errors.setdefault(("grid", "switches", switch.name), f"{json.dumps(value)}: {reason}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,15 @@ TEACHER_LIMIT = 500
 
 
 class TeacherCandidate(Protocol):
-    id: int
-    name: str
-    config: Mapping
-    max_valid_top1: float | None
+    # Read-only, so that the ORM row's Mapped columns qualify.
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def max_valid_top1(self) -> float | None: ...
 
 
 def list_teachers(*, session: Session, label_smoothing: float) -> TeachersPublic:

@@ -48,7 +48,7 @@ SECTION_TITLES = {
 # Labels that the field name alone would spell badly; every other label is the humanised name.
 LABELS = {"lr": "Learning rate", "arch": "Architecture", "amp": "Mixed precision (AMP)", "fc": "fc"}
 # A teacher refers to another run, so it gets a picker of finished runs instead of a text box.
-WIDGET_OF = {"tricks.kd.teacher": "teacher"}
+WIDGET_OF: dict[str, Kind] = {"tricks.kd.teacher": "teacher"}
 
 
 @dataclass(frozen=True)

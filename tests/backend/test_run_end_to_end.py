@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from backend.services import runs as run_service
 from backend.settings import default_trainer_command
 
 # A few seconds per epoch on a CPU.
-TINY = {
+TINY: dict[str, Any] = {
     "model": {"arch": "resnet18", "pretrained": False},
     "epochs": 3,
     "batch_size": 16,
@@ -88,14 +89,16 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
         assert all(row["train_loss"] > 0 and row["seconds"] > 0 for row in metrics["data"])
         assert httpx.get(f"{url}/api/v1/runs/{run['id']}/steps").json()["count"] >= 0
         whole = time.monotonic() - posted
+        assert first_epoch is not None
         assert first_epoch < whole  # streamed as they came, not at the end
         record_property("post_to_first_epoch_s", round(first_epoch, 2))
         database = Database(settings.database_url)
         with database.session() as session:
-            stored = session.get(Run, run["id"])
+            stored = session.get_one(Run, run["id"])
             first_row = session.scalars(
                 select(EpochMetric).where(EpochMetric.run_id == run["id"]).order_by(EpochMetric.epoch)
             ).first()
+            assert first_row is not None and stored.started_at is not None
             claim_delay = (stored.started_at - stored.created_at).total_seconds()
             to_row = (first_row.created_at - stored.created_at).total_seconds()
         database.dispose()

@@ -125,6 +125,7 @@ def test_a_failure_keeps_the_stderr_tail_and_retries_up_to_max_attempts(
         2,
         2,
     )
+    assert run.error is not None
     assert run.error.startswith("RuntimeError: fake failure")
     assert "Traceback (most recent call last)" in run.error
 
@@ -188,6 +189,7 @@ def test_a_killed_worker_takes_its_trainer_along_and_the_next_worker_takes_over(
     wait_for(lambda: get(db, run_id).attempt == 2, timeout=15, what="the stale run to be claimed again")
     run = get(db, run_id)
     assert run.status == RunStatus.running and run.failure_kind == FailureKind.infrastructure
+    assert run.error is not None
     assert run.infrastructure_failures == 1 and "stopped responding" in run.error
     assert (settings.run_dir(run_id) / "ATTEMPT").read_text().strip() == "2"
 
@@ -203,6 +205,7 @@ def test_sigterm_hands_the_run_back_to_the_queue(sqlite_url, make_settings, make
     assert not alive(pid)
     run = get(db, run_id)
     assert (run.status, run.failure_kind, run.worker) == (RunStatus.queued, FailureKind.infrastructure, None)
+    assert run.error is not None
     assert "was stopped" in run.error
 
 
@@ -214,6 +217,7 @@ def test_a_missing_trainer_command_fails_the_run_with_a_message(
     run_id = submit(db, settings, data_root)
     assert start_worker(settings, "--once").wait(timeout=30) == 0
     run = get(db, run_id)
+    assert run.error is not None
     assert run.status == RunStatus.failed and "could not start the trainer '/nonexistent/trainer'" in run.error
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,7 +70,7 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
     run_id = int(page.url.rsplit("/", 1)[1])
     page.evaluate("window.notReloaded = true")
 
-    seen = []
+    seen: list[int] = []
     deadline = time.monotonic() + 240
     while "succeeded" not in (status := page.locator("#run-status").text_content()):
         assert "failed" not in status and time.monotonic() < deadline, dashboard.log_tail()
@@ -133,8 +134,13 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
 def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs, tmp_path, width):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
-    dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     xss = next(run for run in finished_runs if run["name"] == XSS_NAME)
     ids = ",".join(str(run["id"]) for run in finished_runs)
     pages = {

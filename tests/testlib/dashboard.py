@@ -20,7 +20,7 @@ from backend.settings import Settings
 from testlib.processes import free_port
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
-TINY_RUN = {
+TINY_RUN: dict[str, Any] = {
     "model": {"arch": "resnet18", "pretrained": False},
     "data": {"image_size": 32, "num_workers": 0},
     "epochs": 2,

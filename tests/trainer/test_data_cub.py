@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -175,8 +176,11 @@ def test_validation_hold_out_is_the_random_split_of_the_report(demo_dataset: Pat
     index = read_cub(demo_dataset)
     splits = make_splits(index, split="seed", split_seed=1234)
     train_all = sorted(splits.train + splits.valid, key=lambda p: index.samples[p].path)
-    train, valid = torch.utils.data.random_split(train_all, [32, 4], generator=torch.Generator().manual_seed(1234))
-    assert splits.train == list(train) and splits.valid == list(valid)
+    # random_split takes any sequence (the report passes a list); torch annotates it for a Dataset only.
+    dataset = cast("torch.utils.data.Dataset[int]", train_all)
+    train, valid = torch.utils.data.random_split(dataset, [32, 4], generator=torch.Generator().manual_seed(1234))
+    assert splits.train == [train_all[i] for i in train.indices]
+    assert splits.valid == [train_all[i] for i in valid.indices]
 
 
 def test_splits_are_deterministic_and_the_seed_moves_only_validation(demo_dataset: Path):
@@ -211,7 +215,7 @@ def test_seed_split_sizes_on_a_cub_sized_index():
     # CUB's 11,788 images as 147 classes of 60 and 53 of 56 (the real counts vary from 41 to 60).
     root = Path("/cub/CUB_200_2011")
     counts = [56] * 53 + [60] * 147
-    samples = []
+    samples: list[CubSample] = []
     for label, count in enumerate(counts):
         folder = f"{label + 1:03d}.Bird_{label}"
         samples += [

@@ -69,6 +69,7 @@ def test_distillation_weighting_and_gradients_reach_the_student_only(batch):
     loss_fn = TrainingLoss(label_smoothing=0.1, kd_alpha=0.25, kd_temperature=4)
     parts = loss_fn(student, target, target, 1.0, teacher_logits=teacher)
     torch.testing.assert_close(parts.task_loss, F.cross_entropy(logits, target, label_smoothing=0.1))
+    assert parts.kd_loss is not None
     torch.testing.assert_close(parts.kd_loss, distillation_loss(logits, teacher.detach(), 4))
     torch.testing.assert_close(parts.loss, 0.25 * parts.task_loss + 0.75 * parts.kd_loss)
     parts.loss.backward()

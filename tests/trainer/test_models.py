@@ -26,9 +26,10 @@ def test_weights_path_loads_an_imagenet_state_dict_and_replaces_the_head(tmp_pat
     path = tmp_path / "resnet18.pth"
     torch.save(imagenet.state_dict(), path)
     model = build_model("resnet18", 7, pretrained=True, weights_path=str(path))
-    assert torch.equal(model.conv1.weight, imagenet.conv1.weight)
-    assert torch.equal(model.layer4[1].bn2.running_var, imagenet.layer4[1].bn2.running_var)
-    assert model.fc.out_features == 7 and model.fc.in_features == 512
+    assert torch.equal(model.get_parameter("conv1.weight"), imagenet.conv1.weight)
+    assert torch.equal(model.get_buffer("layer4.1.bn2.running_var"), imagenet.layer4[1].bn2.running_var)
+    fc = model.get_submodule("fc")
+    assert isinstance(fc, torch.nn.Linear) and fc.out_features == 7 and fc.in_features == 512
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
@@ -59,17 +60,18 @@ def test_cached_weights_are_used_offline(tmp_path, monkeypatch):
     torch.save(imagenet.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
     monkeypatch.setattr(torch.hub, "download_url_to_file", pytest.fail)
     model = build_model("resnet18", 3, pretrained=True)
-    assert torch.equal(model.conv1.weight, imagenet.conv1.weight)
+    assert torch.equal(model.get_parameter("conv1.weight"), imagenet.conv1.weight)
 
 
 @pytest.mark.parametrize(("arch", "block_norm"), [("resnet18", "bn2"), ("resnet50", "bn3")])
 def test_zero_init_residual_zeroes_the_last_norm_of_each_block(arch, block_norm):
     model = build_model(arch, 5, pretrained=False, zero_init_residual=True)
-    blocks = [block for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for block in layer]
+    layers = [model.get_submodule(name) for name in ("layer1", "layer2", "layer3", "layer4")]
+    blocks = [block for layer in layers for block in layer.children()]
     assert all(torch.all(getattr(block, block_norm).weight == 0) for block in blocks)
-    assert torch.all(model.bn1.weight == 1)
+    assert torch.all(model.get_parameter("bn1.weight") == 1)
     plain = build_model(arch, 5, pretrained=False)
-    assert torch.all(getattr(plain.layer1[0], block_norm).weight == 1)
+    assert torch.all(plain.get_parameter(f"layer1.0.{block_norm}.weight") == 1)
 
 
 def test_zero_init_residual_with_pretrained_is_refused():
@@ -99,7 +101,7 @@ def test_load_teacher_round_trip(tmp_path):
     teacher = load_teacher(tmp_path / "teacher", num_classes=4, device="cpu")
     assert not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
-    assert torch.equal(teacher.fc.weight, trained.fc.weight)
+    assert torch.equal(teacher.get_parameter("fc.weight"), trained.get_parameter("fc.weight"))
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(teacher(x), trained.eval()(x))
 

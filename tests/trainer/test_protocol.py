@@ -50,8 +50,9 @@ def test_the_trainers_own_events_pass_the_check_with_the_protocols_fields(demo_d
     stream = io.StringIO()
     train_run(folder.path, reporter=JsonLinesReporter(stream))
 
-    events = [parse_event(line) for line in stream.getvalue().splitlines()]
-    assert None not in events
+    parsed = [parse_event(line) for line in stream.getvalue().splitlines()]
+    assert None not in parsed
+    events = [event for event in parsed if event is not None]
     fields = {kind: [set(event) - {"type"} for event in events if event["type"] == kind] for kind in EventType}
     assert fields[EventType.start] == [set(START_FIELDS)]
     assert fields[EventType.epoch] == [{"epoch", *EPOCH_FIELDS} - DISTILLATION_FIELDS] * 2

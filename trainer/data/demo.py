@@ -37,7 +37,7 @@ COLOURS = {
 FILLS = ("Solid", "Striped", "Outlined")
 MAX_CLASSES = len(SHAPES) * len(COLOURS) * len(FILLS)
 
-_POLYGONS = {
+_POLYGONS: dict[str, list[tuple[float, float]]] = {
     "Square": [(-0.75, -0.75), (0.75, -0.75), (0.75, 0.75), (-0.75, 0.75)],
     "Triangle": [(math.cos(math.radians(a)), math.sin(math.radians(a))) for a in (-90, 30, 150)],
     "Star": [
@@ -153,7 +153,7 @@ def _render(rng: np.random.Generator, spec: tuple[str, str, str], size: int) -> 
         paint[stripes] = 235
     layer = Image.fromarray(np.clip(paint, 0, 255).astype(np.uint8)).convert("RGBA")
     layer.putalpha(mask)
-    layer = layer.rotate(rng.uniform(0, 360), resample=Image.BILINEAR, expand=True)
+    layer = layer.rotate(rng.uniform(0, 360), resample=Image.Resampling.BILINEAR, expand=True)
     left = int(rng.integers(0, max(1, width - layer.width + 1)))
     top = int(rng.integers(0, max(1, height - layer.height + 1)))
     image.paste(layer, (left, top), layer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -32,6 +32,14 @@ class BatchSource(Protocol):
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
 
 
+class SizedDataset(Protocol):
+    """A map-style dataset that knows its length, as DataLoader's sampler needs."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, item: int) -> Any: ...
+
+
 class _PerSampleSeeded(Dataset):
     """Draws each image's augmentation from a seed of (run seed, epoch, image index).
 
@@ -39,7 +47,7 @@ class _PerSampleSeeded(Dataset):
     image, and the global RNG of the process is left as it was.
     """
 
-    def __init__(self, dataset: Dataset, seed: int):
+    def __init__(self, dataset: SizedDataset, seed: int):
         self.dataset = dataset
         self.seed = seed
         self.epoch = 0
@@ -57,7 +65,14 @@ class ReferenceBatchSource:
     """The report's pipeline: PIL decode and per-image torchvision transforms in DataLoader workers."""
 
     def __init__(
-        self, *, dataset: Dataset, batch_size: int, shuffle: bool, device: torch.device, seed: int, num_workers: int
+        self,
+        *,
+        dataset: SizedDataset,
+        batch_size: int,
+        shuffle: bool,
+        device: torch.device,
+        seed: int,
+        num_workers: int,
     ):
         self.device = device
         self.seed = seed

@@ -33,8 +33,9 @@ def _run(run_id, config, status="succeeded"):
 
 def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():
     metrics = [_epoch(1, 1, 50.0, 80.0), _epoch(1, 2, 60.0, 85.0), _epoch(1, 3, 60.0, 90.0), _epoch(1, 4, 55.0, 91.0)]
-    assert pick_epoch(metrics, "best").epoch == 2
-    assert pick_epoch(metrics, "final").epoch == 4
+    best, final = pick_epoch(metrics, "best"), pick_epoch(metrics, "final")
+    assert best is not None and best.epoch == 2
+    assert final is not None and final.epoch == 4
     assert pick_epoch([], "best") is None
 
 

@@ -37,7 +37,7 @@ class Store:
 
     def run(self, run_id: int) -> Run:
         with self.db.session() as session:
-            return session.get(Run, run_id)
+            return session.get_one(Run, run_id)
 
 
 @pytest.fixture

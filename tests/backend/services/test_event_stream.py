@@ -24,6 +24,7 @@ def act_as_worker(database, run_id, *, epochs, delay, finish=True):
     """Claim the run and write its epochs slowly, as a worker would."""
     with database.session(write=True) as session:
         claim = jobs.claim_run(session=session, worker="test-worker", stale_after_seconds=60)
+    assert claim is not None
     for epoch in range(1, epochs + 1):
         time.sleep(delay)
         with database.session(write=True) as session:
