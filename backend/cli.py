@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.config import add_config_arguments
+
 if TYPE_CHECKING:
     from backend.settings import Settings
 
@@ -222,15 +224,7 @@ def _add_submit(commands: argparse._SubParsersAction) -> None:
         description="Post a run to a tricklab server and print its id. Relative "
         "paths in the config are read from the server's working folder.",
     )
-    submit.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
-    submit.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
-    )
+    add_config_arguments(submit)
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     submit.add_argument(
         "--server",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -191,3 +192,19 @@ def print_result(**figures: float | int | str) -> None:
             f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()
         )
     )
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser, *, rounds: int) -> None:
+    """The arguments the loop benchmarks share: the batch they repeat and how often they time it."""
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the benchmark works")
+
+
+def loop_device() -> tuple[torch.device, Callable[[Callable[[], object]], float]]:
+    """The device the loop benchmarks train on and their timer, announced with the machine."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
+    return device, loop_timer(device)

@@ -72,6 +72,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         torch.set_num_threads(args.workers)
         labels = [index.samples[i].label for i in indices]
+        fast_source = partial(
+            FastBatchSource,
+            packed,
+            labels,
+            train=True,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            device=device,
+            seed=0,
+        )
         sources: dict[str, BatchSource] = {
             "reference": ReferenceBatchSource(
                 dataset=CubDataset(index, indices, train_transform(args.image_size)),
@@ -81,25 +91,8 @@ def main(argv: list[str] | None = None) -> None:
                 seed=0,
                 num_workers=args.workers,
             ),
-            "fast": FastBatchSource(
-                packed,
-                labels,
-                train=True,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                device=device,
-                seed=0,
-                compile=not args.no_compile,
-            ),
-            "fast_eager": FastBatchSource(
-                packed,
-                labels,
-                train=True,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                device=device,
-                seed=0,
-            ),
+            "fast": fast_source(compile=not args.no_compile),
+            "fast_eager": fast_source(),
         }
         compile_seconds = timed(lambda: drain(sources["fast"]))  # the first epoch compiles the kernel
         print(f"fast path's first epoch (kernel compile): {compile_seconds:.2f} s")

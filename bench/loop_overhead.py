@@ -18,7 +18,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine, paired_ratio, print_result
+from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
 
 
 def plain_epoch(model, batches, optimizer, *, autocast: bool) -> None:
@@ -39,17 +39,11 @@ def plain_epoch(model, batches, optimizer, *, autocast: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the benchmark works")
+    add_loop_arguments(parser, rounds=6)
     args = parser.parse_args(argv)
     if args.smoke:
         args.image_size, args.batch_size, args.steps, args.rounds = 32, 4, 1, 1
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    timed = loop_timer(device)
-    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
+    device, timed = loop_device()
     print(
         f"{args.arch}, {args.image_size} px, batch {args.batch_size}, {args.steps} steps per epoch, "
         f"{args.rounds} rounds"

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from bench.common import RepeatedBatch, Trainer, alternate, loop_timer, machine, paired_ratio, print_result
+from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
 from trainer.config import TricksConfig
 from trainer.models import build_model
 from trainer.tricks.recipe import Tricks
@@ -28,18 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--student", default="resnet18")
     parser.add_argument("--teacher", default="resnet50")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mixup-alpha", type=float, default=0.2)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the benchmark works")
+    add_loop_arguments(parser, rounds=5)
     args = parser.parse_args(argv)
     if args.smoke:
         args.teacher, args.image_size, args.batch_size, args.steps, args.rounds = "resnet18", 32, 4, 1, 1
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    timed = loop_timer(device)
-    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
+    device, timed = loop_device()
     print(
         f"student {args.student}, teacher {args.teacher}, {args.image_size} px, batch {args.batch_size}, "
         f"{args.steps} steps per epoch, {args.rounds} rounds"

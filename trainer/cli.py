@@ -11,7 +11,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from trainer.config import ConfigError, RunConfig, parse_set_arguments
+from trainer.config import ConfigError, RunConfig, add_config_arguments, parse_set_arguments
 from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
 from trainer.models import TeacherError, WeightsUnavailable
@@ -30,15 +30,7 @@ def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Train one run. The run folder gets config.json, metrics.jsonl, result.json, tb/ and "
         "checkpoints/; starting again on the same folder resumes from its last checkpoint.",
     )
-    train.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
-    )
+    add_config_arguments(train)
     train.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<date>)")
     train.set_defaults(handler=_train)
     add_data_commands(subparsers)

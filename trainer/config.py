@@ -7,6 +7,7 @@ dotted name of the field, so a user can fix the exact key they typed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Mapping
@@ -232,3 +233,16 @@ def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             overrides[key.strip()] = raw
     return overrides
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """A config file and dotted ``--set`` overrides: how every command that takes a RunConfig reads one."""
+    parser.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
+    )

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from trainer.config import RunConfig, apply_overrides
-
 TeacherKey = Literal["T", "T-LS"]
 
 _COSINE = {"schedule.name": "cosine"}
@@ -40,22 +38,9 @@ class Preset:
     reported_top1: float | None = None
     reported_top5: float | None = None
 
-    @property
-    def needs_teacher(self) -> bool:
-        return self.teacher is not None
-
     def values(self) -> dict[str, Any]:
         """The overrides with the run name, as dotted keys (what a form or the CLI's --set takes)."""
         return {"name": self.key, **self.overrides}
-
-    def config(self, *, teacher: str | int | None = None) -> RunConfig:
-        """The validated RunConfig; ``teacher`` (a run folder or id) is required for KD presets."""
-        if self.needs_teacher and teacher is None:
-            raise ValueError(f"preset {self.key} distils from a {self.teacher} run: pass its folder or id as teacher")
-        values = self.values()
-        if teacher is not None:
-            values["tricks.kd.teacher"] = teacher
-        return RunConfig.from_dict(apply_overrides({}, values))
 
 
 def _preset(

@@ -60,25 +60,11 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
     """One metric of one group against the baseline group, with the texts the page and CSV show."""
     own = stats.spread(values)
     text = "–" if own.mean is None else f"{own.mean:.2f}" if own.std is None else f"{own.mean:.2f} ± {own.std:.2f}"
-    if is_baseline:
-        return MetricStats(
-            values=list(values),
-            n=own.n,
-            mean=own.mean,
-            std=own.std,
-            delta=None,
-            ci_low=None,
-            ci_high=None,
-            p_value=None,
-            df=None,
-            within_noise=None,
-            verdict="baseline",
-            text=text,
-            delta_text="baseline",
-        )
-    comparison = stats.welch(values, baseline)
+    comparison = stats.Comparison(None) if is_baseline else stats.welch(values, baseline)
     delta, low, high, p_value = comparison.delta, comparison.low, comparison.high, comparison.p_value
-    if delta is None or low is None or high is None or p_value is None:
+    if is_baseline:
+        verdict = delta_text = "baseline"
+    elif delta is None or low is None or high is None or p_value is None:
         verdict = comparison.note or stats.NO_VALUES
         delta_text = "–" if delta is None else f"{_number(delta)}p ({comparison.note})"
     else:
@@ -167,50 +153,23 @@ def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseli
     return with_delta(value, None if is_baseline else delta_points(value, base["reported_top1"]))
 
 
+GROUP_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded")
+METRIC_PARTS = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
+REPORT_COLUMNS = ("report", "report_top1", "report_top5", "seconds_per_epoch")
 CSV_COLUMNS = (
-    "group",
-    "title",
-    "tricks",
-    "role",
-    "runs",
-    "succeeded",
-    *(
-        f"{m}_{part}"
-        for m in ("top1", "top5")
-        for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
-    ),
-    "report",
-    "report_top1",
-    "report_top5",
-    "seconds_per_epoch",
+    *GROUP_COLUMNS,
+    *(f"{metric}_{part}" for metric in ("top1", "top5") for part in METRIC_PARTS),
+    *REPORT_COLUMNS,
 )
 
 
 def table_csv(table: StudyTable) -> str:
     rows = []
     for row in table.data:
-        values = row.model_dump(
-            include={
-                "group",
-                "title",
-                "tricks",
-                "role",
-                "runs",
-                "succeeded",
-                "report",
-                "report_top1",
-                "report_top5",
-                "seconds_per_epoch",
-            }
-        )
+        values = row.model_dump(include={*GROUP_COLUMNS, *REPORT_COLUMNS})
         for name in ("top1", "top5"):
             metric = getattr(row, name)
-            values.update(
-                {
-                    f"{name}_{part}": getattr(metric, part)
-                    for part in ("mean", "std", "n", "delta", "ci_low", "ci_high", "p_value", "verdict")
-                }
-            )
+            values.update({f"{name}_{part}": getattr(metric, part) for part in METRIC_PARTS})
         rows.append(values)
     return to_csv(rows, CSV_COLUMNS)
 

@@ -24,7 +24,6 @@ from backend.schemas.studies import (
     StudyCurves,
     StudyGroupPublic,
     StudyPublic,
-    StudyRunPublic,
     StudyTable,
 )
 from backend.services import runs as run_service
@@ -181,22 +180,11 @@ def studies_public(*, session: Session, studies: Sequence[Study]) -> list[StudyP
 
 
 def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
+    """The stored spec as the API shows it, with each run's current status."""
     spec = study.spec
     groups = [
-        StudyGroupPublic(
-            key=group["key"],
-            title=group["title"],
-            role=group["role"],
-            teacher=group["teacher"],
-            tricks=group["tricks"],
-            reported_top1=group["reported_top1"],
-            reported_top5=group["reported_top5"],
-            runs=[
-                StudyRunPublic(
-                    run_id=run["run_id"], seed=run["seed"], status=statuses.get(run["run_id"]), reused=run["reused"]
-                )
-                for run in group["runs"]
-            ],
+        StudyGroupPublic.model_validate(
+            {**group, "runs": [{**run, "status": statuses.get(run["run_id"])} for run in group["runs"]]}
         )
         for group in spec["groups"]
     ]
@@ -208,22 +196,17 @@ def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
     progress["deleted"] = sum(run.status is None for run in distinct.values())
     progress["total"] = len(distinct)
     progress["reused"] = sum(run.reused for run in distinct.values())
-    return StudyPublic(
-        id=study.id,
-        name=study.name,
-        created_at=study.created_at,
-        kind=spec["kind"],
-        preset=spec["preset"],
-        grid=spec["grid"],
-        overrides=spec["overrides"],
-        seeds=spec["seeds"],
-        priority=spec["priority"],
-        baseline=spec["baseline"],
-        baseline_run_id=study.baseline_run_id,
-        groups=groups,
-        progress=progress,
-        finished=progress["queued"] + progress["running"] == 0,
-        skipped=spec["skipped"],
+    return StudyPublic.model_validate(
+        {
+            **spec,
+            "id": study.id,
+            "name": study.name,
+            "created_at": study.created_at,
+            "baseline_run_id": study.baseline_run_id,
+            "groups": groups,
+            "progress": progress,
+            "finished": progress["queued"] + progress["running"] == 0,
+        }
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from testlib.presets import preset_config
 
 from trainer.presets import PRESETS, get_preset
 
 
 def test_every_preset_is_a_valid_run_config():
     for preset in PRESETS:
-        config = preset.config(teacher=7 if preset.needs_teacher else None)
+        config = preset_config(preset.key, teacher=7 if preset.teacher else None)
         assert config.name == preset.key
 
 
@@ -26,7 +27,7 @@ def test_every_preset_is_a_valid_run_config():
 )
 def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixup, teacher):
     preset = get_preset(key)
-    config = preset.config(teacher=3 if teacher else None)
+    config = preset_config(key, teacher=3 if teacher else None)
     assert (config.model.arch, config.schedule.name) == (arch, schedule)
     assert (config.tricks.label_smoothing, config.tricks.mixup_alpha) == (smoothing, mixup)
     assert preset.teacher == teacher
@@ -41,6 +42,6 @@ def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixu
 
 def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
     with pytest.raises(ValueError, match="T-LS"):
-        get_preset("h").config()
+        preset_config("h")
     with pytest.raises(KeyError, match="choose one of demo, base, T"):
         get_preset("z")

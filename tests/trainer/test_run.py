@@ -14,21 +14,12 @@ import torch.nn.functional as F
 from trainer.checkpoint import load_checkpoint
 from trainer.config import RunConfig, apply_overrides
 from trainer.engine import evaluate
+from trainer.protocol import EPOCH_FIELDS
 from trainer.reporters import BaseReporter, JsonLinesReporter
 from trainer.run import train_run
 
-EPOCH_KEYS = {
-    "epoch",
-    "train_loss",
-    "train_top1",
-    "train_top5",
-    "valid_loss",
-    "valid_top1",
-    "valid_top5",
-    "lr",
-    "seconds",
-    "images_per_s",
-}
+# Every row carries these; the distillation parts only when a teacher is on.
+EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss"}
 RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
 
 
@@ -241,6 +232,11 @@ def test_superseded_attempt_writes_nothing(demo_dataset, tmp_path):
     assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
 
 
+def tricklab_train(*args: str | Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", *map(str, args)]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+
+
 def test_train_command_with_overrides(demo_dataset, tmp_path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(
@@ -248,44 +244,12 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
         "model:\n  arch: resnet18\n  pretrained: false\n"
     )
     out = tmp_path / "out"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from backend.cli import main; raise SystemExit(main())",
-            "train",
-            str(config_file),
-            "--set",
-            "data.image_size=32",
-            "--set",
-            "batch_size=16",
-            "--out",
-            str(out),
-        ],
-        check=False,  # the test reads the exit code
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = tricklab_train(config_file, "--set", "data.image_size=32", "--set", "batch_size=16", "--out", str(out))
     assert completed.returncode == 0, completed.stderr
     saved = RunConfig.load(out / "config.json")
     assert saved.data.image_size == 32 and saved.batch_size == 16
     assert "test top-1" in completed.stderr
 
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from backend.cli import main; raise SystemExit(main())",
-            "train",
-            str(config_file),
-            "--set",
-            "tricks.mixup_alpah=0.2",
-        ],
-        check=False,  # the test reads the exit code
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = tricklab_train(config_file, "--set", "tricks.mixup_alpah=0.2")
     assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
-from backend.reports.compare import rows_to_csv
+from backend.reports.compare import CompareRow, Mode, rows_to_csv
 from backend.services.compare import compare_runs
 
 router = APIRouter(prefix="/compare", tags=["compare"])
@@ -16,29 +17,36 @@ router = APIRouter(prefix="/compare", tags=["compare"])
 BaselineQuery = Annotated[int | None, Query(ge=1, description="run the deltas are taken against; default: the first")]
 
 
-@router.get("")
-def compare(
+@dataclass(frozen=True)
+class Comparison:
+    rows: list[CompareRow]
+    mode: Mode
+
+
+def _comparison(
     run_ids: RunIdsDep,
     session: SessionDep,
     settings: SettingsDep,
     baseline: BaselineQuery = None,
     mode: ModeQuery = "best",
-) -> dict:
+) -> Comparison:
+    """The query both forms of the table take, answered once."""
     rows = compare_runs(session=session, settings=settings, run_ids=run_ids, baseline=baseline, mode=mode)
-    return {"data": rows, "count": len(rows), "mode": mode}
+    return Comparison(rows, mode)
+
+
+ComparisonDep = Annotated[Comparison, Depends(_comparison)]
+
+
+@router.get("")
+def compare(comparison: ComparisonDep) -> dict:
+    return {"data": comparison.rows, "count": len(comparison.rows), "mode": comparison.mode}
 
 
 @router.get(".csv", response_class=PlainTextResponse)
-def compare_csv(
-    run_ids: RunIdsDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    baseline: BaselineQuery = None,
-    mode: ModeQuery = "best",
-) -> PlainTextResponse:
-    rows = compare_runs(session=session, settings=settings, run_ids=run_ids, baseline=baseline, mode=mode)
+def compare_csv(comparison: ComparisonDep) -> PlainTextResponse:
     return PlainTextResponse(
-        rows_to_csv(rows),
+        rows_to_csv(comparison.rows),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="compare-{mode}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="compare-{comparison.mode}.csv"'},
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from testlib.presets import preset_config
+
 from backend.reports.compare import compare_rows, pick_epoch, rows_to_csv, with_delta
 from trainer.config import RunConfig
-from trainer.presets import get_preset
 
 
 def test_delta_text():
@@ -40,7 +41,7 @@ def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():
 
 
 def test_compare_rows_deltas_against_the_chosen_baseline():
-    runs = [_run(1, RunConfig()), _run(2, get_preset("b").config()), _run(3, get_preset("a").config(), "running")]
+    runs = [_run(1, RunConfig()), _run(2, preset_config("b")), _run(3, preset_config("a"), "running")]
     metrics = [
         _epoch(1, 1, 70.0, 90.0),
         _epoch(1, 2, 78.53, 93.82),

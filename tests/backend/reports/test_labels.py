@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from testlib.presets import preset_config
+
 from backend.reports.labels import trick_summary
 from trainer.config import RunConfig
-from trainer.presets import get_preset
 
 
 def test_trick_summary_names_tricks_in_the_reports_words():
     assert trick_summary(RunConfig()) == "base"
-    assert trick_summary(get_preset("h").config(teacher=7)) == "+Cosine +LS +KD (teacher #7)"
-    assert trick_summary(get_preset("T-LS").config()) == "ResNet152 +LS"
-    assert trick_summary(get_preset("d2").config()) == "+Mixup α=0.2"
-    assert trick_summary(get_preset("c").config(teacher="/runs/12")) == "+KD (teacher 12)"
+    assert trick_summary(preset_config("h", teacher=7)) == "+Cosine +LS +KD (teacher #7)"
+    assert trick_summary(preset_config("T-LS")) == "ResNet152 +LS"
+    assert trick_summary(preset_config("d2")) == "+Mixup α=0.2"
+    assert trick_summary(preset_config("c", teacher="/runs/12")) == "+KD (teacher 12)"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from testlib.presets import preset_config
+
 from backend.services.teachers import teacher_choices
-from trainer.presets import get_preset
 
 
 def test_teacher_suggestion_follows_label_smoothing():
     def teacher(run_id, key, top1):
         return SimpleNamespace(
-            id=run_id, name=key, config=get_preset(key).config().model_dump(mode="json"), max_valid_top1=top1
+            id=run_id, name=key, config=preset_config(key).model_dump(mode="json"), max_valid_top1=top1
         )
 
     runs = [teacher(1, "T", 80.49), teacher(2, "T-LS", 82.78), teacher(3, "base", 78.53)]
