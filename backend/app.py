@@ -13,9 +13,10 @@ from fastapi.staticfiles import StaticFiles
 from backend import migrate
 from backend.api.main import api_router
 from backend.db import Database
+from backend.security.middleware import SecurityMiddleware
 from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
 from backend.settings import Settings
-from backend.web import pages
+from backend.web import login, pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,8 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     _add_error_handlers(app)
+    # Every request, the docs and the static files included, passes its checks before any route.
+    app.add_middleware(SecurityMiddleware, settings=settings, database=database)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages.router)
+    app.include_router(login.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
 

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from trainer.config import add_config_arguments
 
 if TYPE_CHECKING:
+    from backend.db import Database
     from backend.settings import Settings
 
 # Ours, parsed without the trainer's commands: importing those loads torch (seconds, and memory
 # the server and its workers never use).
-OWN_COMMANDS = ("serve", "worker", "submit")
+OWN_COMMANDS = ("serve", "worker", "submit", "token")
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -39,6 +40,7 @@ def build_parser(*, trainer_commands: bool = True) -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_worker(commands)
     _add_submit(commands)
+    _add_token(commands)
     if trainer_commands:
         from trainer.cli import add_trainer_commands
 
@@ -56,15 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
-def _settings():
-    """Settings from TRICKLAB_* variables; a bad value ends the command with its message."""
+def _settings(**overrides: Any) -> Settings:
+    """Settings from TRICKLAB_* variables (and the command's own ``overrides``); a bad value ends the
+    command with its message."""
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
     from backend.settings import Settings
 
     try:
-        return Settings()
+        return Settings(**overrides)
     except SettingsError as exc:  # a list setting that is not JSON
         raise SystemExit(
             f"tricklab: bad settings: {exc}; list settings are JSON, e.g. TRICKLAB_DATA_ROOTS='[\"/data\"]'"
@@ -103,6 +106,11 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--demo", action="store_true", help="write a small generated dataset into the first data root if it holds none"
     )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve an address beyond loopback while no token exists: anyone who reaches it may use it",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -128,12 +136,16 @@ def _serve(args: argparse.Namespace) -> int:
     from backend.db import Database
 
     _log_to_stderr()
-    settings = _settings()
-    if args.demo:
-        _ensure_demo_dataset(settings.data_roots)
+    settings = _settings(bind_host=args.host, insecure_no_auth=args.insecure_no_auth)
     database = Database(settings.database_url)
     migrate.upgrade(database)  # once here, so the workers find the schema ready
+    refusal = _open_server_refusal(database, settings, port=args.port)
     database.dispose()
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return EXIT_USAGE
+    if args.demo:
+        _ensure_demo_dataset(settings.data_roots)
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; this handler turns it into an
     # exception, so the workers below are stopped instead of the process just ending.
@@ -146,6 +158,33 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         _stop_workers(workers, grace=settings.kill_grace_seconds + 10)
     return 0
+
+
+def _open_server_refusal(database: Database, settings: Settings, *, port: int) -> str | None:
+    """Why the server must not start: beyond loopback, with no token and no --insecure-no-auth."""
+    from backend.security.hosts import is_loopback
+    from backend.services import tokens
+
+    with database.session() as session:
+        has_token = tokens.any_active_token(session=session)
+    logger = logging.getLogger("tricklab.serve")
+    if has_token:
+        logger.info("tokens required: every request needs one (tricklab token list shows them)")
+        return None
+    if is_loopback(settings.bind_host):
+        logger.info("open: no token exists, so anyone on this machine may use the dashboard")
+        return None
+    if settings.insecure_no_auth:
+        logger.warning("open to the network (--insecure-no-auth): anyone who reaches %s may use it", settings.bind_host)
+        return None
+    return (
+        f"tricklab: refusing to serve {settings.bind_host}:{port} without a token: anyone who can reach it could "
+        "launch, cancel and delete runs.\n"
+        "Create one first, with this server's TRICKLAB_DATABASE_URL:\n"
+        "    tricklab token create NAME\n"
+        "then log in with it on the dashboard (scripts send it as Authorization: Bearer TOKEN), "
+        "or pass --insecure-no-auth to serve everyone without a token."
+    )
 
 
 def _ensure_demo_dataset(data_roots: list[Path]) -> None:
@@ -231,10 +270,35 @@ def _add_submit(commands: argparse._SubParsersAction) -> None:
         default=os.environ.get("TRICKLAB_SERVER", DEFAULT_SERVER),
         help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_SERVER})",
     )
+    _add_token_argument(submit)
     submit.add_argument(
         "--wait", action="store_true", help="follow the run with a progress bar; exit non-zero unless it succeeds"
     )
     submit.set_defaults(handler=_submit)
+
+
+def _add_token_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TRICKLAB_TOKEN") or None,
+        help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
+    )
+
+
+def _auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _refused(response: Any, server: str) -> str | None:
+    """What to tell the user when the server refused the request for want of a token or origin."""
+    if response.status_code == 401:
+        return (
+            f"error: {server} wants a token ({response.json()['detail']}): pass --token or set TRICKLAB_TOKEN; "
+            "whoever runs the server makes one with `tricklab token create NAME`"
+        )
+    if response.status_code in (400, 403):
+        return f"error: {response.status_code} from {server}: {response.json()['detail']}"
+    return None
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -249,10 +313,19 @@ def _submit(args: argparse.Namespace) -> int:
             print(f"error: {field}: {message}", file=sys.stderr)
         return EXIT_USAGE
     server = args.server.rstrip("/")
+    headers = _auth_headers(args.token)
     try:
-        response = httpx.post(f"{server}/api/v1/runs", json={"config": values, "priority": args.priority}, timeout=30)
+        response = httpx.post(
+            f"{server}/api/v1/runs",
+            json={"config": values, "priority": args.priority},
+            headers=headers,
+            timeout=30,
+        )
     except httpx.HTTPError as exc:
         print(f"error: cannot reach {server}: {exc}; is `tricklab serve` running?", file=sys.stderr)
+        return EXIT_FAILED
+    if (refused := _refused(response, server)) is not None:
+        print(refused, file=sys.stderr)
         return EXIT_FAILED
     if response.status_code == 422:
         for error in response.json()["detail"]:
@@ -265,10 +338,10 @@ def _submit(args: argparse.Namespace) -> int:
     run = response.json()
     print(run["id"])
     print(f"queued run {run['id']} ({run['name']}); follow it at {server}/api/v1/runs/{run['id']}", file=sys.stderr)
-    return _follow(server, run) if args.wait else 0
+    return _follow(server, run, headers=headers) if args.wait else 0
 
 
-def _follow(server: str, run: dict[str, Any]) -> int:
+def _follow(server: str, run: dict[str, Any], *, headers: dict[str, str]) -> int:
     """Follow a run's event stream with a progress bar, reconnecting where it left off."""
     import httpx
     from httpx_sse import connect_sse
@@ -283,7 +356,7 @@ def _follow(server: str, run: dict[str, Any]) -> int:
                     client,
                     "GET",
                     f"{server}/api/v1/runs/{run['id']}/events",
-                    headers={"Last-Event-ID": str(last_epoch)},
+                    headers={**headers, "Last-Event-ID": str(last_epoch)},
                 ) as source:
                     source.response.raise_for_status()
                     for event in source.iter_sse():
@@ -318,3 +391,95 @@ def _follow(server: str, run: dict[str, Any]) -> int:
         f"run {final['id']} {final['status']}" + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr
     )
     return EXIT_FAILED
+
+
+# --- token --------------------------------------------------------------------------------------
+
+
+def _add_token(commands: argparse._SubParsersAction) -> None:
+    token = commands.add_parser(
+        "token",
+        help="create, list and revoke API tokens",
+        description="API tokens, kept in the server's database (TRICKLAB_DATABASE_URL) as hashes. "
+        "Once one exists, every request needs one: scripts send Authorization: Bearer TOKEN, "
+        "people log in with it on the dashboard's log-in page.",
+    )
+    actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="make a token and print it, once")
+    create.add_argument("name", help="who or what uses it; runs and studies it creates record this name")
+    create.set_defaults(handler=_token_create)
+    listing = actions.add_parser("list", help="every token: name, created, active or revoked, open log-ins")
+    listing.set_defaults(handler=_token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token at once and end its browser sessions")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=_token_revoke)
+
+
+def _token_command(action: Any) -> int:
+    """Run ``action(session)`` on the migrated database; a refused request ends with its message."""
+    from backend import migrate
+    from backend.db import Database
+    from backend.services.errors import ServiceError
+
+    database = Database(_settings().database_url)
+    try:
+        migrate.upgrade(database)
+        with database.session(write=True) as session:
+            return action(session)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        database.dispose()
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from backend.services import tokens
+
+    def create(session: Any) -> int:
+        secret = tokens.create_token(session=session, name=args.name)
+        print(secret)  # alone on stdout: `export TRICKLAB_TOKEN=$(tricklab token create me)` works
+        print(
+            f"token {args.name!r} created. It is shown this once: keep it now. Log in with it on the dashboard, "
+            "or send it from scripts as Authorization: Bearer TOKEN (tricklab submit reads TRICKLAB_TOKEN). "
+            "From now on every request needs a token.",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _token_command(create)
+
+
+def _token_list(_args: argparse.Namespace) -> int:
+    from backend.services import tokens
+
+    def show(session: Any) -> int:
+        found = tokens.list_tokens(session=session)
+        if not found:
+            print("no tokens: a server bound to loopback is open to anyone on this machine", file=sys.stderr)
+            return 0
+        width = max(len("NAME"), *(len(token.name) for token in found))
+        print(f"{'NAME':<{width}}  {'CREATED':<16}  {'STATUS':<24}  LOG-INS")
+        for token in found:
+            status = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+            print(f"{token.name:<{width}}  {token.created_at:%Y-%m-%d %H:%M}  {status:<24}  {token.logins}")
+        return 0
+
+    return _token_command(show)
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from backend.services import tokens
+
+    def revoke(session: Any) -> int:
+        ended = tokens.revoke_token(session=session, name=args.name)
+        print(f"revoked {args.name!r}; {ended} browser session{'' if ended == 1 else 's'} ended", file=sys.stderr)
+        if not tokens.any_active_token(session=session):
+            print(
+                "no active token is left: a server on loopback is open again to anyone on this machine, "
+                "and one beyond loopback refuses every request until `tricklab token create NAME`",
+                file=sys.stderr,
+            )
+        return 0
+
+    return _token_command(revoke)

@@ -102,6 +102,7 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL", use_alter=True))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(64))  # the token's name; None on an open server
 
 
 class Run(Base):
@@ -119,6 +120,8 @@ class Run(Base):
     config: Mapped[dict[str, Any]]
     config_hash: Mapped[str] = mapped_column(String(64), index=True)
     depends_on: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    # The name of the token that queued the run (kept when the token is revoked); None on an open server.
+    created_by: Mapped[str | None] = mapped_column(String(64), index=True)
 
     attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=1)
@@ -179,3 +182,32 @@ class StepMetric(Base):
     epoch: Mapped[int]
     loss: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
+
+
+class Token(Base):
+    """An API token: the name runs and studies record as their creator, and the SHA-256 of its secret.
+
+    A revoked token keeps its row (``token list`` shows it) until its name is given a new token.
+    """
+
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("name"), UniqueConstraint("secret_hash"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """A browser's log-in: its cookie holds a random secret, stored here as a SHA-256, tied to a token."""
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (UniqueConstraint("secret_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]

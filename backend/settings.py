@@ -10,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from backend.security.hosts import bare_name
+
 
 def default_trainer_command() -> list[str]:
     return [sys.executable, "-m", "trainer", "run"]
@@ -38,6 +40,20 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(
         15.0, gt=0, description="interval of the keep-alive comment on an event stream"
     )
+    bind_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="the address the server listens on (`tricklab serve --host` sets it): it decides the "
+        "default allowed hosts, and whether the server may run without a token",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers besides its defaults, e.g. a reverse proxy's (JSON list)",
+    )
+    insecure_no_auth: bool = Field(
+        False, description="serve beyond loopback while no token exists (`tricklab serve --insecure-no-auth`)"
+    )
+    session_days: float = Field(7.0, gt=0, le=366, description="how long a browser stays logged in")
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +88,24 @@ class Settings(BaseSettings):
         if not roots:
             raise ValueError("at least one data root is needed")
         return [root.expanduser().resolve() for root in roots]
+
+    @field_validator("bind_host")
+    @classmethod
+    def _check_bind_host(cls, host: str) -> str:
+        if bare_name(host) is None:
+            raise ValueError(f"{host!r} is not an address or host name to listen on")
+        return host
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, hosts: list[str]) -> list[str]:
+        names = {host: bare_name(host) for host in hosts}
+        for host, name in names.items():
+            if name is None:
+                raise ValueError(
+                    f"{host!r} is not a host name: give the name alone, as in gpu-box.lab (no scheme or port)"
+                )
+        return [name for name in names.values() if name is not None]
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> Settings:

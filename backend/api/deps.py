@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from backend.db import Database
 from backend.models import MAX_ID
 from backend.reports.compare import Mode
+from backend.security.auth import creator
 from backend.settings import Settings
 
 
@@ -61,6 +62,8 @@ def get_page_run_ids(runs: Annotated[str, Query(max_length=5000, description=RUN
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
+# The name of the token behind the request (None on an open server), which runs and studies record.
+CreatorDep = Annotated[str | None, Depends(creator)]
 RunIdsDep = Annotated[list[int], Depends(get_run_ids)]
 PageRunIdsDep = Annotated[list[int], Depends(get_page_run_ids)]
 ModeQuery = Annotated[

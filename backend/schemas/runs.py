@@ -57,6 +57,7 @@ class RunPublic(BaseModel):
     failure_kind: FailureKind | None = Field(description="kind of the latest failure, kept if a retry succeeds")
     error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
     cancel_requested: bool
+    created_by: str | None = Field(description="name of the token that queued it; null on an open server")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -76,6 +76,7 @@ class StudyGroupPublic(BaseModel):
 class StudyPublic(BaseModel):
     id: int
     name: str
+    created_by: str | None = Field(description="name of the token that created it; null on an open server")
     created_at: datetime
     kind: Literal["preset", "grid"]
     preset: str | None

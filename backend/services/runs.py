@@ -36,8 +36,10 @@ def create_run(
     priority: int = 0,
     study_id: int | None = None,
     overrides: frozenset[str] = frozenset(),
+    created_by: str | None = None,
 ) -> Run:
-    """Validate a (partial) RunConfig, check its dataset and teacher, and queue it."""
+    """Validate a (partial) RunConfig, check its dataset and teacher, and queue it; ``created_by`` is
+    the name of the token that asked (None on an open server)."""
     try:
         run_config = RunConfig.from_dict(config)
     except ConfigError as exc:
@@ -61,6 +63,7 @@ def create_run(
         config_hash=RunConfig.model_validate(values).fingerprint(),
         depends_on=depends_on,
         max_attempts=settings.max_attempts,
+        created_by=created_by,
     )
     session.add(run)
     session.commit()
@@ -130,6 +133,7 @@ def list_runs(
     statuses: Sequence[RunStatus] = (),
     name: str | None = None,
     study_id: int | None = None,
+    created_by: str | None = None,
     skip: int = 0,
     limit: int = 100,
 ) -> tuple[list[Run], int]:
@@ -142,6 +146,8 @@ def list_runs(
         conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
     if study_id is not None:
         conditions.append(Run.study_id == study_id)
+    if created_by is not None:
+        conditions.append(Run.created_by == created_by)
     count = session.scalar(select(func.count()).select_from(Run).where(*conditions))
     runs = session.scalars(select(Run).where(*conditions).order_by(Run.id.desc()).offset(skip).limit(limit)).all()
     return list(runs), count or 0
@@ -260,6 +266,7 @@ def clone_run(
     overrides: dict[str, Any],
     name: str | None = None,
     priority: int | None = None,
+    created_by: str | None = None,
 ) -> Run:
     """Queue a copy of a run's config with dotted overrides (``{"tricks.label_smoothing": 0.1}``)."""
     source = get_run(session=session, run_id=run_id)
@@ -279,6 +286,7 @@ def clone_run(
         config=values,
         priority=source.priority if priority is None else priority,
         overrides=keys,
+        created_by=created_by,
     )
 
 

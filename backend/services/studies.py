@@ -58,6 +58,7 @@ def create_study(
     preset: str | None = None,
     switches: Mapping[str, Any] | None = None,
     priority: int = 0,
+    created_by: str | None = None,
 ) -> Study:
     """Queue a study's runs, seed-major (every group's first seed, then the second, ...), so a
     first result of every group comes before the replicates; students follow their teachers."""
@@ -78,7 +79,7 @@ def create_study(
     if seed_list[-1] > 2**31 - 1:
         raise InvalidStudy({("seeds",): f"seeds {first_seed}..{seed_list[-1]} pass the largest seed, {2**31 - 1}"})
 
-    study = Study(name=name, spec={})
+    study = Study(name=name, spec={}, created_by=created_by)
     session.add(study)
     session.flush()
     run_of: dict[tuple[str, int], int] = {}
@@ -103,6 +104,7 @@ def create_study(
                         config=apply_overrides({}, values),
                         priority=priority,
                         study_id=study.id,
+                        created_by=created_by,
                     ).id
                 except InvalidConfig as exc:
                     # Checked by create_run only (the dataset folder): it fails on the first run,
@@ -202,6 +204,7 @@ def _public(study: Study, statuses: Mapping[int, RunStatus]) -> StudyPublic:
             "id": study.id,
             "name": study.name,
             "created_at": study.created_at,
+            "created_by": study.created_by,
             "baseline_run_id": study.baseline_run_id,
             "groups": groups,
             "progress": progress,

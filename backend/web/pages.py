@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from backend.api.deps import ModeQuery, PageRunIdsDep
 from backend.reports.compare import MODES
+from backend.security.auth import current_principal
 from backend.services.study_plan import SEED_RUNS, SWITCHES
 from backend.web.forms import build_form, presets_public
 from trainer.presets import DEMO, STUDY
@@ -24,7 +25,13 @@ FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 STATIC = FRONTEND / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
-templates = Jinja2Templates(directory=FRONTEND / "templates")
+
+def _principal(request: Request) -> dict[str, object]:
+    # Every page's header says who is logged in, with the log-out button.
+    return {"principal": current_principal(request)}
+
+
+templates = Jinja2Templates(directory=FRONTEND / "templates", context_processors=[_principal])
 router = APIRouter(include_in_schema=False)
 
 

@@ -15,6 +15,7 @@ RUN_OWN_COLUMNS = {
     "config",
     "config_hash",
     "depends_on",
+    "created_by",
     "attempt",
     "max_attempts",
     "training_failures",

@@ -120,7 +120,7 @@ def serve(
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                if httpx.get(f"{dashboard.url}/api/v1/runs", timeout=2).status_code == 200:
+                if httpx.get(f"{dashboard.url}/api/v1/health", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+# A base URL for TestClient whose Host a loopback server answers (its default, "testserver", gets 400).
+LOOPBACK = "http://127.0.0.1"
 
 
 def free_port() -> int:

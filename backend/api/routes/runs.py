@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
-from backend.api.deps import DatabaseDep, RunId, SessionDep, SettingsDep
+from backend.api.deps import CreatorDep, DatabaseDep, RunId, SessionDep, SettingsDep
 from backend.models import RunStatus
 from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
@@ -15,8 +15,10 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 
 @router.post("", status_code=201)
-def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
-    run = runs.create_run(session=session, settings=settings, config=body.config, priority=body.priority)
+def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep) -> RunPublic:
+    run = runs.create_run(
+        session=session, settings=settings, config=body.config, priority=body.priority, created_by=creator
+    )
     return runs.public_run(session=session, settings=settings, run=run)
 
 
@@ -27,11 +29,18 @@ def list_runs(
     status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
     study_id: Annotated[int | None, Query(ge=1)] = None,
+    created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RunsPublic:
     found, count = runs.list_runs(
-        session=session, statuses=status or (), name=name, study_id=study_id, skip=skip, limit=limit
+        session=session,
+        statuses=status or (),
+        name=name,
+        study_id=study_id,
+        created_by=created_by,
+        skip=skip,
+        limit=limit,
     )
     return RunsPublic(data=runs.public_runs(session=session, settings=settings, runs=found), count=count)
 
@@ -96,7 +105,9 @@ def retry_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunP
 
 
 @router.post("/{run_id}/clone", status_code=201)
-def clone_run(run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep) -> RunPublic:
+def clone_run(
+    run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep, creator: CreatorDep
+) -> RunPublic:
     run = runs.clone_run(
         session=session,
         settings=settings,
@@ -104,6 +115,7 @@ def clone_run(run_id: RunId, body: RunClone, session: SessionDep, settings: Sett
         overrides=body.overrides,
         name=body.name,
         priority=body.priority,
+        created_by=creator,
     )
     return runs.public_run(session=session, settings=settings, run=run)
 

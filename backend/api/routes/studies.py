@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
-from backend.api.deps import MAX_ID, SessionDep, SettingsDep
+from backend.api.deps import MAX_ID, CreatorDep, SessionDep, SettingsDep
 from backend.reports import study as study_report
 from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 from backend.services import studies
@@ -25,7 +25,7 @@ MetricQuery = Annotated[
 
 
 @router.post("", status_code=201)
-def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPublic:
+def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep) -> StudyPublic:
     study = studies.create_study(
         session=session,
         settings=settings,
@@ -35,6 +35,7 @@ def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) 
         overrides=body.overrides,
         seeds=body.seeds,
         priority=body.priority,
+        created_by=creator,
     )
     return studies.study_public(session=session, study=study)
 

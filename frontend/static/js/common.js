@@ -16,6 +16,8 @@ export async function api(path, { method = "GET", body } = {}) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(`/api/v1${path}`, init);
+  // The log-in ended (logged out elsewhere, expired, token revoked): log in again, then come back here.
+  if (response.status === 401) location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data?.detail ?? response.statusText);

@@ -1,5 +1,5 @@
 // One run: its facts, and four charts that grow as the SSE stream delivers epochs.
-import { ACTIVE, api, detailText, duration, pair, progress, showMessage, statusBadge } from "./common.js";
+import { ACTIVE, api, detailText, duration, pair, progress, showMessage, statusBadge, when } from "./common.js";
 import { COLORS, drawEpochCharts, drawLr } from "./charts.js";
 
 const runId = Number(document.getElementById("run").dataset.runId);
@@ -24,6 +24,8 @@ function renderRun(next) {
   $("run-test").textContent = run.test_top1 === null ? "–" : `${pair(run.test_top1, run.test_top5)} (epoch ${run.best_epoch})`;
   $("run-best").textContent = pair(run.max_valid_top1, run.max_valid_top5);
   $("run-speed").textContent = duration(run.seconds_per_epoch);
+  // Who queued it: the name of their token, or nobody on a server that needs none.
+  $("run-creator").textContent = `${when(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`;
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
   const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
   $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;

@@ -48,7 +48,7 @@ function row(run) {
     el("td", { class: "num" }, pair(run.max_valid_top1, run.max_valid_top5)),
     el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch)),
-    el("td", {}, when(run.created_at)),
+    el("td", {}, when(run.created_at), run.created_by ? el("div", { class: "muted creator" }, `by ${run.created_by}`) : null),
     actions,
   );
 }

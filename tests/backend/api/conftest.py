@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from testlib.dashboard import settings_for
+from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 
@@ -16,5 +17,5 @@ from backend.app import create_app
 def api(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[TestClient]:
     """The app on the demo dataset, its database in a folder of its own."""
     home = tmp_path_factory.mktemp("api")
-    with TestClient(create_app(settings_for(home, demo_dataset))) as client:
+    with TestClient(create_app(settings_for(home, demo_dataset)), base_url=LOOPBACK) as client:
         yield client

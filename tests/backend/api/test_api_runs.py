@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 from backend.models import EpochMetric, FailureKind
@@ -19,7 +20,7 @@ def settings(make_settings, sqlite_url):
 
 @pytest.fixture
 def client(settings):
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as client:
         yield client
 
 

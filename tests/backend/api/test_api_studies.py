@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 from backend.settings import Settings
@@ -18,7 +19,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(
         database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs", data_roots=[home / "data"]
     )
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as test_client:
         test_client.data_root = str(home / "data")
         yield test_client
 

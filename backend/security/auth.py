@@ -1,0 +1,111 @@
+"""Who a request comes from: a bearer token, a browser's log-in cookie, or nobody on an open server.
+
+A server is open (no credential needed) only while no active token exists and it is bound to loopback
+or started with ``--insecure-no-auth``. Once a token exists every request needs one, loopback included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+from starlette.responses import Response
+
+from backend.db import Database
+from backend.services import tokens
+
+SESSION_COOKIE = "tricklab_session"
+LOGIN_PATH = "/login"
+# Reachable without a credential: the log-in itself, the health check and the static files.
+OPEN_PATHS = frozenset({"/api/v1/health", LOGIN_PATH, "/logout"})
+OPEN_PREFIXES = ("/static/", "/vendor/")
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_name: str | None  # None on an open server
+    by_cookie: bool = False
+
+
+OPEN = Principal(None)
+
+
+class Unauthorized(Exception):
+    """No valid credential (401); the message says what to send."""
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header. An empty one counts as none, so that
+    ``-H "Authorization: Bearer $TRICKLAB_TOKEN"`` with the variable unset still works on an open server."""
+    if authorization is None:
+        return None
+    scheme, _, secret = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("send the token as Authorization: Bearer TOKEN")
+    return secret.strip() or None
+
+
+def authenticate(
+    *, database: Database, bearer: str | None, cookie_secret: str | None, open_without_tokens: bool
+) -> Principal:
+    with database.session() as session:
+        if bearer is not None:
+            token = tokens.token_for_secret(session=session, secret=bearer)
+            if token is None:
+                raise Unauthorized("invalid or revoked token")
+            return Principal(token.name)
+        if cookie_secret is not None:
+            token = tokens.token_for_login(session=session, cookie_secret=cookie_secret)
+            if token is not None:
+                return Principal(token.name, by_cookie=True)
+        if tokens.any_active_token(session=session):
+            return _refuse("a token is needed: send Authorization: Bearer TOKEN, or log in at /login")
+        if open_without_tokens:
+            return OPEN
+        return _refuse(
+            "this server listens beyond loopback and has no token yet: "
+            "create one on the server with `tricklab token create NAME`"
+        )
+
+
+def _refuse(message: str) -> Principal:
+    raise Unauthorized(message)
+
+
+def current_principal(request: Request) -> Principal:
+    """The request's principal, as the security middleware found it."""
+    return getattr(request.state, "principal", OPEN)
+
+
+def creator(request: Request) -> str | None:
+    """The token name a created run or study records."""
+    return current_principal(request).token_name
+
+
+def safe_next(path: str | None) -> str:
+    """Where to go after logging in: a path of this server, never another site."""
+    if not path or not path.startswith("/") or path.startswith(("//", "/\\")) or path.startswith(LOGIN_PATH):
+        return "/"
+    return path
+
+
+def set_session_cookie(response: Response, *, secret: str, lifetime: timedelta, secure: bool) -> None:
+    # HttpOnly: no script reads it; SameSite=Strict: no other site's page or link sends it.
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
