@@ -166,10 +166,13 @@ def _open_server_refusal(database: Database, settings: Settings, *, port: int) -
     from backend.services import tokens
 
     with database.session() as session:
-        has_token = tokens.any_active_token(session=session)
+        has_token, had_token = tokens.any_active_token(session=session), tokens.any_token(session=session)
     logger = logging.getLogger("tricklab.serve")
     if has_token:
         logger.info("tokens required: every request needs one (tricklab token list shows them)")
+        return None
+    if had_token and (is_loopback(settings.bind_host) or settings.insecure_no_auth):
+        logger.warning("every token was revoked: each request is refused until `tricklab token create NAME`")
         return None
     if is_loopback(settings.bind_host):
         logger.info("open: no token exists, so anyone on this machine may use the dashboard")
@@ -476,8 +479,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
         print(f"revoked {args.name!r}; {ended} browser session{'' if ended == 1 else 's'} ended", file=sys.stderr)
         if not tokens.any_active_token(session=session):
             print(
-                "no active token is left: a server on loopback is open again to anyone on this machine, "
-                "and one beyond loopback refuses every request until `tricklab token create NAME`",
+                "no active token is left: the server refuses every request until `tricklab token create NAME`",
                 file=sys.stderr,
             )
         return 0

@@ -1,7 +1,8 @@
 """Who a request comes from: a bearer token, a browser's log-in cookie, or nobody on an open server.
 
-A server is open (no credential needed) only while no active token exists and it is bound to loopback
-or started with ``--insecure-no-auth``. Once a token exists every request needs one, loopback included.
+A server is open (no credential needed) only while no token was ever created and it is bound to
+loopback or started with ``--insecure-no-auth``. Once a token exists every request needs one, loopback
+included, and revoking tokens never opens the server again.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def authenticate(
                 return Principal(token.name, by_cookie=True)
         if tokens.any_active_token(session=session):
             return _refuse("a token is needed: send Authorization: Bearer TOKEN, or log in at /login")
+        if tokens.any_token(session=session):
+            return _refuse("every token of this server was revoked: create one with `tricklab token create NAME`")
         if open_without_tokens:
             return OPEN
         return _refuse(

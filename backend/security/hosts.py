@@ -60,9 +60,11 @@ def is_loopback(bind_host: str) -> bool:
 
 
 def machine_names() -> set[str]:
-    names = {socket.gethostname().lower()}
-    names.add(socket.getfqdn().lower())
-    return {name for name in names if name}
+    """This machine's host name, and its full name when the resolver gives one that extends it
+    (``getfqdn`` answers "localhost" where /etc/hosts lists the name on a loopback line)."""
+    name = socket.gethostname().lower()
+    full = socket.getfqdn().lower()
+    return {name, full} if full.partition(".")[0] == name.partition(".")[0] else {name}
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ def revoke_token(*, session: Session, name: str) -> int:
     return ended or 0
 
 
+def any_token(*, session: Session) -> bool:
+    """Whether a token was ever created here, revoked ones included: from then on the server needs
+    one, so revoking a leaked token never opens it to everyone."""
+    return bool(session.scalar(select(exists().where(Token.id.is_not(None)))))
+
+
 def any_active_token(*, session: Session) -> bool:
     return bool(session.scalar(select(exists().where(Token.revoked_at.is_(None)))))
 

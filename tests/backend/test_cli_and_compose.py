@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from testlib.processes import REPO
+from testlib.processes import REPO, tricklab
 
 from backend.cli import build_parser
 
@@ -49,18 +49,6 @@ def test_the_trainer_commands_are_part_of_tricklab():
     parser = build_parser()
     assert callable(parser.parse_args(["train", "c.yaml"]).handler)
     assert callable(parser.parse_args(["data", "demo", "d"]).handler)
-
-
-def tricklab(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "backend", *argv],
-        check=False,  # the test reads the exit code
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,3 +30,18 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def tricklab(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """``tricklab ARGV`` as a subprocess, its output captured; ``env`` is added to this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *argv],
+        check=False,  # the test reads the exit code
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )

@@ -20,7 +20,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs", data_roots=[home / "data"]
     )
     with TestClient(create_app(settings), base_url=LOOPBACK) as test_client:
-        test_client.data_root = str(home / "data")
+        test_client.data_root = str(home / "data")  # type: ignore[attr-defined]
         yield test_client
 
 
