@@ -50,7 +50,7 @@ def main() -> int:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(f"{dashboard.url}/compare?runs={','.join(map(str, ids))}")
-                page.wait_for_function(f"document.getElementById('chart-lr').data?.length === {len(ids)}")
+                page.wait_for_function(f"() => document.getElementById('chart-lr').data?.length === {len(ids)}")
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out, full_page=True)
                 browser.close()

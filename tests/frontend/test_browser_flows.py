@@ -62,7 +62,7 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
     fill_tiny_run(page, dashboard.data_root, epochs=epochs)
     page.locator("#f-name").fill("from the form")
     page.wait_for_function(
-        "document.getElementById('preview-note').textContent.includes('from the configured dataset')"
+        "() => document.getElementById('preview-note').textContent.includes('from the configured dataset')"
     )
     shot(page, tmp_path, "launch")
     page.get_by_role("button", name="Launch run").click()
@@ -80,7 +80,7 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
             if points == 1:
                 shot(page, tmp_path, "run-live")
         time.sleep(0.25)
-    page.wait_for_function(POINTS.format(field="train_loss", index=0) + f" === {epochs}")
+    page.wait_for_function("() => " + POINTS.format(field="train_loss", index=0) + f" === {epochs}")
     assert page.evaluate("window.notReloaded === true")
     assert len(seen) >= 2 and seen == sorted(seen), f"point counts seen while running: {seen}"
     assert page.locator("#run-name").text_content() == "from the form"
@@ -91,7 +91,7 @@ def test_launch_from_a_preset_and_watch_the_charts_grow(page, dashboard, tmp_pat
 
     # Clone opens the same form prefilled.
     page.get_by_role("link", name="Clone").click()
-    page.wait_for_function("document.getElementById('f-name').value === 'from the form'")
+    page.wait_for_function("() => document.getElementById('f-name').value === 'from the form'")
     assert page.get_by_label("Epochs", exact=True).input_value() == str(epochs)
     assert not page.probe.errors
 
@@ -102,7 +102,7 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
     rows = page.locator("#compare-table tbody tr")
     rows.nth(1).wait_for()
     for field in ("train_loss", "valid_top1", "valid_top5", "lr"):
-        page.wait_for_function(f"document.getElementById('chart-{field}').data?.length === 2")
+        page.wait_for_function(f"() => document.getElementById('chart-{field}').data?.length === 2")
         for index in (0, 1):
             assert page.evaluate(POINTS.format(field=field, index=index)) == 2, field
     colours = page.evaluate(
@@ -121,11 +121,11 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
     shot(page, tmp_path, "compare")
 
     page.get_by_label("final epoch").check()
-    page.wait_for_function("location.search.includes('mode=final')")
+    page.wait_for_function("() => location.search.includes('mode=final')")
     csv = httpx.get(dashboard.url + page.locator("#csv-link").get_attribute("href")).text
     assert csv.splitlines()[0].startswith("run_id,name,tricks") and len(csv.splitlines()) == 3
     page.get_by_label("Baseline").select_option(str(ids[1]))
-    page.wait_for_function(f"location.search.includes('baseline={ids[1]}')")
+    page.wait_for_function(f"() => location.search.includes('baseline={ids[1]}')")
     page.locator("#compare-table tbody tr.baseline").get_by_role("link").filter(has_text=XSS_NAME).wait_for()
     assert not page.probe.errors
 
@@ -164,7 +164,7 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
     page.locator(f"tr[data-run-id='{xss['id']}'] a").first.wait_for()
     assert page.locator(f"tr[data-run-id='{xss['id']}'] td").nth(1).get_by_role("link").text_content() == XSS_NAME
     page.goto(dashboard.url + f"/runs/{xss['id']}")
-    page.wait_for_function(f"document.getElementById('run-name').textContent === {XSS_NAME!r}")
+    page.wait_for_function(f"() => document.getElementById('run-name').textContent === {XSS_NAME!r}")
     assert not dialogs
     context.close()
 

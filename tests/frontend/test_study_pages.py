@@ -24,7 +24,7 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     assert not page.locator("#study-cancel").is_visible()  # nothing left to cancel
 
     # Every chart: per group a filled band between two edges, and the mean line.
-    page.wait_for_function("document.getElementById('chart-lr').data?.length > 0")
+    page.wait_for_function("() => document.getElementById('chart-lr').data?.length > 0")
     for field in ("train_loss", "valid_top1", "valid_top5", "lr"):
         traces = page.evaluate(
             f"document.getElementById('chart-{field}').data.map(t => [t.name, t.fill ?? null, t.x.length])"
@@ -33,7 +33,7 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
         assert [name for name, fill, _ in traces if fill is None and not name.endswith("std")] == TINY_GROUPS
         assert all(points == 1 for *_, points in traces)
     page.get_by_label("test, best-validation-loss checkpoint").check()
-    page.wait_for_function("document.getElementById('csv-link').href.endsWith('metric=test')")
+    page.wait_for_function("() => document.getElementById('csv-link').href.endsWith('metric=test')")
     page.screenshot(path=tmp_path / "study.png", full_page=True)
     assert not page.errors
 
