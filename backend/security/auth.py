@@ -65,19 +65,15 @@ def authenticate(
             if token is not None:
                 return Principal(token.name, by_cookie=True)
         if tokens.any_active_token(session=session):
-            return _refuse("a token is needed: send Authorization: Bearer TOKEN, or log in at /login")
+            raise Unauthorized("a token is needed: send Authorization: Bearer TOKEN, or log in at /login")
         if tokens.any_token(session=session):
-            return _refuse("every token of this server was revoked: create one with `tricklab token create NAME`")
+            raise Unauthorized("every token of this server was revoked: create one with `tricklab token create NAME`")
         if open_without_tokens:
             return OPEN
-        return _refuse(
+        raise Unauthorized(
             "this server listens beyond loopback and has no token yet: "
             "create one on the server with `tricklab token create NAME`"
         )
-
-
-def _refuse(message: str) -> Principal:
-    raise Unauthorized(message)
 
 
 def current_principal(request: Request) -> Principal:

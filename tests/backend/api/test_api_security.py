@@ -146,6 +146,9 @@ def test_once_a_token_exists_every_request_needs_one(start, admin, database_url,
         "detail": "invalid or revoked token"
     }
     assert httpx.get(f"{url}/api/v1/runs", headers={"Authorization": f"Basic {secret}"}).status_code == 401
+    schema = httpx.get(f"{url}/openapi.json", headers=bearer(secret)).json()
+    assert {"400", "401", "403"} <= set(schema["paths"]["/api/v1/runs/{run_id}/cancel"]["post"]["responses"])
+    assert set(schema["paths"]["/api/v1/health"]["get"]["responses"]) == {"200", "400"}
     run = httpx.post(f"{url}/api/v1/runs", json=config(data_root), headers=bearer(secret))
     assert run.status_code == 201 and run.json()["created_by"] == "alice"
     with httpx.stream("GET", f"{url}/api/v1/runs/{run.json()['id']}/events", headers=bearer(secret)) as events:
@@ -189,6 +192,8 @@ def test_a_browser_logs_in_with_a_token_and_out_again(start, admin, database_url
     wrong = log_in(url, "tlab_not-a-token")
     assert wrong.status_code == 401 and "That token is not valid" in wrong.text and "set-cookie" not in wrong.headers
     assert log_in(url, secret, "//evil.example/").headers["location"] == "/"  # never off to another site
+    flood = httpx.post(f"{url}/login", content="&".join(f"f{i}=x" for i in range(50)), headers={"Origin": url})
+    assert flood.status_code == 401 and "That token is not valid" in flood.text
     answer = log_in(url, secret, "/runs/7")
     assert answer.status_code == 303 and answer.headers["location"] == "/runs/7"
     set_cookie = answer.headers["set-cookie"]
