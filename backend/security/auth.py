@@ -41,14 +41,11 @@ def is_open_path(path: str) -> bool:
 
 
 def bearer_secret(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer TOKEN`` header. An empty one counts as none, so that
-    ``-H "Authorization: Bearer $TRICKLAB_TOKEN"`` with the variable unset still works on an open server."""
-    if authorization is None:
-        return None
-    scheme, _, secret = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise Unauthorized("send the token as Authorization: Bearer TOKEN")
-    return secret.strip() or None
+    """The token of an ``Authorization: Bearer TOKEN`` header; None for none, another scheme (a proxy's
+    Basic log-in) or an empty one, so that ``-H "Authorization: Bearer $TRICKLAB_TOKEN"`` with the
+    variable unset still works on an open server."""
+    scheme, _, secret = (authorization or "").strip().partition(" ")
+    return (secret.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def authenticate(
@@ -64,16 +61,16 @@ def authenticate(
             token = tokens.token_for_login(session=session, cookie_secret=cookie_secret)
             if token is not None:
                 return Principal(token.name, by_cookie=True)
+        if not tokens.any_token(session=session):
+            if open_without_tokens:
+                return OPEN
+            raise Unauthorized(
+                "this server listens beyond loopback and has no token yet: "
+                "create one on the server with `tricklab token create NAME`"
+            )
         if tokens.any_active_token(session=session):
             raise Unauthorized("a token is needed: send Authorization: Bearer TOKEN, or log in at /login")
-        if tokens.any_token(session=session):
-            raise Unauthorized("every token of this server was revoked: create one with `tricklab token create NAME`")
-        if open_without_tokens:
-            return OPEN
-        raise Unauthorized(
-            "this server listens beyond loopback and has no token yet: "
-            "create one on the server with `tricklab token create NAME`"
-        )
+        raise Unauthorized("every token of this server was revoked: create one with `tricklab token create NAME`")
 
 
 def current_principal(request: Request) -> Principal:
@@ -87,8 +84,15 @@ def creator(request: Request) -> str | None:
 
 
 def safe_next(path: str | None) -> str:
-    """Where to go after logging in: a path of this server, never another site."""
-    if not path or not path.startswith("/") or path.startswith(("//", "/\\")) or path.startswith(LOGIN_PATH):
+    """Where to go after logging in: a path of this server, never another site (``//host`` and
+    ``/\\host`` are other sites to a browser, which also drops tabs and newlines from URLs)."""
+    if (
+        not path
+        or not path.startswith("/")
+        or path.startswith("//")
+        or any(char == "\\" or char < " " or char == "\x7f" for char in path)
+        or path.partition("?")[0] in (LOGIN_PATH, "/logout")
+    ):
         return "/"
     return path
 

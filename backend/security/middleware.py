@@ -61,6 +61,7 @@ class SecurityMiddleware:
                 status_code=400,
             )
         cookie_secret = request.cookies.get(auth.SESSION_COOKIE) or None
+        bearer = auth.bearer_secret(headers.get("authorization"))
         own_origin = origin.origin_of(f"{request.scope.get('scheme', 'http')}://{host}") or ""
         reason = origin.refusal(
             method=request.method,
@@ -68,7 +69,7 @@ class SecurityMiddleware:
             origin=headers.get("origin"),
             referer=headers.get("referer"),
             fetch_site=headers.get("sec-fetch-site"),
-            by_cookie=cookie_secret is not None and "authorization" not in headers,
+            by_cookie=cookie_secret is not None and bearer is None,
         )
         if reason is not None:
             return JSONResponse({"detail": reason}, status_code=403)
@@ -76,7 +77,6 @@ class SecurityMiddleware:
             request.scope.setdefault("state", {})["principal"] = auth.OPEN
             return None
         try:
-            bearer = auth.bearer_secret(headers.get("authorization"))
             principal = await anyio.to_thread.run_sync(
                 lambda: auth.authenticate(
                     database=self.database,
