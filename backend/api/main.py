@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import compare, metrics, presets, runs, schedule, studies
+from backend.api.routes import compare, effects, metrics, presets, runs, schedule, studies
 
 api_router = APIRouter()
-for routes in (runs, metrics, presets, schedule, compare, studies):
+for routes in (runs, metrics, presets, schedule, compare, studies, effects):
     api_router.include_router(routes.router)
