@@ -367,8 +367,8 @@ def _sentence(effects: Sequence[EffectPublic], not_estimable: Sequence[NotEstima
             for effect in tested
             if effect.p_holm is not None and effect.p_holm < 0.05
         ]
-        verdict = f"{', '.join(clear)} stay{'s' if len(clear) == 1 else ''} clear of noise" if clear else "none stays"
-        text += f" After Holm's correction over {len(tested)} effects, {verdict} at 5 %."
+        who = f"{', '.join(clear)} stay{'s' if len(clear) == 1 else ''}" if clear else "none stays"
+        text += f" After Holm's correction over {len(tested)} effects, {who} clear of noise at 5 %."
     dropped = [f"{labels.get(item.effect, item.effect)} ({item.reason})" for item in not_estimable if item.effect]
     if dropped:
         text += f" Not estimable: {'; '.join(dropped)}."

@@ -35,9 +35,9 @@ def reference(factors, cells, *, interactions=True, confidence=0.95):
         for value in cell.values:
             rows.append([1.0, *signs, *(signs[a] * signs[b] for a, b in pairs)])
             y.append(value)
-    x, y = np.array(rows), np.array(y)
-    beta, rss, *_ = np.linalg.lstsq(x, y, rcond=None)
-    df = len(y) - x.shape[1]
+    x, response = np.array(rows), np.array(y)
+    beta, rss, *_ = np.linalg.lstsq(x, response, rcond=None)
+    df = len(response) - x.shape[1]
     se = np.sqrt(rss[0] / df * np.diag(np.linalg.inv(x.T @ x)))
     half = scipy_stats.t.ppf((1 + confidence) / 2, df) * se
     p = 2 * scipy_stats.t.sf(np.abs(beta / se), df)
@@ -96,6 +96,7 @@ def test_estimates_recover_planted_effects_and_intervals_cover_them_at_the_nomin
         for _ in range(replicates):
             result = factorial_effects(factors, grid(factors, planted_mean, seeds=2, rng=rng), seeds=2, study_id=1)
             for row in result.data:
+                assert row.ci_low is not None and row.ci_high is not None
                 estimates[row.effect].append(row.estimate)
                 covered[row.effect] += row.ci_low <= truth[row.effect] <= row.ci_high
     finally:
@@ -114,8 +115,9 @@ def test_holm_matches_a_hand_computation():
     result = factorial_effects(
         factors, grid(factors, planted_mean, seeds=2, rng=np.random.default_rng(3)), seeds=2, study_id=1
     )
-    p = [row.p_value for row in result.data]
+    p = [row.p_value for row in result.data if row.p_value is not None]
     m = len(p)
+    assert m == len(result.data) == 6
     order = sorted(range(m), key=lambda i: p[i])
     holm, running = [0.0] * m, 0.0
     for rank, index in enumerate(order):  # step-down: (m - rank) * p, never below an earlier one, at most 1
