@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from backend.reports.effects import Cell, Factor, factorial_effects
+from backend.schemas.studies import Metric
 from backend.services import effects, studies
 from backend.services.errors import NotFound
 
@@ -42,7 +43,8 @@ def test_the_effects_come_from_the_cells_runs_and_leave_the_teachers_out(make_st
     study = create(store, switches={"cosine": True, "kd": True}, seeds=3)
     assert [group.key for group in study.groups] == ["T", "base", "+KD", "+Cosine", "+Cosine +KD"]
     finish(store, study, lambda key, seed: PLANTED[key] + (seed - study.seeds[1]))
-    for metric, scale in (("valid", 1.0), ("test", 0.5)):
+    metrics: list[tuple[Metric, float]] = [("valid", 1.0), ("test", 0.5)]
+    for metric, scale in metrics:
         result = effects_of(store, study.id, metric)
         factors = [Factor("cosine", (False, True), "cosine"), Factor("kd", (False, True), "KD")]
         cells = [
