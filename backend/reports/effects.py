@@ -200,6 +200,8 @@ def factorial_effects(
         )
 
     present = [cell for cell in cells if cell.values]
+    if not present:
+        return nothing("no cell has a result yet")
     mains = [_Term(factor.name, (factor,)) for factor in varied]
     pairs = [_Term(a.name + INTERACTION + b.name, (a, b)) for a, b in itertools.combinations(varied, 2)]
     all_mains, all_pairs = list(mains), list(pairs)
