@@ -12,13 +12,30 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
-Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-ARCHS: tuple[str, ...] = get_args(Arch)
+# The form's short list, shallow to deep: torchvision's ResNets, each beside timm's ResNet-D (the paper's
+# tweak). Any other torchvision ResNet or timm model name is accepted too, checked against what is installed.
+ARCHS: tuple[str, ...] = tuple(f"resnet{depth}{tweak}" for depth in (18, 34, 50, 101, 152) for tweak in ("", "d"))
+
+
+def _known_arch(name: str) -> str:
+    if name in ARCHS:
+        return name
+    # Lists what torchvision and timm have: imported on first use, never when the config is imported.
+    from trainer.archs import check_arch
+
+    try:
+        return check_arch(name)
+    except ValueError as exc:
+        raise PydanticCustomError("unknown_arch", str(exc)) from None
+
+
+Arch = Annotated[str, AfterValidator(_known_arch)]
 
 
 class ConfigError(ValueError):
@@ -52,7 +69,12 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    arch: Arch = "resnet50"
+    arch: Arch = Field(
+        "resnet50",
+        description="a torchvision ResNet (resnet18 ... resnet152, resnext50_32x4d, ...) or any timm model "
+        "(resnet50d, efficientnet_b0, a pretrained tag such as resnet50.a1_in1k)",
+        examples=list(ARCHS),
+    )
     pretrained: bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
     weights_path: str | None = Field(None, description="a local ImageNet state_dict instead of the torchvision cache")
     zero_init_residual: bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
@@ -128,6 +150,21 @@ class RunConfig(_Strict):
             )
         if self.schedule.warmup_epochs >= self.epochs:
             raise ValueError(f"schedule.warmup_epochs: must be shorter than epochs ({self.epochs})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_arch_takes_the_settings(self) -> RunConfig:
+        """A model without ResNet's stages or residual blocks can take neither per-stage rates nor zero-init."""
+        arch, per_stage = self.model.arch, len(set(self.optim.layer_lr_divisors.model_dump().values())) > 1
+        if arch in ARCHS or not (per_stage or self.model.zero_init_residual):
+            return self  # the short list is all ResNets: nothing to import to know
+        from trainer.archs import NO_STAGES, arch_info
+
+        info = arch_info(arch)
+        if self.model.zero_init_residual and not info.zero_init_residual:
+            raise ValueError(f"model.zero_init_residual: {arch} has no residual blocks whose last norm it could zero")
+        if per_stage and not info.resnet_stages:
+            raise ValueError(f"optim.layer_lr_divisors: {arch} {NO_STAGES}")
         return self
 
     # --- construction -------------------------------------------------------------------

@@ -1,17 +1,28 @@
-"""torchvision ResNets with a new head, ImageNet weights that fail clearly offline, and the KD teacher."""
+"""Models with a new head: torchvision's ResNets and any timm model, ImageNet weights that fail clearly
+offline, and the KD teacher.
+
+Pretrained weights come from a local file (``model.weights_path``) or the library's own cache:
+torchvision's in torch hub's ``checkpoints/``, timm's in the Hugging Face cache (or torch hub's, for
+the few timm weights hosted elsewhere). Only when they are not cached is a download tried; when that
+fails too, the message names the file, its address and where to put it.
+"""
 
 from __future__ import annotations
 
 import http.client
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
-from trainer.config import ARCHS, ConfigError, RunConfig
+from trainer.archs import ArchInfo, arch_info
+from trainer.config import ConfigError, RunConfig
 from trainer.protocol import RunFolder
+
+HF_WEIGHTS_FILE = "model.safetensors"  # what timm's Hugging Face repositories hold
 
 
 class WeightsUnavailable(RuntimeError):
@@ -22,23 +33,97 @@ class TeacherError(ValueError):
     """The distillation teacher run cannot be used; the message says why."""
 
 
-def _imagenet_state_dict(arch: str, weights_path: str | None) -> dict[str, torch.Tensor]:
-    if weights_path is not None:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailable(f"model.weights_path: no such file {path}")
-        return torch.load(path, map_location="cpu", weights_only=True)
+def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a .safetensors file or a torch.save file of tensors (never unpickled code)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailable(f"model.weights_path: no such file {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
-    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        return load_file(path, device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _torch_hub_state_dict(url: str, arch: str) -> dict[str, torch.Tensor]:
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     try:
-        # Reads torchvision's cache, downloading only when the file is not there yet.
-        return weights.get_state_dict(progress=False, weights_only=True)
+        # Reads torch hub's cache, downloading only when the file is not there yet.
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
     except (OSError, http.client.HTTPException) as exc:
         raise WeightsUnavailable(
             f"ImageNet weights for {arch} ({cached.name}) are not cached and could not be downloaded ({exc}). "
-            f"Download {weights.url} and put it at {cached}, or set model.weights_path to a local copy."
+            f"Download {url} and put it at {cached}, or set model.weights_path to a local copy."
         ) from exc
+
+
+def _hugging_face_state_dict(repo_id: str, filename: str, arch: str) -> dict[str, torch.Tensor]:
+    import huggingface_hub
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    cached = huggingface_hub.try_to_load_from_cache(repo_id, filename)
+    if not isinstance(cached, str):
+        try:
+            cached = huggingface_hub.hf_hub_download(repo_id, filename)
+        except OSError as exc:  # huggingface_hub's HTTP and "not in the local cache" errors are OSErrors
+            url = huggingface_hub.hf_hub_url(repo_id, filename)
+            raise WeightsUnavailable(
+                f"pretrained weights for {arch} ({repo_id}/{filename}) are not cached and could not be downloaded "
+                f"({exc}). Download {url} and set model.weights_path to it, or fill the Hugging Face cache "
+                f"({HF_HUB_CACHE}) with `hf download {repo_id} {filename}` and copy it here."
+            ) from exc
+    return _read_state_dict(cached)
+
+
+def _timm_imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if cfg is not None and cfg.hf_hub_id:
+        return _hugging_face_state_dict(cfg.hf_hub_id, cfg.hf_hub_filename or HF_WEIGHTS_FILE, arch)
+    if cfg is not None and isinstance(cfg.url, str) and cfg.url:
+        return _torch_hub_state_dict(cfg.url, arch)
+    raise WeightsUnavailable(
+        f"timm has no pretrained weights for {arch}: set model.pretrained to false, "
+        "or model.weights_path to a state_dict of your own"
+    )
+
+
+def _torchvision_model(
+    info: ArchInfo, num_classes: int, *, pretrained: bool, weights_path: str | None, zero_init_residual: bool
+) -> nn.Module:
+    model = getattr(torchvision.models, info.name)(weights=None, zero_init_residual=zero_init_residual)
+    if pretrained:
+        if weights_path is not None:
+            state = _read_state_dict(weights_path)
+        else:
+            url = torchvision.models.get_model_weights(info.name).IMAGENET1K_V1.url
+            state = _torch_hub_state_dict(url, info.name)
+        model.load_state_dict(state)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def _timm_model(
+    info: ArchInfo, num_classes: int, *, pretrained: bool, weights_path: str | None, zero_init_residual: bool
+) -> nn.Module:
+    import timm
+
+    # timm's ResNets zero the last norm of each block by default; the config decides here, as for torchvision.
+    options: dict[str, Any] = {"zero_init_last": zero_init_residual} if info.zero_init_residual else {}
+    if not pretrained:
+        return timm.create_model(info.name, pretrained=False, num_classes=num_classes, **options)
+    state = _read_state_dict(weights_path) if weights_path is not None else _timm_imagenet_state_dict(info.name)
+    try:
+        # timm loads the state_dict strictly, adapting it first where the model needs that (its filter_fn).
+        model: Any = timm.create_model(
+            info.name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **options
+        )
+    except RuntimeError as exc:
+        source = f"model.weights_path {weights_path}" if weights_path is not None else "the cached weights"
+        raise WeightsUnavailable(f"{source} does not fit timm's {info.name}: {exc}") from exc
+    model.reset_classifier(num_classes)
+    return model
 
 
 def build_model(
@@ -49,16 +134,30 @@ def build_model(
     weights_path: str | None = None,
     zero_init_residual: bool = False,
 ) -> nn.Module:
-    """A torchvision ResNet; ``pretrained`` loads IMAGENET1K_V1, then the fc is replaced for ``num_classes``."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
+    """A torchvision ResNet or a timm model; ``pretrained`` loads its ImageNet weights, then the head is
+    replaced for ``num_classes``."""
+    info = arch_info(arch)
     if pretrained and zero_init_residual:
         raise ValueError("zero_init_residual only applies without pretrained weights, which would overwrite it")
-    model = getattr(torchvision.models, arch)(weights=None, zero_init_residual=zero_init_residual)
-    if pretrained:
-        model.load_state_dict(_imagenet_state_dict(arch, weights_path))
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return model
+    if zero_init_residual and not info.zero_init_residual:
+        raise ValueError(f"zero_init_residual: {arch} has no residual blocks whose last norm it could zero")
+    build = _torchvision_model if info.source == "torchvision" else _timm_model
+    return build(
+        info,
+        num_classes,
+        pretrained=pretrained,
+        weights_path=weights_path,
+        zero_init_residual=zero_init_residual,
+    )
+
+
+def head_name(model: nn.Module) -> str:
+    """The classifier's module name: ``fc`` for ResNets, timm's ``get_classifier()`` for any timm model."""
+    get_classifier: Any = getattr(model, "get_classifier", None)
+    if get_classifier is None:
+        return "fc"
+    head = get_classifier()
+    return next(name for name, module in model.named_modules() if module is head)
 
 
 def load_teacher(run_dir: str | Path, *, num_classes: int, device: torch.device | str) -> nn.Module:
@@ -84,16 +183,16 @@ def load_teacher(run_dir: str | Path, *, num_classes: int, device: torch.device 
     except pickle.UnpicklingError as exc:
         raise TeacherError(f"{checkpoint_path} holds more than tensors, dicts and numbers: {exc}") from exc
     state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or "fc.weight" not in state:
-        raise TeacherError(f"{checkpoint_path} holds no ResNet state_dict under the key 'model'")
-    teacher_classes = state["fc.weight"].shape[0]
+    model = build_model(arch, num_classes, pretrained=False)
+    head = f"{head_name(model)}.weight"
+    if not isinstance(state, dict) or head not in state:
+        raise TeacherError(f"{checkpoint_path} holds no {arch} state_dict (with {head}) under the key 'model'")
+    teacher_classes = state[head].shape[0]
     if teacher_classes != num_classes:
         raise TeacherError(
             f"teacher {run_dir} predicts {teacher_classes} classes but the student has {num_classes}: "
             "distillation needs the same classes"
         )
-
-    model = build_model(arch, num_classes, pretrained=False)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -42,7 +42,7 @@ def no_bias_decay_label(on: bool) -> str:
 
 
 def _arch_label(arch: str) -> str:
-    return "ResNet" + arch.removeprefix("resnet")
+    return "ResNet" + arch.removeprefix("resnet") if arch.startswith("resnet") else arch
 
 
 def _teacher_label(teacher: str | int) -> str:

@@ -130,6 +130,7 @@ class GroupPlan:
     values: dict[str, Any]  # dotted overrides on RunConfig's defaults, without name, seed and teacher
     teacher: str | None = None  # key of the teacher group
     reported: tuple[float | None, float | None] = (None, None)
+    cell: dict[str, Any] | None = None  # a grid cell's value of each switch
 
     @property
     def tricks(self) -> str:
@@ -302,7 +303,7 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
         key = " ".join(changed) or "base"
         if any(group.key == key for group in cells):  # two values with one label ("+Mixup α=0.1")
             key = f"{key} {json.dumps(cell)}"
-        cells.append(GroupPlan(key, key, "experiment", values, teacher_key))
+        cells.append(GroupPlan(key, key, "experiment", values, teacher_key, cell=cell))
         valid.append(cell)
     errors: dict[tuple[str, ...], str] = {}
     for switch, switch_values in chosen:

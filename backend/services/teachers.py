@@ -48,7 +48,8 @@ def teacher_choices(runs: Sequence[TeacherCandidate], *, label_smoothing: float)
     def rank(run: TeacherCandidate) -> tuple:
         config = configs[run.id]
         same_ls = (config.tricks.label_smoothing > 0) == student_ls
-        return (same_ls, ARCHS.index(config.model.arch), run.max_valid_top1 or 0.0, run.id)
+        depth = ARCHS.index(config.model.arch) if config.model.arch in ARCHS else -1  # short list: shallow to deep
+        return (same_ls, depth, run.max_valid_top1 or 0.0, run.id)
 
     choices = []
     for run in sorted(runs, key=rank, reverse=True):

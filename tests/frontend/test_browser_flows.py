@@ -24,7 +24,7 @@ def shot(page, folder: Path, name: str) -> None:
 
 def fill_tiny_run(page, data_root: Path, *, epochs: int) -> None:
     """The settings that make a run take seconds, typed as a user would (labels, not selectors)."""
-    page.get_by_label("Architecture").select_option("resnet18")
+    page.get_by_label("Architecture").fill("resnet18")  # a text box: any torchvision or timm name
     page.get_by_label("Pretrained").uncheck()
     page.get_by_label("Root").fill(str(data_root))
     page.get_by_label("Image size").fill("32")

@@ -53,7 +53,9 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     page.get_by_role("button", name="Launch study").click()
     error = page.locator("#study-overrides-error")
     error.wait_for(state="visible")
-    assert error.text_content().startswith("teacher.model.arch: Input should be 'resnet18'")
+    assert error.text_content().startswith(
+        "teacher.model.arch: unknown architecture 'resnet9'; torchvision's are resnet18"
+    )
     assert overrides.get_attribute("aria-invalid") == "true"
 
     # Fixed, it is the tiny study again: every run is reused, and the page says so at once.

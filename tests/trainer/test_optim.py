@@ -1,9 +1,12 @@
 import pytest
+import timm
 import torch
 import torchvision
 
 from trainer.config import OptimConfig
-from trainer.optim import PARAM_GROUPS, build_optimizer
+from trainer.optim import PARAM_GROUPS, WHOLE_MODEL, build_optimizer
+
+ONE_DIVISOR = dict.fromkeys(PARAM_GROUPS, 4.0)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,32 @@ def test_frozen_parameters_are_left_out():
     assert id(model.conv1.weight) not in set(_group_ids(optimizer))
 
 
-def test_unknown_parameter_names_raise():
-    with pytest.raises(ValueError, match="torchvision ResNet"):
+def test_timm_resnets_get_the_same_six_groups_with_the_deep_stem_in_stem():
+    model = timm.create_model("resnet18d", num_classes=5)
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3))
+    assert [g["name"] for g in optimizer.param_groups] == list(PARAM_GROUPS)
+    stem = {id(p) for p in optimizer.param_groups[0]["params"]}
+    # conv1 is the three-3x3 stem (conv1.0, conv1.3, conv1.6 and the norms between them).
+    expected = [*model.get_submodule("conv1").parameters(), *model.get_submodule("bn1").parameters()]
+    assert stem == {id(p) for p in expected} and len(stem) == 9
+    assert set(_group_ids(optimizer)) == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("no_bias_decay", [False, True])
+def test_a_model_without_resnet_stages_trains_as_one_group_when_every_divisor_is_the_same(no_bias_decay):
+    # test_efficientnet has a bn1 but no conv1: none of its parameters may land in a stage group.
+    model = timm.create_model("test_efficientnet", num_classes=5)
+    optim = OptimConfig(lr=1e-3, weight_decay=1e-4, no_bias_decay=no_bias_decay, layer_lr_divisors=ONE_DIVISOR)
+    optimizer = build_optimizer(model, optim)
+    names = [WHOLE_MODEL, f"{WHOLE_MODEL}.no_decay"] if no_bias_decay else [WHOLE_MODEL]
+    assert [g["name"] for g in optimizer.param_groups] == names
+    assert all(g["peak_lr"] == pytest.approx(1e-3 / 4) for g in optimizer.param_groups)
+    ids = _group_ids(optimizer)
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
+
+
+def test_per_stage_rates_on_a_model_without_resnet_stages_are_refused():
+    with pytest.raises(ValueError, match=r"optim\.layer_lr_divisors: .*conv_stem\.weight.*same value"):
+        build_optimizer(timm.create_model("test_efficientnet", num_classes=5), OptimConfig())
+    with pytest.raises(ValueError, match="no ResNet stages"):
         build_optimizer(torch.nn.Linear(2, 2), OptimConfig())
