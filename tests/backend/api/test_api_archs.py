@@ -2,6 +2,7 @@
 
 import pytest
 from fastapi.testclient import TestClient
+from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 
@@ -10,7 +11,7 @@ ONE_DIVISOR = dict.fromkeys(("stem", "layer1", "layer2", "layer3", "layer4", "fc
 
 @pytest.fixture
 def post_run(make_settings, sqlite_url, data_root):
-    with TestClient(create_app(make_settings(sqlite_url))) as client:
+    with TestClient(create_app(make_settings(sqlite_url)), base_url=LOOPBACK) as client:
         yield lambda **config: client.post(
             "/api/v1/runs", json={"config": {"data": {"root": str(data_root)}, **config}}
         )
