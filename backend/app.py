@@ -15,7 +15,7 @@ from backend.api.main import api_router
 from backend.db import Database
 from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
 from backend.settings import Settings
-from backend.web import pages
+from backend.web import errors, pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,10 +32,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="tricklab",
         summary="Launch, watch and compare Bag-of-Tricks image-classification runs",
         lifespan=lifespan,
+        # Served by the pages from installed files instead, so that they work offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
     _add_error_handlers(app)
+    errors.install(app, pages.templates)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

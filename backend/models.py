@@ -179,3 +179,14 @@ class StepMetric(Base):
     epoch: Mapped[int]
     loss: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
+
+
+class Worker(Base):
+    """A worker process as it last reported itself: its devices, and when it was last seen alive."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)

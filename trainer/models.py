@@ -12,6 +12,7 @@ from torch import nn
 
 from trainer.config import ARCHS, ConfigError, RunConfig
 from trainer.protocol import RunFolder
+from trainer.weights import unavailable_message
 
 
 class WeightsUnavailable(RuntimeError):
@@ -30,15 +31,11 @@ def _imagenet_state_dict(arch: str, weights_path: str | None) -> dict[str, torch
         return torch.load(path, map_location="cpu", weights_only=True)
 
     weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
         # Reads torchvision's cache, downloading only when the file is not there yet.
         return weights.get_state_dict(progress=False, weights_only=True)
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsUnavailable(
-            f"ImageNet weights for {arch} ({cached.name}) are not cached and could not be downloaded ({exc}). "
-            f"Download {weights.url} and put it at {cached}, or set model.weights_path to a local copy."
-        ) from exc
+        raise WeightsUnavailable(unavailable_message(arch, exc)) from exc
 
 
 def build_model(

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import compare, metrics, presets, runs, schedule, studies
+from backend.api.routes import compare, metrics, presets, runs, schedule, studies, workers
 
 api_router = APIRouter()
-for routes in (runs, metrics, presets, schedule, compare, studies):
+for routes in (runs, metrics, presets, schedule, compare, studies, workers):
     api_router.include_router(routes.router)

@@ -1,5 +1,6 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
-import { ACTIVE, api, detailText, duration, el, pair, poll, progress, showMessage, statusBadge, when } from "./common.js";
+import { ACTIVE, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
+import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, pair } from "./format.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -11,8 +12,10 @@ const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
 
-// Checked in this order; the first one checked is the comparison's default baseline.
+// Checked in this order; the comparison picks its baseline itself (the fewest tricks).
 const selected = new Set();
+// Study names by id, read when a run of a study not seen yet appears.
+const studyNames = new Map();
 
 function actionButton(run, action, label) {
   return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
@@ -44,9 +47,11 @@ function row(run) {
   return el("tr", { dataset: { runId: run.id, status: run.status } },
     el("td", {}, check),
     el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`)),
+    el("td", {}, run.study_id === null ? "" : el("a", { href: `/studies/${run.study_id}`, class: "study-link" },
+      studyNames.get(run.study_id) ?? "study", " ", el("span", { class: "muted" }, `#${run.study_id}`))),
     status,
-    el("td", { class: "num" }, pair(run.max_valid_top1, run.max_valid_top5)),
-    el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
+    el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
+    el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch)),
     el("td", {}, when(run.created_at)),
     actions,
@@ -59,7 +64,7 @@ function render(page) {
   tbody.replaceChildren(...page.data.map(row));
   if (!page.data.length) {
     const filtered = statusFilter.value || nameFilter.value;
-    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
+    tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
@@ -77,6 +82,11 @@ const refresh = poll(
     if (statusFilter.value) params.set("status", statusFilter.value);
     if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
     const page = await api(`/runs?${params}`);
+    if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
+      for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
+      // A study still being created is not listed yet: asked again only with the next new study.
+      for (const run of page.data) if (run.study_id !== null && !studyNames.has(run.study_id)) studyNames.set(run.study_id, "study");
+    }
     render(page);
     return page.data.some((run) => ACTIVE.has(run.status));
   },
