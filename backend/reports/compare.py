@@ -3,8 +3,8 @@
 One row per run with top-1/top-5 taken at the best epoch (the highest validation top-1, what the
 report tabulates) or at the final epoch, deltas in points against a baseline run, and the test
 figures of the checkpoint the trainer kept (the lowest validation loss), each with its epoch.
-Replicates (runs with one config fingerprint) form one configuration group, which the page draws
-in one colour.
+Replicates (runs whose configs differ in the seed alone) form one configuration, which the page
+draws in one colour.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ class RunValues(Protocol):
     @property
     def config(self) -> Mapping[str, Any]: ...
     @property
-    def config_hash(self) -> str: ...
-    @property
     def created_at(self) -> datetime: ...
     @property
     def epochs(self) -> int: ...
@@ -68,6 +66,11 @@ def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None
     return max(scored, key=lambda m: (m.valid_top1, -m.epoch), default=None)
 
 
+def configuration_key(config: RunConfig) -> str:
+    """What replicates share: the config fingerprint with the seed left out."""
+    return config.model_copy(update={"seed": 0}).fingerprint()
+
+
 def default_baseline(runs: Sequence[RunValues]) -> int:
     """The run the deltas are measured against when none is chosen: the one with the fewest tricks,
     ties going to the oldest. A run that teaches another of the compared runs is no candidate
@@ -85,7 +88,7 @@ class CompareRow:
     name: str
     status: str
     tricks: str
-    config_hash: str
+    configuration: str  # equal for the seeds of one configuration (``configuration_key``)
     seed: int
     is_baseline: bool
     epochs: int
@@ -134,7 +137,7 @@ def compare_rows(
                 name=run.name,
                 status=run.status,
                 tricks=trick_summary(config),
-                config_hash=run.config_hash,
+                configuration=configuration_key(config),
                 seed=config.seed,
                 is_baseline=is_baseline,
                 epochs=run.epochs,

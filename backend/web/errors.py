@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from backend.services.errors import InvalidParameter, NotFound
+from backend.services.errors import NotFound
 
 API_PREFIX = "/api/"
 # Path and query parameters of the pages, as a person would name what they typed.
@@ -45,12 +45,12 @@ def _missing_text(detail: str) -> str:
 
 
 def _bad_value_text(exc: RequestValidationError) -> str:
-    for error in exc.errors():
-        name = str(error["loc"][-1])
-        if name in PARAMETER_NOUNS:
-            shown = str(error.get("input", ""))[:80]
-            return f"“{shown}” is not {PARAMETER_NOUNS[name]}."
-    return "This address holds a value the page cannot read."
+    error = exc.errors()[0]
+    name = str(error["loc"][-1])
+    shown = str(error.get("input", ""))[:80]
+    if name in PARAMETER_NOUNS:
+        return f"“{shown}” is not {PARAMETER_NOUNS[name]}."
+    return f"“{shown}” is not a valid {name}: {error['msg']}."
 
 
 def install(app: FastAPI, templates: Jinja2Templates) -> None:
@@ -83,10 +83,6 @@ def install(app: FastAPI, templates: Jinja2Templates) -> None:
         in_path = any(error["loc"][0] == "path" for error in exc.errors())
         return page(request, 404 if in_path else 400, "Not a valid address", _bad_value_text(exc))
 
-    def bad_parameter(request: Request, exc: InvalidParameter) -> Response:
-        return page(request, 400, "Not a valid address", str(exc))
-
     wrap(NotFound, not_found)
     wrap(HTTPException, http_error)
     wrap(RequestValidationError, bad_value)
-    wrap(InvalidParameter, bad_parameter)

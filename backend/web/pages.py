@@ -45,7 +45,7 @@ PALETTE = list(plotly.colors.qualitative.Dark24)
 templates = Jinja2Templates(directory=FRONTEND / "templates")
 router = APIRouter(include_in_schema=False)
 
-RunPageId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+PageId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 def _page(request: Request, template: str, **context: object) -> HTMLResponse:
@@ -65,7 +65,7 @@ def launch_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: RunPageId, session: SessionDep) -> HTMLResponse:
+def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse:
     run = run_service.get_run(session=session, run_id=run_id)
     lr_groups = logged_lr_groups(RunConfig.model_validate(run.config))
     return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups)
@@ -105,7 +105,7 @@ def studies_page(request: Request, session: SessionDep, settings: SettingsDep) -
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study_page(request: Request, study_id: RunPageId, session: SessionDep) -> HTMLResponse:
+def study_page(request: Request, study_id: PageId, session: SessionDep) -> HTMLResponse:
     study = studies.get_study(session=session, study_id=study_id)
     return _page(request, "study.html", page="studies", study_id=study_id, name=study.name)
 

@@ -1,5 +1,5 @@
 // The report's figures and summary table for the runs in the URL; polls while any of them is active.
-// Runs with one config fingerprint are seeds of one configuration: one colour, one legend entry, each
+// Runs whose configs differ in the seed alone are seeds of one configuration: one colour, one legend entry, each
 // seed a thin line under their mean. A configuration's colour follows from the set of runs (ordered
 // by their ids), never from the order of the ids in the URL.
 import { ACTIVE, api, el, poll, showMessage } from "./common.js";
@@ -39,18 +39,19 @@ function syncUrl() {
 function configurations(rows) {
   const byHash = new Map();
   for (const row of [...rows].sort((a, b) => a.run_id - b.run_id)) {
-    if (!byHash.has(row.config_hash)) byHash.set(row.config_hash, []);
-    byHash.get(row.config_hash).push(row);
+    if (!byHash.has(row.configuration)) byHash.set(row.configuration, []);
+    byHash.get(row.configuration).push(row);
   }
   const tricksCount = new Map();
   for (const members of byHash.values()) tricksCount.set(members[0].tricks, (tricksCount.get(members[0].tricks) ?? 0) + 1);
   return [...byHash.entries()].map(([hash, members], index) => {
     const seeds = members.length > 1 ? ` · ${members.length} seeds` : ` · seed ${members[0].seed}`;
-    // Two configurations with the same tricks differ elsewhere (a rate, a size): the fingerprint tells them apart.
-    const same = tricksCount.get(members[0].tricks) > 1 ? ` · config ${hash.slice(0, 6)}` : "";
+    // Two configurations with the same tricks differ elsewhere (a rate, a size): their runs' name tells
+    // them apart, as a study names its runs ("study · group · seed N").
+    const name = tricksCount.get(members[0].tricks) > 1 ? members[0].name.replace(/ · seed \d+$/, "") : members[0].tricks;
     return {
       group: hash, members, ...style(index),
-      label: `${members[0].tricks}${same}${seeds}`,
+      label: `${name}${seeds}`,
       detail: members.map((row) => `#${row.run_id}`).join(" "),
     };
   });
@@ -63,8 +64,8 @@ function renderTable(rows, groupOf) {
   }
   tbody.replaceChildren(
     ...rows.map((row) => {
-      const group = groupOf.get(row.config_hash);
-      return el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { runId: row.run_id, group: row.config_hash } },
+      const group = groupOf.get(row.configuration);
+      return el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { runId: row.run_id, group: row.configuration } },
         el("th", { scope: "row" },
           el("span", { class: `swatch swatch-${group.dash}`, style: `--swatch:${group.color}`, "aria-hidden": "true" }),
           el("a", { href: `/runs/${row.run_id}` }, row.name), " ", el("span", { class: "muted" }, `#${row.run_id}`),

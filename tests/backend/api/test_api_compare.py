@@ -54,7 +54,10 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
     rows = {row["run_id"]: row for row in table["data"]}
     assert rows[plain]["is_baseline"] and rows[tricked]["top1_text"] == "65.63 (+3.13p)"
     assert (rows[plain]["epoch"], rows[plain]["top5"]) == (1, 86.0)  # top-5 of the best epoch, not 91
-    assert rows[tricked]["config_hash"] != rows[plain]["config_hash"]
+    assert rows[tricked]["configuration"] != rows[plain]["configuration"]
+    seed_twin = submit(client, data_root, "plain, another seed", seed=7)
+    twin_row = client.get("/api/v1/compare", params={"run_ids": f"{plain},{seed_twin}"}).json()["data"][1]
+    assert twin_row["configuration"] == rows[plain]["configuration"] and twin_row["seed"] == 7
     reversed_order = client.get("/api/v1/compare", params={"run_ids": f"{plain},{tricked}"}).json()
     assert reversed_order["baseline"] == plain
 

@@ -6,6 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
+from backend.models import utcnow
+from backend.services import workers
 from backend.settings import Settings
 
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
@@ -222,3 +224,31 @@ def test_pages_render(client):
     assert (
         client.get("/studies/abc").status_code == 404 and "“abc” is not a study id" in client.get("/studies/abc").text
     )
+
+
+def test_the_studies_form_starts_with_the_full_study_where_a_worker_has_a_gpu(tmp_path):
+    (tmp_path / "data" / "CUB_200_2011").mkdir(parents=True)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'tricklab.db'}", runs_dir=tmp_path / "runs", data_roots=[tmp_path / "data"]
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        without = client.get("/studies").text
+        assert 'value="1"' in without and "\nmodel.arch = resnet18" in without and "No worker with a GPU" in without
+        gpu = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "memory_gib": 139.8}]
+        with app.state.database.session(write=True) as session:
+            workers.report_worker(session=session, name="gpu-host:1", devices=gpu, started_at=utcnow())
+        page = client.get("/studies").text
+        assert 'value="3"' in page and "# model.arch = resnet18" in page and "\nmodel.arch" not in page
+        assert "Workers: 1 worker (NVIDIA H200)" in page
+        plan = client.post(
+            "/api/v1/studies/preview",
+            json={
+                "name": "p",
+                "preset": "seed",
+                "seeds": 3,
+                "overrides": {**TINY, "data.root": str(tmp_path / "data")},
+            },
+        ).json()
+        assert (plan["device"], plan["parallel"], plan["workers"]) == ("cuda", 1, 1)
+        assert plan["basis"] == "a rough figure from each model's arithmetic on 1 GPU"

@@ -31,7 +31,6 @@ def _run(run_id, config, status="succeeded", *, created=None):
         name=f"run {run_id}",
         status=status,
         config=config.model_dump(mode="json"),
-        config_hash=config.fingerprint(),
         created_at=START + timedelta(minutes=run_id if created is None else created),
         epochs=config.epochs,
         seconds_per_epoch=12.5,
@@ -70,8 +69,8 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
     assert final[0].top1_text == "78.53 (−1.47p)" and final[1].is_baseline
     csv_text = rows_to_csv(final)
     assert csv_text.splitlines()[0].startswith("run_id,name,tricks,seed,status,epoch,top1,top1_delta")
-    assert csv_text.splitlines()[1].startswith("1,run 1,base,succeeded,2,78.53,-1.47,93.82")
-    assert csv_text.splitlines()[2].startswith("2,run 2,'+LS,succeeded,")  # not a formula in a spreadsheet
+    assert csv_text.splitlines()[1].startswith("1,run 1,base,1234,succeeded,2,78.53,-1.47,93.82")
+    assert csv_text.splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,")  # not a formula in a spreadsheet
 
 
 def test_the_default_baseline_has_the_fewest_tricks_ties_going_to_the_oldest():
