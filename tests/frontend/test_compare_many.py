@@ -79,6 +79,13 @@ def visible_by_group(page, field: str) -> dict[str, set[Any]]:
 def assert_readable(page, name: str, width: int) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} is {overflow} px wider than {width} px"
+    hidden = page.evaluate("(w => w.scrollWidth - w.clientWidth)(document.querySelector('.table-wrap'))")
+    assert hidden <= 0, f"{name}: {hidden} px of the table are scrolled out of view at {width} px"
+    # Every legend entry says its whole name: none is cut short.
+    cut = page.evaluate(
+        "[...document.querySelectorAll('.legend-label')].filter(l => l.scrollWidth > l.clientWidth + 1).length"
+    )
+    assert cut == 0, f"{name}: {cut} legend labels cut short"
     boxes = page.evaluate(
         """['legend', ...['train_loss','valid_top1','valid_top5','lr'].map(f => 'chart-' + f)]
             .map(id => document.getElementById(id).getBoundingClientRect().toJSON())"""
@@ -101,9 +108,9 @@ def test_twelve_runs_one_legend_one_colour_per_configuration(browser, dashboard,
     shuffled = [*twelve[1:], twelve[0]]
     open_compare(page, dashboard.url, shuffled, traces=12 + 4)  # 12 seeds, 4 means
     entries = legend(page)
-    assert [entry["label"] for entry in entries] == [
-        f"ResNet18 from scratch{'' if key == 'base' else ' ' + key} · 3 seeds" for key, _ in CONFIGS_OF_TWELVE
-    ]
+    # The model every run shares is said once; each entry says what its configuration adds.
+    assert [entry["label"] for entry in entries] == [f"{key} · 3 seeds" for key, _ in CONFIGS_OF_TWELVE]
+    assert page.locator("#shared-tricks").text_content().startswith("Every run: ResNet18 from scratch;")
     assert len({(entry["color"], entry["dash"]) for entry in entries}) == 4
     # Every trace of a configuration has its colour, in all four charts.
     colour_of = {entry["group"]: entry["color"] for entry in entries}
@@ -163,8 +170,8 @@ def test_one_value_reads_the_same_on_every_page(browser, dashboard, tmp_path):
     row = page.locator(f"tr[data-run-id='{run_id}']")
     row.wait_for()
     cells = row.locator("td")
-    assert cells.nth(4).text_content() == "65.63 / 87.50 (epoch 2)"  # top-5 of that epoch, not the maximum 91.25
-    assert cells.nth(5).text_content() == "64.38 / 88.13 (epoch 2)"
+    assert cells.nth(3).text_content() == "65.63 / 87.50 (epoch 2)"  # top-5 of that epoch, not the maximum 91.25
+    assert cells.nth(4).text_content() == "64.38 / 88.13 (epoch 2)"
 
     page.goto(f"{dashboard.url}/runs/{run_id}")
     page.wait_for_function("document.getElementById('run-best').textContent.includes('65.63')")

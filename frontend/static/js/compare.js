@@ -35,20 +35,38 @@ function syncUrl() {
   csvLink.href = `/api/v1/compare.csv?${query("run_ids")}`;
 }
 
+// The model every run shares ("ResNet18 from scratch" in a CPU-sized study): said once, above the
+// table and the legend, instead of in every row and entry. Nothing when no run adds a trick to it.
+function sharedWords(rows) {
+  const split = rows.map((row) => row.tricks.split(" "));
+  const shared = [];
+  for (const [index, word] of (split[0] ?? []).entries()) {
+    if (/^[+-]/.test(word) || !split.every((words) => words[index] === word)) break;
+    shared.push(word);
+  }
+  return split.some((words) => words.length > shared.length) ? shared.join(" ") : "";
+}
+
+function ownTricks(tricks, shared) {
+  if (!shared) return tricks;
+  return tricks === shared ? "base" : tricks.slice(shared.length + 1);
+}
+
 // Configurations in the order of their oldest run; each its colour and dash by that place.
-function configurations(rows) {
+function configurations(rows, shared) {
   const byHash = new Map();
   for (const row of [...rows].sort((a, b) => a.run_id - b.run_id)) {
     if (!byHash.has(row.configuration)) byHash.set(row.configuration, []);
     byHash.get(row.configuration).push(row);
   }
   const tricksCount = new Map();
-  for (const members of byHash.values()) tricksCount.set(members[0].tricks, (tricksCount.get(members[0].tricks) ?? 0) + 1);
+  for (const [{ tricks }] of byHash.values()) tricksCount.set(tricks, (tricksCount.get(tricks) ?? 0) + 1);
   return [...byHash.entries()].map(([hash, members], index) => {
     const seeds = members.length > 1 ? ` · ${members.length} seeds` : ` · seed ${members[0].seed}`;
     // Two configurations with the same tricks differ elsewhere (a rate, a size): their runs' name tells
     // them apart, as a study names its runs ("study · group · seed N").
-    const name = tricksCount.get(members[0].tricks) > 1 ? members[0].name.replace(/ · seed \d+$/, "") : members[0].tricks;
+    const own = ownTricks(members[0].tricks, shared);
+    const name = tricksCount.get(members[0].tricks) > 1 ? members[0].name.replace(/ · seed \d+$/, "") : own;
     return {
       group: hash, members, ...style(index),
       label: `${name}${seeds}`,
@@ -57,7 +75,7 @@ function configurations(rows) {
   });
 }
 
-function renderTable(rows, groupOf) {
+function renderTable(rows, groupOf, shared) {
   for (const row of rows) {
     const option = baselineSelect.querySelector(`option[value="${row.run_id}"]`);
     if (option) option.textContent = `#${row.run_id} ${row.name}`;
@@ -71,7 +89,7 @@ function renderTable(rows, groupOf) {
           el("a", { href: `/runs/${row.run_id}` }, row.name), " ", el("span", { class: "muted" }, `#${row.run_id}`),
           row.is_baseline ? el("span", { class: "tag" }, "baseline") : null,
           row.status !== "succeeded" ? el("span", { class: `status status-${row.status}` }, row.status) : null),
-        el("td", {}, row.tricks),
+        el("td", {}, ownTricks(row.tricks, shared)),
         el("td", { class: "num" }, String(row.seed)),
         el("td", { class: "num" }, row.epoch ?? "–"),
         el("td", { class: "num" }, withDelta(row.top1, row.top1_delta)),
@@ -125,8 +143,12 @@ const refresh = poll(
     const present = table.data.map((row) => row.run_id).join(",");
     const metrics = present ? await api(`/metrics?run_ids=${present}`) : { data: [] };
     baselineSelect.value = String(table.baseline);
-    const groups = configurations(table.data);
-    renderTable(table.data, new Map(groups.map((group) => [group.group, group])));
+    const shared = sharedWords(table.data);
+    for (const node of document.querySelectorAll(".shared-tricks")) {
+      node.textContent = shared ? `Every run: ${shared}; the tricks below are what each adds.` : "";
+    }
+    const groups = configurations(table.data, shared);
+    renderTable(table.data, new Map(groups.map((group) => [group.group, group])), shared);
     renderCharts(table.data, groups, metrics.data);
     renderLegend(legend, groups, hidden);
     const gone = table.missing.map((id) => `#${id}`).join(", ");

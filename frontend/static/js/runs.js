@@ -46,9 +46,10 @@ function row(run) {
   if (run.status !== "running") actions.append(actionButton(run, "delete", "Delete"));
   return el("tr", { dataset: { runId: run.id, status: run.status } },
     el("td", {}, check),
-    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`)),
-    el("td", {}, run.study_id === null ? "" : el("a", { href: `/studies/${run.study_id}`, class: "study-link" },
-      studyNames.get(run.study_id) ?? "study", " ", el("span", { class: "muted" }, `#${run.study_id}`))),
+    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
+      run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
+        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyNames.get(run.study_id) ?? "study"),
+        el("span", { class: "muted" }, ` study #${run.study_id}`))),
     status,
     el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
     el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
@@ -64,7 +65,7 @@ function render(page) {
   tbody.replaceChildren(...page.data.map(row));
   if (!page.data.length) {
     const filtered = statusFilter.value || nameFilter.value;
-    tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
+    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
