@@ -16,7 +16,7 @@ from backend.db import Database
 from backend.security.middleware import SecurityMiddleware
 from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
 from backend.settings import Settings
-from backend.web import login, pages
+from backend.web import errors, login, pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,12 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="tricklab",
         summary="Launch, watch and compare Bag-of-Tricks image-classification runs",
         lifespan=lifespan,
+        # Served by the pages from installed files instead, so that they work offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
     _add_error_handlers(app)
     # Every request, the docs and the static files included, passes its checks before any route.
     app.add_middleware(SecurityMiddleware, settings=settings, database=database)
+    errors.install(app, pages.templates)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages.router)
     app.include_router(login.router)

@@ -211,3 +211,14 @@ class LoginSession(Base):
     token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+
+
+class Worker(Base):
+    """A worker process as it last reported itself: its devices, and when it was last seen alive."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)

@@ -30,6 +30,7 @@ from backend import migrate
 from backend.db import Database
 from backend.models import FailureKind
 from backend.services import queue as jobs
+from backend.services.workers import WorkerPresence
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
 from trainer.protocol import EXIT_SUPERSEDED, EventType, MalformedEvent, RunFolder, parse_event, write_attempt
@@ -93,6 +94,9 @@ class Worker:
         self.device = device
         self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{device}" if device else "")
         self._stop = threading.Event()
+        self.presence = WorkerPresence(
+            database=database, name=self.name, device=device, every=settings.heartbeat_seconds
+        )
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -102,6 +106,7 @@ class Worker:
         migrate.upgrade(self.db)
         log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
         while not self._stop.is_set():
+            self.presence.report()
             try:
                 with self.db.session(write=True) as session:
                     claim = jobs.claim_run(
@@ -210,6 +215,7 @@ class Worker:
                 state.cancel = state.cancel or bool(flag)
             if now >= next_beat:
                 next_beat = now + self.settings.heartbeat_seconds
+                self.presence.report()
                 flag = self._write(jobs.heartbeat, state)
                 state.cancel = state.cancel or bool(flag)
             if state.lost or state.cancel or self._stop.is_set():

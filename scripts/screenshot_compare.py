@@ -1,8 +1,9 @@
 """Make docs/compare.png, the README's picture of the compare page, from real runs.
 
-It serves the dashboard on a generated dataset in a temporary folder, trains the report's base run
-and three of its tricks (cosine, label smoothing, mixup alpha 0.2), shrunk to a CPU-sized ResNet18,
-and photographs /compare in Chromium at 1280 px. A few minutes on a CPU:
+It serves the dashboard on a generated dataset in a temporary folder, launches a study of the
+report's base run, +cosine, +label smoothing and both, shrunk to a CPU-sized ResNet18, over 3 seeds
+(12 runs), trains them, and photographs the study's "Compare runs" page in Chromium at 1280 px.
+Some minutes on a CPU:
 
     .venv/bin/python scripts/screenshot_compare.py [--out docs/compare.png]
 """
@@ -21,12 +22,11 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 from testlib.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from testlib.dashboard import serve  # noqa: E402
 
-from trainer.config import apply_overrides  # noqa: E402
 from trainer.data.demo import write_demo_dataset  # noqa: E402
-from trainer.presets import get_preset  # noqa: E402
 
-PRESETS = ("base", "a", "b", "d2")
-# The report's runs made CPU-sized; each preset's own overrides are applied on top.
+SWITCHES = {"cosine": True, "label_smoothing": [0, 0.1]}
+SEEDS = 3
+# The report's runs made CPU-sized.
 SIZE = {"model.arch": "resnet18", "model.pretrained": False, "epochs": 6, "batch_size": 32, "data.image_size": 48}
 
 
@@ -38,19 +38,27 @@ def main() -> int:
         home = Path(folder)
         write_demo_dataset(home / "data", classes=8, per_class=30, size=64)
         with serve(home, home / "data") as dashboard:
-            ids = []
-            for key in PRESETS:
-                preset = get_preset(key)
-                ids.append(dashboard.submit(preset.key, **apply_overrides({}, {**preset.overrides, **SIZE}))["id"])
-                print(f"queued #{ids[-1]} {preset.title}", flush=True)
-            for run_id in ids:
-                run = dashboard.wait(run_id, timeout=1800)
-                print(f"#{run_id} {run['status']}", flush=True)
+            study = dashboard.post_study(
+                {
+                    "name": "seed study on CPU",
+                    "grid": {"switches": SWITCHES},
+                    "seeds": SEEDS,
+                    "overrides": {**SIZE, "data.root": str(home / "data")},
+                }
+            )
+            print(f"queued study #{study['id']}: {study['progress']['total']} runs", flush=True)
+            study = dashboard.wait_finished(study["id"], timeout=7200)
+            print(f"study #{study['id']}: {study['progress']}", flush=True)
+            ids = sorted({run["run_id"] for group in study["groups"] for run in group["runs"]})
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"{dashboard.url}/compare?runs={','.join(map(str, ids))}")
-                page.wait_for_function(f"() => document.getElementById('chart-lr').data?.length === {len(ids)}")
+                # The study page's own link: its runs, against the study's baseline run.
+                page.goto(f"{dashboard.url}/studies/{study['id']}")
+                page.locator("#study-table tbody tr").first.wait_for()
+                page.locator("#study-compare").click()
+                page.wait_for_function(f"() => document.getElementById('chart-lr').data?.length === {len(ids) + 4}")
+                page.locator("#legend .legend-entry").first.wait_for()
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out, full_page=True)
                 browser.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,8 +120,18 @@ class TricksConfig(_Strict):
     kd: KDConfig = Field(default_factory=KDConfig)
 
 
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def _device(value: str) -> str:
+    # A message a person can act on, instead of pydantic's quoting of the pattern.
+    if not DEVICE.fullmatch(value):
+        raise PydanticCustomError("device", "must be auto, cpu, cuda or cuda:N (N the GPU's index, e.g. cuda:1)")
+    return value
+
+
 class RuntimeConfig(_Strict):
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    device: Annotated[str, AfterValidator(_device)] = Field("auto", description="auto, cpu, cuda or cuda:N")
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile the model")

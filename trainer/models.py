@@ -21,6 +21,7 @@ from torch import nn
 from trainer.archs import ArchInfo, arch_info
 from trainer.config import ConfigError, RunConfig
 from trainer.protocol import RunFolder
+from trainer.weights import unavailable_message
 
 HF_WEIGHTS_FILE = "model.safetensors"  # what timm's Hugging Face repositories hold
 
@@ -46,15 +47,11 @@ def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_hub_state_dict(url: str, arch: str) -> dict[str, torch.Tensor]:
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     try:
         # Reads torch hub's cache, downloading only when the file is not there yet.
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsUnavailable(
-            f"ImageNet weights for {arch} ({cached.name}) are not cached and could not be downloaded ({exc}). "
-            f"Download {url} and put it at {cached}, or set model.weights_path to a local copy."
-        ) from exc
+        raise WeightsUnavailable(unavailable_message(arch, url, exc)) from exc
 
 
 def _hugging_face_state_dict(repo_id: str, filename: str, arch: str) -> dict[str, torch.Tensor]:

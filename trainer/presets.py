@@ -12,6 +12,14 @@ report's base run (ResNet50, pretrained, Adam at 1e-3 with the discriminative ra
 batch 64, 10 epochs). A distillation preset names the teacher *preset* it needs (``T`` or ``T-LS``):
 which finished run plays that teacher is decided when the study is launched, so the teacher id is
 never part of the overrides.
+
+Label smoothing and distillation combine as the report combined them (runs g, h, i1, i2): the
+student keeps the plain distillation loss, whose task term is unsmoothed cross-entropy, and the
+smoothing enters only through its teacher, T-LS, the ResNet152 trained with label smoothing. A
+student with ``tricks.label_smoothing > 0`` and a teacher is the paper's combination instead.
+
+A title names the report's models; ``Preset.title_for`` names the architecture a run really has,
+for a study whose overrides shrink the models.
 """
 
 from __future__ import annotations
@@ -28,15 +36,34 @@ _LS = {"tricks.label_smoothing": 0.1}
 _RESNET152 = {"model.arch": "resnet152"}
 
 
+def arch_title(arch: str) -> str:
+    """ "resnet50" as the report writes it: "ResNet50"."""
+    return "ResNet" + arch.removeprefix("resnet")
+
+
 @dataclass(frozen=True)
 class Preset:
     key: str
-    title: str
+    # "{arch}" stands for the run's architecture, e.g. "Teacher: {arch}".
+    title_template: str
     overrides: Mapping[str, Any]
     teacher: TeacherKey | None = None
     # The report's best-validation result, to put next to a reproduction.
     reported_top1: float | None = None
     reported_top5: float | None = None
+
+    @property
+    def arch(self) -> str:
+        return str(self.overrides.get("model.arch", "resnet50"))
+
+    @property
+    def title(self) -> str:
+        """The title with the report's own model, e.g. "Teacher: ResNet152"."""
+        return self.title_for(self.arch)
+
+    def title_for(self, arch: str) -> str:
+        """The title of a run of this preset whose model is ``arch``, e.g. "Teacher: ResNet34"."""
+        return self.title_template.format(arch=arch_title(arch))
 
     def values(self) -> dict[str, Any]:
         """The overrides with the run name, as dotted keys (what a form or the CLI's --set takes)."""
@@ -75,11 +102,12 @@ DEMO = _preset(
     },
 )
 
-# In the report's order; the KD hyper-parameters (alpha 0.1, T 10) are RunConfig's defaults.
+# In the report's order; the KD hyper-parameters (alpha 0.1, T 10) are RunConfig's defaults. g, h,
+# i1 and i2 are "+ LS + KD" in the report's words, but their student is not smoothed: T-LS is.
 STUDY: tuple[Preset, ...] = (
-    _preset("base", "ResNet50 base (OneCycle)", reported=(78.53, 93.82)),
-    _preset("T", "Teacher: ResNet152", _RESNET152, reported=(80.49, 96.61)),
-    _preset("T-LS", "Teacher: ResNet152 + label smoothing", _RESNET152, _LS, reported=(82.78, 96.34)),
+    _preset("base", "{arch} base (OneCycle)", reported=(78.53, 93.82)),
+    _preset("T", "Teacher: {arch}", _RESNET152, reported=(80.49, 96.61)),
+    _preset("T-LS", "Teacher: {arch} + label smoothing", _RESNET152, _LS, reported=(82.78, 96.34)),
     _preset("a", "a: + cosine", _COSINE, reported=(79.13, 95.77)),
     _preset("b", "b: + label smoothing", _LS, reported=(81.55, 96.17)),
     _preset("c", "c: + KD", teacher="T", reported=(81.36, 96.90)),
@@ -89,13 +117,12 @@ STUDY: tuple[Preset, ...] = (
     _preset("d4", "d4: + mixup alpha=0.01", _mixup(0.01), reported=(80.13, 96.38)),
     _preset("e", "e: + cosine + LS", _COSINE, _LS, reported=(81.20, 96.44)),
     _preset("f", "f: + cosine + KD", _COSINE, teacher="T", reported=(81.44, 96.79)),
-    _preset("g", "g: + LS + KD", _LS, teacher="T-LS", reported=(81.84, 96.09)),
-    _preset("h", "h: + cosine + LS + KD", _COSINE, _LS, teacher="T-LS", reported=(82.09, 95.77)),
+    _preset("g", "g: + LS + KD", teacher="T-LS", reported=(81.84, 96.09)),
+    _preset("h", "h: + cosine + LS + KD", _COSINE, teacher="T-LS", reported=(82.09, 95.77)),
     _preset(
         "i1",
         "i1: + cosine + LS + KD + mixup alpha=0.2",
         _COSINE,
-        _LS,
         _mixup(0.2),
         teacher="T-LS",
         reported=(79.49, 95.98),
@@ -104,7 +131,6 @@ STUDY: tuple[Preset, ...] = (
         "i2",
         "i2: + cosine + LS + KD + mixup alpha=0.01",
         _COSINE,
-        _LS,
         _mixup(0.01),
         teacher="T-LS",
         reported=(81.43, 96.30),

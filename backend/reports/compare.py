@@ -1,16 +1,21 @@
 """The report's summary table for a set of runs, derived in one place so the page, the API and the CSV agree.
 
-One row per run with top-1/top-5 taken at the best-validation epoch (what the report tabulates) or
-at the final epoch, and deltas in points against a baseline run.
+One row per run with top-1/top-5 taken at the best epoch (the highest validation top-1, what the
+report tabulates) or at the final epoch, deltas in points against a baseline run, and the test
+figures of the checkpoint the trainer kept (the lowest validation loss), each with its epoch.
+Replicates (runs whose configs differ in the seed alone) form one configuration, which the page
+draws in one colour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from backend.reports.labels import trick_summary
+from backend.reports.labels import logged_lr_groups, trick_summary, tricks_on
+from backend.reports.numbers import points_between, with_delta
 from backend.reports.spreadsheet import to_csv
 from trainer.config import RunConfig
 
@@ -40,31 +45,41 @@ class RunValues(Protocol):
     @property
     def config(self) -> Mapping[str, Any]: ...
     @property
+    def created_at(self) -> datetime: ...
+    @property
     def epochs(self) -> int: ...
     @property
     def seconds_per_epoch(self) -> float | None: ...
+    @property
+    def test_top1(self) -> float | None: ...
+    @property
+    def test_top5(self) -> float | None: ...
+    @property
+    def best_epoch(self) -> int | None: ...
 
 
 def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None:
-    """The best-validation-top-1 epoch (earliest on a tie) or the last one; None before any epoch."""
+    """The best epoch (highest valid top-1, earliest on a tie) or the last one; None before any epoch."""
     if mode == "final":
         return max(metrics, key=lambda m: m.epoch, default=None)
     scored = [m for m in metrics if m.valid_top1 is not None]
     return max(scored, key=lambda m: (m.valid_top1, -m.epoch), default=None)
 
 
-def delta_points(value: float | None, baseline: float | None) -> float | None:
-    """The difference in points between the rounded values, so that it adds up on screen."""
-    if value is None or baseline is None:
-        return None
-    return round(round(value, 2) - round(baseline, 2), 2)
+def configuration_key(config: RunConfig) -> str:
+    """What replicates share: the config fingerprint with the seed left out."""
+    return config.model_copy(update={"seed": 0}).fingerprint()
 
 
-def with_delta(value: float | None, delta: float | None) -> str:
-    """ "81.55 (+3.02p)", or "81.55" without a delta, or "–" without a value."""
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if delta is None else f"{value:.2f} ({delta:+.2f}p)"
+def default_baseline(runs: Sequence[RunValues]) -> int:
+    """The run the deltas are measured against when none is chosen: the one with the fewest tricks,
+    ties going to the oldest. A run that teaches another of the compared runs is no candidate
+    (unless every run is one): a teacher is the students' source, not their reference."""
+    ids = {run.id for run in runs}
+    configs = {run.id: RunConfig.model_validate(run.config) for run in runs}
+    teachers = {config.tricks.kd.teacher for config in configs.values()} & ids
+    candidates = [run for run in runs if run.id not in teachers] or list(runs)
+    return min(candidates, key=lambda run: (len(tricks_on(configs[run.id])), run.created_at, run.id)).id
 
 
 @dataclass(frozen=True)
@@ -73,15 +88,21 @@ class CompareRow:
     name: str
     status: str
     tricks: str
+    configuration: str  # equal for the seeds of one configuration (``configuration_key``)
+    seed: int
     is_baseline: bool
     epochs: int
-    epoch: int | None
+    epoch: int | None  # the epoch the valid figures come from
     top1: float | None
     top5: float | None
     top1_delta: float | None
     top5_delta: float | None
     top1_text: str
     top5_text: str
+    checkpoint_epoch: int | None  # the kept checkpoint's epoch, which the test figures come from
+    test_top1: float | None
+    test_top5: float | None
+    lr_groups: str
     seconds_per_epoch: float | None
 
 
@@ -104,17 +125,20 @@ def compare_rows(
     rows = []
     for run in runs:
         epoch = picked[run.id]
+        config = RunConfig.model_validate(run.config)
         is_baseline = run.id == baseline_id
         top1 = epoch.valid_top1 if epoch else None
         top5 = epoch.valid_top5 if epoch else None
-        top1_delta = None if is_baseline else delta_points(top1, base_top1)
-        top5_delta = None if is_baseline else delta_points(top5, base_top5)
+        top1_delta = None if is_baseline else points_between(top1, base_top1)
+        top5_delta = None if is_baseline else points_between(top5, base_top5)
         rows.append(
             CompareRow(
                 run_id=run.id,
                 name=run.name,
                 status=run.status,
-                tricks=trick_summary(RunConfig.model_validate(run.config)),
+                tricks=trick_summary(config),
+                configuration=configuration_key(config),
+                seed=config.seed,
                 is_baseline=is_baseline,
                 epochs=run.epochs,
                 epoch=epoch.epoch if epoch else None,
@@ -124,6 +148,10 @@ def compare_rows(
                 top5_delta=top5_delta,
                 top1_text=with_delta(top1, top1_delta),
                 top5_text=with_delta(top5, top5_delta),
+                checkpoint_epoch=run.best_epoch,
+                test_top1=run.test_top1,
+                test_top5=run.test_top5,
+                lr_groups=logged_lr_groups(config),
                 seconds_per_epoch=run.seconds_per_epoch,
             )
         )
@@ -134,12 +162,16 @@ CSV_COLUMNS = (
     "run_id",
     "name",
     "tricks",
+    "seed",
     "status",
     "epoch",
     "top1",
     "top1_delta",
     "top5",
     "top5_delta",
+    "checkpoint_epoch",
+    "test_top1",
+    "test_top5",
     "seconds_per_epoch",
 )
 

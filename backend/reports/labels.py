@@ -1,8 +1,9 @@
 """The report's names for tricks, one place for the compare table, the study groups and the grid cells.
 
-``trick_summary`` names a run by what it adds to the report's base run, "+Cosine +LS +KD (teacher #7)".
+``trick_summary`` names a run by what it adds to the report's base run, "+Cosine +LS +KD from #7".
 The label of each trick says it is on ("+LS") or, in a grid cell that lacks a trick the baseline
-has, off ("-LS").
+has, off ("-LS"). Labels hold no parentheses, so that a spreadsheet reading one as a formula finds
+no function call in it (``spreadsheet.as_text``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from trainer.config import RunConfig
+from trainer.presets import arch_title
 
 
 def cosine_label(on: bool) -> str:
@@ -26,7 +28,7 @@ def label_smoothing_label(epsilon: float) -> str:
 def kd_label(on: bool, teacher: str | int | None = None) -> str:
     if not on:
         return "-KD"
-    return "+KD" if teacher is None else f"+KD (teacher {_teacher_label(teacher)})"
+    return "+KD" if teacher is None else f"+KD from {_teacher_label(teacher)}"
 
 
 def mixup_label(alpha: float) -> str:
@@ -41,22 +43,14 @@ def no_bias_decay_label(on: bool) -> str:
     return "+No bias decay" if on else "-No bias decay"
 
 
-def _arch_label(arch: str) -> str:
-    return "ResNet" + arch.removeprefix("resnet") if arch.startswith("resnet") else arch
-
-
 def _teacher_label(teacher: str | int) -> str:
     # Through the API a teacher is a run id; from the CLI it is a run folder.
     return f"#{teacher}" if isinstance(teacher, int) else PurePath(teacher).name
 
 
-def trick_summary(config: RunConfig) -> str:
-    """The tricks a run adds to the report's base run, e.g. "ResNet152 +Cosine +LS"; "base" if none."""
+def tricks_on(config: RunConfig) -> list[str]:
+    """The labels of the tricks a run turns on, in the report's order: ["+Cosine", "+LS"]."""
     parts: list[str] = []
-    if config.model.arch != "resnet50":
-        parts.append(_arch_label(config.model.arch))
-    if not config.model.pretrained:
-        parts.append("from scratch")
     if config.schedule.name == "cosine":
         parts.append(cosine_label(True))
     elif config.schedule.name != "onecycle":
@@ -74,4 +68,22 @@ def trick_summary(config: RunConfig) -> str:
         parts.append("+Zero-γ")
     if config.optim.no_bias_decay:
         parts.append(no_bias_decay_label(True))
-    return " ".join(parts) or "base"
+    return parts
+
+
+def trick_summary(config: RunConfig) -> str:
+    """What a run changes from the report's base run, e.g. "ResNet152 +Cosine +LS"; "base" if nothing."""
+    model = [arch_title(config.model.arch)] if config.model.arch != "resnet50" else []
+    if not config.model.pretrained:
+        model.append("from scratch")
+    return " ".join([*model, *tricks_on(config)]) or "base"
+
+
+def logged_lr_groups(config: RunConfig) -> str:
+    """The layer groups whose rate a run logs per epoch: the fastest ones (the trainer logs the
+    largest rate), e.g. "layer4 and fc (lr/2)"."""
+    divisors = config.optim.layer_lr_divisors.model_dump()
+    fastest = min(divisors.values())
+    names = [name for name, divisor in divisors.items() if divisor == fastest]
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{joined} (lr/{fastest:g})"

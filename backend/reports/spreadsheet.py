@@ -1,18 +1,29 @@
-"""CSV files for spreadsheets: a text cell that a spreadsheet would read as a formula stays text."""
+"""CSV files for spreadsheets: a text cell that a spreadsheet would run as a harmful formula stays text."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet reads a cell starting with one of these as a formula, or may drop the character.
+ALWAYS_FORMULA = ("=", "@", "\t", "\r")
+SIGNS = ("+", "-")
+# A signed cell is a formula too ("+LS" reads as "=+LS"), but it can only reach outside the sheet,
+# run a command or leak data through a function call ("+HYPERLINK(...)", some programs allow spaces
+# before the parenthesis), a DDE link ("-cmd|..."), a reference to another sheet or file ("!", "[")
+# or a quoted argument. Without any of them it is at worst an error value, and a trick label such as
+# "+LS" or "+Mixup α=0.2" is worth keeping as typed.
+REACHES_OUT = re.compile(r"""[(|!\[\]"'`]""")
 
 
 def as_text(cell: str) -> str:
-    # "+LS", or a run named "=HYPERLINK(...)", is a formula to a spreadsheet; a leading quote keeps it text.
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    """``cell``, with a leading quote (the spreadsheet's "this is text") when it could run as a harmful formula."""
+    if cell.startswith(ALWAYS_FORMULA) or (cell.startswith(SIGNS) and REACHES_OUT.search(cell)):
+        return "'" + cell
+    return cell
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from backend.models import RunStatus, Study
 from backend.reports import stats
-from backend.reports.compare import delta_points, with_delta
+from backend.reports.numbers import format_number, format_p, format_signed, points_between, with_delta
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.studies import (
     CurveBand,
@@ -25,51 +25,52 @@ from backend.schemas.studies import (
     StudyTableRow,
 )
 
-METRIC_FIELDS: Mapping[Metric, tuple[str, str]] = {
-    # The report tabulates the best validation accuracy over epochs; test is measured on the
-    # best-validation-loss checkpoint, the figure a paper should quote.
-    "valid": ("max_valid_top1", "max_valid_top5"),
-    "test": ("test_top1", "test_top5"),
+# The report tabulates the best validation accuracy: top-1 and top-5 of the epoch with the highest
+# validation top-1, as the compare table and the runs list take them. Test is measured on the
+# checkpoint the trainer kept (the lowest validation loss), the figure a paper should quote.
+METRIC_LABELS: Mapping[Metric, str] = {
+    "valid": "best epoch (highest valid top-1)",
+    "test": "test, kept checkpoint (lowest valid loss)",
 }
 CURVE_FIELDS = ("train_loss", "valid_top1", "valid_top5", "lr")
 METHOD = "Welch's t (unequal variances), two-sided"
 
 
 class RunValues(Protocol):
-    """A run as the report reads it: its status, config and result columns (``METRIC_FIELDS``)."""
+    """A run as the report reads it: its status, config and test result."""
 
     # Read-only, so that the ORM row's Mapped columns qualify.
     @property
     def status(self) -> RunStatus: ...
     @property
     def config(self) -> Mapping[str, Any]: ...
+    @property
+    def test_top1(self) -> float | None: ...
+    @property
+    def test_top5(self) -> float | None: ...
 
 
 # --- the table ----------------------------------------------------------------------------------
 
 
-def _number(value: float) -> str:
-    return f"{value:+.2f}".replace("-", "−")
-
-
-def _p_text(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.1 else f"p={p:.2f}"
-
-
 def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_baseline: bool) -> MetricStats:
     """One metric of one group against the baseline group, with the texts the page and CSV show."""
     own = stats.spread(values)
-    text = "–" if own.mean is None else f"{own.mean:.2f}" if own.std is None else f"{own.mean:.2f} ± {own.std:.2f}"
+    text = (
+        format_number(own.mean)
+        if own.mean is None or own.std is None
+        else f"{format_number(own.mean)} ± {format_number(own.std)}"
+    )
     comparison = stats.Comparison(None) if is_baseline else stats.welch(values, baseline)
     delta, low, high, p_value = comparison.delta, comparison.low, comparison.high, comparison.p_value
     if is_baseline:
         verdict = delta_text = "baseline"
     elif delta is None or low is None or high is None or p_value is None:
         verdict = comparison.note or stats.NO_VALUES
-        delta_text = "–" if delta is None else f"{_number(delta)}p ({comparison.note})"
+        delta_text = "–" if delta is None else f"{format_signed(delta)}p ({comparison.note})"
     else:
         verdict = "within noise" if comparison.within_noise else "helped" if delta > 0 else "hurt"
-        delta_text = f"{_number(delta)}p [{_number(low)}, {_number(high)}] {_p_text(p_value)}"
+        delta_text = f"{format_signed(delta)}p [{format_signed(low)}, {format_signed(high)}] {format_p(p_value)}"
     return MetricStats(
         values=list(values),
         n=own.n,
@@ -91,26 +92,30 @@ def study_table(
     study: Study,
     runs: Mapping[int, RunValues],
     seconds_per_epoch: Mapping[int, float | None],
+    best_epochs: Mapping[int, tuple[float | None, float | None]],
     *,
     metric: Metric = "valid",
 ) -> StudyTable:
     """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p.
 
-    ``runs`` are the study's runs that still exist, by id; ``seconds_per_epoch`` their mean epoch times.
+    ``runs`` are the study's runs that still exist, by id; ``seconds_per_epoch`` their mean epoch
+    times; ``best_epochs`` their valid top-1 and top-5 at the best epoch (``compare.pick_epoch``).
     """
     spec = study.spec
-    top1_field, top5_field = METRIC_FIELDS[metric]
 
-    def values(group: Mapping[str, Any], name: str) -> list[float]:
-        finished = [runs.get(run["run_id"]) for run in sorted(group["runs"], key=lambda run: run["seed"])]
-        return [
-            getattr(run, name)
-            for run in finished
-            if run is not None and run.status == RunStatus.succeeded and getattr(run, name) is not None
-        ]
+    def result(run_id: int, index: int) -> float | None:
+        run = runs[run_id]
+        if metric == "valid":
+            return best_epochs.get(run_id, (None, None))[index]
+        return run.test_top1 if index == 0 else run.test_top5
+
+    def values(group: Mapping[str, Any], index: int) -> list[float]:
+        ids = [run["run_id"] for run in sorted(group["runs"], key=lambda run: run["seed"])]
+        finished = [run_id for run_id in ids if run_id in runs and runs[run_id].status == RunStatus.succeeded]
+        return [value for run_id in finished if (value := result(run_id, index)) is not None]
 
     base_group = next(group for group in spec["groups"] if group["key"] == spec["baseline"])
-    base1, base5 = values(base_group, top1_field), values(base_group, top5_field)
+    base1, base5 = values(base_group, 0), values(base_group, 1)
     rows = []
     for group in spec["groups"]:
         is_baseline = group is base_group
@@ -126,8 +131,8 @@ def study_table(
                 run_ids=ids,
                 runs=len(ids),
                 succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
-                top1=metric_stats(values(group, top1_field), base1, is_baseline=is_baseline),
-                top5=metric_stats(values(group, top5_field), base5, is_baseline=is_baseline),
+                top1=metric_stats(values(group, 0), base1, is_baseline=is_baseline),
+                top5=metric_stats(values(group, 1), base5, is_baseline=is_baseline),
                 report_top1=group["reported_top1"],
                 report_top5=group["reported_top5"],
                 report=_report_text(group, base_group, is_baseline=is_baseline),
@@ -150,7 +155,7 @@ def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseli
     value = group["reported_top1"]
     if value is None:
         return None
-    return with_delta(value, None if is_baseline else delta_points(value, base["reported_top1"]))
+    return with_delta(value, None if is_baseline else points_between(value, base["reported_top1"]))
 
 
 GROUP_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded")

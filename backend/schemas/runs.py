@@ -74,6 +74,11 @@ class RunPublic(BaseModel):
     best_valid_top5: float | None
     max_valid_top1: float | None
     max_valid_top5: float | None
+    peak_epoch: int | None = Field(
+        None, description="the best epoch so far: the highest valid top-1 (the report's figure), earliest on a tie"
+    )
+    peak_valid_top1: float | None = Field(None, description="valid top-1 of peak_epoch")
+    peak_valid_top5: float | None = Field(None, description="valid top-5 of peak_epoch (not the maximum over epochs)")
     seconds_per_epoch: float | None = Field(None, description="mean training seconds of the stored epochs")
     run_dir: str
 

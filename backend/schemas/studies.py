@@ -29,7 +29,7 @@ class StudyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    preset: Literal["seed"] | None = Field(None, description="seed: the report's 15 runs (T, T-LS, base, a-i2)")
+    preset: Literal["seed"] | None = Field(None, description="seed: the report's 16 runs (T, T-LS, base, a-i2)")
     grid: StudyGrid | None = Field(None, description="instead of a preset: the cartesian product of trick switches")
     overrides: dict[str, Any] = Field(
         default_factory=dict,
@@ -90,6 +90,24 @@ class StudyPublic(BaseModel):
     progress: dict[str, int] = Field(description="distinct runs per status, with total and reused")
     finished: bool = Field(description="no run of the study is queued or running")
     skipped: list[dict[str, Any]] = Field(description="grid cells left out because the combination is invalid")
+    notes: list[str] = Field(description="how to read the study's groups, e.g. how label smoothing meets distillation")
+
+
+class StudyPreview(BaseModel):
+    """What a study request would queue, and about how long it would take; nothing is written."""
+
+    groups: int
+    seeds: list[int]
+    runs: int = Field(description="distinct runs of the study (identical groups share theirs)")
+    new_runs: int = Field(description="runs that would be queued")
+    reused_runs: int = Field(description="identical runs (config and seed) that already succeeded")
+    epochs: int = Field(description="epochs the new runs train in all")
+    skipped: int = Field(description="grid cells left out because the combination is invalid")
+    seconds: float = Field(description="estimated wall time of the new runs")
+    device: Literal["cpu", "cuda"] = Field(description="what the estimate assumes the runs train on")
+    parallel: int = Field(description="runs the estimate assumes train at once")
+    workers: int = Field(description="living workers; 0: nothing starts until one does")
+    basis: str = Field(description="where the estimate comes from")
 
 
 class StudiesPublic(BaseModel):

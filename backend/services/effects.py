@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from backend.models import Run, RunStatus
 from backend.reports import effects as effects_report
-from backend.reports.study import METRIC_FIELDS
 from backend.schemas.effects import StudyEffects
 from backend.schemas.studies import Metric
 from backend.services.errors import InvalidStudy
@@ -18,6 +17,10 @@ from backend.services.studies import get_study
 from backend.services.study_plan import SWITCHES_BY_NAME, plan_study
 
 PENDING = (RunStatus.queued, RunStatus.running)
+
+# Top-1 as the study table takes it: the best epoch's (the highest valid top-1 of the run, which
+# the runs table keeps), or the test pass of the kept checkpoint.
+TOP1_FIELD: dict[str, str] = {"valid": "max_valid_top1", "test": "test_top1"}
 
 
 def _levels(cells: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
@@ -67,7 +70,7 @@ def study_effects(*, session: Session, study_id: int, metric: Metric = "valid") 
 
     ids = [member["run_id"] for group in stored.values() for member in group["runs"]]
     runs = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))} if ids else {}
-    field = METRIC_FIELDS[metric][0]
+    field = TOP1_FIELD[metric]
     cells: list[effects_report.Cell] = []
     for group in planned:
         assert group.cell is not None, "a grid's experiment groups carry their cell"

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
+from backend.reports.compare import pick_epoch
 from backend.schemas.runs import RunPublic
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
@@ -167,11 +168,13 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
         if runs
         else {}
     )
+    peaks = _peak_epochs(session, [run.id for run in runs])
     columns = [column.key for column in Run.__table__.columns]
     return [
         RunPublic.model_validate(
             {
                 **{key: getattr(run, key) for key in columns},
+                **peaks.get(run.id, {}),
                 "epoch": stats.get(run.id, (0, None))[0],
                 "seconds_per_epoch": stats.get(run.id, (0, None))[1],
                 "epochs": run.config["epochs"],
@@ -180,6 +183,28 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
         )
         for run in runs
     ]
+
+
+def _peak_epochs(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Each run's best epoch so far, chosen as the compare table chooses it, so both agree."""
+    if not run_ids:
+        return {}
+    by_run: dict[int, list[Any]] = {}
+    for row in session.execute(
+        select(EpochMetric.run_id, EpochMetric.epoch, EpochMetric.valid_top1, EpochMetric.valid_top5).where(
+            EpochMetric.run_id.in_(run_ids)
+        )
+    ):
+        by_run.setdefault(row.run_id, []).append(row)
+    peaks = {}
+    for run_id, rows in by_run.items():
+        if (peak := pick_epoch(rows, "best")) is not None:
+            peaks[run_id] = {
+                "peak_epoch": peak.epoch,
+                "peak_valid_top1": peak.valid_top1,
+                "peak_valid_top5": peak.valid_top5,
+            }
+    return peaks
 
 
 def public_run(*, session: Session, settings: Settings, run: Run) -> RunPublic:

@@ -39,6 +39,16 @@ STUDY_KEYS = {
     "name": "each run is named after the study, its group and its seed",
     "tricks.kd.teacher": "the study picks each student's teacher run (use the kd switch or the preset)",
 }
+# The study's shape in minutes on a CPU: small models from scratch, small images, two epochs; the
+# teachers one size up, so that T stays distinct from the base run.
+CPU_TRYOUT = {
+    "model.arch": "resnet18",
+    "model.pretrained": False,
+    "teacher.model.arch": "resnet34",
+    "data.image_size": 32,
+    "epochs": 2,
+    "batch_size": 16,
+}
 TEACHER_ONLY_FORBIDDEN = {
     "seed": "a teacher takes the seed of the replicate it teaches",
     "data": "a teacher learns the students' dataset and classes",
@@ -222,7 +232,8 @@ def _preset_plan(every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
         _check_group(values, every=every, teacher=teacher, is_teacher=is_teacher)
         return GroupPlan(
             preset.key,
-            preset.title,
+            # The report's names, with the model the overrides give ("Teacher: ResNet34").
+            preset.title_for(config_of(values).model.arch),
             "teacher" if is_teacher else "experiment",
             values,
             preset.teacher,
@@ -330,3 +341,25 @@ def plan_study(*, preset: str | None, switches: Mapping[str, Any] | None, overri
         key = next(key for key in overrides if key.startswith(TEACHER_PREFIX))
         raise InvalidStudy({("overrides", key): "no run of this study is a teacher (add the kd switch)"})
     return plan
+
+
+PRESET_COMBINATION = (
+    "Label smoothing meets distillation as in the report: g, h, i1 and i2 train an unsmoothed student "
+    "(a plain cross-entropy task term) from T-LS, the teacher trained with label smoothing."
+)
+GRID_COMBINATION = (
+    "In this grid a group with both label smoothing and KD smooths the student's own task term and learns "
+    "from a teacher trained with the same smoothing (the paper's combination). The report's g, h, i1 and i2 "
+    "smooth only their teacher: the seed preset has them."
+)
+
+
+def combination_notes(spec: Mapping[str, Any]) -> list[str]:
+    """How a stored study combines label smoothing with distillation, for the study page's footnote."""
+    if spec["kind"] == "preset":
+        return [PRESET_COMBINATION]
+    switches = spec["grid"]["switches"]
+    smoothed = {"label_smoothing", "tricks.label_smoothing"} & set(switches) or spec["overrides"].get(
+        "tricks.label_smoothing"
+    )
+    return [GRID_COMBINATION] if "kd" in switches and smoothed else []

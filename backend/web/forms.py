@@ -8,10 +8,14 @@ put into these inputs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
+from backend.schemas.workers import WorkersPublic
+from backend.services.study_plan import CPU_TRYOUT, SEED_RUNS
 from trainer.config import RunConfig
 from trainer.presets import PRESETS, Preset
 
@@ -211,3 +215,47 @@ def _preset_public(preset: Preset) -> dict[str, Any]:
 def presets_public() -> tuple[dict[str, Any], ...]:
     """The presets as the launch page and GET /api/v1/presets give them."""
     return tuple(_preset_public(preset) for preset in PRESETS)
+
+
+@dataclass(frozen=True)
+class StudyDefaults:
+    """What the Studies form starts with, for the machine it runs on."""
+
+    seeds: int
+    overrides: str  # the text of the overrides box, one "key = value" per line
+    note: str
+
+
+def _override_lines(overrides: dict[str, Any], *, commented: bool) -> list[str]:
+    prefix = "# " if commented else ""
+    return [
+        f"{prefix}{key} = {json.dumps(value) if not isinstance(value, str) else value}"
+        for key, value in overrides.items()
+    ]
+
+
+def _fleet_text(fleet: WorkersPublic) -> str:
+    alive = [worker for worker in fleet.data if worker.alive]
+    if not alive:
+        return "no worker is running"
+    devices = [device.name or device.device for worker in alive for device in worker.devices]
+    return f"{len(alive)} worker{'s' if len(alive) > 1 else ''} ({', '.join(devices)})"
+
+
+def study_defaults(fleet: WorkersPublic, *, data_root: Path) -> StudyDefaults:
+    """The full seed study over 3 seeds where a worker has a GPU; else a CPU-sized try-out of it,
+    with the dataset the server was given, and the full-size study one edit away."""
+    if fleet.gpus:
+        lines = ["# A try-out of the study's shape on a CPU, in minutes:", *_override_lines(CPU_TRYOUT, commented=True)]
+        return StudyDefaults(
+            3, "\n".join(lines), f"Workers: {_fleet_text(fleet)}. The form starts with the full study."
+        )
+    lines = [
+        "# A try-out of the study's shape on a CPU, in minutes; delete these lines for the report's full-size runs",
+        *_override_lines({**CPU_TRYOUT, "data.root": str(data_root)}, commented=False),
+    ]
+    note = (
+        f"No worker with a GPU: {_fleet_text(fleet)}. The form starts with a CPU-sized try-out; the full study "
+        f"({SEED_RUNS} pretrained ResNet50/152 runs per seed) takes hours per run on a CPU."
+    )
+    return StudyDefaults(1, "\n".join(lines), note)

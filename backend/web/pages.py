@@ -1,29 +1,47 @@
 """The dashboard's HTML pages: server-rendered shells whose scripts draw the /api/v1 JSON.
 
-``router`` holds the page routes and Plotly's bundle, which is served from the installed plotly
-package so that the dashboard works offline and the bundle always matches it; the app serves
-``STATIC`` (the pages' scripts and styles) at /static.
+``router`` holds the page routes, the API's documentation pages and the vendored scripts: Plotly's
+bundle from the installed plotly package and Swagger UI's and ReDoc's from fastapi-offline's, so
+that the dashboard and its docs work offline and each bundle always matches its package. The app
+serves ``STATIC`` (the pages' own scripts and styles) at /static.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import fastapi_offline
 import plotly
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from backend.api.deps import ModeQuery, PageRunIdsDep
+from backend.api.deps import ModeQuery, PageRunIdsDep, SessionDep, SettingsDep
+from backend.models import MAX_ID
 from backend.reports.compare import MODES
+from backend.reports.labels import logged_lr_groups
 from backend.security.auth import current_principal
+from backend.services import runs as run_service
+from backend.services import studies, workers
+from backend.services.compare import missing_runs
+from backend.services.errors import NotFound
 from backend.services.study_plan import SEED_RUNS, SWITCHES
-from backend.web.forms import build_form, presets_public
+from backend.web.forms import build_form, presets_public, study_defaults
+from trainer.config import RunConfig
 from trainer.presets import DEMO, STUDY
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 STATIC = FRONTEND / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+VENDOR = {
+    "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+    **{
+        name: Path(fastapi_offline.__file__).parent / "static" / name
+        for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+    },
+}
+PALETTE = list(plotly.colors.qualitative.Dark24)
 
 
 def _principal(request: Request) -> dict[str, object]:
@@ -34,9 +52,11 @@ def _principal(request: Request) -> dict[str, object]:
 templates = Jinja2Templates(directory=FRONTEND / "templates", context_processors=[_principal])
 router = APIRouter(include_in_schema=False)
 
+PageId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
 
 def _page(request: Request, template: str, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, context)
+    return templates.TemplateResponse(request, template, {"palette": PALETTE, **context})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -52,30 +72,65 @@ def launch_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: int) -> HTMLResponse:
-    return _page(request, "run.html", page="run", run_id=run_id)
+def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse:
+    run = run_service.get_run(session=session, run_id=run_id)
+    lr_groups = logged_lr_groups(RunConfig.model_validate(run.config))
+    return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups)
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
-    request: Request, run_ids: PageRunIdsDep, baseline: int | None = None, mode: ModeQuery = "best"
+    request: Request, run_ids: PageRunIdsDep, session: SessionDep, baseline: int | None = None, mode: ModeQuery = "best"
 ) -> HTMLResponse:
-    if baseline not in run_ids:
-        baseline = run_ids[0] if run_ids else None
-    return _page(request, "compare.html", page="compare", run_ids=run_ids, baseline=baseline, mode=mode, modes=MODES)
+    missing = missing_runs(session=session, run_ids=run_ids)
+    if run_ids and len(missing) == len(run_ids):
+        raise NotFound(f"run{'s' if len(run_ids) > 1 else ''} {', '.join(map(str, run_ids))} not found")
+    present = [run_id for run_id in run_ids if run_id not in missing]
+    return _page(
+        request,
+        "compare.html",
+        page="compare",
+        run_ids=present,
+        missing=missing,
+        baseline=baseline if baseline in present else None,
+        mode=mode,
+        modes=MODES,
+    )
 
 
 @router.get("/studies", response_class=HTMLResponse)
-def studies_page(request: Request) -> HTMLResponse:
-    return _page(request, "study_index.html", page="studies", switches=SWITCHES, study_size=SEED_RUNS)
+def studies_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    fleet = workers.list_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    return _page(
+        request,
+        "study_index.html",
+        page="studies",
+        switches=SWITCHES,
+        study_size=SEED_RUNS,
+        defaults=study_defaults(fleet, data_root=settings.data_roots[0]),
+    )
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study_page(request: Request, study_id: int) -> HTMLResponse:
-    return _page(request, "study.html", page="studies", study_id=study_id)
+def study_page(request: Request, study_id: PageId, session: SessionDep) -> HTMLResponse:
+    study = studies.get_study(session=session, study_id=study_id)
+    return _page(request, "study.html", page="studies", study_id=study_id, name=study.name)
 
 
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    # Five megabytes that change only with the plotly package: let the browser keep them.
-    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+@router.get("/docs", response_class=HTMLResponse)
+def swagger_page(request: Request) -> HTMLResponse:
+    return _page(request, "docs.html", page="docs")
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+def redoc_page(request: Request) -> HTMLResponse:
+    return _page(request, "redoc.html", page="docs")
+
+
+@router.get("/vendor/{name}")
+def vendor_file(name: str) -> FileResponse:
+    if name not in VENDOR:
+        raise NotFound(f"file {name} not found")
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    # Megabytes that change only with their package: let the browser keep them.
+    return FileResponse(VENDOR[name], media_type=media, headers={"Cache-Control": "public, max-age=86400"})

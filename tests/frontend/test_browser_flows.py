@@ -112,9 +112,11 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
 
     base, other = rows.nth(0), rows.nth(1)
     assert "baseline" in base.text_content()
-    assert other.locator("td").nth(0).text_content() == "ResNet18 from scratch +LS"
-    top1 = other.locator("td").nth(2).text_content()
-    assert top1.endswith("p)") and ("(+" in top1 or "(-" in top1), top1
+    # What both runs share is said once; the row says what this one adds.
+    assert page.locator("#shared-tricks").text_content().startswith("Every run: ResNet18 from scratch;")
+    assert other.locator("td").nth(0).text_content() == "+LS"
+    top1 = other.locator("td").nth(3).text_content()
+    assert top1.endswith("p)") and ("(+" in top1 or "(−" in top1), top1
     # The name is markup: it shows as text and runs nothing.
     assert other.get_by_role("link").text_content() == XSS_NAME
     assert not page.probe.dialogs

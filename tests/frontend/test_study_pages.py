@@ -18,9 +18,24 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     base = page.locator('#study-table tr[data-group="base"]')
     assert "baseline" in base.text_content() and "±" in base.locator("td").nth(2).text_content()
     kd = page.locator('#study-table tr[data-group="+KD"]')
-    assert kd.locator("td").nth(0).text_content() == "ResNet18 from scratch +KD (teacher T)"
+    assert kd.locator("td").nth(0).text_content() == "ResNet18 from scratch +KD from T"
     assert kd.locator("td").nth(3).get_attribute("data-verdict") in ("within noise", "helped", "hurt", NO_SPREAD)
-    assert "comparisons at 95 %" in page.locator("#study-method").text_content()
+    # The footnote says what it counts: the groups with an interval, compared on top-1 (and top-5).
+    method = page.locator("#study-method").text_content()
+    compared = sum(
+        1
+        for row in study_server.get(f"/studies/{tiny_study['id']}/table")["data"]
+        if not row["is_baseline"] and row["top1"]["p_value"] is not None
+    )
+    if compared:
+        assert (
+            f'{compared} group{"s are" if compared > 1 else " is"} compared with the baseline "base" on top-1' in method
+        )
+        assert "would still be marked helped or hurt at 95 %, by chance alone" in method
+    else:
+        assert "No group has an interval yet" in method
+    # One legend outside the charts, an entry per group.
+    assert page.locator("#legend .legend-entry").all_text_contents() == TINY_GROUPS
     assert not page.locator("#study-cancel").is_visible()  # nothing left to cancel
 
     # Every chart: per group a filled band between two edges, and the mean line.
@@ -32,7 +47,8 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
         assert sum(fill == "tonexty" for _, fill, _ in traces) == len(TINY_GROUPS), (field, traces)
         assert [name for name, fill, _ in traces if fill is None and not name.endswith("std")] == TINY_GROUPS
         assert all(points == 1 for *_, points in traces)
-    page.get_by_label("test, best-validation-loss checkpoint").check()
+    assert page.evaluate("() => document.getElementById('chart-lr').layout.showlegend") is False
+    page.get_by_label("test, kept checkpoint (lowest valid loss)").check()
     page.wait_for_function("() => document.getElementById('csv-link').href.endsWith('metric=test')")
     page.screenshot(path=tmp_path / "study.png", full_page=True)
     assert not page.errors
@@ -65,5 +81,7 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     page.locator("#study-table tbody tr").first.wait_for()
     assert page.locator("#study-name").text_content() == "from the form"
     assert page.locator("#study-progress-text").text_content() == "10 of 10 runs finished (10 reused from earlier runs)"
-    # The browser logs the refused first launch; nothing else went wrong.
-    assert page.errors == ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]
+    # The browser logs the refused first launch (and the previews of the bad override); nothing else went wrong.
+    assert page.errors and set(page.errors) == {
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    }

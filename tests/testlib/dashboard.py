@@ -49,6 +49,11 @@ class Dashboard:
     data_root: Path
     log: Path
 
+    @property
+    def database_url(self) -> str:
+        """The SQLite file the server and its workers share (``serve`` puts it beside the log)."""
+        return f"sqlite:///{self.log.parent / 'tricklab.db'}"
+
     def log_tail(self) -> str:
         return self.log.read_text()[-3000:]
 

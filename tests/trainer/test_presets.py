@@ -1,11 +1,44 @@
-"""The presets: the report's study (T, T-LS, base, a–i2) with the settings of its results table."""
+"""The presets: the report's study (T, T-LS, base, a–i2) with the settings of its results table, run for
+run, and the CPU demo, which is configs/demo.yaml."""
 
 from __future__ import annotations
 
-import pytest
-from testlib.presets import preset_config
+from pathlib import Path
 
-from trainer.presets import PRESETS, get_preset
+import pytest
+import torch
+import torch.nn.functional as F
+from testlib.presets import preset_config
+from torch import nn
+
+from trainer.config import RunConfig
+from trainer.presets import PRESETS, STUDY, get_preset
+from trainer.tricks.mixup import MixedBatch
+from trainer.tricks.recipe import Tricks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# SEED_STUDY.md's table of experiments: arch, schedule, student label smoothing, mixup alpha, teacher,
+# the report's best-validation top-1 and top-5. g, h, i1 and i2 ("+ LS + KD") learn from T-LS with an
+# unsmoothed student: the report says label smoothing "cannot simply be applied to the student".
+REPORT = {
+    "T": ("resnet152", "onecycle", 0.0, 0.0, None, 80.49, 96.61),
+    "T-LS": ("resnet152", "onecycle", 0.1, 0.0, None, 82.78, 96.34),
+    "base": ("resnet50", "onecycle", 0.0, 0.0, None, 78.53, 93.82),
+    "a": ("resnet50", "cosine", 0.0, 0.0, None, 79.13, 95.77),
+    "b": ("resnet50", "onecycle", 0.1, 0.0, None, 81.55, 96.17),
+    "c": ("resnet50", "onecycle", 0.0, 0.0, "T", 81.36, 96.90),
+    "d1": ("resnet50", "onecycle", 0.0, 1.0, None, 5.27, 24.24),
+    "d2": ("resnet50", "onecycle", 0.0, 0.2, None, 35.53, 78.05),
+    "d3": ("resnet50", "onecycle", 0.0, 0.1, None, 51.92, 91.21),
+    "d4": ("resnet50", "onecycle", 0.0, 0.01, None, 80.13, 96.38),
+    "e": ("resnet50", "cosine", 0.1, 0.0, None, 81.20, 96.44),
+    "f": ("resnet50", "cosine", 0.0, 0.0, "T", 81.44, 96.79),
+    "g": ("resnet50", "onecycle", 0.0, 0.0, "T-LS", 81.84, 96.09),
+    "h": ("resnet50", "cosine", 0.0, 0.0, "T-LS", 82.09, 95.77),
+    "i1": ("resnet50", "cosine", 0.0, 0.2, "T-LS", 79.49, 95.98),
+    "i2": ("resnet50", "cosine", 0.0, 0.01, "T-LS", 81.43, 96.30),
+}
 
 
 def test_every_preset_is_a_valid_run_config():
@@ -14,23 +47,14 @@ def test_every_preset_is_a_valid_run_config():
         assert config.name == preset.key
 
 
-@pytest.mark.parametrize(
-    ("key", "arch", "schedule", "smoothing", "mixup", "teacher"),
-    [
-        ("base", "resnet50", "onecycle", 0.0, 0.0, None),
-        ("T-LS", "resnet152", "onecycle", 0.1, 0.0, None),
-        ("c", "resnet50", "onecycle", 0.0, 0.0, "T"),
-        ("d4", "resnet50", "onecycle", 0.0, 0.01, None),
-        ("g", "resnet50", "onecycle", 0.1, 0.0, "T-LS"),
-        ("i1", "resnet50", "cosine", 0.1, 0.2, "T-LS"),
-    ],
-)
-def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixup, teacher):
+@pytest.mark.parametrize("key", list(REPORT))
+def test_each_preset_is_the_reports_run(key):
+    arch, schedule, smoothing, mixup, teacher, top1, top5 = REPORT[key]
     preset = get_preset(key)
     config = preset_config(key, teacher=3 if teacher else None)
     assert (config.model.arch, config.schedule.name) == (arch, schedule)
     assert (config.tricks.label_smoothing, config.tricks.mixup_alpha) == (smoothing, mixup)
-    assert preset.teacher == teacher
+    assert preset.teacher == teacher and (preset.reported_top1, preset.reported_top5) == (top1, top5)
     # The report's KD settings and training defaults are RunConfig's own.
     assert (config.tricks.kd.alpha, config.tricks.kd.temperature, config.epochs, config.batch_size) == (
         0.1,
@@ -38,6 +62,45 @@ def test_presets_carry_the_reports_settings(key, arch, schedule, smoothing, mixu
         10,
         64,
     )
+    assert config.model.pretrained and config.schedule.warmup_epochs == 0
+
+
+def test_the_study_is_the_reports_sixteen_runs_in_its_order():
+    assert [preset.key for preset in STUDY] == ["base", "T", "T-LS", *list(REPORT)[3:]]
+    assert len(STUDY) == len(REPORT) == 16
+    # Titles keep the report's words; a run's own model replaces the report's in them.
+    assert get_preset("g").title == "g: + LS + KD"
+    assert (
+        get_preset("T").title == "Teacher: ResNet152" and get_preset("T").title_for("resnet34") == "Teacher: ResNet34"
+    )
+    assert get_preset("base").title_for("resnet18") == "ResNet18 base (OneCycle)"
+
+
+def test_a_kd_run_without_label_smoothing_computes_the_reports_loss():
+    """The report's knowledge_distillation_loss, on fixed logits, is what preset g trains with."""
+    torch.manual_seed(0)
+    pred, teacher_pred = torch.randn(8, 200), torch.randn(8, 200)
+    labels = torch.randint(0, 200, (8,))
+    config = preset_config("g", teacher=3)
+    teacher = nn.Module()
+    teacher.forward = lambda images: teacher_pred  # the teacher's fixed logits
+    tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
+    parts = tricks.loss(pred, MixedBatch(images=torch.zeros(8, 3, 4, 4), target_a=labels, target_b=labels, lam=1.0))
+
+    alpha, temperature = 0.1, 10.0
+    student_loss = F.cross_entropy(pred, labels)
+    distillation_loss = nn.KLDivLoss(reduction="batchmean")(
+        F.log_softmax(pred / temperature, dim=1), F.softmax(teacher_pred / temperature, dim=1)
+    ) * (temperature * temperature)
+    report = alpha * student_loss + (1 - alpha) * distillation_loss
+    torch.testing.assert_close(parts.task_loss, student_loss)
+    torch.testing.assert_close(parts.loss, report)
+
+
+def test_configs_demo_yaml_is_the_demo_preset():
+    assert RunConfig.load(ROOT / "configs" / "demo.yaml") == preset_config("demo")
+    # The README's `--set tricks.label_smoothing=0.1` changes something.
+    assert preset_config("demo").tricks.label_smoothing == 0.0
 
 
 def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():

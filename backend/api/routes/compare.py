@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
-from backend.reports.compare import CompareRow, Mode, rows_to_csv
-from backend.services.compare import compare_runs
+from backend.reports.compare import rows_to_csv
+from backend.services.compare import Comparison, compare_runs
 
 router = APIRouter(prefix="/compare", tags=["compare"])
 
-BaselineQuery = Annotated[int | None, Query(ge=1, description="run the deltas are taken against; default: the first")]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    rows: list[CompareRow]
-    mode: Mode
+BaselineQuery = Annotated[
+    int | None,
+    Query(
+        ge=1, description="run the deltas are taken against; default: the one with the fewest tricks, then the oldest"
+    ),
+]
 
 
 def _comparison(
@@ -31,16 +29,22 @@ def _comparison(
     mode: ModeQuery = "best",
 ) -> Comparison:
     """The query both forms of the table take, answered once."""
-    rows = compare_runs(session=session, settings=settings, run_ids=run_ids, baseline=baseline, mode=mode)
-    return Comparison(rows, mode)
+    return compare_runs(session=session, settings=settings, run_ids=run_ids, baseline=baseline, mode=mode)
 
 
 ComparisonDep = Annotated[Comparison, Depends(_comparison)]
 
 
 @router.get("")
-def compare(comparison: ComparisonDep) -> dict:
-    return {"data": comparison.rows, "count": len(comparison.rows), "mode": comparison.mode}
+def compare(comparison: ComparisonDep) -> dict[str, Any]:
+    """The rows of the runs that exist; ``missing`` names the ids that name no run (404 if none exists)."""
+    return {
+        "data": comparison.rows,
+        "count": len(comparison.rows),
+        "mode": comparison.mode,
+        "baseline": comparison.baseline,
+        "missing": comparison.missing,
+    }
 
 
 @router.get(".csv", response_class=PlainTextResponse)

@@ -11,6 +11,7 @@ from backend.api.deps import SessionDep
 from backend.schemas.presets import TeachersPublic
 from backend.services import teachers
 from backend.web.forms import presets_public
+from trainer.presets import TeacherKey
 
 router = APIRouter(prefix="/presets", tags=["presets"])
 
@@ -25,6 +26,9 @@ def list_presets() -> dict[str, Any]:
 def list_teachers(
     session: SessionDep,
     label_smoothing: Annotated[float, Query(ge=0, lt=1, description="the student's tricks.label_smoothing")] = 0.0,
+    teacher: Annotated[
+        TeacherKey | None, Query(description="the teacher the student's preset names; it decides the suggestion")
+    ] = None,
 ) -> TeachersPublic:
-    """Succeeded runs, the suggested teacher first: LS-trained for an LS student, as in the report."""
-    return teachers.list_teachers(session=session, label_smoothing=label_smoothing)
+    """Succeeded runs, the suggested teacher first: the preset's T or T-LS, else one trained like the student."""
+    return teachers.list_teachers(session=session, label_smoothing=label_smoothing, teacher=teacher)

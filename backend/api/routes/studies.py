@@ -9,7 +9,15 @@ from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import MAX_ID, CreatorDep, SessionDep, SettingsDep
 from backend.reports import study as study_report
-from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
+from backend.schemas.studies import (
+    Metric,
+    StudiesPublic,
+    StudyCreate,
+    StudyCurves,
+    StudyPreview,
+    StudyPublic,
+    StudyTable,
+)
 from backend.services import studies
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -38,6 +46,21 @@ def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep, 
         created_by=creator,
     )
     return studies.study_public(session=session, study=study)
+
+
+@router.post("/preview")
+def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPreview:
+    """What POST /studies would queue and about how long it would take on the living workers;
+    the same 422s, nothing written."""
+    return studies.preview_study(
+        session=session,
+        settings=settings,
+        name=body.name,
+        preset=body.preset,
+        switches=body.grid.switches if body.grid else None,
+        overrides=body.overrides,
+        seeds=body.seeds,
+    )
 
 
 @router.get("")

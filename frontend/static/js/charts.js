@@ -1,9 +1,18 @@
 // Plotly drawing for the run, compare and study pages: the report's three epoch curves plus the LR,
-// one line per run, or a mean line in a ± std band per study group.
+// one line per run (thin, when it is one seed of a group drawn with its mean), or a mean line in a
+// ± std band per study group. The charts draw no legends of their own: one legend outside them, in
+// HTML, names every group once and shows or hides it in all four charts at once.
 
-// One colour per run, the same in every chart (Plotly's own palette, fixed so traces keep theirs
-// when a run has no points yet).
-export const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+// Plotly's 24-colour qualitative palette (Dark24), handed over by the page. Past its end the colours
+// come round again with another dash, so 72 groups still look apart.
+const PALETTE = JSON.parse(document.getElementById("palette-data").textContent);
+const DASHES = ["solid", "dash", "dot"];
+
+export function style(index) {
+  return { color: PALETTE[index % PALETTE.length], dash: DASHES[Math.floor(index / PALETTE.length) % DASHES.length] };
+}
+
+export const CHART_IDS = ["chart-train_loss", "chart-valid_top1", "chart-valid_top5", "chart-lr"];
 
 const EPOCH_CHARTS = [
   { field: "train_loss", title: "Train loss" },
@@ -11,19 +20,20 @@ const EPOCH_CHARTS = [
   { field: "valid_top5", title: "Valid top-5 (%)" },
 ];
 
-const LR_TITLE = "Learning rate";
-
 const CONFIG = { responsive: true, displaylogo: false, displayModeBar: true };
 
-const EMPTY_NOTE = { text: "waiting for the first epoch…", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
+function note(text) {
+  return { text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
+}
 
 function layout(title, xTitle, extra = {}) {
   return {
     title: { text: title, font: { size: 14 }, x: 0.02 },
-    margin: { l: 56, r: 12, t: 40, b: 30 },
+    margin: { l: 56, r: 12, t: 40, b: 40 },
     xaxis: { title: { text: xTitle, standoff: 4 }, zeroline: false, automargin: true },
     yaxis: { zeroline: false, exponentformat: "e" },
-    legend: { orientation: "h", yanchor: "top", y: -0.22 },
+    showlegend: false,
+    hovermode: "closest",
     autosize: true,
     ...extra,
   };
@@ -34,13 +44,9 @@ function plotText(text) {
   return String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-// A chart without points says so, instead of showing a bare axis.
-function waiting(empty) {
-  return empty ? { annotations: [EMPTY_NOTE], yaxis: { visible: false } } : { annotations: [] };
-}
-
-function trace(series, x, y, mode = "lines+markers") {
-  return { x, y, name: plotText(series.name), type: "scatter", mode, line: { color: series.color }, marker: { size: 5 } };
+// A chart without points says why (waiting, cancelled, failed), instead of showing a bare axis.
+function emptyState(empty, text) {
+  return empty ? { annotations: [note(text)], yaxis: { visible: false } } : { annotations: [] };
 }
 
 // The epoch axis spans the whole run when its length is known, so a live chart fills in from the left.
@@ -50,32 +56,52 @@ function epochAxis(epochs) {
   return axis;
 }
 
-// series: [{name, color, metrics: [EpochMetricPublic sorted by epoch]}]
-export function drawEpochCharts(series, { epochs = null } = {}) {
+// A line of one series: {name, group, color, dash, thin, points: [{x, y}]}. A thin line is one seed
+// of a group whose mean is drawn over it.
+function line(series, x, y, mode) {
+  return {
+    x, y, type: "scatter", mode, name: plotText(series.name), legendgroup: series.group,
+    line: { color: series.color, dash: series.dash ?? "solid", width: series.thin ? 1 : 2.2 },
+    opacity: series.thin ? 0.45 : 1,
+    marker: { size: series.thin ? 3 : 5 },
+    hovertemplate: `${plotText(series.name)}<br>epoch %{x}: %{y:.4g}<extra></extra>`,
+  };
+}
+
+// series: [{name, group, color, dash, thin, metrics: [EpochMetricPublic sorted by epoch]}]
+export function drawEpochCharts(series, { epochs = null, emptyNote = "waiting for the first epoch…" } = {}) {
   const empty = series.every((s) => s.metrics.length === 0);
   for (const { field, title } of EPOCH_CHARTS) {
-    const traces = series.map((s) => trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field])));
-    const extra = { ...waiting(empty), xaxis: epochAxis(epochs), showlegend: series.length > 1 };
+    const traces = series.map((s) => line(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field]), "lines+markers"));
+    const extra = { ...emptyState(empty, emptyNote), xaxis: epochAxis(epochs) };
     Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
   }
 }
 
 // The learning rate: per step when the run stored steps, else the rate logged with each epoch.
-export function drawLr(target, series, { perStep = false, epochs = null } = {}) {
+// ``title`` names the layer group whose rate it is.
+export function drawLr(target, series, { perStep = false, epochs = null, title, emptyNote = "waiting for the first epoch…" }) {
   const traces = series.map((s) =>
-    perStep ? trace(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines") : trace(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr)),
+    perStep
+      ? line(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines")
+      : line(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr), "lines+markers"),
   );
   const empty = traces.every((t) => t.x.length === 0);
-  const extra = { ...waiting(empty), showlegend: series.length > 1 };
+  const extra = emptyState(empty, emptyNote);
   if (!perStep) extra.xaxis = epochAxis(epochs);
   // From zero: Plotly pads a lone point by ±1, which would flatten a rate of 5e-4 onto the axis.
   const top = Math.max(0, ...traces.flatMap((t) => t.y.filter((y) => y !== null)));
   if (!empty) extra.yaxis = { range: [0, top * 1.08 || 1], exponentformat: "e", zeroline: false };
-  Plotly.react(target, traces, layout(LR_TITLE, perStep ? "step" : "epoch", extra), CONFIG);
+  Plotly.react(target, traces, layout(title, perStep ? "step" : "epoch", extra), CONFIG);
 }
 
+// The launch form's preview: one line per layer group, with its own legend (a handful of groups).
 export function drawLines(target, traces, title, xTitle) {
-  Plotly.react(target, traces.map((t) => ({ type: "scatter", mode: "lines", ...t, name: plotText(t.name) })), layout(title, xTitle), CONFIG);
+  const lines = traces.map((t, index) => ({
+    type: "scatter", mode: "lines", ...t, name: plotText(t.name), line: { color: PALETTE[index % PALETTE.length], width: 2 },
+  }));
+  const extra = { showlegend: true, legend: { orientation: "h", yanchor: "top", y: -0.25 }, margin: { l: 56, r: 12, t: 40, b: 70 } };
+  Plotly.react(target, lines, layout(title, xTitle, extra), CONFIG);
 }
 
 function hexToRgba(hex, alpha) {
@@ -84,29 +110,76 @@ function hexToRgba(hex, alpha) {
 }
 
 // Per group: an invisible upper edge, the lower edge filled up to it, then the mean line on top.
-function bandTraces({ name, color, dash }, band) {
+function bandTraces({ name, group, color, dash }, band) {
   const x = band.epoch;
   const upper = band.mean.map((mean, i) => mean + (band.std[i] ?? 0));
   const lower = band.mean.map((mean, i) => mean - (band.std[i] ?? 0));
-  const edge = { type: "scatter", mode: "lines", x, line: { width: 0, color }, hoverinfo: "skip", showlegend: false, legendgroup: name };
+  const edge = { type: "scatter", mode: "lines", x, line: { width: 0, color }, hoverinfo: "skip", legendgroup: group };
   return [
     { ...edge, y: upper, name: `${plotText(name)} +std` },
     { ...edge, y: lower, name: `${plotText(name)} −std`, fill: "tonexty", fillcolor: hexToRgba(color, 0.18) },
     {
-      type: "scatter", mode: "lines+markers", x, y: band.mean, name: plotText(name), legendgroup: name,
+      type: "scatter", mode: "lines+markers", x, y: band.mean, name: plotText(name), legendgroup: group,
       line: { color, dash }, marker: { size: 5 },
       customdata: band.n.map((n, i) => [n, band.std[i]]),
-      hovertemplate: "%{y:.4g} ± %{customdata[1]:.2g} (n=%{customdata[0]})",
+      hovertemplate: `${plotText(name)}<br>epoch %{x}: %{y:.4g} ± %{customdata[1]:.2g} (n=%{customdata[0]})<extra></extra>`,
     },
   ];
 }
 
-// series: [{name, color, dash, bands: {train_loss, valid_top1, valid_top5, lr: CurveBand}}]
-export function drawBandCharts(series, { epochs = null } = {}) {
-  for (const { field, title } of [...EPOCH_CHARTS, { field: "lr", title: LR_TITLE }]) {
+// series: [{name, group, color, dash, bands: {train_loss, valid_top1, valid_top5, lr: CurveBand}}]
+export function drawBandCharts(series, { epochs = null, lrTitle }) {
+  for (const { field, title } of [...EPOCH_CHARTS, { field: "lr", title: lrTitle }]) {
     const traces = series.flatMap((s) => bandTraces(s, s.bands[field]));
     const empty = traces.every((t) => t.x.length === 0);
-    const extra = { ...waiting(empty), xaxis: epochAxis(epochs), showlegend: true };
+    const extra = { ...emptyState(empty, "no finished epoch yet"), xaxis: epochAxis(epochs) };
     Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
+  }
+}
+
+// The shared legend: one toggle per group, [{group, label, detail, color, dash}]. A group a person
+// hid stays hidden across redraws (``hidden``, a Set of group keys, is the page's own).
+export function renderLegend(container, entries, hidden) {
+  const buttons = entries.map((entry) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "legend-entry";
+    button.dataset.group = entry.group;
+    button.setAttribute("aria-pressed", String(!hidden.has(entry.group)));
+    const swatch = document.createElement("span");
+    swatch.className = `swatch swatch-${entry.dash}`;
+    swatch.style.setProperty("--swatch", entry.color);
+    swatch.setAttribute("aria-hidden", "true");
+    const label = document.createElement("span");
+    label.className = "legend-label";
+    label.textContent = entry.label;
+    button.append(swatch, label);
+    if (entry.detail) {
+      const detail = document.createElement("span");
+      detail.className = "legend-detail";
+      detail.textContent = entry.detail;
+      button.append(detail);
+    }
+    button.addEventListener("click", () => {
+      if (hidden.has(entry.group)) hidden.delete(entry.group);
+      else hidden.add(entry.group);
+      button.setAttribute("aria-pressed", String(!hidden.has(entry.group)));
+      applyHidden(hidden);
+    });
+    return button;
+  });
+  container.replaceChildren(...buttons);
+  applyHidden(hidden);
+}
+
+// Shows and hides each group's traces in the four charts: one legend for all of them.
+export function applyHidden(hidden) {
+  for (const id of CHART_IDS) {
+    const chart = document.getElementById(id);
+    if (!chart?.data) continue;
+    const visible = chart.data.map((trace) => !hidden.has(trace.legendgroup));
+    if (visible.some((shown, index) => shown !== (chart.data[index].visible ?? true))) {
+      Plotly.restyle(chart, { visible }, chart.data.map((_, index) => index));
+    }
   }
 }

@@ -1,4 +1,4 @@
-// Shared by every page: JSON fetches from /api/v1, element building with text only, display formats,
+// Shared by every page: JSON fetches from /api/v1, element building with text only, statuses,
 // the polling of live pages, and the API's 422s shown beside the form inputs they name.
 
 class ApiError extends Error {
@@ -39,20 +39,6 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export const ACTIVE = new Set(["queued", "running"]);
-
-function pct(value) {
-  return value === null || value === undefined ? "–" : value.toFixed(2);
-}
-
-export function pair(a, b) {
-  return a === null || a === undefined ? "–" : `${pct(a)} / ${pct(b)}`;
-}
-
-export function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 90) return `${seconds.toFixed(1)} s`;
-  return `${(seconds / 60).toFixed(1)} min`;
-}
 
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" }) : "–";

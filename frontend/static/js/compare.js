@@ -1,6 +1,10 @@
 // The report's figures and summary table for the runs in the URL; polls while any of them is active.
-import { ACTIVE, api, duration, el, poll, showMessage } from "./common.js";
-import { COLORS, drawEpochCharts, drawLr } from "./charts.js";
+// Runs whose configs differ in the seed alone are seeds of one configuration: one colour, one legend entry, each
+// seed a thin line under their mean. A configuration's colour follows from the set of runs (ordered
+// by their ids), never from the order of the ids in the URL.
+import { ACTIVE, api, el, poll, showMessage } from "./common.js";
+import { drawEpochCharts, drawLr, renderLegend, style } from "./charts.js";
+import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, pair, withDelta } from "./format.js";
 
 const POLL_MS = 5000;
 
@@ -10,75 +14,153 @@ const baselineSelect = document.getElementById("baseline");
 const tbody = document.querySelector("#compare-table tbody");
 const message = document.getElementById("compare-message");
 const csvLink = document.getElementById("csv-link");
-// A run keeps its colour whatever the baseline: it is fixed by its place in the URL.
-const colorOf = new Map(runIds.map((id, index) => [id, COLORS[index % COLORS.length]]));
+const legend = document.getElementById("legend");
+const hidden = new Set();
+// The baseline the URL or the person chose; without one the server picks the run with the fewest tricks.
+let chosenBaseline = root.dataset.baseline ? Number(root.dataset.baseline) : null;
 
-function choice() {
-  return { baseline: Number(baselineSelect.value), mode: document.querySelector('input[name="mode"]:checked').value };
+function mode() {
+  return document.querySelector('input[name="mode"]:checked').value;
+}
+
+function query(idsParam) {
+  const params = new URLSearchParams({ [idsParam]: runIds.join(","), mode: mode() });
+  if (chosenBaseline !== null) params.set("baseline", chosenBaseline);
+  return params;
 }
 
 // The URL carries the selection, so a comparison can be shared as it is on screen.
-function syncUrl({ baseline, mode }) {
-  const params = new URLSearchParams({ runs: runIds.join(","), baseline, mode });
-  history.replaceState(null, "", `/compare?${params}`);
-  csvLink.href = `/api/v1/compare.csv?${new URLSearchParams({ run_ids: runIds.join(","), baseline, mode })}`;
+function syncUrl() {
+  history.replaceState(null, "", `/compare?${query("runs")}`);
+  csvLink.href = `/api/v1/compare.csv?${query("run_ids")}`;
 }
 
-function renderTable(rows) {
+// The model every run shares ("ResNet18 from scratch" in a CPU-sized study): said once, above the
+// table and the legend, instead of in every row and entry. Nothing when no run adds a trick to it.
+function sharedWords(rows) {
+  const split = rows.map((row) => row.tricks.split(" "));
+  const shared = [];
+  for (const [index, word] of (split[0] ?? []).entries()) {
+    if (/^[+-]/.test(word) || !split.every((words) => words[index] === word)) break;
+    shared.push(word);
+  }
+  return split.some((words) => words.length > shared.length) ? shared.join(" ") : "";
+}
+
+function ownTricks(tricks, shared) {
+  if (!shared) return tricks;
+  return tricks === shared ? "base" : tricks.slice(shared.length + 1);
+}
+
+// Configurations in the order of their oldest run; each its colour and dash by that place.
+function configurations(rows, shared) {
+  const byHash = new Map();
+  for (const row of [...rows].sort((a, b) => a.run_id - b.run_id)) {
+    if (!byHash.has(row.configuration)) byHash.set(row.configuration, []);
+    byHash.get(row.configuration).push(row);
+  }
+  const tricksCount = new Map();
+  for (const [{ tricks }] of byHash.values()) tricksCount.set(tricks, (tricksCount.get(tricks) ?? 0) + 1);
+  return [...byHash.entries()].map(([hash, members], index) => {
+    const seeds = members.length > 1 ? ` · ${members.length} seeds` : ` · seed ${members[0].seed}`;
+    // Two configurations with the same tricks differ elsewhere (a rate, a size): their runs' name tells
+    // them apart, as a study names its runs ("study · group · seed N").
+    const own = ownTricks(members[0].tricks, shared);
+    const name = tricksCount.get(members[0].tricks) > 1 ? members[0].name.replace(/ · seed \d+$/, "") : own;
+    return {
+      group: hash, members, ...style(index),
+      label: `${name}${seeds}`,
+      detail: members.map((row) => `#${row.run_id}`).join(" "),
+    };
+  });
+}
+
+function renderTable(rows, groupOf, shared) {
   for (const row of rows) {
     const option = baselineSelect.querySelector(`option[value="${row.run_id}"]`);
     if (option) option.textContent = `#${row.run_id} ${row.name}`;
   }
   tbody.replaceChildren(
-    ...rows.map((row) =>
-      el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { runId: row.run_id } },
+    ...rows.map((row) => {
+      const group = groupOf.get(row.configuration);
+      return el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { runId: row.run_id, group: row.configuration } },
         el("th", { scope: "row" },
-          el("span", { class: "swatch", style: `background:${colorOf.get(row.run_id)}`, "aria-hidden": "true" }),
+          el("span", { class: `swatch swatch-${group.dash}`, style: `--swatch:${group.color}`, "aria-hidden": "true" }),
           el("a", { href: `/runs/${row.run_id}` }, row.name), " ", el("span", { class: "muted" }, `#${row.run_id}`),
           row.is_baseline ? el("span", { class: "tag" }, "baseline") : null,
           row.status !== "succeeded" ? el("span", { class: `status status-${row.status}` }, row.status) : null),
-        el("td", {}, row.tricks),
+        el("td", {}, ownTricks(row.tricks, shared)),
+        el("td", { class: "num" }, String(row.seed)),
         el("td", { class: "num" }, row.epoch ?? "–"),
-        el("td", { class: "num" }, row.top1_text),
-        el("td", { class: "num" }, row.top5_text),
+        el("td", { class: "num" }, withDelta(row.top1, row.top1_delta)),
+        el("td", { class: "num" }, withDelta(row.top5, row.top5_delta)),
+        el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(row.test_top1, row.test_top5), row.checkpoint_epoch)),
         el("td", { class: "num" }, duration(row.seconds_per_epoch)),
-      ),
-    ),
+      );
+    }),
   );
 }
 
-function renderCharts(rows, metrics) {
-  const byRun = new Map(runIds.map((id) => [id, []]));
-  for (const row of metrics) byRun.get(row.run_id)?.push(row);
-  const names = new Map(rows.map((row) => [row.run_id, `#${row.run_id} ${row.name}`]));
-  const series = runIds.map((id) => ({
-    name: names.get(id) ?? `#${id}`,
-    color: colorOf.get(id),
-    metrics: byRun.get(id).sort((a, b) => a.epoch - b.epoch),
+// The mean over a configuration's seeds of each metric, at the epochs every seed has reached so far.
+function meanSeries(members, byRun) {
+  const runs = members.map((row) => byRun.get(row.run_id));
+  const epochs = Math.min(...runs.map((metrics) => metrics.length));
+  const mean = (field, index) => {
+    const values = runs.map((metrics) => metrics[index][field]).filter((value) => value !== null);
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+  };
+  return Array.from({ length: epochs }, (_, index) => ({
+    epoch: runs[0][index].epoch,
+    ...Object.fromEntries(["train_loss", "valid_top1", "valid_top5", "lr"].map((field) => [field, mean(field, index)])),
   }));
+}
+
+function renderCharts(rows, groups, metrics) {
+  const byRun = new Map(rows.map((row) => [row.run_id, []]));
+  for (const row of metrics) byRun.get(row.run_id)?.push(row);
+  for (const list of byRun.values()) list.sort((a, b) => a.epoch - b.epoch);
+  const series = groups.flatMap((group) => {
+    const common = { group: group.group, color: group.color, dash: group.dash };
+    const seeds = group.members.map((row) => ({
+      ...common, name: `#${row.run_id} ${row.name} (seed ${row.seed})`, thin: group.members.length > 1, metrics: byRun.get(row.run_id),
+    }));
+    if (group.members.length === 1) return seeds;
+    return [...seeds, { ...common, name: `${group.label}: mean`, metrics: meanSeries(group.members, byRun) }];
+  });
   const epochs = rows.length ? Math.max(...rows.map((row) => row.epochs)) : null;
-  drawEpochCharts(series, { epochs });
-  drawLr("chart-lr", series, { epochs });
+  const lrGroups = new Set(rows.map((row) => row.lr_groups));
+  const lrTitle = lrGroups.size === 1 ? `Learning rate of ${[...lrGroups][0]}` : "Learning rate of each run's fastest layer group";
+  const emptyNote = rows.some((row) => ACTIVE.has(row.status)) ? "waiting for the first epoch…" : "no run has a finished epoch";
+  drawEpochCharts(series, { epochs, emptyNote });
+  drawLr("chart-lr", series, { epochs, title: lrTitle, emptyNote });
 }
 
 const refresh = poll(
   async () => {
-    const current = choice();
-    syncUrl(current);
-    const ids = runIds.join(",");
-    // One request for every run's epochs, one for the table.
-    const [table, metrics] = await Promise.all([
-      api(`/compare?${new URLSearchParams({ run_ids: ids, baseline: current.baseline, mode: current.mode })}`),
-      api(`/metrics?run_ids=${ids}`),
-    ]);
-    renderTable(table.data);
-    renderCharts(table.data, metrics.data);
-    const missing = runIds.filter((id) => !table.data.some((row) => row.run_id === id));
-    showMessage(message, missing.length ? `No run ${missing.map((id) => `#${id}`).join(", ")}.` : "", missing.length ? "error" : "info");
+    syncUrl();
+    const table = await api(`/compare?${query("run_ids")}`);
+    // Only the runs that exist: a run deleted since the link was made is named, not fetched.
+    const present = table.data.map((row) => row.run_id).join(",");
+    const metrics = present ? await api(`/metrics?run_ids=${present}`) : { data: [] };
+    baselineSelect.value = String(table.baseline);
+    const shared = sharedWords(table.data);
+    for (const node of document.querySelectorAll(".shared-tricks")) {
+      node.textContent = shared ? `Every run: ${shared}; the tricks below are what each adds.` : "";
+    }
+    const groups = configurations(table.data, shared);
+    renderTable(table.data, new Map(groups.map((group) => [group.group, group])), shared);
+    renderCharts(table.data, groups, metrics.data);
+    renderLegend(legend, groups, hidden);
+    const gone = table.missing.map((id) => `#${id}`).join(", ");
+    showMessage(message, gone ? `No run ${gone} any more: the comparison shows the others.` : "", gone ? "error" : "info");
+    document.getElementById("compare-caption").title = `Best epoch: ${BEST_EPOCH}. Test: ${KEPT_CHECKPOINT}.`;
     return table.data.some((row) => ACTIVE.has(row.status));
   },
   { intervalMs: POLL_MS, message, failure: "Could not load the comparison" },
 );
 
-baselineSelect.addEventListener("change", refresh);
+baselineSelect.addEventListener("change", () => {
+  chosenBaseline = Number(baselineSelect.value);
+  refresh();
+});
 for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", refresh);

@@ -14,6 +14,11 @@ const teacherHint = document.getElementById("kd-hint");
 const formErrors = document.getElementById("form-errors");
 const submitButton = document.getElementById("submit");
 const previewNote = document.getElementById("preview-note");
+const combination = document.getElementById("kd-combination");
+// The teacher the chosen preset names (T or T-LS); null without a preset, or once another is chosen.
+let presetTeacher = null;
+// Label smoothing of each teacher run on offer, by id.
+const teacherSmoothing = new Map();
 
 // --- reading and writing the form -------------------------------------------------------------
 
@@ -101,6 +106,7 @@ const presets = new Map(JSON.parse(document.getElementById("presets-data").textC
 async function applyPreset(key) {
   const preset = presets.get(key);
   if (!preset) return;
+  presetTeacher = preset.teacher;
   setValues(preset.values);
   presetNote.textContent = preset.teacher
     ? `${preset.title}: distils from a ${preset.teacher} run, as the report did. Pick it below under Knowledge distillation.`
@@ -119,8 +125,10 @@ function setKd(on) {
 async function loadTeachers({ preferSuggested = false } = {}) {
   const smoothing = readValue(byName.get("tricks.label_smoothing")) ?? 0;
   let answer;
+  const params = new URLSearchParams({ label_smoothing: smoothing });
+  if (presetTeacher) params.set("teacher", presetTeacher);
   try {
-    answer = await api(`/presets/teachers?label_smoothing=${encodeURIComponent(smoothing)}`);
+    answer = await api(`/presets/teachers?${params}`);
   } catch (error) {
     teacherHint.textContent = `Could not list teacher runs: ${detailText(error)}`;
     return;
@@ -134,6 +142,25 @@ async function loadTeachers({ preferSuggested = false } = {}) {
   if (keep) ensureTeacherOption(/^\d+$/.test(current) ? Number(current) : current);
   teacherSelect.value = keep ? current : String(answer.suggested_id ?? "");
   teacherHint.textContent = answer.hint;
+  teacherSmoothing.clear();
+  for (const run of answer.data) teacherSmoothing.set(String(run.id), run.label_smoothing);
+  sayCombination();
+}
+
+// Label smoothing meets distillation in one of two ways; the form says which this config is.
+function sayCombination() {
+  const smoothing = readValue(byName.get("tricks.label_smoothing")) ?? 0;
+  const teacherLs = teacherSmoothing.get(teacherSelect.value);
+  let text = "";
+  if (kdEnabled.checked && smoothing > 0) {
+    text = "Label smoothing on the student's own task term as well as distillation: the paper's combination " +
+      "(the report's g, h, i1 and i2 leave the student unsmoothed and smooth only the teacher).";
+  } else if (kdEnabled.checked && teacherLs > 0) {
+    text = "The report's combination (g, h, i1, i2): the student's task term is plain cross-entropy, and label " +
+      "smoothing comes only through the teacher, trained with it.";
+  }
+  combination.textContent = text;
+  combination.hidden = !text;
 }
 
 // --- LR preview --------------------------------------------------------------------------------
@@ -147,7 +174,14 @@ async function preview() {
   try {
     const result = await api("/schedule/preview", { method: "POST", body: { config: collectConfig() } });
     if (seq !== previewSeq) return; // a newer edit is already being previewed
-    const traces = Object.entries(result.groups).map(([group, lrs]) => ({ name: group, x: result.epochs, y: lrs }));
+    // Groups with the same divisor share one curve: one line named for all of them, none hidden under another.
+    const curves = new Map();
+    for (const [group, lrs] of Object.entries(result.groups)) {
+      const key = JSON.stringify(lrs);
+      if (!curves.has(key)) curves.set(key, { names: [], lrs });
+      curves.get(key).names.push(group);
+    }
+    const traces = [...curves.values()].map(({ names, lrs }) => ({ name: names.join(" = "), x: result.epochs, y: lrs }));
     drawLines("lr-preview", traces, "Learning rate per step", "epoch");
     const source = result.steps_per_epoch_source === "dataset"
       ? "from the configured dataset"
@@ -155,6 +189,8 @@ async function preview() {
     previewNote.textContent = `${result.steps_per_epoch} steps per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
   } catch (error) {
     if (seq !== previewSeq) return;
+    // The curves of the last valid settings would be read as these settings' ones: they go.
+    Plotly.purge("lr-preview");
     previewNote.textContent = `No preview until the settings are valid: ${detailText(error)}`;
   }
 }
@@ -170,11 +206,16 @@ form.addEventListener("input", formChanged);
 form.addEventListener("change", (event) => {
   formChanged();
   if (event.target.name === "tricks.label_smoothing" && kdEnabled.checked) loadTeachers();
+  else sayCombination();
 });
-presetSelect.addEventListener("change", () => presetSelect.value && applyPreset(presetSelect.value));
+presetSelect.addEventListener("change", () => {
+  presetTeacher = null;
+  if (presetSelect.value) applyPreset(presetSelect.value);
+});
 kdEnabled.addEventListener("change", () => {
   setKd(kdEnabled.checked);
   if (kdEnabled.checked) loadTeachers({ preferSuggested: !teacherSelect.value });
+  else sayCombination();
 });
 
 form.addEventListener("submit", async (event) => {

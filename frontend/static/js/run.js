@@ -1,8 +1,14 @@
-// One run: its facts, and four charts that grow as the SSE stream delivers epochs.
-import { ACTIVE, api, detailText, duration, pair, progress, showMessage, statusBadge, when } from "./common.js";
-import { COLORS, drawEpochCharts, drawLr } from "./charts.js";
+// One run: its facts, and four charts that grow as the SSE stream delivers epochs; when it ends, what
+// happened to it.
+import { ACTIVE, api, detailText, progress, showMessage, statusBadge, when } from "./common.js";
+import { drawEpochCharts, drawLr, style } from "./charts.js";
+import { atEpoch, duration, pair } from "./format.js";
 
-const runId = Number(document.getElementById("run").dataset.runId);
+const root = document.getElementById("run");
+const runId = Number(root.dataset.runId);
+const lrTitle = `Learning rate of ${root.dataset.lrGroups}`;
+// The worker's error is the trainer's message, then this line, then the last lines the trainer printed.
+const OUTPUT_MARKER = "\n--- last lines of stderr ---\n";
 const message = document.getElementById("run-message");
 const liveState = document.getElementById("live-state");
 const $ = (id) => document.getElementById(id);
@@ -20,20 +26,16 @@ function renderRun(next) {
   document.title = `${run.name} · tricklab`;
   $("run-status").replaceChildren(statusBadge(run));
   $("run-progress").replaceChildren(progress(run));
-  // The test figures come from the checkpoint with the best validation loss, as in the report's code.
-  $("run-test").textContent = run.test_top1 === null ? "–" : `${pair(run.test_top1, run.test_top5)} (epoch ${run.best_epoch})`;
-  $("run-best").textContent = pair(run.max_valid_top1, run.max_valid_top5);
+  $("run-best").textContent = atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch);
+  $("run-test").textContent = atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch);
   $("run-speed").textContent = duration(run.seconds_per_epoch);
   // Who queued it: the name of their token, or nobody on a server that needs none.
   $("run-creator").textContent = `${when(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`;
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
   const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
   $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;
-  // The error of an earlier attempt is kept after a later one succeeds: then it is history, not an alarm.
-  $("run-error").textContent = run.error ?? "";
-  $("run-error-box").hidden = !run.error;
-  $("run-error-box").classList.toggle("past", run.status !== "failed");
-  $("run-error-title").textContent = run.status === "failed" ? "Error" : "An earlier attempt failed";
+  renderError(run);
+  renderOutcome(run);
   $("run-config").textContent = JSON.stringify(run.config, null, 2);
   $("tb-command").textContent = `tensorboard --logdir ${run.run_dir}/tb`;
   const actions = $("run-actions");
@@ -41,11 +43,49 @@ function renderRun(next) {
   actions.querySelector('[data-action="retry"]').hidden = !["failed", "cancelled"].includes(run.status);
 }
 
+// The error of an earlier attempt is kept after a later one succeeds: then it is history, not an alarm.
+// The trainer's message is shown once: its echo in the output below it is left out.
+function renderError(current) {
+  const [reason, output = ""] = (current.error ?? "").split(OUTPUT_MARKER);
+  const echo = new Set([reason.trim(), `error: ${reason.trim()}`]);
+  const lines = output.split("\n").filter((text) => text.trim() && !echo.has(text.trim()));
+  $("run-error").textContent = reason;
+  $("run-output-text").textContent = lines.join("\n");
+  $("run-output").hidden = lines.length === 0;
+  $("run-error-box").hidden = !current.error;
+  $("run-error-box").classList.toggle("past", current.status !== "failed");
+  $("run-error-title").textContent = current.status === "failed" ? "Error" : "An earlier attempt failed";
+}
+
+// How a run that stopped ended, in one sentence beside the charts.
+function outcome(current) {
+  const done = current.epoch;
+  const after = done ? `after epoch ${done} of ${current.epochs}` : "before its first epoch";
+  if (current.status === "cancelled") return { text: `Cancelled ${after}.`, kind: "info" };
+  if (current.status === "failed") return { text: `Failed ${after}: the error is above.`, kind: "error" };
+  if (current.status === "succeeded") return { text: `Finished all ${current.epochs} epochs.`, kind: "ok" };
+  return null;
+}
+
+function renderOutcome(current) {
+  const box = $("run-outcome");
+  const said = outcome(current);
+  box.hidden = !said;
+  if (said) showMessage(box, said.text, said.kind);
+}
+
+function emptyNote() {
+  if (!run || run.status === "running") return "waiting for the first epoch…";
+  if (run.status === "queued") return "queued: waiting for a worker…";
+  return { cancelled: "cancelled before its first epoch", failed: "failed before its first epoch" }[run.status] ?? "no epoch";
+}
+
 function draw() {
-  const series = [{ name: run?.name ?? `#${runId}`, color: COLORS[0], metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
-  drawEpochCharts(series, { epochs: run?.epochs });
+  const series = [{ name: run?.name ?? `#${runId}`, group: "run", ...style(0), metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
+  const note = emptyNote();
+  drawEpochCharts(series, { epochs: run?.epochs, emptyNote: note });
   // Per step only when the steps say more than the epochs (a short run may have logged one step).
-  drawLr("chart-lr", series, { perStep: steps.length > metrics.size, epochs: run?.epochs });
+  drawLr("chart-lr", series, { perStep: steps.length > metrics.size, epochs: run?.epochs, title: lrTitle, emptyNote: note });
 }
 
 async function loadSteps() {

@@ -1,5 +1,6 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
-import { ACTIVE, api, detailText, duration, el, pair, poll, progress, showMessage, statusBadge, when } from "./common.js";
+import { ACTIVE, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
+import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, pair } from "./format.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -11,8 +12,10 @@ const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
 
-// Checked in this order; the first one checked is the comparison's default baseline.
+// Checked in this order; the comparison picks its baseline itself (the fewest tricks).
 const selected = new Set();
+// Study names by id, read when a run of a study not seen yet appears.
+const studyNames = new Map();
 
 function actionButton(run, action, label) {
   return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
@@ -43,10 +46,13 @@ function row(run) {
   if (run.status !== "running") actions.append(actionButton(run, "delete", "Delete"));
   return el("tr", { dataset: { runId: run.id, status: run.status } },
     el("td", {}, check),
-    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`)),
+    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
+      run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
+        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyNames.get(run.study_id) ?? "study"),
+        el("span", { class: "muted" }, ` study #${run.study_id}`))),
     status,
-    el("td", { class: "num" }, pair(run.max_valid_top1, run.max_valid_top5)),
-    el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
+    el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
+    el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch)),
     el("td", {}, when(run.created_at), run.created_by ? el("div", { class: "muted creator" }, `by ${run.created_by}`) : null),
     actions,
@@ -77,6 +83,11 @@ const refresh = poll(
     if (statusFilter.value) params.set("status", statusFilter.value);
     if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
     const page = await api(`/runs?${params}`);
+    if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
+      for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
+      // A study still being created is not listed yet: asked again only with the next new study.
+      for (const run of page.data) if (run.study_id !== null && !studyNames.has(run.study_id)) studyNames.set(run.study_id, "study");
+    }
     render(page);
     return page.data.some((run) => ACTIVE.has(run.status));
   },

@@ -1,7 +1,8 @@
 // A study: progress per status, the table with intervals, and mean ± std bands per group; polls
 // until no run of it is queued or running.
-import { api, detailText, duration, el, poll, showMessage } from "./common.js";
-import { COLORS, drawBandCharts } from "./charts.js";
+import { api, detailText, el, poll, showMessage } from "./common.js";
+import { drawBandCharts, renderLegend, style } from "./charts.js";
+import { duration, number } from "./format.js";
 
 const POLL_MS = 3000;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
@@ -12,6 +13,8 @@ const message = document.getElementById("study-message");
 const cancelButton = document.getElementById("study-cancel");
 const tbody = document.querySelector("#study-table tbody");
 const csvLink = document.getElementById("csv-link");
+const legend = document.getElementById("legend");
+const hidden = new Set();
 
 function metric() {
   return document.querySelector('input[name="metric"]:checked').value;
@@ -63,36 +66,37 @@ function renderTable(table, colorOf) {
       const title = row.title.startsWith(`${row.group}: `) ? row.title.slice(row.group.length + 2) : row.title;
       return el("tr", { class: row.is_baseline ? "baseline" : null, dataset: { group: row.group, role: row.role } },
         el("th", { scope: "row" },
-          el("span", { class: "swatch", style: `background:${colorOf.get(row.group)}`, "aria-hidden": "true" }),
+          el("span", { class: `swatch swatch-${colorOf.get(row.group).dash}`, style: `--swatch:${colorOf.get(row.group).color}`, "aria-hidden": "true" }),
           row.group, title !== row.group ? el("span", { class: "muted" }, ` ${title}`) : null,
           row.is_baseline ? el("span", { class: "tag" }, "baseline") : null,
           row.role === "teacher" ? el("span", { class: "tag" }, "teacher") : null),
         el("td", {}, row.tricks),
         el("td", { class: "num" }, `${row.succeeded}/${row.runs}`),
-        el("td", { class: "num", title: row.top1.values.map((v) => v.toFixed(2)).join(", ") }, row.top1.text),
+        el("td", { class: "num", title: row.top1.values.map((v) => number(v)).join(", ") }, row.top1.text),
         deltaCell(row.top1),
-        el("td", { class: "num", title: row.top5.values.map((v) => v.toFixed(2)).join(", ") }, row.top5.text),
+        el("td", { class: "num", title: row.top5.values.map((v) => number(v)).join(", ") }, row.top5.text),
         deltaCell(row.top5),
         el("td", { class: "num" }, row.report ?? "–"),
         el("td", { class: "num" }, duration(row.seconds_per_epoch)),
       );
     }),
   );
-  const compared = table.data.filter((row) => !row.is_baseline).length;
+  // Only a group with an interval is a comparison; each metric is tested on its own.
+  const compared = table.data.filter((row) => !row.is_baseline && row.top1.p_value !== null).length;
+  const level = Math.round(table.confidence * 100);
+  const chance = compared
+    ? ` ${compared} group${compared === 1 ? " is" : "s are"} compared with the baseline "${table.baseline}" on top-1; ` +
+      `if no trick changed anything, about ${number(compared * (1 - table.confidence), 1)} of them would still be ` +
+      `marked helped or hurt at ${level} %, by chance alone (and as many on top-5).`
+    : " No group has an interval yet: one needs two or more finished seeds on both sides.";
   document.getElementById("study-method").textContent =
-    `${table.method}, ${Math.round(table.confidence * 100)} % intervals over seeds. "within noise": the interval holds 0. ` +
-    `With ${compared} comparisons at 95 %, about ${(compared * 0.05).toFixed(1)} would look real by chance alone.`;
+    `${table.method}, ${level} % intervals over seeds. "within noise": the interval holds 0.${chance}`;
 }
 
 function renderCharts(curves, colorOf) {
-  // Past the palette's end colours repeat, so those groups' lines are dotted.
-  const series = curves.data.map((curve, index) => ({
-    name: curve.group,
-    color: colorOf.get(curve.group),
-    dash: index < COLORS.length ? "solid" : "dot",
-    bands: curve,
-  }));
-  drawBandCharts(series, { epochs: curves.epochs });
+  const series = curves.data.map((curve) => ({ name: curve.group, group: curve.group, ...colorOf.get(curve.group), bands: curve }));
+  drawBandCharts(series, { epochs: curves.epochs, lrTitle: "Learning rate of each run's fastest layer group" });
+  renderLegend(legend, curves.data.map((curve) => ({ group: curve.group, label: curve.group, ...colorOf.get(curve.group) })), hidden);
 }
 
 const refresh = poll(
@@ -105,7 +109,8 @@ const refresh = poll(
       api(`/studies/${studyId}/curves`),
     ]);
     // A group keeps its colour across polls and metric changes: fixed by its place in the study.
-    const colorOf = new Map(study.groups.map((group, index) => [group.key, COLORS[index % COLORS.length]]));
+    const colorOf = new Map(study.groups.map((group, index) => [group.key, style(index)]));
+    document.getElementById("study-notes").textContent = study.notes.join(" ");
     renderStudy(study);
     renderTable(table, colorOf);
     renderCharts(curves, colorOf);

@@ -1,5 +1,7 @@
-// The studies page: the launch form (preset or grid, overrides, seeds) and the recent studies.
-import { api, el, poll, showFormErrors, showMessage, validationErrors, when } from "./common.js";
+// The studies page: the launch form (preset or grid, overrides, seeds) with what it would queue and
+// for about how long, checked as the launch checks it; and the recent studies.
+import { api, detailText, el, poll, showFormErrors, showMessage, validationErrors, when } from "./common.js";
+import { duration } from "./format.js";
 
 const POLL_MS = 5000;
 
@@ -10,6 +12,7 @@ const formErrors = document.getElementById("study-form-errors");
 const submitButton = document.getElementById("study-submit");
 const tbody = document.querySelector("#studies-table tbody");
 const message = document.getElementById("studies-message");
+const previewLine = document.getElementById("study-preview");
 
 function design() {
   return form.querySelector('input[name="design"]:checked').value;
@@ -71,23 +74,75 @@ function showErrors(errors) {
   showFormErrors(form, formErrors, errors, field);
 }
 
-async function submit(event) {
-  event.preventDefault();
-  let overrides;
-  try {
-    overrides = parseOverrides(overridesBox.value);
-  } catch (error) {
-    showErrors([{ loc: ["overrides"], msg: error.message }]);
-    return;
-  }
+// The request body, or throws naming the overrides line that cannot be read.
+function collectBody() {
   const body = {
     name: document.getElementById("study-name").value,
     seeds: Number(document.getElementById("study-seeds").value),
     priority: Number(document.getElementById("study-priority").value),
-    overrides,
+    overrides: parseOverrides(overridesBox.value),
   };
   if (design() === "grid") body.grid = { switches: collectSwitches() };
   else body.preset = "seed";
+  return body;
+}
+
+function previewText(plan) {
+  const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
+  const shape = `${plan.groups} groups × ${plan.seeds.length} seed${plan.seeds.length === 1 ? "" : "s"}`;
+  const reused = plan.reused_runs ? `, ${plan.reused_runs} of them reused from earlier runs` : "";
+  const time = plan.new_runs ? `; about ${duration(plan.seconds)} (${plan.basis})` : "";
+  const idle = plan.workers ? "" : " No worker is running: nothing starts until one does.";
+  return `${shape}: ${runs(plan.runs)}${reused}${time}.${idle}`;
+}
+
+// What the form would launch, asked of the server on each change: the runs, the time, and every
+// problem beside its field before anyone presses Launch.
+let previewTimer = null;
+let previewSeq = 0;
+async function preview() {
+  const seq = ++previewSeq;
+  let body;
+  try {
+    body = collectBody();
+  } catch (error) {
+    previewLine.textContent = `No estimate until the overrides can be read: ${error.message}`;
+    previewLine.dataset.kind = "error";
+    return;
+  }
+  try {
+    const plan = await api("/studies/preview", { method: "POST", body });
+    if (seq !== previewSeq) return;
+    previewLine.textContent = previewText(plan);
+    previewLine.dataset.kind = "ok";
+    clearErrors();
+  } catch (error) {
+    if (seq !== previewSeq) return;
+    previewLine.textContent = `Not launchable yet: ${detailText(error)}`;
+    previewLine.dataset.kind = "error";
+  }
+}
+
+function schedulePreview() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 400);
+}
+
+function clearErrors() {
+  formErrors.hidden = true;
+  for (const box of form.querySelectorAll(".field-error")) box.hidden = true;
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+async function submit(event) {
+  event.preventDefault();
+  let body;
+  try {
+    body = collectBody();
+  } catch (error) {
+    showErrors([{ loc: ["overrides"], msg: error.message }]);
+    return;
+  }
   submitButton.disabled = true;
   try {
     const study = await api("/studies", { method: "POST", body });
@@ -119,7 +174,10 @@ function row(study) {
 
 for (const radio of form.querySelectorAll('input[name="design"]')) radio.addEventListener("change", syncDesign);
 form.addEventListener("submit", submit);
+form.addEventListener("input", schedulePreview);
+form.addEventListener("change", schedulePreview);
 syncDesign();
+preview();
 poll(
   async () => {
     const page = await api("/studies?limit=50");

@@ -23,6 +23,8 @@ def test_presets_endpoint_resets_what_other_presets_set(api):
         "tricks.kd.teacher": None,
     }
     assert by_key["h"]["teacher"] == "T-LS" and by_key["h"]["reported_top1"] == 82.09
+    # The report's g-i2 leave the student unsmoothed: label smoothing comes through T-LS.
+    assert by_key["h"]["values"]["tricks.label_smoothing"] == 0.0
 
 
 def test_teachers_endpoint_without_finished_runs(api):
@@ -33,3 +35,7 @@ def test_teachers_endpoint_without_finished_runs(api):
         "suggested_id": None,
         "hint": "No finished run yet: train a teacher first (preset T-LS, trained with label smoothing).",
     }
+    named = api.get("/api/v1/presets/teachers", params={"label_smoothing": 0, "teacher": "T-LS"}).json()
+    assert named["hint"] == answer["hint"]
+    bad = api.get("/api/v1/presets/teachers", params={"teacher": "T-XL"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "teacher"]

@@ -7,20 +7,26 @@ from fastapi.testclient import TestClient
 from testlib.processes import LOOPBACK
 
 from backend.app import create_app
+from backend.models import utcnow
+from backend.services import workers
 from backend.settings import Settings
 
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
 
 
+class StudiesClient(TestClient):
+    data_root: str
+
+
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudiesClient]:
     home = tmp_path_factory.mktemp("studies-api")
     (home / "data" / "CUB_200_2011").mkdir(parents=True)
     settings = Settings(
         database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs", data_roots=[home / "data"]
     )
-    with TestClient(create_app(settings), base_url=LOOPBACK) as test_client:
-        test_client.data_root = str(home / "data")  # type: ignore[attr-defined]
+    with StudiesClient(create_app(settings), base_url=LOOPBACK) as test_client:
+        test_client.data_root = str(home / "data")
         yield test_client
 
 
@@ -86,104 +92,110 @@ def test_cancel_unknown_study_is_404(client):
     assert client.post("/api/v1/studies/99999/cancel").status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("changes", "loc", "message"),
-    [
-        ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
-        ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
-        ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
-        ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
-        ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
-        ({"name": ""}, ["body", "name"], "at least 1 character"),
-        ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
-        ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
-        ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
-        (
-            {"overrides": {"model.teacher_arch": "resnet34"}},
-            ["body", "overrides", "model.teacher_arch"],
-            "teacher runs take `teacher.`-prefixed keys",
-        ),
-        ({"overrides": {"teacher.model.arch": "resnet9"}}, ["body", "overrides", "teacher.model.arch"], "resnet18"),
-        ({"overrides": {"teacher.seed": 3}}, ["body", "overrides", "teacher.seed"], "set by the study"),
-        (
-            {"overrides": {"teacher.data.image_size": 64}},
-            ["body", "overrides", "teacher.data.image_size"],
-            "students' dataset",
-        ),
-        (
-            {"overrides": {"tricks.kd.teacher": 3}},
-            ["body", "overrides", "tricks.kd.teacher"],
-            "picks each student's teacher",
-        ),
-        ({"overrides": {"name": "x"}}, ["body", "overrides", "name"], "named after the study"),
-        ({"overrides": {"data.root": "/nowhere"}}, ["body", "overrides", "data.root"], "outside the data roots"),
-        ({"overrides": {"seed": 2**31 - 1}, "seeds": 2}, ["body", "seeds"], "largest seed"),
-        (
-            {"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
-            ["body", "overrides", "model.zero_init_residual"],
-            "training from scratch",
-        ),
-        ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
-        (
-            {"preset": None, "grid": {"switches": {"cosin": True}}},
-            ["body", "grid", "switches", "cosin"],
-            "unknown switch",
-        ),
-        ({"preset": None, "grid": {"switches": {"kd": [True, 1]}}}, ["body", "grid", "switches", "kd"], "on/off"),
-        (
-            {"preset": None, "grid": {"switches": {"mixup_alpha": "0.2"}}},
-            ["body", "grid", "switches", "mixup_alpha"],
-            "true or a list",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"mixup_alpha": [0, 0]}}},
-            ["body", "grid", "switches", "mixup_alpha"],
-            "listed twice",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"mixup_alpha": [0, -1]}}},
-            ["body", "grid", "switches", "mixup_alpha"],
-            "-1: tricks.mixup_alpha",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"warmup_epochs": [0, 1]}}},
-            ["body", "grid", "switches", "warmup_epochs"],
-            "OneCycle has its own warmup",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"optim.lr": True}}},
-            ["body", "grid", "switches", "optim.lr"],
-            "a list of values",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"tricks.kd.teacher": [1, 2]}}},
-            ["body", "grid", "switches", "tricks.kd.teacher"],
-            "set by the study",
-        ),
-        (
-            {"preset": None, "grid": {"switches": {"cosine": True}}, "overrides": {"teacher.model.arch": "resnet34"}},
-            ["body", "overrides", "teacher.model.arch"],
-            "no run of this study is a teacher",
-        ),
-        (
-            {
-                "preset": None,
-                "grid": {
-                    "switches": {f"optim.layer_lr_divisors.layer{i}": [1, 2, 3] for i in range(1, 5)}
-                    | {"optim.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
-                },
+BAD_INPUTS = [
+    ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
+    ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
+    ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
+    ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
+    ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
+    ({"name": ""}, ["body", "name"], "at least 1 character"),
+    ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
+    ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
+    ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
+    (
+        {"overrides": {"model.teacher_arch": "resnet34"}},
+        ["body", "overrides", "model.teacher_arch"],
+        "teacher runs take `teacher.`-prefixed keys",
+    ),
+    ({"overrides": {"teacher.model.arch": "resnet9"}}, ["body", "overrides", "teacher.model.arch"], "resnet18"),
+    ({"overrides": {"teacher.seed": 3}}, ["body", "overrides", "teacher.seed"], "set by the study"),
+    (
+        {"overrides": {"teacher.data.image_size": 64}},
+        ["body", "overrides", "teacher.data.image_size"],
+        "students' dataset",
+    ),
+    (
+        {"overrides": {"tricks.kd.teacher": 3}},
+        ["body", "overrides", "tricks.kd.teacher"],
+        "picks each student's teacher",
+    ),
+    ({"overrides": {"name": "x"}}, ["body", "overrides", "name"], "named after the study"),
+    ({"overrides": {"data.root": "/nowhere"}}, ["body", "overrides", "data.root"], "outside the data roots"),
+    ({"overrides": {"seed": 2**31 - 1}, "seeds": 2}, ["body", "seeds"], "largest seed"),
+    (
+        {"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
+        ["body", "overrides", "model.zero_init_residual"],
+        "training from scratch",
+    ),
+    ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
+    (
+        {"preset": None, "grid": {"switches": {"cosin": True}}},
+        ["body", "grid", "switches", "cosin"],
+        "unknown switch",
+    ),
+    ({"preset": None, "grid": {"switches": {"kd": [True, 1]}}}, ["body", "grid", "switches", "kd"], "on/off"),
+    (
+        {"preset": None, "grid": {"switches": {"mixup_alpha": "0.2"}}},
+        ["body", "grid", "switches", "mixup_alpha"],
+        "true or a list",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"mixup_alpha": [0, 0]}}},
+        ["body", "grid", "switches", "mixup_alpha"],
+        "listed twice",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"mixup_alpha": [0, -1]}}},
+        ["body", "grid", "switches", "mixup_alpha"],
+        "-1: tricks.mixup_alpha",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"warmup_epochs": [0, 1]}}},
+        ["body", "grid", "switches", "warmup_epochs"],
+        "OneCycle has its own warmup",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"optim.lr": True}}},
+        ["body", "grid", "switches", "optim.lr"],
+        "a list of values",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"tricks.kd.teacher": [1, 2]}}},
+        ["body", "grid", "switches", "tricks.kd.teacher"],
+        "set by the study",
+    ),
+    (
+        {"preset": None, "grid": {"switches": {"cosine": True}}, "overrides": {"teacher.model.arch": "resnet34"}},
+        ["body", "overrides", "teacher.model.arch"],
+        "no run of this study is a teacher",
+    ),
+    (
+        {
+            "preset": None,
+            "grid": {
+                "switches": {f"optim.layer_lr_divisors.layer{i}": [1, 2, 3] for i in range(1, 5)}
+                | {"optim.lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
             },
-            ["body", "grid", "switches"],
-            "at most 600",
-        ),
-    ],
+        },
+        ["body", "grid", "switches"],
+        "at most 600",
+    ),
+]
+# The dataset folder is checked when runs are queued, not when a study is previewed.
+QUEUED_ONLY = ["body", "overrides", "data.root"]
+
+
+@pytest.mark.parametrize(
+    ("path", "changes", "loc", "message"),
+    [("/api/v1/studies", *case) for case in BAD_INPUTS]
+    + [("/api/v1/studies/preview", *case) for case in BAD_INPUTS if case[1] != QUEUED_ONLY],
 )
-def test_every_bad_input_is_a_422_naming_its_field(client, changes, loc, message):
+def test_every_bad_input_is_a_422_naming_its_field(client, path, changes, loc, message):
     request = body(client, **changes)
     if "overrides" in changes:
         request["overrides"] = {**TINY, "data.root": client.data_root, **changes["overrides"]}
     before = client.get("/api/v1/runs").json()["count"]
-    answer = client.post("/api/v1/studies", json={key: value for key, value in request.items() if value is not None})
+    answer = client.post(path, json={key: value for key, value in request.items() if value is not None})
     assert answer.status_code == 422, answer.text
     detail = answer.json()["detail"]
     assert [item["loc"] for item in detail] == [loc], detail
@@ -191,7 +203,53 @@ def test_every_bad_input_is_a_422_naming_its_field(client, changes, loc, message
     assert client.get("/api/v1/runs").json()["count"] == before  # nothing was queued
 
 
+def test_a_preview_says_what_a_launch_would_queue_and_writes_nothing(client):
+    before = client.get("/api/v1/runs").json()["count"]
+    overrides = {**TINY, "data.root": client.data_root, "teacher.model.arch": "resnet34"}
+    answer = client.post("/api/v1/studies/preview", json=body(client, seeds=3, overrides=overrides))
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert (plan["groups"], plan["seeds"], plan["runs"], plan["new_runs"]) == (16, [1234, 1235, 1236], 48, 48)
+    assert plan["device"] == "cpu" and plan["workers"] == 0 and plan["seconds"] > 0
+    assert client.get("/api/v1/runs").json()["count"] == before
+
+
 def test_pages_render(client):
     assert "Launch a study" in client.get("/studies").text
-    assert 'data-study-id="7"' in client.get("/studies/7").text
+    study = client.post("/api/v1/studies", json=body(client)).json()
+    page = client.get(f"/studies/{study['id']}")
+    assert page.status_code == 200 and f'data-study-id="{study["id"]}"' in page.text
     assert 'href="/studies"' in client.get("/").text
+    missing = client.get("/studies/99999")
+    assert missing.status_code == 404 and "There is no study #99999" in missing.text
+    assert (
+        client.get("/studies/abc").status_code == 404 and "“abc” is not a study id" in client.get("/studies/abc").text
+    )
+
+
+def test_the_studies_form_starts_with_the_full_study_where_a_worker_has_a_gpu(tmp_path):
+    (tmp_path / "data" / "CUB_200_2011").mkdir(parents=True)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'tricklab.db'}", runs_dir=tmp_path / "runs", data_roots=[tmp_path / "data"]
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        without = client.get("/studies").text
+        assert 'value="1"' in without and "\nmodel.arch = resnet18" in without and "No worker with a GPU" in without
+        gpu = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "memory_gib": 139.8}]
+        with app.state.database.session(write=True) as session:
+            workers.report_worker(session=session, name="gpu-host:1", devices=gpu, started_at=utcnow())
+        page = client.get("/studies").text
+        assert 'value="3"' in page and "# model.arch = resnet18" in page and "\nmodel.arch" not in page
+        assert "Workers: 1 worker (NVIDIA H200)" in page
+        plan = client.post(
+            "/api/v1/studies/preview",
+            json={
+                "name": "p",
+                "preset": "seed",
+                "seeds": 3,
+                "overrides": {**TINY, "data.root": str(tmp_path / "data")},
+            },
+        ).json()
+        assert (plan["device"], plan["parallel"], plan["workers"]) == ("cuda", 1, 1)
+        assert plan["basis"] == "a rough figure from each model's arithmetic on 1 GPU"

@@ -1,18 +1,22 @@
-"""Best/final epoch choice, deltas in points and the CSV, as the compare table shows them."""
+"""Best/final epoch choice, the default baseline, deltas in points and the CSV, as the compare table shows them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from testlib.presets import preset_config
 
-from backend.reports.compare import compare_rows, pick_epoch, rows_to_csv, with_delta
+from backend.reports.compare import compare_rows, default_baseline, pick_epoch, rows_to_csv
+from backend.reports.numbers import with_delta
 from trainer.config import RunConfig
+
+START = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def test_delta_text():
     assert with_delta(81.55, 3.02) == "81.55 (+3.02p)"
-    assert with_delta(78.0, -0.6) == "78.00 (-0.60p)"
+    assert with_delta(78.0, -0.6) == "78.00 (−0.60p)"
     assert with_delta(78.53, None) == "78.53"
     assert with_delta(None, None) == "–"
 
@@ -21,14 +25,18 @@ def _epoch(run_id, epoch, top1, top5):
     return SimpleNamespace(run_id=run_id, epoch=epoch, valid_top1=top1, valid_top5=top5)
 
 
-def _run(run_id, config, status="succeeded"):
+def _run(run_id, config, status="succeeded", *, created=None):
     return SimpleNamespace(
         id=run_id,
         name=f"run {run_id}",
         status=status,
         config=config.model_dump(mode="json"),
+        created_at=START + timedelta(minutes=run_id if created is None else created),
         epochs=config.epochs,
         seconds_per_epoch=12.5,
+        test_top1=70.0,
+        test_top5=90.0,
+        best_epoch=2,
     )
 
 
@@ -54,9 +62,26 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
     assert best[1].top1_text == "81.55 (+3.02p)" and best[1].top5_text == "96.17 (+2.35p)"
     assert best[2].top1_text == "–" and best[2].epoch is None
 
+    assert (best[1].checkpoint_epoch, best[1].test_top1, best[1].seed) == (2, 70.0, 1234)
+    assert best[0].lr_groups == "layer4 and fc (lr/2)"
+
     final = compare_rows(runs, metrics, baseline_id=2, mode="final")
-    assert final[0].top1_text == "78.53 (-1.47p)" and final[1].is_baseline
+    assert final[0].top1_text == "78.53 (−1.47p)" and final[1].is_baseline
     csv_text = rows_to_csv(final)
-    assert csv_text.splitlines()[0].startswith("run_id,name,tricks,status,epoch,top1,top1_delta")
-    assert csv_text.splitlines()[1].startswith("1,run 1,base,succeeded,2,78.53,-1.47,93.82")
-    assert csv_text.splitlines()[2].startswith("2,run 2,'+LS,succeeded,")  # not a formula in a spreadsheet
+    assert csv_text.splitlines()[0].startswith("run_id,name,tricks,seed,status,epoch,top1,top1_delta")
+    assert csv_text.splitlines()[1].startswith("1,run 1,base,1234,succeeded,2,78.53,-1.47,93.82")
+    assert csv_text.splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,")  # not a formula in a spreadsheet
+
+
+def test_the_default_baseline_has_the_fewest_tricks_ties_going_to_the_oldest():
+    plain = _run(5, RunConfig(name="demo"), created=50)
+    tricked = _run(2, preset_config("e"), created=10)
+    # The plain run, not the first id (#2) nor the oldest run.
+    assert default_baseline([tricked, plain]) == default_baseline([plain, tricked]) == 5
+    older = _run(9, RunConfig(name="twin", seed=7), created=40)
+    assert default_baseline([tricked, plain, older]) == 9
+    # A teacher of another compared run is its students' source, not their baseline.
+    teacher = _run(1, preset_config("T"), created=0)
+    student = _run(3, preset_config("c", teacher=1), created=20)
+    assert default_baseline([student, teacher, plain]) == 5
+    assert default_baseline([student, teacher]) == 3

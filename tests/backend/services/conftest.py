@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import update
 
 from backend.db import Database
-from backend.models import Run, RunStatus, utcnow
+from backend.models import EpochMetric, Run, RunStatus, utcnow
 from backend.settings import Settings
 
 
@@ -26,14 +26,20 @@ class Store:
     db: Database
     data_root: Path
 
-    def finish(self, run_ids: list[int], **results: Any) -> None:
-        """Mark runs succeeded as a worker would, with the given result columns."""
+    def finish(self, run_ids: list[int], *, valid: tuple[float, float] | None = None, **results: Any) -> None:
+        """Mark runs succeeded as a worker would, with the given result columns; ``valid`` (top-1,
+        top-5) is stored as the runs' one epoch, the best epoch the tables read."""
         with self.db.transaction(write=True) as session:
             session.execute(
                 update(Run)
                 .where(Run.id.in_(run_ids))
                 .values(status=RunStatus.succeeded, finished_at=utcnow(), **results)
             )
+            if valid is not None:
+                session.add_all(
+                    EpochMetric(run_id=run_id, epoch=1, attempt=1, valid_top1=valid[0], valid_top5=valid[1])
+                    for run_id in run_ids
+                )
 
     def run(self, run_id: int) -> Run:
         with self.db.session() as session:

@@ -2,6 +2,8 @@
 
 import csv
 import io
+import urllib.error
+import urllib.request
 
 import pytest
 from scipy import stats as scipy_stats
@@ -9,9 +11,10 @@ from sqlalchemy import func, select
 
 from backend.models import EpochMetric, Run, RunStatus
 from backend.reports import study as study_report
-from backend.services import studies, study_plan
+from backend.services import studies, study_plan, weights
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
+from trainer.weights import cached_weights
 
 # The report's experiments: arch, schedule, label smoothing, mixup alpha, teacher group.
 SEED_STUDY = {
@@ -27,14 +30,31 @@ SEED_STUDY = {
     "d4": ("resnet50", "onecycle", 0.0, 0.01, None),
     "e": ("resnet50", "cosine", 0.1, 0.0, None),
     "f": ("resnet50", "cosine", 0.0, 0.0, "T"),
-    "g": ("resnet50", "onecycle", 0.1, 0.0, "T-LS"),
-    "h": ("resnet50", "cosine", 0.1, 0.0, "T-LS"),
-    "i1": ("resnet50", "cosine", 0.1, 0.2, "T-LS"),
-    "i2": ("resnet50", "cosine", 0.1, 0.01, "T-LS"),
+    # "+ LS + KD" in the report's words: an unsmoothed student learning from T-LS.
+    "g": ("resnet50", "onecycle", 0.0, 0.0, "T-LS"),
+    "h": ("resnet50", "cosine", 0.0, 0.0, "T-LS"),
+    "i1": ("resnet50", "cosine", 0.0, 0.2, "T-LS"),
+    "i2": ("resnet50", "cosine", 0.0, 0.01, "T-LS"),
 }
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1, "batch_size": 16}
 # Without it the teachers would be resnet18 too, and T the very base run (shared, see below).
 TEACHER = {"teacher.model.arch": "resnet34"}
+
+
+@pytest.fixture(autouse=True)
+def imagenet_cache(tmp_path, monkeypatch):
+    """A torchvision cache holding the ResNet50 and ResNet152 weights (their names: only presence is
+    checked when a study is queued), and no network: nothing else can be downloaded."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for arch in ("resnet50", "resnet152"):
+        cached_weights(arch).parent.mkdir(parents=True, exist_ok=True)
+        cached_weights(arch).touch()
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(weights, "_probes", {})
 
 
 def create(store, *, seeds=1, preset=None, switches=None, **overrides):
@@ -97,7 +117,13 @@ def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teacher
         "T-LS": "teacher",
     }
     tricks = {group.key: group.tricks for group in study.groups}
-    assert tricks["h"] == "+Cosine +LS +KD (teacher T-LS)" and tricks["T"] == "ResNet152" and tricks["base"] == "base"
+    assert tricks["h"] == "+Cosine +KD from T-LS" and tricks["T"] == "ResNet152" and tricks["base"] == "base"
+    titles = {group.key: group.title for group in study.groups}
+    assert (titles["T"], titles["base"], titles["g"]) == (
+        "Teacher: ResNet152",
+        "ResNet50 base (OneCycle)",
+        "g: + LS + KD",
+    )
     # Students are queued after their teachers, so a single worker never waits on a later run.
     assert all(ids[teacher] < ids[key] for key, (*_, teacher) in SEED_STUDY.items() if teacher)
 
@@ -168,7 +194,7 @@ def test_groups_that_come_out_identical_share_their_runs(store):
 def test_finished_identical_runs_are_reused_not_rerun(store):
     first = create(store, switches={"cosine": True, "kd": True}, seeds=2, **TINY, **TEACHER)
     first_runs = runs_of(store, first)
-    store.finish(list(first_runs), max_valid_top1=50.0)
+    store.finish(list(first_runs), valid=(50.0, 80.0))
     before = run_count(store)
 
     again = create(store, switches={"cosine": True, "kd": True}, seeds=2, **TINY, **TEACHER)
@@ -216,9 +242,7 @@ def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
     }
     for group in study.groups:
         for member, value in zip(group.runs, results[group.key], strict=True):
-            store.finish(
-                [member.run_id], max_valid_top1=value, max_valid_top5=100.0, test_top1=value / 2, test_top5=90.0
-            )
+            store.finish([member.run_id], valid=(value, 100.0), test_top1=value / 2, test_top5=90.0)
     with store.db.session() as session:
         study_row = studies.get_study(session=session, study_id=study.id)
         table = studies.study_table(session=session, study=study_row)
@@ -245,12 +269,12 @@ def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
 def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     study = create(store, preset="seed", **TINY)
     ids = {group.key: group.runs[0].run_id for group in study.groups}
-    store.finish([ids["base"]], max_valid_top1=40.0, max_valid_top5=80.0)
-    store.finish([ids["a"]], max_valid_top1=41.0, max_valid_top5=81.0)
+    store.finish([ids["base"]], valid=(40.0, 80.0))
+    store.finish([ids["a"]], valid=(41.0, 81.0))
     with store.db.session() as session:
         table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     rows = {row.group: row for row in table.data}
-    assert (rows["base"].report, rows["a"].report, rows["d1"].report) == ("78.53", "79.13 (+0.60p)", "5.27 (-73.26p)")
+    assert (rows["base"].report, rows["a"].report, rows["d1"].report) == ("78.53", "79.13 (+0.60p)", "5.27 (−73.26p)")
     assert (rows["a"].report_top1, rows["a"].report_top5) == (79.13, 95.77)
     assert rows["a"].top1.delta == 1.0 and rows["a"].top1.verdict == "1 seed: no interval"
     assert rows["b"].top1.verdict == "no result yet"
@@ -268,15 +292,13 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
 
 
-def test_csv_cells_that_look_like_formulas_stay_text(store):
-    study = create(store, switches={"cosine": True}, **TINY)
+def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
+    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
     with store.db.session() as session:
         table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
-    assert [(row["group"], row["tricks"]) for row in parsed] == [
-        ("base", "ResNet18 from scratch"),
-        ("'+Cosine", "ResNet18 from scratch +Cosine"),
-    ]
+    assert [row["group"] for row in parsed] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
+    assert parsed[3]["tricks"] == "ResNet18 from scratch +Cosine +LS"
 
 
 def test_curves_are_mean_and_std_per_group_and_epoch(store):
@@ -336,3 +358,71 @@ def test_a_missing_dataset_creates_nothing(store, tmp_path):
     with store.db.session() as session:
         assert studies.list_studies(session=session) == ([], 0)
     assert run_count(store) == 0
+
+
+def test_pretrained_runs_whose_weights_cannot_be_had_are_refused_before_anything_is_queued(store):
+    cached_weights("resnet152").unlink()
+    with pytest.raises(InvalidStudy) as caught:
+        create(store, preset="seed")
+    (location, message), *_ = caught.value.errors.items()
+    # The trainer's own words (trainer.weights), said before 48 runs fail with them one by one.
+    assert location == ("overrides",) and message.startswith("ImageNet weights for resnet152 (resnet152-394f9c45.pth)")
+    assert "model.pretrained = false" in message and run_count(store) == 0
+    with pytest.raises(InvalidStudy) as caught:
+        create(store, preset="seed", **{"model.weights_path": "/nowhere/resnet.pth"})
+    assert caught.value.errors == {("overrides", "model.weights_path"): "no such file /nowhere/resnet.pth"}
+    # From scratch, or with a small teacher whose weights are cached, nothing is missing.
+    assert create(store, preset="seed", **TINY, **TEACHER).progress["total"] == 16
+
+
+def test_a_preset_run_of_the_old_ls_plus_kd_config_is_not_reused(store):
+    """Runs made by the preset before g-i2 dropped student smoothing keep their config; a new study
+    makes its own, because the fingerprint differs."""
+    first = create(store, preset="seed", **TINY, **TEACHER)
+    ids = {group.key: group.runs[0].run_id for group in first.groups}
+    old_g = RunConfig.model_validate(store.run(ids["g"]).config).model_copy(deep=True)
+    old_g.tricks.label_smoothing = 0.1
+    with store.db.transaction(write=True) as session:
+        session.get_one(Run, ids["g"]).config = old_g.model_dump(mode="json")
+        session.get_one(Run, ids["g"]).config_hash = old_g.fingerprint()
+    store.finish(list(ids.values()))
+    again = create(store, preset="seed", **TINY, **TEACHER)
+    reused = {group.key: group.runs[0].reused for group in again.groups}
+    assert not reused["g"] and all(flag for key, flag in reused.items() if key != "g")
+    assert RunConfig.model_validate(store.run(again.groups[-4].runs[0].run_id).config).tricks.label_smoothing == 0.0
+
+
+def test_titles_name_the_models_the_runs_really_have(store):
+    study = create(store, preset="seed", **TINY, **TEACHER)
+    titles = {group.key: group.title for group in study.groups}
+    assert (titles["T"], titles["T-LS"]) == ("Teacher: ResNet34", "Teacher: ResNet34 + label smoothing")
+    assert titles["base"] == "ResNet18 base (OneCycle)"
+    tricks = {group.key: group.tricks for group in study.groups}
+    assert tricks["T"] == "ResNet34 from scratch" and tricks["g"] == "ResNet18 from scratch +KD from T-LS"
+
+
+def test_a_preview_counts_the_runs_and_estimates_the_time_without_writing(store):
+    first = create(store, switches={"cosine": True}, seeds=2, **TINY)
+    store.finish([first.groups[0].runs[0].run_id])
+    with store.db.session() as session:
+        plan = studies.preview_study(
+            session=session,
+            settings=store.settings,
+            name="p",
+            switches={"cosine": True, "label_smoothing": [0, 0.1]},
+            overrides={**TINY, "data.root": str(store.data_root)},
+            seeds=2,
+        )
+    assert (plan.groups, plan.seeds, plan.runs) == (4, [1234, 1235], 8)
+    assert (plan.reused_runs, plan.new_runs, plan.epochs) == (1, 7, 7)
+    assert plan.device == "cpu" and plan.workers == 0 and plan.seconds > 0
+    assert plan.basis == "a rough figure from each model's arithmetic on the CPU"
+    assert run_count(store) == 4  # the first study's: the preview wrote nothing
+
+
+def test_notes_say_how_label_smoothing_meets_distillation(store):
+    preset = create(store, preset="seed", **TINY, **TEACHER)
+    assert preset.notes == [study_plan.PRESET_COMBINATION]
+    grid = create(store, switches={"label_smoothing": [0, 0.1], "kd": True}, **TINY, **TEACHER)
+    assert grid.notes == [study_plan.GRID_COMBINATION]
+    assert create(store, switches={"cosine": True}, **TINY).notes == []

@@ -1,0 +1,54 @@
+// How a number is written on every page; backend/reports/numbers.py writes the API's texts the same way.
+// toFixed rounds a float's exact value half away from zero (65.625 is "65.63"), and the Python twin
+// does the same; the minus sign is the typographic one, and a delta always carries its sign.
+
+export const NONE = "–";
+const MINUS = "−";
+
+export function number(value, digits = 2) {
+  if (value === null || value === undefined) return NONE;
+  return value.toFixed(digits).replace("-", MINUS);
+}
+
+export function signed(value, digits = 2) {
+  const text = number(value, digits);
+  return text.startsWith(MINUS) ? text : `+${text}`;
+}
+
+export function pValue(p) {
+  if (p < 0.001) return "p<0.001";
+  return `p=${number(p, p < 0.1 ? 3 : 2)}`;
+}
+
+// "81.55 (+3.02p)", "81.55" without a delta, "–" without a value.
+export function withDelta(value, delta) {
+  if (value === null || value === undefined) return NONE;
+  return delta === null || delta === undefined ? number(value) : `${number(value)} (${signed(delta)}p)`;
+}
+
+// "81.55 / 96.17", or "–".
+export function pair(a, b) {
+  return a === null || a === undefined ? NONE : `${number(a)} / ${number(b)}`;
+}
+
+// "81.55 ± 0.42", or the mean alone below two seeds.
+export function meanStd(mean, std) {
+  if (mean === null || mean === undefined) return NONE;
+  return std === null || std === undefined ? number(mean) : `${number(mean)} ± ${number(std)}`;
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return NONE;
+  if (seconds < 90) return `${number(seconds, 1)} s`;
+  if (seconds < 5400) return `${number(seconds / 60, 1)} min`;
+  return `${number(seconds / 3600, 1)} h`;
+}
+
+// The one set of definitions every page labels its figures with.
+export const BEST_EPOCH = "the epoch with the highest valid top-1 (the report's figure)";
+export const KEPT_CHECKPOINT = "the checkpoint the trainer kept: the lowest valid loss";
+
+// "81.55 / 96.17 (epoch 6)"
+export function atEpoch(text, epoch) {
+  return text === NONE || epoch === null || epoch === undefined ? text : `${text} (epoch ${epoch})`;
+}

@@ -1,0 +1,151 @@
+"""The forms and the runs list in Chromium at 800 and 1280 px: the LR preview's curves, the teacher a
+preset names and how LS meets KD, messages a person can act on, the Studies form's safe defaults and
+its estimate, and the runs list's study links."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from testlib.finished import Finished, add_finished_runs
+from testlib.studies import TINY
+
+WIDTHS = [800, 1280]
+
+
+def open_page(browser, width: int):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
+
+
+@pytest.fixture(scope="module")
+def teachers(dashboard) -> dict[str, int]:
+    """Two finished teacher runs: one trained without label smoothing (T), one with it (T-LS)."""
+    ids = add_finished_runs(
+        dashboard.database_url,
+        [
+            Finished("teacher T", {"model.arch": "resnet34"}, [(70.0, 90.0)]),
+            Finished("teacher T-LS", {"model.arch": "resnet34", "tricks.label_smoothing": 0.1}, [(72.0, 91.0)]),
+        ],
+    )
+    return dict(zip(("T", "T-LS"), ids, strict=True))
+
+
+@pytest.fixture(scope="module")
+def tiny_study_on_dashboard(dashboard) -> dict:
+    """A two-run grid on the dashboard, queued (its runs list their study at once)."""
+    overrides = {**TINY, "data.root": str(dashboard.data_root)}
+    return dashboard.post_study(
+        {"name": "grid on the dashboard", "grid": {"switches": {"cosine": True}}, "overrides": overrides}
+    )
+
+
+def preview_names(page) -> list[str]:
+    return page.evaluate("(document.getElementById('lr-preview').data ?? []).map(t => t.name)")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_launch_form_previews_every_group_and_names_the_combination(browser, dashboard, teachers, tmp_path, width):
+    page = open_page(browser, width)
+    page.goto(f"{dashboard.url}/runs/new")
+    page.get_by_label("Root").fill(str(dashboard.data_root))
+    page.wait_for_function("() => (document.getElementById('lr-preview').data ?? []).length > 0")
+    # layer4 and fc share a divisor: one line named for both, not one hidden under the other.
+    assert preview_names(page) == ["stem", "layer1", "layer2", "layer3", "layer4 = fc"]
+
+    # The report's g: an unsmoothed student, and the teacher it names, T-LS, suggested.
+    page.get_by_label("Preset", exact=True).select_option("g")
+    page.wait_for_function(f"() => document.getElementById('f-tricks-kd-teacher').value === '{teachers['T-LS']}'")
+    assert float(page.get_by_label("Label smoothing").input_value()) == 0
+    combination = page.locator("#kd-combination")
+    combination.wait_for()
+    assert combination.text_content().startswith("The report's combination (g, h, i1, i2)")
+    page.get_by_label("Label smoothing").fill("0.1")
+    page.get_by_label("Label smoothing").blur()
+    page.wait_for_function("() => document.getElementById('kd-combination').textContent.includes('paper')")
+    page.screenshot(path=tmp_path / f"launch-g-{width}.png", full_page=True)
+
+    # Settings that cannot run: the old curves go, and the note says why.
+    page.get_by_label("Epochs", exact=True).fill("-1")
+    page.wait_for_function("() => document.getElementById('preview-note').textContent.startsWith('No preview')")
+    assert preview_names(page) == []
+    # A device the config refuses: the message says what it takes, not a pattern.
+    page.get_by_label("Epochs", exact=True).fill("2")
+    device = page.get_by_label("Device")
+    device.fill("gpu")
+    page.get_by_role("button", name="Launch run").click()
+    error = page.locator("#f-runtime-device-error")
+    error.wait_for(state="visible")
+    assert error.text_content() == "must be auto, cpu, cuda or cuda:N (N the GPU's index, e.g. cuda:1)"
+    page.screenshot(path=tmp_path / f"launch-invalid-{width}.png", full_page=True)
+    assert not page.errors
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_studies_form_starts_small_without_a_gpu_and_says_what_it_would_queue(browser, dashboard, tmp_path, width):
+    page = open_page(browser, width)
+    page.goto(f"{dashboard.url}/studies")
+    assert page.locator("#study-machine").text_content().startswith("No worker with a GPU")
+    assert page.get_by_label("Seeds per run").input_value() == "1"
+    overrides = page.get_by_label("One key = value per line")
+    lines = overrides.input_value().splitlines()
+    assert "model.arch = resnet18" in lines and "model.pretrained = false" in lines
+    assert f"data.root = {dashboard.data_root}" in lines
+    preview = page.locator("#study-preview")
+    page.wait_for_function("() => document.getElementById('study-preview').textContent.startsWith('16 groups')")
+    # Runs of this shape that other tests finished are reused, and their times feed the estimate.
+    assert re.match(
+        r"16 groups × 1 seed: 16 runs(, \d+ of them reused from earlier runs)?; about \d", preview.text_content()
+    )
+    page.get_by_label("Seeds per run").fill("3")
+    page.wait_for_function(
+        "() => document.getElementById('study-preview').textContent.startsWith('16 groups × 3 seeds: 48 runs')"
+    )
+    page.screenshot(path=tmp_path / f"studies-{width}.png", full_page=True)
+
+    # Pretrained weights that are not there: said before anything is queued.
+    overrides.fill("\n".join([*lines, "model.pretrained = true", "model.weights_path = /nowhere/resnet.pth"]))
+    page.wait_for_function("() => document.getElementById('study-preview').textContent.startsWith('Not launchable')")
+    assert "no such file /nowhere/resnet.pth" in preview.text_content()
+    page.get_by_role("button", name="Launch study").click()
+    error = page.locator("#study-overrides-error")
+    error.wait_for(state="visible")
+    assert "no such file /nowhere/resnet.pth" in error.text_content()
+    assert not page.errors
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_runs_list_links_each_run_to_its_study_and_aligns_rows(browser, dashboard, tiny_study_on_dashboard, width):
+    page = open_page(browser, width)
+    page.goto(f"{dashboard.url}/")
+    run_id = tiny_study_on_dashboard["groups"][0]["runs"][0]["run_id"]
+    link = page.locator(f"tr[data-run-id='{run_id}'] a.study-link")
+    link.wait_for()
+    page.wait_for_function(
+        f"() => document.querySelector(\"tr[data-run-id='{run_id}'] a.study-link\").textContent"
+        ".startsWith('grid on the dashboard')"
+    )
+    assert link.get_attribute("href") == f"/studies/{tiny_study_on_dashboard['id']}"
+    # The first line of a row's text sits level with its buttons' text.
+    gap = page.evaluate(
+        f"""(() => {{
+            const row = document.querySelector("tr[data-run-id='{run_id}']");
+            const bottom = (node) => {{
+                const range = document.createRange();
+                range.selectNodeContents(node);
+                return range.getClientRects()[0].bottom;
+            }};
+            const name = row.querySelector('td:nth-child(2) a');
+            return Math.abs(bottom(name) - bottom(row.querySelector('.actions .button')));
+        }})()"""
+    )
+    assert gap <= 2, f"row text and button text {gap} px apart"
+    link.click()
+    page.wait_for_url(f"{dashboard.url}/studies/{tiny_study_on_dashboard['id']}")
+    assert not page.errors
+    page.context.close()
