@@ -10,9 +10,12 @@ from trainer.config import OptimConfig
 PARAM_GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 
 
-def group_peak_lrs(optim: OptimConfig) -> dict[str, float]:
-    """Each group's peak rate, ``optim.lr / divisor``; the LR preview reads the same numbers."""
-    return {name: optim.lr / getattr(optim.layer_lr_divisors, name) for name in PARAM_GROUPS}
+def group_peak_lrs(optim: OptimConfig, *, lr_scale: float = 1.0) -> dict[str, float]:
+    """Each group's peak rate, ``optim.lr * lr_scale / divisor``; the LR preview reads the same numbers.
+
+    ``lr_scale`` is ``RunConfig.lr_scale``: batch_size / 256 under linear scaling, else 1.
+    """
+    return {name: optim.lr * lr_scale / getattr(optim.layer_lr_divisors, name) for name in PARAM_GROUPS}
 
 
 def _group_of(param_name: str) -> str:
@@ -26,14 +29,14 @@ def _group_of(param_name: str) -> str:
     )
 
 
-def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, optim: OptimConfig, *, lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """Adam or SGD over one group per PARAM_GROUPS name.
 
     Every group carries ``name`` and ``peak_lr`` so that the schedule can scale it by step. With
     ``no_bias_decay`` the 1-d parameters (biases, BatchNorm weights and biases) of each stage go to
     a ``<stage>.no_decay`` group with weight decay 0, as in Bag of Tricks section 3.1.
     """
-    peak_lrs = group_peak_lrs(optim)
+    peak_lrs = group_peak_lrs(optim, lr_scale=lr_scale)
     buckets: dict[str, list[nn.Parameter]] = {}
     for param_name, param in model.named_parameters():
         if not param.requires_grad:
@@ -59,7 +62,7 @@ def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimiz
                 )
 
     if optim.name == "adam":
-        return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        return torch.optim.Adam(groups, lr=optim.lr * lr_scale, weight_decay=optim.weight_decay)
     return torch.optim.SGD(
-        groups, lr=optim.lr, momentum=optim.momentum, nesterov=False, weight_decay=optim.weight_decay
+        groups, lr=optim.lr * lr_scale, momentum=optim.momentum, nesterov=False, weight_decay=optim.weight_decay
     )

@@ -23,7 +23,8 @@ function renderRun(next) {
   // The test figures come from the checkpoint with the best validation loss, as in the report's code.
   $("run-test").textContent = run.test_top1 === null ? "–" : `${pair(run.test_top1, run.test_top5)} (epoch ${run.best_epoch})`;
   $("run-best").textContent = pair(run.max_valid_top1, run.max_valid_top5);
-  $("run-speed").textContent = duration(run.seconds_per_epoch);
+  // The world size and devices of the latest attempt, e.g. "4 × H200": what the time per epoch was measured on.
+  $("run-speed").textContent = duration(run.seconds_per_epoch) + (run.devices ? ` on ${run.devices}` : "");
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
   const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
   $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;

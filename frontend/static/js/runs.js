@@ -47,7 +47,7 @@ function row(run) {
     status,
     el("td", { class: "num" }, pair(run.max_valid_top1, run.max_valid_top5)),
     el("td", { class: "num" }, pair(run.test_top1, run.test_top5)),
-    el("td", { class: "num" }, duration(run.seconds_per_epoch)),
+    el("td", { class: "num" }, duration(run.seconds_per_epoch), run.devices ? el("div", { class: "muted" }, run.devices) : null),
     el("td", {}, when(run.created_at)),
     actions,
   );
