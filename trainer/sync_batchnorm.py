@@ -44,15 +44,11 @@ class CpuSyncBatchNorm(_BatchNorm):
         channels = input.size(1)
         dims = [0, *range(2, input.dim())]
         shape = [1, channels] + [1] * (input.dim() - 2)
-        # float64 sums: the variance as E[x^2] - E[x]^2 then loses nothing to cancellation. One
-        # all-reduce per layer and pass, forward and backward, as nn.SyncBatchNorm does.
-        local = torch.cat(
-            [
-                input.new_full((1,), input.numel() // channels, dtype=torch.float64),
-                input.sum(dims, dtype=torch.float64),
-                (input * input).sum(dims, dtype=torch.float64),
-            ]
-        )
+        # In float64, the variance as E[x^2] - E[x]^2 loses nothing to cancellation, even where a
+        # small batch's variance is tiny beside its squared mean. One all-reduce per layer and pass,
+        # forward and backward, as nn.SyncBatchNorm does.
+        wide = input.double()
+        local = torch.cat([wide.new_full((1,), input.numel() // channels), wide.sum(dims), (wide * wide).sum(dims)])
         total = _AllSum.apply(local)
         count = total[0]
         if count.item() <= 1:
