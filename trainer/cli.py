@@ -146,20 +146,14 @@ def _prepare_folder(folder: RunFolder, config: RunConfig) -> None:
 def run_main(argv: list[str] | None = None) -> int:
     """``python -m trainer run RUN_DIR``: JSON lines on stdout for the worker, TensorBoard files.
 
-    ``python -m trainer launch ...`` is torchrun (see trainer.launch), which starts ``run`` once per process.
+    (``python -m trainer launch ...``, torchrun, goes to trainer.launch without this module's imports.)
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["launch"]:
-        from trainer.launch import launch_main
-
-        return launch_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a prepared run folder (its config.json), resuming if possible")
     run.add_argument("run_dir", type=Path)
     run.add_argument("--attempt", type=int, help="the worker's attempt number, checked against RUN_DIR/ATTEMPT")
     run.add_argument("--console", action="store_true", help="a progress bar on stderr instead of JSON events on stdout")
-    sub.add_parser("launch", help="torchrun, naming the failing rank in its error (arguments: torchrun's)")
     args = parser.parse_args(argv)
 
     events = JsonLinesReporter()

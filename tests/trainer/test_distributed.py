@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -140,6 +141,10 @@ def test_ranks_see_the_batches_and_splits_of_one_process(kind, world_size, odd_d
 # --- SyncBatchNorm on CPU ----------------------------------------------------------------------
 
 
+def close(actual, expected) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
 LAYOUTS = {"uneven": [(0, 4), (4, 9)], "one-empty": [(0, 0), (0, 5)]}  # each rank's [start, stop)
 
 
@@ -182,7 +187,7 @@ def _rank_checks(rank: int, store: str, batches: dict, results) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     world = World(rank=rank, size=2)
     for name, (inputs, upstream, images, targets) in batches.items():
-        layer = convert_sync_batchnorm(nn.Sequential(_bn_layer()), CPU)[0]
+        layer = convert_sync_batchnorm(nn.Sequential(_bn_layer()), CPU).get_submodule("0")
         start, stop = LAYOUTS[name][rank]
         part = inputs[start:stop].clone().requires_grad_(True)
         output = layer(part)
@@ -219,7 +224,6 @@ def test_two_ranks_compute_one_process_batchnorm_and_training_step(tmp_path):
     results = mp.Manager().dict()
     mp.spawn(_rank_checks, args=(str(tmp_path / "store"), batches, results), nprocs=2)
 
-    tight = {"rtol": 1e-5, "atol": 1e-5}
     for name, (inputs, upstream, images, targets) in batches.items():
         reference = _bn_layer()
         whole = inputs.clone().requires_grad_(True)
@@ -227,13 +231,13 @@ def test_two_ranks_compute_one_process_batchnorm_and_training_step(tmp_path):
         (expected * upstream).sum().backward()
         ranks = [results[name, 0], results[name, 1]]
         assert {rank["type"] for rank in ranks} == {CpuSyncBatchNorm.__name__}
-        torch.testing.assert_close(torch.cat([rank["output"] for rank in ranks]), expected.detach(), **tight)
-        torch.testing.assert_close(torch.cat([rank["input_grad"] for rank in ranks]), whole.grad, **tight)
-        torch.testing.assert_close(sum(rank["weight_grad"] for rank in ranks), reference.weight.grad, **tight)
-        torch.testing.assert_close(sum(rank["bias_grad"] for rank in ranks), reference.bias.grad, **tight)
+        close(torch.cat([rank["output"] for rank in ranks]), expected.detach())
+        close(torch.cat([rank["input_grad"] for rank in ranks]), whole.grad)
+        close(sum(rank["weight_grad"] for rank in ranks), reference.weight.grad)
+        close(sum(rank["bias_grad"] for rank in ranks), reference.bias.grad)
         for rank in ranks:
-            torch.testing.assert_close(rank["running_mean"], reference.running_mean, **tight)
-            torch.testing.assert_close(rank["running_var"], reference.running_var, **tight)
+            close(rank["running_mean"], reference.running_mean)
+            close(rank["running_var"], reference.running_var)
 
         weights, stats = _one_step(World(), images, targets, LAYOUTS[name])
         before = _resnet(World())[0].state_dict()
@@ -254,8 +258,9 @@ def test_conversion_keeps_the_parameters_and_the_state_dict_keys():
     weight = model[1].weight
     keys = set(model.state_dict())
     converted = convert_sync_batchnorm(model, CPU)
-    assert isinstance(converted[1], CpuSyncBatchNorm) and isinstance(converted[2][0], CpuSyncBatchNorm)
-    assert converted[1].weight is weight
+    assert isinstance(converted.get_submodule("1"), CpuSyncBatchNorm)
+    assert isinstance(converted.get_submodule("2.0"), CpuSyncBatchNorm)
+    assert converted.get_submodule("1").weight is weight
     assert set(converted.state_dict()) == keys
 
 
@@ -337,7 +342,7 @@ def test_the_launcher_names_the_rank_that_failed_first(tmp_path):
 
 # The defaults (Adam, OneCycle) on a tiny resnet18: 3 steps per epoch of 10, 10 and 9 images (the
 # last one split 4 + 5 over the ranks), 6 steps in all, each logged.
-EQUIVALENCE = {
+EQUIVALENCE: dict[str, Any] = {
     "name": "equivalence",
     "epochs": 2,
     "batch_size": 10,
