@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tricklab-distributed-bench-") as scratch:
         for round_ in range(args.rounds):
             order = [1, processes] if round_ % 2 == 0 else [processes, 1]
-            events = {
-                n: train(config, processes=n, env=envs[n], folder=Path(scratch) / f"{round_}-{n}") for n in order
-            }
+            events = {n: train(config, processes=n, env=envs[n], folder=Path(scratch) / f"{round_}-{n}") for n in order}
             for n in order:
                 rates[n].append(rate(events[n]))
             differences = loss_differences(events[1], events[processes])

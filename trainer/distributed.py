@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,7 +168,11 @@ def data_parallel(model: nn.Module, *, world: World, device: torch.device) -> nn
     gradients over ranks (the parameters, and the optimizer over them, stay those of ``model``)."""
     if not world.distributed:
         return model
-    # Gradients as views of DDP's buckets: no copy into them, and no stride mismatch to warn about.
+    if device.type == "cpu":
+        # CPU convolutions give a 1x1 kernel's gradient other strides than its bucket's (equivalent
+        # ones, the dimensions being of size 1); DDP copies it instead of aliasing, and says so.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    # Gradients as views of DDP's buckets: no copy into them.
     return DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True
     )
