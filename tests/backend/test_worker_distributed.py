@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from backend.settings import default_trainer_command
 from trainer.data.demo import write_demo_dataset
 
 # Seconds per epoch on two gloo processes: 2 steps of 16 images at 32 px.
-TINY = {
+TINY: dict[str, Any] = {
     "model": {"arch": "resnet18", "pretrained": False},
     "batch_size": 16,
     "data": {"image_size": 32, "num_workers": 0},
