@@ -4,6 +4,7 @@ through the real queue; and what ``--gpus`` and ``--device cuda:N`` show the tra
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,10 +37,10 @@ def dataset(tmp_path_factory) -> Path:
     return parent
 
 
-def submit(db, settings, dataset: Path, **config) -> int:
+def submit(db, settings, dataset: Path, priority: int = 0, **config) -> int:
     values = {**TINY, "data": {**TINY["data"], "root": str(dataset)}, **config}
     with db.session(write=True) as session:
-        return run_service.create_run(session=session, settings=settings, config=values).id
+        return run_service.create_run(session=session, settings=settings, config=values, priority=priority).id
 
 
 def get(db, run_id) -> Run:
@@ -143,37 +144,33 @@ def test_two_process_worker_trains_a_queued_run_and_a_new_worker_resumes_it_afte
     assert sorted((folder / "logs" / "attempt-2").glob("*/attempt_0/*/stderr.log"))  # one per rank
 
 
-def test_cancel_stops_every_rank(sqlite_url, make_settings, make_database, start_worker, dataset):
-    settings = make_settings(sqlite_url, data_roots=[dataset], trainer_command=default_trainer_command())
-    db = make_database(settings)
-    run_id = submit(db, settings, dataset, name="long", epochs=50)
-    worker = start_worker(settings, "--procs", "2")
-    wait_for(lambda: training(db, run_id), timeout=300, what="both ranks to start training")
-    trainers = descendants(worker.pid)
-    assert len(ranks(worker.pid)) == 2
-    with db.session(write=True) as session:
-        run_service.cancel_run(session=session, run_id=run_id)
-    wait_for(lambda: get(db, run_id).status == RunStatus.cancelled, timeout=15, what="the run to be cancelled")
-    wait_for(lambda: not alive(trainers), timeout=10, what="torchrun and both ranks to stop")
-    assert worker.poll() is None  # the worker itself carries on
-
-
-def test_a_rank_killed_mid_run_fails_the_attempt_naming_it(
+def test_a_killed_rank_fails_its_attempt_naming_it_and_a_cancel_stops_every_rank(
     sqlite_url, make_settings, make_database, start_worker, dataset
 ):
     settings = make_settings(sqlite_url, data_roots=[dataset], trainer_command=default_trainer_command())
     db = make_database(settings)
-    run_id = submit(db, settings, dataset, name="long", epochs=50)
+    killed = submit(db, settings, dataset, name="killed", epochs=50, priority=1)
+    cancelled = submit(db, settings, dataset, name="cancelled", epochs=50)
     worker = start_worker(settings, "--procs", "2")
-    wait_for(lambda: training(db, run_id), timeout=300, what="both ranks to start training")
+
+    wait_for(lambda: training(db, killed), timeout=300, what="both ranks of the first run to start training")
     trainers = descendants(worker.pid)
-    subprocess.run(["kill", "-KILL", str(ranks(worker.pid)[1])], check=True)
-    wait_for(lambda: get(db, run_id).status == RunStatus.failed, timeout=60, what="the attempt to fail")
-    run = get(db, run_id)
+    os.kill(ranks(worker.pid)[1], signal.SIGKILL)
+    wait_for(lambda: get(db, killed).status == RunStatus.failed, timeout=60, what="the attempt to fail")
+    run = get(db, killed)
     assert run.failure_kind == FailureKind.training
     assert run.error is not None and run.error.startswith("rank 1 was killed by SIGKILL"), run.error
     wait_for(lambda: not alive(trainers), timeout=10, what="torchrun and rank 0 to stop")
-    assert worker.poll() is None
+
+    # The same worker goes on to the next run, and a cancel stops torchrun and both its ranks.
+    wait_for(lambda: training(db, cancelled), timeout=300, what="both ranks of the second run to start training")
+    trainers = descendants(worker.pid)
+    assert len(ranks(worker.pid)) == 2
+    with db.session(write=True) as session:
+        run_service.cancel_run(session=session, run_id=cancelled)
+    wait_for(lambda: get(db, cancelled).status == RunStatus.cancelled, timeout=15, what="the run to be cancelled")
+    wait_for(lambda: not alive(trainers), timeout=10, what="torchrun and both ranks to stop")
+    assert worker.poll() is None  # the worker itself carries on
 
 
 def test_a_batch_that_does_not_divide_over_the_workers_processes_fails_the_run_naming_both(

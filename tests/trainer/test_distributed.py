@@ -39,6 +39,8 @@ from trainer.launch import describe, root_cause
 from trainer.models import build_model
 from trainer.optim import build_optimizer
 from trainer.protocol import launch_command, parse_event
+from trainer.reporters import BaseReporter
+from trainer.run import train_run
 from trainer.sync_batchnorm import CpuSyncBatchNorm, convert_sync_batchnorm
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
@@ -363,19 +365,44 @@ EQUIVALENCE: dict[str, Any] = {
 LOSS_RTOL = 1e-4
 COMPARED_STEPS = 3
 # The one process gets the two processes' two threads: the thread count changes float32 reduction order.
-THREADS = {"OMP_NUM_THREADS": "2"}
+ALONE_THREADS = 2
+
+
+class _Events(BaseReporter):
+    """The events a reporter hears, as the JSON-lines reporter would print them."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+
+    def start(self, info):
+        self.events.append({"type": "start", **info})
+
+    def step(self, event):
+        self.events.append({"type": "step", **event})
+
+    def epoch(self, row):
+        self.events.append({"type": "epoch", **row})
+
+    def result(self, result):
+        self.events.append({"type": "result", **result})
 
 
 def _train(run_dir: Path, dataset: Path, *, processes: int) -> list[dict]:
+    """One process here, in this process; several under torchrun, as the worker starts them."""
     run_dir.mkdir()
     config = {**EQUIVALENCE, "data": {**EQUIVALENCE["data"], "root": str(dataset)}}
     (run_dir / "config.json").write_text(json.dumps(config))
-    trainer = [sys.executable, "-m", "trainer", "run"]
-    command = trainer if processes == 1 else launch_command(trainer, nproc_per_node=processes)
-    env = {**os.environ, **THREADS} if processes == 1 else None
-    done = subprocess.run(
-        [*command, str(run_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    if processes == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(ALONE_THREADS)
+        try:
+            recorder = _Events()
+            train_run(run_dir, reporter=recorder)
+            return recorder.events
+        finally:
+            torch.set_num_threads(threads)
+    command = launch_command([sys.executable, "-m", "trainer", "run"], nproc_per_node=processes)
+    done = subprocess.run([*command, str(run_dir)], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return [event for line in done.stdout.splitlines() if (event := parse_event(line)) is not None]
 
