@@ -132,6 +132,9 @@ class Run(Base):
     failure_kind: Mapped[FailureKind | None] = mapped_column(_enum(FailureKind, "failure_kind"))
     error: Mapped[str | None] = mapped_column(Text)
     start_epoch: Mapped[int] = mapped_column(default=0)
+    # What the latest attempt trains on, from the trainer's start event: processes, "4 × H200".
+    world_size: Mapped[int | None] = mapped_column(Integer)
+    devices: Mapped[str | None] = mapped_column(String(200))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -1,16 +1,18 @@
 """The worker process: claims runs, runs each in a trainer child, stores what the child reports.
 
-One worker per GPU (``tricklab worker --device cuda:N``). The child prints JSON lines on stdout;
-the worker upserts them fenced by its attempt, heartbeats, polls the cancel flag, and records the
-end. A worker that dies takes its child with it (PR_SET_PDEATHSIG) and leaves a stale heartbeat;
-the next claim requeues the run and the new child resumes from the last checkpoint.
+A worker owns its devices (``backend.placement``): one GPU (``tricklab worker --gpus N``), several,
+trained on together by one torchrun child per run (``--gpus 0,1,2,3``), or CPU processes
+(``--procs 2``). The child prints JSON lines on stdout (under torchrun, rank 0 does, and the
+launcher adds the failing rank's error); the worker upserts them fenced by its attempt, heartbeats,
+polls the cancel flag, and records the end. A worker that dies takes its child with it
+(PR_SET_PDEATHSIG, which torchrun's ranks set too) and leaves a stale heartbeat; the next claim
+requeues the run and the new child resumes from the last checkpoint.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -29,46 +31,28 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from backend import migrate
 from backend.db import Database
 from backend.models import FailureKind
+from backend.placement import Placement, hold_gpus
 from backend.services import queue as jobs
 from backend.services.workers import WorkerPresence
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
-from trainer.protocol import EXIT_SUPERSEDED, EventType, MalformedEvent, RunFolder, parse_event, write_attempt
+from trainer.processes import die_with_parent
+from trainer.protocol import (
+    EXIT_SUPERSEDED,
+    EventType,
+    MalformedEvent,
+    RunFolder,
+    launch_command,
+    parse_event,
+    write_attempt,
+)
 
 log = logging.getLogger("tricklab.worker")
 
 STDERR_LINES = 40
 STEP_BATCH = 200
-_PR_SET_PDEATHSIG = 1
 _EOF = object()
 _DROPPED = "dropped"  # a write the database refused for good: the event is skipped
-
-
-def die_with_parent(parent_pid: int, sig: signal.Signals = signal.SIGKILL):
-    """preexec_fn: the child gets ``sig`` when the thread that started it dies (Linux
-    PR_SET_PDEATHSIG), so start children from the main thread."""
-
-    def setup() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
-def device_setup(device: str | None) -> tuple[str | None, dict[str, str]]:
-    """``--device`` as (runtime.device for the config, environment for the child).
-
-    cuda:N shows the child only GPU N, which it then calls "cuda"; cpu hides all GPUs.
-    None or "auto" leaves both as the config says.
-    """
-    if device in (None, "auto"):
-        return None, {}
-    if device == "cpu":
-        return "cpu", {"CUDA_VISIBLE_DEVICES": ""}
-    index = device.partition(":")[2]
-    return "cuda", ({"CUDA_VISIBLE_DEVICES": index} if index else {})
 
 
 @dataclass
@@ -88,14 +72,17 @@ class _Attempt:
 
 
 class Worker:
-    def __init__(self, *, settings: Settings, database: Database, device: str | None = None, name: str | None = None):
+    def __init__(
+        self, *, settings: Settings, database: Database, placement: Placement | None = None, name: str | None = None
+    ):
         self.settings = settings
         self.db = database
-        self.device = device
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{device}" if device else "")
+        self.placement = placement or Placement()
+        label = self.placement.label
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{label}" if label else "")
         self._stop = threading.Event()
         self.presence = WorkerPresence(
-            database=database, name=self.name, device=device, every=settings.heartbeat_seconds
+            database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
         )
 
     # --- the loop -----------------------------------------------------------------------------
@@ -139,7 +126,7 @@ class Worker:
         except (ConfigError, OSError) as exc:
             self._write(jobs.fail, state, error=f"could not prepare {run_dir}: {exc}", kind=FailureKind.training)
             return
-        command = [*self.settings.trainer_command, str(run_dir), "--attempt", str(claim.attempt)]
+        command = [*self._trainer_command(claim.attempt, run_dir), str(run_dir), "--attempt", str(claim.attempt)]
         try:
             child = subprocess.Popen(
                 command,
@@ -176,20 +163,31 @@ class Worker:
         self._drain(events, state)
         self._finish(state, returncode=returncode, stopping=stopping, stderr_tail=stderr_tail)
 
+    def _trainer_command(self, attempt: int, run_dir: Path) -> list[str]:
+        """The trainer alone, or under torchrun with one process per owned device."""
+        if not self.placement.distributed:
+            return list(self.settings.trainer_command)
+        return launch_command(
+            self.settings.trainer_command,
+            nproc_per_node=self.placement.processes,
+            log_dir=RunFolder(run_dir).rank_logs(attempt),
+        )
+
     def _prepare(self, claim: jobs.Claim, run_dir: Path) -> dict[str, str]:
         config = json.loads(json.dumps(claim.config))
         teacher = config["tricks"]["kd"]["teacher"]
         if isinstance(teacher, int):
             config["tricks"]["kd"]["teacher"] = str(self.settings.run_dir(teacher))
-        runtime_device, env = device_setup(self.device)
-        if runtime_device is not None:
-            config["runtime"]["device"] = runtime_device
+        if self.placement.runtime_device is not None:
+            config["runtime"]["device"] = self.placement.runtime_device
         run_config = RunConfig.from_dict(config)
+        # Before the folder is touched: a batch this worker cannot split fails the attempt, by name.
+        run_config.rank_batch_size(self.placement.processes)
         folder = RunFolder(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_attempt(folder, claim.attempt)  # first: a trainer of an older attempt stops writing
         run_config.save(folder.config)
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.placement.env}
 
     def _watch(self, child: subprocess.Popen, events: queue.Queue, state: _Attempt) -> bool:
         """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.
@@ -244,7 +242,8 @@ class Worker:
             kind = event.get("type")
             if kind == EventType.start:
                 start_epoch = int(event.get("start_epoch") or 0)
-                if self._write(jobs.record_start, state, start_epoch=start_epoch) is None:
+                hardware = {"world_size": event.get("world_size"), "devices": event.get("devices")}
+                if self._write(jobs.record_start, state, start_epoch=start_epoch, **hardware) is None:
                     return  # database unreachable: retried on the next tick
                 state.start_epoch = start_epoch
             elif kind == EventType.epoch:
@@ -391,13 +390,18 @@ def _stop_child(child: subprocess.Popen, *, grace: float) -> None:
         child.wait()
 
 
-def run_worker(*, settings: Settings, device: str | None, once: bool, exit_when_idle: bool) -> int:
+def run_worker(*, settings: Settings, placement: Placement, once: bool, exit_when_idle: bool) -> int:
     """``tricklab worker``: SIGTERM and SIGINT hand the current run back to the queue and exit."""
     database = Database(settings.database_url)
-    worker = Worker(settings=settings, database=database, device=device)
-    signal.signal(signal.SIGTERM, worker.stop)
-    signal.signal(signal.SIGINT, worker.stop)
+    worker = Worker(settings=settings, database=database, placement=placement)
     try:
-        return worker.serve(once=once, exit_when_idle=exit_when_idle)
+        gpu_locks = hold_gpus(placement, owner=worker.name)
+        signal.signal(signal.SIGTERM, worker.stop)
+        signal.signal(signal.SIGINT, worker.stop)
+        try:
+            return worker.serve(once=once, exit_when_idle=exit_when_idle)
+        finally:
+            for lock in gpu_locks:
+                lock.close()
     finally:
         database.dispose()

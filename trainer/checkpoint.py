@@ -29,13 +29,18 @@ def rng_states() -> dict[str, Any]:
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+        # This process's GPU only: touching the others would open a CUDA context on each of them
+        # from every rank of a multi-GPU run.
+        states["cuda"] = torch.cuda.get_rng_state()
     return states
 
 
 def restore_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
+    # A checkpoint loaded with map_location on a GPU holds the generator states there; they are set from the CPU.
+    torch.set_rng_state(states["torch"].cpu())
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        cuda = states["cuda"]
+        # Older checkpoints hold every visible GPU's state; a run's own GPU came first.
+        torch.cuda.set_rng_state((cuda[0] if isinstance(cuda, list) else cuda).cpu())

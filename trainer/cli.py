@@ -1,4 +1,5 @@
-"""The trainer's commands: ``tricklab train``, ``tricklab data ...`` and ``python -m trainer run``.
+"""The trainer's commands: ``tricklab train``, ``tricklab data ...``, ``python -m trainer run`` and
+``python -m trainer launch`` (torchrun, for runs on several processes).
 
 The ``tricklab`` console script (backend.cli) adds these beside the server's own commands.
 """
@@ -6,6 +7,8 @@ The ``tricklab`` console script (backend.cli) adds these beside the server's own
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import traceback
 from datetime import datetime
@@ -14,13 +17,23 @@ from pathlib import Path
 from trainer.config import ConfigError, RunConfig, add_config_arguments, parse_set_arguments
 from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
+from trainer.distributed import DistributedError, World, world_from_environment
 from trainer.models import TeacherError, WeightsUnavailable
-from trainer.protocol import EXIT_FAILED, EXIT_SUPERSEDED, ErrorEvent, EventType, RunFolder, Superseded
+from trainer.protocol import (
+    EXIT_FAILED,
+    EXIT_SUPERSEDED,
+    ErrorEvent,
+    EventType,
+    RunFolder,
+    Superseded,
+    launch_command,
+)
 from trainer.reporters import ConsoleReporter, FanOut, JsonLinesReporter, TensorBoardReporter
 from trainer.run import RunError, train_run
 
 # Problems a user fixes by changing a config, a path or a download: a message is enough.
-USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError)
+USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError, DistributedError)
+EXIT_INTERRUPTED = 130
 
 
 def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -28,22 +41,46 @@ def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train one run from a config file, with a progress bar",
         description="Train one run. The run folder gets config.json, metrics.jsonl, result.json, tb/ and "
-        "checkpoints/; starting again on the same folder resumes from its last checkpoint.",
+        "checkpoints/; starting again on the same folder resumes from its last checkpoint. With "
+        "--nproc-per-node N the run trains on N processes under torchrun (one per GPU, or gloo on CPUs); "
+        "batch_size stays the global batch.",
     )
     add_config_arguments(train)
     train.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<date>)")
+    processes = train.add_argument_group("several processes (torchrun)")
+    processes.add_argument(
+        "--nproc-per-node", type=_positive, default=1, help="processes on this host: one per GPU (default 1)"
+    )
+    processes.add_argument(
+        "--nnodes", type=_positive, default=1, help="hosts training together, each running this command (default 1)"
+    )
+    processes.add_argument("--node-rank", type=int, default=0, help="this host's place among them, 0 to NNODES-1")
+    processes.add_argument(
+        "--rdzv-endpoint", metavar="HOST:PORT", help="where the hosts meet (several hosts): a port on host 0"
+    )
     train.set_defaults(handler=_train)
     add_data_commands(subparsers)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _train(args: argparse.Namespace) -> int:
     run_dir = args.out
     try:
         config = RunConfig.load(args.config, parse_set_arguments(args.overrides))
+        world_size = args.nproc_per_node * args.nnodes
+        config.rank_batch_size(world_size)
+        rendezvous = _rendezvous(args)
         run_dir = args.out or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
         folder = RunFolder(run_dir)
         _prepare_folder(folder, config)
         print(f"run folder: {run_dir}  (tensorboard --logdir {folder.tensorboard})", file=sys.stderr)
+        if world_size > 1:
+            return _train_under_torchrun(folder, nproc_per_node=args.nproc_per_node, rendezvous=rendezvous)
         reporter = FanOut([ConsoleReporter(), TensorBoardReporter(folder.tensorboard)])
         try:
             train_run(run_dir, reporter=reporter)
@@ -55,8 +92,45 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if run_dir is not None:
             print(f"\nstopped; run the same command with --out {run_dir} to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _rendezvous(args: argparse.Namespace) -> list[str]:
+    """torchrun's options that bring the hosts together; one host needs none (``--standalone``)."""
+    if args.nnodes == 1:
+        return ["--standalone"]
+    if not args.rdzv_endpoint:
+        raise ConfigError({"--rdzv-endpoint": f"{args.nnodes} hosts need HOST:PORT of host 0 to meet at"})
+    if not 0 <= args.node_rank < args.nnodes:
+        raise ConfigError({"--node-rank": f"{args.node_rank} is not between 0 and {args.nnodes - 1}"})
+    if args.out is None:
+        raise ConfigError({"--out": "several hosts train one run folder: give the same shared --out on each"})
+    return [
+        "--nnodes",
+        str(args.nnodes),
+        "--node-rank",
+        str(args.node_rank),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        args.rdzv_endpoint,
+        "--rdzv-id",
+        f"tricklab-{Path(args.out).resolve().name}",
+    ]
+
+
+def _train_under_torchrun(folder: RunFolder, *, nproc_per_node: int, rendezvous: list[str]) -> int:
+    """The run folder trained by ``python -m trainer run --console`` on each process, under torchrun."""
+    command = launch_command(
+        [sys.executable, "-m", "trainer", "run"], nproc_per_node=nproc_per_node, rendezvous=rendezvous, events=False
+    )
+    child = subprocess.Popen([*command, str(folder.path), "--console"])
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.wait()  # torchrun got the Ctrl-C too and stops its ranks
+        raise
 
 
 def _prepare_folder(folder: RunFolder, config: RunConfig) -> None:
@@ -70,32 +144,60 @@ def _prepare_folder(folder: RunFolder, config: RunConfig) -> None:
 
 
 def run_main(argv: list[str] | None = None) -> int:
-    """``python -m trainer run RUN_DIR``: JSON lines on stdout for the worker, TensorBoard files."""
+    """``python -m trainer run RUN_DIR``: JSON lines on stdout for the worker, TensorBoard files.
+
+    (``python -m trainer launch ...``, torchrun, goes to trainer.launch without this module's imports.)
+    """
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a prepared run folder (its config.json), resuming if possible")
     run.add_argument("run_dir", type=Path)
     run.add_argument("--attempt", type=int, help="the worker's attempt number, checked against RUN_DIR/ATTEMPT")
+    run.add_argument("--console", action="store_true", help="a progress bar on stderr instead of JSON events on stdout")
     args = parser.parse_args(argv)
 
     events = JsonLinesReporter()
-    reporter = FanOut([events, TensorBoardReporter(RunFolder(args.run_dir).tensorboard)])
+    try:
+        world = world_from_environment()
+    except DistributedError as exc:
+        return _failed(exc, world=World(), events=events, message=str(exc))
+    progress = ConsoleReporter() if args.console else events
+    reporter = FanOut([progress, TensorBoardReporter(RunFolder(args.run_dir).tensorboard)])
     try:
         train_run(args.run_dir, reporter=reporter, attempt=args.attempt)
     except Superseded as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return EXIT_SUPERSEDED
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        events.emit(EventType.error, ErrorEvent(message=str(exc)))
-        return EXIT_FAILED
+        return _failed(exc, world=world, events=None if args.console else events, message=str(exc))
     except BrokenPipeError:
         # The worker that read our stdout is gone; nobody is left to report to.
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the worker needs a message for any crash
-        traceback.print_exc()
-        events.emit(EventType.error, ErrorEvent(message=f"{type(exc).__name__}: {exc}"))
-        return EXIT_FAILED
+        message = f"{type(exc).__name__}: {exc}"
+        return _failed(exc, world=world, events=None if args.console else events, message=message, trace=True)
     finally:
         reporter.close()
     return 0
+
+
+def _failed(
+    exc: BaseException, *, world: World, events: JsonLinesReporter | None, message: str, trace: bool = False
+) -> int:
+    """Say why the run failed: on stderr, to torchrun (which rank, see trainer.launch) and, from
+    rank 0, as the error event the worker stores."""
+    prefix = f"[rank {world.rank}] " if world.distributed else ""
+    if trace:
+        lines = traceback.format_exception(exc)
+        sys.stderr.write("".join(prefix + line for chunk in lines for line in chunk.splitlines(keepends=True)))
+    else:
+        print(f"{prefix}error: {message}", file=sys.stderr)
+    if world.distributed and os.environ.get("TORCHELASTIC_ERROR_FILE"):
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        ErrorHandler().record_exception(exc)
+    if events is not None and world.is_main:
+        events.emit(EventType.error, ErrorEvent(message=message))
+    return EXIT_FAILED

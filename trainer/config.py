@@ -19,6 +19,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from trainer.files import write_atomic
+
 # The form's short list, shallow to deep: torchvision's ResNets, each beside timm's ResNet-D (the paper's
 # tweak). Any other torchvision ResNet or timm model name is accepted too, checked against what is installed.
 ARCHS: tuple[str, ...] = tuple(f"resnet{depth}{tweak}" for depth in (18, 34, 50, 101, 152) for tweak in ("", "d"))
@@ -37,6 +39,8 @@ def _known_arch(name: str) -> str:
 
 
 Arch = Annotated[str, AfterValidator(_known_arch)]
+
+LINEAR_SCALING_BATCH = 256  # the paper's reference batch: lr x batch_size / 256
 
 
 class ConfigError(ValueError):
@@ -99,6 +103,11 @@ class OptimConfig(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, le=1)
     no_bias_decay: bool = Field(False, description="no weight decay on biases and norm parameters")
+    linear_scaling: bool = Field(
+        False,
+        description="multiply every rate by batch_size / 256 (Bag of Tricks' linear scaling rule); "
+        "never implied by the number of training processes",
+    )
 
 
 class ScheduleConfig(_Strict):
@@ -135,6 +144,11 @@ class RuntimeConfig(_Strict):
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile the model")
+    sync_batchnorm: bool = Field(
+        True,
+        description="when several processes train, BatchNorm normalizes over the whole global batch "
+        "(SyncBatchNorm), as one process would; no effect on one process",
+    )
     step_log_every: int = Field(10, ge=1, description="report loss and learning rate every N steps")
 
 
@@ -178,6 +192,22 @@ class RunConfig(_Strict):
             raise ValueError(f"optim.layer_lr_divisors: {arch} {NO_STAGES}")
         return self
 
+    @property
+    def lr_scale(self) -> float:
+        """The factor on every learning rate: batch_size / 256 under linear scaling, else 1."""
+        return self.batch_size / LINEAR_SCALING_BATCH if self.optim.linear_scaling else 1.0
+
+    def rank_batch_size(self, world_size: int) -> int:
+        """Each process's share of ``batch_size``, the global batch; ConfigError when it does not divide."""
+        if self.batch_size % world_size:
+            raise ConfigError(
+                {
+                    "batch_size": f"{self.batch_size} does not divide over {world_size} processes: "
+                    f"each takes an equal share of the global batch, so use a multiple of {world_size}"
+                }
+            )
+        return self.batch_size // world_size
+
     # --- construction -------------------------------------------------------------------
 
     @classmethod
@@ -195,7 +225,8 @@ class RunConfig(_Strict):
         return cls.from_dict(apply_overrides(values, overrides or {}))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+        # Whole or not at all: several hosts may prepare one shared run folder at the same moment.
+        write_atomic(Path(path), self.model_dump_json(indent=2) + "\n")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result: two runs with one fingerprint are replicates.

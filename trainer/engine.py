@@ -2,18 +2,21 @@
 
 Metrics are summed on the device and read back once per pass: a ``.item()`` per step would stall
 the GPU on every batch. Accuracies are percentages over images, not averages of batch averages.
+With several processes the sums are added over ranks (``World.all_sum``) before they are read, so
+every figure is the global one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainer.distributed import World
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import LRSchedule, apply_schedule
 
@@ -44,38 +47,60 @@ def train_one_epoch(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     on_step: StepCallback | None = None,
+    world: World | None = None,
+    global_sizes: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; ``start_step`` is the global index of its first batch.
 
     ``tricks`` is set to the epoch already: the pass mixes and scores each batch through it.
+
+    With several processes (``world``), ``loader`` yields this rank's part of each global batch,
+    whose sizes are ``global_sizes``, and ``model`` is DDP, which averages the gradients over ranks.
+    Each rank's mean loss is weighted by ``part * world size / global batch``, so that average is the
+    gradient of the global batch's mean loss, as one process computes it. ``on_step`` gets this
+    rank's contribution to that mean (the whole mean when run alone).
     """
+    world = world or World()
     model.train()
     device = next(model.parameters()).device
-    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, task loss, kd loss, top-1 hits, top-5 hits
+    # loss, task loss, kd loss, top-1 hits, top-5 hits; then the image count, for the sum over ranks
+    sums = torch.zeros(6, device=device, dtype=torch.float64)
+    zero = torch.zeros((), device=device)
     images_seen = 0
     step = start_step
     started = time.perf_counter()
-    for loaded, targets in loader:
+    for index, (loaded, targets) in enumerate(loader):
         apply_schedule(optimizer, schedule, step)
+        n = targets.size(0)
+        global_n = n if global_sizes is None else global_sizes[index]
         images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
         batch = tricks.mix(images, targets)
         with _autocast(device, autocast_dtype):
             logits = model(batch.images)
-            parts = tricks.loss(logits, batch)
+            parts = tricks.loss(logits, batch) if n else None
         optimizer.zero_grad(set_to_none=True)
-        parts.loss.backward()
+        if parts is None:
+            # An empty part of a short last batch: no loss, but the rank still takes part in the
+            # forward pass's SyncBatchNorm and the gradients' all-reduce, with zeros.
+            (logits.sum() * 0.0).backward()
+        else:
+            weight = n * world.size / global_n
+            (parts.loss if weight == 1.0 else parts.loss * weight).backward()
         optimizer.step()
 
-        top1, top5 = _correct_top1_top5(logits.detach(), batch.dominant_targets)
-        n = targets.size(0)
-        kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else torch.zeros((), device=device)
-        sums += torch.stack([parts.loss.detach() * n, parts.task_loss.detach() * n, kd_loss * n, top1, top5]).double()
+        if parts is not None:
+            top1, top5 = _correct_top1_top5(logits.detach(), batch.dominant_targets)
+            loss, task_loss = parts.loss.detach(), parts.task_loss.detach()
+            kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else zero
+            sums[:5] += torch.stack([loss * n, task_loss * n, kd_loss * n, top1, top5]).double()
         images_seen += n
         if on_step is not None:
-            on_step(step, parts.loss.detach())
+            on_step(step, zero if parts is None else parts.loss.detach() * (n / global_n))
         step += 1
 
-    loss, task_loss, kd_loss, top1, top5 = sums.tolist()
+    sums[5] = images_seen
+    loss, task_loss, kd_loss, top1, top5, images = world.all_sum(sums).tolist()
+    images_seen = round(images)
     seconds = time.perf_counter() - started
     divisor = max(images_seen, 1)
     stats = {
@@ -99,11 +124,18 @@ def evaluate(
     loader: Iterable[tuple[Tensor, Tensor]],
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    world: World | None = None,
 ) -> dict[str, float]:
-    """Plain cross-entropy and top-1/top-5 over every image of ``loader``."""
+    """Plain cross-entropy and top-1/top-5 over every image of ``loader``.
+
+    With several processes, ``loader`` holds this rank's part of the split and the sums are added
+    over ranks: each image counts once. ``model`` must then be the bare module, not DDP: ranks may
+    take different numbers of batches, and DDP's forward pass would wait for the others.
+    """
+    world = world or World()
     model.eval()
     device = next(model.parameters()).device
-    sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss, top-1 hits, top-5 hits
+    sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, images
     images_seen = 0
     for loaded, targets in loader:
         images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
@@ -111,9 +143,11 @@ def evaluate(
             logits = model(images)
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         top1, top5 = _correct_top1_top5(logits, targets)
-        sums += torch.stack([loss, top1, top5]).double()
+        sums[:3] += torch.stack([loss, top1, top5]).double()
         images_seen += targets.size(0)
-    loss, top1, top5 = sums.tolist()
+    sums[3] = images_seen
+    loss, top1, top5, images = world.all_sum(sums).tolist()
+    images_seen = round(images)
     divisor = max(images_seen, 1)
     return {
         "loss": loss / divisor,

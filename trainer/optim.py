@@ -18,9 +18,12 @@ PARAM_GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 WHOLE_MODEL = "model"  # the one group of a model without ResNet stages
 
 
-def group_peak_lrs(optim: OptimConfig) -> dict[str, float]:
-    """Each group's peak rate, ``optim.lr / divisor``; the LR preview reads the same numbers."""
-    return {name: optim.lr / getattr(optim.layer_lr_divisors, name) for name in PARAM_GROUPS}
+def group_peak_lrs(optim: OptimConfig, *, lr_scale: float = 1.0) -> dict[str, float]:
+    """Each group's peak rate, ``optim.lr * lr_scale / divisor``; the LR preview reads the same numbers.
+
+    ``lr_scale`` is ``RunConfig.lr_scale``: batch_size / 256 under linear scaling, else 1.
+    """
+    return {name: optim.lr * lr_scale / getattr(optim.layer_lr_divisors, name) for name in PARAM_GROUPS}
 
 
 def _stage_of(param_name: str) -> str | None:
@@ -43,7 +46,7 @@ def _one_group_lr(model: nn.Module, optim: OptimConfig) -> float:
     return optim.lr / divisors.pop()
 
 
-def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, optim: OptimConfig, *, lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """Adam or SGD over one group per PARAM_GROUPS name (or one WHOLE_MODEL group, see the module).
 
     Every group carries ``name`` and ``peak_lr`` so that the schedule can scale it by step. With
@@ -51,7 +54,9 @@ def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimiz
     a ``<stage>.no_decay`` group with weight decay 0, as in Bag of Tricks section 3.1.
     """
     by_stage = has_resnet_stages(model)
-    peak_lrs = group_peak_lrs(optim) if by_stage else {WHOLE_MODEL: _one_group_lr(model, optim)}
+    peak_lrs = (
+        group_peak_lrs(optim, lr_scale=lr_scale) if by_stage else {WHOLE_MODEL: _one_group_lr(model, optim) * lr_scale}
+    )
     buckets: dict[str, list[nn.Parameter]] = {}
     for param_name, param in model.named_parameters():
         if not param.requires_grad:
@@ -77,7 +82,7 @@ def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimiz
                 )
 
     if optim.name == "adam":
-        return torch.optim.Adam(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        return torch.optim.Adam(groups, lr=optim.lr * lr_scale, weight_decay=optim.weight_decay)
     return torch.optim.SGD(
-        groups, lr=optim.lr, momentum=optim.momentum, nesterov=False, weight_decay=optim.weight_decay
+        groups, lr=optim.lr * lr_scale, momentum=optim.momentum, nesterov=False, weight_decay=optim.weight_decay
     )

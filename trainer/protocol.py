@@ -2,13 +2,16 @@
 
 The worker prepares a run folder, writes its attempt number to ATTEMPT, starts
 ``python -m trainer run RUN_DIR --attempt N`` and reads one JSON event per line of the child's
-stdout; the exit code says how the child ended. Both sides spell all of that from here. The worker
-and the web process start without torch, so this module imports none (a test holds it to that).
+stdout; the exit code says how the child ended. A run on several processes starts the same command
+once per process under torchrun (``launch_command``); rank 0 prints the events. Both sides spell
+all of that from here. The worker and the web process start without torch, so this module imports
+none (a test holds it to that).
 """
 
 import enum
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
@@ -59,6 +62,33 @@ class RunFolder:
     def last_checkpoint(self) -> Path:
         """The latest epoch with optimizer and RNG states: what a new attempt resumes from."""
         return self.checkpoints / "last.pt"
+
+    def rank_logs(self, attempt: int) -> Path:
+        """torchrun's ``--log-dir`` for one attempt on several processes: each rank's stderr and error file."""
+        return self.path / "logs" / f"attempt-{attempt}"
+
+
+def launch_command(
+    trainer_command: Sequence[str],
+    *,
+    nproc_per_node: int,
+    rendezvous: Sequence[str] = ("--standalone",),
+    log_dir: Path | None = None,
+    events: bool = True,
+) -> list[str]:
+    """torchrun (``python -m trainer launch``) starting ``trainer_command`` once per process.
+
+    Append the trainer's own arguments (RUN_DIR ...). ``rendezvous``: torchrun's options that find
+    the other hosts; the default, ``--standalone``, is one host with a rendezvous store of its own on
+    a free port, so torchruns started side by side never meet. ``log_dir``: each rank's stderr also
+    goes to a file there, quoted when the rank fails. ``events``: the launcher reports a failed rank
+    as an error event on stdout, for the worker.
+    """
+    command = [sys.executable, "-m", "trainer", "launch", *(["--events"] if events else []), *rendezvous]
+    command += ["--nproc-per-node", str(nproc_per_node)]
+    if log_dir is not None:
+        command += ["--log-dir", str(log_dir), "--redirects", "2", "--tee", "2"]
+    return [*command, "--no-python", *trainer_command]
 
 
 class Superseded(Exception):
@@ -125,7 +155,9 @@ class StartEvent(TypedDict):
     num_valid: int
     num_test: int
     num_classes: int
-    device: str
+    device: str  # this process's torch device, e.g. "cuda:0" or "cpu"
+    world_size: int  # the processes training the run (torchrun's WORLD_SIZE; 1 alone)
+    devices: str  # what they train on, e.g. "4 × H200" or "2 × CPU (gloo)"
 
 
 class StartInfo(StartEvent):
@@ -205,5 +237,6 @@ def _well_formed(event: Any) -> bool:
     if kind == EventType.step:
         return _count(event.get("step")) and _count(event.get("epoch"))
     if kind == EventType.start:
-        return _count(event.get("start_epoch", 0))
+        world_size = event.get("world_size", 1)
+        return _count(event.get("start_epoch", 0)) and _count(world_size) and world_size >= 1
     return kind in (EventType.result, EventType.error)

@@ -131,7 +131,7 @@ class ConsoleReporter(BaseReporter):
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
         print(
             f"{info['num_train']} train / {info['num_valid']} valid / {info['num_test']} test images, "
-            f"{self.steps_per_epoch} steps per epoch on {info['device']}{resumed}",
+            f"{self.steps_per_epoch} steps per epoch on {info['devices']}{resumed}",
             file=self.stream,
         )
 

@@ -3,6 +3,10 @@
 The folder (``protocol.RunFolder``) is the run's whole state. Starting again on a folder with a
 last checkpoint resumes it exactly, and the epochs already done are reported again so a reader that
 missed them (a worker that died) still stores each one.
+
+Under torchrun every rank runs ``train_run`` on the same folder (see ``trainer.distributed``): all
+of them read the config and the checkpoint and check the attempt fence; rank 0 alone reports and
+writes.
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, 
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
 from trainer.data.loaders import BatchSource, build_batch_sources
+from trainer.distributed import (
+    World,
+    data_parallel,
+    describe_devices,
+    global_batch_sizes,
+    joined,
+    resolve_device,
+    synced_batchnorm,
+    world_from_environment,
+)
 from trainer.engine import evaluate, train_one_epoch
 from trainer.files import write_atomic
 from trainer.models import build_model, load_teacher
 from trainer.optim import build_optimizer
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
-from trainer.reporters import Reporter
+from trainer.reporters import BaseReporter, Reporter
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 
@@ -32,26 +46,41 @@ class RunError(Exception):
     """A problem the user can fix; shown as a message, without a traceback."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"runtime.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def _largest_lr(optimizer: torch.optim.Optimizer) -> float:
     return max(group["lr"] for group in optimizer.param_groups)
 
 
 def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> Result:
+    """Train the run folder ``run_dir`` to its result; ``reporter`` hears of it on rank 0 only."""
     folder = RunFolder(Path(run_dir))
     fence = AttemptFence(folder, attempt)
     fence.check()
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found: a run folder needs its config.json")
     config = RunConfig.load(folder.config)
-    device = resolve_device(config.runtime.device)
+    world = world_from_environment()
+    config.rank_batch_size(world.size)  # a batch that does not divide over the ranks fails here, by name
+    device = resolve_device(config.runtime.device, world)
+    with joined(world, device):
+        return _train(
+            folder,
+            fence=fence,
+            config=config,
+            world=world,
+            device=device,
+            reporter=reporter if world.is_main else BaseReporter(),
+        )
+
+
+def _train(
+    folder: RunFolder,
+    *,
+    fence: AttemptFence,
+    config: RunConfig,
+    world: World,
+    device: torch.device,
+    reporter: Reporter,
+) -> Result:
     on_cuda = device.type == "cuda"
     if on_cuda:
         # Every batch has the same shape, so cuDNN's one-off search for the fastest kernels pays off.
@@ -63,33 +92,40 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     splits = make_splits(
         index, split=config.data.split, valid_fraction=config.data.valid_fraction, split_seed=config.data.split_seed
     )
-    sources = build_batch_sources(config, index=index, splits=splits, device=device)
+    sources = build_batch_sources(config, index=index, splits=splits, device=device, world=world)
     num_classes = len(index.classes)
 
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_model(
         config.model.arch,
         num_classes,
         pretrained=config.model.pretrained,
         weights_path=config.model.weights_path,
         zero_init_residual=config.model.zero_init_residual,
-    ).to(device)
+    )
+    if config.runtime.sync_batchnorm:
+        model = synced_batchnorm(model, world=world, device=device)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
     tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
-    optimizer = build_optimizer(model, config.optim)
+    optimizer = build_optimizer(model, config.optim, lr_scale=config.lr_scale)
     steps_per_epoch = len(sources.train)
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    # torch.compile is typed as returning a plain callable; given a module it returns a module (OptimizedModule).
-    step_model = cast(nn.Module, torch.compile(model)) if config.runtime.compile else model
+    # Each rank's part of each global batch is weighted by its share (see train_one_epoch).
+    global_sizes = global_batch_sizes(sources.train.num_samples, config.batch_size) if world.distributed else None
+    # Evaluation runs on the bare module: DDP would make ranks wait for each other at every batch.
+    step_model = _compiled(data_parallel(model, world=world, device=device), config)
+    eval_model = _compiled(model, config) if world.distributed else step_model
 
     progress = _Progress()
-    if folder.last_checkpoint.exists():
+    if folder.last_checkpoint.exists():  # every rank resumes from the same one
         progress = _resume(folder.last_checkpoint, config=config, model=model, optimizer=optimizer, device=device)
     fence.check()
-    # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
-    write_atomic(folder.metrics, "".join(json.dumps(row) + "\n" for row in progress.history))
+    if world.is_main:
+        # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
+        write_atomic(folder.metrics, "".join(json.dumps(row) + "\n" for row in progress.history))
 
     reporter.start(
         StartInfo(
@@ -101,11 +137,13 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             num_test=sources.test.num_samples,
             num_classes=num_classes,
             device=str(device),
+            world_size=world.size,
+            devices=describe_devices(world, device),
             history=progress.history,
         )
     )
 
-    step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch)
+    step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch, world=world)
 
     def on_step(step: int, loss: torch.Tensor) -> None:
         reporter.batch(step)
@@ -124,11 +162,18 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             autocast_dtype=autocast_dtype,
             channels_last=channels_last,
             on_step=on_step,
+            world=world,
+            global_sizes=global_sizes,
         )
         for event in step_log.drain():
             reporter.step(event)
+        world.share_buffers(model)
         valid = evaluate(
-            model=step_model, loader=sources.valid, autocast_dtype=autocast_dtype, channels_last=channels_last
+            model=eval_model,
+            loader=sources.valid,
+            autocast_dtype=autocast_dtype,
+            channels_last=channels_last,
+            world=world,
         )
         row = EpochRow(
             epoch=epoch,
@@ -147,35 +192,23 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             row["train_kd_loss"] = train["train_kd_loss"]
         fence.check()
         progress.record(row)
-        if progress.best_epoch == epoch:
-            save_checkpoint(
-                folder.best_checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "epoch": epoch,
-                    "num_classes": num_classes,
-                    "config": config.model_dump(mode="json"),
-                    "valid": valid,
-                },
+        if world.is_main:
+            _save_checkpoints(
+                folder,
+                model=model,
+                optimizer=optimizer,
+                config=config,
+                progress=progress,
+                valid=valid,
+                epoch=epoch,
+                steps_per_epoch=steps_per_epoch,
+                num_classes=num_classes,
             )
-        save_checkpoint(
-            folder.last_checkpoint,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "step": epoch * steps_per_epoch,
-                "history": progress.history,
-                "num_classes": num_classes,
-                "config": config.model_dump(mode="json"),
-                "fingerprint": config.fingerprint(),
-                "rng": rng_states(),
-            },
-        )
-        with folder.metrics.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
+            with folder.metrics.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
         reporter.epoch(row)
 
+    world.barrier()  # rank 0 has written the best checkpoint every rank now tests
     result = _test_best(
         folder,
         model=model,
@@ -184,22 +217,72 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
         device=device,
         autocast_dtype=autocast_dtype,
         channels_last=channels_last,
+        world=world,
     )
     fence.check()
-    write_atomic(folder.result, json.dumps(result, indent=2) + "\n")
+    if world.is_main:
+        write_atomic(folder.result, json.dumps(result, indent=2) + "\n")
     reporter.result(result)
     return result
+
+
+def _compiled(model: nn.Module, config: RunConfig) -> nn.Module:
+    # torch.compile is typed as returning a plain callable; given a module it returns a module (OptimizedModule).
+    return cast(nn.Module, torch.compile(model)) if config.runtime.compile else model
+
+
+def _save_checkpoints(
+    folder: RunFolder,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: RunConfig,
+    progress: _Progress,
+    valid: dict[str, float],
+    epoch: int,
+    steps_per_epoch: int,
+    num_classes: int,
+) -> None:
+    """The best checkpoint when ``epoch`` is the best so far, and the last one, which a new attempt resumes."""
+    if progress.best_epoch == epoch:
+        save_checkpoint(
+            folder.best_checkpoint,
+            {
+                "model": model.state_dict(),
+                "epoch": epoch,
+                "num_classes": num_classes,
+                "config": config.model_dump(mode="json"),
+                "valid": valid,
+            },
+        )
+    save_checkpoint(
+        folder.last_checkpoint,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "step": epoch * steps_per_epoch,
+            "history": progress.history,
+            "num_classes": num_classes,
+            "config": config.model_dump(mode="json"),
+            "fingerprint": config.fingerprint(),
+            "rng": rng_states(),
+        },
+    )
 
 
 class _StepLog:
     """Sparse per-step loss and learning rate, read back from the device once per epoch.
 
     A ``.item()`` at each logged step would stall the GPU; the losses wait on the device instead.
+    Each rank logs its contribution to the global batch's mean loss; ``drain`` sums them over ranks
+    (every rank drains at the same step, so the sum is one all-reduce per epoch).
     """
 
-    def __init__(self, *, every: int, steps_per_epoch: int):
+    def __init__(self, *, every: int, steps_per_epoch: int, world: World):
         self.every = every
         self.steps_per_epoch = steps_per_epoch
+        self.world = world
         self.pending: list[tuple[int, torch.Tensor, float]] = []
 
     def add(self, step: int, loss: torch.Tensor, lr: float) -> None:
@@ -210,7 +293,7 @@ class _StepLog:
     def drain(self) -> list[StepEvent]:
         if not self.pending:
             return []
-        losses = torch.stack([loss for _, loss, _ in self.pending]).tolist()
+        losses = self.world.all_sum(torch.stack([loss for _, loss, _ in self.pending])).tolist()
         events = [
             StepEvent(epoch=(done - 1) // self.steps_per_epoch + 1, step=done, loss=loss, lr=lr)
             for (done, _, lr), loss in zip(self.pending, losses, strict=True)
@@ -275,10 +358,13 @@ def _test_best(
     device: torch.device,
     autocast_dtype: torch.dtype | None,
     channels_last: bool,
+    world: World,
 ) -> Result:
     best = load_checkpoint(folder.best_checkpoint, map_location=device)
     model.load_state_dict(best["model"])
-    test = evaluate(model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last)
+    test = evaluate(
+        model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last, world=world
+    )
     best_row = progress.best_row
     assert best_row is not None, "epochs >= 1, so at least one epoch was recorded"
     return Result(

@@ -65,6 +65,8 @@ class RunPublic(BaseModel):
     epoch: int = Field(0, description="latest stored epoch")
     epochs: int
     start_epoch: int = Field(description="epoch the latest attempt resumed after (0 = from scratch)")
+    world_size: int | None = Field(description="processes training the latest attempt (null until it starts)")
+    devices: str | None = Field(description='what the latest attempt trains on, e.g. "4 × H200", "2 × CPU (gloo)"')
     test_loss: float | None
     test_top1: float | None
     test_top5: float | None

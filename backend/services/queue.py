@@ -66,6 +66,8 @@ def claim_run(
             started_at=now,
             heartbeat_at=now,
             start_epoch=0,
+            world_size=None,  # until the new attempt's trainer says what it trains on
+            devices=None,
         )
         .returning(Run.id, Run.attempt, Run.config)
     ).one_or_none()
@@ -146,13 +148,27 @@ def cancel_requested(*, session: Session, run_id: int, attempt: int) -> bool | N
     return None if row is None else row.cancel_requested
 
 
-def record_start(*, session: Session, run_id: int, attempt: int, start_epoch: int) -> bool | None:
-    """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt."""
+def record_start(
+    *,
+    session: Session,
+    run_id: int,
+    attempt: int,
+    start_epoch: int,
+    world_size: Any = None,
+    devices: Any = None,
+) -> bool | None:
+    """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt.
+
+    ``world_size`` and ``devices`` (from the start event, unchecked) say what the attempt trains on.
+    """
     run = _owned(session, run_id, attempt, write=True)
     if run is None:
         session.rollback()
         return None
     run.start_epoch = start_epoch
+    count = _number(world_size)
+    run.world_size = count if isinstance(count, int) and count >= 1 else None
+    run.devices = devices[:200] if isinstance(devices, str) and devices else None
     session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > start_epoch))
     session.execute(delete(StepMetric).where(StepMetric.run_id == run_id, StepMetric.epoch > start_epoch))
     session.commit()

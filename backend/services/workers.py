@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import Database
 from backend.models import Worker, utcnow
+from backend.placement import Placement
 from backend.schemas.workers import DevicePublic, WorkerPublic, WorkersPublic
 
 log = logging.getLogger("tricklab.worker")
@@ -47,7 +48,7 @@ def visible_gpus(environ: os._Environ[str] | dict[str, str] = os.environ) -> lis
     for physical in order:
         if physical not in gpus:
             break
-        visible.append(gpus[physical])
+        visible.append({"physical": physical, **gpus[physical]})
     return [{"index": index, **gpu} for index, gpu in enumerate(visible)]
 
 
@@ -68,7 +69,30 @@ def detect_devices(device: str | None, gpus: Sequence[dict[str, Any]] | None = N
     found = next((gpu for gpu in gpus if gpu["index"] == wanted), None)
     if found is None:
         return [_cpu()] if device in (None, "auto") else [{"device": device, "kind": "cuda", "name": None}]
-    return [{"device": f"cuda:{wanted}", "kind": "cuda", "name": found["name"], "memory_gib": found["memory_gib"]}]
+    return [_gpu(found)]
+
+
+def _gpu(found: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "device": f"cuda:{found['index']}",
+        "kind": "cuda",
+        "name": found["name"],
+        "memory_gib": found["memory_gib"],
+    }
+
+
+def placement_devices(placement: Placement, gpus: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """What a worker trains each run on: the GPUs it owns (``--gpus``), its CPU processes (``--procs``),
+    or, for ``--device`` or none, as ``detect_devices`` finds it."""
+    if placement.runtime_device == "cpu":
+        return [_cpu() for _ in range(placement.processes)]
+    if not placement.gpus:
+        return detect_devices(placement.runtime_device, gpus)
+    gpus = visible_gpus() if gpus is None else gpus
+    owned = [gpu for gpu in gpus if gpu.get("physical") in placement.gpus]
+    return [_gpu(gpu) for gpu in owned] or [
+        {"device": f"cuda:{index}", "kind": "cuda", "name": None} for index in range(len(placement.gpus))
+    ]
 
 
 def report_worker(
@@ -115,10 +139,10 @@ class WorkerPresence:
     """A worker process's row in the registry: ``report()`` writes it at most every ``every`` seconds,
     and a database that cannot be reached costs a log line, never the run."""
 
-    def __init__(self, *, database: Database, name: str, device: str | None, every: float):
+    def __init__(self, *, database: Database, name: str, placement: Placement, every: float):
         self.database = database
         self.name = name
-        self.devices = detect_devices(device)
+        self.devices = placement_devices(placement)
         self.every = every
         self.started_at = utcnow()
         self._next = 0.0

@@ -25,6 +25,8 @@ RUN_OWN_COLUMNS = {
     "failure_kind",
     "error",
     "start_epoch",
+    "world_size",
+    "devices",
     "created_at",
     "started_at",
     "finished_at",

@@ -95,3 +95,21 @@ def test_per_stage_rates_on_a_model_without_resnet_stages_are_refused():
         build_optimizer(timm.create_model("test_efficientnet", num_classes=5), OptimConfig())
     with pytest.raises(ValueError, match="no ResNet stages"):
         build_optimizer(torch.nn.Linear(2, 2), OptimConfig())
+
+
+def test_linear_scaling_multiplies_every_rate_by_batch_over_256_and_is_off_by_default(model):
+    from trainer.config import RunConfig
+    from trainer.tricks.schedules import schedule_preview
+
+    plain = RunConfig.from_dict({"batch_size": 512})
+    scaled = RunConfig.from_dict({"batch_size": 512, "optim": {"linear_scaling": True}})
+    assert (plain.lr_scale, scaled.lr_scale) == (1.0, 2.0)
+    assert RunConfig.from_dict({"batch_size": 64, "optim": {"linear_scaling": True}}).lr_scale == 0.25
+    unscaled = build_optimizer(model, plain.optim, lr_scale=plain.lr_scale)
+    doubled = build_optimizer(model, scaled.optim, lr_scale=scaled.lr_scale)
+    for a, b in zip(unscaled.param_groups, doubled.param_groups, strict=True):
+        assert b["peak_lr"] == pytest.approx(2 * a["peak_lr"], rel=1e-12)
+    # The launch page's preview plots the same rates the optimizer gets.
+    preview = schedule_preview(scaled, steps_per_epoch=10)["groups"]
+    assert max(preview["fc"]) == pytest.approx(doubled.param_groups[-1]["peak_lr"], rel=1e-6)
+    assert plain.fingerprint() != scaled.fingerprint()

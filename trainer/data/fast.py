@@ -15,6 +15,10 @@ Where the cache lives:
 Randomness: ``set_epoch`` seeds one CPU generator from (seed, epoch) that draws the epoch's order
 and every sample's rotation, flip and crop, so the same (seed, epoch) gives the same batches on any
 device and a resumed run continues exactly. Eval sources serve the cached centre crops in order.
+
+Several processes (``world``): every rank draws the whole epoch's plan and serves its own part of
+each global batch, so each sample keeps its place and its augmentation whatever the process count.
+An eval source serves the rank's contiguous part of the split: each image is scored exactly once.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch import Tensor
 from trainer.data.cache import PackedImages, load_or_build
 from trainer.data.cub import CubIndex
 from trainer.data.gpu_augment import AugmentParams, augment, draw_params, normalization, normalize
+from trainer.distributed import World
 from trainer.seeds import order_seed
 
 # Share of the GPU's free memory the cache may take; the rest stays for the model and activations.
@@ -94,6 +99,7 @@ class FastBatchSource:
         device: torch.device,
         seed: int,
         compile: bool = False,
+        world: World | None = None,
     ):
         self.num_samples = len(targets)
         self.train = train
@@ -102,6 +108,10 @@ class FastBatchSource:
         self.device = device
         self.seed = seed
         self.epoch = 0
+        self.world = world or World()
+        # An eval source's part of the split, served in batches of this rank's share of batch_size.
+        self._eval_part = self.world.part(self.num_samples)
+        self._eval_batch = max(1, batch_size // self.world.size)
         self._heights, self._widths = packed.heights, packed.widths
         self._device_sizes = packed.heights.to(device), packed.widths.to(device)
         self._store = _place(packed, device)
@@ -112,7 +122,10 @@ class FastBatchSource:
         self._augment = torch.compile(augment) if compile else augment
 
     def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        if self.train:
+            return math.ceil(self.num_samples / self.batch_size)
+        first, stop = self._eval_part
+        return math.ceil((stop - first) / self._eval_batch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -132,7 +145,11 @@ class FastBatchSource:
         params, order_on_device = params.to(self.device), order.to(self.device, non_blocking=True)
         heights, widths = self._device_sizes
         for first in range(0, self.num_samples, self.batch_size):
-            batch = slice(first, first + self.batch_size)
+            start, stop = self.world.part(min(self.batch_size, self.num_samples - first))
+            if start == stop:  # a last global batch smaller than the world: this rank sits it out
+                yield self._empty_batch()
+                continue
+            batch = slice(first + start, first + stop)
             rows = order_on_device[batch]
             pixels, starts = self._store.gather(order[batch], rows)
             images = self._augment(
@@ -143,10 +160,15 @@ class FastBatchSource:
     def _eval_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         # Eval entries are S x S centre crops served in order, so a batch is one contiguous span.
         side = self.image_size
-        for first in range(0, self.num_samples, self.batch_size):
-            count = min(self.batch_size, self.num_samples - first)
+        part_start, part_stop = self._eval_part
+        for first in range(part_start, part_stop, self._eval_batch):
+            count = min(self._eval_batch, part_stop - first)
             span = self._store.span(first * side * side, (first + count) * side * side)
             yield normalize(span.view(count, side, side, 3), self._norm), self._targets[first : first + count]
+
+    def _empty_batch(self) -> tuple[Tensor, Tensor]:
+        side = self.image_size
+        return torch.empty((0, 3, side, side), device=self.device), self._targets[:0]
 
 
 def build_fast_source(
@@ -160,11 +182,13 @@ def build_fast_source(
     seed: int,
     cache_dir: Path,
     compile: bool = False,
+    world: World | None = None,
 ) -> FastBatchSource:
     """A fast BatchSource over ``index.samples[i] for i in indices``, building its cache if needed.
 
     The one-time cache build decodes with every core. ``compile`` fuses the augmentation into one
-    kernel with torch.compile (worth it on CPU; see ``FastBatchSource``).
+    kernel with torch.compile (worth it on CPU; see ``FastBatchSource``). ``world``: the processes
+    that share the batches (default: this one alone).
     """
     samples = [index.samples[i] for i in indices]
     packed = load_or_build(
@@ -183,4 +207,5 @@ def build_fast_source(
         device=device,
         seed=seed,
         compile=compile,
+        world=world,
     )

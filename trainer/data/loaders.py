@@ -1,7 +1,9 @@
 """Batch sources: what the training loop iterates, whichever pipeline produces the batches.
 
 Every source yields ``(images, targets)`` already on the training device and is seeded per epoch:
-the same (seed, epoch) gives the same batches, so a resumed run continues exactly.
+the same (seed, epoch) gives the same batches, so a resumed run continues exactly. With several
+processes, a train source yields this rank's part of each global batch (as drawn for the whole
+batch) and an eval source this rank's part of the split; ``num_samples`` is the whole split's size.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset
 
 from trainer.config import RunConfig
 from trainer.data.cache import cache_dir
 from trainer.data.cub import CubDataset, CubIndex, Splits
 from trainer.data.fast import build_fast_source
 from trainer.data.transforms import eval_transform, train_transform
+from trainer.distributed import World
 from trainer.seeds import order_seed, sample_seed
 
 
@@ -61,8 +64,42 @@ class _PerSampleSeeded(Dataset):
             return self.dataset[item]
 
 
+class _RankParts(BatchSampler):
+    """The global batches of ``sampler`` (DataLoader's own shuffle order), this rank's part of each.
+
+    A last global batch smaller than the world leaves some ranks an empty part: it is not sampled
+    (a DataLoader cannot collate nothing), and the source yields an empty batch in its place.
+    """
+
+    def __init__(self, sampler: RandomSampler | SequentialSampler, *, batch_size: int, world: World):
+        super().__init__(sampler, batch_size, drop_last=False)
+        self.world = world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in super().__iter__():
+            start, stop = self.world.part(len(batch))
+            if start < stop:
+                yield batch[start:stop]
+
+    def __len__(self) -> int:
+        return len(self.world_parts())
+
+    def world_parts(self) -> list[int]:
+        """The size of this rank's part of each global batch, empty ones included."""
+        total = len(self.sampler)  # type: ignore[arg-type]
+        parts = []
+        for first in range(0, total, self.batch_size):
+            start, stop = self.world.part(min(self.batch_size, total - first))
+            parts.append(stop - start)
+        return parts
+
+
 class ReferenceBatchSource:
-    """The report's pipeline: PIL decode and per-image torchvision transforms in DataLoader workers."""
+    """The report's pipeline: PIL decode and per-image torchvision transforms in DataLoader workers.
+
+    Training draws the order of the whole split, as one process would, and loads this rank's part of
+    each global batch; evaluation loads this rank's part of the split, in batches of its share.
+    """
 
     def __init__(
         self,
@@ -73,32 +110,57 @@ class ReferenceBatchSource:
         device: torch.device,
         seed: int,
         num_workers: int,
+        world: World | None = None,
     ):
+        world = world or World()
         self.device = device
         self.seed = seed
         self.num_samples = len(dataset)
         self._dataset = _PerSampleSeeded(dataset, seed)
         self._shuffle_generator = torch.Generator()
+        self._image_shape: tuple[int, ...] | None = None
+        loaded: Dataset = self._dataset
+        if shuffle:
+            # DataLoader's own shuffle (RandomSampler in BatchSampler), whose draws one process made.
+            self._parts = _RankParts(
+                RandomSampler(self._dataset, generator=self._shuffle_generator), batch_size=batch_size, world=world
+            )
+        else:
+            start, stop = world.part(self.num_samples)
+            loaded = Subset(self._dataset, range(start, stop))
+            self._parts = _RankParts(
+                SequentialSampler(loaded), batch_size=max(1, batch_size // world.size), world=World()
+            )
         self._loader = DataLoader(
-            self._dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=self._shuffle_generator,
+            loaded,
+            batch_sampler=self._parts,
             num_workers=num_workers,
             pin_memory=device.type == "cuda",
-            drop_last=False,
         )
 
     def __len__(self) -> int:
-        return len(self._loader)
+        return len(self._parts.world_parts())
 
     def set_epoch(self, epoch: int) -> None:
         self._dataset.epoch = epoch
         self._shuffle_generator.manual_seed(order_seed(self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for images, targets in self._loader:
+        batches = iter(self._loader)
+        for size in self._parts.world_parts():
+            if size == 0:
+                yield self._empty_batch()
+                continue
+            images, targets = next(batches)
             yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+    def _empty_batch(self) -> tuple[Tensor, Tensor]:
+        if self._image_shape is None:
+            self._image_shape = tuple(self._dataset[0][0].shape)
+        return (
+            torch.empty((0, *self._image_shape), device=self.device),
+            torch.empty(0, dtype=torch.int64, device=self.device),
+        )
 
 
 @dataclass
@@ -108,7 +170,10 @@ class BatchSources:
     test: BatchSource
 
 
-def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, device: torch.device) -> BatchSources:
+def build_batch_sources(
+    config: RunConfig, *, index: CubIndex, splits: Splits, device: torch.device, world: World | None = None
+) -> BatchSources:
+    """The train, valid and test sources of a run; ``world``: the processes sharing them (default: one)."""
     size = config.data.image_size
     if config.data.pipeline == "fast":
 
@@ -123,6 +188,7 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
                 seed=config.seed,
                 cache_dir=cache_dir(index.root),
                 compile=config.runtime.compile,
+                world=world,
             )
 
         return BatchSources(fast(splits.train, True), fast(splits.valid, False), fast(splits.test, False))
@@ -136,6 +202,7 @@ def build_batch_sources(config: RunConfig, *, index: CubIndex, splits: Splits, d
             device=device,
             seed=config.seed,
             num_workers=config.data.num_workers,
+            world=world,
         )
 
     return BatchSources(reference(splits.train, True), reference(splits.valid, False), reference(splits.test, False))

@@ -115,5 +115,8 @@ def schedule_preview(config: RunConfig, *, steps_per_epoch: int) -> dict:
     return {
         "steps": steps,
         "epochs": [step / steps_per_epoch for step in steps],
-        "groups": {name: [peak * f for f in factors] for name, peak in group_peak_lrs(config.optim).items()},
+        "groups": {
+            name: [peak * f for f in factors]
+            for name, peak in group_peak_lrs(config.optim, lr_scale=config.lr_scale).items()
+        },
     }

@@ -28,7 +28,8 @@ function renderRun(next) {
   $("run-progress").replaceChildren(progress(run));
   $("run-best").textContent = atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch);
   $("run-test").textContent = atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch);
-  $("run-speed").textContent = duration(run.seconds_per_epoch);
+  // The world size and devices of the latest attempt, e.g. "4 × H200": what the time per epoch was measured on.
+  $("run-speed").textContent = duration(run.seconds_per_epoch) + (run.devices ? ` on ${run.devices}` : "");
   // Who queued it: the name of their token, or nobody on a server that needs none.
   $("run-creator").textContent = `${when(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`;
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.

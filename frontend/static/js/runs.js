@@ -53,7 +53,7 @@ function row(run) {
     status,
     el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
     el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
-    el("td", { class: "num" }, duration(run.seconds_per_epoch)),
+    el("td", { class: "num" }, duration(run.seconds_per_epoch), run.devices ? el("div", { class: "muted" }, run.devices) : null),
     el("td", {}, when(run.created_at), run.created_by ? el("div", { class: "muted creator" }, `by ${run.created_by}`) : null),
     actions,
   );

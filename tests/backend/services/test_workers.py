@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from testlib.processes import wait_for
 
+from backend.placement import placement
 from backend.services import workers
 
 LISTING = "0, NVIDIA H200, 143771\n1, NVIDIA H200, 143771\n2, NVIDIA A100-SXM4-40GB, 40960\n"
@@ -49,6 +50,16 @@ def test_a_worker_trains_on_its_device_or_the_cpu(nvidia_smi):
     assert workers.detect_devices(None)[0]["device"] == "cuda:0"
     assert workers.detect_devices("cpu")[0]["kind"] == "cpu"
     assert workers.detect_devices("cuda:7") == [{"device": "cuda:7", "kind": "cuda", "name": None}]
+
+
+def test_a_worker_reports_every_device_it_owns(nvidia_smi, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0,1")
+    owned = workers.placement_devices(placement(gpus=[1, 2], environ={"CUDA_VISIBLE_DEVICES": "2,0,1"}))
+    assert [(device["device"], device["name"]) for device in owned] == [
+        ("cuda:1", "NVIDIA H200"),
+        ("cuda:2", "NVIDIA H200"),
+    ]
+    assert [device["kind"] for device in workers.placement_devices(placement(procs=2))] == ["cpu", "cpu"]
 
 
 def test_without_a_driver_auto_is_the_cpu(monkeypatch, tmp_path):
