@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 from backend.models import utcnow
@@ -16,7 +17,7 @@ from backend.services import workers
 
 @pytest.fixture
 def client(make_settings, database_url):
-    with TestClient(create_app(make_settings(database_url))) as client:
+    with TestClient(create_app(make_settings(database_url)), base_url=LOOPBACK) as client:
         yield client
 
 

@@ -162,7 +162,11 @@ def test_once_a_token_exists_every_request_needs_one(start, admin, database_url,
     assert clone.status_code == 201 and clone.json()["created_by"] == "bob"
     study = httpx.post(
         f"{url}/api/v1/studies",
-        json={"name": "grid", "grid": {"switches": {"cosine": True}}, "overrides": {"data.root": str(data_root)}},
+        json={
+            "name": "grid",
+            "grid": {"switches": {"cosine": True}},
+            "overrides": {"data.root": str(data_root), "model.pretrained": False},
+        },
         headers=bearer(bob),
         timeout=30,
     )

@@ -233,7 +233,7 @@ def test_the_studies_form_starts_with_the_full_study_where_a_worker_has_a_gpu(tm
         database_url=f"sqlite:///{tmp_path / 'tricklab.db'}", runs_dir=tmp_path / "runs", data_roots=[tmp_path / "data"]
     )
     app = create_app(settings)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         without = client.get("/studies").text
         assert 'value="1"' in without and "\nmodel.arch = resnet18" in without and "No worker with a GPU" in without
         gpu = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "memory_gib": 139.8}]
