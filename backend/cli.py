@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,8 +250,12 @@ def _submit(args: argparse.Namespace) -> int:
             print(f"error: {field}: {message}", file=sys.stderr)
         return EXIT_USAGE
     server = args.server.rstrip("/")
+    # A key of its own per submit: should the request be sent again, the server stores the run once.
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
     try:
-        response = httpx.post(f"{server}/api/v1/runs", json={"config": values, "priority": args.priority}, timeout=30)
+        response = httpx.post(
+            f"{server}/api/v1/runs", json={"config": values, "priority": args.priority}, headers=headers, timeout=30
+        )
     except httpx.HTTPError as exc:
         print(f"error: cannot reach {server}: {exc}; is `tricklab serve` running?", file=sys.stderr)
         return EXIT_FAILED

@@ -12,6 +12,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def as_text(cell: str) -> str:
     # "+LS", or a run named "=HYPERLINK(...)", is a formula to a spreadsheet; a leading quote keeps it text.
+    # A bare carriage return ends a row for a spreadsheet, yet the csv module quotes only cells with "\n":
+    # as "\n" the break stays inside the quoted cell, so no line after it starts a cell of its own.
+    cell = cell.replace("\r\n", "\n").replace("\r", "\n")
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 

@@ -20,7 +20,7 @@ def compare_runs(
     """One row per run, in the order given; the deltas are against ``baseline`` (default: the first run)."""
     ids = list(dict.fromkeys(run_ids))
     if baseline is not None and baseline not in ids:
-        raise InvalidParameter(f"baseline {baseline} is not one of the compared runs")
+        raise InvalidParameter(("query", "baseline"), f"baseline {baseline} is not one of the compared runs")
     metrics = run_service.metrics_of_runs(session=session, run_ids=ids)  # NotFound names any missing run
     found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
     public = run_service.public_runs(session=session, settings=settings, runs=[found[run_id] for run_id in ids])

@@ -26,6 +26,7 @@ from backend.schemas.studies import (
     StudyPublic,
     StudyTable,
 )
+from backend.services import idempotency
 from backend.services import runs as run_service
 from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
 from backend.services.study_plan import MAX_RUNS, config_of, locate_errors, plan_study
@@ -60,7 +61,73 @@ def create_study(
     priority: int = 0,
 ) -> Study:
     """Queue a study's runs, seed-major (every group's first seed, then the second, ...), so a
-    first result of every group comes before the replicates; students follow their teachers."""
+    first result of every group comes before the replicates; students follow their teachers.
+    The study and all its runs are stored in one transaction."""
+    study = _queue_study(
+        session=session,
+        settings=settings,
+        name=name,
+        overrides=overrides,
+        seeds=seeds,
+        preset=preset,
+        switches=switches,
+        priority=priority,
+    )
+    session.commit()
+    return study
+
+
+def create_study_once(
+    *,
+    session: Session,
+    settings: Settings,
+    idempotency_key: str | None,
+    name: str,
+    overrides: Mapping[str, Any],
+    seeds: int,
+    preset: str | None = None,
+    switches: Mapping[str, Any] | None = None,
+    priority: int = 0,
+) -> Study:
+    """create_study, once per Idempotency-Key: a retry with the key returns the study the first request made."""
+    request = {
+        "name": name,
+        "overrides": dict(overrides),
+        "seeds": seeds,
+        "preset": preset,
+        "switches": None if switches is None else dict(switches),
+        "priority": priority,
+    }
+    study_id = idempotency.once(
+        session,
+        idempotency.Key.of("studies", idempotency_key, request),
+        lambda: (
+            _queue_study(
+                session=session,
+                settings=settings,
+                name=name,
+                overrides=overrides,
+                seeds=seeds,
+                preset=preset,
+                switches=switches,
+                priority=priority,
+            ).id
+        ),
+    )
+    return get_study(session=session, study_id=study_id)
+
+
+def _queue_study(
+    *,
+    session: Session,
+    settings: Settings,
+    name: str,
+    overrides: Mapping[str, Any],
+    seeds: int,
+    preset: str | None,
+    switches: Mapping[str, Any] | None,
+    priority: int,
+) -> Study:
     plan = plan_study(preset=preset, switches=switches, overrides=overrides)
     if len(plan.groups) * seeds > MAX_RUNS:
         raise InvalidStudy(
@@ -97,7 +164,7 @@ def create_study(
                 reused = run_id is not None
             if run_id is None:
                 try:
-                    run_id = run_service.create_run(
+                    run_id = run_service.queue_run(
                         session=session,
                         settings=settings,
                         config=apply_overrides({}, values),
@@ -105,8 +172,7 @@ def create_study(
                         study_id=study.id,
                     ).id
                 except InvalidConfig as exc:
-                    # Checked by create_run only (the dataset folder): it fails on the first run,
-                    # before anything was committed.
+                    # Checked by queue_run only (the dataset folder): nothing of the study is kept.
                     session.rollback()
                     raise InvalidStudy(locate_errors(exc.errors, overrides)) from None
             by_fingerprint[fingerprint] = run_id
@@ -137,7 +203,7 @@ def create_study(
         ],
         "skipped": plan.skipped,
     }
-    session.commit()
+    session.flush()
     return study
 
 
@@ -146,17 +212,16 @@ def create_study(
 
 def get_study(*, session: Session, study_id: int) -> Study:
     study = session.get(Study, study_id)
-    if study is None or not study.spec:
-        # An empty spec is a study still being created (its runs commit one by one).
+    if study is None:
         raise NotFound(f"study {study_id} not found")
     return study
 
 
 def list_studies(*, session: Session, skip: int = 0, limit: int = 100) -> tuple[list[Study], int]:
-    """Newest first. Studies are few (each holds many runs), so the ones still being created are
-    filtered here: PostgreSQL's JSON type has no equality to filter them in SQL."""
-    ready = [study for study in session.scalars(select(Study).order_by(Study.id.desc())) if study.spec]
-    return ready[skip : skip + limit], len(ready)
+    """Newest first, with the number of studies over all pages."""
+    count = session.scalar(select(func.count()).select_from(Study))
+    found = session.scalars(select(Study).order_by(Study.id.desc()).offset(skip).limit(limit)).all()
+    return list(found), count or 0
 
 
 def _run_ids(study: Study) -> list[int]:

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
+from backend.api.responses import READ_ONE, CsvResponse
+from backend.models import MAX_ID
 from backend.reports.compare import CompareRow, Mode, rows_to_csv
 from backend.services.compare import compare_runs
 
 router = APIRouter(prefix="/compare", tags=["compare"])
 
-BaselineQuery = Annotated[int | None, Query(ge=1, description="run the deltas are taken against; default: the first")]
+BaselineQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="run the deltas are taken against; default: the first")
+]
 
 
 @dataclass(frozen=True)
@@ -38,15 +41,14 @@ def _comparison(
 ComparisonDep = Annotated[Comparison, Depends(_comparison)]
 
 
-@router.get("")
+@router.get("", responses=READ_ONE)
 def compare(comparison: ComparisonDep) -> dict:
     return {"data": comparison.rows, "count": len(comparison.rows), "mode": comparison.mode}
 
 
-@router.get(".csv", response_class=PlainTextResponse)
-def compare_csv(comparison: ComparisonDep) -> PlainTextResponse:
-    return PlainTextResponse(
+@router.get(".csv", response_class=CsvResponse, responses=READ_ONE)
+def compare_csv(comparison: ComparisonDep) -> CsvResponse:
+    return CsvResponse(
         rows_to_csv(comparison.rows),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="compare-{comparison.mode}.csv"'},
     )

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Query
 
-from backend.api.deps import MAX_ID, SessionDep, SettingsDep
+from backend.api.deps import IdempotencyKeyDep, Limit, SessionDep, SettingsDep, Skip, StudyId
+from backend.api.responses import BODY, CHANGE, READ, READ_ONE, CsvResponse, errors
 from backend.reports import study as study_report
 from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 from backend.services import studies
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
 MetricQuery = Annotated[
     Metric,
     Query(
@@ -24,9 +23,14 @@ MetricQuery = Annotated[
 ]
 
 
-@router.post("", status_code=201)
-def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPublic:
-    study = studies.create_study(
+@router.post("", status_code=201, responses={**BODY, **errors(409)})
+def create_study(
+    body: StudyCreate, session: SessionDep, settings: SettingsDep, idempotency_key: IdempotencyKeyDep
+) -> StudyPublic:
+    """Queue a study's runs. With an Idempotency-Key, a retry of the same request returns the study the
+    first one created instead of a second one."""
+    study = studies.create_study_once(
+        idempotency_key=idempotency_key,
         session=session,
         settings=settings,
         name=body.name,
@@ -39,44 +43,39 @@ def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) 
     return studies.study_public(session=session, study=study)
 
 
-@router.get("")
-def list_studies(
-    session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> StudiesPublic:
+@router.get("", responses=READ)
+def list_studies(session: SessionDep, skip: Skip = 0, limit: Limit = 100) -> StudiesPublic:
     found, count = studies.list_studies(session=session, skip=skip, limit=limit)
     return StudiesPublic(data=studies.studies_public(session=session, studies=found), count=count)
 
 
-@router.get("/{study_id}")
+@router.get("/{study_id}", responses=READ_ONE)
 def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     return studies.study_public(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
-@router.get("/{study_id}/table")
+@router.get("/{study_id}/table", responses=READ_ONE)
 def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> StudyTable:
     study = studies.get_study(session=session, study_id=study_id)
     return studies.study_table(session=session, study=study, metric=metric)
 
 
-@router.get("/{study_id}/table.csv", response_class=PlainTextResponse)
-def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> PlainTextResponse:
+@router.get("/{study_id}/table.csv", response_class=CsvResponse, responses=READ_ONE)
+def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> CsvResponse:
     study = studies.get_study(session=session, study_id=study_id)
     table = studies.study_table(session=session, study=study, metric=metric)
-    return PlainTextResponse(
+    return CsvResponse(
         study_report.table_csv(table),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
     )
 
 
-@router.get("/{study_id}/curves")
+@router.get("/{study_id}/curves", responses=READ_ONE)
 def study_curves(study_id: StudyId, session: SessionDep) -> StudyCurves:
     return studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
-@router.post("/{study_id}/cancel")
+@router.post("/{study_id}/cancel", responses=CHANGE)
 def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Cancel the study's queued runs and stop its running ones; finished and reused runs stay."""
     study = studies.cancel_study(session=session, study_id=study_id)
