@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     WithJsonSchema,
@@ -74,6 +75,7 @@ def _printable(value: str) -> str:
 
 
 Int = Annotated[int, BeforeValidator(_number)]
+Bool = Annotated[bool, Strict()]  # true or false; not 0, 1, "yes" or "on"
 Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
 # The pattern tells the OpenAPI schema what _printable refuses; _printable gives the message.
 _PRINTABLE_SCHEMA = Field(json_schema_extra={"pattern": PRINTABLE_PATTERN})
@@ -115,12 +117,12 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     arch: Arch = "resnet50"
-    pretrained: bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
+    pretrained: Bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
     weights_path: PathText | None = Field(
         None,
         description="a local ImageNet state_dict instead of the torchvision cache (under the data roots)",
     )
-    zero_init_residual: bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
+    zero_init_residual: Bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
 
 
 class LayerLrDivisors(_Strict):
@@ -140,7 +142,7 @@ class OptimConfig(_Strict):
     layer_lr_divisors: LayerLrDivisors = Field(default_factory=LayerLrDivisors)
     momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: Float = Field(0.0, ge=0, le=1)
-    no_bias_decay: bool = Field(False, description="no weight decay on biases and norm parameters")
+    no_bias_decay: Bool = Field(False, description="no weight decay on biases and norm parameters")
 
 
 class ScheduleConfig(_Strict):
@@ -207,9 +209,9 @@ class TricksConfig(_Strict):
 
 class RuntimeConfig(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
-    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
-    compile: bool = Field(False, description="torch.compile the model")
+    amp: Bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: Bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
+    compile: Bool = Field(False, description="torch.compile the model")
     step_log_every: Int = Field(10, ge=1, le=1_000_000, description="report loss and learning rate every N steps")
 
 

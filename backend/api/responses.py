@@ -29,6 +29,17 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _ERRORS[status] for status in statuses}
 
 
+def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``errors`` for a route whose own responses are not JSON (FastAPI would file a ``model`` under the
+    route's media type): the bodies named by reference instead, under application/json."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response = dict(_ERRORS[status])
+        schema = {"$ref": f"#/components/schemas/{response.pop('model').__name__}"}
+        documented[status] = {**response, "content": {"application/json": {"schema": schema}}}
+    return documented
+
+
 READ = errors(422, 503)
 READ_ONE = errors(404, 422, 503)
 BODY = errors(400, 413, 422, 503)
@@ -37,3 +48,26 @@ CHANGE = errors(404, 409, 422, 503)
 
 class CsvResponse(PlainTextResponse):
     media_type = "text/csv"
+
+
+CSV = json_errors(404, 422, 503)
+# OpenAPI 3.1 describes each event of a text/event-stream with its schema.
+EVENT_STREAM = {
+    "description": "`epoch` per new epoch row (id = epoch), `status` per status change, `end` when the run is final",
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "event": {"enum": ["status", "epoch", "end"]},
+                    "data": {
+                        "type": "string",
+                        "description": "JSON: a RunPublic (status, end) or an EpochMetricPublic",
+                    },
+                    "id": {"type": "string", "description": "the epoch the client has seen"},
+                    "retry": {"type": "integer", "description": "milliseconds before a reconnect"},
+                },
+            }
+        }
+    },
+}

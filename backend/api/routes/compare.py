@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
-from backend.api.responses import READ_ONE, CsvResponse
+from backend.api.responses import CSV, READ_ONE, CsvResponse
 from backend.models import MAX_ID
 from backend.reports.compare import CompareRow, Mode, rows_to_csv
 from backend.services.compare import compare_runs
@@ -46,7 +46,7 @@ def compare(comparison: ComparisonDep) -> dict:
     return {"data": comparison.rows, "count": len(comparison.rows), "mode": comparison.mode}
 
 
-@router.get(".csv", response_class=CsvResponse, responses=READ_ONE)
+@router.get(".csv", response_class=CsvResponse, responses=CSV)
 def compare_csv(comparison: ComparisonDep) -> CsvResponse:
     return CsvResponse(
         rows_to_csv(comparison.rows),

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from backend.api.deps import DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
-from backend.api.responses import BODY, CHANGE, READ, READ_ONE, errors
+from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunStatus
 from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
@@ -71,14 +71,7 @@ def run_steps(run_id: RunId, session: SessionDep) -> StepsPublic:
 @router.get(
     "/{run_id}/events",
     response_class=EventSourceResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "`epoch` per new epoch row (id = epoch), `status` per status change, "
-            "`end` when the run is final",
-        },
-        **READ_ONE,
-    },
+    responses={200: EVENT_STREAM, **json_errors(404, 422, 503)},
 )
 def run_events(
     run_id: RunId,

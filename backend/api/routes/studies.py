@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.api.deps import IdempotencyKeyDep, Limit, SessionDep, SettingsDep, Skip, StudyId
-from backend.api.responses import BODY, CHANGE, READ, READ_ONE, CsvResponse, errors
+from backend.api.responses import BODY, CHANGE, CSV, READ, READ_ONE, CsvResponse, errors
 from backend.reports import study as study_report
 from backend.schemas.studies import Metric, StudiesPublic, StudyCreate, StudyCurves, StudyPublic, StudyTable
 from backend.services import studies
@@ -60,7 +60,7 @@ def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "v
     return studies.study_table(session=session, study=study, metric=metric)
 
 
-@router.get("/{study_id}/table.csv", response_class=CsvResponse, responses=READ_ONE)
+@router.get("/{study_id}/table.csv", response_class=CsvResponse, responses=CSV)
 def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> CsvResponse:
     study = studies.get_study(session=session, study_id=study_id)
     table = studies.study_table(session=session, study=study, metric=metric)
