@@ -11,14 +11,18 @@ from backend.settings import Settings
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
 
 
+class StudiesClient(TestClient):
+    data_root: str  # the server's one data root, as the overrides name it
+
+
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudiesClient]:
     home = tmp_path_factory.mktemp("studies-api")
     (home / "data" / "CUB_200_2011").mkdir(parents=True)
     settings = Settings(
         database_url=f"sqlite:///{home / 'tricklab.db'}", runs_dir=home / "runs", data_roots=[home / "data"]
     )
-    with TestClient(create_app(settings)) as test_client:
+    with StudiesClient(create_app(settings)) as test_client:
         test_client.data_root = str(home / "data")
         yield test_client
 
