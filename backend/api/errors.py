@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ECHO_CHARACTERS = 200
 ECHO_ITEMS = 20
 RETRY_AFTER_SECONDS = 1
+ALLOW_PROBES = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -135,12 +136,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    # Asked of the routes method by method: an included router holds many routes behind one entry.
+    return [
+        method
+        for method in ALLOW_PROBES
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes
+        )
+    ]
 
 
 # --- what an error echoes -------------------------------------------------------------------------
