@@ -18,11 +18,12 @@ from backend.settings import Settings
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that only read the request are async: FastAPI runs a sync one in a pool thread.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
@@ -32,13 +33,13 @@ async def write_turn(request: Request) -> AsyncIterator[None]:
     if request.method in READ_METHODS:
         yield
         return
-    async with get_database(request).write_gate.turn():
+    async with request.app.state.database.write_gate.turn():
         yield
 
 
 def get_session(request: Request, _turn: Annotated[None, Depends(write_turn, scope="function")]) -> Iterator[Session]:
     # Requests that change something open their transaction with BEGIN IMMEDIATE on SQLite.
-    with get_database(request).session(write=request.method not in READ_METHODS) as session:
+    with request.app.state.database.session(write=request.method not in READ_METHODS) as session:
         yield session
 
 
@@ -74,11 +75,11 @@ RunIdsQuery = Query(
 )
 
 
-def get_run_ids(run_ids: Annotated[str, RunIdsQuery]) -> list[int]:
+async def get_run_ids(run_ids: Annotated[str, RunIdsQuery]) -> list[int]:
     return _parse_run_ids(run_ids, name="run_ids")
 
 
-def get_page_run_ids(
+async def get_page_run_ids(
     runs: Annotated[str, Query(max_length=RUN_IDS_MAX_LENGTH, description=RUN_IDS_HELP)] = "",
 ) -> list[int]:
     """The compare page's ``runs``; without any, the page says how to pick them."""
@@ -104,7 +105,7 @@ IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     key: Annotated[
         str | None,
         Header(
