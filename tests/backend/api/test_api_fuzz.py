@@ -51,6 +51,7 @@ def test_schemathesis_finds_no_failure(tmp_path: Path, demo_dataset: Path):
                 "--report-json-path",
                 str(report),
             ],
+            cwd=tmp_path,  # its cache of earlier failures (.schemathesis/) goes there, not into the checkout
             capture_output=True,
             text=True,
             timeout=200,
