@@ -6,9 +6,10 @@ transactions start with BEGIN IMMEDIATE: they take the write lock up front inste
 "database is locked" when a read turns into a write while another process writes.
 
 Reads and writes have engines (and so connection pools) of their own, so that a burst of writes
-never takes the connections reads need. The web process also queues its writes at a ``WriteGate``
-before they start: SQLite lets one transaction write at a time, and writers that each waited inside
-SQLite's busy handler would hold a thread of the server's pool apiece, the threads reads need.
+never takes the connections reads need. The web process also queues each request at a ``Gate`` of
+its kind before it takes a thread: SQLite lets one transaction write at a time, and writers that each
+waited inside SQLite's busy handler would hold a thread of the server's pool apiece, the threads
+reads need; reads have a gate of their own, so they never queue behind writes, nor writes behind them.
 
 A connection that finds the database read-only, full or failing keeps that state on SQLite (a file
 opened while it could not be written stays read-only), so such an error drops the pool's
@@ -30,16 +31,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "tricklab_begin_immediate"
 # SQLite allows one writer; PostgreSQL locks rows, so writes to different runs go side by side.
 SQLITE_WRITE_SLOTS, POSTGRES_WRITE_SLOTS = 1, 8
-# Reads may use as many connections as the server has threads (anyio's default pool: 40).
-READ_POOL_SIZE, READ_POOL_OVERFLOW = 8, 40
-# How long a write waits for its turn before the client is told to try again (503).
-WRITE_WAIT_SECONDS = 10.0
+# Reads at once: a read is mostly Python holding the GIL, and more threads than this only take turns
+# with it; PostgreSQL's reads also wait on the network, so more of them overlap.
+SQLITE_READ_SLOTS, POSTGRES_READ_SLOTS = 6, 16
+# How long a request waits for its turn before the client is told to try again (503).
+WAIT_SECONDS = 10.0
 # SQLite's errors after which a connection must not be reused: it may have opened the file read-only.
 _SQLITE_STALE_STATES = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_CORRUPT")
 
 
 class DatabaseBusy(Exception):
-    """Writes are queued for longer than ``WRITE_WAIT_SECONDS``: the client should try again (503)."""
+    """A request queued for its turn longer than ``WAIT_SECONDS``: the client should try again (503)."""
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
@@ -76,12 +78,14 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
     return engine
 
 
-class WriteGate:
-    """Lets ``slots`` writes of this process run at once; the others wait in the event loop, holding
-    no thread, for at most ``wait_seconds`` (then DatabaseBusy). First come, first served."""
+class Gate:
+    """Lets ``slots`` requests of one kind (reads, or writes) of this process work at once; the others
+    wait in the event loop, holding no thread, first come first served, for at most ``wait_seconds``
+    (then DatabaseBusy). Reads and writes have gates of their own, so neither waits for the other."""
 
-    def __init__(self, slots: int, *, wait_seconds: float = WRITE_WAIT_SECONDS):
+    def __init__(self, slots: int, *, what: str, wait_seconds: float = WAIT_SECONDS):
         self.slots = slots
+        self.what = what
         self.wait_seconds = wait_seconds
         self._semaphore: anyio.Semaphore | None = None
 
@@ -93,7 +97,8 @@ class WriteGate:
             await self._semaphore.acquire()
         if waiting.cancelled_caught:
             raise DatabaseBusy(
-                f"the database is busy: writes have queued for more than {self.wait_seconds:g} s; try again shortly"
+                f"the database is busy: {self.what} have queued for more than {self.wait_seconds:g} s; "
+                "try again shortly"
             )
         try:
             yield
@@ -102,15 +107,18 @@ class WriteGate:
 
 
 class Database:
-    """Two engines, for reads and for writes (BEGIN IMMEDIATE on SQLite), and the web process's WriteGate."""
+    """Two engines, for reads and for writes (BEGIN IMMEDIATE on SQLite), and the web process's gates."""
 
     def __init__(self, url: str):
         self.url = url
         sqlite = url.startswith("sqlite")
+        read_slots = SQLITE_READ_SLOTS if sqlite else POSTGRES_READ_SLOTS
         write_slots = SQLITE_WRITE_SLOTS if sqlite else POSTGRES_WRITE_SLOTS
-        self.engine = make_engine(url, pool_size=READ_POOL_SIZE, max_overflow=READ_POOL_OVERFLOW)
+        # Beyond the gated requests' connections: the event streams' polls, the worker's own writes.
+        self.engine = make_engine(url, pool_size=read_slots, max_overflow=8)
         self.write_engine = make_engine(url, pool_size=write_slots, max_overflow=2)
-        self.write_gate = WriteGate(write_slots)
+        self.read_gate = Gate(read_slots, what="reads")
+        self.write_gate = Gate(write_slots, what="writes")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(self.write_engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
 

@@ -27,17 +27,18 @@ async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-async def write_turn(request: Request) -> AsyncIterator[None]:
-    """A request that changes something waits for its turn here, in the event loop, before it takes a
-    thread and a transaction; reads go straight on (see backend.db.WriteGate)."""
-    if request.method in READ_METHODS:
-        yield
-        return
-    async with request.app.state.database.write_gate.turn():
+async def database_turn(request: Request) -> AsyncIterator[None]:
+    """Each request waits for its turn here, in the event loop, before it takes a thread and a
+    transaction: reads at the read gate, writes at the write gate (see backend.db.Gate)."""
+    database: Database = request.app.state.database
+    gate = database.read_gate if request.method in READ_METHODS else database.write_gate
+    async with gate.turn():
         yield
 
 
-def get_session(request: Request, _turn: Annotated[None, Depends(write_turn, scope="function")]) -> Iterator[Session]:
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(database_turn, scope="function")]
+) -> Iterator[Session]:
     # Requests that change something open their transaction with BEGIN IMMEDIATE on SQLite.
     with request.app.state.database.session(write=request.method not in READ_METHODS) as session:
         yield session

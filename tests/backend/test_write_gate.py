@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from backend.db import DatabaseBusy, WriteGate
+from backend.db import DatabaseBusy, Gate
 
 WRITERS = 45  # more than the server's 40 pool threads
 
@@ -48,7 +48,7 @@ def test_reads_answer_while_writes_queue_behind_a_held_write_lock(make_settings,
 
 
 def test_a_write_that_waits_past_the_bound_is_told_the_database_is_busy():
-    gate = WriteGate(1, wait_seconds=0.2)
+    gate = Gate(1, what="writes", wait_seconds=0.2)
     outcomes: list[str] = []
 
     async def hold() -> None:
