@@ -43,10 +43,18 @@ def _succeeded_twin(session: Session, fingerprint: str) -> int | None:
 
 
 def _stored_form(config: RunConfig) -> RunConfig:
-    # create_run stores data.root absolute; the fingerprint must be taken of the same value.
+    # queue_run stores data.root and model.weights_path absolute; the fingerprint must be taken of the same.
+    weights = config.model.weights_path
     return config.model_copy(
-        update={"data": config.data.model_copy(update={"root": str(Path(config.data.root).expanduser().resolve())})}
+        update={
+            "data": config.data.model_copy(update={"root": _absolute(config.data.root)}),
+            "model": config.model.model_copy(update={"weights_path": weights and _absolute(weights)}),
+        }
     )
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 def create_study(
