@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backend import migrate
+from backend.api.body_limit import BodySizeLimit
+from backend.api.errors import add_error_handlers
 from backend.api.main import api_router
 from backend.db import Database
 from backend.security.middleware import SecurityMiddleware
-from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
 from backend.settings import Settings
 from backend.web import errors, login, pages
 
@@ -39,46 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
-    _add_error_handlers(app)
-    # Every request, the docs and the static files included, passes its checks before any route.
-    app.add_middleware(SecurityMiddleware, settings=settings, database=database)
+    add_error_handlers(app)
     errors.install(app, pages.templates)
+    app.add_middleware(BodySizeLimit)
+    # Added last, so outermost: every request, the docs and the static files included, passes its
+    # checks before any body is read or any route runs.
+    app.add_middleware(SecurityMiddleware, settings=settings, database=database)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages.router)
     app.include_router(login.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotFound)
-    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(InvalidConfig)
-    async def _invalid_config(_request: Request, exc: InvalidConfig) -> JSONResponse:
-        # FastAPI's own 422 shape, located at the field so a form can show the message beside it.
-        detail = [
-            {
-                "loc": ["body", "overrides", field]
-                if field in exc.overrides
-                else ["body", "config", *field.split(".")],
-                "msg": message,
-                "type": "value_error",
-            }
-            for field, message in exc.errors.items()
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(InvalidParameter)
-    async def _invalid_parameter(_request: Request, exc: InvalidParameter) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(InvalidStudy)
-    async def _invalid_study(_request: Request, exc: InvalidStudy) -> JSONResponse:
-        detail = [{"loc": ["body", *loc], "msg": message, "type": "value_error"} for loc, message in exc.errors.items()]
-        return JSONResponse({"detail": detail}, status_code=422)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -351,7 +352,8 @@ def _submit(args: argparse.Namespace) -> int:
             print(f"error: {field}: {message}", file=sys.stderr)
         return EXIT_USAGE
     server = args.server.rstrip("/")
-    headers = _auth_headers(args.token)
+    # A key of its own per submit: should the request be sent again, the server stores the run once.
+    headers = {**_auth_headers(args.token), "Idempotency-Key": str(uuid.uuid4())}
     try:
         response = httpx.post(
             f"{server}/api/v1/runs",

@@ -225,3 +225,17 @@ class Worker(Base):
     devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class IdempotencyKey(Base):
+    """A create request's Idempotency-Key and what it created: a retry with the key gets that back."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))  # what the key creates: "runs" or "studies"
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))  # the request it came with: another one is refused
+    resource_id: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

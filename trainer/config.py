@@ -10,14 +10,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from trainer.files import write_atomic
 
@@ -42,6 +54,56 @@ Arch = Annotated[str, AfterValidator(_known_arch)]
 
 LINEAR_SCALING_BATCH = 256  # the paper's reference batch: lr x batch_size / 256
 
+MAX_INT32 = 2**31 - 1  # seeds and run ids: what torch's generators and the database's INTEGER columns hold
+MAX_PATH = 4096  # PATH_MAX on Linux
+# Control characters (C0, DEL, C1) and lone surrogates: no name or path a person types holds one, and
+# NUL cannot reach the file system or PostgreSQL at all.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+MAX_EPOCHS = 1000
+MAX_DIVISOR = 1e6
+
+
+# --- strict scalars -----------------------------------------------------------------------------
+
+
+def _number(value: Any) -> Any:
+    """JSON's true and false are not numbers, and neither are NaN or the infinities (1e309 reads as one)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "must be a number, not true or false")
+    if isinstance(value, float | str) and not _finite(value):
+        raise PydanticCustomError("finite_number", "must be a finite number")
+    return value
+
+
+def _finite(value: float | str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:  # not a number at all: pydantic's own check says so
+        return True
+
+
+def _printable(value: str) -> str:
+    found = CONTROL_CHARACTERS.search(value)
+    if found:
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control characters ({character} at position {position})",
+            {"character": repr(found.group())[1:-1], "position": found.start()},
+        )
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_number)]
+Bool = Annotated[bool, Strict()]  # true or false; not 0, 1, "yes" or "on"
+Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+# The pattern tells the OpenAPI schema what _printable refuses; _printable gives the message.
+_PRINTABLE_SCHEMA = Field(json_schema_extra={"pattern": PRINTABLE_PATTERN})
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable), _PRINTABLE_SCHEMA]
+PathText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_PATH), AfterValidator(_printable), _PRINTABLE_SCHEMA
+]
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; ``errors`` maps dotted field names to messages."""
@@ -56,16 +118,16 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    root: str = Field("data", description="a folder holding CUB_200_2011/, or that folder itself")
+    root: PathText = Field("data", description="a folder holding CUB_200_2011/, or that folder itself")
     split: Literal["seed", "official"] = Field(
         "seed",
         description="seed: the report's per-class 80/20 of sorted files; "
         "official: the archive's train_test_split.txt. Both hold out 10% of train as validation",
     )
-    split_seed: int = Field(1234, ge=0, description="seed of the validation hold-out (the report's 1234)")
-    valid_fraction: float = Field(0.1, gt=0, lt=1)
-    image_size: int = Field(224, ge=16, le=1024)
-    num_workers: int = Field(2, ge=0, le=64, description="data loader worker processes")
+    split_seed: Int = Field(1234, ge=0, le=MAX_INT32, description="seed of the validation hold-out (the report's 1234)")
+    valid_fraction: Float = Field(0.1, gt=0, lt=1)
+    image_size: Int = Field(224, ge=16, le=1024)
+    num_workers: Int = Field(2, ge=0, le=64, description="data loader worker processes")
     pipeline: Literal["fast", "reference"] = Field(
         "fast",
         description="fast: decoded uint8 cache and batched augmentation on the training device; "
@@ -80,30 +142,33 @@ class ModelConfig(_Strict):
         "(resnet50d, efficientnet_b0, a pretrained tag such as resnet50.a1_in1k)",
         examples=list(ARCHS),
     )
-    pretrained: bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
-    weights_path: str | None = Field(None, description="a local ImageNet state_dict instead of the torchvision cache")
-    zero_init_residual: bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
+    pretrained: Bool = Field(True, description="start from torchvision's IMAGENET1K_V1 weights")
+    weights_path: PathText | None = Field(
+        None,
+        description="a local ImageNet state_dict instead of the torchvision cache (under the data roots)",
+    )
+    zero_init_residual: Bool = Field(False, description="zero the last BatchNorm gamma of each residual block")
 
 
 class LayerLrDivisors(_Strict):
     """The learning rate of each group is ``optim.lr / divisor`` (the report's discriminative rates)."""
 
-    stem: float = Field(10.0, gt=0, description="conv1 and bn1")
-    layer1: float = Field(8.0, gt=0)
-    layer2: float = Field(6.0, gt=0)
-    layer3: float = Field(4.0, gt=0)
-    layer4: float = Field(2.0, gt=0)
-    fc: float = Field(2.0, gt=0)
+    stem: Float = Field(10.0, gt=0, le=MAX_DIVISOR, description="conv1 and bn1")
+    layer1: Float = Field(8.0, gt=0, le=MAX_DIVISOR)
+    layer2: Float = Field(6.0, gt=0, le=MAX_DIVISOR)
+    layer3: Float = Field(4.0, gt=0, le=MAX_DIVISOR)
+    layer4: Float = Field(2.0, gt=0, le=MAX_DIVISOR)
+    fc: Float = Field(2.0, gt=0, le=MAX_DIVISOR)
 
 
 class OptimConfig(_Strict):
     name: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0, le=10, description="FOUND_LR, the rate of a divisor-1 group")
+    lr: Float = Field(1e-3, gt=0, le=10, description="FOUND_LR, the rate of a divisor-1 group")
     layer_lr_divisors: LayerLrDivisors = Field(default_factory=LayerLrDivisors)
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0, le=1)
-    no_bias_decay: bool = Field(False, description="no weight decay on biases and norm parameters")
-    linear_scaling: bool = Field(
+    momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: Float = Field(0.0, ge=0, le=1)
+    no_bias_decay: Bool = Field(False, description="no weight decay on biases and norm parameters")
+    linear_scaling: Bool = Field(
         False,
         description="multiply every rate by batch_size / 256 (Bag of Tricks' linear scaling rule); "
         "never implied by the number of training processes",
@@ -112,24 +177,68 @@ class OptimConfig(_Strict):
 
 class ScheduleConfig(_Strict):
     name: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    warmup_epochs: float = Field(0.0, ge=0, description="linear warmup before cosine or constant; 0 = none")
+    warmup_epochs: Float = Field(
+        0.0, ge=0, le=MAX_EPOCHS, description="linear warmup before cosine or constant; 0 = none"
+    )
+
+
+def _teacher(value: Any) -> Any:
+    """A run id (an int, or ASCII digits as a form sends it) or a run folder; anything else is refused here,
+    with one message, rather than by each branch of a union."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INT32):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise PydanticCustomError("teacher_reference", "run ids run from 1 to {largest}", {"largest": MAX_INT32})
+    if not isinstance(value, str):
+        raise PydanticCustomError("teacher_reference", "expected a run id or a run folder")
+    _printable(value)
+    if not value.strip():
+        raise PydanticCustomError("teacher_reference", "expected a run id or a run folder, got an empty text")
+    if len(value) > MAX_PATH:
+        raise PydanticCustomError(
+            "teacher_reference", "a run folder path has at most {limit} characters", {"limit": MAX_PATH}
+        )
+    if value.isdigit() and not value.isascii():
+        # "²" or "١": str.isdigit() says digits, yet they name neither a run nor a folder anyone made.
+        raise PydanticCustomError(
+            "teacher_reference",
+            "expected a run id in ASCII digits (e.g. 12) or a run folder, got {value}",
+            {"value": repr(value)},
+        )
+    return value
+
+
+TeacherRef = Annotated[
+    str | int | None,
+    BeforeValidator(_teacher),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_PATH, "pattern": PRINTABLE_PATTERN},
+                {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 class KDConfig(_Strict):
-    teacher: str | int | None = Field(
+    teacher: TeacherRef = Field(
         None, description="a finished run folder (or, through the API, a run id); null = no distillation"
     )
-    alpha: float = Field(0.1, ge=0, le=1, description="weight of the task loss")
-    temperature: float = Field(10.0, gt=0, le=100)
+    alpha: Float = Field(0.1, ge=0, le=1, description="weight of the task loss")
+    temperature: Float = Field(10.0, gt=0, le=100)
 
 
 class TricksConfig(_Strict):
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    mixup_alpha: float = Field(0.0, ge=0, le=100, description="Beta(a, a) for the mixing weight; 0 = off")
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: Float = Field(0.0, ge=0, le=100, description="Beta(a, a) for the mixing weight; 0 = off")
     kd: KDConfig = Field(default_factory=KDConfig)
 
 
-DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+DEVICE = re.compile(DEVICE_PATTERN)
 
 
 def _device(value: str) -> str:
@@ -140,23 +249,25 @@ def _device(value: str) -> str:
 
 
 class RuntimeConfig(_Strict):
-    device: Annotated[str, AfterValidator(_device)] = Field("auto", description="auto, cpu, cuda or cuda:N")
-    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    channels_last: bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
-    compile: bool = Field(False, description="torch.compile the model")
-    sync_batchnorm: bool = Field(
+    device: Annotated[str, AfterValidator(_device)] = Field(
+        "auto", description="auto, cpu, cuda or cuda:N", json_schema_extra={"pattern": DEVICE_PATTERN}
+    )
+    amp: Bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: Bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
+    compile: Bool = Field(False, description="torch.compile the model")
+    sync_batchnorm: Bool = Field(
         True,
         description="when several processes train, BatchNorm normalizes over the whole global batch "
         "(SyncBatchNorm), as one process would; no effect on one process",
     )
-    step_log_every: int = Field(10, ge=1, description="report loss and learning rate every N steps")
+    step_log_every: Int = Field(10, ge=1, le=1_000_000, description="report loss and learning rate every N steps")
 
 
 class RunConfig(_Strict):
-    name: str = Field("run", min_length=1, max_length=200)
-    seed: int = Field(1234, ge=0, le=2**31 - 1)
-    epochs: int = Field(10, ge=1, le=1000)
-    batch_size: int = Field(64, ge=1, le=4096)
+    name: Name = "run"
+    seed: Int = Field(1234, ge=0, le=MAX_INT32)
+    epochs: Int = Field(10, ge=1, le=MAX_EPOCHS)
+    batch_size: Int = Field(64, ge=1, le=4096)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -248,14 +359,21 @@ def validation_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         location = ".".join(str(part) for part in error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "value_error" and ": " in message:
+        message = error_message(error)
+        if error["type"] == "value_error" and ": " in message:
             # Our model validators say "field.name: what is wrong"; pydantic prefixes "Value error, ".
             location, _, message = message.removeprefix("Value error, ").partition(": ")
         errors[location or "config"] = message
     return errors
+
+
+def error_message(error: ErrorDetails) -> str:
+    """Pydantic's message, in this project's words where ours say more."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "finite_number":  # "nan" or "inf" as text, which parses before our check sees it
+        return "must be a finite number"
+    return error["msg"]
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -298,6 +416,17 @@ def apply_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> dic
             if not isinstance(node, dict):
                 raise ConfigError({dotted: f"{'.'.join(parts[: depth + 1])} is not a mapping"})
     return result
+
+
+def dotted_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every key ``apply_overrides`` takes: each field, and each section ("tricks.kd") as a whole."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += dotted_keys(annotation, f"{prefix}{name}.")
+    return keys
 
 
 def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
@@ -15,28 +16,46 @@ from backend.reports.compare import Mode
 from backend.security.auth import creator
 from backend.settings import Settings
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-def get_settings(request: Request) -> Settings:
+
+# Dependencies that only read the request are async: FastAPI runs a sync one in a pool thread.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def database_turn(request: Request) -> AsyncIterator[None]:
+    """Each request waits for its turn here, in the event loop, before it takes a thread and a
+    transaction: reads at the read gate, writes at the write gate (see backend.db.Gate)."""
+    database: Database = request.app.state.database
+    gate = database.read_gate if request.method in READ_METHODS else database.write_gate
+    async with gate.turn():
+        yield
+
+
+def get_session(
+    request: Request, _turn: Annotated[None, Depends(database_turn, scope="function")]
+) -> Iterator[Session]:
     # Requests that change something open their transaction with BEGIN IMMEDIATE on SQLite.
-    with get_database(request).session(write=request.method not in ("GET", "HEAD")) as session:
+    with request.app.state.database.session(write=request.method not in READ_METHODS) as session:
         yield session
 
 
 RUN_IDS_HELP = "comma-separated run ids, e.g. 1,2,3"
+# ASCII digits only (str.isdigit() and int() also take "²" and "١"), no leading zero; ten digits hold
+# every id, and an id of ten past the largest one names no run (404, as any unknown id).
+RUN_IDS_PATTERN = r"^ *[1-9][0-9]{0,9} *(, *[1-9][0-9]{0,9} *)*$"
+_RUN_IDS = re.compile(RUN_IDS_PATTERN)
+RUN_IDS_MAX_LENGTH = 5000
 
 
 def _parse_run_ids(text: str, *, name: str) -> list[int]:
     """Each run named in ``text`` once, in order; a 422 naming the query parameter otherwise."""
-    parts = [part.strip() for part in text.split(",")]
-    if not all(part.isdigit() and 0 < int(part) <= MAX_ID for part in parts):
+    if not _RUN_IDS.fullmatch(text):
         raise RequestValidationError(
             [
                 {
@@ -47,21 +66,31 @@ def _parse_run_ids(text: str, *, name: str) -> list[int]:
                 }
             ]
         )
-    return list(dict.fromkeys(int(part) for part in parts))
+    return list(dict.fromkeys(int(part) for part in text.split(",")))
 
 
-def get_run_ids(run_ids: Annotated[str, Query(max_length=5000, description=RUN_IDS_HELP)]) -> list[int]:
+# The schema says what _parse_run_ids checks; _parse_run_ids says what is wrong in our words.
+RunIdsQuery = Query(
+    max_length=RUN_IDS_MAX_LENGTH,
+    description=RUN_IDS_HELP,
+    json_schema_extra={"pattern": RUN_IDS_PATTERN, "minLength": 1},
+)
+
+
+async def get_run_ids(run_ids: Annotated[str, RunIdsQuery]) -> list[int]:
     return _parse_run_ids(run_ids, name="run_ids")
 
 
-def get_page_run_ids(runs: Annotated[str, Query(max_length=5000, description=RUN_IDS_HELP)] = "") -> list[int]:
+async def get_page_run_ids(
+    runs: Annotated[str, Query(max_length=RUN_IDS_MAX_LENGTH, description=RUN_IDS_HELP)] = "",
+) -> list[int]:
     """The compare page's ``runs``; without any, the page says how to pick them."""
     return _parse_run_ids(runs, name="runs") if runs else []
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # The name of the token behind the request (None on an open server), which runs and studies record.
 CreatorDep = Annotated[str | None, Depends(creator)]
 RunIdsDep = Annotated[list[int], Depends(get_run_ids)]
@@ -70,3 +99,39 @@ ModeQuery = Annotated[
     Mode, Query(description="best: the epoch with the best valid top-1 (the report's figure); final: the last epoch")
 ]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
+StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
+# Offsets and counts past any table's size; bounded so that no value overflows a 64-bit column.
+Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to leave out, for paging")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
+# A key the client makes up per create (a UUID does); a retry with the same key and body gets the
+# first request's result instead of a second run.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+async def get_idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="any printable ASCII text unique to this create, e.g. a UUID: a retry with the same "
+            "key and body returns the first result instead of creating again",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "Idempotency-Key"),
+                    "input": key,
+                    "msg": "expected 1 to 255 printable ASCII characters without spaces, e.g. a UUID",
+                }
+            ]
+        )
+    return key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.models import FailureKind, RunStatus
+from backend.schemas.config import Overrides, RunConfigBody
+from trainer.config import Int, Name
+
+# Queue priorities: a small range is all an ordering needs, and it keeps every value in a column.
+Priority = Annotated[Int, Field(ge=-1000, le=1000)]
 
 
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] = Field(
+    config: RunConfigBody = Field(
         default_factory=dict,
-        description="a RunConfig; keys left out take their defaults. tricks.kd.teacher may be a run id",
+        description="a RunConfig; keys left out take their defaults. tricks.kd.teacher may be a run id. "
+        "Beyond this schema, a 422 also names a data.root or model.weights_path outside the server's data "
+        "roots, a teacher that is not a finished run, and settings that rule each other out "
+        "(warmup with OneCycle, zero_init_residual with pretrained weights)",
         examples=[
             {
                 "name": "demo",
@@ -25,17 +33,19 @@ class RunCreate(BaseModel):
             }
         ],
     )
-    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties run oldest first")
+    priority: Priority = Field(0, description="higher runs first; ties run oldest first")
 
 
 class RunClone(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overrides: dict[str, Any] = Field(
-        default_factory=dict, description="dotted keys to change", examples=[{"tricks.label_smoothing": 0.1}]
+    overrides: Overrides = Field(
+        default_factory=dict,
+        description="dotted RunConfig keys to change; the resulting config is checked as a new run's is",
+        examples=[{"tricks.label_smoothing": 0.1}],
     )
-    name: str | None = Field(None, min_length=1, max_length=200, description="default: derived from the overrides")
-    priority: int | None = Field(None, ge=-1000, le=1000, description="default: the source run's")
+    name: Name | None = Field(None, description="default: derived from the overrides")
+    priority: Priority | None = Field(None, description="default: the source run's")
 
 
 class RunPublic(BaseModel):

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from backend.models import RunStatus
+from backend.schemas.config import CONFIG_KEYS, overrides_schema
+from backend.schemas.runs import Priority
+from backend.services.study_plan import STUDY_KEYS, SWITCHES, TEACHER_ONLY_FORBIDDEN, TEACHER_PREFIX
+from trainer.config import Int, Name
 
 Metric = Literal["valid", "test"]
 Role = Literal["teacher", "experiment"]
+
+_RUN_KEYS = [key for key in CONFIG_KEYS if key not in STUDY_KEYS]
+_TEACHER_KEYS = [TEACHER_PREFIX + key for key in _RUN_KEYS if key.partition(".")[0] not in TEACHER_ONLY_FORBIDDEN]
+StudyOverrides = Annotated[dict[str, Any], overrides_schema(_RUN_KEYS + _TEACHER_KEYS)]
+GridSwitches = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"enum": [switch.name for switch in SWITCHES] + _RUN_KEYS},
+            "additionalProperties": {"anyOf": [{"const": True}, {"type": "array", "minItems": 1}]},
+        }
+    ),
+]
 
 
 class StudyGrid(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    switches: dict[str, Any] = Field(
+    switches: GridSwitches = Field(
         min_length=1,
         description="trick name (cosine, label_smoothing, kd, mixup_alpha, warmup_epochs, no_bias_decay) or a "
         "dotted RunConfig key, mapped to true (the trick off and on) or to a list of values; the first value of "
@@ -26,12 +45,22 @@ class StudyGrid(BaseModel):
 
 
 class StudyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A preset or a grid, not both."""
 
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["preset"], "properties": {"preset": {"type": "string"}, "grid": {"type": "null"}}},
+                {"required": ["grid"], "properties": {"grid": {"type": "object"}, "preset": {"type": "null"}}},
+            ]
+        },
+    )
+
+    name: Name
     preset: Literal["seed"] | None = Field(None, description="seed: the report's 16 runs (T, T-LS, base, a-i2)")
     grid: StudyGrid | None = Field(None, description="instead of a preset: the cartesian product of trick switches")
-    overrides: dict[str, Any] = Field(
+    overrides: StudyOverrides = Field(
         default_factory=dict,
         description="dotted RunConfig keys applied to every run; keys starting with `teacher.` apply to the teacher "
         "runs only, after the others",
@@ -45,8 +74,8 @@ class StudyCreate(BaseModel):
             }
         ],
     )
-    seeds: int = Field(1, ge=1, le=20, description="replicates of every run, with seeds seed, seed+1, ...")
-    priority: int = Field(0, ge=-1000, le=1000, description="queue priority of every run")
+    seeds: Int = Field(1, ge=1, le=20, description="replicates of every run, with seeds seed, seed+1, ...")
+    priority: Priority = Field(0, description="queue priority of every run")
 
     @model_validator(mode="after")
     def _one_design(self) -> StudyCreate:

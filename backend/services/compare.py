@@ -44,13 +44,13 @@ def compare_runs(
     run with the fewest tricks, ties to the oldest); NotFound when none of the runs exists."""
     ids = list(dict.fromkeys(run_ids))
     if baseline is not None and baseline not in ids:
-        raise InvalidParameter(f"baseline {baseline} is not one of the compared runs")
+        raise InvalidParameter(("query", "baseline"), f"baseline {baseline} is not one of the compared runs")
     found = _existing(session, ids)
     missing = [run_id for run_id in ids if run_id not in found]
     if not found:
         raise NotFound(f"run{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} not found")
     if baseline is not None and baseline not in found:
-        raise InvalidParameter(f"baseline run {baseline} not found")
+        raise InvalidParameter(("query", "baseline"), f"baseline run {baseline} not found")
     present = [run_id for run_id in ids if run_id in found]
     metrics = run_service.metrics_of_runs(session=session, run_ids=present)
     public = run_service.public_runs(session=session, settings=settings, runs=[found[run_id] for run_id in present])

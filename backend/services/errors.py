@@ -40,5 +40,11 @@ class InvalidStudy(ServiceError):
 
 
 class InvalidParameter(ServiceError):
-    """A request parameter that the other parameters rule out (422), e.g. a baseline that is not one
-    of the compared runs; answered as ``{"detail": message}``."""
+    """A request parameter that the other parameters (or the stored state) rule out (422), e.g. a
+    baseline that is not one of the compared runs; ``loc`` names it as a 422 does:
+    ``("query", "baseline")``."""
+
+    def __init__(self, loc: tuple[str, ...], message: str):
+        self.loc = loc
+        self.message = message
+        super().__init__(f"{'.'.join(loc)}: {message}")

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
 from backend.reports.compare import pick_epoch
 from backend.schemas.runs import RunPublic
+from backend.services import idempotency
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
-from trainer.config import ConfigError, RunConfig, apply_overrides
+from trainer.config import CONTROL_CHARACTERS, ConfigError, RunConfig, apply_overrides
 from trainer.protocol import RunFolder
 
 CUB_FOLDER = "CUB_200_2011"
@@ -41,16 +42,75 @@ def create_run(
 ) -> Run:
     """Validate a (partial) RunConfig, check its dataset and teacher, and queue it; ``created_by`` is
     the name of the token that asked (None on an open server)."""
+    run = queue_run(
+        session=session,
+        settings=settings,
+        config=config,
+        priority=priority,
+        study_id=study_id,
+        overrides=overrides,
+        created_by=created_by,
+    )
+    session.commit()
+    return run
+
+
+def create_run_once(
+    *,
+    session: Session,
+    settings: Settings,
+    config: dict[str, Any],
+    priority: int,
+    idempotency_key: str | None,
+    created_by: str | None = None,
+) -> Run:
+    """create_run, once per Idempotency-Key: a retry with the key returns the run the first request queued."""
+    key = idempotency.Key.of("runs", idempotency_key, {"config": config, "priority": priority})
+    run_id = idempotency.once(
+        session,
+        key,
+        lambda: (
+            queue_run(session=session, settings=settings, config=config, priority=priority, created_by=created_by).id
+        ),
+    )
+    run = session.get(Run, run_id)
+    if run is None:
+        raise Conflict(
+            f"run {run_id}, which this Idempotency-Key queued, was deleted; send the request with a new key "
+            "to queue it again"
+        )
+    return run
+
+
+def queue_run(
+    *,
+    session: Session,
+    settings: Settings,
+    config: dict[str, Any],
+    priority: int = 0,
+    study_id: int | None = None,
+    overrides: frozenset[str] = frozenset(),
+    created_by: str | None = None,
+) -> Run:
+    """create_run without the commit: the caller commits it with what else belongs to the same change."""
     try:
         run_config = RunConfig.from_dict(config)
     except ConfigError as exc:
         raise InvalidConfig(exc.errors, overrides=overrides) from None
     values = run_config.model_dump(mode="json")
     errors: dict[str, str] = {}
-    root = _check_data_root(values["data"]["root"], settings=settings, errors=errors)
-    if root is not None:
+    root = _inside_data_roots(values["data"]["root"], settings=settings, field="data.root", errors=errors)
+    if root is not None and _check_dataset(root, given=values["data"]["root"], errors=errors):
         # Stored absolute: a worker started from another folder reads the same dataset.
         values["data"]["root"] = str(root)
+    if values["model"]["weights_path"] is not None:
+        weights = _inside_data_roots(
+            values["model"]["weights_path"], settings=settings, field="model.weights_path", errors=errors
+        )
+        if weights is not None and not weights.is_file():
+            errors["model.weights_path"] = f"{values['model']['weights_path']} is not a file"
+        elif weights is not None:
+            values["model"]["weights_path"] = str(weights)
     depends_on = _check_teacher(values["tricks"]["kd"], session=session, settings=settings, errors=errors)
     if errors:
         raise InvalidConfig(errors, overrides=overrides)
@@ -67,7 +127,7 @@ def create_run(
         created_by=created_by,
     )
     session.add(run)
-    session.commit()
+    session.flush()
     return run
 
 
@@ -75,19 +135,24 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path.is_relative_to(root) for root in roots)
 
 
-def _check_data_root(root: str, *, settings: Settings, errors: dict[str, str]) -> Path | None:
-    path = Path(root).expanduser().resolve()
+def _inside_data_roots(given: str, *, settings: Settings, field: str, errors: dict[str, str]) -> Path | None:
+    """``given`` resolved (through symlinks) if it lies under a data root. Messages name the path as the
+    user gave it, never the server's folders."""
+    path = Path(given).expanduser().resolve()
     if not _inside(path, settings.data_roots):
-        allowed = ", ".join(str(r) for r in settings.data_roots)
-        errors["data.root"] = f"{path} is outside the data roots ({allowed}); set TRICKLAB_DATA_ROOTS to allow it"
-        return None
-    if not path.is_dir():
-        errors["data.root"] = f"{path} does not exist; {DATA_HINT} there"
-        return None
-    if not ((path / CUB_FOLDER).is_dir() or (path / "images.txt").is_file()):
-        errors["data.root"] = f"no {CUB_FOLDER}/ (or images.txt) in {path}; {DATA_HINT}"
+        errors[field] = f"{given} is outside the data roots; set TRICKLAB_DATA_ROOTS on the server to allow it"
         return None
     return path
+
+
+def _check_dataset(path: Path, *, given: str, errors: dict[str, str]) -> bool:
+    if not path.is_dir():
+        errors["data.root"] = f"{given} does not exist; {DATA_HINT} there"
+        return False
+    if not ((path / CUB_FOLDER).is_dir() or (path / "images.txt").is_file()):
+        errors["data.root"] = f"no {CUB_FOLDER}/ (or images.txt) in {given}; {DATA_HINT}"
+        return False
+    return True
 
 
 def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, errors: dict[str, str]) -> int | None:
@@ -95,9 +160,10 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
     teacher = kd["teacher"]
     if teacher is None:
         return None
-    if isinstance(teacher, str) and teacher.strip().isdigit():
+    if isinstance(teacher, str) and teacher.strip().isascii() and teacher.strip().isdigit():
         # A form field sends the id as text; no one names a teacher folder "12" in the server's cwd.
-        teacher = kd["teacher"] = int(teacher)
+        # (RunConfig keeps the text under 4,096 characters, which int() reads.)
+        teacher = kd["teacher"] = int(teacher.strip())
     if isinstance(teacher, int):
         run = session.get(Run, teacher) if 0 < teacher <= MAX_ID else None
         if run is None:
@@ -107,9 +173,9 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
         return teacher
     path = Path(teacher).expanduser().resolve()
     if not _inside(path, [*settings.data_roots, settings.runs_dir]):
-        errors["tricks.kd.teacher"] = f"{path} is outside the data roots and the runs folder"
+        errors["tricks.kd.teacher"] = f"{teacher} is outside the data roots and the runs folder"
     elif not (best := RunFolder(path).best_checkpoint).is_file():
-        errors["tricks.kd.teacher"] = f"{path} is not a finished run folder (no {best.relative_to(path)})"
+        errors["tricks.kd.teacher"] = f"{teacher} is not a finished run folder (no {best.relative_to(path)})"
     else:
         kd["teacher"] = str(path)
     return None
@@ -142,6 +208,8 @@ def list_runs(
     conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Run.status.in_(statuses))
+    if name and CONTROL_CHARACTERS.search(name):
+        return [], 0  # no run's name holds one (RunConfig refuses them); PostgreSQL cannot even compare NUL
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
@@ -230,7 +298,8 @@ def step_metrics(*, session: Session, run_id: int) -> list[StepMetric]:
 def metrics_of_runs(*, session: Session, run_ids: Sequence[int]) -> list[EpochMetric]:
     """The epoch rows of many runs in one query, for the comparison pages."""
     wanted = sorted(set(run_ids))
-    found = set(session.scalars(select(Run.id).where(Run.id.in_(wanted))))
+    # Ids past the largest one name no run; PostgreSQL would not even compare them with the column.
+    found = set(session.scalars(select(Run.id).where(Run.id.in_([run_id for run_id in wanted if run_id <= MAX_ID]))))
     missing = [run_id for run_id in wanted if run_id not in found]
     if missing:
         raise NotFound(f"run{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found")

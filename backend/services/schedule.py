@@ -34,6 +34,10 @@ def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> d
     from trainer.tricks.schedules import schedule_preview
 
     n_train, source = _train_size(run_config, data_roots=data_roots)
+    if n_train == 0:
+        raise InvalidConfig(
+            {"data.valid_fraction": f"holds out every training image ({source}): no step is left to schedule"}
+        )
     steps_per_epoch = math.ceil(n_train / run_config.batch_size)
     return {
         **schedule_preview(run_config, steps_per_epoch=steps_per_epoch),

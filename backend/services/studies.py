@@ -29,6 +29,7 @@ from backend.schemas.studies import (
     StudyPublic,
     StudyTable,
 )
+from backend.services import idempotency
 from backend.services import runs as run_service
 from backend.services import workers as worker_service
 from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
@@ -57,9 +58,13 @@ def _succeeded_twin(session: Session, fingerprint: str) -> int | None:
 
 
 def _stored_form(config: RunConfig) -> RunConfig:
-    # create_run stores data.root absolute; the fingerprint must be taken of the same value.
+    # queue_run stores data.root and model.weights_path absolute; the fingerprint must be taken of the same.
+    weights = config.model.weights_path
     return config.model_copy(
-        update={"data": config.data.model_copy(update={"root": str(Path(config.data.root).expanduser().resolve())})}
+        update={
+            "data": config.data.model_copy(update={"root": _absolute(config.data.root)}),
+            "model": config.model.model_copy(update={"weights_path": weights and _absolute(weights)}),
+        }
     )
 
 
@@ -134,6 +139,10 @@ def _check_weights(members: Sequence[_Member]) -> None:
     raise InvalidStudy(errors)
 
 
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
 def create_study(
     *,
     session: Session,
@@ -146,7 +155,77 @@ def create_study(
     priority: int = 0,
     created_by: str | None = None,
 ) -> Study:
-    """Queue a study's runs (``_layout``) once the plan, the dataset and the weights check out."""
+    """Queue a study's runs (``_layout``) once the plan, the dataset and the weights check out; the
+    study and all its runs are stored in one transaction."""
+    study = _queue_study(
+        session=session,
+        settings=settings,
+        name=name,
+        overrides=overrides,
+        seeds=seeds,
+        preset=preset,
+        switches=switches,
+        priority=priority,
+        created_by=created_by,
+    )
+    session.commit()
+    return study
+
+
+def create_study_once(
+    *,
+    session: Session,
+    settings: Settings,
+    idempotency_key: str | None,
+    name: str,
+    overrides: Mapping[str, Any],
+    seeds: int,
+    preset: str | None = None,
+    switches: Mapping[str, Any] | None = None,
+    priority: int = 0,
+    created_by: str | None = None,
+) -> Study:
+    """create_study, once per Idempotency-Key: a retry with the key returns the study the first request made."""
+    request = {
+        "name": name,
+        "overrides": dict(overrides),
+        "seeds": seeds,
+        "preset": preset,
+        "switches": None if switches is None else dict(switches),
+        "priority": priority,
+    }
+    study_id = idempotency.once(
+        session,
+        idempotency.Key.of("studies", idempotency_key, request),
+        lambda: (
+            _queue_study(
+                session=session,
+                settings=settings,
+                name=name,
+                overrides=overrides,
+                seeds=seeds,
+                preset=preset,
+                switches=switches,
+                priority=priority,
+                created_by=created_by,
+            ).id
+        ),
+    )
+    return get_study(session=session, study_id=study_id)
+
+
+def _queue_study(
+    *,
+    session: Session,
+    settings: Settings,
+    name: str,
+    overrides: Mapping[str, Any],
+    seeds: int,
+    preset: str | None,
+    switches: Mapping[str, Any] | None,
+    priority: int,
+    created_by: str | None,
+) -> Study:
     plan = plan_study(preset=preset, switches=switches, overrides=overrides)
     seed_list = _seed_list(plan, seeds=seeds, preset=preset)
     _check_weights(_layout(session, plan, seed_list, name=name, create=None))
@@ -157,7 +236,7 @@ def create_study(
 
     def create(values: dict[str, Any]) -> int:
         try:
-            return run_service.create_run(
+            return run_service.queue_run(
                 session=session,
                 settings=settings,
                 config=apply_overrides({}, values),
@@ -166,8 +245,8 @@ def create_study(
                 created_by=created_by,
             ).id
         except InvalidConfig as exc:
-            # Checked by create_run only (the dataset folder): it fails on the first run, before
-            # anything was committed.
+            # Checked by queue_run only (the dataset folder): it fails on the first run, and
+            # nothing of the study is kept.
             session.rollback()
             raise InvalidStudy(locate_errors(exc.errors, overrides)) from None
 
@@ -201,7 +280,7 @@ def create_study(
         ],
         "skipped": plan.skipped,
     }
-    session.commit()
+    session.flush()
     return study
 
 
@@ -260,17 +339,16 @@ def preview_study(
 
 def get_study(*, session: Session, study_id: int) -> Study:
     study = session.get(Study, study_id)
-    if study is None or not study.spec:
-        # An empty spec is a study still being created (its runs commit one by one).
+    if study is None:
         raise NotFound(f"study {study_id} not found")
     return study
 
 
 def list_studies(*, session: Session, skip: int = 0, limit: int = 100) -> tuple[list[Study], int]:
-    """Newest first. Studies are few (each holds many runs), so the ones still being created are
-    filtered here: PostgreSQL's JSON type has no equality to filter them in SQL."""
-    ready = [study for study in session.scalars(select(Study).order_by(Study.id.desc())) if study.spec]
-    return ready[skip : skip + limit], len(ready)
+    """Newest first, with the number of studies over all pages."""
+    count = session.scalar(select(func.count()).select_from(Study))
+    found = session.scalars(select(Study).order_by(Study.id.desc()).offset(skip).limit(limit)).all()
+    return list(found), count or 0
 
 
 def _run_ids(study: Study) -> list[int]:

@@ -44,7 +44,7 @@ class TokenInfo:
 
 def _check_name(name: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
-        raise InvalidParameter(f"token name {name!r}: use {NAME_RULE}")
+        raise InvalidParameter(("token name",), f"{name!r}: use {NAME_RULE}")
 
 
 def create_token(*, session: Session, name: str) -> str:

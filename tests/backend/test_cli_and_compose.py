@@ -8,9 +8,12 @@ import sys
 
 import pytest
 import yaml
+from sqlalchemy import select
 from testlib.processes import REPO, tricklab
 
 from backend.cli import build_parser
+from backend.db import Database
+from backend.models import IdempotencyKey
 
 
 def compose():
@@ -82,6 +85,20 @@ def test_submit_reports_bad_configs_by_field(server, data_root, tmp_path):
     assert unknown.returncode == 2 and "error: tricks.nope: unknown key" in unknown.stderr
     missing = tricklab("submit", str(tmp_path / "absent.yaml"), "--server", server)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_submit_sends_an_idempotency_key(make_settings, sqlite_url, live_server, data_root, tmp_path):
+    settings = make_settings(sqlite_url)
+    url = live_server(settings)
+    config = tmp_path / "run.yaml"
+    config.write_text(f"name: keyed\ndata:\n  root: {data_root}\n")
+    done = tricklab("submit", str(config), "--server", url)
+    assert done.returncode == 0, done.stderr
+    database = Database(settings.database_url)
+    with database.session() as session:
+        (key,) = session.scalars(select(IdempotencyKey)).all()
+    database.dispose()
+    assert (key.scope, key.resource_id) == ("runs", int(done.stdout.strip())) and len(key.key) == 36
 
 
 def test_submit_without_a_server_says_so(tmp_path):

@@ -1,6 +1,7 @@
 """The real trainer (python -m trainer run) on the tiny generated dataset, through real processes."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,3 +174,29 @@ def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(
 def _status(db, run_id):
     with db.session() as session:
         return session.get(Run, run_id).status
+
+
+def test_a_dataset_with_unreadable_images_fails_the_run_with_one_line_naming_them(
+    make_settings, sqlite_url, demo_dataset, tmp_path, live_server, start_worker
+):
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_dataset / "CUB_200_2011", broken / "CUB_200_2011")
+    images = sorted((broken / "CUB_200_2011" / "images").rglob("*.jpg"))
+    images[0].write_bytes(images[0].read_bytes()[:200])  # truncated
+    images[-1].write_bytes(b"")  # empty
+    settings = make_settings(sqlite_url, data_roots=[broken], trainer_command=default_trainer_command())
+    url = live_server(settings)
+    start_worker(settings, "--once")
+    run = httpx.post(f"{url}/api/v1/runs", json={"config": tiny_config(broken)}, timeout=30).json()
+    final = wait_for(
+        lambda: (
+            (answer := httpx.get(f"{url}/api/v1/runs/{run['id']}", timeout=30).json())["status"] == "failed" and answer
+        ),
+        timeout=240,
+        what="the run to fail",
+    )
+    first_line = final["error"].splitlines()[0]
+    assert first_line.startswith("2 images under") and "cannot be read" in first_line, final["error"]
+    for image in (images[0], images[-1]):
+        assert image.relative_to(broken / "CUB_200_2011").as_posix() in first_line
+    assert "Traceback" not in final["error"]

@@ -16,7 +16,7 @@ from torchvision.transforms import InterpolationMode
 
 from trainer.data import fast
 from trainer.data.cache import BORDER, load_or_build
-from trainer.data.cub import make_splits, read_cub
+from trainer.data.cub import DatasetError, make_splits, read_cub
 from trainer.data.fast import FastBatchSource, build_fast_source
 from trainer.data.gpu_augment import (
     ROTATION_DEGREES,
@@ -111,6 +111,25 @@ def test_cache_is_reused_and_rebuilt_when_its_key_changes(demo_dataset, tmp_path
     os.utime(paths[0], ns=(1, 1))  # a replaced image
     load_or_build(paths, root=index.root, kind="train", image_size=SIZE, cache_dir=cache)
     assert len(files()) == 4 and first < files()
+
+
+def test_a_build_that_meets_unreadable_images_names_every_one_in_one_line(tmp_path: Path, demo_dataset: Path):
+    root = Path(shutil.copytree(demo_dataset / "CUB_200_2011", tmp_path / "CUB_200_2011"))
+    index = read_cub(root)
+    splits = make_splits(index, split="seed")
+    truncated, empty = index.samples[splits.train[0]].path, index.samples[splits.test[0]].path
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    empty.write_bytes(b"")
+    cache = tmp_path / "cache"
+    train = [index.samples[i].path for i in splits.train]
+    with pytest.raises(DatasetError) as caught:
+        load_or_build(train, root=root, kind="train", image_size=SIZE, cache_dir=cache)
+    message = str(caught.value)
+    # The train build meets one of them; the message names both, the test split's too, as `data check` does.
+    assert "\n" not in message and message.startswith("2 images under")
+    assert truncated.relative_to(root).as_posix() in message and empty.relative_to(root).as_posix() in message
+    assert "truncated" in message and "cannot identify image file" in message
+    assert not list(cache.glob("*.u8")) and not list(cache.glob("*.json")), "no partial cache is left"
 
 
 # --- the augmentation against the reference ----------------------------------------------------

@@ -41,6 +41,7 @@ from torch import Tensor
 from torchvision.transforms import functional as F
 from tqdm import tqdm
 
+from trainer.data.cub import DatasetError, check_images, read_cub, unreadable_images
 from trainer.files import write_atomic, write_atomic_with
 
 LAYOUT_VERSION = 1
@@ -79,11 +80,15 @@ def cache_key(paths: list[Path], *, root: Path, kind: str, image_size: int) -> s
     return digest.hexdigest()[:20]
 
 
-def _decode(job: tuple[str, str, int]) -> np.ndarray:
-    """Decode and resize one image exactly as the reference transforms do (PIL, then torchvision)."""
+def _decode(job: tuple[str, str, int]) -> np.ndarray | Exception:
+    """Decode and resize one image exactly as the reference transforms do (PIL, then torchvision);
+    a file PIL cannot decode gives its error, so that one build names every unreadable file."""
     path, kind, size = job
-    with Image.open(path) as file:
-        image = F.resize(file.convert("RGB"), size)
+    try:
+        with Image.open(path) as file:
+            image = F.resize(file.convert("RGB"), size)
+    except Exception as exc:  # noqa: BLE001 - PIL signals corrupt files with many exception types
+        return OSError(str(exc))  # a plain error: any exception type must survive the pool's pickling
     if kind == "eval":
         return np.asarray(F.center_crop(image, size))
     return np.pad(np.asarray(image), ((BORDER, BORDER), (BORDER, BORDER), (0, 0)))
@@ -99,7 +104,7 @@ def load_or_build(paths: list[Path], *, root: Path, kind: str, image_size: int, 
     with open(stem.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second run waits for the first one's build, then reads it
         if not meta_path.exists():
-            _build(paths, kind=kind, image_size=image_size, data_path=data_path, meta_path=meta_path)
+            _build(paths, root=root, kind=kind, image_size=image_size, data_path=data_path, meta_path=meta_path)
     meta = json.loads(meta_path.read_text())
     heights = torch.tensor(meta["heights"], dtype=torch.int64)
     widths = torch.tensor(meta["widths"], dtype=torch.int64)
@@ -111,8 +116,9 @@ def load_or_build(paths: list[Path], *, root: Path, kind: str, image_size: int, 
     return PackedImages(pixels, heights, widths, torch.cumsum(sizes, 0) - sizes, sizes)
 
 
-def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, meta_path: Path) -> None:
+def _build(paths: list[Path], *, root: Path, kind: str, image_size: int, data_path: Path, meta_path: Path) -> None:
     heights, widths = [], []
+    unreadable: list[tuple[Path, Exception]] = []
     jobs = [(str(path), kind, image_size) for path in paths]
     processes = min(len(os.sched_getaffinity(0)), max(1, len(jobs)))
 
@@ -125,10 +131,16 @@ def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, me
                 mininterval=1.0,
                 desc=f"caching {kind} images at {image_size}px",
             )
-            for array in progress:
+            for path, array in zip(paths, progress, strict=True):
+                if isinstance(array, Exception):
+                    unreadable.append((path, array))
+                    continue
                 out.write(array.data)
                 heights.append(array.shape[0] - 2 * _border(kind))
                 widths.append(array.shape[1] - 2 * _border(kind))
+        if unreadable:
+            # Raised inside the write, so the partial file goes.
+            raise _every_unreadable(root, unreadable)
 
     write_atomic_with(data_path, decode_into)
     # The metadata is written last: its presence marks a complete cache.
@@ -138,3 +150,14 @@ def _build(paths: list[Path], *, kind: str, image_size: int, data_path: Path, me
             {"version": LAYOUT_VERSION, "kind": kind, "image_size": image_size, "heights": heights, "widths": widths}
         ),
     )
+
+
+def _every_unreadable(root: Path, found: list[tuple[Path, Exception]]) -> DatasetError:
+    """The error naming every image of the dataset that cannot be read, as `tricklab data check` does,
+    not only those of the split being built."""
+    try:
+        check_images(read_cub(root))
+    except DatasetError as whole:
+        if "cannot be read" in str(whole):
+            return whole
+    return unreadable_images(root, found)  # not a complete CUB layout, or only a full decode fails

@@ -172,13 +172,19 @@ def check_images(index: CubIndex) -> collections.Counter[str]:
                 image.load()
                 modes[image.mode] += 1
         except Exception as exc:  # noqa: BLE001 - PIL signals corrupt files with many exception types
-            unreadable.append(f"{sample.path.relative_to(index.root)} ({exc})")
+            unreadable.append((sample.path, exc))
     if unreadable:
-        raise DatasetError(
-            f"{len(unreadable)} images under {index.root} cannot be read: {_listing(unreadable)}; "
-            f"replace them from the archive (re-extract it, or {FIX_HINT})"
-        )
+        raise unreadable_images(index.root, unreadable)
     return modes
+
+
+def unreadable_images(root: Path, unreadable: list[tuple[Path, Exception]]) -> DatasetError:
+    """The one-line error naming images that cannot be decoded, each with PIL's reason."""
+    named = [f"{path.relative_to(root)} ({' '.join(str(exc).split())})" for path, exc in unreadable]
+    return DatasetError(
+        f"{len(named)} images under {root} cannot be read: {_listing(named)}; "
+        f"replace them from the archive (re-extract it, or {FIX_HINT})"
+    )
 
 
 def _relative_parts(index: CubIndex, position: int) -> tuple[str, ...]:

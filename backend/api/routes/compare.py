@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
 
 from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
+from backend.api.responses import CSV, READ_ONE, CsvResponse
+from backend.models import MAX_ID
 from backend.reports.compare import rows_to_csv
 from backend.services.compare import Comparison, compare_runs
 
@@ -16,7 +17,9 @@ router = APIRouter(prefix="/compare", tags=["compare"])
 BaselineQuery = Annotated[
     int | None,
     Query(
-        ge=1, description="run the deltas are taken against; default: the one with the fewest tricks, then the oldest"
+        ge=1,
+        le=MAX_ID,
+        description="run the deltas are taken against; default: the one with the fewest tricks, then the oldest",
     ),
 ]
 
@@ -35,7 +38,7 @@ def _comparison(
 ComparisonDep = Annotated[Comparison, Depends(_comparison)]
 
 
-@router.get("")
+@router.get("", responses=READ_ONE)
 def compare(comparison: ComparisonDep) -> dict[str, Any]:
     """The rows of the runs that exist; ``missing`` names the ids that name no run (404 if none exists)."""
     return {
@@ -47,10 +50,9 @@ def compare(comparison: ComparisonDep) -> dict[str, Any]:
     }
 
 
-@router.get(".csv", response_class=PlainTextResponse)
-def compare_csv(comparison: ComparisonDep) -> PlainTextResponse:
-    return PlainTextResponse(
+@router.get(".csv", response_class=CsvResponse, responses=CSV)
+def compare_csv(comparison: ComparisonDep) -> CsvResponse:
+    return CsvResponse(
         rows_to_csv(comparison.rows),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="compare-{comparison.mode}.csv"'},
     )

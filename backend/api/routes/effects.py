@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from backend.api.deps import MAX_ID, SessionDep
+from backend.api.deps import SessionDep, StudyId
+from backend.api.responses import READ_ONE
 from backend.schemas.effects import ESTIMATE_HELP, StudyEffects
 from backend.schemas.studies import Metric
 from backend.services import effects
@@ -26,9 +27,9 @@ MetricQuery = Annotated[
 ]
 
 
-@router.get("/{study_id}/effects", description=DESCRIPTION)
+@router.get("/{study_id}/effects", description=DESCRIPTION, responses=READ_ONE)
 def study_effects(
-    study_id: Annotated[int, Path(ge=1, le=MAX_ID, description="study id")],
+    study_id: StudyId,
     session: SessionDep,
     metric: MetricQuery = "valid",
 ) -> StudyEffects:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from backend.api.deps import SessionDep
+from backend.api.responses import READ
 from backend.schemas.presets import TeachersPublic
 from backend.services import teachers
 from backend.web.forms import presets_public
@@ -22,10 +23,12 @@ def list_presets() -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-@router.get("/teachers")
+@router.get("/teachers", responses=READ)
 def list_teachers(
     session: SessionDep,
-    label_smoothing: Annotated[float, Query(ge=0, lt=1, description="the student's tricks.label_smoothing")] = 0.0,
+    label_smoothing: Annotated[
+        float, Query(ge=0, lt=1, allow_inf_nan=False, description="the student's tricks.label_smoothing")
+    ] = 0.0,
     teacher: Annotated[
         TeacherKey | None, Query(description="the teacher the student's preset names; it decides the suggestion")
     ] = None,

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
-from backend.api.deps import CreatorDep, DatabaseDep, RunId, SessionDep, SettingsDep
-from backend.models import RunStatus
+from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
+from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
+from backend.models import MAX_ID, RunStatus
 from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
 from backend.services import events, runs
@@ -14,24 +15,37 @@ from backend.services import events, runs
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.post("", status_code=201)
-def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep) -> RunPublic:
-    run = runs.create_run(
-        session=session, settings=settings, config=body.config, priority=body.priority, created_by=creator
+@router.post("", status_code=201, responses={**BODY, **errors(409)})
+def create_run(
+    body: RunCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    creator: CreatorDep,
+) -> RunPublic:
+    """Queue a run. With an Idempotency-Key, a retry of the same request returns the run the first one
+    queued (201 again) instead of a second run; the key with another body is a 422."""
+    run = runs.create_run_once(
+        session=session,
+        settings=settings,
+        config=body.config,
+        priority=body.priority,
+        idempotency_key=idempotency_key,
+        created_by=creator,
     )
     return runs.public_run(session=session, settings=settings, run=run)
 
 
-@router.get("")
+@router.get("", responses=READ)
 def list_runs(
     session: SessionDep,
     settings: SettingsDep,
     status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
-    study_id: Annotated[int | None, Query(ge=1)] = None,
+    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    skip: Skip = 0,
+    limit: Limit = 100,
 ) -> RunsPublic:
     found, count = runs.list_runs(
         session=session,
@@ -45,22 +59,22 @@ def list_runs(
     return RunsPublic(data=runs.public_runs(session=session, settings=settings, runs=found), count=count)
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=READ_ONE)
 def get_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunPublic:
     return runs.public_run(session=session, settings=settings, run=runs.get_run(session=session, run_id=run_id))
 
 
-@router.get("/{run_id}/metrics")
+@router.get("/{run_id}/metrics", responses=READ_ONE)
 def run_metrics(
     run_id: RunId,
     session: SessionDep,
-    since: Annotated[int, Query(ge=0, description="only epochs after this one")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_ID, description="only epochs after this one")] = 0,
 ) -> MetricsPublic:
     rows = runs.epoch_metrics(session=session, run_id=run_id, since=since)
     return MetricsPublic(data=[EpochMetricPublic.model_validate(row) for row in rows], count=len(rows))
 
 
-@router.get("/{run_id}/steps")
+@router.get("/{run_id}/steps", responses=READ_ONE)
 def run_steps(run_id: RunId, session: SessionDep) -> StepsPublic:
     rows = runs.step_metrics(session=session, run_id=run_id)
     return StepsPublic(data=[StepMetricPublic.model_validate(row) for row in rows], count=len(rows))
@@ -69,21 +83,15 @@ def run_steps(run_id: RunId, session: SessionDep) -> StepsPublic:
 @router.get(
     "/{run_id}/events",
     response_class=EventSourceResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "`epoch` per new epoch row (id = epoch), `status` per status change, "
-            "`end` when the run is final",
-        }
-    },
+    responses={200: EVENT_STREAM, **json_errors(404, 422, 503)},
 )
 def run_events(
     run_id: RunId,
     database: DatabaseDep,
     settings: SettingsDep,
-    last_event_id: Annotated[int | None, Header(ge=0, description="resume after this epoch")] = None,
+    last_event_id: Annotated[int, Header(ge=0, le=MAX_ID, description="resume after this epoch")] = 0,
 ) -> EventSourceResponse:
-    stream = events.open_stream(database=database, settings=settings, run_id=run_id, after_epoch=last_event_id or 0)
+    stream = events.open_stream(database=database, settings=settings, run_id=run_id, after_epoch=last_event_id)
     return EventSourceResponse(
         stream,
         ping=settings.sse_keepalive_seconds,
@@ -92,19 +100,19 @@ def run_events(
     )
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id}/cancel", responses=CHANGE)
 def cancel_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunPublic:
     run = runs.cancel_run(session=session, run_id=run_id)
     return runs.public_run(session=session, settings=settings, run=run)
 
 
-@router.post("/{run_id}/retry")
+@router.post("/{run_id}/retry", responses=CHANGE)
 def retry_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunPublic:
     run = runs.retry_run(session=session, run_id=run_id)
     return runs.public_run(session=session, settings=settings, run=run)
 
 
-@router.post("/{run_id}/clone", status_code=201)
+@router.post("/{run_id}/clone", status_code=201, responses={**BODY, **errors(404)})
 def clone_run(
     run_id: RunId, body: RunClone, session: SessionDep, settings: SettingsDep, creator: CreatorDep
 ) -> RunPublic:
@@ -120,7 +128,7 @@ def clone_run(
     return runs.public_run(session=session, settings=settings, run=run)
 
 
-@router.delete("/{run_id}", status_code=204)
+@router.delete("/{run_id}", status_code=204, responses=CHANGE)
 def delete_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> Response:
     runs.delete_run(session=session, settings=settings, run_id=run_id)
     return Response(status_code=204)

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from backend.api.deps import SettingsDep
+from backend.api.responses import BODY
+from backend.schemas.config import RunConfigBody
 from backend.services.schedule import preview_schedule
 
 router = APIRouter(prefix="/schedule", tags=["schedule"])
 
 
-@router.post("/preview")
-def preview(settings: SettingsDep, config: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, Any]:
+@router.post("/preview", responses=BODY)
+def preview(settings: SettingsDep, config: Annotated[RunConfigBody, Body(embed=True)]) -> dict[str, Any]:
     """The trainer's own schedule on the submitted config, over the configured dataset's steps per epoch."""
     return preview_schedule(config=config, data_roots=settings.data_roots)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, HTTPException, Query
 
-from backend.api.deps import MAX_ID, CreatorDep, SessionDep, SettingsDep
+from backend.api.deps import CreatorDep, IdempotencyKeyDep, Limit, SessionDep, SettingsDep, Skip, StudyId
+from backend.api.responses import BODY, CHANGE, CSV, READ, READ_ONE, CsvResponse, errors
 from backend.reports import study as study_report
 from backend.schemas.studies import (
     Metric,
@@ -22,7 +22,6 @@ from backend.services import studies
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
 MetricQuery = Annotated[
     Metric,
     Query(
@@ -32,9 +31,18 @@ MetricQuery = Annotated[
 ]
 
 
-@router.post("", status_code=201)
-def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep) -> StudyPublic:
-    study = studies.create_study(
+@router.post("", status_code=201, responses={**BODY, **errors(409)})
+def create_study(
+    body: StudyCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyDep,
+    creator: CreatorDep,
+) -> StudyPublic:
+    """Queue a study's runs. With an Idempotency-Key, a retry of the same request returns the study the
+    first one created instead of a second one."""
+    study = studies.create_study_once(
+        idempotency_key=idempotency_key,
         session=session,
         settings=settings,
         name=body.name,
@@ -48,7 +56,7 @@ def create_study(body: StudyCreate, session: SessionDep, settings: SettingsDep, 
     return studies.study_public(session=session, study=study)
 
 
-@router.post("/preview")
+@router.post("/preview", responses=BODY)
 def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPreview:
     """What POST /studies would queue and about how long it would take on the living workers;
     the same 422s, nothing written."""
@@ -63,44 +71,45 @@ def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep)
     )
 
 
-@router.get("")
-def list_studies(
-    session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> StudiesPublic:
+@router.get("/preview", include_in_schema=False)
+def preview_is_a_post() -> None:
+    # Without it, GET /studies/preview would reach /studies/{study_id} and be a 422 for the id.
+    raise HTTPException(405, "a preview takes the study in a POST body")
+
+
+@router.get("", responses=READ)
+def list_studies(session: SessionDep, skip: Skip = 0, limit: Limit = 100) -> StudiesPublic:
     found, count = studies.list_studies(session=session, skip=skip, limit=limit)
     return StudiesPublic(data=studies.studies_public(session=session, studies=found), count=count)
 
 
-@router.get("/{study_id}")
+@router.get("/{study_id}", responses=READ_ONE)
 def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     return studies.study_public(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
-@router.get("/{study_id}/table")
+@router.get("/{study_id}/table", responses=READ_ONE)
 def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> StudyTable:
     study = studies.get_study(session=session, study_id=study_id)
     return studies.study_table(session=session, study=study, metric=metric)
 
 
-@router.get("/{study_id}/table.csv", response_class=PlainTextResponse)
-def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> PlainTextResponse:
+@router.get("/{study_id}/table.csv", response_class=CsvResponse, responses=CSV)
+def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> CsvResponse:
     study = studies.get_study(session=session, study_id=study_id)
     table = studies.study_table(session=session, study=study, metric=metric)
-    return PlainTextResponse(
+    return CsvResponse(
         study_report.table_csv(table),
-        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
     )
 
 
-@router.get("/{study_id}/curves")
+@router.get("/{study_id}/curves", responses=READ_ONE)
 def study_curves(study_id: StudyId, session: SessionDep) -> StudyCurves:
     return studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
-@router.post("/{study_id}/cancel")
+@router.post("/{study_id}/cancel", responses=CHANGE)
 def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Cancel the study's queued runs and stop its running ones; finished and reused runs stay."""
     study = studies.cancel_study(session=session, study_id=study_id)

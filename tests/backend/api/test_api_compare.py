@@ -70,9 +70,12 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
     }
     for baseline, message in ((9999, "not one of the compared runs"), (7777, "not one of the compared runs")):
         refused = client.get("/api/v1/compare", params={"run_ids": f"{plain},{tricked}", "baseline": baseline})
-        assert refused.status_code == 422 and message in refused.json()["detail"]
+        assert refused.status_code == 422 and message in refused.json()["detail"][0]["msg"]
     gone = client.get("/api/v1/compare", params={"run_ids": f"{plain},9999", "baseline": 9999})
-    assert (gone.status_code, gone.json()) == (422, {"detail": "baseline run 9999 not found"})
+    assert (gone.status_code, gone.json()["detail"]) == (
+        422,
+        [{"loc": ["query", "baseline"], "msg": "baseline run 9999 not found", "type": "value_error"}],
+    )
 
 
 def test_every_page_reads_the_best_epoch_as_the_compare_table_does(client, data_root):

@@ -15,7 +15,7 @@ TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 
 
 
 class StudiesClient(TestClient):
-    data_root: str
+    data_root: str  # the server's one data root, as the overrides name it
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +93,13 @@ def test_cancel_unknown_study_is_404(client):
 
 
 BAD_INPUTS = [
-    ({"preset": None}, ["body"], "preset: give either a preset or a grid"),
-    ({"grid": {"switches": {"kd": True}}}, ["body"], "not both"),
+    ({"preset": None}, ["body", "preset"], "give either a preset or a grid"),
+    ({"grid": {"switches": {"kd": True}}}, ["body", "preset"], "not both"),
     ({"preset": "resnet"}, ["body", "preset"], "'seed'"),
     ({"seeds": 0}, ["body", "seeds"], "greater than or equal to 1"),
     ({"seeds": 21}, ["body", "seeds"], "less than or equal to 20"),
     ({"name": ""}, ["body", "name"], "at least 1 character"),
-    ({"colour": "red"}, ["body", "colour"], "Extra inputs"),
+    ({"colour": "red"}, ["body", "colour"], "unknown key"),
     ({"overrides": {"model.arch": "resnet9"}}, ["body", "overrides", "model.arch"], "resnet18"),
     ({"overrides": {"epochs": 0}}, ["body", "overrides", "epochs"], "greater than or equal to 1"),
     (
