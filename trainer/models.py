@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,27 @@ def _torchvision_model(
         else:
             url = torchvision.models.get_model_weights(info.name).IMAGENET1K_V1.url
             state = _torch_hub_state_dict(url, info.name)
+        misfit = _misfit(model.state_dict(), state)
+        if misfit:
+            source = f"model.weights_path {weights_path}" if weights_path is not None else "the cached weights"
+            raise WeightsUnavailable(f"{source} does not fit torchvision's {info.name}: {misfit}")
         model.load_state_dict(state)
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
+
+
+def _misfit(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> str:
+    """How ``given`` differs from the state_dict the model expects, shortly ("" when it fits): a
+    wrong file's full list of keys runs to hundreds of lines."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    reshaped = [key for key in expected if key in given and given[key].shape != expected[key].shape]
+    parts = [
+        f"{len(keys)} {what} (first {keys[0]})"
+        for keys, what in ((missing, "keys missing"), (unexpected, "keys unexpected"), (reshaped, "of another shape"))
+        if keys
+    ]
+    return ", ".join(parts)
 
 
 def _timm_model(

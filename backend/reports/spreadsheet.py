@@ -23,10 +23,9 @@ def as_text(cell: str) -> str:
     """``cell``, with a leading quote (the spreadsheet's "this is text") when it could run as a harmful formula."""
     # A bare carriage return ends a row for a spreadsheet, yet the csv module quotes only cells with "\n":
     # as "\n" the break stays inside the quoted cell, so no line after it starts a cell of its own.
+    quoted = cell.startswith(ALWAYS_FORMULA) or (cell.startswith(SIGNS) and REACHES_OUT.search(cell))
     cell = cell.replace("\r\n", "\n").replace("\r", "\n")
-    if cell.startswith(ALWAYS_FORMULA) or (cell.startswith(SIGNS) and REACHES_OUT.search(cell)):
-        return "'" + cell
-    return cell
+    return "'" + cell if quoted else cell
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:

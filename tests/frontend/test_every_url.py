@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
 WIDTHS = [800, 1280]
 LOOPBACK = re.compile(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?/")
@@ -102,9 +103,11 @@ def chart_notes(page) -> list[str]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_a_run_that_ended_says_how(browser, dashboard, tmp_path, width):
-    # Fails as soon as the trainer asks for the weights: the file named does not exist.
+    # Fails as soon as the trainer loads the weights: the file holds no ResNet's.
+    weights = dashboard.data_root / f"not-a-resnet-{width}.pt"
+    torch.save({"nothing": torch.zeros(1)}, weights)
     failed = dashboard.submit(
-        f"no weights {width}", model={"arch": "resnet18", "pretrained": True, "weights_path": "/nowhere.pth"}
+        f"wrong weights {width}", model={"arch": "resnet18", "pretrained": True, "weights_path": str(weights)}
     )
     cancelled = dashboard.submit(f"cancelled {width}", epochs=200)
     assert httpx.post(f"{dashboard.url}/api/v1/runs/{cancelled['id']}/cancel").status_code == 200
@@ -119,7 +122,7 @@ def test_a_run_that_ended_says_how(browser, dashboard, tmp_path, width):
     page.wait_for_function("() => document.getElementById('chart-lr').layout?.annotations?.length > 0")
     assert chart_notes(page) == ["failed before its first epoch"] * 4
     message = page.locator("#run-error").text_content()
-    assert message == "model.weights_path: no such file /nowhere.pth"
+    assert message.startswith(f"model.weights_path {weights} does not fit torchvision's resnet18: ")
     # The trainer's message once: its echo in the trainer's output is left out of the lines below it.
     output = page.locator("#run-output-text").text_content()
     assert message not in output

@@ -217,6 +217,17 @@ def test_timm_weights_of_another_model_are_explained(tmp_path):
         build_model("resnet18d", 7, pretrained=True, weights_path=str(path))
 
 
+def test_torchvision_weights_of_another_model_are_explained(tmp_path):
+    path = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), path)
+    with pytest.raises(
+        WeightsUnavailable,
+        match=r"model\.weights_path .*resnet34\.pth does not fit torchvision's resnet18: "
+        r"96 keys unexpected \(first layer1\.2\.conv1\.weight\)$",
+    ):
+        build_model("resnet18", 7, pretrained=True, weights_path=str(path))
+
+
 def _offline_hugging_face(monkeypatch, cache):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
 

@@ -31,7 +31,8 @@ def test_trick_labels_and_ordinary_names_are_kept_as_typed(label):
     ],
 )
 def test_formulas_that_reach_outside_the_sheet_are_quoted(cell):
-    assert as_text(cell) == "'" + cell
+    # A carriage return becomes a line break inside the quoted cell (see the CSV tests).
+    assert as_text(cell) == "'" + cell.replace("\r", "\n")
 
 
 def test_a_csv_keeps_numbers_and_guards_text():
