@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny models and data on any device")
     parser.add_argument("--workers", type=int, default=16, help="the reference pipeline's DataLoader workers")
     parser.add_argument("--run-epochs", type=int, default=10, help="epochs of the whole run timed at the end (0: none)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the runtime.compile figures")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch_sizes: tuple[int, ...]
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         figures[f"fast_vs_memory_b{batch_size}"] = rates["fast"] / rates["memory"]
         del trainer
 
-    if not args.smoke:  # compiling takes minutes on a CPU
+    if not (args.smoke or args.no_compile):  # compiling takes minutes on a CPU
         figures |= compiled_figures(
             arch,
             batch_sizes[0],
