@@ -135,6 +135,8 @@ class Run(Base):
     # What the latest attempt trains on, from the trainer's start event: processes, "4 × H200".
     world_size: Mapped[int | None] = mapped_column(Integer)
     devices: Mapped[str | None] = mapped_column(String(200))
+    # Why that attempt trains on the CPU under runtime.device auto (CUDA could not be used), in the trainer's words.
+    device_fallback: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

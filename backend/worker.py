@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from backend import migrate
 from backend.db import Database
 from backend.models import FailureKind
-from backend.placement import Placement, hold_gpus
+from backend.placement import Placement, PlacementError, hold_gpus
 from backend.services import queue as jobs
 from backend.services.workers import WorkerPresence
 from backend.settings import Settings
@@ -42,6 +42,7 @@ from trainer.protocol import (
     EventType,
     MalformedEvent,
     RunFolder,
+    cuda_check_command,
     launch_command,
     parse_event,
     write_attempt,
@@ -50,6 +51,7 @@ from trainer.protocol import (
 log = logging.getLogger("tricklab.worker")
 
 STDERR_LINES = 40
+CUDA_CHECK_SECONDS = 120  # importing torch and initialising CUDA on a cold machine
 STEP_BATCH = 200
 _EOF = object()
 _DROPPED = "dropped"  # a write the database refused for good: the event is skipped
@@ -242,7 +244,11 @@ class Worker:
             kind = event.get("type")
             if kind == EventType.start:
                 start_epoch = int(event.get("start_epoch") or 0)
-                hardware = {"world_size": event.get("world_size"), "devices": event.get("devices")}
+                hardware = {
+                    "world_size": event.get("world_size"),
+                    "devices": event.get("devices"),
+                    "fallback": event.get("fallback"),
+                }
                 if self._write(jobs.record_start, state, start_epoch=start_epoch, **hardware) is None:
                     return  # database unreachable: retried on the next tick
                 state.start_epoch = start_epoch
@@ -390,8 +396,38 @@ def _stop_child(child: subprocess.Popen, *, grace: float) -> None:
         child.wait()
 
 
+def check_cuda(settings: Settings, placement: Placement) -> str:
+    """The GPUs the trainer sees with ``placement``'s environment, as it names them; PlacementError,
+    with the trainer's reason, when it cannot use them: a GPU worker that trained on the CPU, or failed
+    every run it claimed, would hide that."""
+    command = cuda_check_command(settings.trainer_command, placement.processes)
+    where = f"this worker trains on {placement.label}"
+    try:
+        done = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env={**os.environ, **placement.env},
+            text=True,
+            timeout=CUDA_CHECK_SECONDS,
+            check=False,  # the exit code is the answer
+        )
+    except OSError as exc:
+        raise PlacementError(f"{where}, but the trainer {command[0]!r} could not be started: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise PlacementError(f"{where}, but `{' '.join(command)}` did not answer in {CUDA_CHECK_SECONDS} s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("error: ") if lines else f"`{' '.join(command)}` exited {done.returncode}"
+        raise PlacementError(f"{where}, but the trainer cannot use it: {reason}")
+    return done.stdout.strip()
+
+
 def run_worker(*, settings: Settings, placement: Placement, once: bool, exit_when_idle: bool) -> int:
-    """``tricklab worker``: SIGTERM and SIGINT hand the current run back to the queue and exit."""
+    """``tricklab worker``: SIGTERM and SIGINT hand the current run back to the queue and exit.
+
+    A worker on GPUs first checks that the trainer can use them, and stops with the reason if not.
+    """
     database = Database(settings.database_url)
     worker = Worker(settings=settings, database=database, placement=placement)
     try:
@@ -399,6 +435,8 @@ def run_worker(*, settings: Settings, placement: Placement, once: bool, exit_whe
         signal.signal(signal.SIGTERM, worker.stop)
         signal.signal(signal.SIGINT, worker.stop)
         try:
+            if placement.runtime_device == "cuda":
+                log.info("worker %s trains on %s", worker.name, check_cuda(settings, placement))
             return worker.serve(once=once, exit_when_idle=exit_when_idle)
         finally:
             for lock in gpu_locks:

@@ -17,9 +17,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_atomic_with(path, lambda handle: torch.save(state, handle), fsync=True)
 
 
-def load_checkpoint(path: Path, *, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint read onto the CPU, whatever device wrote it: the caller moves what belongs on a GPU
+    (``load_state_dict`` does), and the generator states stay CPU tensors, as they must."""
     # Our own files hold numpy RNG state and plain dicts, which the safe loader refuses.
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def rng_states() -> dict[str, Any]:
@@ -36,11 +38,11 @@ def rng_states() -> dict[str, Any]:
 
 
 def restore_rng_states(states: dict[str, Any]) -> None:
-    # A checkpoint loaded with map_location on a GPU holds the generator states there; they are set from the CPU.
-    torch.set_rng_state(states["torch"].cpu())
+    """Every generator as ``states`` (from ``load_checkpoint``: CPU tensors) holds it."""
+    torch.set_rng_state(states["torch"])
     np.random.set_state(states["numpy"])
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         cuda = states["cuda"]
         # Older checkpoints hold every visible GPU's state; a run's own GPU came first.
-        torch.cuda.set_rng_state((cuda[0] if isinstance(cuda, list) else cuda).cpu())
+        torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, list) else cuda)

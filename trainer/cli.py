@@ -17,6 +17,7 @@ from pathlib import Path
 from trainer.config import ConfigError, RunConfig, add_config_arguments, parse_set_arguments
 from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
+from trainer.devices import DeviceError, check_cuda
 from trainer.distributed import DistributedError, World, world_from_environment
 from trainer.models import TeacherError, WeightsUnavailable
 from trainer.protocol import (
@@ -32,7 +33,7 @@ from trainer.reporters import ConsoleReporter, FanOut, JsonLinesReporter, Tensor
 from trainer.run import RunError, train_run
 
 # Problems a user fixes by changing a config, a path or a download: a message is enough.
-USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError, DistributedError)
+USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError, DistributedError, DeviceError)
 EXIT_INTERRUPTED = 130
 
 
@@ -151,10 +152,20 @@ def run_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a prepared run folder (its config.json), resuming if possible")
-    run.add_argument("run_dir", type=Path)
+    run.add_argument("run_dir", type=Path, nargs="?")
     run.add_argument("--attempt", type=int, help="the worker's attempt number, checked against RUN_DIR/ATTEMPT")
     run.add_argument("--console", action="store_true", help="a progress bar on stderr instead of JSON events on stdout")
+    run.add_argument(
+        "--check-cuda",
+        type=_positive,
+        metavar="N",
+        help="instead of training: check that N GPUs can be used, name them and exit (a GPU worker asks first)",
+    )
     args = parser.parse_args(argv)
+    if args.check_cuda is not None:
+        return _check_cuda(args.check_cuda)
+    if args.run_dir is None:
+        run.error("the run folder (RUN_DIR) is required")
 
     events = JsonLinesReporter()
     try:
@@ -180,6 +191,15 @@ def run_main(argv: list[str] | None = None) -> int:
         return _failed(exc, world=world, events=None if args.console else events, message=message, trace=True)
     finally:
         reporter.close()
+    return 0
+
+
+def _check_cuda(processes: int) -> int:
+    try:
+        print(check_cuda(processes))
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

@@ -250,11 +250,20 @@ def _device(value: str) -> str:
 
 class RuntimeConfig(_Strict):
     device: Annotated[str, AfterValidator(_device)] = Field(
-        "auto", description="auto, cpu, cuda or cuda:N", json_schema_extra={"pattern": DEVICE_PATTERN}
+        "auto",
+        description="auto (a GPU when CUDA can be used, else the CPU, and the run says why), cpu, cuda or "
+        "cuda:N (N among the visible GPUs)",
+        json_schema_extra={"pattern": DEVICE_PATTERN},
     )
     amp: Bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     channels_last: Bool = Field(True, description="channels_last memory format on CUDA (ignored on CPU)")
-    compile: Bool = Field(False, description="torch.compile the model")
+    compile: Bool = Field(
+        False,
+        description="torch.compile the training step for one static shape: each epoch then trains only full "
+        "batches, dropping the last partial one that the report's loader kept (the images left out change "
+        "with each epoch's shuffle), so results differ slightly from a run without it; evaluation stays "
+        "eager, and the batch augmentation is compiled on the CPU only (on a GPU it does not pay)",
+    )
     sync_batchnorm: Bool = Field(
         True,
         description="when several processes train, BatchNorm normalizes over the whole global batch "
@@ -350,7 +359,10 @@ class RunConfig(_Strict):
         values["data"].pop("num_workers")
         values["runtime"].pop("device")
         values["runtime"].pop("step_log_every")
-        values["runtime"].pop("compile")
+        if not values["runtime"]["compile"]:
+            # On, compile changes the numbers (it drops the last partial batch); off, it is left out, so
+            # the fingerprints of runs stored without the key stand.
+            values["runtime"].pop("compile")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -99,27 +99,6 @@ def world_from_environment(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
-def resolve_device(name: str, world: World) -> torch.device:
-    """``runtime.device`` for this rank: with several processes, "cuda" means the rank's own GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DistributedError(f"runtime.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    if not world.distributed or name == "cpu":
-        return torch.device(name)
-    if name != "cuda":
-        raise DistributedError(
-            f"runtime.device is {name!r}, one GPU, but {world.size} processes train: use 'cuda' or 'auto', "
-            "and each process takes the GPU of its local rank"
-        )
-    if world.local_rank >= torch.cuda.device_count():
-        raise DistributedError(
-            f"local rank {world.local_rank} has no GPU of its own: {torch.cuda.device_count()} are visible "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
-        )
-    return torch.device("cuda", world.local_rank)
-
-
 @contextmanager
 def joined(world: World, device: torch.device) -> Iterator[None]:
     """Inside, this process belongs to the run's process group: NCCL between GPUs, gloo between CPUs.

@@ -76,7 +76,9 @@ def train_one_epoch(
         images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
         batch = tricks.mix(images, targets)
         with _autocast(device, autocast_dtype):
-            logits = model(batch.images)
+            # float32, as the model's head computes them (see models.Float32Linear): the loss and the
+            # top-k ranking read the same logits.
+            logits = model(batch.images).float()
             parts = tricks.loss(logits, batch) if n else None
         optimizer.zero_grad(set_to_none=True)
         if parts is None:
@@ -140,8 +142,8 @@ def evaluate(
     for loaded, targets in loader:
         images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
         with _autocast(device, autocast_dtype):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+            logits = model(images).float()
+        loss = F.cross_entropy(logits, targets, reduction="sum")
         top1, top5 = _correct_top1_top5(logits, targets)
         sums[:3] += torch.stack([loss, top1, top5]).double()
         images_seen += targets.size(0)

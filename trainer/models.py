@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import torchvision
-from torch import nn
+from torch import Tensor, nn
 
 from trainer.archs import ArchInfo, arch_info
 from trainer.config import ConfigError, RunConfig
@@ -25,6 +26,23 @@ from trainer.protocol import RunFolder
 from trainer.weights import unavailable_message
 
 HF_WEIGHTS_FILE = "model.safetensors"  # what timm's Hugging Face repositories hold
+
+
+class Float32Linear(nn.Linear):
+    """A classifier head that computes in float32 under autocast. Its bf16 output would keep 8 bits of
+    mantissa: near-equal classes tie (top-k then ranks them by chance) and the loss reads rounded logits.
+    The parameters and the state_dict are nn.Linear's."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        with torch.autocast(input.device.type, enabled=False):
+            return F.linear(input.float(), self.weight, self.bias)
+
+
+def _float32_head(model: nn.Module) -> nn.Module:
+    head = model.get_submodule(head_name(model))
+    if type(head) is nn.Linear:
+        head.__class__ = Float32Linear  # the same module and parameters, only its forward changes
+    return model
 
 
 class WeightsUnavailable(RuntimeError):
@@ -151,20 +169,21 @@ def build_model(
     zero_init_residual: bool = False,
 ) -> nn.Module:
     """A torchvision ResNet or a timm model; ``pretrained`` loads its ImageNet weights, then the head is
-    replaced for ``num_classes``."""
+    replaced for ``num_classes`` (a linear head computes in float32: ``Float32Linear``)."""
     info = arch_info(arch)
     if pretrained and zero_init_residual:
         raise ValueError("zero_init_residual only applies without pretrained weights, which would overwrite it")
     if zero_init_residual and not info.zero_init_residual:
         raise ValueError(f"zero_init_residual: {arch} has no residual blocks whose last norm it could zero")
     build = _torchvision_model if info.source == "torchvision" else _timm_model
-    return build(
+    model = build(
         info,
         num_classes,
         pretrained=pretrained,
         weights_path=weights_path,
         zero_init_residual=zero_init_residual,
     )
+    return _float32_head(model)
 
 
 def head_name(model: nn.Module) -> str:

@@ -91,6 +91,13 @@ def launch_command(
     return [*command, "--no-python", *trainer_command]
 
 
+def cuda_check_command(trainer_command: Sequence[str], processes: int) -> list[str]:
+    """What a GPU worker runs before it claims a run: the trainer exits 0 with one line naming the
+    ``processes`` GPUs it would train on, or EXIT_FAILED with the reason on stderr (a driver too old
+    for its PyTorch, no GPU visible), which the worker stops with."""
+    return [*trainer_command, "--check-cuda", str(processes)]
+
+
 class Superseded(Exception):
     """A newer attempt owns the run folder; this one must not write to it again."""
 
@@ -158,6 +165,7 @@ class StartEvent(TypedDict):
     device: str  # this process's torch device, e.g. "cuda:0" or "cpu"
     world_size: int  # the processes training the run (torchrun's WORLD_SIZE; 1 alone)
     devices: str  # what they train on, e.g. "4 × H200" or "2 × CPU (gloo)"
+    fallback: str | None  # why runtime.device auto trains on the CPU (CUDA cannot be used); None otherwise
 
 
 class StartInfo(StartEvent):

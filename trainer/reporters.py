@@ -129,6 +129,8 @@ class ConsoleReporter(BaseReporter):
         self.steps_per_epoch = info["steps_per_epoch"]
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
+        if info["fallback"]:
+            print(f"training on the CPU: {info['fallback']}", file=self.stream)
         print(
             f"{info['num_train']} train / {info['num_valid']} valid / {info['num_test']} test images, "
             f"{self.steps_per_epoch} steps per epoch on {info['devices']}{resumed}",

@@ -22,13 +22,13 @@ from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, 
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
 from trainer.data.loaders import BatchSource, build_batch_sources
+from trainer.devices import DeviceChoice, choose_device, use_device
 from trainer.distributed import (
     World,
     data_parallel,
     describe_devices,
     global_batch_sizes,
     joined,
-    resolve_device,
     synced_batchnorm,
     world_from_environment,
 )
@@ -60,14 +60,15 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     config = RunConfig.load(folder.config)
     world = world_from_environment()
     config.rank_batch_size(world.size)  # a batch that does not divide over the ranks fails here, by name
-    device = resolve_device(config.runtime.device, world)
-    with joined(world, device):
+    choice = choose_device(config.runtime.device, world)
+    use_device(choice.device)
+    with joined(world, choice.device):
         return _train(
             folder,
             fence=fence,
             config=config,
             world=world,
-            device=device,
+            choice=choice,
             reporter=reporter if world.is_main else BaseReporter(),
         )
 
@@ -78,12 +79,14 @@ def _train(
     fence: AttemptFence,
     config: RunConfig,
     world: World,
-    device: torch.device,
+    choice: DeviceChoice,
     reporter: Reporter,
 ) -> Result:
+    device = choice.device
     on_cuda = device.type == "cuda"
     if on_cuda:
-        # Every batch has the same shape, so cuDNN's one-off search for the fastest kernels pays off.
+        # cuDNN searches the fastest kernels once per input shape. A run has a handful: the full batch,
+        # the last (shorter) batch of each split, and with runtime.compile only the full train batch.
         torch.backends.cudnn.benchmark = True
     autocast_dtype = torch.bfloat16 if on_cuda and config.runtime.amp else None
     channels_last = on_cuda and config.runtime.channels_last
@@ -112,16 +115,27 @@ def _train(
     tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
     optimizer = build_optimizer(model, config.optim, lr_scale=config.lr_scale)
     steps_per_epoch = len(sources.train)
+    if steps_per_epoch == 0:
+        raise RunError(
+            f"runtime.compile trains on full batches only, and batch_size {config.batch_size} is more than the "
+            f"{sources.train.num_samples} training images: lower batch_size or turn runtime.compile off"
+        )
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    # Each rank's part of each global batch is weighted by its share (see train_one_epoch).
-    global_sizes = global_batch_sizes(sources.train.num_samples, config.batch_size) if world.distributed else None
-    # Evaluation runs on the bare module: DDP would make ranks wait for each other at every batch.
+    # Each rank's part of each global batch is weighted by its share (see train_one_epoch); with
+    # runtime.compile the last, partial one is not trained.
+    global_sizes = (
+        global_batch_sizes(sources.train.num_samples, config.batch_size)[:steps_per_epoch]
+        if world.distributed
+        else None
+    )
     step_model = _compiled(data_parallel(model, world=world, device=device), config)
-    eval_model = _compiled(model, config) if world.distributed else step_model
+    # Evaluation runs eagerly on the bare module: DDP would make ranks wait for each other at every
+    # batch, and a compiled model would compile again for eval mode and for each split's last batch.
+    eval_model = model
 
     progress = _Progress()
     if folder.last_checkpoint.exists():  # every rank resumes from the same one
-        progress = _resume(folder.last_checkpoint, config=config, model=model, optimizer=optimizer, device=device)
+        progress = resume(folder.last_checkpoint, config=config, model=model, optimizer=optimizer)
     fence.check()
     if world.is_main:
         # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
@@ -139,6 +153,7 @@ def _train(
             device=str(device),
             world_size=world.size,
             devices=describe_devices(world, device),
+            fallback=choice.fallback,
             history=progress.history,
         )
     )
@@ -214,7 +229,6 @@ def _train(
         model=model,
         sources_test=sources.test,
         progress=progress,
-        device=device,
         autocast_dtype=autocast_dtype,
         channels_last=channels_last,
         world=world,
@@ -227,8 +241,12 @@ def _train(
 
 
 def _compiled(model: nn.Module, config: RunConfig) -> nn.Module:
+    """The training step's module, compiled once for the one shape it sees (see RuntimeConfig.compile)."""
+    if not config.runtime.compile:
+        return model
+    # Static shapes: every train batch is full, so a dynamic-shape graph would only be slower.
     # torch.compile is typed as returning a plain callable; given a module it returns a module (OptimizedModule).
-    return cast(nn.Module, torch.compile(model)) if config.runtime.compile else model
+    return cast(nn.Module, torch.compile(model, dynamic=False))
 
 
 def _save_checkpoints(
@@ -326,8 +344,15 @@ class _Progress:
         return self.history[self.best_epoch - 1] if self.best_epoch else None
 
 
-def _resume(path: Path, *, config: RunConfig, model, optimizer, device: torch.device) -> _Progress:
-    state = load_checkpoint(path, map_location=device)
+def resume(path: Path, *, config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
+    """Model, optimizer and random states from the last checkpoint ``path``; the epochs it holds.
+
+    The file is read onto the CPU and each part moves only where it belongs: the weights and the
+    optimizer's moments to their parameters' device, while Adam's ``step`` counters stay on the CPU
+    (Adam reads them with ``.item()`` every step: on a GPU that is a host sync per parameter) and the
+    generator states are set from CPU tensors, as ``torch.set_rng_state`` needs.
+    """
+    state = load_checkpoint(path)
     if state.get("fingerprint") != config.fingerprint():
         raise RunError(f"{path} was written by a different configuration; start the changed config in a new run folder")
     model.load_state_dict(state["model"])
@@ -355,13 +380,11 @@ def _test_best(
     model: nn.Module,
     sources_test: BatchSource,
     progress: _Progress,
-    device: torch.device,
     autocast_dtype: torch.dtype | None,
     channels_last: bool,
     world: World,
 ) -> Result:
-    best = load_checkpoint(folder.best_checkpoint, map_location=device)
-    model.load_state_dict(best["model"])
+    model.load_state_dict(load_checkpoint(folder.best_checkpoint)["model"])
     test = evaluate(
         model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last, world=world
     )

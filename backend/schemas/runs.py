@@ -77,6 +77,10 @@ class RunPublic(BaseModel):
     start_epoch: int = Field(description="epoch the latest attempt resumed after (0 = from scratch)")
     world_size: int | None = Field(description="processes training the latest attempt (null until it starts)")
     devices: str | None = Field(description='what the latest attempt trains on, e.g. "4 × H200", "2 × CPU (gloo)"')
+    device_fallback: str | None = Field(
+        description="why the latest attempt trains on the CPU although runtime.device is auto: CUDA could not be "
+        "used (no driver, a driver too old for the trainer's PyTorch, no GPU visible); null when it trains where asked"
+    )
     test_loss: float | None
     test_top1: float | None
     test_top5: float | None

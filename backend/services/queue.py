@@ -156,10 +156,12 @@ def record_start(
     start_epoch: int,
     world_size: Any = None,
     devices: Any = None,
+    fallback: Any = None,
 ) -> bool | None:
     """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt.
 
-    ``world_size`` and ``devices`` (from the start event, unchecked) say what the attempt trains on.
+    ``world_size`` and ``devices`` (from the start event, unchecked) say what the attempt trains on,
+    ``fallback`` why it trains on the CPU although its config let it take a GPU.
     """
     run = _owned(session, run_id, attempt, write=True)
     if run is None:
@@ -169,6 +171,7 @@ def record_start(
     count = _number(world_size)
     run.world_size = count if isinstance(count, int) and count >= 1 else None
     run.devices = devices[:200] if isinstance(devices, str) and devices else None
+    run.device_fallback = fallback[:2000] if isinstance(fallback, str) and fallback else None
     session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > start_epoch))
     session.execute(delete(StepMetric).where(StepMetric.run_id == run_id, StepMetric.epoch > start_epoch))
     session.commit()

@@ -3,7 +3,8 @@
 It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
 by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
 epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event).
-Each start appends a line to RUN_DIR/invocations.
+Each start appends a line to RUN_DIR/invocations. ``--check-cuda N`` answers as the trainer does: it
+names N GPUs, or fails with the reason in FAKE_CUDA_PROBLEM.
 """
 
 import json
@@ -17,7 +18,18 @@ def emit(kind: str, **payload) -> None:
     print(json.dumps({"type": kind, **payload}), flush=True)
 
 
+def check_cuda(processes: int) -> int:
+    problem = os.environ.get("FAKE_CUDA_PROBLEM")
+    if problem:
+        print(f"error: CUDA cannot be used: {problem}", file=sys.stderr)
+        return 1
+    print(", ".join(f"cuda:{index} Fake GPU" for index in range(processes)))
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1] == "--check-cuda":
+        return check_cuda(int(sys.argv[2]))
     run_dir = Path(sys.argv[1])
     attempt = sys.argv[sys.argv.index("--attempt") + 1]
     if (run_dir / "ATTEMPT").read_text().strip() != attempt:

@@ -27,6 +27,7 @@ RUN_OWN_COLUMNS = {
     "start_epoch",
     "world_size",
     "devices",
+    "device_fallback",
     "created_at",
     "started_at",
     "finished_at",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from sqlalchemy import select
 from testlib.processes import REPO, wait_for
 
@@ -255,6 +256,47 @@ def test_a_gpu_worker_shows_its_trainer_only_its_gpu(
     assert holder.poll() is None
 
 
+TOO_OLD = "The NVIDIA driver on your system is too old (found version 11040)"
+
+
+@pytest.mark.parametrize(
+    ("args", "trainer", "environ", "reason"),
+    [
+        (["--gpus", "0"], "fake", {"FAKE_CUDA_PROBLEM": TOO_OLD}, TOO_OLD),
+        (["--device", "cuda:0"], "fake", {"FAKE_CUDA_PROBLEM": TOO_OLD}, TOO_OLD),
+        pytest.param(
+            ["--gpus", "0"],
+            "real",
+            {},
+            "",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="shows a machine without CUDA"),
+        ),
+    ],
+)
+def test_a_gpu_worker_whose_trainer_cannot_use_cuda_stops_with_the_reason_and_claims_nothing(
+    sqlite_url, make_settings, make_database, dataset, tmp_path, args, trainer, environ, reason
+):
+    command = default_trainer_command() if trainer == "real" else None
+    settings = make_settings(sqlite_url, data_roots=[dataset], **({"trainer_command": command} if command else {}))
+    db = make_database(settings)
+    run_id = submit(db, settings, dataset, name="waits")
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "worker", *args, "--once"],
+        cwd=REPO,
+        env={**os.environ, **settings.environ(), "TMPDIR": str(tmp_path), **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,  # the exit code is the answer
+    )
+    assert done.returncode != 0
+    said = done.stderr.strip().splitlines()[-1]
+    assert said.startswith("tricklab worker: this worker trains on cuda:0, but the trainer cannot use it: ")
+    assert f"CUDA cannot be used: {reason}" in said and "Traceback" not in done.stderr
+    run = get(db, run_id)
+    assert (run.status, run.attempt) == (RunStatus.queued, 0)
+
+
 @pytest.mark.parametrize(
     "args", [["--gpus", "0", "--procs", "2"], ["--gpus", "0,x"], ["--procs", "0"], ["--device", "cpu", "--gpus", "0"]]
 )
@@ -294,3 +336,25 @@ def test_the_start_event_stores_the_world_on_the_run(database_url, make_settings
         assert done is True
         run = get(db, run_id)
         assert (run.world_size, run.devices) == stored
+
+
+def test_the_start_event_stores_why_the_run_trains_on_the_cpu(database_url, make_settings, make_database, data_root):
+    settings = make_settings(database_url)
+    db = make_database(settings)
+    with db.session(write=True) as session:
+        run_id = run_service.create_run(
+            session=session, settings=settings, config={"data": {"root": str(data_root)}}
+        ).id
+    with db.session(write=True) as session:
+        claim = jobs.claim_run(session=session, worker="w", stale_after_seconds=60)
+    assert claim is not None
+    note = "runtime.device is auto and CUDA cannot be used: Found no NVIDIA driver on your system"
+    for fallback, stored in [(note, note), (None, None), ("", None), (7, None), ("x" * 3000, "x" * 2000)]:
+        with db.session(write=True) as session:
+            assert jobs.record_start(
+                session=session, run_id=run_id, attempt=claim.attempt, start_epoch=0, fallback=fallback
+            )
+        assert get(db, run_id).device_fallback == stored
+        with db.session() as session:
+            public = run_service.public_run(session=session, settings=settings, run=session.get_one(Run, run_id))
+        assert public.device_fallback == stored

@@ -16,7 +16,14 @@ EXPECTED_KEYS = {
     "data_pipeline": {"reference_img_s", "fast_img_s", "speedup", "build_img_s"},
     "tricks_overhead": {"mixup_ratio", "kd_ratio", "kd_extra_vs_teacher"},
     "loop_overhead": {"ratio"},
-    "gpu_epoch": {"train_b16_memory_img_s", "train_b16_fast_img_s", "teacher_infer_img_s", "run_s", "epoch_s"},
+    "gpu_epoch": {
+        "train_b4_memory_img_s",
+        "train_b4_fast_img_s",
+        "train_b4_reference_img_s",
+        "teacher_infer_img_s",
+        "run_s",
+        "epoch_s",
+    },
     "distributed": {"single_img_s", "multi_img_s", "speedup", "efficiency", "loss_diff_first_epoch"},
     "api_load": {"requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "created", "missing", "duplicates"},
 }

@@ -17,4 +17,12 @@ def test_the_runs_list_and_the_run_page_show_what_the_run_trained_on(page, dashb
 
     page.goto(f"{dashboard.url}/runs/{run['id']}")
     expect(page.locator("#run-speed")).to_have_text(re.compile(r"^\d+(\.\d)? (s|min) on 1 × CPU$"))
+    # The runs leave runtime.device at auto: where CUDA cannot be used, the page says why they train on the CPU.
+    fallback = page.locator("#run-fallback")
+    if run["device_fallback"]:
+        assert run["device_fallback"].startswith("runtime.device is auto and CUDA cannot be used: ")
+        expect(fallback).to_be_visible()
+        expect(fallback).to_have_text(f"Training on the CPU: {run['device_fallback']}")
+    else:
+        expect(fallback).to_be_hidden()
     assert not page.probe.errors

@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from trainer.checkpoint import load_checkpoint
 from trainer.config import RunConfig, apply_overrides
+from trainer.data.cub import make_splits, read_cub
+from trainer.data.loaders import build_batch_sources
 from trainer.engine import evaluate
+from trainer.models import build_model
+from trainer.optim import build_optimizer
 from trainer.protocol import EPOCH_FIELDS
 from trainer.reporters import BaseReporter, JsonLinesReporter
-from trainer.run import train_run
+from trainer.run import resume, train_run
 
 # Every row carries these; the distillation parts only when a teacher is on.
 EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss"}
@@ -253,3 +259,62 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
     bad = tricklab_train(config_file, "--set", "tricks.mixup_alpah=0.2")
     assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_resume_reads_the_checkpoint_onto_the_cpu_and_moves_only_what_belongs_on_the_device(demo_dataset, tmp_path):
+    """The model on ``meta`` stands in for a GPU: the random states must be set from CPU tensors and
+    Adam's step counters stay on the CPU (on a GPU each would cost a host sync per step)."""
+    config = tiny_config(demo_dataset, epochs=2)
+    run_dir = prepare(tmp_path / "run", config)
+    with pytest.raises(CrashAfterEpoch.Crash):
+        train_run(run_dir, reporter=CrashAfterEpoch(1))
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+    model = build_model("resnet18", 4, pretrained=False).to("meta")
+    optimizer = build_optimizer(model, config.optim)
+    torch.manual_seed(999)  # something else than the checkpoint's state
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter")
+        progress = resume(run_dir / "checkpoints" / "last.pt", config=config, model=model, optimizer=optimizer)
+
+    assert progress.epoch == 1
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+    states = [optimizer.state[param] for param in model.parameters()]
+    assert len(states) == len(list(model.parameters()))
+    assert {state["step"].device.type for state in states} == {"cpu"}
+    assert {state[moment].device.type for state in states for moment in ("exp_avg", "exp_avg_sq")} == {"meta"}
+
+
+def test_compile_trains_full_batches_only(demo_dataset):
+    """runtime.compile drops the last partial train batch (one shape, one graph); eval keeps every image."""
+    index = read_cub(demo_dataset)
+    splits = make_splits(index, split="seed")
+    for pipeline in ("fast", "reference"):
+        eager = tiny_config(demo_dataset, batch_size=10, **{"data.pipeline": pipeline})
+        compiled = tiny_config(demo_dataset, batch_size=10, **{"data.pipeline": pipeline, "runtime.compile": True})
+        plain = build_batch_sources(eager, index=index, splits=splits, device=torch.device("cpu"))
+        full = build_batch_sources(compiled, index=index, splits=splits, device=torch.device("cpu"))
+        train = len(splits.train)
+        assert train % 10, "the split must leave a partial batch for the test to mean anything"
+        assert len(plain.train) == -(-train // 10) and len(full.train) == train // 10
+        full.train.set_epoch(1)
+        assert [targets.numel() for _, targets in full.train] == [10] * (train // 10)
+        assert sum(targets.numel() for _, targets in full.valid) == len(splits.valid)
+    assert compiled.fingerprint() != eager.fingerprint()  # its results differ, so it is no replicate
+    assert (
+        tiny_config(demo_dataset).fingerprint() == tiny_config(demo_dataset, **{"runtime.device": "auto"}).fingerprint()
+    )
+
+
+def test_the_head_computes_float32_logits_under_bf16_autocast():
+    """bf16 logits keep 8 bits of mantissa: near-equal classes tie and top-k ranks them by chance."""
+    model = build_model("resnet18", 200, pretrained=False).eval()
+    head = model.get_submodule("fc")
+    assert isinstance(head, torch.nn.Linear)
+    features: list[torch.Tensor] = []
+    head.register_forward_pre_hook(lambda _module, args: features.append(args[0]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(4, 3, 32, 32))
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, F.linear(features[0].float(), head.weight, head.bias))
+    assert set(model.state_dict()) == set(torchvision.models.resnet18(num_classes=200).state_dict())

@@ -99,6 +99,7 @@ class FastBatchSource:
         device: torch.device,
         seed: int,
         compile: bool = False,
+        drop_last: bool = False,
         world: World | None = None,
     ):
         self.num_samples = len(targets)
@@ -108,6 +109,7 @@ class FastBatchSource:
         self.device = device
         self.seed = seed
         self.epoch = 0
+        self.drop_last = drop_last
         self.world = world or World()
         # An eval source's part of the split, served in batches of this rank's share of batch_size.
         self._eval_part = self.world.part(self.num_samples)
@@ -118,12 +120,17 @@ class FastBatchSource:
         self._targets = torch.tensor(targets, dtype=torch.int64, device=device)
         self._norm = normalization(device)
         # Fusing index, gather and normalize into one kernel matters on the CPU, where every eager
-        # op is a pass over memory; on CUDA the eager ops cost about 1% of a ResNet50 step.
-        self._augment = torch.compile(augment) if compile else augment
+        # op is a pass over memory; on CUDA the eager ops cost about 1% of a ResNet50 step, less than
+        # compiling them would take, so there they stay eager.
+        self._augment = torch.compile(augment) if compile and device.type == "cpu" else augment
 
     def __len__(self) -> int:
         if self.train:
-            return math.ceil(self.num_samples / self.batch_size)
+            return (
+                (self.num_samples // self.batch_size)
+                if self.drop_last
+                else math.ceil(self.num_samples / self.batch_size)
+            )
         first, stop = self._eval_part
         return math.ceil((stop - first) / self._eval_batch)
 
@@ -140,11 +147,14 @@ class FastBatchSource:
         return self._train_batches() if self.train else self._eval_batches()
 
     def _train_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
-        order, params = self.epoch_plan()
+        return self.planned_batches(*self.epoch_plan())
+
+    def planned_batches(self, order: Tensor, params: AugmentParams) -> Iterator[tuple[Tensor, Tensor]]:
+        """The train batches of the plan ``epoch_plan()`` drew (``len(self)`` of them)."""
         # One copy to the device per epoch; batches then only slice.
         params, order_on_device = params.to(self.device), order.to(self.device, non_blocking=True)
         heights, widths = self._device_sizes
-        for first in range(0, self.num_samples, self.batch_size):
+        for first in range(0, min(len(self) * self.batch_size, self.num_samples), self.batch_size):
             start, stop = self.world.part(min(self.batch_size, self.num_samples - first))
             if start == stop:  # a last global batch smaller than the world: this rank sits it out
                 yield self._empty_batch()
@@ -182,13 +192,15 @@ def build_fast_source(
     seed: int,
     cache_dir: Path,
     compile: bool = False,
+    drop_last: bool = False,
     world: World | None = None,
 ) -> FastBatchSource:
     """A fast BatchSource over ``index.samples[i] for i in indices``, building its cache if needed.
 
     The one-time cache build decodes with every core. ``compile`` fuses the augmentation into one
-    kernel with torch.compile (worth it on CPU; see ``FastBatchSource``). ``world``: the processes
-    that share the batches (default: this one alone).
+    kernel with torch.compile (on the CPU only; see ``FastBatchSource``). ``drop_last``: a train
+    source serves full batches only. ``world``: the processes that share the batches (default: this
+    one alone).
     """
     samples = [index.samples[i] for i in indices]
     packed = load_or_build(
@@ -207,5 +219,6 @@ def build_fast_source(
         device=device,
         seed=seed,
         compile=compile,
+        drop_last=drop_last,
         world=world,
     )

@@ -71,8 +71,10 @@ class _RankParts(BatchSampler):
     (a DataLoader cannot collate nothing), and the source yields an empty batch in its place.
     """
 
-    def __init__(self, sampler: RandomSampler | SequentialSampler, *, batch_size: int, world: World):
-        super().__init__(sampler, batch_size, drop_last=False)
+    def __init__(
+        self, sampler: RandomSampler | SequentialSampler, *, batch_size: int, world: World, drop_last: bool = False
+    ):
+        super().__init__(sampler, batch_size, drop_last=drop_last)
         self.world = world
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -87,6 +89,8 @@ class _RankParts(BatchSampler):
     def world_parts(self) -> list[int]:
         """The size of this rank's part of each global batch, empty ones included."""
         total = len(self.sampler)  # type: ignore[arg-type]
+        if self.drop_last:
+            total -= total % self.batch_size
         parts = []
         for first in range(0, total, self.batch_size):
             start, stop = self.world.part(min(self.batch_size, total - first))
@@ -98,7 +102,9 @@ class ReferenceBatchSource:
     """The report's pipeline: PIL decode and per-image torchvision transforms in DataLoader workers.
 
     Training draws the order of the whole split, as one process would, and loads this rank's part of
-    each global batch; evaluation loads this rank's part of the split, in batches of its share.
+    each global batch (full global batches only with ``drop_last``); evaluation loads this rank's part
+    of the split, in batches of its share. On CUDA, batches are copied through pinned memory by
+    DataLoader's pin thread, on the current GPU (``trainer.devices.use_device`` makes that the run's).
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class ReferenceBatchSource:
         device: torch.device,
         seed: int,
         num_workers: int,
+        drop_last: bool = False,
         world: World | None = None,
     ):
         world = world or World()
@@ -123,7 +130,10 @@ class ReferenceBatchSource:
         if shuffle:
             # DataLoader's own shuffle (RandomSampler in BatchSampler), whose draws one process made.
             self._parts = _RankParts(
-                RandomSampler(self._dataset, generator=self._shuffle_generator), batch_size=batch_size, world=world
+                RandomSampler(self._dataset, generator=self._shuffle_generator),
+                batch_size=batch_size,
+                world=world,
+                drop_last=drop_last,
             )
         else:
             start, stop = world.part(self.num_samples)
@@ -173,8 +183,13 @@ class BatchSources:
 def build_batch_sources(
     config: RunConfig, *, index: CubIndex, splits: Splits, device: torch.device, world: World | None = None
 ) -> BatchSources:
-    """The train, valid and test sources of a run; ``world``: the processes sharing them (default: one)."""
+    """The train, valid and test sources of a run; ``world``: the processes sharing them (default: one).
+
+    With ``runtime.compile`` the train sources serve full batches only: the compiled step then sees
+    one shape and compiles once (see ``RuntimeConfig.compile``).
+    """
     size = config.data.image_size
+    drop_last = config.runtime.compile
     if config.data.pipeline == "fast":
 
         def fast(indices: list[int], train: bool) -> BatchSource:
@@ -188,6 +203,7 @@ def build_batch_sources(
                 seed=config.seed,
                 cache_dir=cache_dir(index.root),
                 compile=config.runtime.compile,
+                drop_last=drop_last and train,
                 world=world,
             )
 
@@ -202,6 +218,7 @@ def build_batch_sources(
             device=device,
             seed=config.seed,
             num_workers=config.data.num_workers,
+            drop_last=drop_last and train,
             world=world,
         )
 

@@ -30,6 +30,10 @@ function renderRun(next) {
   $("run-test").textContent = atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch);
   // The world size and devices of the latest attempt, e.g. "4 × H200": what the time per epoch was measured on.
   $("run-speed").textContent = duration(run.seconds_per_epoch) + (run.devices ? ` on ${run.devices}` : "");
+  // A run left to choose its device (runtime.device auto) that got the CPU says why: a GPU machine
+  // whose driver PyTorch cannot use would otherwise train there unseen.
+  $("run-fallback").textContent = run.device_fallback ? `Training on the CPU: ${run.device_fallback}` : "";
+  $("run-fallback").hidden = !run.device_fallback;
   // Who queued it: the name of their token, or nobody on a server that needs none.
   $("run-creator").textContent = `${when(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`;
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
