@@ -22,6 +22,14 @@ class EpochMetricPublic(BaseModel):
     images_per_s: float | None
     train_task_loss: float | None = None
     train_kd_loss: float | None = None
+    data_wait_share: float | None = Field(
+        None,
+        description="share of the training pass spent waiting for the next batch (0-1); null before it was measured",
+    )
+    peak_memory_bytes: int | None = Field(None, description="peak device memory allocated in the epoch; null on a CPU")
+    gpu_utilization: float | None = Field(
+        None, description="the GPU's mean utilization over the epoch (%, NVML); null on a CPU or without NVML"
+    )
 
 
 class MetricsPublic(BaseModel):
