@@ -50,3 +50,19 @@ class StepMetricPublic(BaseModel):
 class StepsPublic(BaseModel):
     data: list[StepMetricPublic]
     count: int
+
+
+class RunColumnsPublic(BaseModel):
+    """One run's epoch rows, field by field: ``epoch`` and each requested field, arrays of equal length."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: int
+    epoch: list[int]
+
+
+class MetricColumnsPublic(BaseModel):
+    fields: list[str] = Field(description="the arrays each run carries: `epoch`, then the requested fields")
+    data: list[RunColumnsPublic]
+    count: int = Field(description="runs in data")
+    missing: list[int] = Field(description="ids asked for that name no run")
