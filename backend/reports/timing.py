@@ -17,7 +17,7 @@ def data_wait_hint(config: Mapping[str, Any], share: float | None) -> str | None
     if share is None or share <= DATA_WAIT_HINT_SHARE:
         return None
     data = RunConfig.model_validate(config).data
-    waited = f"{share:.0%} of each training pass waits for the next batch"
+    waited = f"{share * 100:.0f} % of each training pass waits for the next batch"
     if data.pipeline == "reference":
         workers = data.num_workers
         loaders = "no loader workers" if workers == 0 else f"{workers} loader worker{'s' if workers > 1 else ''}"

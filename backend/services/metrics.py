@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+import orjson
+from sqlalchemy import Row, select, true
+from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, EpochMetric, Run
 from backend.reports.compare import Mode
@@ -75,11 +76,16 @@ def metric_columns(
 
     present = [run_id for run_id in ids if run_id in found]
     columns = [EpochMetric.epoch, *(getattr(EpochMetric, name) for name in names)]
-    rows = session.execute(
-        select(EpochMetric.run_id, *columns)
-        .where(EpochMetric.run_id.in_(present))
-        .order_by(EpochMetric.run_id, EpochMetric.epoch)
-    ).all()
+    # Core, not the ORM: plain tuples, no identity map or loading machinery for thousands of rows.
+    rows = (
+        session.connection()
+        .execute(
+            select(EpochMetric.run_id, *columns)
+            .where(EpochMetric.run_id.in_(present))
+            .order_by(EpochMetric.run_id, EpochMetric.epoch)
+        )
+        .all()
+    )
     keys = ("epoch", *names)
     by_run = {
         run_id: dict(zip(keys, map(list, zip(*(row[1:] for row in group), strict=True)), strict=True))
@@ -88,7 +94,7 @@ def metric_columns(
     empty: dict[str, list[object]] = {key: [] for key in keys}
     data = [{"run_id": run_id, **by_run.get(run_id, empty)} for run_id in present]
     body = {"fields": list(keys), "data": data, "count": len(data), "missing": missing}
-    return MetricColumns(json.dumps(body, separators=(",", ":"), allow_nan=False).encode(), etag)
+    return MetricColumns(orjson.dumps(body), etag)
 
 
 def _etag(states: list[tuple[object, ...]], names: tuple[str, ...], missing: list[int]) -> str:
@@ -98,29 +104,28 @@ def _etag(states: list[tuple[object, ...]], names: tuple[str, ...], missing: lis
 
 
 def picked_epochs(*, session: Session, run_ids: Sequence[int], mode: Mode) -> Sequence[Row[Any, Any, Any, Any]]:
-    """Per run the epoch ``pick_epoch`` picks (run_id, epoch, valid_top1, valid_top5), chosen by the
-    database over the (run_id, valid_top1, epoch) index instead of by reading every row: the best
-    (highest valid top-1, earliest on a tie; epochs without one left out) or the last."""
+    """Per run the epoch ``pick_epoch`` picks (run_id, epoch, valid_top1, valid_top5): the best (highest
+    valid top-1, earliest on a tie; epochs without one left out) or the last. Each run's epoch is found
+    by a subquery that reads one entry of an index, (run_id, valid_top1, epoch) or (run_id, epoch),
+    instead of every row of the run."""
     if not run_ids:
         return []
-    conditions = [EpochMetric.run_id.in_(run_ids)]
-    order: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]
-    if mode == "best":
-        conditions.append(EpochMetric.valid_top1.is_not(None))
-        order = (EpochMetric.valid_top1.desc(), EpochMetric.epoch)
-    else:
-        order = (EpochMetric.epoch.desc(),)
-    ranked = (
-        select(
-            EpochMetric.run_id,
-            EpochMetric.epoch,
-            EpochMetric.valid_top1,
-            EpochMetric.valid_top5,
-            func.row_number().over(partition_by=EpochMetric.run_id, order_by=order).label("place"),
-        )
-        .where(*conditions)
-        .subquery()
+    scored = EpochMetric.valid_top1.is_not(None) if mode == "best" else true()
+    order = (EpochMetric.valid_top1.desc(), EpochMetric.epoch) if mode == "best" else (EpochMetric.epoch.desc(),)
+    picked = (
+        select(EpochMetric.id)
+        .where(EpochMetric.run_id == Run.id, scored)
+        .order_by(*order)
+        .limit(1)
+        .correlate(Run)
+        .scalar_subquery()
     )
-    return session.execute(
-        select(ranked.c.run_id, ranked.c.epoch, ranked.c.valid_top1, ranked.c.valid_top5).where(ranked.c.place == 1)
-    ).all()
+    return (
+        session.connection()
+        .execute(
+            select(EpochMetric.run_id, EpochMetric.epoch, EpochMetric.valid_top1, EpochMetric.valid_top5)
+            .join(Run, EpochMetric.id == picked)
+            .where(Run.id.in_(run_ids))
+        )
+        .all()
+    )

@@ -162,7 +162,7 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
     stats = (
         {
             row.run_id: row
-            for row in session.execute(
+            for row in session.connection().execute(
                 select(
                     EpochMetric.run_id,
                     func.max(EpochMetric.epoch).label("epoch"),

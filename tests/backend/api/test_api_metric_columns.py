@@ -173,7 +173,7 @@ def test_the_compare_table_carries_throughput_and_names_why_a_run_waits_for_data
     assert rows[slow]["images_per_s"] == pytest.approx(110.0) and rows[slow]["data_wait_share"] == pytest.approx(0.4)
     assert rows[slow]["epoch"] == 2 and rows[fast]["epoch"] == 2
     hint = rows[slow]["data_wait_hint"]
-    assert hint.startswith("40% of each training pass waits for the next batch: the reference pipeline")
+    assert hint.startswith("40 % of each training pass waits for the next batch: the reference pipeline")
     assert "1 loader worker" in hint and "data.pipeline: fast" in hint
     assert rows[fast]["data_wait_share"] == pytest.approx(0.01) and rows[fast]["data_wait_hint"] is None
     assert client.get(f"/api/v1/runs/{slow}").json()["data_wait_hint"] == hint
