@@ -19,7 +19,7 @@ under 25 ms at 20 x 100 and no worse than linear in runs x epochs up to 200 x 10
 200 x 100 over 10 x p95 at 20 x 100, at most 1).
 
     python -m bench.compare_fetch
-    python -m bench.compare_fetch --today /path/to/old/checkout   # e.g. `git worktree add /tmp/old main`
+    python -m bench.compare_fetch --today /tmp/old   # after `git archive 4ef8e85 | tar -x -C /tmp/old`
     python -m bench.compare_fetch --smoke
 """
 
@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--today", type=Path, help="a source tree of the code before, served side by side")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few rounds: checks that it runs")
     args = parser.parse_args(argv)
+    # A stopped benchmark stops its servers too: SIGTERM unwinds through their context managers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sizes, rounds, warmup = (((3, 4), (6, 4), (12, 4)), 3, 1) if args.smoke else (SIZES, args.rounds, 10)
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="compare-fetch-") as scratch:
