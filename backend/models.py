@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -157,7 +158,11 @@ class Run(Base):
 
 class EpochMetric(Base):
     __tablename__ = "epoch_metrics"
-    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "epoch"),
+        # A run's best epoch (highest valid top-1, earliest on a tie) read from the index alone.
+        Index("ix_epoch_metrics_run_id_valid_top1_epoch", "run_id", "valid_top1", "epoch"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -174,6 +179,9 @@ class EpochMetric(Base):
     images_per_s: Mapped[float | None] = mapped_column(Float)
     train_task_loss: Mapped[float | None] = mapped_column(Float)  # distillation's parts, when it is on
     train_kd_loss: Mapped[float | None] = mapped_column(Float)
+    data_wait_share: Mapped[float | None] = mapped_column(Float)  # where the time went (trainer.telemetry)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gpu_utilization: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -8,7 +8,8 @@
 # backend.migrate and trainer.run and listing the distributions of every loaded module:
 #   pydantic pydantic-core pydantic-settings typing-inspection annotated-types python-dotenv
 #   fastapi starlette fastapi-offline sse-starlette uvicorn sqlalchemy alembic mako plotly
-#   opentelemetry-api (fastapi's telemetry imports it)
+#   opentelemetry-api (fastapi's telemetry imports it), orjson (the metric columns' serializer),
+#   nvidia-ml-py (each epoch's GPU utilization; imported only on CUDA)
 # and, newer than the machine may hold (pydantic and anyio need typing-extensions >= 4.16,
 # sse-starlette anyio >= 4.7): typing-extensions anyio.
 # Left out: greenlet (SQLAlchemy 2.1 needs it only for asyncio), httpx-sse (only `tricklab runs watch`),
@@ -23,7 +24,7 @@ python=${PYTHON:-python}
 packages=(
     pydantic pydantic-core pydantic-settings typing-inspection annotated-types python-dotenv
     fastapi starlette fastapi-offline sse-starlette uvicorn sqlalchemy alembic mako plotly
-    opentelemetry-api typing-extensions anyio
+    opentelemetry-api orjson nvidia-ml-py typing-extensions anyio
 )
 pins=()
 for name in "${packages[@]}"; do

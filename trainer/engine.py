@@ -3,7 +3,8 @@
 Metrics are summed on the device and read back once per pass: a ``.item()`` per step would stall
 the GPU on every batch. Accuracies are percentages over images, not averages of batch averages.
 With several processes the sums are added over ranks (``World.all_sum``) before they are read, so
-every figure is the global one.
+every figure is the global one. Where a training pass's time goes (waiting for batches, peak memory,
+GPU utilization) is measured around its batches by ``trainer.telemetry``, also without a sync per step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainer.distributed import World
+from trainer.telemetry import PassTelemetry
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import LRSchedule, apply_schedule
 
@@ -68,8 +70,9 @@ def train_one_epoch(
     zero = torch.zeros((), device=device)
     images_seen = 0
     step = start_step
+    telemetry = PassTelemetry(device)
     started = time.perf_counter()
-    for index, (loaded, targets) in enumerate(loader):
+    for index, (loaded, targets) in enumerate(telemetry.timed(loader)):
         apply_schedule(optimizer, schedule, step)
         n = targets.size(0)
         global_n = n if global_sizes is None else global_sizes[index]
@@ -116,6 +119,7 @@ def train_one_epoch(
     if tricks.distils:
         stats["train_task_loss"] = task_loss / divisor
         stats["train_kd_loss"] = kd_loss / divisor
+    stats.update(telemetry.figures())
     return stats
 
 

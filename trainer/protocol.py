@@ -152,6 +152,12 @@ class EpochRow(TypedDict):
     images_per_s: float
     train_task_loss: NotRequired[float]  # distillation's parts, when it is on
     train_kd_loss: NotRequired[float]
+    # Where the training pass's time went (rank 0's figures with several processes): the share of it
+    # spent waiting for the next batch, the device memory's peak (CUDA only) and the GPU's mean
+    # utilization from NVML (CUDA with NVML only). Rows written before these fields have none.
+    data_wait_share: NotRequired[float]
+    peak_memory_bytes: NotRequired[int]
+    gpu_utilization: NotRequired[float]  # percent of the time a kernel ran, as nvidia-smi says
 
 
 class StartEvent(TypedDict):

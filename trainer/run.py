@@ -205,6 +205,13 @@ def _train(
         if tricks.distils:
             row["train_task_loss"] = train["train_task_loss"]
             row["train_kd_loss"] = train["train_kd_loss"]
+        # Where the epoch's time went, as far as this device measures it (trainer.telemetry).
+        if "data_wait_share" in train:
+            row["data_wait_share"] = train["data_wait_share"]
+        if "peak_memory_bytes" in train:
+            row["peak_memory_bytes"] = round(train["peak_memory_bytes"])
+        if "gpu_utilization" in train:
+            row["gpu_utilization"] = train["gpu_utilization"]
         fence.check()
         progress.record(row)
         if world.is_main:

@@ -56,6 +56,12 @@ class RunValues(Protocol):
     def test_top5(self) -> float | None: ...
     @property
     def best_epoch(self) -> int | None: ...
+    @property
+    def images_per_s(self) -> float | None: ...
+    @property
+    def data_wait_share(self) -> float | None: ...
+    @property
+    def data_wait_hint(self) -> str | None: ...
 
 
 def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None:
@@ -104,6 +110,9 @@ class CompareRow:
     test_top5: float | None
     lr_groups: str
     seconds_per_epoch: float | None
+    images_per_s: float | None  # means over the stored epochs
+    data_wait_share: float | None
+    data_wait_hint: str | None  # why the run waits for its data, when it waits over a fifth of the time
 
 
 def compare_rows(
@@ -153,6 +162,9 @@ def compare_rows(
                 test_top5=run.test_top5,
                 lr_groups=logged_lr_groups(config),
                 seconds_per_epoch=run.seconds_per_epoch,
+                images_per_s=run.images_per_s,
+                data_wait_share=run.data_wait_share,
+                data_wait_hint=run.data_wait_hint,
             )
         )
     return rows
@@ -173,6 +185,8 @@ CSV_COLUMNS = (
     "test_top1",
     "test_top5",
     "seconds_per_epoch",
+    "images_per_s",
+    "data_wait_share",
 )
 
 

@@ -22,6 +22,14 @@ class EpochMetricPublic(BaseModel):
     images_per_s: float | None
     train_task_loss: float | None = None
     train_kd_loss: float | None = None
+    data_wait_share: float | None = Field(
+        None,
+        description="share of the training pass spent waiting for the next batch (0-1); null before it was measured",
+    )
+    peak_memory_bytes: int | None = Field(None, description="peak device memory allocated in the epoch; null on a CPU")
+    gpu_utilization: float | None = Field(
+        None, description="the GPU's mean utilization over the epoch (%, NVML); null on a CPU or without NVML"
+    )
 
 
 class MetricsPublic(BaseModel):
@@ -42,3 +50,19 @@ class StepMetricPublic(BaseModel):
 class StepsPublic(BaseModel):
     data: list[StepMetricPublic]
     count: int
+
+
+class RunColumnsPublic(BaseModel):
+    """One run's epoch rows, field by field: ``epoch`` and each requested field, arrays of equal length."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: int
+    epoch: list[int]
+
+
+class MetricColumnsPublic(BaseModel):
+    fields: list[str] = Field(description="the arrays each run carries: `epoch`, then the requested fields")
+    data: list[RunColumnsPublic]
+    count: int = Field(description="runs in data")
+    missing: list[int] = Field(description="ids asked for that name no run")

@@ -96,6 +96,14 @@ class RunPublic(BaseModel):
     peak_valid_top1: float | None = Field(None, description="valid top-1 of peak_epoch")
     peak_valid_top5: float | None = Field(None, description="valid top-5 of peak_epoch (not the maximum over epochs)")
     seconds_per_epoch: float | None = Field(None, description="mean training seconds of the stored epochs")
+    images_per_s: float | None = Field(None, description="mean training images per second of the stored epochs")
+    data_wait_share: float | None = Field(
+        None,
+        description="mean share (0-1) of the training passes spent waiting for batches; null before it was measured",
+    )
+    data_wait_hint: str | None = Field(
+        None, description="why the run waits for its data and what to change, when the share is over 20%"
+    )
     run_dir: str
 
 

@@ -15,9 +15,10 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
-from backend.reports.compare import pick_epoch
+from backend.reports.timing import data_wait_hint
 from backend.schemas.runs import RunPublic
 from backend.services import idempotency
+from backend.services import metrics as metric_service
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.settings import Settings
 from trainer.config import CONTROL_CHARACTERS, ConfigError, RunConfig, apply_overrides
@@ -223,56 +224,52 @@ def list_runs(
 
 
 def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) -> list[RunPublic]:
-    """RunPublic for each run, with progress from one aggregate query over their epoch rows."""
+    """RunPublic for each run, with progress and timing from one aggregate query over their epoch
+    rows and the best epoch so far from another (the one the compare table takes)."""
+    ids = [run.id for run in runs]
     stats = (
         {
-            run_id: (last, mean_seconds)
-            for run_id, last, mean_seconds in session.execute(
-                select(EpochMetric.run_id, func.max(EpochMetric.epoch), func.avg(EpochMetric.seconds))
-                .where(EpochMetric.run_id.in_([run.id for run in runs]))
+            row.run_id: row
+            for row in session.connection().execute(
+                select(
+                    EpochMetric.run_id,
+                    func.max(EpochMetric.epoch).label("epoch"),
+                    func.avg(EpochMetric.seconds).label("seconds_per_epoch"),
+                    func.avg(EpochMetric.images_per_s).label("images_per_s"),
+                    func.avg(EpochMetric.data_wait_share).label("data_wait_share"),
+                )
+                .where(EpochMetric.run_id.in_(ids))
                 .group_by(EpochMetric.run_id)
             )
         }
         if runs
         else {}
     )
-    peaks = _peak_epochs(session, [run.id for run in runs])
+    peaks = {
+        peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
+        for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="best")
+    }
     columns = [column.key for column in Run.__table__.columns]
-    return [
-        RunPublic.model_validate(
-            {
-                **{key: getattr(run, key) for key in columns},
-                **peaks.get(run.id, {}),
-                "epoch": stats.get(run.id, (0, None))[0],
-                "seconds_per_epoch": stats.get(run.id, (0, None))[1],
-                "epochs": run.config["epochs"],
-                "run_dir": str(settings.run_dir(run.id)),
-            }
+    public = []
+    for run in runs:
+        stat = stats.get(run.id)
+        share = stat.data_wait_share if stat else None
+        public.append(
+            RunPublic.model_validate(
+                {
+                    **{key: getattr(run, key) for key in columns},
+                    **peaks.get(run.id, {}),
+                    "epoch": stat.epoch if stat else 0,
+                    "seconds_per_epoch": stat.seconds_per_epoch if stat else None,
+                    "images_per_s": stat.images_per_s if stat else None,
+                    "data_wait_share": share,
+                    "data_wait_hint": data_wait_hint(run.config, share),
+                    "epochs": run.config["epochs"],
+                    "run_dir": str(settings.run_dir(run.id)),
+                }
+            )
         )
-        for run in runs
-    ]
-
-
-def _peak_epochs(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Each run's best epoch so far, chosen as the compare table chooses it, so both agree."""
-    if not run_ids:
-        return {}
-    by_run: dict[int, list[Any]] = {}
-    for row in session.execute(
-        select(EpochMetric.run_id, EpochMetric.epoch, EpochMetric.valid_top1, EpochMetric.valid_top5).where(
-            EpochMetric.run_id.in_(run_ids)
-        )
-    ):
-        by_run.setdefault(row.run_id, []).append(row)
-    peaks = {}
-    for run_id, rows in by_run.items():
-        if (peak := pick_epoch(rows, "best")) is not None:
-            peaks[run_id] = {
-                "peak_epoch": peak.epoch,
-                "peak_valid_top1": peak.valid_top1,
-                "peak_valid_top5": peak.valid_top5,
-            }
-    return peaks
+    return public
 
 
 def public_run(*, session: Session, settings: Settings, run: Run) -> RunPublic:

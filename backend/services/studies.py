@@ -434,10 +434,12 @@ def study_table(*, session: Session, study: Study, metric: Metric = "valid") -> 
 def study_curves(*, session: Session, study: Study) -> StudyCurves:
     """Per group and epoch, the mean and std over the group's runs of the four charted metrics."""
     runs = _runs(session, study)
-    rows: dict[int, list[EpochMetric]] = {}
+    rows: dict[int, list[Any]] = {}
     if runs:
-        for row in session.scalars(
-            select(EpochMetric)
+        # The charted columns alone, as plain rows (Core, not ORM objects): a study's every epoch.
+        charted = (getattr(EpochMetric, name) for name in study_report.CURVE_FIELDS)
+        for row in session.connection().execute(
+            select(EpochMetric.run_id, EpochMetric.epoch, *charted)
             .where(EpochMetric.run_id.in_(list(runs)))
             .order_by(EpochMetric.run_id, EpochMetric.epoch)
         ):

@@ -9,7 +9,7 @@ database file the server reads.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ class Finished:
     overrides: Mapping[str, Any]
     valid: Sequence[tuple[float, float]]
     test: tuple[float, float] = (60.0, 85.0)
+    timing: Mapping[str, Any] = field(default_factory=dict)  # every epoch's timing fields, e.g. data_wait_share
 
 
 def add_finished_runs(database_url: str, runs: Sequence[Finished]) -> list[int]:
@@ -74,6 +75,7 @@ def add_finished_runs(database_url: str, runs: Sequence[Finished]) -> list[int]:
                             valid_top5=top5,
                             lr=1e-3 / epoch,
                             seconds=5.0,
+                            **spec.timing,
                         )
                     )
                 ids.append(run.id)

@@ -24,8 +24,10 @@ from trainer.protocol import EPOCH_FIELDS
 from trainer.reporters import BaseReporter, JsonLinesReporter
 from trainer.run import resume, train_run
 
-# Every row carries these; the distillation parts only when a teacher is on.
-EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss"}
+# Every row carries these; the distillation parts only when a teacher is on, the device's memory and
+# utilization only on CUDA.
+EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss", "peak_memory_bytes", "gpu_utilization"}
+TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share"}
 RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
 
 
@@ -93,6 +95,7 @@ def test_run_folder_holds_every_output(demo_dataset, tmp_path):
     for row in rows:
         assert row.keys() >= EPOCH_KEYS
         assert 0 <= row["valid_top1"] <= row["valid_top5"] <= 100
+        assert 0 <= row["data_wait_share"] <= 1
     assert result.keys() >= RESULT_KEYS
     assert json.loads((run_dir / "result.json").read_text()) == result
     assert (run_dir / "checkpoints" / "best.pt").exists() and (run_dir / "checkpoints" / "last.pt").exists()
@@ -137,7 +140,7 @@ def test_resume_after_two_epochs_equals_four_straight(demo_dataset, tmp_path):
 
 
 def without_timing(rows: list[dict]) -> list[dict]:
-    return [{key: value for key, value in row.items() if key not in {"seconds", "images_per_s"}} for row in rows]
+    return [{key: value for key, value in row.items() if key not in TIMING_KEYS} for row in rows]
 
 
 def test_resumed_attempt_reports_stored_epochs_again(demo_dataset, tmp_path):

@@ -68,11 +68,20 @@ function line(series, x, y, mode) {
   };
 }
 
-// series: [{name, group, color, dash, thin, metrics: [EpochMetricPublic sorted by epoch]}]
+// The fields the charts draw, and what the compare page asks /metrics/columns for.
+export const CHARTED_FIELDS = ["train_loss", "valid_top1", "valid_top5", "lr"];
+
+// Epoch rows (sorted by epoch) as the columns /metrics/columns answers with: {epoch: [...], field: [...]}.
+export function toColumns(rows) {
+  return Object.fromEntries(["epoch", ...CHARTED_FIELDS].map((field) => [field, rows.map((row) => row[field])]));
+}
+
+// series: [{name, group, color, dash, thin, columns: {epoch, train_loss, valid_top1, valid_top5, lr}}],
+// one array per field, as Plotly takes them.
 export function drawEpochCharts(series, { epochs = null, emptyNote = "waiting for the first epoch…" } = {}) {
-  const empty = series.every((s) => s.metrics.length === 0);
+  const empty = series.every((s) => s.columns.epoch.length === 0);
   for (const { field, title } of EPOCH_CHARTS) {
-    const traces = series.map((s) => line(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m[field]), "lines+markers"));
+    const traces = series.map((s) => line(s, s.columns.epoch, s.columns[field], "lines+markers"));
     const extra = { ...emptyState(empty, emptyNote), xaxis: epochAxis(epochs) };
     Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
   }
@@ -84,7 +93,7 @@ export function drawLr(target, series, { perStep = false, epochs = null, title, 
   const traces = series.map((s) =>
     perStep
       ? line(s, s.steps.map((p) => p.step), s.steps.map((p) => p.lr), "lines")
-      : line(s, s.metrics.map((m) => m.epoch), s.metrics.map((m) => m.lr), "lines+markers"),
+      : line(s, s.columns.epoch, s.columns.lr, "lines+markers"),
   );
   const empty = traces.every((t) => t.x.length === 0);
   const extra = emptyState(empty, emptyNote);

@@ -3,8 +3,8 @@
 // seed a thin line under their mean. A configuration's colour follows from the set of runs (ordered
 // by their ids), never from the order of the ids in the URL.
 import { ACTIVE, api, el, poll, showMessage } from "./common.js";
-import { drawEpochCharts, drawLr, renderLegend, style } from "./charts.js";
-import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, pair, withDelta } from "./format.js";
+import { CHARTED_FIELDS, drawEpochCharts, drawLr, renderLegend, style } from "./charts.js";
+import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, imagesPerSecond, pair, share, withDelta } from "./format.js";
 
 const POLL_MS = 5000;
 
@@ -15,6 +15,7 @@ const tbody = document.querySelector("#compare-table tbody");
 const message = document.getElementById("compare-message");
 const csvLink = document.getElementById("csv-link");
 const legend = document.getElementById("legend");
+const hints = document.getElementById("compare-hints");
 const hidden = new Set();
 // The baseline the URL or the person chose; without one the server picks the run with the fewest tricks.
 let chosenBaseline = root.dataset.baseline ? Number(root.dataset.baseline) : null;
@@ -96,36 +97,44 @@ function renderTable(rows, groupOf, shared) {
         el("td", { class: "num" }, withDelta(row.top5, row.top5_delta)),
         el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(row.test_top1, row.test_top5), row.checkpoint_epoch)),
         el("td", { class: "num" }, duration(row.seconds_per_epoch)),
+        el("td", { class: "num" }, imagesPerSecond(row.images_per_s)),
+        el("td", { class: row.data_wait_hint ? "num warn" : "num", title: row.data_wait_hint ?? "" }, share(row.data_wait_share)),
       );
     }),
   );
+  // Runs held back by their input pipeline, each with the cause its config points to.
+  const waiting = rows.filter((row) => row.data_wait_hint);
+  hints.hidden = waiting.length === 0;
+  hints.replaceChildren(...waiting.map((row) => el("li", {}, el("a", { href: `/runs/${row.run_id}` }, `#${row.run_id} ${row.name}`), `: ${row.data_wait_hint}`)));
 }
 
 // The mean over a configuration's seeds of each metric, at the epochs every seed has reached so far.
 function meanSeries(members, byRun) {
   const runs = members.map((row) => byRun.get(row.run_id));
-  const epochs = Math.min(...runs.map((metrics) => metrics.length));
+  const epochs = Math.min(...runs.map((columns) => columns.epoch.length));
   const mean = (field, index) => {
-    const values = runs.map((metrics) => metrics[index][field]).filter((value) => value !== null);
+    const values = runs.map((columns) => columns[field][index]).filter((value) => value !== null);
     return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
   };
-  return Array.from({ length: epochs }, (_, index) => ({
-    epoch: runs[0][index].epoch,
-    ...Object.fromEntries(["train_loss", "valid_top1", "valid_top5", "lr"].map((field) => [field, mean(field, index)])),
-  }));
+  const indices = Array.from({ length: epochs }, (_, index) => index);
+  return {
+    epoch: indices.map((index) => runs[0].epoch[index]),
+    ...Object.fromEntries(CHARTED_FIELDS.map((field) => [field, indices.map((index) => mean(field, index))])),
+  };
 }
 
-function renderCharts(rows, groups, metrics) {
-  const byRun = new Map(rows.map((row) => [row.run_id, []]));
-  for (const row of metrics) byRun.get(row.run_id)?.push(row);
-  for (const list of byRun.values()) list.sort((a, b) => a.epoch - b.epoch);
+// columns: /metrics/columns' runs, each {run_id, epoch: [...], train_loss: [...], ...} sorted by epoch.
+function renderCharts(rows, groups, columns) {
+  const noEpochs = Object.fromEntries(["epoch", ...CHARTED_FIELDS].map((field) => [field, []]));
+  const byRun = new Map(rows.map((row) => [row.run_id, noEpochs]));
+  for (const run of columns) if (byRun.has(run.run_id)) byRun.set(run.run_id, run);
   const series = groups.flatMap((group) => {
     const common = { group: group.group, color: group.color, dash: group.dash };
     const seeds = group.members.map((row) => ({
-      ...common, name: `#${row.run_id} ${row.name} (seed ${row.seed})`, thin: group.members.length > 1, metrics: byRun.get(row.run_id),
+      ...common, name: `#${row.run_id} ${row.name} (seed ${row.seed})`, thin: group.members.length > 1, columns: byRun.get(row.run_id),
     }));
     if (group.members.length === 1) return seeds;
-    return [...seeds, { ...common, name: `${group.label}: mean`, metrics: meanSeries(group.members, byRun) }];
+    return [...seeds, { ...common, name: `${group.label}: mean`, columns: meanSeries(group.members, byRun) }];
   });
   const epochs = rows.length ? Math.max(...rows.map((row) => row.epochs)) : null;
   const lrGroups = new Set(rows.map((row) => row.lr_groups));
@@ -138,10 +147,12 @@ function renderCharts(rows, groups, metrics) {
 const refresh = poll(
   async () => {
     syncUrl();
-    const table = await api(`/compare?${query("run_ids")}`);
-    // Only the runs that exist: a run deleted since the link was made is named, not fetched.
-    const present = table.data.map((row) => row.run_id).join(",");
-    const metrics = present ? await api(`/metrics?run_ids=${present}`) : { data: [] };
+    // Both at once: the columns answer for the runs that exist, as the table does. The browser
+    // revalidates the columns of finished runs with their ETag and gets a 304 without a body.
+    const [table, columns] = await Promise.all([
+      api(`/compare?${query("run_ids")}`),
+      api(`/metrics/columns?run_ids=${runIds.join(",")}&fields=${CHARTED_FIELDS.join(",")}`),
+    ]);
     baselineSelect.value = String(table.baseline);
     const shared = sharedWords(table.data);
     for (const node of document.querySelectorAll(".shared-tricks")) {
@@ -149,7 +160,7 @@ const refresh = poll(
     }
     const groups = configurations(table.data, shared);
     renderTable(table.data, new Map(groups.map((group) => [group.group, group])), shared);
-    renderCharts(table.data, groups, metrics.data);
+    renderCharts(table.data, groups, columns.data);
     renderLegend(legend, groups, hidden);
     const gone = table.missing.map((id) => `#${id}`).join(", ");
     showMessage(message, gone ? `No run ${gone} any more: the comparison shows the others.` : "", gone ? "error" : "info");

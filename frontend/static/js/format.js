@@ -52,3 +52,18 @@ export const KEPT_CHECKPOINT = "the checkpoint the trainer kept: the lowest vali
 export function atEpoch(text, epoch) {
   return text === NONE || epoch === null || epoch === undefined ? text : `${text} (epoch ${epoch})`;
 }
+
+// "23 %" for a share in [0, 1], or "–".
+export function share(value) {
+  return value === null || value === undefined ? NONE : `${number(value * 100, 0)} %`;
+}
+
+// "1,234 img/s", or "–".
+export function imagesPerSecond(value) {
+  return value === null || value === undefined ? NONE : `${Math.round(value).toLocaleString("en-US")} img/s`;
+}
+
+// Device memory in GiB, as torch and nvidia-smi count it: "9.8 GiB", or "–".
+export function gibibytes(bytes) {
+  return bytes === null || bytes === undefined ? NONE : `${number(bytes / 2 ** 30, 1)} GiB`;
+}

@@ -1,8 +1,8 @@
 // One run: its facts, and four charts that grow as the SSE stream delivers epochs; when it ends, what
 // happened to it.
 import { ACTIVE, api, detailText, progress, showMessage, statusBadge, when } from "./common.js";
-import { drawEpochCharts, drawLr, style } from "./charts.js";
-import { atEpoch, duration, pair } from "./format.js";
+import { drawEpochCharts, drawLr, style, toColumns } from "./charts.js";
+import { NONE, atEpoch, duration, gibibytes, imagesPerSecond, number, pair, share } from "./format.js";
 
 const root = document.getElementById("run");
 const runId = Number(root.dataset.runId);
@@ -85,8 +85,23 @@ function emptyNote() {
   return { cancelled: "cancelled before its first epoch", failed: "failed before its first epoch" }[run.status] ?? "no epoch";
 }
 
+// The run's means come from the server; memory and GPU utilization, measured on CUDA only, from the rows.
+function renderTiming() {
+  const rows = [...metrics.values()];
+  const memory = rows.map((row) => row.peak_memory_bytes).filter((value) => value !== null && value !== undefined);
+  const gpu = rows.map((row) => row.gpu_utilization).filter((value) => value !== null && value !== undefined);
+  $("timing-rate").textContent = imagesPerSecond(run?.images_per_s);
+  $("timing-wait").textContent = share(run?.data_wait_share);
+  $("timing-memory").textContent = memory.length ? gibibytes(Math.max(...memory)) : NONE;
+  $("timing-gpu").textContent = gpu.length ? `${number(gpu.reduce((a, b) => a + b, 0) / gpu.length, 0)} %` : NONE;
+  $("timing-hint").textContent = run?.data_wait_hint ?? "";
+  $("timing-hint").hidden = !run?.data_wait_hint;
+}
+
 function draw() {
-  const series = [{ name: run?.name ?? `#${runId}`, group: "run", ...style(0), metrics: [...metrics.values()].sort((a, b) => a.epoch - b.epoch), steps }];
+  renderTiming();
+  const rows = [...metrics.values()].sort((a, b) => a.epoch - b.epoch);
+  const series = [{ name: run?.name ?? `#${runId}`, group: "run", ...style(0), columns: toColumns(rows), steps }];
   const note = emptyNote();
   drawEpochCharts(series, { epochs: run?.epochs, emptyNote: note });
   // Per step only when the steps say more than the epochs (a short run may have logged one step).

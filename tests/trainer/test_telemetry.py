@@ -1,0 +1,106 @@
+"""Where a training pass's time goes: the data-wait share, the NVML sampler, what a CPU leaves out."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from trainer.telemetry import DataWait, PassTelemetry, UtilizationSampler, nvml_reader
+
+CPU = torch.device("cpu")
+
+
+def slow_batches(count: int, *, load_s: float):
+    for index in range(count):
+        time.sleep(load_s)
+        yield index
+
+
+def test_data_wait_is_the_share_of_the_pass_spent_waiting_for_batches():
+    telemetry = PassTelemetry(CPU)
+    for _ in telemetry.timed(slow_batches(6, load_s=0.03)):
+        time.sleep(0.01)  # the step
+    share = telemetry.figures()["data_wait_share"]
+    assert 0.6 < share < 0.9  # 30 ms of every 40 ms, give or take a busy machine's sleeps
+
+
+def test_a_loader_that_keeps_up_costs_no_share():
+    telemetry = PassTelemetry(CPU)
+    for _ in telemetry.timed(range(5)):
+        time.sleep(0.02)
+    assert telemetry.figures()["data_wait_share"] < 0.05
+
+
+def test_the_first_batch_counts_from_the_start_of_the_pass():
+    wait = DataWait(CPU)
+    wait.start()
+    time.sleep(0.05)  # a loader's workers starting
+    wait.batch_ready()
+    time.sleep(0.05)
+    wait.step_done()
+    share = wait.share()
+    assert share is not None and 0.3 < share < 0.7
+
+
+def test_a_pass_without_a_step_has_no_figures_and_a_cpu_no_device_figures():
+    telemetry = PassTelemetry(CPU)
+    assert list(telemetry.timed([])) == []
+    assert telemetry.figures() == {}
+    for _ in telemetry.timed(range(2)):
+        pass
+    assert telemetry.figures().keys() == {"data_wait_share"}
+
+
+def test_the_sampler_reads_off_the_calling_thread_and_averages():
+    caller = threading.get_ident()
+    readers: set[int] = set()
+    values = iter([10.0, None, 30.0, 50.0, *[50.0] * 1000])
+
+    def read() -> float | None:
+        readers.add(threading.get_ident())
+        return next(values)
+
+    with UtilizationSampler(read, interval=0.01) as sampler:
+        time.sleep(0.2)
+    assert readers and caller not in readers
+    mean = sampler.mean()
+    assert mean is not None and 10 < mean <= 50  # the unreadable sample is left out, not counted as 0
+
+
+def test_a_pass_shorter_than_the_interval_still_gets_one_reading():
+    with UtilizationSampler(lambda: 42.0, interval=60) as sampler:
+        pass
+    assert sampler.mean() == 42.0
+
+
+def test_no_nvml_gives_no_reader():
+    # Bus 00:00.0 is the host bridge, never a GPU; on a machine without a driver NVML does not start.
+    assert nvml_reader("00000000:00:00.0") is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_events_time_the_stream_and_the_monitor_reads_the_peak():
+    device = torch.device("cuda")
+    weights = torch.randn(2048, 2048, device=device)
+
+    def host_loader(count: int):
+        for _ in range(count):
+            time.sleep(0.02)  # a slow CPU pipeline: the GPU idles while it runs
+            yield torch.randn(2048, 2048).to(device, non_blocking=True)
+
+    def run(batches) -> dict[str, float]:
+        telemetry = PassTelemetry(device)
+        for batch in telemetry.timed(batches):
+            product = batch
+            for _ in range(4):
+                product = product @ weights
+        return telemetry.figures()
+
+    resident = [torch.randn(2048, 2048, device=device) for _ in range(8)]
+    assert run(host_loader(8))["data_wait_share"] > 0.5
+    fast = run(resident)
+    assert fast["data_wait_share"] < 0.1
+    assert fast["peak_memory_bytes"] >= 9 * 2048 * 2048 * 4
