@@ -14,7 +14,7 @@ from backend import migrate
 from backend.api.main import api_router
 from backend.db import Database
 from backend.security.middleware import SecurityMiddleware
-from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
+from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, InvalidSweep, NotFound
 from backend.settings import Settings
 from backend.web import errors, login, pages
 
@@ -70,6 +70,14 @@ def _add_error_handlers(app: FastAPI) -> None:
                 "msg": message,
                 "type": "value_error",
             }
+            for field, message in exc.errors.items()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InvalidSweep)
+    async def _invalid_sweep(_request: Request, exc: InvalidSweep) -> JSONResponse:
+        detail = [
+            {"loc": ["body", "sweep", field], "msg": message, "type": "value_error"}
             for field, message in exc.errors.items()
         ]
         return JSONResponse({"detail": detail}, status_code=422)

@@ -42,3 +42,11 @@ class InvalidStudy(ServiceError):
 class InvalidParameter(ServiceError):
     """A request parameter that the other parameters rule out (422), e.g. a baseline that is not one
     of the compared runs; answered as ``{"detail": message}``."""
+
+
+class InvalidSweep(ServiceError):
+    """An LR range test's sweep that cannot be used (422); ``errors`` maps its fields to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"sweep.{field}: {message}" for field, message in errors.items()))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
+from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, StepMetric, utcnow
 from backend.reports.compare import pick_epoch
 from backend.schemas.runs import RunPublic
 from backend.services.errors import Conflict, InvalidConfig, NotFound
@@ -38,9 +38,11 @@ def create_run(
     study_id: int | None = None,
     overrides: frozenset[str] = frozenset(),
     created_by: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> Run:
     """Validate a (partial) RunConfig, check its dataset and teacher, and queue it; ``created_by`` is
-    the name of the token that asked (None on an open server)."""
+    the name of the token that asked (None on an open server). With a (validated) ``sweep``, the run
+    is an LR range test of the config (``backend.services.lr_range``)."""
     try:
         run_config = RunConfig.from_dict(config)
     except ConfigError as exc:
@@ -57,6 +59,8 @@ def create_run(
 
     run = Run(
         name=run_config.name,
+        kind=RunKind.training if sweep is None else RunKind.lr_range,
+        sweep=sweep,
         status=RunStatus.queued,
         priority=priority,
         study_id=study_id,
@@ -102,6 +106,8 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
         run = session.get(Run, teacher) if 0 < teacher <= MAX_ID else None
         if run is None:
             errors["tricks.kd.teacher"] = f"run {teacher} not found"
+        elif run.kind == RunKind.lr_range:
+            errors["tricks.kd.teacher"] = f"run {teacher} is an LR range test: it keeps no model to teach with"
         elif run.status in (RunStatus.failed, RunStatus.cancelled):
             errors["tricks.kd.teacher"] = f"teacher run {teacher} ({run.name}) {run.status.value}; retry it first"
         return teacher
@@ -132,6 +138,7 @@ def list_runs(
     *,
     session: Session,
     statuses: Sequence[RunStatus] = (),
+    kinds: Sequence[RunKind] = (),
     name: str | None = None,
     study_id: int | None = None,
     created_by: str | None = None,
@@ -142,6 +149,8 @@ def list_runs(
     conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Run.status.in_(statuses))
+    if kinds:
+        conditions.append(Run.kind.in_(kinds))
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))

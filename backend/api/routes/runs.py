@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from backend.api.deps import CreatorDep, DatabaseDep, RunId, SessionDep, SettingsDep
-from backend.models import RunStatus
+from backend.models import RunKind, RunStatus
 from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
 from backend.services import events, runs
@@ -27,6 +27,7 @@ def list_runs(
     session: SessionDep,
     settings: SettingsDep,
     status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
+    kind: Annotated[list[RunKind] | None, Query(description="training or lr_range; repeat for both")] = None,
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
     study_id: Annotated[int | None, Query(ge=1)] = None,
     created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
@@ -36,6 +37,7 @@ def list_runs(
     found, count = runs.list_runs(
         session=session,
         statuses=status or (),
+        kinds=kind or (),
         name=name,
         study_id=study_id,
         created_by=created_by,

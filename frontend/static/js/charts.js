@@ -183,3 +183,36 @@ export function applyHidden(hidden) {
     }
   }
 }
+
+// An LR range test: the raw and the smoothed loss against the rate (log axis when the sweep is
+// exponential), with its minimum and the suggested rate (the steepest descent) marked.
+export function drawRangeTest(target, test) {
+  const x = test.curve.map((point) => point.lr);
+  const marked = (point, name, symbol, color) => ({
+    type: "scatter", mode: "markers", x: [point.lr], y: [point.smoothed], name,
+    marker: { size: 12, symbol, color, line: { width: 1, color: "#1f2328" } },
+    hovertemplate: `${name}<br>lr %{x:.2e}: smoothed loss %{y:.4f}<extra></extra>`,
+  });
+  const traces = [
+    { type: "scatter", mode: "lines", x, y: test.curve.map((point) => point.loss), name: "loss",
+      line: { color: "#afb8c1", width: 1 }, hovertemplate: "lr %{x:.2e}: loss %{y:.4f}<extra></extra>" },
+    { type: "scatter", mode: "lines", x, y: test.curve.map((point) => point.smoothed), name: "smoothed loss",
+      line: { color: PALETTE[0], width: 2 }, hovertemplate: "lr %{x:.2e}: smoothed %{y:.4f}<extra></extra>" },
+  ];
+  if (test.minimum) traces.push(marked(test.minimum, "minimum", "circle", PALETTE[1]));
+  if (test.steepest) traces.push(marked(test.steepest, "suggestion (steepest descent)", "star", PALETTE[2]));
+  const extra = {
+    xaxis: { title: { text: "learning rate (optim.lr)", standoff: 4 }, type: test.sweep.mode === "exponential" ? "log" : "linear",
+      exponentformat: "e", automargin: true },
+    showlegend: true, legend: { orientation: "h", yanchor: "top", y: -0.25 }, margin: { l: 56, r: 12, t: 40, b: 80 },
+    ...emptyState(!test.curve.length, "waiting for the first step…"),
+  };
+  if (test.minimum_tenth !== null && test.curve.length && test.minimum_tenth >= x[0]) {
+    // The other usual pick, a tenth of the minimum's rate, as a dotted line across the chart.
+    const tenth = test.minimum_tenth;
+    extra.shapes = [{ type: "line", xref: "x", yref: "paper", x0: tenth, x1: tenth, y0: 0, y1: 1, line: { dash: "dot", color: PALETTE[1], width: 1 } }];
+    extra.annotations = [{ text: "minimum / 10", x: Math.log10(tenth), xref: "x", yref: "paper", y: 1, yanchor: "bottom", showarrow: false, font: { size: 11, color: "#59636e" } }];
+    if (test.sweep.mode !== "exponential") extra.annotations[0].x = tenth;
+  }
+  Plotly.react(target, traces, layout("Loss against learning rate", "learning rate", extra), CONFIG);
+}
