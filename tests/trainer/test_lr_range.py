@@ -125,3 +125,28 @@ def test_a_bad_sweep_file_is_an_error_event_not_a_traceback(demo_dataset, tmp_pa
     assert completed.returncode == 1 and "Traceback" not in completed.stderr
     error = json.loads(completed.stdout.splitlines()[-1])
     assert error["type"] == "error" and "sweep.steps" in error["message"]
+
+
+def test_tricklab_lr_find_prints_the_curve_and_names_a_bad_flag(demo_dataset, tmp_path):
+    config = tmp_path / "config.json"
+    tiny_config(demo_dataset).save(config)
+    command = [sys.executable, "-m", "backend", "lr-find", str(config), "--rows", "0"]
+    done = subprocess.run(
+        [*command, "--start-lr", "1e-5", "--end-lr", "1", "--steps", "6", "--smoothing", "0.3"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["step", "lr", "loss", "smoothed"]
+    rows = [line.split() for line in lines[1:] if line[:5].strip().isdigit()]
+    rates = sweep_rates(LRSweep(start_lr=1e-5, end_lr=1, steps=6))
+    assert [float(row[1]) for row in rows] == pytest.approx(rates[: len(rows)], rel=5e-3)
+    assert any(line.startswith("minimum: smoothed loss") for line in lines)
+    assert any(line.startswith(("suggestion: optim.lr = ", "no suggestion")) for line in lines)
+
+    bad = subprocess.run([*command, "--steps", "1"], check=False, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--steps: Input should be greater than or equal to 2" in bad.stderr
+    assert "Traceback" not in bad.stderr
