@@ -216,3 +216,34 @@ export function drawRangeTest(target, test) {
   }
   Plotly.react(target, traces, layout("Loss against learning rate", "learning rate", extra), CONFIG);
 }
+
+// A grid study's factorial effects: a horizontal bar per effect (main effects first, as the API
+// orders them) with its 95 % interval, in points; zero drawn so "within noise" reads at a glance.
+export function drawEffects(target, effects) {
+  const rows = effects.data;
+  const has = (row) => row.ci_low !== null && row.ci_high !== null;
+  const bar = {
+    type: "bar", orientation: "h",
+    x: rows.map((row) => row.estimate),
+    y: rows.map((row) => row.label),
+    // Interactions in a dark neutral: a red bar would read as "hurt".
+    marker: { color: rows.map((row) => (row.kind === "main" ? PALETTE[0] : PALETTE[5])) },
+    error_x: {
+      type: "data", symmetric: false, color: "#1f2328", thickness: 1.5, width: 6,
+      array: rows.map((row) => (has(row) ? row.ci_high - row.estimate : 0)),
+      arrayminus: rows.map((row) => (has(row) ? row.estimate - row.ci_low : 0)),
+    },
+    customdata: rows.map((row) => [plotText(row.text), row.kind]),
+    hovertemplate: "%{y} (%{customdata[1]}): %{customdata[0]}<extra></extra>",
+    name: "effect",
+  };
+  const extra = {
+    height: 90 + 40 * rows.length,
+    margin: { l: 120, r: 16, t: 40, b: 44 },
+    xaxis: { title: { text: "effect on top-1 (points), 95 % interval", standoff: 4 }, zeroline: true, zerolinewidth: 2, automargin: true },
+    yaxis: { autorange: "reversed", automargin: true },
+  };
+  // The box takes the chart's height: a few bars need less room than the epoch charts.
+  document.getElementById(target).style.height = `${extra.height}px`;
+  Plotly.react(target, [bar], layout("Main effects and two-way interactions", "points", extra), CONFIG);
+}
