@@ -78,7 +78,8 @@ def _add_lr_find(subparsers: argparse._SubParsersAction) -> None:
         description="Train a fresh copy of the config's model for a few batches while optim.lr rises (each layer "
         "group at its share of it, as in the run), and print the smoothed loss per rate as a small table with the "
         "rate to put into optim.lr: the steepest descent of the loss (a tenth of the minimum's rate is shown "
-        "too). The defaults are the report's range test: Adam's rate from 1e-7 to 10 over 100 steps, "
+        "too). The config's optimizer trains (Adam by default, as in the report's range test); the sweep's defaults "
+        "are the report's: the rate from 1e-7 to 10 over 100 steps, "
         "exponentially, loss smoothed at 0.05, stopping once it exceeds 5x its best. Nothing is saved: the "
         "model is thrown away.",
     )
