@@ -71,6 +71,11 @@ class RunStatus(enum.StrEnum):
 FINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 
+class RunKind(enum.StrEnum):
+    training = "training"
+    lr_range = "lr_range"  # an LR range test: its steps are the curve, it keeps no checkpoint
+
+
 class FailureKind(enum.StrEnum):
     training = "training"  # the trainer failed: retried up to max_attempts
     infrastructure = "infrastructure"  # the worker died or was stopped: always requeued
@@ -115,6 +120,11 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[RunKind] = mapped_column(
+        _enum(RunKind, "run_kind"), default=RunKind.training, server_default=RunKind.training.value, index=True
+    )
+    # An LR range test's sweep (trainer.lr_sweep.LRSweep, whole); None for a training run.
+    sweep: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
     priority: Mapped[int] = mapped_column(default=0)

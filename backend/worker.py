@@ -36,6 +36,7 @@ from backend.services import queue as jobs
 from backend.services.workers import WorkerPresence
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
+from trainer.lr_sweep import LRSweep
 from trainer.processes import die_with_parent
 from trainer.protocol import (
     EXIT_SUPERSEDED,
@@ -189,6 +190,9 @@ class Worker:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_attempt(folder, claim.attempt)  # first: a trainer of an older attempt stops writing
         run_config.save(folder.config)
+        if claim.sweep is not None:
+            # Its presence makes the child an LR range test of the config.
+            LRSweep.from_dict(claim.sweep).save(folder.sweep)
         return {**os.environ, "PYTHONUNBUFFERED": "1", **self.placement.env}
 
     def _watch(self, child: subprocess.Popen, events: queue.Queue, state: _Attempt) -> bool:
@@ -261,7 +265,7 @@ class Worker:
                 state.steps.append(event)
                 if len(state.steps) >= STEP_BATCH:
                     self._flush_steps(state)
-            elif kind == EventType.result:
+            elif kind in (EventType.result, EventType.lr_range):
                 state.result = event
             elif kind == EventType.error:
                 state.error = str(event.get("message") or "")

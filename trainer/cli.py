@@ -19,6 +19,7 @@ from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
 from trainer.devices import DeviceError, check_cuda
 from trainer.distributed import DistributedError, World, world_from_environment
+from trainer.lr_sweep import CURVE_ROWS, LRSweep, curve_table
 from trainer.models import TeacherError, WeightsUnavailable
 from trainer.protocol import (
     EXIT_FAILED,
@@ -29,7 +30,14 @@ from trainer.protocol import (
     Superseded,
     launch_command,
 )
-from trainer.reporters import ConsoleReporter, FanOut, JsonLinesReporter, TensorBoardReporter
+from trainer.reporters import (
+    ConsoleReporter,
+    FanOut,
+    JsonLinesReporter,
+    Reporter,
+    SweepConsoleReporter,
+    TensorBoardReporter,
+)
 from trainer.run import RunError, train_run
 
 # Problems a user fixes by changing a config, a path or a download: a message is enough.
@@ -60,7 +68,69 @@ def add_trainer_commands(subparsers: argparse._SubParsersAction) -> None:
         "--rdzv-endpoint", metavar="HOST:PORT", help="where the hosts meet (several hosts): a port on host 0"
     )
     train.set_defaults(handler=_train)
+    _add_lr_find(subparsers)
     add_data_commands(subparsers)
+
+
+def _add_lr_find(subparsers: argparse._SubParsersAction) -> None:
+    lr_find = subparsers.add_parser(
+        "lr-find",
+        help="an LR range test of a config on this machine: the loss as the rate rises, and a rate to use",
+        description="Train a fresh copy of the config's model for a few batches while optim.lr rises (each layer "
+        "group at its share of it, as in the run), and print the smoothed loss per rate as a small table with the "
+        "rate to put into optim.lr: the steepest descent of the loss (a tenth of the minimum's rate is shown "
+        "too). The config's optimizer trains (Adam by default, as in the report's range test); the sweep's defaults "
+        "are the report's: the rate from 1e-7 to 10 over 100 steps, "
+        "exponentially, loss smoothed at 0.05, stopping once it exceeds 5x its best. Nothing is saved: the "
+        "model is thrown away.",
+    )
+    add_config_arguments(lr_find)
+    sweep = lr_find.add_argument_group("the sweep")
+    for name, field in LRSweep.model_fields.items():
+        sweep.add_argument(
+            _flag(name),
+            dest=f"sweep_{name}",
+            metavar=name.upper(),
+            help=f"{field.description} (default {field.default})",
+        )
+    lr_find.add_argument(
+        "--rows", type=_count, default=CURVE_ROWS, help=f"rows of the table (default {CURVE_ROWS}; 0: every step)"
+    )
+    lr_find.set_defaults(handler=_lr_find)
+
+
+def _flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _lr_find(args: argparse.Namespace) -> int:
+    from trainer.lr_range import range_test
+
+    given = {name: getattr(args, f"sweep_{name}") for name in LRSweep.model_fields}
+    try:
+        config = RunConfig.load(args.config, parse_set_arguments(args.overrides))
+        try:
+            sweep = LRSweep.from_dict({name: value for name, value in given.items() if value is not None})
+        except ConfigError as exc:
+            raise ConfigError({_flag(name): message for name, message in exc.errors.items()}) from None
+        reporter = SweepConsoleReporter(sweep.steps)
+        try:
+            analysis = range_test(config, sweep, reporter=reporter)
+        finally:
+            reporter.close()
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    print(curve_table(analysis, rows=args.rows))
+    return 0
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -151,7 +221,11 @@ def run_main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train a prepared run folder (its config.json), resuming if possible")
+    run = sub.add_parser(
+        "run",
+        help="train a prepared run folder (its config.json), resuming if possible; with a sweep.json, "
+        "run its LR range test",
+    )
     run.add_argument("run_dir", type=Path, nargs="?")
     run.add_argument("--attempt", type=int, help="the worker's attempt number, checked against RUN_DIR/ATTEMPT")
     run.add_argument("--console", action="store_true", help="a progress bar on stderr instead of JSON events on stdout")
@@ -172,10 +246,25 @@ def run_main(argv: list[str] | None = None) -> int:
         world = world_from_environment()
     except DistributedError as exc:
         return _failed(exc, world=World(), events=events, message=str(exc))
-    progress = ConsoleReporter() if args.console else events
-    reporter = FanOut([progress, TensorBoardReporter(RunFolder(args.run_dir).tensorboard)])
+    folder = RunFolder(args.run_dir)
+    sweeps = folder.sweep.is_file()
+    if sweeps:
+        try:
+            steps = LRSweep.load(folder.sweep).steps
+        except ConfigError as exc:
+            return _failed(exc, world=world, events=None if args.console else events, message=str(exc))
+        # A range test's curve is its step events; it writes nothing into its folder, TensorBoard included.
+        reporter: Reporter = SweepConsoleReporter(steps) if args.console else events
+    else:
+        progress = ConsoleReporter() if args.console else events
+        reporter = FanOut([progress, TensorBoardReporter(folder.tensorboard)])
     try:
-        train_run(args.run_dir, reporter=reporter, attempt=args.attempt)
+        if sweeps:
+            from trainer.lr_range import range_test_folder
+
+            range_test_folder(args.run_dir, reporter=reporter, attempt=args.attempt)
+        else:
+            train_run(args.run_dir, reporter=reporter, attempt=args.attempt)
     except Superseded as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return EXIT_SUPERSEDED

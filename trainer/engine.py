@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 
 from trainer.distributed import World
 from trainer.telemetry import PassTelemetry
+from trainer.tricks.losses import LossParts
+from trainer.tricks.mixup import MixedBatch
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import LRSchedule, apply_schedule
 
@@ -36,6 +39,62 @@ def _correct_top1_top5(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]
     top = logits.topk(k, dim=1).indices
     hits = top.eq(targets.unsqueeze(1))
     return hits[:, 0].sum(), hits.any(dim=1).sum()
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """What one optimizer step saw: the (mixed) batch, the logits, the loss parts (None for an empty
+    part of a short last batch), this rank's image count and the global batch's."""
+
+    batch: MixedBatch
+    logits: Tensor
+    parts: LossParts | None
+    size: int
+    global_size: int
+
+    def share(self, zero: Tensor) -> Tensor:
+        """This rank's contribution to the global batch's mean loss (the whole mean when run alone)."""
+        return zero if self.parts is None else self.parts.loss.detach() * (self.size / self.global_size)
+
+
+def train_step(
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loaded: Tensor,
+    targets: Tensor,
+    tricks: Tricks,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    world: World | None = None,
+    global_n: int | None = None,
+) -> StepDone:
+    """One batch: mix it, score it, step the optimizer at the rates its groups hold now.
+
+    ``global_n`` is the global batch's size when ``loaded`` is this rank's part of it (see
+    train_one_epoch); None when the part is the whole batch.
+    """
+    world = world or World()
+    n = targets.size(0)
+    global_n = n if global_n is None else global_n
+    images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
+    batch = tricks.mix(images, targets)
+    with _autocast(device, autocast_dtype):
+        # float32, as the model's head computes them (see models.Float32Linear): the loss and the
+        # top-k ranking read the same logits.
+        logits = model(batch.images).float()
+        parts = tricks.loss(logits, batch) if n else None
+    optimizer.zero_grad(set_to_none=True)
+    if parts is None:
+        # An empty part of a short last batch: no loss, but the rank still takes part in the
+        # forward pass's SyncBatchNorm and the gradients' all-reduce, with zeros.
+        (logits.sum() * 0.0).backward()
+    else:
+        weight = n * world.size / global_n
+        (parts.loss if weight == 1.0 else parts.loss * weight).backward()
+    optimizer.step()
+    return StepDone(batch, logits, parts, n, global_n)
 
 
 def train_one_epoch(
@@ -74,33 +133,27 @@ def train_one_epoch(
     started = time.perf_counter()
     for index, (loaded, targets) in enumerate(telemetry.timed(loader)):
         apply_schedule(optimizer, schedule, step)
-        n = targets.size(0)
-        global_n = n if global_sizes is None else global_sizes[index]
-        images = loaded.contiguous(memory_format=torch.channels_last) if channels_last else loaded
-        batch = tricks.mix(images, targets)
-        with _autocast(device, autocast_dtype):
-            # float32, as the model's head computes them (see models.Float32Linear): the loss and the
-            # top-k ranking read the same logits.
-            logits = model(batch.images).float()
-            parts = tricks.loss(logits, batch) if n else None
-        optimizer.zero_grad(set_to_none=True)
-        if parts is None:
-            # An empty part of a short last batch: no loss, but the rank still takes part in the
-            # forward pass's SyncBatchNorm and the gradients' all-reduce, with zeros.
-            (logits.sum() * 0.0).backward()
-        else:
-            weight = n * world.size / global_n
-            (parts.loss if weight == 1.0 else parts.loss * weight).backward()
-        optimizer.step()
-
-        if parts is not None:
-            top1, top5 = _correct_top1_top5(logits.detach(), batch.dominant_targets)
-            loss, task_loss = parts.loss.detach(), parts.task_loss.detach()
-            kd_loss = parts.kd_loss.detach() if parts.kd_loss is not None else zero
+        done = train_step(
+            model=model,
+            optimizer=optimizer,
+            loaded=loaded,
+            targets=targets,
+            tricks=tricks,
+            device=device,
+            autocast_dtype=autocast_dtype,
+            channels_last=channels_last,
+            world=world,
+            global_n=None if global_sizes is None else global_sizes[index],
+        )
+        if done.parts is not None:
+            top1, top5 = _correct_top1_top5(done.logits.detach(), done.batch.dominant_targets)
+            loss, task_loss = done.parts.loss.detach(), done.parts.task_loss.detach()
+            kd_loss = done.parts.kd_loss.detach() if done.parts.kd_loss is not None else zero
+            n = done.size
             sums[:5] += torch.stack([loss * n, task_loss * n, kd_loss * n, top1, top5]).double()
-        images_seen += n
+        images_seen += done.size
         if on_step is not None:
-            on_step(step, zero if parts is None else parts.loss.detach() * (n / global_n))
+            on_step(step, done.share(zero))
         step += 1
 
     sums[5] = images_seen

@@ -37,6 +37,12 @@ class RunFolder:
         return self.path / "ATTEMPT"
 
     @property
+    def sweep(self) -> Path:
+        """An LR range test's sweep (``trainer.lr_sweep.LRSweep``): a folder holding one is a range test,
+        which trains its config's model for the sweep's steps and writes no checkpoint."""
+        return self.path / "sweep.json"
+
+    @property
     def metrics(self) -> Path:
         """One JSON object per finished epoch (an ``EpochRow``)."""
         return self.path / "metrics.jsonl"
@@ -134,6 +140,7 @@ class EventType(enum.StrEnum):
     step = "step"
     epoch = "epoch"
     result = "result"
+    lr_range = "lr_range"  # an LR range test's end: what it found (its steps came as step events)
     error = "error"
 
 
@@ -202,6 +209,19 @@ class Result(TypedDict):
     max_valid_top5: float
 
 
+class LRRangeResult(TypedDict):
+    """The end of an LR range test: its ``step`` events (loss and rate per step, every step) are the curve;
+    this says where it stopped and what it found there (``trainer.lr_sweep.analyse``)."""
+
+    steps: int  # steps trained
+    stop_step: int | None  # where the stop rule fired; None: the sweep reached its last rate
+    stop_reason: str | None
+    minimum_lr: float | None  # the rate of the lowest smoothed loss
+    minimum_loss: float | None
+    steepest_lr: float | None  # the steepest fall of the smoothed loss before its minimum
+    suggestion: float | None  # the rate for optim.lr
+
+
 class ErrorEvent(TypedDict):
     message: str
 
@@ -253,4 +273,4 @@ def _well_formed(event: Any) -> bool:
     if kind == EventType.start:
         world_size = event.get("world_size", 1)
         return _count(event.get("start_epoch", 0)) and _count(world_size) and world_size >= 1
-    return kind in (EventType.result, EventType.error)
+    return kind in (EventType.result, EventType.lr_range, EventType.error)

@@ -12,7 +12,16 @@ from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
 
-from trainer.protocol import START_FIELDS, EpochRow, EventType, Result, StartInfo, StepEvent, event_line
+from trainer.protocol import (
+    START_FIELDS,
+    EpochRow,
+    EventType,
+    LRRangeResult,
+    Result,
+    StartInfo,
+    StepEvent,
+    event_line,
+)
 
 
 class Reporter(Protocol):
@@ -25,6 +34,8 @@ class Reporter(Protocol):
     def epoch(self, row: EpochRow) -> None: ...
 
     def result(self, result: Result) -> None: ...
+
+    def lr_range(self, result: LRRangeResult) -> None: ...
 
     def close(self) -> None: ...
 
@@ -45,6 +56,9 @@ class BaseReporter:
         pass
 
     def result(self, result: Result) -> None:
+        pass
+
+    def lr_range(self, result: LRRangeResult) -> None:
         pass
 
     def close(self) -> None:
@@ -78,6 +92,9 @@ class JsonLinesReporter(BaseReporter):
 
     def result(self, result: Result) -> None:
         self.emit(EventType.result, result)
+
+    def lr_range(self, result: LRRangeResult) -> None:
+        self.emit(EventType.lr_range, result)
 
 
 class TensorBoardReporter(BaseReporter):
@@ -177,6 +194,36 @@ class ConsoleReporter(BaseReporter):
             self.bar.close()
 
 
+class SweepConsoleReporter(BaseReporter):
+    """An LR range test started by hand: a bar over the sweep's steps, with the loss and rate."""
+
+    def __init__(self, steps: int, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.steps = steps
+        self.bar: tqdm | None = None
+
+    def start(self, info: StartInfo) -> None:
+        print(
+            f"LR range test: {info['num_train']} train images, {info['steps_per_epoch']} steps per epoch "
+            f"on {info['devices']}; the model is thrown away afterwards",
+            file=self.stream,
+        )
+        self.bar = tqdm(total=self.steps, desc="sweep", file=self.stream, leave=False, dynamic_ncols=True)
+
+    def step(self, event: StepEvent) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}", lr=f"{event['lr']:.2e}")
+
+    def lr_range(self, result: LRRangeResult) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class FanOut(BaseReporter):
     def __init__(self, reporters: list[Reporter]):
         self.reporters = reporters
@@ -200,6 +247,10 @@ class FanOut(BaseReporter):
     def result(self, result: Result) -> None:
         for reporter in self.reporters:
             reporter.result(result)
+
+    def lr_range(self, result: LRRangeResult) -> None:
+        for reporter in self.reporters:
+            reporter.lr_range(result)
 
     def close(self) -> None:
         for reporter in self.reporters:

@@ -12,6 +12,7 @@ writes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -21,7 +22,7 @@ from torch import nn
 from trainer.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.config import RunConfig
 from trainer.data.cub import make_splits, read_cub
-from trainer.data.loaders import BatchSource, build_batch_sources
+from trainer.data.loaders import BatchSource, BatchSources, build_batch_sources
 from trainer.devices import DeviceChoice, choose_device, use_device
 from trainer.distributed import (
     World,
@@ -83,55 +84,11 @@ def _train(
     reporter: Reporter,
 ) -> Result:
     device = choice.device
-    on_cuda = device.type == "cuda"
-    if on_cuda:
-        # cuDNN searches the fastest kernels once per input shape. A run has a handful: the full batch,
-        # the last (shorter) batch of each split, and with runtime.compile only the full train batch.
-        torch.backends.cudnn.benchmark = True
-    autocast_dtype = torch.bfloat16 if on_cuda and config.runtime.amp else None
-    channels_last = on_cuda and config.runtime.channels_last
-
-    index = read_cub(config.data.root)
-    splits = make_splits(
-        index, split=config.data.split, valid_fraction=config.data.valid_fraction, split_seed=config.data.split_seed
-    )
-    sources = build_batch_sources(config, index=index, splits=splits, device=device, world=world)
-    num_classes = len(index.classes)
-
-    torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = build_model(
-        config.model.arch,
-        num_classes,
-        pretrained=config.model.pretrained,
-        weights_path=config.model.weights_path,
-        zero_init_residual=config.model.zero_init_residual,
-    )
-    if config.runtime.sync_batchnorm:
-        model = synced_batchnorm(model, world=world, device=device)
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
-    tricks = Tricks(config.tricks, seed=config.seed, teacher=teacher)
-    optimizer = build_optimizer(model, config.optim, lr_scale=config.lr_scale)
-    steps_per_epoch = len(sources.train)
-    if steps_per_epoch == 0:
-        raise RunError(
-            f"runtime.compile trains on full batches only, and batch_size {config.batch_size} is more than the "
-            f"{sources.train.num_samples} training images: lower batch_size or turn runtime.compile off"
-        )
+    training = prepare_training(config, world=world, device=device)
+    sources, model, optimizer, tricks = training.sources, training.model, training.optimizer, training.tricks
+    autocast_dtype, channels_last = training.autocast_dtype, training.channels_last
+    num_classes, steps_per_epoch = training.num_classes, training.steps_per_epoch
     schedule = build_schedule(config.schedule, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-    # Each rank's part of each global batch is weighted by its share (see train_one_epoch); with
-    # runtime.compile the last, partial one is not trained.
-    global_sizes = (
-        global_batch_sizes(sources.train.num_samples, config.batch_size)[:steps_per_epoch]
-        if world.distributed
-        else None
-    )
-    step_model = _compiled(data_parallel(model, world=world, device=device), config)
-    # Evaluation runs eagerly on the bare module: DDP would make ranks wait for each other at every
-    # batch, and a compiled model would compile again for eval mode and for each split's last batch.
-    eval_model = model
 
     progress = _Progress()
     if folder.last_checkpoint.exists():  # every rank resumes from the same one
@@ -168,7 +125,7 @@ def _train(
         sources.train.set_epoch(epoch)
         tricks.set_epoch(epoch)
         train = train_one_epoch(
-            model=step_model,
+            model=training.step_model,
             loader=sources.train,
             optimizer=optimizer,
             schedule=schedule,
@@ -178,13 +135,13 @@ def _train(
             channels_last=channels_last,
             on_step=on_step,
             world=world,
-            global_sizes=global_sizes,
+            global_sizes=training.global_sizes,
         )
         for event in step_log.drain():
             reporter.step(event)
         world.share_buffers(model)
         valid = evaluate(
-            model=eval_model,
+            model=training.eval_model,
             loader=sources.valid,
             autocast_dtype=autocast_dtype,
             channels_last=channels_last,
@@ -245,6 +202,88 @@ def _train(
         write_atomic(folder.result, json.dumps(result, indent=2) + "\n")
     reporter.result(result)
     return result
+
+
+@dataclass
+class Training:
+    """What the loop trains with: the data, the model (bare, and as each step and evaluation call it),
+    the tricks, the optimizer with the config's layer-wise rates, and how batches are cast."""
+
+    sources: BatchSources
+    num_classes: int
+    model: nn.Module
+    step_model: nn.Module  # DDP over the ranks (and compiled) where that applies
+    eval_model: nn.Module
+    tricks: Tricks
+    optimizer: torch.optim.Optimizer
+    global_sizes: list[int] | None  # the global batches' sizes, when each rank trains a part of them
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.sources.train)
+
+
+def prepare_training(config: RunConfig, *, world: World, device: torch.device) -> Training:
+    """The dataset read, the model built (the same initial weights on every rank), the teacher loaded:
+    everything a run, or an LR range test of its config, trains with."""
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        # cuDNN searches the fastest kernels once per input shape. A run has a handful: the full batch,
+        # the last (shorter) batch of each split, and with runtime.compile only the full train batch.
+        torch.backends.cudnn.benchmark = True
+    autocast_dtype = torch.bfloat16 if on_cuda and config.runtime.amp else None
+    channels_last = on_cuda and config.runtime.channels_last
+
+    index = read_cub(config.data.root)
+    splits = make_splits(
+        index, split=config.data.split, valid_fraction=config.data.valid_fraction, split_seed=config.data.split_seed
+    )
+    sources = build_batch_sources(config, index=index, splits=splits, device=device, world=world)
+    num_classes = len(index.classes)
+
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = build_model(
+        config.model.arch,
+        num_classes,
+        pretrained=config.model.pretrained,
+        weights_path=config.model.weights_path,
+        zero_init_residual=config.model.zero_init_residual,
+    )
+    if config.runtime.sync_batchnorm:
+        model = synced_batchnorm(model, world=world, device=device)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    teacher = _load_teacher(config, num_classes=num_classes, device=device, channels_last=channels_last)
+    steps_per_epoch = len(sources.train)
+    if steps_per_epoch == 0:
+        raise RunError(
+            f"runtime.compile trains on full batches only, and batch_size {config.batch_size} is more than the "
+            f"{sources.train.num_samples} training images: lower batch_size or turn runtime.compile off"
+        )
+    # Each rank's part of each global batch is weighted by its share (see train_one_epoch); with
+    # runtime.compile the last, partial one is not trained.
+    global_sizes = (
+        global_batch_sizes(sources.train.num_samples, config.batch_size)[:steps_per_epoch]
+        if world.distributed
+        else None
+    )
+    return Training(
+        sources=sources,
+        num_classes=num_classes,
+        model=model,
+        step_model=_compiled(data_parallel(model, world=world, device=device), config),
+        # Evaluation runs eagerly on the bare module: DDP would make ranks wait for each other at every
+        # batch, and a compiled model would compile again for eval mode and for each split's last batch.
+        eval_model=model,
+        tricks=Tricks(config.tricks, seed=config.seed, teacher=teacher),
+        optimizer=build_optimizer(model, config.optim, lr_scale=config.lr_scale),
+        global_sizes=global_sizes,
+        autocast_dtype=autocast_dtype,
+        channels_last=channels_last,
+    )
 
 
 def _compiled(model: nn.Module, config: RunConfig) -> nn.Module:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from backend.api.deps import READ_METHODS
 from backend.db import DatabaseBusy
-from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, NotFound
+from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, InvalidSweep, NotFound
 from trainer.config import error_message
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidConfig, _invalid_config)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(InvalidStudy, _invalid_study)
+    app.add_exception_handler(InvalidSweep, _invalid_sweep)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DatabaseBusy, _database_busy)
     app.add_exception_handler(OperationalError, _database_unavailable)
@@ -83,6 +84,16 @@ async def _invalid_study(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidStudy)
     return _field_errors(
         [{"loc": ["body", *loc], "msg": message, "type": "value_error"} for loc, message in exc.errors.items()]
+    )
+
+
+async def _invalid_sweep(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidSweep)
+    return _field_errors(
+        [
+            {"loc": ["body", "sweep", field], "msg": message, "type": "value_error"}
+            for field, message in exc.errors.items()
+        ]
     )
 
 

@@ -2,11 +2,22 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import compare, effects, health, metrics, presets, runs, schedule, studies, workers
+from backend.api.routes import (
+    compare,
+    effects,
+    health,
+    lr_range,
+    metrics,
+    presets,
+    runs,
+    schedule,
+    studies,
+    workers,
+)
 from backend.schemas.security import HOST_REFUSAL, REFUSALS
 
 api_router = APIRouter()
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
-for routes in (runs, metrics, presets, schedule, compare, studies, effects, workers):
+for routes in (runs, lr_range, metrics, presets, schedule, compare, studies, effects, workers):
     api_router.include_router(routes.router, responses=REFUSALS)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.models import FailureKind, RunStatus
+from backend.models import FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
 from trainer.config import Int, Name
 
@@ -53,6 +53,7 @@ class RunPublic(BaseModel):
 
     id: int
     name: str
+    kind: RunKind = Field(description="training: a run; lr_range: an LR range test (see /api/v1/lr-range-tests)")
     status: RunStatus
     priority: int
     config: dict[str, Any]

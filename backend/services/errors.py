@@ -48,3 +48,11 @@ class InvalidParameter(ServiceError):
         self.loc = loc
         self.message = message
         super().__init__(f"{'.'.join(loc)}: {message}")
+
+
+class InvalidSweep(ServiceError):
+    """An LR range test's sweep that cannot be used (422); ``errors`` maps its fields to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"sweep.{field}: {message}" for field, message in errors.items()))

@@ -26,6 +26,7 @@ class Claim:
     run_id: int
     attempt: int
     config: dict[str, Any]
+    sweep: dict[str, Any] | None = None  # an LR range test's sweep; None for a training run
 
 
 def claim_run(
@@ -69,10 +70,10 @@ def claim_run(
             world_size=None,  # until the new attempt's trainer says what it trains on
             devices=None,
         )
-        .returning(Run.id, Run.attempt, Run.config)
+        .returning(Run.id, Run.attempt, Run.config, Run.sweep)
     ).one_or_none()
     session.commit()
-    return Claim(run_id=row.id, attempt=row.attempt, config=row.config) if row else None
+    return Claim(run_id=row.id, attempt=row.attempt, config=row.config, sweep=row.sweep) if row else None
 
 
 def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime) -> list[int]:

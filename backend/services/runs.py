@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunStatus, StepMetric, utcnow
+from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, StepMetric, utcnow
 from backend.reports.timing import data_wait_hint
 from backend.schemas.runs import RunPublic
 from backend.services import idempotency
@@ -40,9 +40,11 @@ def create_run(
     study_id: int | None = None,
     overrides: frozenset[str] = frozenset(),
     created_by: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> Run:
     """Validate a (partial) RunConfig, check its dataset and teacher, and queue it; ``created_by`` is
-    the name of the token that asked (None on an open server)."""
+    the name of the token that asked (None on an open server). With a (validated) ``sweep``, the run
+    is an LR range test of the config (``backend.services.lr_range``)."""
     run = queue_run(
         session=session,
         settings=settings,
@@ -51,6 +53,7 @@ def create_run(
         study_id=study_id,
         overrides=overrides,
         created_by=created_by,
+        sweep=sweep,
     )
     session.commit()
     return run
@@ -92,6 +95,7 @@ def queue_run(
     study_id: int | None = None,
     overrides: frozenset[str] = frozenset(),
     created_by: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> Run:
     """create_run without the commit: the caller commits it with what else belongs to the same change."""
     try:
@@ -118,6 +122,8 @@ def queue_run(
 
     run = Run(
         name=run_config.name,
+        kind=RunKind.training if sweep is None else RunKind.lr_range,
+        sweep=sweep,
         status=RunStatus.queued,
         priority=priority,
         study_id=study_id,
@@ -169,6 +175,8 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
         run = session.get(Run, teacher) if 0 < teacher <= MAX_ID else None
         if run is None:
             errors["tricks.kd.teacher"] = f"run {teacher} not found"
+        elif run.kind == RunKind.lr_range:
+            errors["tricks.kd.teacher"] = f"run {teacher} is an LR range test: it keeps no model to teach with"
         elif run.status in (RunStatus.failed, RunStatus.cancelled):
             errors["tricks.kd.teacher"] = f"teacher run {teacher} ({run.name}) {run.status.value}; retry it first"
         return teacher
@@ -199,6 +207,7 @@ def list_runs(
     *,
     session: Session,
     statuses: Sequence[RunStatus] = (),
+    kinds: Sequence[RunKind] = (),
     name: str | None = None,
     study_id: int | None = None,
     created_by: str | None = None,
@@ -209,6 +218,8 @@ def list_runs(
     conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(Run.status.in_(statuses))
+    if kinds:
+        conditions.append(Run.kind.in_(kinds))
     if name and CONTROL_CHARACTERS.search(name):
         return [], 0  # no run's name holds one (RunConfig refuses them); PostgreSQL cannot even compare NUL
     if name:

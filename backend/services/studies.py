@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import EpochMetric, Run, RunStatus, Study
+from backend.models import EpochMetric, Run, RunKind, RunStatus, Study
 from backend.reports import study as study_report
 from backend.reports.compare import pick_epoch
 from backend.schemas.studies import (
@@ -53,7 +53,9 @@ from trainer.config import RunConfig, apply_overrides
 
 def _succeeded_twin(session: Session, fingerprint: str) -> int | None:
     return session.scalar(
-        select(func.min(Run.id)).where(Run.config_hash == fingerprint, Run.status == RunStatus.succeeded)
+        select(func.min(Run.id)).where(
+            Run.config_hash == fingerprint, Run.status == RunStatus.succeeded, Run.kind == RunKind.training
+        )
     )
 
 

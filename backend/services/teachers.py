@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from backend.models import RunStatus
+from backend.models import RunKind, RunStatus
 from backend.reports.labels import trick_summary
 from backend.reports.numbers import format_number
 from backend.schemas.presets import TeacherChoice, TeachersPublic
@@ -34,7 +34,9 @@ class TeacherCandidate(Protocol):
 def list_teachers(*, session: Session, label_smoothing: float, teacher: TeacherKey | None = None) -> TeachersPublic:
     """Succeeded runs, the suggested teacher first: the one ``teacher`` names (a preset's T or T-LS),
     else one trained like the student, with or without label smoothing."""
-    finished, _ = run_service.list_runs(session=session, statuses=[RunStatus.succeeded], limit=TEACHER_LIMIT)
+    finished, _ = run_service.list_runs(
+        session=session, statuses=[RunStatus.succeeded], kinds=[RunKind.training], limit=TEACHER_LIMIT
+    )
     choices, hint = teacher_choices(finished, label_smoothing=label_smoothing, teacher=teacher)
     return TeachersPublic(data=choices, count=len(choices), suggested_id=choices[0].id if choices else None, hint=hint)
 

@@ -15,16 +15,16 @@ import fastapi_offline
 import plotly
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from backend.api.deps import ModeQuery, PageRunIdsDep, SessionDep, SettingsDep
-from backend.models import MAX_ID
+from backend.models import MAX_ID, RunKind
 from backend.reports.compare import MODES
 from backend.reports.labels import logged_lr_groups
 from backend.security.auth import current_principal
+from backend.services import lr_range, studies, workers
 from backend.services import runs as run_service
-from backend.services import studies, workers
 from backend.services.compare import missing_runs
 from backend.services.errors import NotFound
 from backend.services.study_plan import SEED_RUNS, SWITCHES
@@ -71,11 +71,20 @@ def launch_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse:
+@router.get("/runs/{run_id}", response_class=HTMLResponse, response_model=None)
+def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse | RedirectResponse:
     run = run_service.get_run(session=session, run_id=run_id)
+    if run.kind == RunKind.lr_range:
+        # Its page is its curve: it has no epochs to chart.
+        return RedirectResponse(f"/lr-range-tests/{run_id}", status_code=303)
     lr_groups = logged_lr_groups(RunConfig.model_validate(run.config))
     return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups)
+
+
+@router.get("/lr-range-tests/{run_id}", response_class=HTMLResponse)
+def lr_range_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse:
+    test = lr_range.get_range_test(session=session, run_id=run_id)
+    return _page(request, "lr_range.html", page="runs", run_id=run_id, name=test.name)
 
 
 @router.get("/compare", response_class=HTMLResponse)

@@ -9,6 +9,8 @@ EPOCH_PUBLIC_KEYS = {"run_id", "epoch", "attempt"}
 RUN_OWN_COLUMNS = {
     "id",
     "name",
+    "kind",
+    "sweep",
     "study_id",
     "status",
     "priority",

@@ -56,6 +56,8 @@ ERROR_PAGES = [
     ("/runs/9999", "Not found", "There is no run #9999"),
     ("/runs/abc", "Not a valid address", "“abc” is not a run id."),
     ("/compare?runs=abc", "Not a valid address", "“abc” is not a list of run ids, e.g. 1,2,3."),
+    ("/lr-range-tests/9999", "Not found", "There is no run #9999"),
+    ("/lr-range-tests/abc", "Not a valid address", "“abc” is not a run id."),
     ("/studies/9999", "Not found", "There is no study #9999"),
     ("/studies/abc", "Not a valid address", "“abc” is not a study id."),
     ("/no/such/page", "Page not found", "Nothing lives at /no/such/page."),

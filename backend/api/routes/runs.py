@@ -7,7 +7,7 @@ from sse_starlette import EventSourceResponse
 
 from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
-from backend.models import MAX_ID, RunStatus
+from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
 from backend.services import events, runs
@@ -41,6 +41,7 @@ def list_runs(
     session: SessionDep,
     settings: SettingsDep,
     status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
+    kind: Annotated[list[RunKind] | None, Query(description="training or lr_range; repeat for both")] = None,
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
     study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
@@ -50,6 +51,7 @@ def list_runs(
     found, count = runs.list_runs(
         session=session,
         statuses=status or (),
+        kinds=kind or (),
         name=name,
         study_id=study_id,
         created_by=created_by,

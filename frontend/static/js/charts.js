@@ -192,3 +192,67 @@ export function applyHidden(hidden) {
     }
   }
 }
+
+// An LR range test: the raw and the smoothed loss against the rate (log axis when the sweep is
+// exponential), with its minimum and the suggested rate (the steepest descent) marked.
+export function drawRangeTest(target, test) {
+  const x = test.curve.map((point) => point.lr);
+  const marked = (point, name, symbol, color) => ({
+    type: "scatter", mode: "markers", x: [point.lr], y: [point.smoothed], name,
+    marker: { size: 12, symbol, color, line: { width: 1, color: "#1f2328" } },
+    hovertemplate: `${name}<br>lr %{x:.2e}: smoothed loss %{y:.4f}<extra></extra>`,
+  });
+  const traces = [
+    { type: "scatter", mode: "lines", x, y: test.curve.map((point) => point.loss), name: "loss",
+      line: { color: "#afb8c1", width: 1 }, hovertemplate: "lr %{x:.2e}: loss %{y:.4f}<extra></extra>" },
+    { type: "scatter", mode: "lines", x, y: test.curve.map((point) => point.smoothed), name: "smoothed loss",
+      line: { color: PALETTE[0], width: 2 }, hovertemplate: "lr %{x:.2e}: smoothed %{y:.4f}<extra></extra>" },
+  ];
+  if (test.minimum) traces.push(marked(test.minimum, "minimum", "circle", PALETTE[1]));
+  if (test.steepest) traces.push(marked(test.steepest, "suggestion (steepest descent)", "star", PALETTE[2]));
+  const extra = {
+    xaxis: { title: { text: "learning rate (optim.lr)", standoff: 4 }, type: test.sweep.mode === "exponential" ? "log" : "linear",
+      exponentformat: "e", automargin: true },
+    showlegend: true, legend: { orientation: "h", yanchor: "top", y: -0.25 }, margin: { l: 56, r: 12, t: 40, b: 80 },
+    ...emptyState(!test.curve.length, "waiting for the first step…"),
+  };
+  if (test.minimum_tenth !== null && test.curve.length && test.minimum_tenth >= x[0]) {
+    // The other usual pick, a tenth of the minimum's rate, as a dotted line across the chart.
+    const tenth = test.minimum_tenth;
+    extra.shapes = [{ type: "line", xref: "x", yref: "paper", x0: tenth, x1: tenth, y0: 0, y1: 1, line: { dash: "dot", color: PALETTE[1], width: 1 } }];
+    extra.annotations = [{ text: "minimum / 10", x: Math.log10(tenth), xref: "x", yref: "paper", y: 1, yanchor: "bottom", showarrow: false, font: { size: 11, color: "#59636e" } }];
+    if (test.sweep.mode !== "exponential") extra.annotations[0].x = tenth;
+  }
+  Plotly.react(target, traces, layout("Loss against learning rate", "learning rate", extra), CONFIG);
+}
+
+// A grid study's factorial effects: a horizontal bar per effect (main effects first, as the API
+// orders them) with its 95 % interval, in points; zero drawn so "within noise" reads at a glance.
+export function drawEffects(target, effects) {
+  const rows = effects.data;
+  const has = (row) => row.ci_low !== null && row.ci_high !== null;
+  const bar = {
+    type: "bar", orientation: "h",
+    x: rows.map((row) => row.estimate),
+    y: rows.map((row) => row.label),
+    // Interactions in a dark neutral: a red bar would read as "hurt".
+    marker: { color: rows.map((row) => (row.kind === "main" ? PALETTE[0] : PALETTE[5])) },
+    error_x: {
+      type: "data", symmetric: false, color: "#1f2328", thickness: 1.5, width: 6,
+      array: rows.map((row) => (has(row) ? row.ci_high - row.estimate : 0)),
+      arrayminus: rows.map((row) => (has(row) ? row.estimate - row.ci_low : 0)),
+    },
+    customdata: rows.map((row) => [plotText(row.text), row.kind]),
+    hovertemplate: "%{y} (%{customdata[1]}): %{customdata[0]}<extra></extra>",
+    name: "effect",
+  };
+  const extra = {
+    height: 90 + 40 * rows.length,
+    margin: { l: 120, r: 16, t: 40, b: 44 },
+    xaxis: { title: { text: "effect on top-1 (points), 95 % interval", standoff: 4 }, zeroline: true, zerolinewidth: 2, automargin: true },
+    yaxis: { autorange: "reversed", automargin: true },
+  };
+  // The box takes the chart's height: a few bars need less room than the epoch charts.
+  document.getElementById(target).style.height = `${extra.height}px`;
+  Plotly.react(target, [bar], layout("Main effects and two-way interactions", "points", extra), CONFIG);
+}

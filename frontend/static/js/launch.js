@@ -13,6 +13,7 @@ const teacherSelect = byName.get("tricks.kd.teacher");
 const teacherHint = document.getElementById("kd-hint");
 const formErrors = document.getElementById("form-errors");
 const submitButton = document.getElementById("submit");
+const findLrButton = document.getElementById("find-lr");
 const previewNote = document.getElementById("preview-note");
 const combination = document.getElementById("kd-combination");
 // The teacher the chosen preset names (T or T-LS); null without a preset, or once another is chosen.
@@ -218,23 +219,29 @@ kdEnabled.addEventListener("change", () => {
   else sayCombination();
 });
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
+// Launch run queues the form's config; Find LR queues an LR range test of it (the report's sweep).
+async function queue(path, page) {
   if (kdEnabled.checked && teacherSelect.value === "") {
     showErrors([{ loc: ["config", "tricks", "kd", "teacher"], msg: "choose the teacher run, or untick distillation" }]);
     return;
   }
-  submitButton.disabled = true;
+  submitButton.disabled = findLrButton.disabled = true;
   try {
     const priority = Number(document.getElementById("priority").value || 0);
-    const run = await api("/runs", { method: "POST", body: { config: collectConfig(), priority } });
-    location.assign(`/runs/${run.id}`);
+    const queued = await api(path, { method: "POST", body: { config: collectConfig(), priority } });
+    location.assign(`${page}/${queued.id}`);
   } catch (error) {
     // The form keeps every value; only the messages are added.
     showErrors(validationErrors(error));
-    submitButton.disabled = false;
+    submitButton.disabled = findLrButton.disabled = false;
   }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  queue("/runs", "/runs");
 });
+findLrButton.addEventListener("click", () => queue("/lr-range-tests", "/lr-range-tests"));
 
 async function start() {
   const params = new URLSearchParams(location.search);
@@ -245,6 +252,13 @@ async function start() {
       setValues(flatten(run.config));
       const note = document.getElementById("clone-note");
       note.textContent = `Prefilled from run #${run.id} ${run.name}; change what you like and launch.`;
+      // "Use this rate" on a range test's page: its config, at the rate it suggests.
+      const rate = params.get("lr");
+      if (run.kind === "lr_range" && rate !== null) {
+        setValues({ "optim.lr": Number(rate) });
+        note.textContent = `Prefilled from LR range test #${run.id} ${run.name}, with its suggested rate ` +
+          `optim.lr = ${Number(rate).toExponential(2)}; change what you like and launch.`;
+      }
       note.hidden = false;
       if (kdEnabled.checked) await loadTeachers();
     } catch (error) {
@@ -256,7 +270,7 @@ async function start() {
     if (presetSelect.value) await applyPreset(presetSelect.value);
   }
   // Launch stays disabled until the form holds what the page promised (clone, preset).
-  submitButton.disabled = false;
+  submitButton.disabled = findLrButton.disabled = false;
   preview();
 }
 

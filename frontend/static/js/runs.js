@@ -8,6 +8,7 @@ const IDLE_POLL_MS = 10000;
 const tbody = document.querySelector("#runs-table tbody");
 const statusFilter = document.getElementById("filter-status");
 const nameFilter = document.getElementById("filter-name");
+const kindFilter = document.getElementById("filter-kind");
 const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
@@ -33,12 +34,15 @@ function row(run) {
       updateCompareButton();
     },
   });
+  const rangeTest = run.kind === "lr_range";
+  // A range test's page is its curve; its steps are no epochs of a run.
+  const page = rangeTest ? `/lr-range-tests/${run.id}` : `/runs/${run.id}`;
   const status = el("td", {}, statusBadge(run));
-  if (run.status === "running") status.append(el("br"), progress(run));
+  if (run.status === "running" && !rangeTest) status.append(el("br"), progress(run));
   // The first words of why it failed, so the list alone says whether to retry.
   if (run.status === "failed" && run.error) status.append(el("div", { class: "error-line", title: run.error }, run.error.split("\n")[0]));
   const actions = el("td", { class: "actions" },
-    el("a", { class: "button small", href: `/runs/${run.id}`, dataset: { key: `${run.id}:open` } }, "Open"),
+    el("a", { class: "button small", href: page, dataset: { key: `${run.id}:open` } }, "Open"),
     el("a", { class: "button small", href: `/runs/new?clone=${run.id}`, dataset: { key: `${run.id}:clone` } }, "Clone"),
   );
   if (ACTIVE.has(run.status) && !run.cancel_requested) actions.append(actionButton(run, "cancel", "Cancel"));
@@ -46,7 +50,8 @@ function row(run) {
   if (run.status !== "running") actions.append(actionButton(run, "delete", "Delete"));
   return el("tr", { dataset: { runId: run.id, status: run.status } },
     el("td", {}, check),
-    el("td", {}, el("a", { href: `/runs/${run.id}` }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
+    el("td", {}, el("a", { href: page }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
+      rangeTest ? el("div", { class: "muted kind-line" }, "LR range test") : null,
       run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
         el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyNames.get(run.study_id) ?? "study"),
         el("span", { class: "muted" }, ` study #${run.study_id}`))),
@@ -64,7 +69,7 @@ function render(page) {
   const focused = document.activeElement?.dataset?.key;
   tbody.replaceChildren(...page.data.map(row));
   if (!page.data.length) {
-    const filtered = statusFilter.value || nameFilter.value;
+    const filtered = statusFilter.value || kindFilter.value || nameFilter.value;
     tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
@@ -81,6 +86,7 @@ const refresh = poll(
   async () => {
     const params = new URLSearchParams({ limit: "200" });
     if (statusFilter.value) params.set("status", statusFilter.value);
+    if (kindFilter.value) params.set("kind", kindFilter.value);
     if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
     const page = await api(`/runs?${params}`);
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
@@ -118,6 +124,7 @@ nameFilter.addEventListener("input", () => {
   typing = setTimeout(refresh, 300);
 });
 statusFilter.addEventListener("change", refresh);
+kindFilter.addEventListener("change", refresh);
 document.getElementById("filters").addEventListener("submit", (event) => {
   event.preventDefault();
   refresh();

@@ -1,7 +1,7 @@
 // A study: progress per status, the table with intervals, and mean ± std bands per group; polls
 // until no run of it is queued or running.
 import { api, detailText, el, poll, showMessage } from "./common.js";
-import { drawBandCharts, renderLegend, style } from "./charts.js";
+import { drawBandCharts, drawEffects, renderLegend, style } from "./charts.js";
 import { duration, number } from "./format.js";
 
 const POLL_MS = 3000;
@@ -93,6 +93,25 @@ function renderTable(table, colorOf) {
     `${table.method}, ${level} % intervals over seeds. "within noise": the interval holds 0.${chance}`;
 }
 
+// The grid as a factorial design: a bar per effect with its interval, and the sentence the API
+// writes; a design that cannot be fitted says why instead.
+function renderEffects(effects) {
+  document.getElementById("effects-sentence").textContent = effects.sentence;
+  const chart = document.getElementById("effects-chart");
+  chart.hidden = !effects.data.length;
+  if (effects.data.length) drawEffects("effects-chart", effects);
+  else Plotly.purge(chart);
+  const reasons = document.getElementById("effects-not-estimable");
+  reasons.replaceChildren(
+    ...effects.not_estimable.map((item) => el("li", {}, item.effect ? `${item.effect}: ${item.reason}` : item.reason)),
+    ...effects.missing_cells.map((cell) => el("li", {}, `${cell.group ?? JSON.stringify(cell.cell)}: ${cell.reason}`)),
+  );
+  reasons.hidden = !reasons.children.length;
+  document.getElementById("effects-method").textContent = effects.model
+    ? `${effects.model}: ${effects.method}; ${effects.observations} runs, ${effects.residual_df} residual degrees of freedom.`
+    : effects.method;
+}
+
 function renderCharts(curves, colorOf) {
   const series = curves.data.map((curve) => ({ name: curve.group, group: curve.group, ...colorOf.get(curve.group), bands: curve }));
   drawBandCharts(series, { epochs: curves.epochs, lrTitle: "Learning rate of each run's fastest layer group" });
@@ -103,10 +122,11 @@ const refresh = poll(
   async () => {
     const chosen = metric();
     csvLink.href = `/api/v1/studies/${studyId}/table.csv?metric=${chosen}`;
-    const [study, table, curves] = await Promise.all([
+    const [study, table, curves, effects] = await Promise.all([
       api(`/studies/${studyId}`),
       api(`/studies/${studyId}/table?metric=${chosen}`),
       api(`/studies/${studyId}/curves`),
+      api(`/studies/${studyId}/effects?metric=${chosen}`),
     ]);
     // A group keeps its colour across polls and metric changes: fixed by its place in the study.
     const colorOf = new Map(study.groups.map((group, index) => [group.key, style(index)]));
@@ -114,6 +134,7 @@ const refresh = poll(
     renderStudy(study);
     renderTable(table, colorOf);
     renderCharts(curves, colorOf);
+    renderEffects(effects);
     showMessage(message, "");
     return !study.finished;
   },
