@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.models import RunStatus
+from backend.schemas.config import DocumentedAs, RunConfigBody
+from backend.schemas.runs import Priority
+from trainer.lr_sweep import LRSweep
 
 
 class LRRangeTestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] = Field(
+    config: RunConfigBody = Field(
         default_factory=dict,
         description="the RunConfig to test (partial: defaults fill the rest); its optim.lr is what the sweep varies",
         examples=[{"model": {"arch": "resnet18", "pretrained": False}, "data": {"root": "data", "image_size": 64}}],
     )
-    sweep: dict[str, Any] = Field(
+    sweep: Annotated[dict[str, Any], DocumentedAs(LRSweep)] = Field(
         default_factory=dict,
         description="start_lr, end_lr, steps, mode (exponential | linear), smoothing, stop_factor; keys left out "
         "take the report's range test: 1e-7 to 10 over 100 steps, exponential, smoothed at 0.05, stop past 5x the "
         "best loss",
         examples=[{"steps": 100}],
     )
-    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties run oldest first")
+    priority: Priority = Field(0, description="higher runs first; ties run oldest first")
 
 
 class LRRangeTestCreated(BaseModel):

@@ -8,13 +8,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import CreatorDep, RunId, SessionDep, SettingsDep
+from backend.api.responses import BODY, READ_ONE
 from backend.schemas.lr_range import LRRangeTestCreate, LRRangeTestCreated, LRRangeTestPublic
 from backend.services import lr_range
 
 router = APIRouter(prefix="/lr-range-tests", tags=["lr range tests"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=BODY)
 def create_range_test(
     body: LRRangeTestCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep
 ) -> LRRangeTestCreated:
@@ -29,6 +30,6 @@ def create_range_test(
     return LRRangeTestCreated(id=run.id, status=run.status)
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=READ_ONE)
 def get_range_test(run_id: RunId, session: SessionDep) -> LRRangeTestPublic:
     return lr_range.get_range_test(session=session, run_id=run_id)

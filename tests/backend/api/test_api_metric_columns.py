@@ -89,7 +89,7 @@ def test_gone_runs_are_named_a_run_without_epochs_has_empty_columns_and_bad_fiel
     for fields, words in (("lr,top1", "unknown field 'top1'"), (" , ", "name at least one of")):
         bad = client.get("/api/v1/metrics/columns", params={"run_ids": str(queued), "fields": fields})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "fields"]
-        assert words in bad.json()["detail"]
+        assert words in bad.json()["detail"][0]["msg"]
     assert client.get("/api/v1/metrics/columns", params={"run_ids": "1;2"}).status_code == 422
 
 
