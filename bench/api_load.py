@@ -22,11 +22,7 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,6 +37,7 @@ from backend.db import Database
 from backend.services import queue
 from backend.settings import Settings
 from bench.common import bench_root, print_result
+from bench.server import serving
 
 MIX = {"list": 25, "run": 25, "metrics": 20, "compare": 15, "create": 15}
 SEEDED_RUNS = 20
@@ -61,49 +58,15 @@ class Tally:
         return sum(len(values) for values in self.latencies.values()) + sum(self.errors.values())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve(home: Path, database_url: str) -> Iterator[tuple[str, Settings, Path]]:
     """`tricklab serve --no-worker` on a free port, with a data root the creates may name."""
     data_root = home / "data"
     (data_root / "CUB_200_2011").mkdir(parents=True, exist_ok=True)
     settings = Settings(database_url=database_url, runs_dir=home / "runs", data_roots=[data_root])
-    port = _free_port()
     log = home / "server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--no-worker", "--port", str(port)],
-            cwd=home,
-            env={**os.environ, **settings.environ()},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/runs?limit=1", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with serving(cwd=home, env={**os.environ, **settings.environ()}, log=log, timeout=60) as url:
         yield url, settings, log
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def seed(url: str, settings: Settings, *, runs: int) -> list[int]:

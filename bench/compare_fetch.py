@@ -32,9 +32,7 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +46,7 @@ import httpx
 from sqlalchemy import MetaData, create_engine, insert
 
 from bench.common import print_result
+from bench.server import serving
 from trainer.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,12 +56,6 @@ CHARTED = "train_loss,valid_top1,valid_top5,lr"  # what the compare page draws
 TRICKS = list(itertools.product(("onecycle", "cosine"), (0.0, 0.1), (0.0, 0.2)))
 
 Load = Callable[[httpx.AsyncClient, str], Awaitable[None]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -79,37 +72,8 @@ def serve(home: Path, source: Path) -> Iterator[tuple[str, str]]:
         "TRICKLAB_RUNS_DIR": str(home / "runs"),
         "TRICKLAB_DATA_ROOTS": json.dumps([str(home / "data")]),
     }
-    port = _free_port()
-    log = home / "server.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--no-worker", "--port", str(port)],
-            cwd=source,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server from {source} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with serving(cwd=source, env=env, log=home / "server.log") as url:
         yield url, database_url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def seed(database_url: str, *, runs: int, epochs: int) -> list[int]:

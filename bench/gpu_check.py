@@ -44,6 +44,7 @@ import torch
 
 from bench.common import replicated_dataset
 from bench.gpu_epoch import Take, source_batches
+from bench.server import free_port
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import KDConfig, OptimConfig, RunConfig, ScheduleConfig, TricksConfig
 from trainer.data.cub import make_splits, read_cub
@@ -207,7 +208,7 @@ class Product:
 
     def __init__(self, work: Path, *, data_root: Path, check: Check):
         self.check = check
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -279,14 +280,6 @@ class Product:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5) -> Any:

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from trainer.config import RunConfig
-from trainer.devices import DeviceChoice, choose_device, use_device
-from trainer.distributed import World, describe_devices, joined, world_from_environment
+from trainer.devices import DeviceChoice
+from trainer.distributed import World, describe_devices
 from trainer.engine import train_step
 from trainer.lr_sweep import Analysis, LRSweep, Smoother, analyse, sweep_rate
 from trainer.protocol import AttemptFence, LRRangeResult, RunFolder, StartInfo, StepEvent
 from trainer.reporters import BaseReporter, Reporter
-from trainer.run import RunError, Training, prepare_training
+from trainer.run import RunError, Training, on_devices, prepare_training
 
 
 def range_test_folder(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> Analysis:
@@ -42,19 +42,17 @@ def range_test_folder(run_dir: str | Path, *, reporter: Reporter, attempt: int |
 
 def range_test(config: RunConfig, sweep: LRSweep, *, reporter: Reporter, fence: AttemptFence | None = None) -> Analysis:
     """Sweep ``config``'s optim.lr as ``sweep`` says; ``reporter`` hears of each step on rank 0."""
-    world = world_from_environment()
-    config.rank_batch_size(world.size)
-    choice = choose_device(config.runtime.device, world)
-    use_device(choice.device)
-    with joined(world, choice.device):
-        return _sweep(
+    return on_devices(
+        config,
+        lambda world, choice: _sweep(
             config,
             sweep,
             world=world,
             choice=choice,
             fence=fence,
             reporter=reporter if world.is_main else BaseReporter(),
-        )
+        ),
+    )
 
 
 def _sweep(

@@ -12,9 +12,10 @@ writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ from trainer.reporters import BaseReporter, Reporter
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 
+T = TypeVar("T")
+
 
 class RunError(Exception):
     """A problem the user can fix; shown as a message, without a traceback."""
@@ -59,19 +62,28 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found: a run folder needs its config.json")
     config = RunConfig.load(folder.config)
-    world = world_from_environment()
-    config.rank_batch_size(world.size)  # a batch that does not divide over the ranks fails here, by name
-    choice = choose_device(config.runtime.device, world)
-    use_device(choice.device)
-    with joined(world, choice.device):
-        return _train(
+    return on_devices(
+        config,
+        lambda world, choice: _train(
             folder,
             fence=fence,
             config=config,
             world=world,
             choice=choice,
             reporter=reporter if world.is_main else BaseReporter(),
-        )
+        ),
+    )
+
+
+def on_devices(config: RunConfig, work: Callable[[World, DeviceChoice], T]) -> T:
+    """``work`` in this process's place among the ranks, on its device (made current first), while the
+    process group is joined."""
+    world = world_from_environment()
+    config.rank_batch_size(world.size)  # a batch that does not divide over the ranks fails here, by name
+    choice = choose_device(config.runtime.device, world)
+    use_device(choice.device)
+    with joined(world, choice.device):
+        return work(world, choice)
 
 
 def _train(
