@@ -83,7 +83,7 @@ function collectBody() {
     overrides: parseOverrides(overridesBox.value),
   };
   if (design() === "grid") body.grid = { switches: collectSwitches() };
-  else body.preset = "seed";
+  else body.preset = design();
   return body;
 }
 
