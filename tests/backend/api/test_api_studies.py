@@ -92,7 +92,11 @@ def test_the_paper_study_stacks_its_refinements_and_quotes_the_paper_as_imagenet
         "teacher.model.arch": "resnet34",
         "schedule.warmup_epochs": 0.5,
     }
-    answer = client.post("/api/v1/studies", json=body(client, name="paper", preset="paper", overrides=overrides))
+    request = body(client, name="paper", preset="paper", overrides=overrides)
+    # The preview prices the ResNet-D rows and teacher too.
+    preview = client.post("/api/v1/studies/preview", json=request)
+    assert preview.status_code == 200 and preview.json()["runs"] == 10, preview.text
+    answer = client.post("/api/v1/studies", json=request)
     assert answer.status_code == 201, answer.text
     study = answer.json()
     groups = {group["key"]: group for group in study["groups"]}
