@@ -1,4 +1,4 @@
-"""The seed study's runs as data (``STUDY``), plus a CPU demo.
+"""The seed study's runs as data (``STUDY``), the paper's recipe as a study (``PAPER``), plus a CPU demo.
 
 The seed study is the student report this project started from: the Bag-of-Tricks ablation
 (He et al., CVPR 2019) on CUB-200-2011, a ResNet50 student fine-tuned from ImageNet weights and
@@ -21,8 +21,29 @@ student with ``tricks.label_smoothing > 0`` and a teacher is the paper's combina
 A title names the report's models; ``Preset.title_for`` names the architecture a run really has,
 for a study whose overrides shrink the models.
 
-``PAPER`` is the paper's own recipe as a study on the same data: each row adds one refinement to the
-one before (``PAPER_STEPS``). See ``PAPER_STEPS`` for how its order meets the config's rules.
+``PAPER`` is the paper's own recipe (He et al., Table 6's order) as a study on the same data: each
+row adds one refinement to the one before (``PAPER_STEPS``): baseline, + linear scaling and warmup,
++ zero-init of the last BN gamma, + no bias decay, + ResNet-D, + cosine, + label smoothing, + mixup,
++ KD, with the paper's settings where they differ from the report's (5 warmup epochs, mixup alpha
+0.2, KD T = 20). How its order meets the config's rules:
+
+- The whole study trains from scratch (``model.pretrained: false``), as the paper does on ImageNet:
+  zero-init is only allowed without pretrained weights, and starting the rows before it from
+  ImageNet weights would make that row change two things.
+- The baseline is the paper's, SGD (momentum 0.9, weight decay 1e-4) at 0.1 with one rate for every
+  layer (no discriminative rates from scratch), at the report's batch 64, with a *constant* rate:
+  warmup needs cosine or constant (OneCycle brings its own), and the paper's step decay has no
+  schedule here. The cosine row replaces the constant rate and keeps the warmup ahead of it.
+- Linear scaling at batch 64 is 0.1 x 64 / 256; ResNet-D is timm's -D variant of the run's ResNet.
+- KD learns from a ResNet-152-D teacher trained with every refinement before KD, mixup included (the
+  paper's teacher of its mixup student). The paper weighs its two terms equally, CE + T^2 KL, so
+  alpha is 0.5 (half the paper's loss, which the rate absorbs); its student smooths its own
+  hard-label term, so label smoothing stays on in the KD row.
+- Every row trains as many epochs as the others (the paper trains its mixup rows longer), so each
+  difference is one refinement's.
+
+The paper's ImageNet top-1 is kept for the baseline (75.3) and the last row, all refinements
+(79.29); the other rows are left empty rather than quoted from memory.
 """
 
 from __future__ import annotations
@@ -140,25 +161,8 @@ STUDY: tuple[Preset, ...] = (
     ),
 )
 
-# --- the paper's recipe (He et al., CVPR 2019, Table 6's order), one refinement per row ---------------
-#
-# The whole study trains from scratch (``model.pretrained: false``), as the paper does on ImageNet:
-# zero-init of the last BN gamma is only allowed without pretrained weights, and starting the rows
-# before it from ImageNet weights would make that row change two things. Its baseline is the
-# paper's: SGD (momentum 0.9, weight decay 1e-4) at 0.1 with one rate for every layer (no
-# discriminative rates from scratch), at the report's batch 64 and with a constant rate: the paper
-# steps its rate down, which this product has no schedule for, and warmup needs cosine or constant
-# (OneCycle brings its own). Each row keeps every earlier refinement:
-#   + linear scaling and warmup: 0.1 x 64 / 256 and 5 warmup epochs (the paper's);
-#   + zero-init, + no bias decay, + ResNet-D (the run's ResNet with timm's -D tweak);
-#   + cosine (the warmup stays, ahead of the decay), + label smoothing 0.1, + mixup alpha 0.2;
-#   + KD at T = 20 from a ResNet-152-D teacher trained with every refinement before KD (mixup
-#     included, as the paper's teacher of its mixup student). The paper weighs the two terms
-#     equally, CE + T^2 KL, so alpha is 0.5 (half the paper's loss, which the rate absorbs), and its
-#     student smooths its own hard-label term: label smoothing stays on in the KD row.
-# Every row trains as many epochs as the others (the paper trains its mixup rows longer), so each
-# difference is one refinement's. The paper's ImageNet top-1 is kept for the baseline (75.3) and the
-# last row, all refinements (79.29): other rows are left empty rather than quoted from memory.
+# --- the paper's recipe, one refinement per row (see the module's docstring) -------------------------
+
 PAPER_BASELINE: Mapping[str, Any] = MappingProxyType(
     {
         "model.pretrained": False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS
 
 from backend.reports.stats import NO_SPREAD
@@ -51,6 +52,25 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     page.get_by_label("test, kept checkpoint (lowest valid loss)").check()
     page.wait_for_function("() => document.getElementById('csv-link').href.endsWith('metric=test')")
     page.screenshot(path=tmp_path / "study.png", full_page=True)
+    assert page.locator("#report-column").text_content() == "Report (top-1)"
+    assert not page.locator("#study-reference").is_visible()  # a grid quotes nothing
+    assert not page.errors
+
+
+def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_server, tiny_study):
+    overrides = {**TINY, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
+    study = study_server.post_study({"name": "paper", "preset": "paper", "overrides": overrides})
+    # Only its page is looked at: nothing of it needs to train.
+    assert httpx.post(f"{study_server.url}/api/v1/studies/{study['id']}/cancel", timeout=30).status_code == 200
+    page.goto(f"{study_server.url}/studies/{study['id']}")
+    page.locator('#study-table tr[data-group="kd"]').wait_for()
+    assert page.locator("#report-column").text_content() == "Paper, ImageNet (top-1)"
+    cells = [page.locator(f'#study-table tr[data-group="{key}"] td').nth(6).text_content() for key in ("base", "mixup")]
+    kd = page.locator('#study-table tr[data-group="kd"] td').nth(6).text_content()
+    assert (cells, kd) == (["75.30", "–"], "79.29 (+3.99p)")
+    reference = page.locator("#study-reference").text_content()
+    assert "ImageNet with ResNet-50, a different dataset" in reference and "the other rows are left empty" in reference
+    assert "trains every row from scratch" in page.locator("#study-notes").text_content()
     assert not page.errors
 
 
