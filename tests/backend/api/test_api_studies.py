@@ -105,6 +105,7 @@ def test_the_paper_study_stacks_its_refinements_and_quotes_the_paper_as_imagenet
     assert groups["kd"]["teacher"] == "T" and groups["T"]["role"] == "teacher"
     assert groups["T"]["title"] == "Teacher: ResNet34d with every refinement but KD"
     assert groups["resnet-d"]["title"] == "+ ResNet-D (ResNet18d)"
+    assert groups["scaling-warmup"]["tricks"] == "ResNet18 from scratch +Constant LR +Warmup 0.5ep +Linear LR scaling"
     assert "from scratch" in study["notes"][0] and "constant rate" in study["notes"][0]
 
     def config(key):
