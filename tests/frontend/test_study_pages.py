@@ -80,11 +80,12 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     overrides = page.get_by_label("One key = value per line")
     lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()]
     lines += [f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
-    page.get_by_label("Name", exact=True).fill("from the form")
     page.get_by_label("Seeds per run").fill(str(TINY_SEEDS))
     # The paper's recipe is offered beside the seed study; its preview names what its warmup needs.
     preview = "document.getElementById('study-preview').textContent"
     page.get_by_label("The paper's recipe: baseline, then one refinement per row", exact=False).check()
+    assert page.get_by_label("Name", exact=True).input_value() == "paper study"
+    page.get_by_label("Name", exact=True).fill("from the form")
     overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
     page.wait_for_function(f"() => {preview}.includes('warms up for 5 epochs from its second row')")
     overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34", "schedule.warmup_epochs = 0.5"]))
