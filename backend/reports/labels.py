@@ -68,6 +68,8 @@ def tricks_on(config: RunConfig) -> list[str]:
         parts.append("+Zero-γ")
     if config.optim.no_bias_decay:
         parts.append(no_bias_decay_label(True))
+    if config.optim.linear_scaling:
+        parts.append("+Linear LR scaling")
     return parts
 
 

@@ -58,7 +58,12 @@ class StudyCreate(BaseModel):
     )
 
     name: Name
-    preset: Literal["seed"] | None = Field(None, description="seed: the report's 16 runs (T, T-LS, base, a-i2)")
+    preset: Literal["seed", "paper"] | None = Field(
+        None,
+        description="seed: the report's 16 runs (T, T-LS, base, a-i2); paper: the paper's refinements added one "
+        "per row (baseline, + linear scaling and warmup, + zero-init, + no bias decay, + ResNet-D, + cosine, "
+        "+ label smoothing, + mixup, + KD) after its ResNet-D teacher, all from scratch",
+    )
     grid: StudyGrid | None = Field(None, description="instead of a preset: the cartesian product of trick switches")
     overrides: StudyOverrides = Field(
         default_factory=dict,
@@ -173,9 +178,11 @@ class StudyTableRow(BaseModel):
     succeeded: int
     top1: MetricStats
     top5: MetricStats
-    report_top1: float | None = Field(description="the report's own number, for preset runs")
+    report_top1: float | None = Field(
+        description="the published number beside the row (the report's, or the paper's for the paper preset)"
+    )
     report_top5: float | None
-    report: str | None = Field(description='the report\'s top-1 in its own style, e.g. "79.13 (+0.60p)"')
+    report: str | None = Field(description='the published top-1 in the report\'s style, e.g. "79.13 (+0.60p)"')
     seconds_per_epoch: float | None
 
 
@@ -185,6 +192,11 @@ class StudyTable(BaseModel):
     baseline: str
     confidence: float
     method: str
+    reference_column: str | None = Field(
+        description='what the rows\' report numbers are, as a column title, e.g. "Paper, ImageNet (top-1)"; '
+        "null for a grid"
+    )
+    reference: str | None = Field(description="where the report numbers come from and how to read them")
     data: list[StudyTableRow]
     count: int
 

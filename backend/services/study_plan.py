@@ -1,6 +1,7 @@
 """A study's plan: its groups of runs, worked out and validated before anything is written.
 
-A study is the seed study's preset (the report's runs) or a grid, the cartesian product of trick
+A study is a preset (``seed``: the report's runs; ``paper``: the paper's refinements stacked one by
+one, see ``trainer.presets.PAPER_STEPS``) or a grid, the cartesian product of trick
 switches. Each group is a set of dotted overrides on RunConfig's defaults; the study service
 replicates every group over seeds and gives the students their teacher runs. Every invalid request
 raises InvalidStudy located at the request field at fault.
@@ -25,10 +26,20 @@ from backend.reports.labels import (
     warmup_label,
 )
 from backend.services.errors import InvalidStudy
-from trainer.config import ConfigError, RunConfig, apply_overrides
-from trainer.presets import PRESETS_BY_KEY, STUDY, Preset
+from trainer.config import ARCHS, ConfigError, RunConfig, apply_overrides
+from trainer.presets import (
+    PAPER,
+    PAPER_BASELINE,
+    PAPER_TEACHER_ARCH,
+    PAPER_WARMUP_EPOCHS,
+    PRESETS_BY_KEY,
+    RESNET_D,
+    STUDY,
+    Preset,
+)
 
 SEED_PRESET = "seed"
+PAPER_PRESET = "paper"
 SEED_RUNS = len(STUDY)  # runs per seed of the seed preset
 TEACHER_PREFIX = "teacher."
 BASELINE_PRESET = "base"
@@ -177,8 +188,9 @@ def config_of(values: Mapping[str, Any]) -> RunConfig:
     return RunConfig.from_dict(apply_overrides({}, values))
 
 
-def _split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every-run overrides and teacher-only ones (``teacher.`` stripped), checked key by key."""
+def _split_overrides(overrides: Mapping[str, Any], *, base: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every-run overrides and teacher-only ones (``teacher.`` stripped), checked key by key and
+    together on top of ``base``, the design's baseline."""
     every: dict[str, Any] = {}
     teacher: dict[str, Any] = {}
     errors: dict[tuple[str, ...], str] = {}
@@ -201,7 +213,7 @@ def _split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     if errors:
         raise InvalidStudy(errors)
     try:
-        config_of(every)
+        config_of({**base, **every})
     except ConfigError as exc:
         raise InvalidStudy(locate_errors(exc.errors, every)) from None
     return every, teacher
@@ -241,6 +253,102 @@ def _preset_plan(every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
         )
 
     return Plan([plan(preset) for preset in ordered], BASELINE_PRESET)
+
+
+# Keys the paper study's rows set themselves: an override would undo a row's one refinement, or
+# (pretrained weights) make zero-init invalid.
+PAPER_FIXED = {
+    "model.pretrained": "every row trains from scratch (zero-init of the last BN gamma needs it)",
+    "model.zero_init_residual": "its zero-init row turns it on",
+    "optim.no_bias_decay": "its no-bias-decay row turns it on",
+    "optim.linear_scaling": "its linear-scaling row turns it on",
+    "schedule.name": "its baseline keeps a constant rate and its cosine row turns cosine on",
+}
+# A refinement's own setting: an override changes the refinement, from its row on; earlier rows keep it off.
+PAPER_PER_ROW = (
+    "schedule.warmup_epochs",
+    "tricks.label_smoothing",
+    "tricks.mixup_alpha",
+    "tricks.kd.temperature",
+    "tricks.kd.alpha",
+)
+
+
+def _resnet_d(arch: str, loc: tuple[str, ...]) -> str:
+    """The -D variant (timm) of a plain ResNet, which the paper study's ResNet-D row trains."""
+    tweaked = f"{arch}d"
+    if tweaked in ARCHS:
+        return tweaked
+    try:
+        config_of({**PAPER_BASELINE, "model.arch": tweaked})
+    except ConfigError:
+        raise InvalidStudy(
+            {
+                loc: f"the paper study's ResNet-D row trains the -D variant of {arch!r}, and {tweaked!r} is none: "
+                "give a plain ResNet (resnet18, resnet34, resnet50, resnet101 or resnet152)"
+            }
+        ) from None
+    return tweaked
+
+
+def _paper_plan(every: dict[str, Any], teacher: dict[str, Any]) -> Plan:
+    """The paper's refinements one row at a time, after its teacher (the -D variant of the teacher's
+    ResNet, resnet152d unless ``teacher.model.arch`` names another, trained with all but KD)."""
+    fixed: dict[tuple[str, ...], str] = {
+        ("overrides", prefix + key): f"set by the paper study: {reason}"
+        for prefix, given in (("", every), (TEACHER_PREFIX, teacher))
+        for key, value in given.items()
+        if (reason := PAPER_FIXED.get(key)) and value != PAPER_BASELINE.get(key)
+    }
+    if fixed:
+        raise InvalidStudy(fixed)
+    # What the baseline sets anyway (model.pretrained false in a CPU try-out) must not undo a later row.
+    every = {key: value for key, value in every.items() if key not in PAPER_FIXED}
+    teacher = {key: value for key, value in teacher.items() if key not in PAPER_FIXED}
+    arch = every.get("model.arch", "resnet50")
+    tweaked = _resnet_d(arch, ("overrides", "model.arch"))
+    teacher_arch = teacher.get("model.arch")
+    teacher_tweaked = (
+        _resnet_d(teacher_arch, ("overrides", TEACHER_PREFIX + "model.arch")) if teacher_arch else PAPER_TEACHER_ARCH
+    )
+    warmup = every.get("schedule.warmup_epochs", PAPER_WARMUP_EPOCHS)
+    epochs = config_of({**PAPER_BASELINE, **every}).epochs
+    if "schedule.warmup_epochs" not in every and warmup >= epochs:
+        loc = ("overrides", "epochs") if "epochs" in every else ("overrides",)
+        raise InvalidStudy(
+            {
+                loc: f"the paper study warms up for {warmup:g} epochs from its second row, so its runs need more "
+                f"than {warmup:g} epochs (they have {epochs}); or set a shorter schedule.warmup_epochs, which applies "
+                "from that row on"
+            }
+        )
+    shared = {key: value for key, value in every.items() if key not in PAPER_PER_ROW and key != RESNET_D}
+
+    def plan(preset: Preset) -> GroupPlan:
+        is_teacher = preset.key == PAPER[0].key
+        values = {**preset.overrides, **shared}
+        values.update({key: every[key] for key in PAPER_PER_ROW if key in every and key in preset.overrides})
+        on_d = RESNET_D in preset.overrides
+        values[RESNET_D] = teacher_tweaked if is_teacher else tweaked if on_d else arch
+        if is_teacher:
+            values.update({key: value for key, value in teacher.items() if key != RESNET_D})
+        _check_group(values, every=every, teacher=teacher, is_teacher=is_teacher)
+        return GroupPlan(
+            preset.key,
+            preset.title_for(str(values[RESNET_D])),
+            "teacher" if is_teacher else "experiment",
+            values,
+            preset.teacher,
+            (preset.reported_top1, preset.reported_top5),
+        )
+
+    return Plan([plan(preset) for preset in PAPER], BASELINE_PRESET)
+
+
+PRESET_PLANS: Mapping[str, Callable[[dict[str, Any], dict[str, Any]], Plan]] = {
+    SEED_PRESET: _preset_plan,
+    PAPER_PRESET: _paper_plan,
+}
 
 
 def _switch_values(name: str, raw: Any) -> tuple[Switch, list[Any]]:
@@ -333,10 +441,10 @@ def _grid_plan(switches: Mapping[str, Any], every: dict[str, Any], teacher: dict
 
 def plan_study(*, preset: str | None, switches: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> Plan:
     """The groups a request makes, validated; raises InvalidStudy naming the request field at fault."""
-    every, teacher = _split_overrides(overrides)
-    if preset is not None and preset != SEED_PRESET:
-        raise InvalidStudy({("preset",): f"unknown preset {preset!r}; the one preset is {SEED_PRESET!r}"})
-    plan = _preset_plan(every, teacher) if preset is not None else _grid_plan(switches or {}, every, teacher)
+    every, teacher = _split_overrides(overrides, base=PAPER_BASELINE if preset == PAPER_PRESET else {})
+    if preset is not None and preset not in PRESET_PLANS:
+        raise InvalidStudy({("preset",): f"unknown preset {preset!r}; choose {' or '.join(map(repr, PRESET_PLANS))}"})
+    plan = PRESET_PLANS[preset](every, teacher) if preset is not None else _grid_plan(switches or {}, every, teacher)
     if teacher and not any(group.role == "teacher" for group in plan.groups):
         key = next(key for key in overrides if key.startswith(TEACHER_PREFIX))
         raise InvalidStudy({("overrides", key): "no run of this study is a teacher (add the kd switch)"})
@@ -354,10 +462,23 @@ GRID_COMBINATION = (
 )
 
 
+PAPER_NOTE = (
+    "The paper study trains every row from scratch, since zero-init of the last BN gamma needs it (ImageNet "
+    "weights would also make that row change two things), with SGD at 0.1 (momentum 0.9, weight decay 1e-4) "
+    "and one rate for every layer. Its baseline keeps a constant rate: the paper steps its rate down, which "
+    "has no schedule here, and warmup needs cosine or constant (OneCycle has its own). Each row then adds one "
+    "refinement, with the paper's settings: linear scaling and 5 warmup epochs, zero-init, no bias decay, "
+    "ResNet-D, cosine, label smoothing 0.1, mixup alpha 0.2, and KD at T = 20 (alpha 0.5: the paper weighs "
+    "its two terms equally) from a ResNet-D teacher trained with every refinement before KD; the student "
+    "keeps label smoothing under KD, as the paper's does. Every row trains the same epochs."
+)
+
+
 def combination_notes(spec: Mapping[str, Any]) -> list[str]:
-    """How a stored study combines label smoothing with distillation, for the study page's footnote."""
+    """How to read a stored study's groups (how label smoothing meets distillation; for the paper
+    study, how its recipe meets the config's rules), for the study page's footnote."""
     if spec["kind"] == "preset":
-        return [PRESET_COMBINATION]
+        return [PAPER_NOTE if spec["preset"] == PAPER_PRESET else PRESET_COMBINATION]
     switches = spec["grid"]["switches"]
     smoothed = {"label_smoothing", "tricks.label_smoothing"} & set(switches) or spec["overrides"].get(
         "tricks.label_smoothing"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS
 
 from backend.reports.stats import NO_SPREAD
@@ -51,6 +52,25 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     page.get_by_label("test, kept checkpoint (lowest valid loss)").check()
     page.wait_for_function("() => document.getElementById('csv-link').href.endsWith('metric=test')")
     page.screenshot(path=tmp_path / "study.png", full_page=True)
+    assert page.locator("#report-column").text_content() == "Report (top-1)"
+    assert not page.locator("#study-reference").is_visible()  # a grid quotes nothing
+    assert not page.errors
+
+
+def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_server, tiny_study):
+    overrides = {**TINY, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
+    study = study_server.post_study({"name": "paper", "preset": "paper", "overrides": overrides})
+    # Only its page is looked at: nothing of it needs to train.
+    assert httpx.post(f"{study_server.url}/api/v1/studies/{study['id']}/cancel", timeout=30).status_code == 200
+    page.goto(f"{study_server.url}/studies/{study['id']}")
+    page.locator('#study-table tr[data-group="kd"]').wait_for()
+    assert page.locator("#report-column").text_content() == "Paper, ImageNet (top-1)"
+    cells = [page.locator(f'#study-table tr[data-group="{key}"] td').nth(6).text_content() for key in ("base", "mixup")]
+    kd = page.locator('#study-table tr[data-group="kd"] td').nth(6).text_content()
+    assert (cells, kd) == (["75.30", "–"], "79.29 (+3.99p)")
+    reference = page.locator("#study-reference").text_content()
+    assert "ImageNet with ResNet-50, a different dataset" in reference and "the other rows are left empty" in reference
+    assert "trains every row from scratch" in page.locator("#study-notes").text_content()
     assert not page.errors
 
 
@@ -60,8 +80,16 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     overrides = page.get_by_label("One key = value per line")
     lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()]
     lines += [f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
-    page.get_by_label("Name", exact=True).fill("from the form")
     page.get_by_label("Seeds per run").fill(str(TINY_SEEDS))
+    # The paper's recipe is offered beside the seed study; its preview names what its warmup needs.
+    preview = "document.getElementById('study-preview').textContent"
+    page.get_by_label("The paper's recipe: baseline, then one refinement per row", exact=False).check()
+    assert page.get_by_label("Name", exact=True).input_value() == "paper study"
+    page.get_by_label("Name", exact=True).fill("from the form")
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
+    page.wait_for_function(f"() => {preview}.includes('warms up for 5 epochs from its second row')")
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34", "schedule.warmup_epochs = 0.5"]))
+    page.wait_for_function(f"() => {preview}.startsWith('10 groups × {TINY_SEEDS} seeds: {10 * TINY_SEEDS} runs')")
     page.get_by_label("A grid: every combination of the switches below").check()
     page.get_by_label("Cosine decay (instead of OneCycle): off and on").check()
     page.get_by_label("Knowledge distillation: off and on").check()

@@ -1,5 +1,5 @@
 """The presets: the report's study (T, T-LS, base, a–i2) with the settings of its results table, run for
-run, and the CPU demo, which is configs/demo.yaml."""
+run; the paper's recipe, one refinement per row; and the CPU demo, which is configs/demo.yaml."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from testlib.presets import preset_config
 from torch import nn
 
-from trainer.config import RunConfig
-from trainer.presets import PRESETS, STUDY, get_preset
+from trainer.config import RunConfig, apply_overrides
+from trainer.presets import PAPER, PRESETS, STUDY, get_preset
 from trainer.tricks.mixup import MixedBatch
 from trainer.tricks.recipe import Tricks
 
@@ -108,3 +108,67 @@ def test_kd_preset_needs_a_teacher_and_unknown_keys_are_named():
         preset_config("h")
     with pytest.raises(KeyError, match="choose one of demo, base, T"):
         get_preset("z")
+
+
+def _flat(config: RunConfig) -> dict[str, object]:
+    """A RunConfig as dotted keys and values."""
+
+    def walk(value: object, prefix: str) -> dict[str, object]:
+        if isinstance(value, dict):
+            return {key: leaf for name, inner in value.items() for key, leaf in walk(inner, f"{prefix}{name}.").items()}
+        return {prefix.removesuffix("."): value}
+
+    return walk(config.model_dump(mode="json"), "")
+
+
+# The paper's recipe (He et al., Table 6's order): each row's changes against the row before, with the
+# paper's settings (5 warmup epochs, mixup 0.2, KD T = 20 with equal weights on its two terms).
+PAPER_RECIPE = {
+    "base": {},
+    "scaling-warmup": {"optim.linear_scaling": True, "schedule.warmup_epochs": 5.0},
+    "zero-init": {"model.zero_init_residual": True},
+    "no-bias-decay": {"optim.no_bias_decay": True},
+    "resnet-d": {"model.arch": "resnet50d"},
+    "cosine": {"schedule.name": "cosine"},
+    "label-smoothing": {"tricks.label_smoothing": 0.1},
+    "mixup": {"tricks.mixup_alpha": 0.2},
+    "kd": {"tricks.kd.temperature": 20.0, "tricks.kd.alpha": 0.5, "tricks.kd.teacher": 3},
+}
+
+
+def _paper_config(preset, teacher=None):
+    values = {**preset.overrides, "tricks.kd.teacher": teacher}
+    return RunConfig.from_dict(apply_overrides({}, values))
+
+
+def test_each_paper_row_is_the_row_before_plus_one_refinement():
+    teacher, *rows = PAPER
+    assert [row.key for row in rows] == list(PAPER_RECIPE)
+    configs = [_paper_config(row, 3 if row.teacher else None) for row in rows]
+    base = configs[0]
+    # The paper's baseline: ResNet-50 from scratch, SGD at 0.1 with momentum 0.9 and weight decay 1e-4,
+    # one rate for every layer; a constant rate so that warmup can be added (OneCycle has its own).
+    assert (base.model.arch, base.model.pretrained, base.schedule.name, base.schedule.warmup_epochs) == (
+        "resnet50",
+        False,
+        "constant",
+        0.0,
+    )
+    assert (base.optim.name, base.optim.lr, base.optim.momentum, base.optim.weight_decay) == ("sgd", 0.1, 0.9, 1e-4)
+    assert set(base.optim.layer_lr_divisors.model_dump().values()) == {1.0} and base.lr_scale == 1.0
+    for key, before, after in zip(list(PAPER_RECIPE)[1:], configs[:-1], configs[1:], strict=True):
+        old, new = _flat(before), _flat(after)
+        assert {name: new[name] for name in new if new[name] != old[name]} == PAPER_RECIPE[key], key
+    # Linear scaling at the report's batch 64: 0.1 x 64 / 256.
+    assert configs[1].lr_scale * configs[1].optim.lr == pytest.approx(0.025)
+    assert [row.reported_top1 for row in rows] == [75.3, *[None] * 7, 79.29]
+    assert all(row.reported_top5 is None for row in PAPER)
+    assert rows[-1].teacher == teacher.key == "T"
+    assert rows[0].title_for("resnet18") == "ResNet18 baseline (SGD from scratch, constant rate)"
+
+
+def test_the_paper_teacher_is_a_resnet152d_with_every_refinement_but_kd():
+    teacher, *rows = PAPER
+    config, mixup = _flat(_paper_config(teacher)), _flat(_paper_config(rows[-2]))
+    assert {name: config[name] for name in config if config[name] != mixup[name]} == {"model.arch": "resnet152d"}
+    assert config["tricks.kd.teacher"] is None and teacher.title == "Teacher: ResNet152d with every refinement but KD"

@@ -89,6 +89,11 @@ function renderTable(table, colorOf) {
       `if no trick changed anything, about ${number(compared * (1 - table.confidence), 1)} of them would still be ` +
       `marked helped or hurt at ${level} %, by chance alone (and as many on top-5).`
     : " No group has an interval yet: one needs two or more finished seeds on both sides.";
+  // A preset quotes published numbers beside its rows: the report's, or the paper's (another dataset).
+  document.getElementById("report-column").textContent = table.reference_column ?? "Report (top-1)";
+  const reference = document.getElementById("study-reference");
+  reference.hidden = !table.reference;
+  reference.textContent = table.reference ?? "";
   document.getElementById("study-method").textContent =
     `${table.method}, ${level} % intervals over seeds. "within noise": the interval holds 0.${chance}`;
 }

@@ -18,8 +18,13 @@ function design() {
   return form.querySelector('input[name="design"]:checked').value;
 }
 
+// The name the form starts with follows the preset until someone types their own.
+const PRESET_NAMES = { seed: "seed study", paper: "paper study" };
+
 function syncDesign() {
   gridBox.disabled = design() !== "grid";
+  const name = document.getElementById("study-name");
+  if (Object.values(PRESET_NAMES).includes(name.value)) name.value = PRESET_NAMES[design()] ?? PRESET_NAMES.seed;
 }
 
 // A typed value: JSON when it parses (3, 0.1, true, null, "x"), the text itself otherwise (resnet18).
@@ -83,7 +88,7 @@ function collectBody() {
     overrides: parseOverrides(overridesBox.value),
   };
   if (design() === "grid") body.grid = { switches: collectSwitches() };
-  else body.preset = "seed";
+  else body.preset = design();
   return body;
 }
 

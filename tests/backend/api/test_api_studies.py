@@ -12,6 +12,17 @@ from backend.services import workers
 from backend.settings import Settings
 
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
+PAPER_ROWS = [
+    "base",
+    "scaling-warmup",
+    "zero-init",
+    "no-bias-decay",
+    "resnet-d",
+    "cosine",
+    "label-smoothing",
+    "mixup",
+    "kd",
+]
 
 
 class StudiesClient(TestClient):
@@ -73,6 +84,62 @@ def test_launch_read_table_csv_curves_and_cancel(client):
     assert again.status_code == 409 and "no queued or running run" in again.json()["detail"]
 
 
+def test_the_paper_study_stacks_its_refinements_and_quotes_the_paper_as_imagenet(client):
+    # resnet18 at 32 px, its ResNet-D row resnet18d, the teacher resnet34d; warmup shortened to fit one epoch.
+    overrides = {
+        **TINY,
+        "data.root": client.data_root,
+        "teacher.model.arch": "resnet34",
+        "schedule.warmup_epochs": 0.5,
+    }
+    request = body(client, name="paper", preset="paper", overrides=overrides)
+    # The preview prices the ResNet-D rows and teacher too.
+    preview = client.post("/api/v1/studies/preview", json=request)
+    assert preview.status_code == 200 and preview.json()["runs"] == 10, preview.text
+    answer = client.post("/api/v1/studies", json=request)
+    assert answer.status_code == 201, answer.text
+    study = answer.json()
+    groups = {group["key"]: group for group in study["groups"]}
+    assert list(groups) == ["T", *PAPER_ROWS] and study["baseline"] == "base"
+    assert study["progress"]["total"] == 10
+    assert groups["kd"]["teacher"] == "T" and groups["T"]["role"] == "teacher"
+    assert groups["T"]["title"] == "Teacher: ResNet34d with every refinement but KD"
+    assert groups["resnet-d"]["title"] == "+ ResNet-D (ResNet18d)"
+    assert groups["scaling-warmup"]["tricks"] == "ResNet18 from scratch +Constant LR +Warmup 0.5ep +Linear LR scaling"
+    assert "from scratch" in study["notes"][0] and "constant rate" in study["notes"][0]
+
+    def config(key):
+        run_id = groups[key]["runs"][0]["run_id"]
+        return client.get(f"/api/v1/runs/{run_id}").json()["config"]
+
+    base, warmup, resnet_d, kd, teacher = map(config, ("base", "scaling-warmup", "resnet-d", "kd", "T"))
+    assert (base["model"]["arch"], base["schedule"], base["optim"]["name"]) == (
+        "resnet18",
+        {"name": "constant", "warmup_epochs": 0.0},
+        "sgd",
+    )
+    assert warmup["schedule"]["warmup_epochs"] == 0.5 and warmup["optim"]["linear_scaling"]
+    assert resnet_d["model"] == {**warmup["model"], "arch": "resnet18d", "zero_init_residual": True}
+    assert (kd["tricks"]["kd"]["temperature"], kd["tricks"]["mixup_alpha"], kd["tricks"]["label_smoothing"]) == (
+        20.0,
+        0.2,
+        0.1,
+    )
+    assert kd["tricks"]["kd"]["teacher"] == groups["T"]["runs"][0]["run_id"]
+    assert teacher["model"]["arch"] == "resnet34d" and teacher["tricks"]["kd"]["teacher"] is None
+
+    table = client.get(f"/api/v1/studies/{study['id']}/table").json()
+    assert table["reference_column"] == "Paper, ImageNet (top-1)"
+    assert "ImageNet with ResNet-50, a different dataset" in table["reference"]
+    assert "the other rows are left empty" in table["reference"]
+    reports = {row["group"]: (row["report_top1"], row["report"]) for row in table["data"]}
+    assert reports["base"] == (75.3, "75.30") and reports["kd"] == (79.29, "79.29 (+3.99p)")
+    assert all(reports[key] == (None, None) for key in ["T", *PAPER_ROWS[1:-1]])
+    seed = client.get(f"/api/v1/studies/{client.post('/api/v1/studies', json=body(client)).json()['id']}/table")
+    assert seed.json()["reference_column"] == "Report (top-1)"
+    assert client.post(f"/api/v1/studies/{study['id']}/cancel").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -126,6 +193,18 @@ BAD_INPUTS = [
         {"overrides": {"model.pretrained": True, "model.zero_init_residual": True}},
         ["body", "overrides", "model.zero_init_residual"],
         "training from scratch",
+    ),
+    # The paper study: runs too short for its 5 warmup epochs, pretrained weights, a ResNet without a -D.
+    ({"preset": "paper"}, ["body", "overrides", "epochs"], "warms up for 5 epochs from its second row"),
+    (
+        {"preset": "paper", "overrides": {"model.pretrained": True, "schedule.warmup_epochs": 0.5}},
+        ["body", "overrides", "model.pretrained"],
+        "every row trains from scratch",
+    ),
+    (
+        {"preset": "paper", "overrides": {"model.arch": "resnext50_32x4d", "schedule.warmup_epochs": 0.5}},
+        ["body", "overrides", "model.arch"],
+        "'resnext50_32x4dd' is none: give a plain ResNet",
     ),
     ({"preset": None, "grid": {"switches": {}}}, ["body", "grid", "switches"], "at least 1 item"),
     (

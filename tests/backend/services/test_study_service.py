@@ -292,6 +292,28 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
 
 
+def test_the_paper_preset_queues_its_rows_behind_its_resnet_d_teacher(make_store, database_url):
+    store = make_store(database_url)
+    study = create(store, preset="paper", seeds=2, **TINY, **TEACHER, **{"schedule.warmup_epochs": 0.5})
+    keys = [group.key for group in study.groups]
+    assert keys[:2] == ["T", "base"] and len(keys) == 10 and study.progress["total"] == run_count(store) == 20
+    runs = runs_of(store, study)
+    configs = {
+        group.key: [RunConfig.model_validate(runs[run.run_id].config) for run in group.runs] for group in study.groups
+    }
+    # Each seed's KD student learns from the teacher run of its own seed.
+    teacher_ids = [run.run_id for run in study.groups[0].runs]
+    assert [config.tricks.kd.teacher for config in configs["kd"]] == teacher_ids
+    assert [config.seed for config in configs["kd"]] == [config.seed for config in configs["T"]] == [1234, 1235]
+    assert {config.model.arch for key in keys[1:5] for config in configs[key]} == {"resnet18"}
+    assert {config.model.arch for key in keys[5:] for config in configs[key]} == {"resnet18d"}
+    assert configs["T"][0].model.arch == "resnet34d" and configs["T"][0].tricks.mixup_alpha == 0.2
+    with store.db.session() as session:
+        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+    assert table.reference_column == "Paper, ImageNet (top-1)"
+    assert [row.report for row in table.data] == [None, "75.30", *[None] * 7, "79.29 (+3.99p)"]
+
+
 def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
     study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
     with store.db.session() as session:
