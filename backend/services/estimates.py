@@ -8,6 +8,7 @@ distillation's teacher forward pass, and the device.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,14 +94,30 @@ def _history(session: Session) -> dict[tuple[Any, ...], list[float]]:
     return seen
 
 
+@functools.cache
+def forward_gflops(arch: str) -> float:
+    """GFLOPs per 224 px image: the table's, else counted once on the model itself (any timm model)."""
+    if arch in GFLOPS:
+        return GFLOPS[arch]
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from trainer.models import build_model
+
+    model = build_model(arch, 1000, pretrained=False).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 224, 224))
+    return counter.get_total_flops() / 2e9  # multiply-adds, as the table counts them
+
+
 def rough_epoch_seconds(config: RunConfig, *, n_train: int, device: DeviceKind, teacher_arch: str | None) -> float:
     """An epoch from arithmetic alone: training passes over ``n_train`` images, the teacher's forward
     pass on each, and one evaluation pass over the validation hold-out."""
     size = config.data.image_size if device == "cuda" else max(config.data.image_size, SMALLEST_PRICED_SIZE)
     scale = (size / 224) ** 2
-    train = 3 * GFLOPS[config.model.arch] + (GFLOPS[teacher_arch] if teacher_arch else 0.0)
+    train = 3 * forward_gflops(config.model.arch) + (forward_gflops(teacher_arch) if teacher_arch else 0.0)
     n_valid = n_train * config.data.valid_fraction / (1 - config.data.valid_fraction)
-    gflop = scale * (n_train * train + n_valid * GFLOPS[config.model.arch])
+    gflop = scale * (n_train * train + n_valid * forward_gflops(config.model.arch))
     return gflop / RATE[device]
 
 
