@@ -39,7 +39,7 @@ ComparisonDep = Annotated[Comparison, Depends(_comparison)]
 
 
 @router.get("", responses=READ_ONE)
-def compare(comparison: ComparisonDep) -> dict[str, Any]:
+async def compare(comparison: ComparisonDep) -> dict[str, Any]:
     """The rows of the runs that exist; ``missing`` names the ids that name no run (404 if none exists)."""
     return {
         "data": comparison.rows,
@@ -51,7 +51,7 @@ def compare(comparison: ComparisonDep) -> dict[str, Any]:
 
 
 @router.get(".csv", response_class=CsvResponse, responses=CSV)
-def compare_csv(comparison: ComparisonDep) -> CsvResponse:
+async def compare_csv(comparison: ComparisonDep) -> CsvResponse:
     return CsvResponse(
         rows_to_csv(comparison.rows),
         headers={"Content-Disposition": f'attachment; filename="compare-{comparison.mode}.csv"'},
