@@ -9,10 +9,10 @@ draws in one colour.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from backend.reports.labels import logged_lr_groups, trick_summary, tricks_on
 from backend.reports.numbers import points_between, with_delta
@@ -43,7 +43,7 @@ class RunValues(Protocol):
     @property
     def status(self) -> str: ...
     @property
-    def config(self) -> Mapping[str, Any]: ...
+    def config(self) -> RunConfig: ...
     @property
     def created_at(self) -> datetime: ...
     @property
@@ -82,10 +82,9 @@ def default_baseline(runs: Sequence[RunValues]) -> int:
     ties going to the oldest. A run that teaches another of the compared runs is no candidate
     (unless every run is one): a teacher is the students' source, not their reference."""
     ids = {run.id for run in runs}
-    configs = {run.id: RunConfig.model_validate(run.config) for run in runs}
-    teachers = {config.tricks.kd.teacher for config in configs.values()} & ids
+    teachers = {run.config.tricks.kd.teacher for run in runs} & ids
     candidates = [run for run in runs if run.id not in teachers] or list(runs)
-    return min(candidates, key=lambda run: (len(tricks_on(configs[run.id])), run.created_at, run.id)).id
+    return min(candidates, key=lambda run: (len(tricks_on(run.config)), run.created_at, run.id)).id
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def compare_rows(
     rows = []
     for run in runs:
         epoch = picked[run.id]
-        config = RunConfig.model_validate(run.config)
+        config = run.config
         is_baseline = run.id == baseline_id
         top1 = epoch.valid_top1 if epoch else None
         top5 = epoch.valid_top5 if epoch else None

@@ -11,12 +11,12 @@ from trainer.config import RunConfig
 DATA_WAIT_HINT_SHARE = 0.2
 
 
-def data_wait_hint(config: Mapping[str, Any], share: float | None) -> str | None:
+def data_wait_hint(config: RunConfig | Mapping[str, Any], share: float | None) -> str | None:
     """A plain sentence naming the likely cause and the setting to change, or None below the threshold
-    (``config`` is a stored run's, read only then)."""
+    (a stored run's ``config`` is read only then)."""
     if share is None or share <= DATA_WAIT_HINT_SHARE:
         return None
-    data = RunConfig.model_validate(config).data
+    data = (config if isinstance(config, RunConfig) else RunConfig.model_validate(config)).data
     waited = f"{share * 100:.0f} % of each training pass waits for the next batch"
     if data.pipeline == "reference":
         workers = data.num_workers

@@ -5,6 +5,9 @@ It is built from one query selecting plain columns over the (run_id, epoch) inde
 no model per row; the rows of a run are turned into columns in one transposition and the answer is
 serialized once. A set of finished runs cannot change, so its answer carries an ETag made from the
 runs table alone, and a revalidation that matches is answered before any epoch row is read.
+
+The row-shaped answer that scripts read (``epoch_rows``) is built the same way: plain columns, one
+serialization.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import orjson
 from sqlalchemy import Row, select, true
 from sqlalchemy.orm import Session
 
-from backend.models import FINAL_STATUSES, EpochMetric, Run
+from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run
 from backend.reports.compare import Mode
+from backend.schemas.metrics import EpochMetricPublic
 from backend.services.errors import InvalidParameter, NotFound
 from trainer.protocol import EPOCH_FIELDS
 
@@ -96,6 +100,31 @@ def metric_columns(
     data = [{"run_id": run_id, **by_run.get(run_id, empty)} for run_id in present]
     body = {"fields": list(keys), "data": data, "count": len(data), "missing": missing}
     return MetricColumns(orjson.dumps(body), etag)
+
+
+ROW_FIELDS: tuple[str, ...] = tuple(EpochMetricPublic.model_fields)
+
+
+def epoch_rows(*, session: Session, run_ids: Sequence[int], since: int = 0) -> bytes:
+    """The JSON of ``MetricsPublic``: every epoch row of the runs after epoch ``since``, ordered by run
+    and epoch. NotFound naming the runs that do not exist."""
+    wanted = sorted(set(run_ids))
+    # Ids past the largest one name no run; PostgreSQL would not even compare them with the column.
+    found = set(session.scalars(select(Run.id).where(Run.id.in_([run_id for run_id in wanted if run_id <= MAX_ID]))))
+    missing = [run_id for run_id in wanted if run_id not in found]
+    if missing:
+        raise NotFound(f"run{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found")
+    rows = (
+        session.connection()
+        .execute(
+            select(*(getattr(EpochMetric, name) for name in ROW_FIELDS))
+            .where(EpochMetric.run_id.in_(wanted), EpochMetric.epoch > since)
+            .order_by(EpochMetric.run_id, EpochMetric.epoch)
+        )
+        .all()
+    )
+    data = [dict(zip(ROW_FIELDS, row, strict=True)) for row in rows]
+    return orjson.dumps({"data": data, "count": len(data)})
 
 
 def _etag(states: list[tuple[object, ...]], names: tuple[str, ...], missing: list[int]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, StepMetric, utcnow
@@ -234,28 +234,30 @@ def list_runs(
     return list(runs), count or 0
 
 
+def epoch_summaries(*, session: Session, run_ids: Sequence[int]) -> dict[int, Row[Any, Any, Any, Any, Any]]:
+    """Per run with epoch rows, from one aggregate query: the latest epoch and the means of the
+    timing fields (epoch, seconds_per_epoch, images_per_s, data_wait_share)."""
+    if not run_ids:
+        return {}
+    summaries = session.connection().execute(
+        select(
+            EpochMetric.run_id,
+            func.max(EpochMetric.epoch).label("epoch"),
+            func.avg(EpochMetric.seconds).label("seconds_per_epoch"),
+            func.avg(EpochMetric.images_per_s).label("images_per_s"),
+            func.avg(EpochMetric.data_wait_share).label("data_wait_share"),
+        )
+        .where(EpochMetric.run_id.in_(run_ids))
+        .group_by(EpochMetric.run_id)
+    )
+    return {row.run_id: row for row in summaries}
+
+
 def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) -> list[RunPublic]:
     """RunPublic for each run, with progress and timing from one aggregate query over their epoch
     rows and the best epoch so far from another (the one the compare table takes)."""
     ids = [run.id for run in runs]
-    stats = (
-        {
-            row.run_id: row
-            for row in session.connection().execute(
-                select(
-                    EpochMetric.run_id,
-                    func.max(EpochMetric.epoch).label("epoch"),
-                    func.avg(EpochMetric.seconds).label("seconds_per_epoch"),
-                    func.avg(EpochMetric.images_per_s).label("images_per_s"),
-                    func.avg(EpochMetric.data_wait_share).label("data_wait_share"),
-                )
-                .where(EpochMetric.run_id.in_(ids))
-                .group_by(EpochMetric.run_id)
-            )
-        }
-        if runs
-        else {}
-    )
+    summaries = epoch_summaries(session=session, run_ids=ids)
     peaks = {
         peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
         for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="best")
@@ -263,16 +265,16 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
     columns = [column.key for column in Run.__table__.columns]
     public = []
     for run in runs:
-        stat = stats.get(run.id)
-        share = stat.data_wait_share if stat else None
+        summary = summaries.get(run.id)
+        share = summary.data_wait_share if summary else None
         public.append(
             RunPublic.model_validate(
                 {
                     **{key: getattr(run, key) for key in columns},
                     **peaks.get(run.id, {}),
-                    "epoch": stat.epoch if stat else 0,
-                    "seconds_per_epoch": stat.seconds_per_epoch if stat else None,
-                    "images_per_s": stat.images_per_s if stat else None,
+                    "epoch": summary.epoch if summary else 0,
+                    "seconds_per_epoch": summary.seconds_per_epoch if summary else None,
+                    "images_per_s": summary.images_per_s if summary else None,
                     "data_wait_share": share,
                     "data_wait_hint": data_wait_hint(run.config, share),
                     "epochs": run.config["epochs"],
@@ -301,21 +303,6 @@ def epoch_metrics(*, session: Session, run_id: int, since: int = 0) -> list[Epoc
 def step_metrics(*, session: Session, run_id: int) -> list[StepMetric]:
     get_run(session=session, run_id=run_id)
     return list(session.scalars(select(StepMetric).where(StepMetric.run_id == run_id).order_by(StepMetric.step)))
-
-
-def metrics_of_runs(*, session: Session, run_ids: Sequence[int]) -> list[EpochMetric]:
-    """The epoch rows of many runs in one query, for the comparison pages."""
-    wanted = sorted(set(run_ids))
-    # Ids past the largest one name no run; PostgreSQL would not even compare them with the column.
-    found = set(session.scalars(select(Run.id).where(Run.id.in_([run_id for run_id in wanted if run_id <= MAX_ID]))))
-    missing = [run_id for run_id in wanted if run_id not in found]
-    if missing:
-        raise NotFound(f"run{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found")
-    return list(
-        session.scalars(
-            select(EpochMetric).where(EpochMetric.run_id.in_(wanted)).order_by(EpochMetric.run_id, EpochMetric.epoch)
-        )
-    )
 
 
 # --- change state -----------------------------------------------------------------------------

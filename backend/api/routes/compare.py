@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
 
-from backend.api.deps import ModeQuery, RunIdsDep, SessionDep, SettingsDep
+from backend.api.deps import ModeQuery, RunIdsDep, SessionDep
 from backend.api.responses import CSV, READ_ONE, CsvResponse
 from backend.models import MAX_ID
 from backend.reports.compare import rows_to_csv
+from backend.schemas.compare import ComparePublic
 from backend.services.compare import Comparison, compare_runs
 
 router = APIRouter(prefix="/compare", tags=["compare"])
@@ -27,27 +29,28 @@ BaselineQuery = Annotated[
 def _comparison(
     run_ids: RunIdsDep,
     session: SessionDep,
-    settings: SettingsDep,
     baseline: BaselineQuery = None,
     mode: ModeQuery = "best",
 ) -> Comparison:
     """The query both forms of the table take, answered once."""
-    return compare_runs(session=session, settings=settings, run_ids=run_ids, baseline=baseline, mode=mode)
+    return compare_runs(session=session, run_ids=run_ids, baseline=baseline, mode=mode)
 
 
 ComparisonDep = Annotated[Comparison, Depends(_comparison)]
 
 
-@router.get("", responses=READ_ONE)
-async def compare(comparison: ComparisonDep) -> dict[str, Any]:
+@router.get("", response_model=ComparePublic, responses=READ_ONE)
+async def compare(comparison: ComparisonDep) -> Response:
     """The rows of the runs that exist; ``missing`` names the ids that name no run (404 if none exists)."""
-    return {
+    # The rows are the report's own dataclasses: serialized as they are, not validated again.
+    body = {
         "data": comparison.rows,
         "count": len(comparison.rows),
         "mode": comparison.mode,
         "baseline": comparison.baseline,
         "missing": comparison.missing,
     }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get(".csv", response_class=CsvResponse, responses=CSV)

@@ -6,9 +6,8 @@ from fastapi import APIRouter, Header, Query, Response
 
 from backend.api.deps import RunIdsDep, SessionDep
 from backend.api.responses import READ_ONE
-from backend.schemas.metrics import EpochMetricPublic, MetricColumnsPublic, MetricsPublic
+from backend.schemas.metrics import MetricColumnsPublic, MetricsPublic
 from backend.services import metrics as metric_service
-from backend.services import runs
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
@@ -22,12 +21,11 @@ FieldsQuery = Annotated[
 ]
 
 
-@router.get("", responses=READ_ONE)
-def metrics_of_runs(run_ids: RunIdsDep, session: SessionDep) -> MetricsPublic:
+@router.get("", response_model=MetricsPublic, responses=READ_ONE)
+def metrics_of_runs(run_ids: RunIdsDep, session: SessionDep) -> Response:
     """All epoch rows of several runs, one object per row, ordered by run and epoch: the shape for
     scripts. 404 if any run does not exist. The pages read `/metrics/columns`."""
-    rows = runs.metrics_of_runs(session=session, run_ids=run_ids)
-    return MetricsPublic(data=[EpochMetricPublic.model_validate(row) for row in rows], count=len(rows))
+    return Response(metric_service.epoch_rows(session=session, run_ids=run_ids), media_type="application/json")
 
 
 @router.get(

@@ -8,9 +8,10 @@ from sse_starlette import EventSourceResponse
 from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunKind, RunStatus
-from backend.schemas.metrics import EpochMetricPublic, MetricsPublic, StepMetricPublic, StepsPublic
+from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
 from backend.services import events, runs
+from backend.services import metrics as metric_service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -66,14 +67,14 @@ def get_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> RunPub
     return runs.public_run(session=session, settings=settings, run=runs.get_run(session=session, run_id=run_id))
 
 
-@router.get("/{run_id}/metrics", responses=READ_ONE)
+@router.get("/{run_id}/metrics", response_model=MetricsPublic, responses=READ_ONE)
 def run_metrics(
     run_id: RunId,
     session: SessionDep,
     since: Annotated[int, Query(ge=0, le=MAX_ID, description="only epochs after this one")] = 0,
-) -> MetricsPublic:
-    rows = runs.epoch_metrics(session=session, run_id=run_id, since=since)
-    return MetricsPublic(data=[EpochMetricPublic.model_validate(row) for row in rows], count=len(rows))
+) -> Response:
+    body = metric_service.epoch_rows(session=session, run_ids=[run_id], since=since)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{run_id}/steps", responses=READ_ONE)

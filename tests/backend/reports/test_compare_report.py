@@ -30,7 +30,7 @@ def _run(run_id, config, status="succeeded", *, created=None):
         id=run_id,
         name=f"run {run_id}",
         status=status,
-        config=config.model_dump(mode="json"),
+        config=config,
         created_at=START + timedelta(minutes=run_id if created is None else created),
         epochs=config.epochs,
         seconds_per_epoch=12.5,
