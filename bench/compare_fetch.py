@@ -10,7 +10,10 @@ then loaded the way the compare page loads:
   runs, one after the other, on the same server;
 - ``today`` (with ``--today SRC``): the same two requests against a second server started from the
   source tree SRC (a checkout of the code before the change), seeded alike: the previous code's own
-  figure, measured in the same run instead of taken from an earlier one.
+  figure, measured in the same run instead of taken from an earlier one;
+- ``mlflow`` (with ``--mlflow EXE``, at the first size): MLflow's tracking server seeded with the same
+  epoch rows, loaded as its UI charts the four fields (``bench.mlflow_fetch``): the issue's "20x
+  MLflow" measured side by side, ``speedup_vs_mlflow`` = MLflow's p95 over the page's.
 
 Loads of the kinds alternate, rotating which goes first, so a shared machine's drifting load falls on
 all of them alike. ``page_revalidated`` is a page load whose columns request sends the ETag of the
@@ -20,6 +23,7 @@ under 25 ms at 20 x 100 and no worse than linear in runs x epochs up to 200 x 10
 
     python -m bench.compare_fetch
     python -m bench.compare_fetch --today /tmp/old   # after `git archive 4ef8e85 | tar -x -C /tmp/old`
+    python -m bench.compare_fetch --mlflow /tmp/mlflow/bin/mlflow   # see bench.mlflow_fetch
     python -m bench.compare_fetch --smoke
 """
 
@@ -46,6 +50,7 @@ import httpx
 from sqlalchemy import MetaData, create_engine, insert
 
 from bench.common import print_result
+from bench.mlflow_fetch import check_histories, history_paths, mlflow_page, seed_mlflow, serve_mlflow
 from bench.server import serving
 from trainer.config import RunConfig
 
@@ -76,15 +81,21 @@ def serve(home: Path, source: Path) -> Iterator[tuple[str, str]]:
         yield url, database_url
 
 
+def generated_rows(*, runs: int, epochs: int) -> list[list[dict[str, Any]]]:
+    """Per run, ``epochs`` full epoch rows (the same on every call)."""
+    rng = random.Random(0)
+    return [[_epoch_row(epoch, epochs=epochs, rng=rng) for epoch in range(1, epochs + 1)] for _ in range(runs)]
+
+
 def seed(database_url: str, *, runs: int, epochs: int) -> list[int]:
-    """``runs`` succeeded runs of ``epochs`` full epoch rows each, written into the tables the server
-    made (reflected, so that a server of another version, with other columns, is seeded alike)."""
+    """``runs`` succeeded runs with the ``generated_rows``, written into the tables the server made
+    (reflected, so that a server of another version, with other columns, is seeded alike)."""
     engine = create_engine(database_url)
     tables = MetaData()
     tables.reflect(engine, only=["runs", "epoch_metrics"])
     run_table, epoch_table = tables.tables["runs"], tables.tables["epoch_metrics"]
     now = datetime.now(UTC).replace(tzinfo=None)  # stored naive UTC, as the app stores it on SQLite
-    rng = random.Random(0)
+    rng = random.Random(1)
     try:
         with engine.begin() as connection:
             ids = []
@@ -122,9 +133,9 @@ def seed(database_url: str, *, runs: int, epochs: int) -> list[int]:
                 statement = insert(run_table).values(_columns(run_table, row)).returning(run_table.c.id)
                 ids.append(connection.execute(statement).scalar_one())
             rows = [
-                _columns(epoch_table, _epoch_row(run_id, epoch, epochs=epochs, rng=rng, now=now))
-                for run_id in ids
-                for epoch in range(1, epochs + 1)
+                _columns(epoch_table, {**row, "run_id": run_id, "attempt": 1, "created_at": now})
+                for run_id, run_rows in zip(ids, generated_rows(runs=runs, epochs=epochs), strict=True)
+                for row in run_rows
             ]
             connection.execute(insert(epoch_table), rows)
     finally:
@@ -136,12 +147,10 @@ def _columns(table, values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key in table.c}
 
 
-def _epoch_row(run_id: int, epoch: int, *, epochs: int, rng: random.Random, now: datetime) -> dict[str, Any]:
+def _epoch_row(epoch: int, *, epochs: int, rng: random.Random) -> dict[str, Any]:
     progress = epoch / epochs
     return {
-        "run_id": run_id,
         "epoch": epoch,
-        "attempt": 1,
         "train_loss": 5.3 * (1 - progress) + rng.random() * 0.1,
         "train_top1": 80 * progress + rng.random(),
         "train_top5": 95 * progress + rng.random(),
@@ -154,7 +163,6 @@ def _epoch_row(run_id: int, epoch: int, *, epochs: int, rng: random.Random, now:
         "data_wait_share": 0.6 + rng.random() * 0.05,
         "peak_memory_bytes": 9_800_000_000 + rng.randrange(10_000_000),
         "gpu_utilization": 35 + rng.random() * 5,
-        "created_at": now,
     }
 
 
@@ -225,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=100, help="timed page loads of each kind per size")
     parser.add_argument("--today", type=Path, help="a source tree of the code before, served side by side")
+    parser.add_argument("--mlflow", type=Path, help="an `mlflow` executable: its server measured side by side")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few rounds: checks that it runs")
     args = parser.parse_args(argv)
     # A stopped benchmark stops its servers too: SIGTERM unwinds through their context managers.
@@ -234,7 +243,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="compare-fetch-") as scratch:
         for runs, epochs in sizes:
             label = f"{runs}x{epochs}"
-            with serve(Path(scratch) / label, REPO) as (url, database_url), _today(args.today, scratch, label) as today:
+            mlflow = args.mlflow if (runs, epochs) == sizes[0] else None
+            with (
+                serve(Path(scratch) / label, REPO) as (url, database_url),
+                _today(args.today, scratch, label) as today,
+                _mlflow(mlflow, scratch, runs=runs, epochs=epochs) as mlflow_kind,
+            ):
                 ids = ",".join(map(str, seed(database_url, runs=runs, epochs=epochs)))
                 kinds: dict[str, tuple[str, Load]] = {
                     "page": (url, page),
@@ -246,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                     if ",".join(map(str, seed(today_database, runs=runs, epochs=epochs))) != ids:
                         raise SystemExit("the two servers' runs got different ids")
                     kinds["today"] = (today_url, rows)
+                if mlflow_kind is not None:
+                    kinds["mlflow"] = mlflow_kind
                 times = asyncio.run(time_loads(kinds, ids, rounds=rounds, warmup=warmup))
             print(f"{runs} runs x {epochs} epochs, {rounds} loads each:")
             for name, values in times.items():
@@ -261,6 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     result["revalidated_p95_ms_" + first] = figures[f"page_revalidated_p95_ms_{first}"]
     result["rows_p95_ms_" + first] = figures[f"rows_p95_ms_{first}"]
     result["speedup_vs_rows_" + first] = figures[f"rows_p95_ms_{first}"] / figures[f"page_p95_ms_{first}"]
+    if args.mlflow is not None:
+        result["mlflow_p95_ms_" + first] = figures[f"mlflow_p95_ms_{first}"]
+        result["speedup_vs_mlflow_" + first] = figures[f"mlflow_p95_ms_{first}"] / figures[f"page_p95_ms_{first}"]
+        result["speedup_vs_mlflow_p50_" + first] = figures[f"mlflow_p50_ms_{first}"] / figures[f"page_p50_ms_{first}"]
     if args.today is not None:
         result["today_p95_ms_" + first] = figures[f"today_p95_ms_{first}"]
         result["speedup_vs_today_" + first] = figures[f"today_p95_ms_{first}"] / figures[f"page_p95_ms_{first}"]
@@ -275,6 +295,19 @@ def _today(source: Path | None, scratch: str, label: str) -> Iterator[tuple[str,
         return
     with serve(Path(scratch) / f"today-{label}", source.resolve()) as running:
         yield running
+
+
+@contextmanager
+def _mlflow(executable: Path | None, scratch: str, *, runs: int, epochs: int) -> Iterator[tuple[str, Load] | None]:
+    if executable is None:
+        yield None
+        return
+    with serve_mlflow(executable, Path(scratch) / f"mlflow-{runs}x{epochs}", env=os.environ) as url:
+        paths = history_paths(
+            seed_mlflow(url, generated_rows(runs=runs, epochs=epochs)), keys=CHARTED.split(","), epochs=epochs
+        )
+        check_histories(url, paths, points=runs * epochs)
+        yield url, mlflow_page(paths)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A `tricklab serve --no-worker` for the benchmarks: its own process on a free port, stopped with SIGTERM."""
+"""A server for the benchmarks, `tricklab serve --no-worker` unless told otherwise: its own process on a
+free port, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,13 +21,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def tricklab_serve(port: int) -> Sequence[str]:
+    return [sys.executable, "-m", "backend", "serve", "--no-worker", "--port", str(port)]
+
+
 @contextmanager
-def serving(*, cwd: Path, env: Mapping[str, str], log: Path, timeout: float = 90) -> Iterator[str]:
-    """The server's URL once `/api/v1/health` answers; SystemExit with its log's end if it does not."""
+def serving(
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    timeout: float = 90,
+    command: Callable[[int], Sequence[str]] = tricklab_serve,
+    health: str = "/api/v1/health",
+) -> Iterator[str]:
+    """The URL of the server that ``command(port)`` starts, once ``health`` answers 200; SystemExit
+    with its log's end if it does not."""
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "backend", "serve", "--no-worker", "--port", str(port)],
+            list(command(port)),
             cwd=cwd,
             env=dict(env),
             stdout=out,
@@ -38,7 +52,7 @@ def serving(*, cwd: Path, env: Mapping[str, str], log: Path, timeout: float = 90
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{health}", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
