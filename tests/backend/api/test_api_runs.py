@@ -9,6 +9,7 @@ from testlib.processes import LOOPBACK
 
 from backend.app import create_app
 from backend.models import EpochMetric, FailureKind
+from backend.schemas.metrics import EpochMetricPublic
 from backend.services import queue as jobs
 from trainer.protocol import EPOCH_FIELDS
 
@@ -184,6 +185,10 @@ def test_metrics_steps_and_progress(client, data_root, db):
 
     both = client.get("/api/v1/metrics", params={"run_ids": f"{other['id']},{run['id']}"}).json()
     assert both["count"] == 3
+    # Built from plain columns, the rows are what the response model makes of the stored ones.
+    with db.session() as session:
+        stored = session.scalars(select(EpochMetric).order_by(EpochMetric.run_id, EpochMetric.epoch)).all()
+        assert both["data"] == [EpochMetricPublic.model_validate(row).model_dump(mode="json") for row in stored]
     assert client.get("/api/v1/metrics", params={"run_ids": f"{run['id']}, 998,999"}).json() == {
         "detail": "runs 998, 999 not found"
     }
