@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mlflow", type=Path, help="an `mlflow` executable: its server measured side by side")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few rounds: checks that it runs")
     args = parser.parse_args(argv)
+    if args.mlflow is not None and not (args.mlflow.is_file() and os.access(args.mlflow, os.X_OK)):
+        parser.error(
+            f"--mlflow {args.mlflow}: not an executable; install MLflow in a virtual environment of its own "
+            "(python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow) and pass /tmp/mlflow/bin/mlflow"
+        )
     # A stopped benchmark stops its servers too: SIGTERM unwinds through their context managers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sizes, rounds, warmup = (((3, 4), (6, 4), (12, 4)), 3, 1) if args.smoke else (SIZES, args.rounds, 10)

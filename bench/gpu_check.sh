@@ -24,7 +24,9 @@ else
         echo "no wheels in .whl: run bench/gpu_wheels.sh where a package index is reachable, and carry .whl" >&2
         exit 1
     fi
+    # The carried wheels, installed for this check only: the folder goes when the script ends.
     site=$(mktemp -d /tmp/tricklab-site-XXXXXX)
+    trap 'rm -rf "$site"' EXIT
     # --no-deps: the machine's own torch, numpy and pillow stay; the wheels are exactly what it lacks.
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
