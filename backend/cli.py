@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import add_config_arguments
+from trainer.config_arguments import add_config_arguments
 
 if TYPE_CHECKING:
     from backend.db import Database
@@ -170,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _open_server_refusal(database: Database, settings: Settings, *, port: int) -> str | None:
     """Why the server must not start: beyond loopback, with no token and no --insecure-no-auth."""
-    from backend.security.hosts import is_loopback
+    from backend.hosts import is_loopback
     from backend.services import tokens
 
     with database.session() as session:
@@ -350,7 +350,8 @@ def _refused(response: Any, server: str) -> str | None:
 def _submit(args: argparse.Namespace) -> int:
     import httpx
 
-    from trainer.config import ConfigError, apply_overrides, parse_set_arguments, read_config_file
+    from trainer.config import ConfigError, apply_overrides, read_config_file
+    from trainer.config_arguments import parse_set_arguments
 
     try:
         values = apply_overrides(read_config_file(args.config), parse_set_arguments(args.overrides))

@@ -123,7 +123,7 @@ class Run(Base):
     kind: Mapped[RunKind] = mapped_column(
         _enum(RunKind, "run_kind"), default=RunKind.training, server_default=RunKind.training.value, index=True
     )
-    # An LR range test's sweep (trainer.lr_sweep.LRSweep, whole); None for a training run.
+    # An LR range test's sweep (trainer.lr_finder.sweep.LRSweep, whole); None for a training run.
     sweep: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
@@ -189,7 +189,7 @@ class EpochMetric(Base):
     images_per_s: Mapped[float | None] = mapped_column(Float)
     train_task_loss: Mapped[float | None] = mapped_column(Float)  # distillation's parts, when it is on
     train_kd_loss: Mapped[float | None] = mapped_column(Float)
-    data_wait_share: Mapped[float | None] = mapped_column(Float)  # where the time went (trainer.telemetry)
+    data_wait_share: Mapped[float | None] = mapped_column(Float)  # where the time went (trainer.loop.telemetry)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     gpu_utilization: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

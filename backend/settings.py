@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from backend.security.hosts import bare_name
+from backend.hosts import bare_name
 
 
 def default_trainer_command() -> list[str]:

@@ -36,7 +36,7 @@ from backend.services import queue as jobs
 from backend.services.workers import WorkerPresence
 from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
-from trainer.lr_sweep import LRSweep
+from trainer.lr_finder.sweep import LRSweep
 from trainer.processes import die_with_parent
 from trainer.protocol import (
     EXIT_SUPERSEDED,

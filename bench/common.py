@@ -18,9 +18,9 @@ from trainer.config import OptimConfig, ScheduleConfig, TricksConfig
 from trainer.data.cub import ROOT_NAME, read_cub
 from trainer.data.demo import write_demo_dataset
 from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from trainer.engine import train_one_epoch
-from trainer.models import build_model
-from trainer.optim import build_optimizer
+from trainer.loop.engine import train_one_epoch
+from trainer.models.build import build_model
+from trainer.models.param_groups import build_optimizer
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 

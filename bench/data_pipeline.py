@@ -25,7 +25,8 @@ import torch
 
 from bench.common import alternate, cpu_timed, cublike_dataset, drain, machine, paired_ratio, print_result, timed
 from trainer.data.cache import load_or_build
-from trainer.data.cub import CubDataset, read_cub
+from trainer.data.cub import read_cub
+from trainer.data.dataset import CubDataset
 from trainer.data.fast import FastBatchSource
 from trainer.data.loaders import BatchSource, ReferenceBatchSource
 from trainer.data.transforms import train_transform

@@ -45,13 +45,14 @@ import torch
 from bench.common import replicated_dataset
 from bench.gpu_epoch import Take, source_batches
 from bench.server import free_port
-from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import KDConfig, OptimConfig, RunConfig, ScheduleConfig, TricksConfig
-from trainer.data.cub import make_splits, read_cub
+from trainer.data.cub import read_cub
+from trainer.data.dataset import make_splits
 from trainer.data.loaders import build_batch_sources
-from trainer.engine import train_one_epoch
-from trainer.models import build_model
-from trainer.optim import build_optimizer
+from trainer.loop.checkpoint import load_checkpoint, save_checkpoint
+from trainer.loop.engine import train_one_epoch
+from trainer.models.build import build_model
+from trainer.models.param_groups import build_optimizer
 from trainer.protocol import launch_command
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
@@ -475,7 +476,7 @@ def sync_and_memory(sizes: Sizes, root: Path, work: Path) -> dict[str, Any]:
     checkpoint = work / "sync-last.pt"
     save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict()})
     model, optimizer = student()
-    state = load_checkpoint(checkpoint)  # as trainer.run.resume reads it: onto the CPU
+    state = load_checkpoint(checkpoint)  # as trainer.loop.run.resume reads it: onto the CPU
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     step_devices = sorted({str(s["step"].device) for s in optimizer.state.values() if "step" in s})

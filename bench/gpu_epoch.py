@@ -8,7 +8,7 @@ with the report's layer rates, ``engine.train_one_epoch``). It reports:
 - the same at batch 64 with ``runtime.compile`` (the step compiled for its one static shape), and
   the compile seconds (not under --smoke: compiling takes minutes on a CPU);
 - ResNet152 inference images/s, the KD teacher's cost per image;
-- optionally (``--run-epochs``) the wall time of a whole run through ``trainer.run.train_run``.
+- optionally (``--run-epochs``) the wall time of a whole run through ``trainer.loop.run.train_run``.
 
 Every side is timed alike: the same untimed warm-up steps from the same iterator (cuDNN's kernel
 search, the allocator, a loader's workers and its epoch plan), then the same number of full batches
@@ -36,11 +36,12 @@ from torch import Tensor, nn
 
 from bench.common import RepeatedBatch, Trainer, machine, print_result, replicated_dataset, timed
 from trainer.config import RunConfig
-from trainer.data.cub import make_splits, read_cub
+from trainer.data.cub import read_cub
+from trainer.data.dataset import make_splits
 from trainer.data.loaders import build_batch_sources
-from trainer.models import build_model
-from trainer.reporters import BaseReporter
-from trainer.run import train_run
+from trainer.loop.reporters import BaseReporter
+from trainer.loop.run import train_run
+from trainer.models.build import build_model
 
 
 class Take:
@@ -116,7 +117,7 @@ def compiled_figures(
     """The fast path's rate with the step compiled as ``runtime.compile`` does it, and the compile seconds."""
     count = min(steps, len(splits.train) // batch_size - warmup)
     compiled = Trainer(arch, len(index.classes), device)
-    # As trainer.run._compiled does: one graph for the one static shape.
+    # As trainer.loop.run._compiled does: one graph for the one static shape.
     compiled.model = cast(nn.Module, torch.compile(compiled.model, dynamic=False))
     batches = source_batches(config, index=index, splits=splits, device=device)
     compile_s = timed(lambda: compiled.epoch(Take(batches, 1)))
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("bench.gpu_epoch needs a GPU; use --smoke to check it elsewhere")
         arch, teacher, size, batch_sizes, steps, warmup = "resnet50", "resnet152", 224, (64, 256), 40, 5
         shape = {"classes": 200, "per_class": 59, "distinct_per_class": 3}
-    # As a run on CUDA does (trainer.run): one kernel search per shape, and every timed batch is full.
+    # As a run on CUDA does (trainer.loop.run): one kernel search per shape, and every timed batch is full.
     torch.backends.cudnn.benchmark = device.type == "cuda"
     print(f"machine: {machine()}")
     root = replicated_dataset(**shape)

@@ -5,7 +5,7 @@
 # pillow, pyyaml, tqdm, jinja2, markupsafe, httpx, anyio, h11, idna, click, typing-extensions, packaging,
 # narwhals, annotated-doc, timm, safetensors, scipy and tensorboard already installed. What the dashboard, the
 # worker and the trainer import besides, found by importing backend.cli, backend.app, backend.worker,
-# backend.migrate and trainer.run and listing the distributions of every loaded module:
+# backend.migrate and trainer.loop.run and listing the distributions of every loaded module:
 #   pydantic pydantic-core pydantic-settings typing-inspection annotated-types python-dotenv
 #   fastapi starlette fastapi-offline sse-starlette uvicorn sqlalchemy alembic mako plotly
 #   opentelemetry-api (fastapi's telemetry imports it), orjson (the metric columns' serializer),

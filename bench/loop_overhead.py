@@ -4,7 +4,7 @@ The plain loop is what anyone would write: forward, cross-entropy, backward, Ada
 OneCycleLR. tricklab's ``train_one_epoch`` adds what a run needs (the trick-aware loss, per-step
 schedule, top-1/top-5 kept on the device, the step callback); target ``ratio`` <= 1.05. Batches
 come from memory, the two loops alternate, and the ratio is the median over rounds of
-back-to-back pairs. tricklab's loop measures where its time goes as every run does (``trainer.telemetry``:
+back-to-back pairs. tricklab's loop measures where its time goes as every run does (``trainer.loop.telemetry``:
 the data-wait marks, peak memory, NVML on CUDA), so the ratio includes that cost; ``telemetry_share``
 is that measurement alone, around batches that cost nothing, over the tricklab epoch's time (target
 < 1 %). On a GPU epochs are timed in wall seconds; on a CPU in CPU seconds of one
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
-from trainer.telemetry import PassTelemetry
+from trainer.loop.telemetry import PassTelemetry
 
 
 def plain_epoch(model, batches, optimizer, *, autocast: bool) -> None:

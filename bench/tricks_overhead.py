@@ -20,7 +20,7 @@ import torch
 
 from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
 from trainer.config import TricksConfig
-from trainer.models import build_model
+from trainer.models.build import build_model
 from trainer.tricks.recipe import Tricks
 
 

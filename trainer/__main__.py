@@ -6,7 +6,7 @@ import sys
 if __name__ == "__main__":
     if sys.argv[1:2] == ["launch"]:
         # The launcher runs no training: it skips the trainer's imports (torchvision, the data pipeline).
-        from trainer.launch import launch_main
+        from trainer.parallel.launch import launch_main
 
         raise SystemExit(launch_main(sys.argv[2:]))
     from trainer.cli import run_main

@@ -14,13 +14,24 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from trainer.config import ConfigError, RunConfig, add_config_arguments, parse_set_arguments
+from trainer.config import ConfigError, RunConfig
+from trainer.config_arguments import add_config_arguments, parse_set_arguments
 from trainer.data.commands import add_data_commands
 from trainer.data.cub import DatasetError
-from trainer.devices import DeviceError, check_cuda
-from trainer.distributed import DistributedError, World, world_from_environment
-from trainer.lr_sweep import CURVE_ROWS, LRSweep, curve_table
-from trainer.models import TeacherError, WeightsUnavailable
+from trainer.loop.reporters import (
+    ConsoleReporter,
+    FanOut,
+    JsonLinesReporter,
+    Reporter,
+    SweepConsoleReporter,
+    TensorBoardReporter,
+)
+from trainer.loop.run import train_run
+from trainer.loop.setup import RunError
+from trainer.lr_finder.sweep import CURVE_ROWS, LRSweep, curve_table
+from trainer.models.build import TeacherError, WeightsUnavailable
+from trainer.parallel.devices import DeviceError, check_cuda
+from trainer.parallel.distributed import DistributedError, World, world_from_environment
 from trainer.protocol import (
     EXIT_FAILED,
     EXIT_SUPERSEDED,
@@ -30,15 +41,6 @@ from trainer.protocol import (
     Superseded,
     launch_command,
 )
-from trainer.reporters import (
-    ConsoleReporter,
-    FanOut,
-    JsonLinesReporter,
-    Reporter,
-    SweepConsoleReporter,
-    TensorBoardReporter,
-)
-from trainer.run import RunError, train_run
 
 # Problems a user fixes by changing a config, a path or a download: a message is enough.
 USER_ERRORS = (ConfigError, RunError, DatasetError, WeightsUnavailable, TeacherError, DistributedError, DeviceError)
@@ -104,7 +106,7 @@ def _flag(field_name: str) -> str:
 
 
 def _lr_find(args: argparse.Namespace) -> int:
-    from trainer.lr_range import range_test
+    from trainer.lr_finder.range_test import range_test
 
     given = {name: getattr(args, f"sweep_{name}") for name in LRSweep.model_fields}
     try:
@@ -217,7 +219,7 @@ def _prepare_folder(folder: RunFolder, config: RunConfig) -> None:
 def run_main(argv: list[str] | None = None) -> int:
     """``python -m trainer run RUN_DIR``: JSON lines on stdout for the worker, TensorBoard files.
 
-    (``python -m trainer launch ...``, torchrun, goes to trainer.launch without this module's imports.)
+    (``python -m trainer launch ...``, torchrun, goes to trainer.parallel.launch without this module's imports.)
     """
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,7 +262,7 @@ def run_main(argv: list[str] | None = None) -> int:
         reporter = FanOut([progress, TensorBoardReporter(folder.tensorboard)])
     try:
         if sweeps:
-            from trainer.lr_range import range_test_folder
+            from trainer.lr_finder.range_test import range_test_folder
 
             range_test_folder(args.run_dir, reporter=reporter, attempt=args.attempt)
         else:
@@ -295,7 +297,7 @@ def _check_cuda(processes: int) -> int:
 def _failed(
     exc: BaseException, *, world: World, events: JsonLinesReporter | None, message: str, trace: bool = False
 ) -> int:
-    """Say why the run failed: on stderr, to torchrun (which rank, see trainer.launch) and, from
+    """Say why the run failed: on stderr, to torchrun (which rank, see trainer.parallel.launch) and, from
     rank 0, as the error event the worker stores."""
     prefix = f"[rank {world.rank}] " if world.distributed else ""
     if trace:

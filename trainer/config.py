@@ -7,7 +7,6 @@ dotted name of the field, so a user can fix the exact key they typed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -32,6 +31,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from trainer.files import write_atomic
+from trainer.models.registry import arch_info, check_arch
+from trainer.models.stages import NO_STAGES
 
 # The form's short list, shallow to deep: torchvision's ResNets, each beside timm's ResNet-D (the paper's
 # tweak). Any other torchvision ResNet or timm model name is accepted too, checked against what is installed.
@@ -41,9 +42,6 @@ ARCHS: tuple[str, ...] = tuple(f"resnet{depth}{tweak}" for depth in (18, 34, 50,
 def _known_arch(name: str) -> str:
     if name in ARCHS:
         return name
-    # Lists what torchvision and timm have: imported on first use, never when the config is imported.
-    from trainer.archs import check_arch
-
     try:
         return check_arch(name)
     except ValueError as exc:
@@ -303,12 +301,10 @@ class RunConfig(_Strict):
         arch, per_stage = self.model.arch, len(set(self.optim.layer_lr_divisors.model_dump().values())) > 1
         if arch in ARCHS or not (per_stage or self.model.zero_init_residual):
             return self  # the short list is all ResNets: nothing to import to know
-        from trainer.archs import NO_STAGES, arch_info
-
         info = arch_info(arch)
         if self.model.zero_init_residual and not info.zero_init_residual:
             raise ValueError(f"model.zero_init_residual: {arch} has no residual blocks whose last norm it could zero")
-        if per_stage and not info.resnet_stages:
+        if per_stage and not info.per_stage_rates:
             raise ValueError(f"optim.layer_lr_divisors: {arch} {NO_STAGES}")
         return self
 
@@ -439,30 +435,3 @@ def dotted_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[st
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys += dotted_keys(annotation, f"{prefix}{name}.")
     return keys
-
-
-def parse_set_arguments(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "tricks.kd.teacher=null"]`` -> overrides; values are read as YAML scalars."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError({"--set": f"expected key=value, got {pair!r}"})
-        try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            overrides[key.strip()] = raw
-    return overrides
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """A config file and dotted ``--set`` overrides: how every command that takes a RunConfig reads one."""
-    parser.add_argument("config", type=Path, help="a RunConfig as .json or .yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a dotted key, e.g. --set tricks.label_smoothing=0.1 (repeatable)",
-    )

@@ -38,7 +38,7 @@ class RunFolder:
 
     @property
     def sweep(self) -> Path:
-        """An LR range test's sweep (``trainer.lr_sweep.LRSweep``): a folder holding one is a range test,
+        """An LR range test's sweep (``trainer.lr_finder.sweep.LRSweep``): a folder holding one is a range test,
         which trains its config's model for the sweep's steps and writes no checkpoint."""
         return self.path / "sweep.json"
 
@@ -211,7 +211,7 @@ class Result(TypedDict):
 
 class LRRangeResult(TypedDict):
     """The end of an LR range test: its ``step`` events (loss and rate per step, every step) are the curve;
-    this says where it stopped and what it found there (``trainer.lr_sweep.analyse``)."""
+    this says where it stopped and what it found there (``trainer.lr_finder.sweep.analyse``)."""
 
     steps: int  # steps trained
     stop_step: int | None  # where the stop rule fired; None: the sweep reached its last rate

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.models import RunStatus
 from backend.schemas.config import DocumentedAs, RunConfigBody
 from backend.schemas.runs import Priority
-from trainer.lr_sweep import LRSweep
+from trainer.lr_finder.sweep import LRSweep
 
 
 class LRRangeTestCreate(BaseModel):

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend.db import Database
 from backend.security import auth, origin
 from backend.security.headers import with_security_headers
-from backend.security.hosts import AllowedHosts, is_loopback
+from backend.hosts import AllowedHosts, is_loopback
 from backend.settings import Settings
 
 

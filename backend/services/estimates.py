@@ -102,7 +102,7 @@ def forward_gflops(arch: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from trainer.models import build_model
+    from trainer.models.build import build_model
 
     model = build_model(arch, 1000, pretrained=False).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

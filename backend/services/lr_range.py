@@ -3,7 +3,7 @@
 A range test is a run of kind ``lr_range`` with its sweep stored beside its config; a worker runs it
 as it runs any run (the child finds the sweep.json and sweeps instead of training), and its steps are
 stored in ``step_metrics``. The curve, the minimum and the suggestion are computed here from those
-steps by ``trainer.lr_sweep.analyse``, the function the trainer stopped the sweep with.
+steps by ``trainer.lr_finder.sweep.analyse``, the function the trainer stopped the sweep with.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from backend.services import runs
 from backend.services.errors import InvalidSweep, NotFound
 from backend.settings import Settings
 from trainer.config import ConfigError
-from trainer.lr_sweep import CurvePoint, LRSweep, analyse, findings
+from trainer.lr_finder.sweep import CurvePoint, LRSweep, analyse, findings
 
 
 def create_range_test(

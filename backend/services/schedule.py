@@ -15,9 +15,8 @@ from typing import Any
 
 from backend.services.errors import InvalidConfig
 from trainer.config import ConfigError, RunConfig
-
-# The trainer's split and schedule modules import torch, which the server otherwise never loads:
-# they are imported on the first preview instead of at start.
+from trainer.data.cub import DatasetError, kept_for_training, train_split_size
+from trainer.tricks.schedules import schedule_preview
 
 # Train + validation images of the real CUB-200-2011 before the validation hold-out: the seed split
 # keeps int(0.8 n) of each class (9,410 of 11,788, the reference notebook's 8,469 + 941), the
@@ -31,8 +30,6 @@ def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> d
         run_config = RunConfig.from_dict(config)
     except ConfigError as error:
         raise InvalidConfig(error.errors) from None
-    from trainer.tricks.schedules import schedule_preview
-
     n_train, source = _train_size(run_config, data_roots=data_roots)
     if n_train == 0:
         raise InvalidConfig(
@@ -52,23 +49,18 @@ def _train_size(config: RunConfig, *, data_roots: Sequence[Path]) -> tuple[int, 
 
     Only folders a run may read (the data roots) are looked at, as the runs API checks too.
     """
-    from trainer.data.cub import DatasetError
-
     data = config.data
     root = Path(data.root).expanduser().resolve()
     if any(root.is_relative_to(allowed) for allowed in data_roots):
         try:
-            return _dataset_train_size(str(root), data.split, data.valid_fraction, data.split_seed), "dataset"
+            return _dataset_train_size(str(root), data.split, data.valid_fraction), "dataset"
         except (DatasetError, OSError):
             pass
-    # make_splits' own hold-out arithmetic, on the real dataset's sizes.
-    return int(CUB_TRAIN_POOL[data.split] * (1 - data.valid_fraction)), "assumed CUB"
+    return kept_for_training(CUB_TRAIN_POOL[data.split], data.valid_fraction), "assumed CUB"
 
 
 @lru_cache(maxsize=16)
-def _dataset_train_size(root: str, split: str, valid_fraction: float, split_seed: int) -> int:
+def _dataset_train_size(root: str, split: str, valid_fraction: float) -> int:
     # Cached: reading the index stats every image file. Failures are not cached, so a dataset
     # that appears later is picked up.
-    from trainer.data.split_sizes import train_split_size
-
-    return train_split_size(root, split=split, valid_fraction=valid_fraction, split_seed=split_seed)
+    return train_split_size(root, split=split, valid_fraction=valid_fraction)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from trainer.config import RunConfig
-from trainer.weights import IMAGENET1K_V1_URLS, cached_weights, unavailable_message
+from trainer.models.weights import IMAGENET1K_V1_URLS, cached_weights, unavailable_message
 
 PROBE_TIMEOUT_SECONDS = 3.0
 # One answer of the download host stands for a minute: a form that asks on every edit costs one probe.

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from testlib.processes import free_port, tricklab, wait_for
 
-from backend.security.hosts import machine_names
+from backend.hosts import machine_names
 
 
 def test_token_commands(database_url):

@@ -13,7 +13,7 @@ from testlib.processes import wait_for
 
 from backend.models import Run, RunKind, StepMetric
 from backend.settings import default_trainer_command
-from trainer.lr_sweep import LRSweep, sweep_rates
+from trainer.lr_finder.sweep import LRSweep, sweep_rates
 
 TINY: dict[str, Any] = {
     "name": "find lr",

@@ -1,27 +1,50 @@
-"""model.arch: torchvision's ResNets and any timm model, validated against what is installed."""
+"""model.arch: torchvision's ResNets and any timm model, validated against the table of what is installed."""
 
+import json
 import subprocess
 import sys
 
 import pytest
+import timm
+import torchvision
 
-from trainer.archs import arch_info, torchvision_resnets
 from trainer.config import ARCHS, ConfigError, RunConfig
-from trainer.models import build_model
+from trainer.models import arch_table
+from trainer.models.build import build_model
+from trainer.models.registry import TABLE, arch_info, torchvision_resnets
 
 ONE_DIVISOR = dict.fromkeys(("stem", "layer1", "layer2", "layer3", "layer4", "fc"), 1.0)
 
 
-def test_the_short_list_validates_without_importing_torch_or_timm():
+def test_any_arch_validates_without_importing_torch_or_timm():
     # The web process validates every submitted config and must start (and answer) without them.
     code = (
         "import sys\n"
-        "from trainer.config import ARCHS, RunConfig\n"
-        "for arch in ARCHS: RunConfig(model={'arch': arch, 'pretrained': False})\n"
+        "from trainer.config import ARCHS, ConfigError, RunConfig\n"
+        "for arch in (*ARCHS, 'efficientnet_b0', 'vit_small_patch16_224.augreg_in21k', 'resnext50_32x4d'):\n"
+        "    RunConfig(model={'arch': arch, 'pretrained': False})\n"
+        "for model in ({'arch': 'resnet9'}, {'arch': 'test_vit', 'pretrained': False, 'zero_init_residual': True}):\n"
+        "    try: RunConfig.from_dict({'model': model})\n"
+        "    except ConfigError: pass\n"
+        "    else: raise AssertionError(model)\n"
         "loaded = sorted({'torch', 'torchvision', 'timm'} & set(sys.modules))\n"
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_table_lists_what_the_installed_libraries_have():
+    table = json.loads(TABLE.read_text())
+    hint = "run `python -m trainer.models.arch_table` to write the table for the installed versions"
+    assert (table["timm_version"], table["torchvision_version"]) == (timm.__version__, torchvision.__version__), hint
+    assert set(table["timm"]) == set(timm.list_models()), hint
+    assert table["timm_pretrained"] == sorted(timm.list_pretrained()), hint
+    assert "resnet50" in table["torchvision"] and "wide_resnet101_2" in table["torchvision"]
+
+
+@pytest.mark.parametrize("arch", ["resnet50d", "seresnext26d_32x4d", "efficientnet_b0", "test_vit", "convnext_atto"])
+def test_the_tables_flags_are_what_building_the_model_finds(arch):
+    assert json.loads(TABLE.read_text())["timm"][arch] == arch_table.timm_flags(arch)
 
 
 def test_the_short_list_is_all_resnets_from_shallow_to_deep():
@@ -52,9 +75,8 @@ def test_an_unknown_arch_names_what_is_installed(arch, close):
 
 
 def test_settings_a_model_cannot_take_are_refused_at_the_field():
-    with pytest.raises(ConfigError) as info:
-        RunConfig.from_dict({"model": {"arch": "efficientnet_b0", "pretrained": False}})
-    assert "efficientnet_b0 has no ResNet stages" in info.value.errors["optim.layer_lr_divisors"]
+    # timm's group_matcher gives an EfficientNet the per-stage rates.
+    RunConfig.from_dict({"model": {"arch": "efficientnet_b0", "pretrained": False}})
     with pytest.raises(ConfigError) as info:
         RunConfig.from_dict(
             {

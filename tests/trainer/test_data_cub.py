@@ -9,16 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer.data.cub import (
-    CubDataset,
-    CubIndex,
-    CubSample,
-    DatasetError,
-    dataset_report,
-    find_cub_root,
-    make_splits,
-    read_cub,
-)
+from trainer.data.cub import CubIndex, CubSample, DatasetError, dataset_report, find_cub_root, read_cub
+from trainer.data.dataset import CubDataset, make_splits
 from trainer.data.transforms import eval_transform
 
 # The session demo: 4 classes x 12 images; train_test_split.txt marks 6 of each class as train.

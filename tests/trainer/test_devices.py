@@ -11,10 +11,10 @@ import torch
 from testlib.processes import REPO
 
 from trainer.config import RunConfig
-from trainer.devices import CudaState, DeviceError, check_cuda, choose_device, cuda_state
-from trainer.distributed import World
-from trainer.reporters import BaseReporter
-from trainer.run import train_run
+from trainer.loop.reporters import BaseReporter
+from trainer.loop.run import train_run
+from trainer.parallel.devices import CudaState, DeviceError, check_cuda, choose_device, cuda_state
+from trainer.parallel.distributed import World
 
 NO_DRIVER = CudaState("Found no NVIDIA driver on your system (CUDA_VISIBLE_DEVICES=unset)", 0)
 TWO_GPUS = CudaState(None, 2)

@@ -18,15 +18,21 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from trainer.checkpoint import load_checkpoint
 from trainer.config import ConfigError, OptimConfig, RunConfig, ScheduleConfig, TricksConfig
 from trainer.data.cache import cache_dir
-from trainer.data.cub import CubDataset, make_splits, read_cub
+from trainer.data.cub import read_cub
+from trainer.data.dataset import CubDataset, make_splits
 from trainer.data.demo import write_demo_dataset
 from trainer.data.fast import build_fast_source
 from trainer.data.loaders import ReferenceBatchSource
 from trainer.data.transforms import eval_transform, train_transform
-from trainer.distributed import (
+from trainer.loop.checkpoint import load_checkpoint
+from trainer.loop.engine import evaluate, train_one_epoch
+from trainer.loop.reporters import BaseReporter
+from trainer.loop.run import train_run
+from trainer.models.build import build_model
+from trainer.models.param_groups import build_optimizer
+from trainer.parallel.distributed import (
     DistributedError,
     World,
     data_parallel,
@@ -34,14 +40,9 @@ from trainer.distributed import (
     synced_batchnorm,
     world_from_environment,
 )
-from trainer.engine import evaluate, train_one_epoch
-from trainer.launch import describe, root_cause
-from trainer.models import build_model
-from trainer.optim import build_optimizer
+from trainer.parallel.launch import describe, root_cause
+from trainer.parallel.sync_batchnorm import CpuSyncBatchNorm, convert_sync_batchnorm
 from trainer.protocol import launch_command, parse_event
-from trainer.reporters import BaseReporter
-from trainer.run import train_run
-from trainer.sync_batchnorm import CpuSyncBatchNorm, convert_sync_batchnorm
 from trainer.tricks.recipe import Tricks
 from trainer.tricks.schedules import build_schedule
 

@@ -16,7 +16,8 @@ from torchvision.transforms import InterpolationMode
 
 from trainer.data import fast
 from trainer.data.cache import BORDER, load_or_build
-from trainer.data.cub import DatasetError, make_splits, read_cub
+from trainer.data.cub import DatasetError, read_cub
+from trainer.data.dataset import make_splits
 from trainer.data.fast import FastBatchSource, build_fast_source
 from trainer.data.gpu_augment import (
     ROTATION_DEGREES,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from trainer.config import RunConfig
 from trainer.data.demo import write_demo_dataset
-from trainer.reporters import BaseReporter
-from trainer.run import train_run
+from trainer.loop.reporters import BaseReporter
+from trainer.loop.run import train_run
 
 
 def test_small_resnet_learns_the_demo_classes(tmp_path):

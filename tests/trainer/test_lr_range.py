@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import trainer.lr_range
+import trainer.lr_finder.range_test
 from trainer.config import RunConfig, apply_overrides
 from trainer.data.demo import write_demo_dataset
-from trainer.lr_range import range_test
-from trainer.lr_sweep import LRSweep, sweep_rates
-from trainer.optim import group_peak_lrs
+from trainer.loop.reporters import BaseReporter
+from trainer.lr_finder.range_test import range_test
+from trainer.lr_finder.sweep import LRSweep, sweep_rates
+from trainer.models.stages import group_peak_lrs
 from trainer.protocol import RunFolder
-from trainer.reporters import BaseReporter
 
 
 def tiny_config(data_root: Path, **overrides) -> RunConfig:
@@ -51,13 +51,13 @@ def test_every_group_trains_at_its_share_of_the_sweeps_exact_rate(demo_dataset, 
     config = tiny_config(demo_dataset, **{"optim.linear_scaling": True, "optim.lr": 3e-4})
     sweep = LRSweep(start_lr=1e-6, end_lr=1e-2, steps=7, stop_factor=1000)
     seen: list[dict[str, float]] = []
-    real_step = trainer.lr_range.train_step
+    real_step = trainer.lr_finder.range_test.train_step
 
     def recording_step(**kwargs):
         seen.append({group["name"]: group["lr"] for group in kwargs["optimizer"].param_groups})
         return real_step(**kwargs)
 
-    monkeypatch.setattr(trainer.lr_range, "train_step", recording_step)
+    monkeypatch.setattr(trainer.lr_finder.range_test, "train_step", recording_step)
     recorder = Recorder()
     analysis = range_test(config, sweep, reporter=recorder)
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from trainer.config import ConfigError
-from trainer.lr_sweep import LRSweep, Smoother, analyse, curve_table, smooth, sweep_rate, sweep_rates
+from trainer.lr_finder.sweep import LRSweep, Smoother, analyse, curve_table, smooth, sweep_rate, sweep_rates
 
 
 def _torch_rates(scheduler_of, base_lr: float, steps: int) -> list[float]:
@@ -160,6 +160,6 @@ def test_the_table_marks_the_minimum_and_the_suggestion():
 
 def test_the_sweep_module_imports_no_torch():
     # The web process reads the stored curves with it and must start without loading torch.
-    code = "import sys, trainer.lr_sweep; assert 'torch' not in sys.modules"
+    code = "import sys, trainer.lr_finder.sweep; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -4,7 +4,8 @@ import torch
 import torchvision
 
 from trainer.config import OptimConfig
-from trainer.optim import PARAM_GROUPS, WHOLE_MODEL, build_optimizer
+from trainer.models.param_groups import build_optimizer
+from trainer.models.stages import PARAM_GROUPS, WHOLE_MODEL
 
 ONE_DIVISOR = dict.fromkeys(PARAM_GROUPS, 4.0)
 
@@ -77,10 +78,49 @@ def test_timm_resnets_get_the_same_six_groups_with_the_deep_stem_in_stem():
     assert set(_group_ids(optimizer)) == {id(p) for p in model.parameters()}
 
 
+def _named_stages(model, optimizer):
+    """Each parameter's group name (without ``.no_decay``), by parameter name."""
+    group_of = {
+        id(p): group["name"].removesuffix(".no_decay") for group in optimizer.param_groups for p in group["params"]
+    }
+    return {name: group_of[id(param)] for name, param in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("arch", "stem", "head", "deepest"),
+    [
+        ("test_vit", "patch_embed.proj.weight", "head.weight", "norm.weight"),
+        ("test_efficientnet", "conv_stem.weight", "classifier.weight", "conv_head.weight"),
+        ("test_convnext", "stem.0.weight", "head.fc.weight", "stages.3.blocks.0.conv_dw.weight"),
+    ],
+)
+def test_a_timm_model_without_resnet_names_gets_the_six_groups_from_its_group_matcher(arch, stem, head, deepest):
+    model = timm.create_model(arch, num_classes=5)
+    optim = OptimConfig(lr=1e-3, no_bias_decay=True)
+    optimizer = build_optimizer(model, optim)
+    stages = _named_stages(model, optimizer)
+    assert (stages[stem], stages[head], stages[deepest]) == ("stem", "fc", "layer4")
+    # Shallow to deep: in the model's own order, no parameter falls in an earlier stage than the one before.
+    order = [PARAM_GROUPS.index(stages[name]) for name, _ in model.named_parameters()]
+    assert order == sorted(order) and set(stages.values()) == set(PARAM_GROUPS)
+    for group in optimizer.param_groups:
+        divisor = getattr(optim.layer_lr_divisors, group["name"].removesuffix(".no_decay"))
+        assert group["peak_lr"] == pytest.approx(1e-3 / divisor, rel=1e-12)
+    ids = _group_ids(optimizer)
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
+
+
+def test_a_vits_twelve_blocks_are_cut_into_four_runs_of_three():
+    model = timm.create_model("vit_tiny_patch16_224", num_classes=5)
+    stages = _named_stages(model, build_optimizer(model, OptimConfig()))
+    blocks = [stages[f"blocks.{i}.attn.qkv.weight"] for i in range(12)] + [stages["norm.weight"]]
+    # timm's matcher puts the final norm with the last block.
+    assert blocks == ["layer1"] * 3 + ["layer2"] * 3 + ["layer3"] * 3 + ["layer4"] * 4
+
+
 @pytest.mark.parametrize("no_bias_decay", [False, True])
-def test_a_model_without_resnet_stages_trains_as_one_group_when_every_divisor_is_the_same(no_bias_decay):
-    # test_efficientnet has a bn1 but no conv1: none of its parameters may land in a stage group.
-    model = timm.create_model("test_efficientnet", num_classes=5)
+def test_a_model_without_stages_trains_as_one_group_when_every_divisor_is_the_same(no_bias_decay):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten())
     optim = OptimConfig(lr=1e-3, weight_decay=1e-4, no_bias_decay=no_bias_decay, layer_lr_divisors=ONE_DIVISOR)
     optimizer = build_optimizer(model, optim)
     names = [WHOLE_MODEL, f"{WHOLE_MODEL}.no_decay"] if no_bias_decay else [WHOLE_MODEL]
@@ -90,9 +130,9 @@ def test_a_model_without_resnet_stages_trains_as_one_group_when_every_divisor_is
     assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
 
 
-def test_per_stage_rates_on_a_model_without_resnet_stages_are_refused():
-    with pytest.raises(ValueError, match=r"optim\.layer_lr_divisors: .*conv_stem\.weight.*same value"):
-        build_optimizer(timm.create_model("test_efficientnet", num_classes=5), OptimConfig())
+def test_per_stage_rates_on_a_model_without_stages_are_refused():
+    with pytest.raises(ValueError, match=r"optim\.layer_lr_divisors: .*0\.weight.*same value"):
+        build_optimizer(torch.nn.Sequential(torch.nn.Linear(2, 2)), OptimConfig())
     with pytest.raises(ValueError, match="no ResNet stages"):
         build_optimizer(torch.nn.Linear(2, 2), OptimConfig())
 

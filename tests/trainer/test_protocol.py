@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from trainer.config import RunConfig
+from trainer.loop.reporters import JsonLinesReporter
+from trainer.loop.run import train_run
 from trainer.protocol import (
     EPOCH_FIELDS,
     RESULT_FIELDS,
@@ -22,8 +24,6 @@ from trainer.protocol import (
     parse_event,
     write_attempt,
 )
-from trainer.reporters import JsonLinesReporter
-from trainer.run import train_run
 
 DISTILLATION_FIELDS = {"train_task_loss", "train_kd_loss"}
 CUDA_FIELDS = {"peak_memory_bytes", "gpu_utilization"}  # measured on a GPU only

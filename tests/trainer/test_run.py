@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from trainer.checkpoint import load_checkpoint
 from trainer.config import RunConfig, apply_overrides
-from trainer.data.cub import make_splits, read_cub
+from trainer.data.cub import read_cub
+from trainer.data.dataset import make_splits
 from trainer.data.loaders import build_batch_sources
-from trainer.engine import evaluate
-from trainer.models import build_model
-from trainer.optim import build_optimizer
+from trainer.loop.checkpoint import load_checkpoint
+from trainer.loop.engine import evaluate
+from trainer.loop.reporters import BaseReporter, JsonLinesReporter
+from trainer.loop.run import resume, train_run
+from trainer.models.build import build_model
+from trainer.models.param_groups import build_optimizer
 from trainer.protocol import EPOCH_FIELDS
-from trainer.reporters import BaseReporter, JsonLinesReporter
-from trainer.run import resume, train_run
 
 # Every row carries these; the distillation parts only when a teacher is on, the device's memory and
 # utilization only on CUDA.
@@ -161,7 +162,7 @@ def test_changed_config_refuses_to_resume(demo_dataset, tmp_path):
     with pytest.raises(CrashAfterEpoch.Crash):
         train_run(run_dir, reporter=CrashAfterEpoch(1))
     tiny_config(demo_dataset, epochs=3, **{"optim.lr": 0.01}).save(run_dir / "config.json")
-    from trainer.run import RunError
+    from trainer.loop.setup import RunError
 
     with pytest.raises(RunError, match="different configuration"):
         train_run(run_dir, reporter=BaseReporter())

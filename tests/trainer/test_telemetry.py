@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from trainer.telemetry import DataWait, PassTelemetry, UtilizationSampler, nvml_reader
+from trainer.loop.telemetry import DataWait, PassTelemetry, UtilizationSampler, nvml_reader
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""CUB-200-2011 in its archive layout: reading, integrity checks, the two splits, the Dataset.
+"""CUB-200-2011 in its archive layout: reading, integrity checks, the two splits' sizes, without torch.
 
 The archive's ``CUB_200_2011/`` folder holds ``images/<NNN.Class>/<file>.jpg`` and the text files
 ``images.txt`` (id path), ``image_class_labels.txt`` (id label, 1-based), ``train_test_split.txt``
@@ -8,12 +8,11 @@ The archive's ``CUB_200_2011/`` folder holds ``images/<NNN.Class>/<file>.jpg`` a
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -21,6 +20,7 @@ ROOT_NAME = "CUB_200_2011"
 REQUIRED_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 SPLITS = ("seed", "official")
 SEED_TRAIN_RATIO = 0.8
+DEFAULT_VALID_FRACTION = 0.1
 FIX_HINT = (
     "run `tricklab data fetch-cub DIR` for the real dataset or `tricklab data demo DIR` for a small generated one"
 )
@@ -192,64 +192,48 @@ def _relative_parts(index: CubIndex, position: int) -> tuple[str, ...]:
     return index.samples[position].path.relative_to(index.root / "images").parts
 
 
-def make_splits(index: CubIndex, *, split: str, valid_fraction: float = 0.1, split_seed: int = 1234) -> Splits:
-    """Train / valid / test indices into ``index.samples``.
+def split_pools(index: CubIndex, *, split: str) -> tuple[list[int], list[int]]:
+    """(train pool, test): positions in ``index.samples`` before the validation hold-out.
 
     ``seed``: per class, the first ``int(n * 0.8)`` files in sorted order train, the rest test (the
     report's code took directory order; sorting makes it reproducible). ``official``: the archive's
-    train_test_split.txt. Both then hold out validation exactly as ``torch.utils.data.random_split``
-    did in the report's code: train listed in sorted path order (ImageFolder's order), permuted by a
-    generator seeded with ``split_seed``, the first ``int(len * (1 - valid_fraction))`` kept.
+    train_test_split.txt. Both list the train pool in sorted path order (ImageFolder's order), which
+    ``trainer.data.dataset.make_splits`` permutes to hold out validation.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not 0 < valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be between 0 and 1, got {valid_fraction}")
     ordered = sorted(range(len(index.samples)), key=lambda position: _relative_parts(index, position))
     if split == "official":
         train = [position for position in ordered if index.official_train[position]]
         test = [position for position in ordered if not index.official_train[position]]
-    else:
-        by_class: dict[int, list[int]] = collections.defaultdict(list)
-        for position in ordered:
-            by_class[index.samples[position].label].append(position)
-        train, test = [], []
-        for label in sorted(by_class):
-            files = by_class[label]
-            n_train = int(len(files) * SEED_TRAIN_RATIO)
-            train += files[:n_train]
-            test += files[n_train:]
-    n_train = int(len(train) * (1 - valid_fraction))
-    permutation = torch.randperm(len(train), generator=torch.Generator().manual_seed(split_seed)).tolist()
-    return Splits(
-        train=[train[i] for i in permutation[:n_train]],
-        valid=[train[i] for i in permutation[n_train:]],
-        test=test,
-    )
+        return train, test
+    by_class: dict[int, list[int]] = collections.defaultdict(list)
+    for position in ordered:
+        by_class[index.samples[position].label].append(position)
+    train, test = [], []
+    for label in sorted(by_class):
+        files = by_class[label]
+        n_train = int(len(files) * SEED_TRAIN_RATIO)
+        train += files[:n_train]
+        test += files[n_train:]
+    return train, test
 
 
-class CubDataset(torch.utils.data.Dataset):
-    """(transform(RGB PIL image), 0-based label) for the given indices into ``index.samples``."""
+def kept_for_training(pool_size: int, valid_fraction: float) -> int:
+    """How many of a train pool's images train after the validation hold-out (the rest validate)."""
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be between 0 and 1, got {valid_fraction}")
+    return int(pool_size * (1 - valid_fraction))
 
-    def __init__(self, index: CubIndex, indices: list[int], transform: Callable[[Image.Image], Any] | None):
-        self.index = index
-        self.indices = list(indices)
-        self.transform = transform
 
-    def __len__(self) -> int:
-        return len(self.indices)
+def train_split_size(root: str | Path, *, split: str, valid_fraction: float) -> int:
+    """The training images a run on ``root`` trains on, after the validation hold-out.
 
-    def __getitem__(self, item: int) -> tuple[Any, int]:
-        sample = self.index.samples[self.indices[item]]
-        try:
-            with Image.open(sample.path) as file:
-                image = file.convert("RGB")
-        except OSError as exc:
-            raise DatasetError(
-                f"cannot read image {sample.path} ({exc}); run `tricklab data check {self.index.root}` "
-                "to list every damaged file"
-            ) from None
-        return (self.transform(image) if self.transform else image), sample.label
+    Which images those are depends on ``split_seed``; how many does not, so this needs no torch.
+    Raises DatasetError (or OSError) when the dataset at ``root`` cannot be read.
+    """
+    train, _ = split_pools(read_cub(root), split=split)
+    return kept_for_training(len(train), valid_fraction)
 
 
 def _split_gaps(index: CubIndex) -> list[str]:
@@ -286,8 +270,9 @@ def dataset_report(root: str | Path) -> str:
         f"{'split':<10}{'train':>8}{'valid':>8}{'test':>8}",
     ]
     for split in SPLITS:
-        splits = make_splits(index, split=split)
-        lines.append(f"{split:<10}{len(splits.train):>8,}{len(splits.valid):>8,}{len(splits.test):>8,}")
+        pool, test = split_pools(index, split=split)
+        n_train = kept_for_training(len(pool), DEFAULT_VALID_FRACTION)
+        lines.append(f"{split:<10}{n_train:>8,}{len(pool) - n_train:>8,}{len(test):>8,}")
     lines.append("(valid: 10% of train held out with split_seed 1234, the defaults)")
     problems = _split_gaps(index)
     if not (index.root / "bounding_boxes.txt").is_file():

@@ -33,7 +33,7 @@ from torch import Tensor
 from trainer.data.cache import PackedImages, load_or_build
 from trainer.data.cub import CubIndex
 from trainer.data.gpu_augment import AugmentParams, augment, draw_params, normalization, normalize
-from trainer.distributed import World
+from trainer.parallel.distributed import World
 from trainer.seeds import order_seed
 
 # Share of the GPU's free memory the cache may take; the rest stays for the model and activations.

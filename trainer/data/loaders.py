@@ -18,10 +18,11 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from trainer.config import RunConfig
 from trainer.data.cache import cache_dir
-from trainer.data.cub import CubDataset, CubIndex, Splits
+from trainer.data.cub import CubIndex, Splits
+from trainer.data.dataset import CubDataset
 from trainer.data.fast import build_fast_source
 from trainer.data.transforms import eval_transform, train_transform
-from trainer.distributed import World
+from trainer.parallel.distributed import World
 from trainer.seeds import order_seed, sample_seed
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from trainer.config import RunConfig, ScheduleConfig
-from trainer.optim import group_peak_lrs
+from trainer.models.stages import group_peak_lrs
+
+if TYPE_CHECKING:
+    # Only a type: the server draws the launch page's preview from this module without loading torch.
+    import torch
 
 # PyTorch's OneCycleLR defaults, which the report kept.
 ONECYCLE_PCT_START = 0.3

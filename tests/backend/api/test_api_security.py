@@ -14,7 +14,7 @@ import pytest
 from backend.db import Database
 from backend.security.auth import SESSION_COOKIE
 from backend.security.headers import CONTENT_SECURITY_POLICY
-from backend.security.hosts import machine_names
+from backend.hosts import machine_names
 from backend.services import tokens
 from backend.settings import Settings
 

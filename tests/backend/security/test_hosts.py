@@ -3,7 +3,7 @@ wildcard bind; every other name (a DNS-rebinding page's) is refused."""
 
 import pytest
 
-from backend.security.hosts import AllowedHosts, bare_name, host_name, is_loopback, machine_names
+from backend.hosts import AllowedHosts, bare_name, host_name, is_loopback, machine_names
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from backend.reports import study as study_report
 from backend.services import studies, study_plan, weights
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
-from trainer.weights import cached_weights
+from trainer.models.weights import cached_weights
 
 # The report's experiments: arch, schedule, label smoothing, mixup alpha, teacher group.
 SEED_STUDY = {
@@ -387,7 +387,7 @@ def test_pretrained_runs_whose_weights_cannot_be_had_are_refused_before_anything
     with pytest.raises(InvalidStudy) as caught:
         create(store, preset="seed")
     (location, message), *_ = caught.value.errors.items()
-    # The trainer's own words (trainer.weights), said before 48 runs fail with them one by one.
+    # The trainer's own words (trainer.models.weights), said before 48 runs fail with them one by one.
     assert location == ("overrides",) and message.startswith("ImageNet weights for resnet152 (resnet152-394f9c45.pth)")
     assert "model.pretrained = false" in message and run_count(store) == 0
     with pytest.raises(InvalidStudy) as caught:

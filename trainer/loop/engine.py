@@ -4,7 +4,7 @@ Metrics are summed on the device and read back once per pass: a ``.item()`` per 
 the GPU on every batch. Accuracies are percentages over images, not averages of batch averages.
 With several processes the sums are added over ranks (``World.all_sum``) before they are read, so
 every figure is the global one. Where a training pass's time goes (waiting for batches, peak memory,
-GPU utilization) is measured around its batches by ``trainer.telemetry``, also without a sync per step.
+GPU utilization) is measured around its batches by ``trainer.loop.telemetry``, also without a sync per step.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.distributed import World
-from trainer.telemetry import PassTelemetry
+from trainer.loop.telemetry import PassTelemetry
+from trainer.parallel.distributed import World
 from trainer.tricks.losses import LossParts
 from trainer.tricks.mixup import MixedBatch
 from trainer.tricks.recipe import Tricks

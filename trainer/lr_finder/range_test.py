@@ -3,7 +3,7 @@
 It trains what the run would train (``run.prepare_training``: the same data, model, layer-wise rates,
 tricks and teacher) one batch at a time through the engine's ``train_step``, with every group's rate
 set to the sweep's rate over its divisor, for ``sweep.steps`` batches or until the stop rule of
-``trainer.lr_sweep`` fires. A sweep longer than an epoch goes on into the next one, with that epoch's
+``trainer.lr_finder.sweep`` fires. A sweep longer than an epoch goes on into the next one, with that epoch's
 order and augmentation. Every step is reported (its loss is read back at once: the stop rule needs it).
 Model and optimizer are thrown away at the end: a range test writes no checkpoint, nor anything else,
 into its folder, so nothing a run could resume from is ever left behind.
@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from trainer.config import RunConfig
-from trainer.devices import DeviceChoice
-from trainer.distributed import World, describe_devices
-from trainer.engine import train_step
-from trainer.lr_sweep import Analysis, LRSweep, Smoother, analyse, sweep_rate
+from trainer.loop.engine import train_step
+from trainer.loop.reporters import BaseReporter, Reporter
+from trainer.loop.setup import RunError, Training, on_devices, prepare_training
+from trainer.lr_finder.sweep import Analysis, LRSweep, Smoother, analyse, sweep_rate
+from trainer.parallel.devices import DeviceChoice
+from trainer.parallel.distributed import World, describe_devices
 from trainer.protocol import AttemptFence, LRRangeResult, RunFolder, StartInfo, StepEvent
-from trainer.reporters import BaseReporter, Reporter
-from trainer.run import RunError, Training, on_devices, prepare_training
 
 
 def range_test_folder(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = None) -> Analysis:

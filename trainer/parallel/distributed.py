@@ -25,8 +25,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trainer.parallel.sync_batchnorm import convert_sync_batchnorm
 from trainer.processes import die_with_launcher
-from trainer.sync_batchnorm import convert_sync_batchnorm
 
 
 class DistributedError(RuntimeError):

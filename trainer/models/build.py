@@ -20,10 +20,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from trainer.archs import ArchInfo, arch_info
 from trainer.config import ConfigError, RunConfig
+from trainer.models.registry import ArchInfo, arch_info
+from trainer.models.weights import unavailable_message
 from trainer.protocol import RunFolder
-from trainer.weights import unavailable_message
 
 HF_WEIGHTS_FILE = "model.safetensors"  # what timm's Hugging Face repositories hold
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.distributed import World
+from trainer.parallel.distributed import World
 
 
 class DeviceError(RuntimeError):
