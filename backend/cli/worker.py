@@ -63,7 +63,7 @@ def _procs(text: str) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from backend.placement import PlacementError, placement
-    from backend.worker import run_worker
+    from backend.worker.loop import run_worker
 
     log_to_stderr()
     settings = load_settings()
