@@ -4,12 +4,12 @@
 # That machine (see bench/RESULTS.md) runs CPython 3.12 on x86-64 with torch, torchvision, numpy,
 # pillow, pyyaml, tqdm, jinja2, markupsafe, httpx, anyio, h11, idna, click, typing-extensions, packaging,
 # narwhals, annotated-doc, timm, safetensors, scipy and tensorboard already installed. What the dashboard, the
-# worker and the trainer import besides, found by importing backend.cli, backend.app, backend.worker,
+# worker and the trainer import besides, found by importing backend.cli.main, backend.app, backend.worker.loop,
 # backend.migrate and trainer.loop.run and listing the distributions of every loaded module:
 #   pydantic pydantic-core pydantic-settings typing-inspection annotated-types python-dotenv
 #   fastapi starlette fastapi-offline sse-starlette uvicorn sqlalchemy alembic mako plotly
 #   opentelemetry-api (fastapi's telemetry imports it), orjson (the metric columns' serializer),
-#   nvidia-ml-py (each epoch's GPU utilization; imported only on CUDA)
+#   nvidia-ml-py (the worker's list of GPUs; each epoch's GPU utilization, on CUDA)
 # and, newer than the machine may hold (pydantic and anyio need typing-extensions >= 4.16,
 # sse-starlette anyio >= 4.7): typing-extensions anyio.
 # Left out: greenlet (SQLAlchemy 2.1 needs it only for asyncio), httpx-sse (only `tricklab runs watch`),

@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.db import Database
+from backend.hosts import AllowedHosts, is_loopback
 from backend.security import auth, origin
 from backend.security.headers import with_security_headers
-from backend.hosts import AllowedHosts, is_loopback
 from backend.settings import Settings
 
 

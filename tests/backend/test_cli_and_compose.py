@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import select
 from testlib.processes import REPO, tricklab
 
-from backend.cli import build_parser
+from backend.cli.main import build_parser
 from backend.db import Database
 from backend.models import IdempotencyKey
 

@@ -223,7 +223,7 @@ def test_a_missing_trainer_command_fails_the_run_with_a_message(
 
 @pytest.mark.parametrize("args", [["--device", "gpu"], ["--device", "cuda:x"]])
 def test_bad_worker_arguments_are_refused(args):
-    from backend.cli import main
+    from backend.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["worker", *args])
@@ -231,7 +231,7 @@ def test_bad_worker_arguments_are_refused(args):
 
 
 def test_bad_settings_end_the_worker_with_a_message(monkeypatch):
-    from backend.cli import main
+    from backend.cli.main import main
 
     monkeypatch.setitem(os.environ, "TRICKLAB_MAX_ATTEMPTS", "0")
     with pytest.raises(SystemExit, match="TRICKLAB_MAX_ATTEMPTS"):

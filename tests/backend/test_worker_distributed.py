@@ -301,7 +301,7 @@ def test_a_gpu_worker_whose_trainer_cannot_use_cuda_stops_with_the_reason_and_cl
     "args", [["--gpus", "0", "--procs", "2"], ["--gpus", "0,x"], ["--procs", "0"], ["--device", "cpu", "--gpus", "0"]]
 )
 def test_conflicting_or_bad_device_arguments_are_refused(args):
-    from backend.cli import main
+    from backend.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["worker", *args])

@@ -243,7 +243,7 @@ def test_superseded_attempt_writes_nothing(demo_dataset, tmp_path):
 
 
 def tricklab_train(*args: str | Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from backend.cli import main; raise SystemExit(main())", "train", *map(str, args)]
+    command = [sys.executable, "-m", "backend", "train", *map(str, args)]
     return subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
 
 

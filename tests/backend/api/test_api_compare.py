@@ -13,6 +13,7 @@ from backend.app import create_app
 from backend.models import utcnow
 from backend.services import queue as jobs
 from backend.services import workers
+from backend.worker.devices import detect_devices
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_the_workers_say_which_devices_they_have(client):
         workers.report_worker(
             session=session,
             name="old-host:2",
-            devices=workers.detect_devices("cpu"),
+            devices=detect_devices("cpu"),
             started_at=utcnow() - timedelta(hours=2),
             now=utcnow() - timedelta(hours=1),
         )

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from backend.db import Database
+from backend.hosts import machine_names
 from backend.security.auth import SESSION_COOKIE
 from backend.security.headers import CONTENT_SECURITY_POLICY
-from backend.hosts import machine_names
 from backend.services import tokens
 from backend.settings import Settings
 

@@ -1,0 +1,36 @@
+"""What the commands share: their exit codes, the settings they read, their log lines."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from TRICKLAB_* variables (and the command's own ``overrides``); a bad value ends the
+    command with its message."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from backend.settings import Settings
+
+    try:
+        return Settings(**overrides)
+    except SettingsError as exc:  # a list setting that is not JSON
+        raise SystemExit(
+            f"tricklab: bad settings: {exc}; list settings are JSON, e.g. TRICKLAB_DATA_ROOTS='[\"/data\"]'"
+        ) from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TRICKLAB_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"tricklab: bad settings: {problems}") from None
+
+
+def log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

@@ -1,0 +1,160 @@
+"""The claim loop: a worker claims a run, starts its trainer child, watches it (storing its events,
+heartbeating, polling the cancel flag) until it ends, records the end, and claims the next."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from backend import migrate
+from backend.db import Database
+from backend.models import FailureKind
+from backend.placement import Placement, hold_gpus
+from backend.services import queue as jobs
+from backend.settings import Settings
+from backend.worker.child import TrainerChild
+from backend.worker.devices import check_cuda
+from backend.worker.launch import prepare_attempt, trainer_command
+from backend.worker.outcome import record_outcome
+from backend.worker.presence import WorkerPresence
+from backend.worker.recorder import AttemptRecorder
+from trainer.config import ConfigError
+
+log = logging.getLogger("tricklab.worker")
+
+
+class Worker:
+    """A worker on its ``placement``'s devices, named ``host:pid[:label]`` in the registry and in each
+    run it claims."""
+
+    def __init__(
+        self, *, settings: Settings, database: Database, placement: Placement | None = None, name: str | None = None
+    ):
+        self.settings = settings
+        self.db = database
+        self.placement = placement or Placement()
+        label = self.placement.label
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{label}" if label else "")
+        self._stop = threading.Event()
+        self.presence = WorkerPresence(
+            database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
+        )
+
+    def serve(self, *, once: bool = False, exit_when_idle: bool = False) -> int:
+        """Claim and run until stopped; ``once``: one run at most; ``exit_when_idle``: until the
+        queue has nothing to claim."""
+        migrate.upgrade(self.db)
+        log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
+        while not self._stop.is_set():
+            self.presence.report()
+            try:
+                with self.db.session(write=True) as session:
+                    claim = jobs.claim_run(
+                        session=session, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
+                    )
+            except DBAPIError as exc:
+                log.warning("claim failed, retrying: %s", exc)
+                self._stop.wait(self.settings.poll_seconds)
+                continue
+            if claim is not None:
+                self.execute(claim)
+            if once or (claim is None and exit_when_idle):
+                break
+            if claim is None:
+                self._stop.wait(self.settings.poll_seconds)
+        return 0
+
+    def stop(self, *_signal_args: Any) -> None:
+        """Signal handler: stop the current trainer, hand its run back to the queue, exit."""
+        self._stop.set()
+
+    def execute(self, claim: jobs.Claim) -> None:
+        """One attempt: its run folder, its trainer child watched to the end, its outcome."""
+        recorder = AttemptRecorder(
+            database=self.db, run_id=claim.run_id, attempt=claim.attempt, retry_seconds=self.settings.poll_seconds
+        )
+        run_dir = self.settings.run_dir(claim.run_id)
+        log.info("run %s attempt %s: starting in %s", claim.run_id, claim.attempt, run_dir)
+        try:
+            env = prepare_attempt(claim, run_dir, settings=self.settings, placement=self.placement)
+        except (ConfigError, OSError) as exc:
+            recorder.write(jobs.fail, error=f"could not prepare {run_dir}: {exc}", kind=FailureKind.training)
+            return
+        command = trainer_command(claim, run_dir, settings=self.settings, placement=self.placement)
+        try:
+            child = TrainerChild(command, env)
+        except OSError as exc:
+            recorder.write(
+                jobs.fail, error=f"could not start the trainer {command[0]!r}: {exc}", kind=FailureKind.training
+            )
+            return
+        stopping = self._watch(child, recorder)
+        returncode = child.reap()
+        recorder.pending.extend(child.remaining_events())
+        recorder.store_pending()
+        recorder.flush_steps()
+        record_outcome(
+            recorder,
+            returncode=returncode,
+            stopping=stopping,
+            stderr_tail=child.stderr_tail,
+            worker_name=self.name,
+            stale_after_seconds=self.settings.stale_after_seconds,
+        )
+
+    def _watch(self, child: TrainerChild, recorder: AttemptRecorder) -> bool:
+        """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.
+        Returns True when the worker itself is shutting down."""
+        tick = min(self.settings.poll_seconds, 1.0)
+        next_beat = time.monotonic() + self.settings.heartbeat_seconds
+        next_check = time.monotonic() + tick
+        while True:
+            event = child.next_event(timeout=max(0.0, min(next_beat, next_check) - time.monotonic()))
+            if child.stdout_closed:
+                return False  # the trainer ended by itself: its outcome stands
+            if event is not None:
+                recorder.pending.append(event)
+            recorder.store_pending()
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + tick
+                recorder.flush_steps()
+                recorder.poll_cancel()
+            if now >= next_beat:
+                next_beat = now + self.settings.heartbeat_seconds
+                self.presence.report()
+                recorder.heartbeat()
+            if recorder.lost or recorder.cancel or self._stop.is_set():
+                reason = "lost" if recorder.lost else "cancel" if recorder.cancel else "worker stopping"
+                log.info("run %s attempt %s: stopping the trainer (%s)", recorder.run_id, recorder.attempt, reason)
+                child.stop(grace=self.settings.kill_grace_seconds)
+                return self._stop.is_set() and not recorder.cancel
+
+
+def run_worker(*, settings: Settings, placement: Placement, once: bool, exit_when_idle: bool) -> int:
+    """``tricklab worker``: SIGTERM and SIGINT hand the current run back to the queue and exit.
+
+    A worker on GPUs first checks that the trainer can use them, and stops with the reason if not.
+    """
+    database = Database(settings.database_url)
+    worker = Worker(settings=settings, database=database, placement=placement)
+    try:
+        gpu_locks = hold_gpus(placement, owner=worker.name)
+        signal.signal(signal.SIGTERM, worker.stop)
+        signal.signal(signal.SIGINT, worker.stop)
+        try:
+            if placement.runtime_device == "cuda":
+                log.info("worker %s trains on %s", worker.name, check_cuda(settings.trainer_command, placement))
+            return worker.serve(once=once, exit_when_idle=exit_when_idle)
+        finally:
+            for lock in gpu_locks:
+                lock.close()
+    finally:
+        database.dispose()
