@@ -148,7 +148,10 @@ class StudyPreview(BaseModel):
     reused_runs: int = Field(description="identical runs (config and seed) that already succeeded")
     epochs: int = Field(description="epochs the new runs train in all")
     skipped: int = Field(description="grid cells left out because the combination is invalid")
-    seconds: float = Field(description="estimated wall time of the new runs")
+    seconds: float = Field(
+        description="estimated wall time of the new runs; a run with neither an earlier run of its size nor a "
+        "FLOPs entry for its model is left out, and basis says so"
+    )
     device: Literal["cpu", "cuda"] = Field(description="what the estimate assumes the runs train on")
     parallel: int = Field(description="runs the estimate assumes train at once")
     workers: int = Field(description="living workers; 0: nothing starts until one does")

@@ -23,7 +23,7 @@ from backend.services import runs as run_service
 from backend.services import workers as worker_service
 from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
 from backend.services.estimates import DeviceKind, estimate_runs
-from backend.services.schedule import preview_schedule
+from backend.services.schedule import train_size
 from backend.services.study_groups import Plan, config_of, locate_errors
 from backend.services.study_layout import check_weights, layout, seed_list
 from backend.services.study_plan import plan_study
@@ -146,9 +146,7 @@ def preview_study(*, session: Session, settings: Settings, request: StudyCreate)
         )
         for member in new
     ]
-    n_train = preview_schedule(config=apply_overrides({}, plan.groups[0].values), data_roots=settings.data_roots)[
-        "n_train"
-    ]
+    n_train, _ = train_size(config_of(plan.groups[0].values), data_roots=settings.data_roots)
     estimate = estimate_runs(
         session=session, configs=configs, n_train=n_train, device=device, parallel=fleet.gpus if fleet.gpus else 1
     )

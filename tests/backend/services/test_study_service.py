@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from backend.models import EpochMetric, Run, RunStatus
 from backend.reports import study as study_report
 from backend.schemas.studies import StudyCreate
-from backend.schemas.study_spec import SEED_RUNS
+from backend.schemas.study_spec import SEED_RUNS, StudySpec
 from backend.services import studies, study_views, weights
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
@@ -455,3 +455,16 @@ def test_notes_say_how_label_smoothing_meets_distillation(store):
     grid = create(store, switches={"label_smoothing": [0, 0.1], "kd": True}, **TINY, **TEACHER)
     assert grid.notes == [study_report.GRID_COMBINATION]
     assert create(store, switches={"cosine": True}, **TINY).notes == []
+
+
+def test_the_stored_spec_has_the_keys_every_earlier_version_wrote(store):
+    # Rows written before StudySpec held a plain dict of these keys; they must still load.
+    study = create(store, switches={"cosine": True, "warmup_epochs": [0, 1]}, **{**TINY, "epochs": 3})
+    with store.db.session() as session:
+        stored = studies.get_study(session=session, study_id=study.id).spec
+    assert list(stored) == ["kind", "preset", "grid", "overrides", "seeds", "priority", "baseline", "groups", "skipped"]
+    group_keys = ["key", "title", "role", "teacher", "tricks", "reported_top1", "reported_top5", "runs"]
+    assert all(list(group) == group_keys for group in stored["groups"])
+    assert all(list(run) == ["run_id", "seed", "reused"] for group in stored["groups"] for run in group["runs"])
+    assert list(stored["skipped"][0]) == ["cell", "reason"]
+    assert StudySpec.model_validate(stored).model_dump(mode="json") == stored
