@@ -55,7 +55,7 @@ def create_study_once(
     created_by: str | None = None,
 ) -> Study:
     """create_study, once per Idempotency-Key: a retry with the key returns the study the first request made."""
-    # The fields as keys stored before the request was one object hashed them, so that a retry still matches.
+    # Hashed field by field as before the request was one object, so that a key stored then still matches.
     fingerprinted = {
         "name": request.name,
         "overrides": request.overrides,
