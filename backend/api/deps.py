@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import Database
 from backend.models import MAX_ID
-from backend.reports.compare import Mode
+from backend.schemas.compare import Mode
 from backend.security.auth import creator
 from backend.settings import Settings
 

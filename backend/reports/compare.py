@@ -10,17 +10,15 @@ draws in one colour.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from backend.reports.labels import logged_lr_groups, trick_summary, tricks_on
 from backend.reports.numbers import points_between, with_delta
 from backend.reports.spreadsheet import to_csv
+from backend.schemas.compare import CompareRow, Mode
 from trainer.config import RunConfig
-
-Mode = Literal["best", "final"]
-MODES: tuple[Mode, ...] = ("best", "final")
 
 
 # Read-only members, so that an ORM row and a pydantic model with narrower types both qualify.
@@ -85,33 +83,6 @@ def default_baseline(runs: Sequence[RunValues]) -> int:
     teachers = {run.config.tricks.kd.teacher for run in runs} & ids
     candidates = [run for run in runs if run.id not in teachers] or list(runs)
     return min(candidates, key=lambda run: (len(tricks_on(run.config)), run.created_at, run.id)).id
-
-
-@dataclass(frozen=True)
-class CompareRow:
-    run_id: int
-    name: str
-    status: str
-    tricks: str
-    configuration: str  # equal for the seeds of one configuration (``configuration_key``)
-    seed: int
-    is_baseline: bool
-    epochs: int
-    epoch: int | None  # the epoch the valid figures come from
-    top1: float | None
-    top5: float | None
-    top1_delta: float | None
-    top5_delta: float | None
-    top1_text: str
-    top5_text: str
-    checkpoint_epoch: int | None  # the kept checkpoint's epoch, which the test figures come from
-    test_top1: float | None
-    test_top5: float | None
-    lr_groups: str
-    seconds_per_epoch: float | None
-    images_per_s: float | None  # means over the stored epochs
-    data_wait_share: float | None
-    data_wait_hint: str | None  # why the run waits for its data, when it waits over a fifth of the time
 
 
 def compare_rows(

@@ -8,7 +8,10 @@ no function call in it (``spreadsheet.as_text``).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
+from typing import Any
 
 from trainer.config import RunConfig
 from trainer.presets import arch_title
@@ -41,6 +44,24 @@ def warmup_label(epochs: float) -> str:
 
 def no_bias_decay_label(on: bool) -> str:
     return "+No bias decay" if on else "-No bias decay"
+
+
+# A grid cell's label of each switch's value, by the switch's name (``study_spec.SWITCHES``).
+SWITCH_LABELS: Mapping[str, Callable[[Any], str]] = {
+    "cosine": cosine_label,
+    "label_smoothing": label_smoothing_label,
+    "kd": kd_label,
+    "mixup_alpha": mixup_label,
+    "warmup_epochs": warmup_label,
+    "no_bias_decay": no_bias_decay_label,
+}
+
+
+def switch_label(name: str, value: Any) -> str:
+    """A grid switch's value as its cells' names show it: the trick's label ("+LS"), or for a plain
+    dotted RunConfig key, ``key=value``."""
+    label = SWITCH_LABELS.get(name)
+    return label(value) if label else f"{name}={json.dumps(value)}"
 
 
 def _teacher_label(teacher: str | int) -> str:

@@ -1,8 +1,9 @@
 """A study's report: per group the mean and spread over seeds, the delta to the baseline group with
-Welch's interval and p-value, the report's own numbers beside them; the CSV; and mean curves with bands.
+Welch's interval and p-value, the report's own numbers beside them; the CSV; mean curves with bands;
+and the notes on how to read its groups.
 
-The functions take the study (its ``spec`` holds the groups and their runs) and the rows the study
-service read; they query nothing.
+The functions take the study's spec (its groups and their runs) and the rows the study service
+read; they query nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from backend.models import RunStatus, Study
+from backend.models import RunStatus
 from backend.reports import stats
 from backend.reports.numbers import format_number, format_p, format_signed, points_between, with_delta
 from backend.reports.spreadsheet import to_csv
@@ -24,24 +25,18 @@ from backend.schemas.studies import (
     StudyTable,
     StudyTableRow,
 )
+from backend.schemas.study_spec import PAPER_PRESET, SEED_PRESET, StudyGroup, StudySpec
 
-# The report tabulates the best validation accuracy: top-1 and top-5 of the epoch with the highest
-# validation top-1, as the compare table and the runs list take them. Test is measured on the
-# checkpoint the trainer kept (the lowest validation loss), the figure a paper should quote.
-METRIC_LABELS: Mapping[Metric, str] = {
-    "valid": "best epoch (highest valid top-1)",
-    "test": "test, kept checkpoint (lowest valid loss)",
-}
 CURVE_FIELDS = ("train_loss", "valid_top1", "valid_top5", "lr")
 METHOD = "Welch's t (unequal variances), two-sided"
 # The published numbers a preset's rows quote: a column title, and how to read them.
 REFERENCES: Mapping[str, tuple[str, str]] = {
-    "seed": (
+    SEED_PRESET: (
         "Report (top-1)",
         "Report: the student report's best-validation top-1 on CUB-200-2011 (one seed per run), its delta "
         "against its own base run.",
     ),
-    "paper": (
+    PAPER_PRESET: (
         "Paper, ImageNet (top-1)",
         "Paper: He et al., Bag of Tricks (CVPR 2019), top-1 on ImageNet with ResNet-50, a different dataset "
         "(and training from scratch for 120 epochs or more): read it beside these numbers, not against them. "
@@ -103,11 +98,12 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
 
 
 def study_table(
-    study: Study,
+    spec: StudySpec,
     runs: Mapping[int, RunValues],
     seconds_per_epoch: Mapping[int, float | None],
     best_epochs: Mapping[int, tuple[float | None, float | None]],
     *,
+    study_id: int,
     metric: Metric = "valid",
 ) -> StudyTable:
     """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p.
@@ -115,7 +111,6 @@ def study_table(
     ``runs`` are the study's runs that still exist, by id; ``seconds_per_epoch`` their mean epoch
     times; ``best_epochs`` their valid top-1 and top-5 at the best epoch (``compare.pick_epoch``).
     """
-    spec = study.spec
 
     def result(run_id: int, index: int) -> float | None:
         run = runs[run_id]
@@ -123,43 +118,41 @@ def study_table(
             return best_epochs.get(run_id, (None, None))[index]
         return run.test_top1 if index == 0 else run.test_top5
 
-    def values(group: Mapping[str, Any], index: int) -> list[float]:
-        ids = [run["run_id"] for run in sorted(group["runs"], key=lambda run: run["seed"])]
+    def values(group: StudyGroup, index: int) -> list[float]:
+        ids = [run.run_id for run in sorted(group.runs, key=lambda run: run.seed)]
         finished = [run_id for run_id in ids if run_id in runs and runs[run_id].status == RunStatus.succeeded]
         return [value for run_id in finished if (value := result(run_id, index)) is not None]
 
-    reference_column, reference = (
-        REFERENCES.get(spec["preset"], (None, None)) if spec["kind"] == "preset" else (None, None)
-    )
-    base_group = next(group for group in spec["groups"] if group["key"] == spec["baseline"])
+    reference_column, reference = REFERENCES[spec.preset] if spec.preset else (None, None)
+    base_group = spec.baseline_group
     base1, base5 = values(base_group, 0), values(base_group, 1)
     rows = []
-    for group in spec["groups"]:
+    for group in spec.groups:
         is_baseline = group is base_group
-        ids = [run["run_id"] for run in group["runs"]]
+        ids = [run.run_id for run in group.runs]
         timings = [seconds for seconds in map(seconds_per_epoch.get, ids) if seconds is not None]
         rows.append(
             StudyTableRow(
-                group=group["key"],
-                title=group["title"],
-                tricks=group["tricks"],
-                role=group["role"],
+                group=group.key,
+                title=group.title,
+                tricks=group.tricks,
+                role=group.role,
                 is_baseline=is_baseline,
                 run_ids=ids,
                 runs=len(ids),
                 succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
                 top1=metric_stats(values(group, 0), base1, is_baseline=is_baseline),
                 top5=metric_stats(values(group, 1), base5, is_baseline=is_baseline),
-                report_top1=group["reported_top1"],
-                report_top5=group["reported_top5"],
+                report_top1=group.reported_top1,
+                report_top5=group.reported_top5,
                 report=_report_text(group, base_group, is_baseline=is_baseline),
                 seconds_per_epoch=math.fsum(timings) / len(timings) if timings else None,
             )
         )
     return StudyTable(
-        study_id=study.id,
+        study_id=study_id,
         metric=metric,
-        baseline=spec["baseline"],
+        baseline=spec.baseline,
         confidence=stats.CONFIDENCE,
         method=METHOD,
         reference_column=reference_column,
@@ -169,12 +162,12 @@ def study_table(
     )
 
 
-def _report_text(group: Mapping[str, Any], base: Mapping[str, Any], *, is_baseline: bool) -> str | None:
+def _report_text(group: StudyGroup, base: StudyGroup, *, is_baseline: bool) -> str | None:
     """The published top-1, in the report's style: "79.13 (+0.60p)" against its own base row."""
-    value = group["reported_top1"]
+    value = group.reported_top1
     if value is None:
         return None
-    return with_delta(value, None if is_baseline else points_between(value, base["reported_top1"]))
+    return with_delta(value, None if is_baseline else points_between(value, base.reported_top1))
 
 
 GROUP_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded")
@@ -201,27 +194,28 @@ def table_csv(table: StudyTable) -> str:
 # --- curves -------------------------------------------------------------------------------------
 
 
-def study_curves(study: Study, runs: Mapping[int, RunValues], epoch_rows: Mapping[int, Sequence[Any]]) -> StudyCurves:
+def study_curves(
+    spec: StudySpec, runs: Mapping[int, RunValues], epoch_rows: Mapping[int, Sequence[Any]], *, study_id: int
+) -> StudyCurves:
     """Per group and epoch, the mean and std over the group's runs of the four charted metrics.
 
     ``epoch_rows`` holds each run's epoch rows by run id. Failed and cancelled runs are left out:
     a partial curve would bend the band where it stops.
     """
-    spec = study.spec
     kept = {run_id: run for run_id, run in runs.items() if run.status not in (RunStatus.failed, RunStatus.cancelled)}
     data = []
-    for group in spec["groups"]:
-        metrics = [row for run in group["runs"] if run["run_id"] in kept for row in epoch_rows.get(run["run_id"], [])]
+    for group in spec.groups:
+        metrics = [row for run in group.runs if run.run_id in kept for row in epoch_rows.get(run.run_id, [])]
         data.append(
             GroupCurves(
-                group=group["key"],
-                title=group["title"],
-                is_baseline=group["key"] == spec["baseline"],
+                group=group.key,
+                title=group.title,
+                is_baseline=group.key == spec.baseline,
                 **{name: curve_band(metrics, name) for name in CURVE_FIELDS},
             )
         )
     epochs = max((run.config["epochs"] for run in kept.values()), default=0)
-    return StudyCurves(study_id=study.id, epochs=epochs, data=data, count=len(data))
+    return StudyCurves(study_id=study_id, epochs=epochs, data=data, count=len(data))
 
 
 def curve_band(rows: Iterable[Any], name: str) -> CurveBand:
@@ -236,3 +230,38 @@ def curve_band(rows: Iterable[Any], name: str) -> CurveBand:
     return CurveBand(
         epoch=epochs, mean=[s.mean for s in spreads], std=[s.std for s in spreads], n=[s.n for s in spreads]
     )
+
+
+# --- notes --------------------------------------------------------------------------------------
+
+PRESET_COMBINATION = (
+    "Label smoothing meets distillation as in the report: g, h, i1 and i2 train an unsmoothed student "
+    "(a plain cross-entropy task term) from T-LS, the teacher trained with label smoothing."
+)
+GRID_COMBINATION = (
+    "In this grid a group with both label smoothing and KD smooths the student's own task term and learns "
+    "from a teacher trained with the same smoothing (the paper's combination). The report's g, h, i1 and i2 "
+    "smooth only their teacher: the seed preset has them."
+)
+PAPER_NOTE = (
+    "The paper study trains every row from scratch, since zero-init of the last BN gamma needs it (ImageNet "
+    "weights would also make that row change two things), with SGD at 0.1 (momentum 0.9, weight decay 1e-4) "
+    "and one rate for every layer. Its baseline keeps a constant rate: the paper steps its rate down, which "
+    "has no schedule here, and warmup needs cosine or constant (OneCycle has its own). Each row then adds one "
+    "refinement, with the paper's settings: linear scaling and 5 warmup epochs, zero-init, no bias decay, "
+    "ResNet-D, cosine, label smoothing 0.1, mixup alpha 0.2, and KD at T = 20 (alpha 0.5: the paper weighs "
+    "its two terms equally) from a ResNet-D teacher trained with every refinement before KD; the student "
+    "keeps label smoothing under KD, as the paper's does. Every row trains the same epochs."
+)
+
+
+def study_notes(spec: StudySpec) -> list[str]:
+    """How to read a study's groups (how label smoothing meets distillation; for the paper study,
+    how its recipe meets the config's rules), for the study page's footnote."""
+    if spec.kind == "preset":
+        return [PAPER_NOTE if spec.preset == PAPER_PRESET else PRESET_COMBINATION]
+    switches = spec.grid.switches if spec.grid else {}
+    smoothed = {"label_smoothing", "tricks.label_smoothing"} & set(switches) or spec.overrides.get(
+        "tricks.label_smoothing"
+    )
+    return [GRID_COMBINATION] if "kd" in switches and smoothed else []

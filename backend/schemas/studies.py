@@ -10,11 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from backend.models import RunStatus
 from backend.schemas.config import CONFIG_KEYS, overrides_schema
 from backend.schemas.runs import Priority
-from backend.services.study_plan import STUDY_KEYS, SWITCHES, TEACHER_ONLY_FORBIDDEN, TEACHER_PREFIX
+from backend.schemas.study_spec import (
+    STUDY_KEYS,
+    SWITCHES,
+    TEACHER_ONLY_FORBIDDEN,
+    TEACHER_PREFIX,
+    PresetKey,
+    Role,
+    StudyKind,
+)
 from trainer.config import Int, Name
 
 Metric = Literal["valid", "test"]
-Role = Literal["teacher", "experiment"]
 
 _RUN_KEYS = [key for key in CONFIG_KEYS if key not in STUDY_KEYS]
 _TEACHER_KEYS = [TEACHER_PREFIX + key for key in _RUN_KEYS if key.partition(".")[0] not in TEACHER_ONLY_FORBIDDEN]
@@ -58,7 +65,7 @@ class StudyCreate(BaseModel):
     )
 
     name: Name
-    preset: Literal["seed", "paper"] | None = Field(
+    preset: PresetKey | None = Field(
         None,
         description="seed: the report's 16 runs (T, T-LS, base, a-i2); paper: the paper's refinements added one "
         "per row (baseline, + linear scaling and warmup, + zero-init, + no bias decay, + ResNet-D, + cosine, "
@@ -88,6 +95,10 @@ class StudyCreate(BaseModel):
             raise ValueError("preset: give either a preset or a grid" + (", not both" if self.preset else ""))
         return self
 
+    @property
+    def switches(self) -> dict[str, Any] | None:
+        return self.grid.switches if self.grid else None
+
 
 class StudyRunPublic(BaseModel):
     run_id: int
@@ -112,7 +123,7 @@ class StudyPublic(BaseModel):
     name: str
     created_by: str | None = Field(description="name of the token that created it; null on an open server")
     created_at: datetime
-    kind: Literal["preset", "grid"]
+    kind: StudyKind
     preset: str | None
     grid: dict[str, Any] | None
     overrides: dict[str, Any]
@@ -137,7 +148,10 @@ class StudyPreview(BaseModel):
     reused_runs: int = Field(description="identical runs (config and seed) that already succeeded")
     epochs: int = Field(description="epochs the new runs train in all")
     skipped: int = Field(description="grid cells left out because the combination is invalid")
-    seconds: float = Field(description="estimated wall time of the new runs")
+    seconds: float = Field(
+        description="estimated wall time of the new runs; a run with neither an earlier run of its size nor a "
+        "FLOPs entry for its model is left out, and basis says so"
+    )
     device: Literal["cpu", "cuda"] = Field(description="what the estimate assumes the runs train on")
     parallel: int = Field(description="runs the estimate assumes train at once")
     workers: int = Field(description="living workers; 0: nothing starts until one does")

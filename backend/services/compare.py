@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.models import Run
-from backend.reports.compare import CompareRow, Mode, compare_rows, default_baseline
+from backend.reports.compare import compare_rows, default_baseline
 from backend.reports.timing import data_wait_hint
+from backend.schemas.compare import CompareRow, Mode
 from backend.services import metrics as metric_service
 from backend.services import runs as run_service
 from backend.services.errors import InvalidParameter, NotFound

@@ -12,9 +12,10 @@ from backend.models import Run, RunStatus
 from backend.reports import effects as effects_report
 from backend.schemas.effects import StudyEffects
 from backend.schemas.studies import Metric
+from backend.schemas.study_spec import SWITCHES_BY_NAME, StudySpec
 from backend.services.errors import InvalidStudy
 from backend.services.studies import get_study
-from backend.services.study_plan import SWITCHES_BY_NAME, plan_study
+from backend.services.study_plan import plan_study
 
 PENDING = (RunStatus.queued, RunStatus.running)
 
@@ -48,18 +49,18 @@ def study_effects(*, session: Session, study_id: int, metric: Metric = "valid") 
     to the stored groups by key; their values are the runs' results as the study table reads them.
     """
     study = get_study(session=session, study_id=study_id)
-    spec = study.spec
-    if spec["kind"] != "grid":
+    spec = StudySpec.of(study)
+    if spec.grid is None:
         return effects_report.not_analysed(
-            study_id=study.id, metric=metric, reason=f"the {spec['preset']} preset is not a factorial grid"
+            study_id=study.id, metric=metric, reason=f"the {spec.preset} preset is not a factorial grid"
         )
     try:
-        plan = plan_study(preset=None, switches=spec["grid"]["switches"], overrides=spec["overrides"])
+        plan = plan_study(preset=None, switches=spec.grid.switches, overrides=spec.overrides)
     except InvalidStudy as exc:
         return effects_report.not_analysed(
             study_id=study.id, metric=metric, reason=f"the study's grid no longer plans as it did ({exc})"
         )
-    stored = {group["key"]: group for group in spec["groups"] if group["role"] == "experiment"}
+    stored = {group.key: group for group in spec.groups if group.role == "experiment"}
     planned = [group for group in plan.groups if group.role == "experiment"]
     if [group.key for group in planned] != list(stored):
         return effects_report.not_analysed(
@@ -68,13 +69,13 @@ def study_effects(*, session: Session, study_id: int, metric: Metric = "valid") 
             reason="the study's groups differ from its grid as this version plans it, so its cells cannot be told",
         )
 
-    ids = [member["run_id"] for group in stored.values() for member in group["runs"]]
+    ids = [member.run_id for group in stored.values() for member in group.runs]
     runs = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))} if ids else {}
     field = TOP1_FIELD[metric]
     cells: list[effects_report.Cell] = []
     for group in planned:
         assert group.cell is not None, "a grid's experiment groups carry their cell"
-        members = [runs.get(member["run_id"]) for member in sorted(stored[group.key]["runs"], key=lambda m: m["seed"])]
+        members = [runs.get(member.run_id) for member in sorted(stored[group.key].runs, key=lambda m: m.seed)]
         values = [
             getattr(run, field)
             for run in members
@@ -83,7 +84,7 @@ def study_effects(*, session: Session, study_id: int, metric: Metric = "valid") 
         missing = None if values else _why_missing([run.status if run else None for run in members], metric)
         cells.append(effects_report.Cell(group.cell, values, group=group.key, missing=missing))
     cells += [
-        effects_report.Cell(skipped["cell"], [], missing=f"skipped as invalid: {skipped['reason']}")
+        effects_report.Cell(skipped.cell, [], missing=f"skipped as invalid: {skipped.reason}")
         for skipped in plan.skipped
     ]
 
@@ -96,5 +97,5 @@ def study_effects(*, session: Session, study_id: int, metric: Metric = "valid") 
     pending = sum(run.status in PENDING for run in runs.values())
     notes = [f"{pending} runs are still queued or running: these numbers will move"] if pending else []
     return effects_report.factorial_effects(
-        factors, cells, seeds=len(spec["seeds"]), study_id=study.id, metric=metric, notes=notes
+        factors, cells, seeds=len(spec.seeds), study_id=study.id, metric=metric, notes=notes
     )

@@ -1,5 +1,7 @@
 """How long queued runs will take: from earlier runs of the same size where there are some, else a
-rough figure from the model's arithmetic and the kind of device the workers have.
+rough figure from the model's arithmetic (the FLOPs table below) and the kind of device the workers
+have. The server builds no model to count its FLOPs: a run of a model outside the table, with no
+earlier run of its size, is left out of the figure, and the basis says so.
 
 A run's epoch costs about the same whatever its tricks (mixup permutes within the batch; the
 schedules cost nothing); what changes it is the model, the image size, the batch, the dataset,
@@ -8,7 +10,6 @@ distillation's teacher forward pass, and the device.
 
 from __future__ import annotations
 
-import functools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Estimate:
     device: DeviceKind
     parallel: int
     from_history: int  # runs whose time came from earlier runs of the same size
+    untimed: int  # runs left out of ``seconds``: no earlier run of their size and no FLOPs entry
     basis: str  # one sentence: where the figure comes from
 
 
@@ -94,30 +96,20 @@ def _history(session: Session) -> dict[tuple[Any, ...], list[float]]:
     return seen
 
 
-@functools.cache
-def forward_gflops(arch: str) -> float:
-    """GFLOPs per 224 px image: the table's, else counted once on the model itself (any timm model)."""
-    if arch in GFLOPS:
-        return GFLOPS[arch]
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from trainer.models.build import build_model
-
-    model = build_model(arch, 1000, pretrained=False).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 3, 224, 224))
-    return counter.get_total_flops() / 2e9  # multiply-adds, as the table counts them
-
-
-def rough_epoch_seconds(config: RunConfig, *, n_train: int, device: DeviceKind, teacher_arch: str | None) -> float:
+def rough_epoch_seconds(
+    config: RunConfig, *, n_train: int, device: DeviceKind, teacher_arch: str | None
+) -> float | None:
     """An epoch from arithmetic alone: training passes over ``n_train`` images, the teacher's forward
-    pass on each, and one evaluation pass over the validation hold-out."""
+    pass on each, and one evaluation pass over the validation hold-out; None when a model has no
+    FLOPs entry (the server builds no model to count them)."""
+    student = GFLOPS.get(config.model.arch)
+    teacher = GFLOPS.get(teacher_arch) if teacher_arch else 0.0
+    if student is None or teacher is None:
+        return None
     size = config.data.image_size if device == "cuda" else max(config.data.image_size, SMALLEST_PRICED_SIZE)
     scale = (size / 224) ** 2
-    train = 3 * forward_gflops(config.model.arch) + (forward_gflops(teacher_arch) if teacher_arch else 0.0)
     n_valid = n_train * config.data.valid_fraction / (1 - config.data.valid_fraction)
-    gflop = scale * (n_train * train + n_valid * forward_gflops(config.model.arch))
+    gflop = scale * (n_train * (3 * student + teacher) + n_valid * student)
     return gflop / RATE[device]
 
 
@@ -132,25 +124,43 @@ def estimate_runs(
     """The wall time of training ``configs`` (each with its teacher's arch, or None), spread over
     ``parallel`` devices of kind ``device``."""
     history = _history(session)
-    total, known = 0.0, 0
+    total, known, rough = 0.0, 0, 0
+    unpriced: set[str] = set()
     for config, teacher_arch in configs:
         past = history.get((_speed_key(config, distils=teacher_arch is not None), device))
-        if past:
-            epoch = statistics.median(past)
-            known += 1
-        else:
-            epoch = rough_epoch_seconds(config, n_train=n_train, device=device, teacher_arch=teacher_arch)
+        epoch = (
+            statistics.median(past)
+            if past
+            else rough_epoch_seconds(config, n_train=n_train, device=device, teacher_arch=teacher_arch)
+        )
+        if epoch is None:
+            unpriced.update(arch for arch in (config.model.arch, teacher_arch) if arch and arch not in GFLOPS)
+            continue
+        known, rough = (known + 1, rough) if past else (known, rough + 1)
         total += START_SECONDS[device] + config.epochs * epoch
     where = f"{parallel} GPU{'s' if parallel > 1 else ''}" if device == "cuda" else "the CPU"
-    if not configs:
-        basis = "nothing to train: every run is reused"
-    elif known == len(configs):
+    basis = _basis(runs=len(configs), known=known, rough=rough, unpriced=sorted(unpriced), where=where)
+    untimed = len(configs) - known - rough
+    return Estimate(total / max(parallel, 1), len(configs), device, max(parallel, 1), known, untimed, basis)
+
+
+def _basis(*, runs: int, known: int, rough: int, unpriced: Sequence[str], where: str) -> str:
+    """One sentence: where the figure comes from, and which runs it leaves out."""
+    if not runs:
+        return "nothing to train: every run is reused"
+    rough_text = "a rough figure from each model's arithmetic"
+    timed = known + rough
+    if not rough:
         basis = f"from the epoch times of earlier runs of the same size, on {where}"
+    elif not known:
+        basis = f"{rough_text} on {where}"
     else:
-        rough = "a rough figure from each model's arithmetic"
-        basis = (
-            f"{rough} on {where}"
-            if not known
-            else f"{known} of {len(configs)} runs from earlier runs of the same size, the rest {rough}, on {where}"
-        )
-    return Estimate(total / max(parallel, 1), len(configs), device, max(parallel, 1), known, basis)
+        basis = f"{known} of {timed} runs from earlier runs of the same size, the rest {rough_text}, on {where}"
+    if timed == runs:
+        return basis
+    one = len(unpriced) == 1
+    missing = (
+        f"no rough figure for {', '.join(unpriced)}: no earlier run of {'its' if one else 'their'} size and no "
+        f"FLOPs entry; {'it' if one else 'they'} will be timed after {'its' if one else 'their'} first epoch"
+    )
+    return missing if not timed else f"{basis}; {runs - timed} of {runs} runs left out, {missing}"

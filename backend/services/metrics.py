@@ -25,7 +25,7 @@ from sqlalchemy import Row, select, true
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run
-from backend.reports.compare import Mode
+from backend.schemas.compare import Mode
 from backend.schemas.metrics import EpochMetricPublic
 from backend.services.errors import InvalidParameter, NotFound
 from trainer.protocol import EPOCH_FIELDS

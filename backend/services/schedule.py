@@ -7,6 +7,7 @@ that dataset cannot be read here, the real CUB-200-2011 split sizes stand in, an
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from functools import lru_cache
@@ -30,11 +31,7 @@ def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> d
         run_config = RunConfig.from_dict(config)
     except ConfigError as error:
         raise InvalidConfig(error.errors) from None
-    n_train, source = _train_size(run_config, data_roots=data_roots)
-    if n_train == 0:
-        raise InvalidConfig(
-            {"data.valid_fraction": f"holds out every training image ({source}): no step is left to schedule"}
-        )
+    n_train, source = train_size(run_config, data_roots=data_roots)
     steps_per_epoch = math.ceil(n_train / run_config.batch_size)
     return {
         **schedule_preview(run_config, steps_per_epoch=steps_per_epoch),
@@ -44,19 +41,25 @@ def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> d
     }
 
 
-def _train_size(config: RunConfig, *, data_roots: Sequence[Path]) -> tuple[int, str]:
-    """(training images, where the number comes from: "dataset" or "assumed CUB").
+def train_size(config: RunConfig, *, data_roots: Sequence[Path]) -> tuple[int, str]:
+    """(training images, where the number comes from: "dataset" or "assumed CUB"); InvalidConfig when
+    the hold-out leaves none.
 
     Only folders a run may read (the data roots) are looked at, as the runs API checks too.
     """
     data = config.data
     root = Path(data.root).expanduser().resolve()
+    n_train, source = None, "dataset"
     if any(root.is_relative_to(allowed) for allowed in data_roots):
-        try:
-            return _dataset_train_size(str(root), data.split, data.valid_fraction), "dataset"
-        except (DatasetError, OSError):
-            pass
-    return kept_for_training(CUB_TRAIN_POOL[data.split], data.valid_fraction), "assumed CUB"
+        with contextlib.suppress(DatasetError, OSError):
+            n_train = _dataset_train_size(str(root), data.split, data.valid_fraction)
+    if n_train is None:
+        n_train, source = kept_for_training(CUB_TRAIN_POOL[data.split], data.valid_fraction), "assumed CUB"
+    if n_train == 0:
+        raise InvalidConfig(
+            {"data.valid_fraction": f"holds out every training image ({source}): no step is left to schedule"}
+        )
+    return n_train, source
 
 
 @lru_cache(maxsize=16)

@@ -3,7 +3,7 @@
 Each leaf field becomes one input named by its dotted path ("tricks.kd.alpha"), which is also how the
 API's 422 errors locate it. Fields are grouped as the report thinks of a run; a section this table
 does not know gets a group of its own, titled from the schema. Presets are given as the values they
-put into these inputs.
+put into these inputs (``services.presets``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from backend.schemas.study_spec import CPU_TRYOUT, SEED_RUNS
 from backend.schemas.workers import WorkersPublic
-from backend.services.study_plan import CPU_TRYOUT, SEED_RUNS
 from trainer.config import RunConfig
-from trainer.presets import PRESETS, Preset
 
 Kind = Literal["integer", "number", "boolean", "choice", "text", "optional-text", "teacher"]
 
@@ -170,51 +169,6 @@ def build_form() -> tuple[FormGroup, ...]:
         else:
             group.fields.append(_leaf(key, key, child))
     return tuple(group for group in groups.values() if group.fields or group.sections)
-
-
-TEACHER_FIELD = "tricks.kd.teacher"
-
-
-@cache
-def _defaults() -> dict[str, Any]:
-    return RunConfig().model_dump(mode="json")
-
-
-def _default(dotted: str) -> Any:
-    value: Any = _defaults()
-    for part in dotted.split("."):
-        value = value[part]
-    return value
-
-
-@cache
-def _preset_fields() -> tuple[str, ...]:
-    """Every field some preset sets. Choosing a preset resets these and leaves the rest of the form
-    alone, so switching from "h" to "a" drops LS and KD but keeps the user's data folder and device."""
-    fields = {TEACHER_FIELD}
-    for preset in PRESETS:
-        fields.update(preset.values())
-    return tuple(sorted(fields))
-
-
-def _preset_public(preset: Preset) -> dict[str, Any]:
-    own = preset.values()
-    return {
-        "key": preset.key,
-        "title": preset.title,
-        "teacher": preset.teacher,
-        "reported_top1": preset.reported_top1,
-        "reported_top5": preset.reported_top5,
-        "overrides": dict(preset.overrides),
-        # The teacher run is picked on the form (GET /api/v1/presets/teachers); here it is cleared.
-        "values": {name: own[name] if name in own else _default(name) for name in _preset_fields()},
-    }
-
-
-@cache
-def presets_public() -> tuple[dict[str, Any], ...]:
-    """The presets as the launch page and GET /api/v1/presets give them."""
-    return tuple(_preset_public(preset) for preset in PRESETS)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,16 @@ from fastapi.templating import Jinja2Templates
 
 from backend.api.deps import ModeQuery, PageRunIdsDep, SessionDep, SettingsDep
 from backend.models import MAX_ID, RunKind
-from backend.reports.compare import MODES
 from backend.reports.labels import logged_lr_groups
+from backend.schemas.compare import MODES
+from backend.schemas.study_spec import SEED_RUNS, SWITCHES
 from backend.security.auth import current_principal
 from backend.services import lr_range, studies, workers
 from backend.services import runs as run_service
 from backend.services.compare import missing_runs
 from backend.services.errors import NotFound
-from backend.services.study_plan import SEED_RUNS, SWITCHES
-from backend.web.forms import build_form, presets_public, study_defaults
+from backend.services.presets import presets_public
+from backend.web.forms import build_form, study_defaults
 from trainer.config import RunConfig
 from trainer.presets import DEMO, STUDY
 

@@ -11,7 +11,7 @@ from backend.api.deps import SessionDep
 from backend.api.responses import READ
 from backend.schemas.presets import TeachersPublic
 from backend.services import teachers
-from backend.web.forms import presets_public
+from backend.services.presets import presets_public
 from trainer.presets import TeacherKey
 
 router = APIRouter(prefix="/presets", tags=["presets"])

@@ -18,7 +18,7 @@ from backend.schemas.studies import (
     StudyPublic,
     StudyTable,
 )
-from backend.services import studies
+from backend.services import studies, study_views
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -42,33 +42,16 @@ def create_study(
     """Queue a study's runs. With an Idempotency-Key, a retry of the same request returns the study the
     first one created instead of a second one."""
     study = studies.create_study_once(
-        idempotency_key=idempotency_key,
-        session=session,
-        settings=settings,
-        name=body.name,
-        preset=body.preset,
-        switches=body.grid.switches if body.grid else None,
-        overrides=body.overrides,
-        seeds=body.seeds,
-        priority=body.priority,
-        created_by=creator,
+        session=session, settings=settings, idempotency_key=idempotency_key, request=body, created_by=creator
     )
-    return studies.study_public(session=session, study=study)
+    return study_views.study_public(session=session, study=study)
 
 
 @router.post("/preview", responses=BODY)
 def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPreview:
     """What POST /studies would queue and about how long it would take on the living workers;
     the same 422s, nothing written."""
-    return studies.preview_study(
-        session=session,
-        settings=settings,
-        name=body.name,
-        preset=body.preset,
-        switches=body.grid.switches if body.grid else None,
-        overrides=body.overrides,
-        seeds=body.seeds,
-    )
+    return studies.preview_study(session=session, settings=settings, request=body)
 
 
 @router.get("/preview", include_in_schema=False)
@@ -80,24 +63,24 @@ def preview_is_a_post() -> None:
 @router.get("", responses=READ)
 def list_studies(session: SessionDep, skip: Skip = 0, limit: Limit = 100) -> StudiesPublic:
     found, count = studies.list_studies(session=session, skip=skip, limit=limit)
-    return StudiesPublic(data=studies.studies_public(session=session, studies=found), count=count)
+    return StudiesPublic(data=study_views.studies_public(session=session, studies=found), count=count)
 
 
 @router.get("/{study_id}", responses=READ_ONE)
 def get_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
-    return studies.study_public(session=session, study=studies.get_study(session=session, study_id=study_id))
+    return study_views.study_public(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
 @router.get("/{study_id}/table", responses=READ_ONE)
 def study_table(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> StudyTable:
     study = studies.get_study(session=session, study_id=study_id)
-    return studies.study_table(session=session, study=study, metric=metric)
+    return study_views.study_table(session=session, study=study, metric=metric)
 
 
 @router.get("/{study_id}/table.csv", response_class=CsvResponse, responses=CSV)
 def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery = "valid") -> CsvResponse:
     study = studies.get_study(session=session, study_id=study_id)
-    table = studies.study_table(session=session, study=study, metric=metric)
+    table = study_views.study_table(session=session, study=study, metric=metric)
     return CsvResponse(
         study_report.table_csv(table),
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
@@ -106,11 +89,11 @@ def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery 
 
 @router.get("/{study_id}/curves", responses=READ_ONE)
 def study_curves(study_id: StudyId, session: SessionDep) -> StudyCurves:
-    return studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study_id))
+    return study_views.study_curves(session=session, study=studies.get_study(session=session, study_id=study_id))
 
 
 @router.post("/{study_id}/cancel", responses=CHANGE)
 def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Cancel the study's queued runs and stop its running ones; finished and reused runs stay."""
     study = studies.cancel_study(session=session, study_id=study_id)
-    return studies.study_public(session=session, study=study)
+    return study_views.study_public(session=session, study=study)

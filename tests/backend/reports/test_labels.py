@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from testlib.presets import preset_config
 
-from backend.reports.labels import logged_lr_groups, trick_summary
+from backend.reports.labels import SWITCH_LABELS, logged_lr_groups, switch_label, trick_summary
+from backend.schemas.study_spec import SWITCHES
 from trainer.config import RunConfig
 
 
@@ -26,3 +27,9 @@ def test_the_logged_rate_is_named_by_its_fastest_groups():
         {"optim": {"layer_lr_divisors": dict.fromkeys(("stem", "layer1", "layer2", "layer3", "layer4", "fc"), 1)}}
     )
     assert logged_lr_groups(same) == "stem, layer1, layer2, layer3, layer4 and fc (lr/1)"
+
+
+def test_every_grid_switch_has_the_reports_label_and_a_plain_key_its_value():
+    assert set(SWITCH_LABELS) == {switch.name for switch in SWITCHES}
+    assert (switch_label("label_smoothing", 0.1), switch_label("kd", False)) == ("+LS", "-KD")
+    assert switch_label("batch_size", 32) == "batch_size=32"

@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from backend.reports.effects import Cell, Factor, factorial_effects
-from backend.schemas.studies import Metric
-from backend.services import effects, studies
+from backend.schemas.studies import Metric, StudyCreate, StudyGrid
+from backend.services import effects, studies, study_views
 from backend.services.errors import NotFound
 
 TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1, "batch_size": 16}
@@ -16,10 +16,17 @@ def create(store, *, switches=None, preset=None, seeds=2, **overrides):
     overrides = {**TINY, "data.root": str(store.data_root), **overrides}
     with store.db.session(write=True) as session:
         study = studies.create_study(
-            session=session, settings=store.settings, name="s", preset=preset, switches=switches,
-            overrides=overrides, seeds=seeds,
-        )  # fmt: skip
-        return studies.study_public(session=session, study=study)
+            session=session,
+            settings=store.settings,
+            request=StudyCreate(
+                name="s",
+                preset=preset,
+                grid=None if switches is None else StudyGrid(switches=switches),
+                overrides=overrides,
+                seeds=seeds,
+            ),
+        )
+        return study_views.study_public(session=session, study=study)
 
 
 def effects_of(store, study_id, metric="valid"):

@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 from backend.models import EpochMetric, Run, RunStatus
 from backend.reports import study as study_report
-from backend.services import studies, study_plan, weights
+from backend.schemas.studies import StudyCreate
+from backend.schemas.study_spec import SEED_RUNS, StudySpec
+from backend.services import studies, study_views, weights
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
 from trainer.models.weights import cached_weights
@@ -57,19 +59,22 @@ def imagenet_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "_probes", {})
 
 
+def study_request(*, name="s", preset=None, switches=None, overrides, seeds=1):
+    grid = None if switches is None else {"switches": switches}
+    return StudyCreate.model_validate(
+        {"name": name, "preset": preset, "grid": grid, "overrides": overrides, "seeds": seeds}
+    )
+
+
 def create(store, *, seeds=1, preset=None, switches=None, **overrides):
     overrides.setdefault("data.root", str(store.data_root))
     with store.db.session(write=True) as session:
         study = studies.create_study(
             session=session,
             settings=store.settings,
-            name="s",
-            preset=preset,
-            switches=switches,
-            overrides=overrides,
-            seeds=seeds,
+            request=study_request(preset=preset, switches=switches, overrides=overrides, seeds=seeds),
         )
-        return studies.study_public(session=session, study=study)
+        return study_views.study_public(session=session, study=study)
 
 
 def runs_of(store, public):
@@ -87,7 +92,7 @@ def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teacher
     store = make_store(database_url)
     study = create(store, preset="seed")
     assert [group.key for group in study.groups] == list(SEED_STUDY)  # the report's table order
-    assert run_count(store) == len(SEED_STUDY) == study_plan.SEED_RUNS == study.progress["total"] == 16
+    assert run_count(store) == len(SEED_STUDY) == SEED_RUNS == study.progress["total"] == 16
     runs = runs_of(store, study)
     ids = {group.key: group.runs[0].run_id for group in study.groups}
     defaults = RunConfig().model_dump(mode="json")
@@ -245,8 +250,8 @@ def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
             store.finish([member.run_id], valid=(value, 100.0), test_top1=value / 2, test_top5=90.0)
     with store.db.session() as session:
         study_row = studies.get_study(session=session, study_id=study.id)
-        table = studies.study_table(session=session, study=study_row)
-        test_table = studies.study_table(session=session, study=study_row, metric="test")
+        table = study_views.study_table(session=session, study=study_row)
+        test_table = study_views.study_table(session=session, study=study_row, metric="test")
     rows = {row.group: row for row in table.data}
     assert [row.group for row in table.data] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
     assert rows["base"].is_baseline and rows["base"].top1.verdict == "baseline"
@@ -272,7 +277,7 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     store.finish([ids["base"]], valid=(40.0, 80.0))
     store.finish([ids["a"]], valid=(41.0, 81.0))
     with store.db.session() as session:
-        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     rows = {row.group: row for row in table.data}
     assert (rows["base"].report, rows["a"].report, rows["d1"].report) == ("78.53", "79.13 (+0.60p)", "5.27 (−73.26p)")
     assert (rows["a"].report_top1, rows["a"].report_top5) == (79.13, 95.77)
@@ -309,7 +314,7 @@ def test_the_paper_preset_queues_its_rows_behind_its_resnet_d_teacher(make_store
     assert {config.model.arch for key in keys[5:] for config in configs[key]} == {"resnet18d"}
     assert configs["T"][0].model.arch == "resnet34d" and configs["T"][0].tricks.mixup_alpha == 0.2
     with store.db.session() as session:
-        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     assert table.reference_column == "Paper, ImageNet (top-1)"
     assert [row.report for row in table.data] == [None, "75.30", *[None] * 7, "79.29 (+3.99p)"]
 
@@ -317,7 +322,7 @@ def test_the_paper_preset_queues_its_rows_behind_its_resnet_d_teacher(make_store
 def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
     study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
     with store.db.session() as session:
-        table = studies.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
     assert [row["group"] for row in parsed] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
     assert parsed[3]["tricks"] == "ResNet18 from scratch +Cosine +LS"
@@ -341,7 +346,7 @@ def test_curves_are_mean_and_std_per_group_and_epoch(store):
                     )
                 )
     with store.db.session() as session:
-        curves = studies.study_curves(session=session, study=studies.get_study(session=session, study_id=study.id))
+        curves = study_views.study_curves(session=session, study=studies.get_study(session=session, study_id=study.id))
     base, cosine = curves.data
     assert curves.epochs == 2 and base.is_baseline and not cosine.is_baseline
     assert base.valid_top1.epoch == [1, 2] and base.valid_top1.mean == [11.0, 21.0]
@@ -360,7 +365,7 @@ def test_cancel_stops_the_pending_runs_it_created_and_leaves_the_rest(store):
         session.get(Run, ids["+LS"]).status = RunStatus.running
     store.finish([ids["+Cosine"]])
     with store.db.session(write=True) as session:
-        cancelled = studies.study_public(
+        cancelled = study_views.study_public(
             session=session, study=studies.cancel_study(session=session, study_id=study.id)
         )
     assert store.run(ids["+Cosine +LS"]).status == RunStatus.cancelled
@@ -430,10 +435,12 @@ def test_a_preview_counts_the_runs_and_estimates_the_time_without_writing(store)
         plan = studies.preview_study(
             session=session,
             settings=store.settings,
-            name="p",
-            switches={"cosine": True, "label_smoothing": [0, 0.1]},
-            overrides={**TINY, "data.root": str(store.data_root)},
-            seeds=2,
+            request=study_request(
+                name="p",
+                switches={"cosine": True, "label_smoothing": [0, 0.1]},
+                overrides={**TINY, "data.root": str(store.data_root)},
+                seeds=2,
+            ),
         )
     assert (plan.groups, plan.seeds, plan.runs) == (4, [1234, 1235], 8)
     assert (plan.reused_runs, plan.new_runs, plan.epochs) == (1, 7, 7)
@@ -444,7 +451,20 @@ def test_a_preview_counts_the_runs_and_estimates_the_time_without_writing(store)
 
 def test_notes_say_how_label_smoothing_meets_distillation(store):
     preset = create(store, preset="seed", **TINY, **TEACHER)
-    assert preset.notes == [study_plan.PRESET_COMBINATION]
+    assert preset.notes == [study_report.PRESET_COMBINATION]
     grid = create(store, switches={"label_smoothing": [0, 0.1], "kd": True}, **TINY, **TEACHER)
-    assert grid.notes == [study_plan.GRID_COMBINATION]
+    assert grid.notes == [study_report.GRID_COMBINATION]
     assert create(store, switches={"cosine": True}, **TINY).notes == []
+
+
+def test_the_stored_spec_has_the_keys_every_earlier_version_wrote(store):
+    # Rows written before StudySpec held a plain dict of these keys; they must still load.
+    study = create(store, switches={"cosine": True, "warmup_epochs": [0, 1]}, **{**TINY, "epochs": 3})
+    with store.db.session() as session:
+        stored = studies.get_study(session=session, study_id=study.id).spec
+    assert list(stored) == ["kind", "preset", "grid", "overrides", "seeds", "priority", "baseline", "groups", "skipped"]
+    group_keys = ["key", "title", "role", "teacher", "tricks", "reported_top1", "reported_top5", "runs"]
+    assert all(list(group) == group_keys for group in stored["groups"])
+    assert all(list(run) == ["run_id", "seed", "reused"] for group in stored["groups"] for run in group["runs"])
+    assert list(stored["skipped"][0]) == ["cell", "reason"]
+    assert StudySpec.model_validate(stored).model_dump(mode="json") == stored
