@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from backend.services.estimates import GFLOPS, START_SECONDS, estimate_runs, rough_epoch_seconds
 from trainer.config import RunConfig
-from trainer.models import build_model
+from trainer.models.build import build_model
 
 
 def counted_gflops(arch: str) -> float:
