@@ -45,7 +45,10 @@ with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         return response
 
     call("schedule preview", "POST", "/api/v1/schedule/preview", json={"config": tiny})
-    call("study preview", "POST", "/api/v1/studies/preview", json={"name": "try", "preset": "seed", "seeds": 1})
+    tryout = {"model.arch": "resnet18", "model.pretrained": False, "teacher.model.arch": "resnet34",
+              "data.root": str(data_root)}
+    seed_study = {"name": "try", "preset": "seed", "seeds": 1, "overrides": tryout}
+    call("study preview", "POST", "/api/v1/studies/preview", json=seed_study)
     # efficientnet_b0 has no residual blocks to zero: refused from the table, not by building the model
     call("timm run refused", "POST", "/api/v1/runs", json={"config": timm_arch})
     timm_run = {**timm_arch, "model": {"arch": "efficientnet_b0", "pretrained": False}}

@@ -75,8 +75,11 @@ def test_an_unknown_arch_names_what_is_installed(arch, close):
 
 
 def test_settings_a_model_cannot_take_are_refused_at_the_field():
-    # timm's group_matcher gives an EfficientNet the per-stage rates.
+    # timm's group_matcher gives an EfficientNet the per-stage rates; a PiT has none.
     RunConfig.from_dict({"model": {"arch": "efficientnet_b0", "pretrained": False}})
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict({"model": {"arch": "pit_ti_224", "pretrained": False}})
+    assert "pit_ti_224 has neither ResNet's stages" in info.value.errors["optim.layer_lr_divisors"]
     with pytest.raises(ConfigError) as info:
         RunConfig.from_dict(
             {

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 PARAM_GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 WHOLE_MODEL = "model"  # the one group of a model without ResNet stages
 NO_STAGES = (
-    "has no ResNet stages (conv1/bn1, layer1..4, fc) to give per-stage rates to; "
+    "has neither ResNet's stages (conv1/bn1, layer1..4, fc) nor a timm group_matcher() to give per-stage rates to; "
     "give every divisor the same value to train it as one group at optim.lr / divisor"
 )
 

@@ -17,9 +17,13 @@ def post_run(make_settings, sqlite_url, data_root):
         )
 
 
-@pytest.mark.parametrize("arch", ["resnet50d", "efficientnet_b0"])
-def test_a_timm_arch_is_queued(post_run, arch):
-    response = post_run(model={"arch": arch, "pretrained": False}, optim={"layer_lr_divisors": ONE_DIVISOR})
+@pytest.mark.parametrize(
+    ("arch", "divisors"),
+    [("resnet50d", {}), ("efficientnet_b0", {}), ("pit_ti_224", {"layer_lr_divisors": ONE_DIVISOR})],
+)
+def test_a_timm_arch_is_queued(post_run, arch, divisors):
+    # Per-stage rates by ResNet's names or timm's group_matcher; a model with neither takes one rate.
+    response = post_run(model={"arch": arch, "pretrained": False}, optim=divisors)
     assert response.status_code == 201, response.text
     assert response.json()["config"]["model"]["arch"] == arch
 
@@ -33,9 +37,9 @@ def test_a_timm_arch_is_queued(post_run, arch):
             "unknown architecture 'resnet9'; torchvision's are resnet18",
         ),
         (
-            {"model": {"arch": "efficientnet_b0", "pretrained": False}},
+            {"model": {"arch": "pit_ti_224", "pretrained": False}},
             ["optim", "layer_lr_divisors"],
-            "efficientnet_b0 has no ResNet stages",
+            "pit_ti_224 has neither ResNet's stages",
         ),
     ],
 )
