@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,10 @@ def tricklab_serve(*args: str) -> Callable[[int], Sequence[str]]:
     return lambda port: [sys.executable, "-m", "backend", "serve", *args, "--port", str(port)]
 
 
+# What benchmarks load: the API alone, nothing training beside it.
+SERVE_WITHOUT_WORKERS = tricklab_serve("--no-worker")
+
+
 def answers(url: str) -> bool:
     """Whether ``url`` answers 200 now."""
     try:
@@ -42,25 +47,40 @@ def answers(url: str) -> bool:
         return False
 
 
+@dataclass
+class LocalServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> int:
+        """SIGTERM (tricklab's server stops its workers, which stop their trainers), then SIGKILL after
+        30 s; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
 @contextmanager
 def serving(
     *,
     cwd: Path,
     env: Mapping[str, str],
     log: Path,
-    command: Callable[[int], Sequence[str]] = tricklab_serve("--no-worker"),
+    command: Callable[[int], Sequence[str]] = SERVE_WITHOUT_WORKERS,
     timeout: float = 90,
     health: str = HEALTH,
-) -> Iterator[str]:
-    """The base URL of the server ``command(port)`` starts in ``cwd`` (its output in ``log``), once
-    ``health`` answers 200; ServerDidNotStart with the log's end if it exits or ``timeout`` passes first.
-
-    On exit the server gets SIGTERM (tricklab's stops its workers, which stop their trainers), then
-    SIGKILL after 30 s.
+) -> Iterator[LocalServer]:
+    """The server ``command(port)`` starts in ``cwd`` (its output in ``log``), once ``health`` answers
+    200; ServerDidNotStart with the log's end if it exits or ``timeout`` passes first. Stopped on exit.
     """
     port = free_port()
     with log.open("w") as out:
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             list(command(port)),
             cwd=cwd,
             env=dict(env),
@@ -68,19 +88,14 @@ def serving(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    url = f"http://127.0.0.1:{port}"
+    server = LocalServer(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + timeout
-        while not answers(url + health):
-            if server.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with {server.returncode}" if server.returncode is not None else f"no answer in {timeout:g} s"
+        while not answers(server.url + health):
+            if process.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with {process.returncode}" if process.returncode is not None else "no answer"
                 raise ServerDidNotStart(f"the server in {cwd} did not start ({state}):\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield url
+        yield server
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()

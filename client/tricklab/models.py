@@ -37,7 +37,9 @@ class Run(Resource):
     epoch: int = 0
     epochs: int
     start_epoch: int = 0
+    world_size: int | None = None
     devices: str | None = None
+    device_fallback: str | None = None
     test_top1: float | None = None
     test_top5: float | None = None
     best_epoch: int | None = None

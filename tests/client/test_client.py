@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from testlib.dashboard import TINY_RUN, Dashboard, serve, settings_for
 from testlib.processes import tricklab
+
 from tricklab import Client, Conflict, Invalid, NotFound, Refused
 from tricklab.local import serving
 
@@ -130,7 +131,8 @@ def test_the_token_is_sent_from_the_environment_or_the_argument(tmp_path, demo_d
     settings = settings_for(tmp_path, demo_dataset)
     secret = tricklab("token", "create", "ci", env=settings.environ()).stdout.strip()
     env = {**os.environ, **settings.environ()}
-    with serving(cwd=tmp_path, env=env, log=tmp_path / "server.log") as url:
+    with serving(cwd=tmp_path, env=env, log=tmp_path / "server.log") as server:
+        url = server.url
         with Client(url, token="") as anonymous, pytest.raises(Refused) as refused:
             anonymous.list_runs()
         assert refused.value.status == 401

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.settings import Settings
 from tricklab import Client
 from tricklab.local import serving, tricklab_serve
 from tricklab.models import FINAL_STATUSES
-
-from backend.settings import Settings
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
 TINY_RUN: dict[str, Any] = {
@@ -106,5 +105,8 @@ def serve(
     env = {**os.environ, **settings_for(home, data_root, poll_seconds=poll_seconds).environ()}
     log = home / "server.log"
     command = tricklab_serve("--workers", str(workers))
-    with serving(cwd=home, env=env, log=log, command=command, timeout=start_timeout) as url, Client(url) as client:
-        yield Dashboard(url, data_root, log, client)
+    with (
+        serving(cwd=home, env=env, log=log, command=command, timeout=start_timeout) as server,
+        Client(server.url) as client,
+    ):
+        yield Dashboard(server.url, data_root, log, client)
