@@ -44,7 +44,7 @@ class Client:
     """A tricklab server's REST API.
 
     ``url`` defaults to ``$TRICKLAB_SERVER`` or the local dashboard, ``token`` to ``$TRICKLAB_TOKEN``
-    (none: an open server). Reads, and creates (each sends an ``Idempotency-Key``), are tried again
+    (``""`` or neither: none is sent, for an open server). Reads, and creates (each sends an ``Idempotency-Key``), are tried again
     ``retries`` times when the answer is lost or the server is busy.
     """
 

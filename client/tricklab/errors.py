@@ -77,12 +77,13 @@ def invalid_fields(detail: Any) -> dict[str, str]:
     """A 422's ``[{loc, msg, type}, ...]`` as dotted field -> message."""
     if not isinstance(detail, list):
         return {}
-    fields = {}
+    fields: dict[str, str] = {}
     for error in detail:
         loc = [str(part) for part in error.get("loc", [])]
         if len(loc) > 1 and loc[0] in REQUEST_PARTS:
             loc = loc[1:]
-        fields[".".join(loc)] = str(error.get("msg", ""))
+        field, message = ".".join(loc), str(error.get("msg", ""))
+        fields[field] = f"{fields[field]}; {message}" if field in fields else message
     return fields
 
 
