@@ -44,8 +44,8 @@ class Client:
     """A tricklab server's REST API.
 
     ``url`` defaults to ``$TRICKLAB_SERVER`` or the local dashboard, ``token`` to ``$TRICKLAB_TOKEN``
-    (``""`` or neither: none is sent, for an open server). Reads, and creates (each sends an ``Idempotency-Key``), are tried again
-    ``retries`` times when the answer is lost or the server is busy.
+    (``""`` or neither: none is sent, for an open server). Reads, and creates (each sends an
+    ``Idempotency-Key``), are tried again ``retries`` times when the answer is lost or the server is busy.
     """
 
     def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 30, retries: int = 2):
