@@ -37,7 +37,8 @@ from backend.db import Database
 from backend.services import queue
 from backend.settings import Settings
 from bench.common import bench_root, print_result
-from bench.server import serving
+from tricklab import Client, NotFound
+from tricklab.local import serving
 
 MIX = {"list": 25, "run": 25, "metrics": 20, "compare": 15, "create": 15}
 SEEDED_RUNS = 20
@@ -65,18 +66,18 @@ def serve(home: Path, database_url: str) -> Iterator[tuple[str, Settings, Path]]
     (data_root / "CUB_200_2011").mkdir(parents=True, exist_ok=True)
     settings = Settings(database_url=database_url, runs_dir=home / "runs", data_roots=[data_root])
     log = home / "server.log"
-    with serving(cwd=home, env={**os.environ, **settings.environ()}, log=log, timeout=60) as url:
-        yield url, settings, log
+    with serving(cwd=home, env={**os.environ, **settings.environ()}, log=log, timeout=60) as server:
+        yield server.url, settings, log
 
 
 def seed(url: str, settings: Settings, *, runs: int) -> list[int]:
     """``runs`` queued runs, the first half with epoch rows, so reads and compares return data."""
-    ids = []
-    for index in range(runs):
-        config = {"name": f"seeded {index}", "data": {"root": str(settings.data_roots[0])}, "epochs": SEEDED_EPOCHS}
-        answer = httpx.post(f"{url}/api/v1/runs", json={"config": config}, timeout=30)
-        answer.raise_for_status()
-        ids.append(answer.json()["id"])
+    with Client(url, token="") as client:
+        data = {"root": str(settings.data_roots[0])}
+        ids = [
+            client.create_run({"name": f"seeded {index}", "data": data, "epochs": SEEDED_EPOCHS}).id
+            for index in range(runs)
+        ]
     database = Database(settings.database_url)
     try:
         for _ in range(runs // 2):
@@ -154,6 +155,8 @@ async def timed(http: httpx.AsyncClient, tally: Tally, kind: str, method: str, p
 
 async def load(url: str, *, clients: int, seconds: float, ids: list[int], data_root: str, tag: str) -> Tally:
     tally = Tally()
+    # The clients are coroutines sharing one pool, each request timed alone: raw httpx, since
+    # tricklab.Client is synchronous and would retry what the load counts as an error.
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S, limits=limits) as http:
         deadline = time.monotonic() + seconds
@@ -170,19 +173,18 @@ async def load(url: str, *, clients: int, seconds: float, ids: list[int], data_r
 
 def verify(url: str, tally: Tally, tag: str) -> tuple[int, int]:
     """(created runs not found, runs stored more than once) among this load's creates."""
-    missing = sum(
-        httpx.get(f"{url}/api/v1/runs/{run_id}", timeout=30).status_code != 200 for run_id in tally.created.values()
-    )
-    names: collections.Counter[str] = collections.Counter()
-    skip = 0
-    while True:
-        page = httpx.get(f"{url}/api/v1/runs", params={"name": f"load {tag} ", "skip": skip, "limit": 1000}, timeout=60)
-        page.raise_for_status()
-        names.update(run["name"] for run in page.json()["data"])
-        skip += 1000
-        if skip >= page.json()["count"]:
-            break
+    with Client(url, token="", timeout=60) as client:
+        missing = sum(not _exists(client, run_id) for run_id in tally.created.values())
+        names = collections.Counter(run.name for run in client.iter_runs(name=f"load {tag} ", page_size=1000))
     return missing, sum(count - 1 for count in names.values())
+
+
+def _exists(client: Client, run_id: int) -> bool:
+    try:
+        client.get_run(run_id)
+    except NotFound:
+        return False
+    return True
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -51,8 +51,9 @@ from sqlalchemy import MetaData, create_engine, insert
 
 from bench.common import print_result
 from bench.mlflow_fetch import check_histories, history_paths, mlflow_page, seed_mlflow, serve_mlflow
-from bench.server import serving
 from trainer.config import RunConfig
+from tricklab.errors import error_for
+from tricklab.local import serving
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ((20, 100), (100, 100), (200, 100))
@@ -77,8 +78,8 @@ def serve(home: Path, source: Path) -> Iterator[tuple[str, str]]:
         "TRICKLAB_RUNS_DIR": str(home / "runs"),
         "TRICKLAB_DATA_ROOTS": json.dumps([str(home / "data")]),
     }
-    with serving(cwd=source, env=env, log=home / "server.log") as url:
-        yield url, database_url
+    with serving(cwd=source, env=env, log=home / "server.log") as server:
+        yield server.url, database_url
 
 
 def generated_rows(*, runs: int, epochs: int) -> list[list[dict[str, Any]]]:
@@ -169,7 +170,7 @@ def _epoch_row(epoch: int, *, epochs: int, rng: random.Random) -> dict[str, Any]
 async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
     answer = await client.get(path, headers=headers)
     if answer.status_code not in (200, 304):
-        raise SystemExit(f"GET {path} answered {answer.status_code}: {answer.text[:500]}")
+        raise error_for(answer)
     return answer
 
 
@@ -205,7 +206,8 @@ def revalidated(etags: dict[str, str]) -> Load:
 async def time_loads(
     kinds: dict[str, tuple[str, Load]], ids: str, *, rounds: int, warmup: int
 ) -> dict[str, list[float]]:
-    """Milliseconds of each page load, per kind; kinds take turns going first."""
+    """Milliseconds of each page load, per kind; kinds take turns going first. The requests are the
+    browser's own, concurrent as the page sends them, so raw httpx rather than the synchronous client."""
     clients = {url: httpx.AsyncClient(base_url=url, timeout=60) for url, _ in kinds.values()}
     names = list(kinds)
     times: dict[str, list[float]] = {name: [] for name in names}

@@ -32,7 +32,7 @@ else
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     echo "wheels installed in $(($(date +%s) - started)) s" | tee -a "$out/gpu_check.log"
 fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD:$PWD/client${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # nvidia-smi's numbering, which --device cuda:N and --gpus follow (see backend/placement.py).
 export CUDA_DEVICE_ORDER=${CUDA_DEVICE_ORDER:-PCI_BUS_ID}
 "$python" -m bench.gpu_check --out "$out" "$@"

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.server import serving
+from tricklab.local import serving
 
 # The report's eight per-epoch metrics, each logged as an MLflow metric whose step is the epoch.
 METRICS = ("train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5", "lr", "seconds")
@@ -44,8 +44,8 @@ def serve_mlflow(executable: Path, home: Path, *, env: Mapping[str, str]) -> Ite
             "1",
         ]
 
-    with serving(cwd=home, env=env, log=home / "server.log", timeout=180, command=command, health="/health") as url:
-        yield url
+    with serving(cwd=home, env=env, log=home / "server.log", timeout=180, command=command, health="/health") as server:
+        yield server.url
 
 
 def seed_mlflow(url: str, rows_of_runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[str]:

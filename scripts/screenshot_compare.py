@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' launcher of `tricklab serve` and their Chromium
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' `tricklab serve` with its client, and their Chromium
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 from testlib.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
@@ -38,26 +38,21 @@ def main() -> int:
         home = Path(folder)
         write_demo_dataset(home / "data", classes=8, per_class=30, size=64)
         with serve(home, home / "data") as dashboard:
-            study = dashboard.post_study(
-                {
-                    "name": "seed study on CPU",
-                    "grid": {"switches": SWITCHES},
-                    "seeds": SEEDS,
-                    "overrides": {**SIZE, "data.root": str(home / "data")},
-                }
-            )
-            print(f"queued study #{study['id']}: {study['progress']['total']} runs", flush=True)
-            study = dashboard.wait_finished(study["id"], timeout=7200)
-            print(f"study #{study['id']}: {study['progress']}", flush=True)
-            ids = sorted({run["run_id"] for group in study["groups"] for run in group["runs"]})
+            client = dashboard.client
+            overrides = {**SIZE, "data.root": str(home / "data")}
+            study = client.create_study("seed study on CPU", grid=SWITCHES, seeds=SEEDS, overrides=overrides)
+            print(f"queued study #{study.id}: {study.progress['total']} runs", flush=True)
+            study = client.wait_for_study(study.id, timeout=7200)
+            print(f"study #{study.id}: {study.progress}", flush=True)
+            traces = len(study.run_ids) + 4  # a line per run and the four configurations' means
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 # The study page's own link: its runs, against the study's baseline run.
-                page.goto(f"{dashboard.url}/studies/{study['id']}")
+                page.goto(f"{dashboard.url}/studies/{study.id}")
                 page.locator("#study-table tbody tr").first.wait_for()
                 page.locator("#study-compare").click()
-                page.wait_for_function(f"() => document.getElementById('chart-lr').data?.length === {len(ids) + 4}")
+                page.wait_for_function(f"() => document.getElementById('chart-lr').data?.length === {traces}")
                 page.locator("#legend .legend-entry").first.wait_for()
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out, full_page=True)

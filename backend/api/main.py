@@ -16,7 +16,9 @@ from backend.api.routes import (
 )
 from backend.schemas.security import HOST_REFUSAL, REFUSALS
 
-api_router = APIRouter()
+# Operation ids are the route functions' names (create_run, list_runs), as the Python client's methods are,
+# so that generated clients in other languages read the same, not "create_run_api_v1_runs_post".
+api_router = APIRouter(generate_unique_id_function=lambda route: route.name)
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
 for routes in (runs, lr_range, metrics, presets, schedule, compare, studies, effects, workers):

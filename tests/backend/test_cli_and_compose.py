@@ -2,9 +2,6 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -110,31 +107,14 @@ def test_submit_without_a_server_says_so(tmp_path):
 
 def test_serve_demo_writes_the_dataset_and_accepts_the_default_data_root(tmp_path):
     """The README's main command, from an empty folder: the default config's data.root works."""
-    import httpx
-    from testlib.processes import free_port, wait_for
+    from tricklab import Client
+    from tricklab.local import serving, tricklab_serve
 
-    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--demo", "--no-worker", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        def posted():
-            try:
-                return httpx.post(f"http://127.0.0.1:{port}/api/v1/runs", json={"config": {"name": "demo"}}, timeout=5)
-            except httpx.HTTPError:
-                return None
-
-        response = wait_for(posted, timeout=90, what="the demo server", interval=0.3)
-        assert response.status_code == 201, response.text
-        assert response.json()["config"]["data"]["root"] == str(tmp_path / "data")
+    command = tricklab_serve("--demo", "--no-worker")
+    with serving(cwd=tmp_path, env=env, log=tmp_path / "serve.log", command=command) as server:
+        run = Client(server.url, token="").create_run({"name": "demo"})
+        assert run.config["data"]["root"] == str(tmp_path / "data")
         assert (tmp_path / "data" / "CUB_200_2011" / "images.txt").is_file()
         assert (tmp_path / "tricklab.db").is_file()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+        assert server.stop() == 0

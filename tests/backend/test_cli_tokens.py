@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+import re
+from contextlib import AbstractContextManager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from testlib.processes import free_port, tricklab, wait_for
+from testlib.processes import tricklab
 
 from backend.hosts import machine_names
+from tricklab.local import LocalServer, ServerDidNotStart, serving, tricklab_serve
 
 
 def test_token_commands(database_url):
@@ -56,64 +56,37 @@ def test_token_commands(database_url):
     assert "revoked 20" in tricklab("token", "list", env=env).stdout
 
 
-@pytest.fixture
-def start_serve(tmp_path: Path) -> Iterator:
-    """`tricklab serve ARGS` in tmp_path on a free port; stopped after the test."""
-    started: list[subprocess.Popen] = []
-
-    def start(*argv: str) -> tuple[subprocess.Popen, int, Path]:
-        port = free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}
-        log = tmp_path / f"serve-{len(started)}.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "backend", "serve", "--no-worker", "--port", str(port), *argv],
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        started.append(process)
-        return process, port, log
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+def serve_beyond_loopback(home: Path, *args: str) -> AbstractContextManager[LocalServer]:
+    """`tricklab serve --host 0.0.0.0 ARGS` in ``home`` with no TRICKLAB_ settings but the database's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRICKLAB_")}
+    command = tricklab_serve("--no-worker", "--host", "0.0.0.0", *args)
+    return serving(cwd=home, env=env, log=home / "serve.log", command=command, timeout=60)
 
 
-def health(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def test_serve_beyond_loopback_needs_a_token(start_serve, tmp_path):
-    refused, port, log = start_serve("--host", "0.0.0.0")
-    assert refused.wait(timeout=60) == 2, log.read_text()
-    output = log.read_text()
-    assert f"refusing to serve 0.0.0.0:{port} without a token" in output
+def test_serve_beyond_loopback_needs_a_token(tmp_path):
+    with pytest.raises(ServerDidNotStart, match="exited with 2") as refused, serve_beyond_loopback(tmp_path):
+        pass
+    output = str(refused.value)
+    assert re.search(r"refusing to serve 0\.0\.0\.0:\d+ without a token", output)
     assert "tricklab token create NAME" in output and "--insecure-no-auth" in output
-    assert not health(port)
 
     env = {"TRICKLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'tricklab.db'}"}
     secret = tricklab("token", "create", "alice", env=env).stdout.strip()
-    _server, port, _log = start_serve("--host", "0.0.0.0")
-    wait_for(lambda: health(port), timeout=60, what="serve --host 0.0.0.0 with a token")
-    runs = f"http://127.0.0.1:{port}/api/v1/runs"
-    name = sorted(machine_names())[0]
-    # The address bound is every interface: the machine's name is answered, and the token is needed.
-    assert httpx.get(runs, headers={"Host": f"{name}:{port}"}).status_code == 401
-    assert httpx.get(runs, headers={"Host": f"{name}:{port}", "Authorization": f"Bearer {secret}"}).status_code == 200
-    assert httpx.get(runs, headers={"Host": "evil.example", "Authorization": f"Bearer {secret}"}).status_code == 400
+    with serve_beyond_loopback(tmp_path) as server:
+        port = urlsplit(server.url).port
+        runs = f"{server.url}/api/v1/runs"
+        name = sorted(machine_names())[0]
+        # The address bound is every interface: the machine's name is answered, and the token is needed.
+        assert httpx.get(runs, headers={"Host": f"{name}:{port}"}).status_code == 401
+        assert (
+            httpx.get(runs, headers={"Host": f"{name}:{port}", "Authorization": f"Bearer {secret}"}).status_code == 200
+        )
+        assert httpx.get(runs, headers={"Host": "evil.example", "Authorization": f"Bearer {secret}"}).status_code == 400
 
 
-def test_insecure_no_auth_serves_everyone_beyond_loopback(start_serve):
-    _server, port, _log = start_serve("--host", "0.0.0.0", "--insecure-no-auth")
-    wait_for(lambda: health(port), timeout=60, what="serve --insecure-no-auth")
-    assert httpx.get(f"http://127.0.0.1:{port}/api/v1/runs").status_code == 200
+def test_insecure_no_auth_serves_everyone_beyond_loopback(tmp_path):
+    with serve_beyond_loopback(tmp_path, "--insecure-no-auth") as server:
+        assert httpx.get(f"{server.url}/api/v1/runs").status_code == 200
 
 
 def test_submit_sends_the_token(make_settings, sqlite_url, live_server, start_worker, data_root, tmp_path):

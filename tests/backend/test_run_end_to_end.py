@@ -3,8 +3,6 @@
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,12 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 from testlib.events import iter_events
-from testlib.processes import free_port, wait_for
+from testlib.processes import wait_for
 
 from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
+from tricklab.local import serving, tricklab_serve
 
 # A few seconds per epoch on a CPU.
 TINY: dict[str, Any] = {
@@ -56,18 +55,9 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
     make_settings, sqlite_url, demo_dataset, tmp_path, record_property
 ):
     settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **settings.environ()},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _up(url), timeout=60, what="tricklab serve")
+    env = {**os.environ, **settings.environ()}
+    with serving(cwd=tmp_path, env=env, log=tmp_path / "serve.log", command=tricklab_serve(), timeout=60) as server:
+        url = server.url
         posted = time.monotonic()
         run = httpx.post(f"{url}/api/v1/runs", json={"config": tiny_config(demo_dataset, name="e2e")}).json()
         first_epoch = None
@@ -108,22 +98,10 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
             f"{first_row.seconds:.1f} s), to the first epoch event {first_epoch:.1f} s; whole run {whole:.1f} s"
         )
 
-        workers = children(server.pid)
+        workers = children(server.process.pid)
         assert workers
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+        assert server.stop() == 0
         wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="the workers to stop")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v1/runs", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(

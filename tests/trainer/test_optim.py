@@ -133,7 +133,7 @@ def test_a_model_without_stages_trains_as_one_group_when_every_divisor_is_the_sa
 def test_per_stage_rates_on_a_model_without_stages_are_refused():
     with pytest.raises(ValueError, match=r"optim\.layer_lr_divisors: .*0\.weight.*same value"):
         build_optimizer(torch.nn.Sequential(torch.nn.Linear(2, 2)), OptimConfig())
-    with pytest.raises(ValueError, match="neither ResNet's stages .* nor a timm group_matcher"):
+    with pytest.raises(ValueError, match=r"neither ResNet's stages .* nor a timm group_matcher"):
         build_optimizer(torch.nn.Linear(2, 2), OptimConfig())
 
 

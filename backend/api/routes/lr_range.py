@@ -16,7 +16,7 @@ router = APIRouter(prefix="/lr-range-tests", tags=["lr range tests"])
 
 
 @router.post("", status_code=201, responses=BODY)
-def create_range_test(
+def create_lr_range_test(
     body: LRRangeTestCreate, session: SessionDep, settings: SettingsDep, creator: CreatorDep
 ) -> LRRangeTestCreated:
     run = lr_range.create_range_test(
@@ -31,5 +31,5 @@ def create_range_test(
 
 
 @router.get("/{run_id}", responses=READ_ONE)
-def get_range_test(run_id: RunId, session: SessionDep) -> LRRangeTestPublic:
+def get_lr_range_test(run_id: RunId, session: SessionDep) -> LRRangeTestPublic:
     return lr_range.get_range_test(session=session, run_id=run_id)

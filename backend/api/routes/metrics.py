@@ -22,7 +22,7 @@ FieldsQuery = Annotated[
 
 
 @router.get("", response_model=MetricsPublic, responses=READ_ONE)
-def metrics_of_runs(run_ids: RunIdsDep, session: SessionDep) -> Response:
+def get_metrics(run_ids: RunIdsDep, session: SessionDep) -> Response:
     """All epoch rows of several runs, one object per row, ordered by run and epoch: the shape for
     scripts. 404 if any run does not exist. The pages read `/metrics/columns`."""
     return Response(metric_service.epoch_rows(session=session, run_ids=run_ids), media_type="application/json")

@@ -1,0 +1,332 @@
+"""``Client``: what a script, a test or a benchmark calls to talk to a tricklab server.
+
+One method per route, named as the route is (``create_run`` is ``POST /api/v1/runs``), each returning
+a typed model from ``tricklab.models`` and raising one of ``tricklab.errors`` for an unsuccessful
+answer. The HTTP itself lives in one private transport, as MLflow's ``MlflowClient`` keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+from httpx_sse import ServerSentEvent
+
+from tricklab._transport import _Transport
+from tricklab.errors import Unreachable
+from tricklab.models import (
+    FINAL_STATUSES,
+    Comparison,
+    EpochMetrics,
+    Health,
+    LRRangeTest,
+    LRRangeTestCreated,
+    MetricColumns,
+    Run,
+    RunEvent,
+    RunPage,
+    Study,
+    StudyEffects,
+    StudyPage,
+    StudyPreview,
+    Workers,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+PAGE_SIZE = 100
+RECONNECT_SECONDS = 2.0
+
+
+class Client:
+    """A tricklab server's REST API.
+
+    ``url`` defaults to ``$TRICKLAB_SERVER`` or the local dashboard, ``token`` to ``$TRICKLAB_TOKEN``
+    (``""`` or neither: none is sent, for an open server). Reads, and creates (each sends an
+    ``Idempotency-Key``), are tried again ``retries`` times when the answer is lost or the server is busy.
+    """
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 30, retries: int = 2):
+        self._transport = _Transport(
+            url or os.environ.get("TRICKLAB_SERVER") or DEFAULT_URL,
+            token=token if token is not None else os.environ.get("TRICKLAB_TOKEN") or None,
+            timeout=timeout,
+            retries=retries,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._transport.url
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def health(self) -> Health:
+        """Open without a token: that the server answers."""
+        return Health.model_validate(self._transport.get("/health"))
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def create_run(
+        self, config: Mapping[str, Any] | None = None, *, priority: int = 0, idempotency_key: str | None = None
+    ) -> Run:
+        """Queue a run of ``config`` (a RunConfig, partial: the server's defaults fill the rest).
+
+        The request carries ``idempotency_key`` (a new UUID by default): sent again, it returns the run
+        the first one queued, so a lost answer is retried without queueing the run twice.
+        """
+        body = {"config": dict(config or {}), "priority": priority}
+        return Run.model_validate(self._transport.post("/runs", body, headers=_idempotent(idempotency_key)))
+
+    def get_run(self, run_id: int) -> Run:
+        return Run.model_validate(self._transport.get(f"/runs/{run_id}"))
+
+    def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        kind: str | Iterable[str] | None = None,
+        name: str | None = None,
+        study_id: int | None = None,
+        created_by: str | None = None,
+        skip: int = 0,
+        limit: int = PAGE_SIZE,
+    ) -> RunPage:
+        """One page of runs, newest first; ``name`` matches part of the name, in any case."""
+        answer = self._transport.get(
+            "/runs",
+            status=_several(status),
+            kind=_several(kind),
+            name=name,
+            study_id=study_id,
+            created_by=created_by,
+            skip=skip,
+            limit=limit,
+        )
+        return RunPage.model_validate(answer)
+
+    def iter_runs(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[Run]:
+        """Every run ``list_runs(**filters)`` matches, page after page."""
+        skip = 0
+        while True:
+            page = self.list_runs(**filters, skip=skip, limit=page_size)
+            yield from page.data
+            skip += page_size
+            if not page.data or skip >= page.count:
+                return
+
+    def cancel_run(self, run_id: int) -> Run:
+        """Cancel a queued run, or stop a running one; Conflict once it has finished."""
+        return Run.model_validate(self._transport.post(f"/runs/{run_id}/cancel"))
+
+    def retry_run(self, run_id: int) -> Run:
+        """Queue a failed or cancelled run again, resuming from its last checkpoint."""
+        return Run.model_validate(self._transport.post(f"/runs/{run_id}/retry"))
+
+    def clone_run(
+        self,
+        run_id: int,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
+    ) -> Run:
+        """Queue a copy of a run with dotted ``overrides`` (``{"tricks.label_smoothing": 0.1}``)."""
+        body = {"overrides": dict(overrides or {}), "name": name, "priority": priority}
+        return Run.model_validate(self._transport.post(f"/runs/{run_id}/clone", body))
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run that is not running (Conflict otherwise), its folder included."""
+        self._transport.request("DELETE", f"/runs/{run_id}")
+
+    def follow_run(self, run_id: int, *, after_epoch: int = 0, reconnects: int = 30) -> Iterator[RunEvent]:
+        """The run's live events until it ends: a ``status`` event first, an ``epoch`` event per stored
+        epoch after ``after_epoch``, a ``status`` event per change, and ``end`` (with the final run) last.
+
+        A dropped stream is reopened where it left off, up to ``reconnects`` times in a row; a resumed
+        attempt's epochs come again as it rewrites them.
+        """
+        cursor, failures = after_epoch, 0
+        while True:
+            try:
+                for message in self._transport.events(f"/runs/{run_id}/events", last_event_id=cursor):
+                    failures = 0
+                    if not message.data:
+                        continue  # the stream's reconnection delay, sent alone
+                    cursor = int(message.id) if message.id else cursor
+                    event = _run_event(message)
+                    yield event
+                    if event.event == "end":
+                        return
+            except Unreachable:
+                failures += 1
+                if failures > reconnects:
+                    raise
+                time.sleep(RECONNECT_SECONDS)
+
+    def wait_for_run(
+        self,
+        run_id: int,
+        *,
+        until: Collection[str] = FINAL_STATUSES,
+        timeout: float | None = None,
+        interval: float = 0.5,
+    ) -> Run:
+        """The run once its status is one of ``until`` (by default: it has finished, however it ended);
+        TimeoutError after ``timeout`` seconds. It polls, so it holds no connection open."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (run := self.get_run(run_id)).status not in until:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} is {run.status} after {timeout:g} s, not {' or '.join(until)}")
+            time.sleep(interval)
+        return run
+
+    # --- studies ---------------------------------------------------------------------------------
+
+    def create_study(
+        self,
+        name: str,
+        *,
+        preset: Literal["seed", "paper"] | None = None,
+        grid: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        seeds: int = 1,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Study:
+        """Queue a study: a ``preset``'s runs or a ``grid`` of trick switches (``{"cosine": True}``), each
+        over ``seeds`` seeds, with dotted ``overrides`` on every run. Idempotent as ``create_run``."""
+        body = _study_body(name, preset=preset, grid=grid, overrides=overrides, seeds=seeds) | {"priority": priority}
+        return Study.model_validate(self._transport.post("/studies", body, headers=_idempotent(idempotency_key)))
+
+    def preview_study(
+        self,
+        name: str,
+        *,
+        preset: Literal["seed", "paper"] | None = None,
+        grid: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        seeds: int = 1,
+    ) -> StudyPreview:
+        """What ``create_study`` would queue and about how long it would take; nothing is written."""
+        body = _study_body(name, preset=preset, grid=grid, overrides=overrides, seeds=seeds)
+        return StudyPreview.model_validate(self._transport.post("/studies/preview", body))
+
+    def get_study(self, study_id: int) -> Study:
+        return Study.model_validate(self._transport.get(f"/studies/{study_id}"))
+
+    def list_studies(self, *, skip: int = 0, limit: int = PAGE_SIZE) -> StudyPage:
+        return StudyPage.model_validate(self._transport.get("/studies", skip=skip, limit=limit))
+
+    def cancel_study(self, study_id: int) -> Study:
+        """Cancel the study's queued runs and stop its running ones; finished runs stay."""
+        return Study.model_validate(self._transport.post(f"/studies/{study_id}/cancel"))
+
+    def study_effects(self, study_id: int, *, metric: Literal["valid", "test"] = "valid") -> StudyEffects:
+        """A grid study's main effects and two-way interactions on top-1, with intervals."""
+        return StudyEffects.model_validate(self._transport.get(f"/studies/{study_id}/effects", metric=metric))
+
+    def wait_for_study(self, study_id: int, *, timeout: float | None = None, interval: float = 1.0) -> Study:
+        """The study once none of its runs is queued or running; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (study := self.get_study(study_id)).finished:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"study {study_id} has not finished after {timeout:g} s: {study.progress}")
+            time.sleep(interval)
+        return study
+
+    # --- metrics and comparisons -----------------------------------------------------------------
+
+    def get_metrics(self, run_ids: Iterable[int]) -> list[EpochMetrics]:
+        """Every stored epoch of the runs, by run and epoch; NotFound if any run does not exist."""
+        answer = self._transport.get("/metrics", run_ids=_ids(run_ids))
+        return [EpochMetrics.model_validate(row) for row in answer["data"]]
+
+    def metric_columns(
+        self, run_ids: Iterable[int], *, fields: Iterable[str] | None = None, if_none_match: str | None = None
+    ) -> MetricColumns | None:
+        """The runs' epochs as one array per field per run (what a chart takes). Finished runs come with an
+        ``etag``: passed back as ``if_none_match``, it gets None while the rows are unchanged."""
+        response = self._transport.request(
+            "GET",
+            "/metrics/columns",
+            params={"run_ids": _ids(run_ids)} | ({"fields": ",".join(fields)} if fields is not None else {}),
+            headers={"If-None-Match": if_none_match} if if_none_match else None,
+            retry=True,
+        )
+        if response.status_code == 304:
+            return None
+        return MetricColumns.model_validate(response.json() | {"etag": response.headers.get("ETag")})
+
+    def compare(
+        self, run_ids: Iterable[int], *, baseline: int | None = None, mode: Literal["best", "final"] = "best"
+    ) -> Comparison:
+        """The report's summary table of the runs, deltas against ``baseline`` (default: the fewest tricks)."""
+        answer = self._transport.get("/compare", run_ids=_ids(run_ids), baseline=baseline, mode=mode)
+        return Comparison.model_validate(answer)
+
+    # --- LR range tests and workers --------------------------------------------------------------
+
+    def create_lr_range_test(
+        self, config: Mapping[str, Any] | None = None, *, sweep: Mapping[str, Any] | None = None, priority: int = 0
+    ) -> LRRangeTestCreated:
+        """Queue an LR range test of ``config``; ``sweep``'s keys left out take the report's range test."""
+        body = {"config": dict(config or {}), "sweep": dict(sweep or {}), "priority": priority}
+        return LRRangeTestCreated.model_validate(self._transport.post("/lr-range-tests", body))
+
+    def get_lr_range_test(self, run_id: int) -> LRRangeTest:
+        """Its status, curve, minimum and suggestion (None until it has succeeded)."""
+        return LRRangeTest.model_validate(self._transport.get(f"/lr-range-tests/{run_id}"))
+
+    def list_workers(self) -> Workers:
+        """The workers seen in the last day and their devices, the living ones first."""
+        return Workers.model_validate(self._transport.get("/workers"))
+
+    def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
+        """The JSON answer of a route this class has no method for (``"GET", "/studies/1/table"``), with
+        the same token and errors."""
+        return self._transport.request(method, path, params=params, json=json, retry=method == "GET").json()
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key or str(uuid.uuid4())}
+
+
+def _ids(run_ids: Iterable[int]) -> str:
+    return ",".join(str(run_id) for run_id in run_ids)
+
+
+def _several(value: str | Iterable[str] | None) -> list[str] | None:
+    return [value] if isinstance(value, str) else None if value is None else list(value)
+
+
+def _study_body(
+    name: str,
+    *,
+    preset: str | None,
+    grid: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None,
+    seeds: int,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "preset": preset,
+        "grid": {"switches": dict(grid)} if grid is not None else None,
+        "overrides": dict(overrides or {}),
+        "seeds": seeds,
+    }
+
+
+def _run_event(message: ServerSentEvent) -> RunEvent:
+    data = message.json()
+    if message.event == "epoch":
+        return RunEvent(event="epoch", epoch=EpochMetrics.model_validate(data))
+    return RunEvent.model_validate({"event": message.event, "run": data})

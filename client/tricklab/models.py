@@ -1,0 +1,239 @@
+"""What the API answers, as small typed models. Each allows fields it does not name, so a newer server's
+additions reach the script (as attributes and in ``model_dump()``) instead of breaking it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(Resource):
+    status: str
+
+
+class Run(Resource):
+    id: int
+    name: str
+    kind: str
+    status: str
+    priority: int
+    config: dict[str, Any]
+    study_id: int | None = None
+    attempt: int = 0
+    error: str | None = None
+    cancel_requested: bool = False
+    created_by: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    epoch: int = 0
+    epochs: int
+    start_epoch: int = 0
+    world_size: int | None = None
+    devices: str | None = None
+    device_fallback: str | None = None
+    test_top1: float | None = None
+    test_top5: float | None = None
+    best_epoch: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class RunPage(Resource):
+    """One page of runs; ``count`` is every run the filters match, all pages together."""
+
+    data: list[Run]
+    count: int
+
+
+class EpochMetrics(Resource):
+    """One stored epoch of one run (the timing fields come as extra fields where the server has them)."""
+
+    run_id: int
+    epoch: int
+    attempt: int
+    train_loss: float | None = None
+    train_top1: float | None = None
+    train_top5: float | None = None
+    valid_loss: float | None = None
+    valid_top1: float | None = None
+    valid_top5: float | None = None
+    lr: float | None = None
+    seconds: float | None = None
+    images_per_s: float | None = None
+
+
+class RunColumns(Resource):
+    """One run's epochs as arrays: ``epoch`` and each requested field (an extra field, e.g. ``valid_top1``)."""
+
+    run_id: int
+    epoch: list[int]
+
+
+class MetricColumns(Resource):
+    fields: list[str]
+    data: list[RunColumns]
+    count: int
+    missing: list[int]
+    etag: str | None = None  # from the answer's header: pass it as if_none_match to skip unchanged rows
+
+
+class CompareRow(Resource):
+    run_id: int
+    name: str
+    status: str
+    tricks: str
+    is_baseline: bool
+    epoch: int | None = None
+    top1: float | None = None
+    top5: float | None = None
+    top1_delta: float | None = None
+    top5_delta: float | None = None
+    top1_text: str = ""
+    test_top1: float | None = None
+    test_top5: float | None = None
+
+
+class Comparison(Resource):
+    data: list[CompareRow]
+    count: int
+    mode: Literal["best", "final"]
+    baseline: int
+    missing: list[int]
+
+
+class StudyRun(Resource):
+    run_id: int
+    seed: int
+    status: str | None
+    reused: bool
+
+
+class StudyGroup(Resource):
+    key: str
+    title: str
+    role: str
+    runs: list[StudyRun]
+
+
+class Study(Resource):
+    id: int
+    name: str
+    kind: str
+    preset: str | None = None
+    grid: dict[str, Any] | None = None
+    overrides: dict[str, Any]
+    seeds: list[int]
+    baseline: str
+    baseline_run_id: int | None = None
+    groups: list[StudyGroup]
+    progress: dict[str, int]
+    finished: bool
+    created_at: datetime
+    created_by: str | None = None
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Each distinct run of the study once, in id order (identical groups share runs)."""
+        return sorted({run.run_id for group in self.groups for run in group.runs})
+
+
+class StudyPage(Resource):
+    data: list[Study]
+    count: int
+
+
+class StudyPreview(Resource):
+    groups: int
+    seeds: list[int]
+    runs: int
+    new_runs: int
+    reused_runs: int
+    epochs: int
+    seconds: float
+    workers: int
+
+
+class Effect(Resource):
+    effect: str
+    kind: str
+    estimate: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_holm: float | None = None
+    text: str
+
+
+class StudyEffects(Resource):
+    study_id: int
+    metric: str
+    data: list[Effect]
+    count: int
+    not_estimable: list[dict[str, Any]]
+    sentence: str
+
+
+class LRRangeTestCreated(Resource):
+    id: int
+    status: str
+
+
+class CurvePoint(Resource):
+    step: int
+    lr: float
+    loss: float | None = None
+    smoothed: float | None = None
+
+
+class LRRangeTest(Resource):
+    id: int
+    name: str
+    status: str
+    error: str | None = None
+    config: dict[str, Any]
+    sweep: dict[str, Any]
+    curve: list[CurvePoint]
+    minimum: CurvePoint | None = None
+    suggestion: float | None = None
+    findings: list[str]
+
+
+class Device(Resource):
+    device: str
+    kind: str
+    name: str | None = None
+    memory_gib: float | None = None
+
+
+class Worker(Resource):
+    name: str
+    devices: list[Device]
+    alive: bool
+    last_seen_at: datetime
+
+
+class Workers(Resource):
+    data: list[Worker]
+    count: int
+    alive: int
+    gpus: int
+
+
+class RunEvent(Resource):
+    """One message of a run's live stream: ``epoch`` carries a stored epoch; ``status`` (at the start and on
+    each change) and ``end`` (once, when the run is final) carry the run."""
+
+    event: Literal["epoch", "status", "end"]
+    epoch: EpochMetrics | None = None
+    run: Run | None = None

@@ -1,0 +1,145 @@
+"""The Python client against a real `tricklab serve`: its worker trains a tiny run through the real trainer."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testlib.dashboard import TINY_RUN, Dashboard, serve, settings_for
+from testlib.processes import tricklab
+
+from tricklab import Client, Conflict, Invalid, NotFound, Refused
+from tricklab.local import serving
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
+    with serve(tmp_path_factory.mktemp("client-server"), demo_dataset) as running:
+        yield running
+
+
+@pytest.fixture
+def client(dashboard: Dashboard) -> Iterator[Client]:
+    with Client(dashboard.url, token="") as client:
+        yield client
+
+
+def tiny(dashboard: Dashboard, name: str) -> dict:
+    return {**TINY_RUN, "name": name, "epochs": 1, "data": {**TINY_RUN["data"], "root": str(dashboard.data_root)}}
+
+
+def test_a_run_is_created_followed_to_its_end_and_read_back(client, dashboard):
+    run = client.create_run(tiny(dashboard, "followed"), priority=5)
+    assert (run.name, run.priority, run.status, run.epochs) == ("followed", 5, "queued", 1)
+    assert client.get_run(run.id).config["model"]["arch"] == "resnet18"
+
+    events = list(client.follow_run(run.id))
+    assert events[0].event == "status" and events[-1].event == "end"
+    epochs = [event.epoch for event in events if event.epoch is not None]
+    assert [row.epoch for row in epochs] == [1] and epochs[0].run_id == run.id
+    final = events[-1].run
+    assert final is not None and final.status == "succeeded", dashboard.log_tail()
+    assert final.finished and final.test_top1 is not None
+
+    waited = client.wait_for_run(run.id, timeout=10)
+    assert waited.status == "succeeded" and waited.model_dump()["run_dir"]  # fields the model does not name
+    assert [row.epoch for row in client.get_metrics([run.id])] == [1]
+    columns = client.metric_columns([run.id, 9999], fields=["valid_top1"])
+    assert columns is not None and columns.missing == [9999] and columns.etag
+    assert len(columns.data[0].model_dump()["valid_top1"]) == 1
+    assert client.metric_columns([run.id, 9999], fields=["valid_top1"], if_none_match=columns.etag) is None
+    comparison = client.compare([run.id, 9999])
+    assert comparison.missing == [9999] and comparison.data[0].run_id == run.id
+    assert comparison.baseline == run.id
+    with pytest.raises(Conflict, match="409"):
+        client.cancel_run(run.id)  # finished
+    clone = client.clone_run(run.id, {"tricks.label_smoothing": 0.1}, name="clone")
+    assert clone.config["tricks"]["label_smoothing"] == 0.1 and clone.name == "clone"
+    assert client.cancel_run(clone.id).status == "cancelled"
+    assert client.retry_run(clone.id).status == "queued"
+    client.cancel_run(clone.id)
+    client.delete_run(clone.id)
+    with pytest.raises(NotFound):
+        client.get_run(clone.id)
+
+
+def test_runs_are_listed_page_by_page(client, dashboard):
+    prefix = f"paged {uuid.uuid4().hex[:6]}"
+    created = [client.create_run(tiny(dashboard, f"{prefix} {index}"), priority=-1000).id for index in range(5)]
+    first = client.list_runs(name=prefix, limit=2)
+    assert first.count == 5 and len(first.data) == 2
+    assert len(client.list_runs(name=prefix, skip=4, limit=2).data) == 1
+    assert sorted(run.id for run in client.iter_runs(name=prefix, page_size=2)) == created
+    assert {run.status for run in client.iter_runs(name=prefix, status=["queued", "running"])} <= {"queued", "running"}
+    for run_id in created:
+        client.cancel_run(run_id)
+    assert client.list_runs(name=prefix, status="cancelled").count == 5
+
+
+def test_a_create_sent_again_with_its_key_returns_the_first_run(client, dashboard):
+    key = str(uuid.uuid4())
+    config = tiny(dashboard, "once")
+    first = client.create_run(config, priority=-1000, idempotency_key=key)
+    again = client.create_run(config, priority=-1000, idempotency_key=key)
+    assert again.id == first.id
+    assert client.create_run(config, priority=-1000).id != first.id  # a key of its own each time
+    with pytest.raises(Invalid) as refused:
+        client.create_run({**config, "epochs": 2}, priority=-1000, idempotency_key=key)
+    assert refused.value.status == 422
+
+
+def test_errors_name_what_is_wrong(client, dashboard):
+    with pytest.raises(Invalid) as invalid:
+        client.create_run({**tiny(dashboard, "bad"), "epochs": 0})
+    assert list(invalid.value.fields) == ["config.epochs"] and "config.epochs" in str(invalid.value)
+    with pytest.raises(Invalid) as unknown:
+        client.create_run({"model": {"arch": "resnet18", "nope": 1}})
+    assert "config.model.nope" in unknown.value.fields
+    with pytest.raises(NotFound, match="run 999999 not found"):
+        client.get_run(999999)
+    with pytest.raises(NotFound):
+        list(client.follow_run(999999))
+    with pytest.raises(Invalid) as study:
+        client.preview_study("no design", seeds=2)
+    assert "preset" in study.value.fields
+
+
+def test_studies_previews_workers_and_range_tests(client, dashboard):
+    overrides = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
+    overrides |= {"data.root": str(dashboard.data_root), "data.num_workers": 0, "batch_size": 16}
+    preview = client.preview_study("grid", grid={"cosine": True}, overrides=overrides, seeds=2)
+    assert preview.runs == 4 and preview.new_runs + preview.reused_runs == 4
+    study = client.create_study("grid", grid={"cosine": True}, overrides=overrides, seeds=2, priority=-1000)
+    assert len(study.run_ids) == 4 and client.get_study(study.id).name == "grid"
+    assert study.id in [listed.id for listed in client.list_studies().data]
+    client.cancel_study(study.id)
+    assert client.wait_for_study(study.id, timeout=120).progress["cancelled"] >= 1
+    assert client.study_effects(study.id).not_estimable  # no run succeeded: nothing to fit
+
+    workers = client.list_workers()
+    assert workers.alive == 1 and workers.data[0].devices[0].kind == "cpu"
+    test = client.create_lr_range_test(tiny(dashboard, "range"), sweep={"steps": 5}, priority=-1000)
+    assert client.get_lr_range_test(test.id).sweep["steps"] == 5
+    client.cancel_run(test.id)
+    assert client.health().status == "ok"
+
+
+def test_the_token_is_sent_from_the_environment_or_the_argument(tmp_path, demo_dataset, monkeypatch):
+    settings = settings_for(tmp_path, demo_dataset)
+    secret = tricklab("token", "create", "ci", env=settings.environ()).stdout.strip()
+    env = {**os.environ, **settings.environ()}
+    with serving(cwd=tmp_path, env=env, log=tmp_path / "server.log") as server:
+        url = server.url
+        with Client(url, token="") as anonymous, pytest.raises(Refused) as refused:
+            anonymous.list_runs()
+        assert refused.value.status == 401
+        assert Client(url, token="").health().status == "ok"  # open without a token
+        with Client(url, token="tlab_wrong") as wrong, pytest.raises(Refused, match="invalid or revoked"):
+            wrong.list_runs()
+        monkeypatch.setenv("TRICKLAB_TOKEN", secret)
+        run = Client(url).create_run({"data": {"root": str(demo_dataset)}})
+        assert run.created_by == "ci"
+        assert Client(url, token=secret).get_run(run.id).created_by == "ci"
