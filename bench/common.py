@@ -116,10 +116,6 @@ class Trainer:
             channels_last=self.on_cuda,
         )
 
-    def images_per_second(self, loader) -> float:
-        stats = self.epoch(loader)
-        return stats["images"] / stats["seconds"]
-
 
 def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Time each variant once per round, rotating which goes first, so slow drifts of a shared

@@ -5,6 +5,8 @@ PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ from sqlalchemy import update
 
 from backend.db import Database
 from backend.models import EpochMetric, Run, RunStatus, utcnow
+from backend.services import weights
 from backend.settings import Settings
+from trainer.models.weights import cached_weights
 
 
 @dataclass
@@ -60,3 +64,19 @@ def make_store(
 @pytest.fixture
 def store(make_store: Callable[[str], Store], sqlite_url: str) -> Store:
     return make_store(sqlite_url)
+
+
+@pytest.fixture
+def imagenet_cache(tmp_path, monkeypatch):
+    """A torchvision cache holding the ResNet50 and ResNet152 weights (their names: only presence is
+    checked when a study is queued), and no network: nothing else can be downloaded."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for arch in ("resnet50", "resnet152"):
+        cached_weights(arch).parent.mkdir(parents=True, exist_ok=True)
+        cached_weights(arch).touch()
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(weights, "_probes", {})

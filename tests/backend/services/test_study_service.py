@@ -1,91 +1,17 @@
 """The study service on a real database: the seed preset's runs, grids, seeds, reuse, table, cancel."""
 
-import csv
-import io
-import urllib.error
-import urllib.request
-
 import pytest
-from scipy import stats as scipy_stats
-from sqlalchemy import func, select
+from study_helpers import SEED_STUDY, TEACHER, TINY, create, run_count, runs_of, study_request
 
-from backend.models import EpochMetric, Run, RunStatus
+from backend.models import Run, RunStatus
 from backend.reports import study as study_report
-from backend.schemas.studies import StudyCreate
 from backend.schemas.study_spec import SEED_RUNS, StudySpec
-from backend.services import studies, study_views, weights
+from backend.services import studies, study_views
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
 from trainer.models.weights import cached_weights
 
-# The report's experiments: arch, schedule, label smoothing, mixup alpha, teacher group.
-SEED_STUDY = {
-    "T": ("resnet152", "onecycle", 0.0, 0.0, None),
-    "T-LS": ("resnet152", "onecycle", 0.1, 0.0, None),
-    "base": ("resnet50", "onecycle", 0.0, 0.0, None),
-    "a": ("resnet50", "cosine", 0.0, 0.0, None),
-    "b": ("resnet50", "onecycle", 0.1, 0.0, None),
-    "c": ("resnet50", "onecycle", 0.0, 0.0, "T"),
-    "d1": ("resnet50", "onecycle", 0.0, 1.0, None),
-    "d2": ("resnet50", "onecycle", 0.0, 0.2, None),
-    "d3": ("resnet50", "onecycle", 0.0, 0.1, None),
-    "d4": ("resnet50", "onecycle", 0.0, 0.01, None),
-    "e": ("resnet50", "cosine", 0.1, 0.0, None),
-    "f": ("resnet50", "cosine", 0.0, 0.0, "T"),
-    # "+ LS + KD" in the report's words: an unsmoothed student learning from T-LS.
-    "g": ("resnet50", "onecycle", 0.0, 0.0, "T-LS"),
-    "h": ("resnet50", "cosine", 0.0, 0.0, "T-LS"),
-    "i1": ("resnet50", "cosine", 0.0, 0.2, "T-LS"),
-    "i2": ("resnet50", "cosine", 0.0, 0.01, "T-LS"),
-}
-TINY = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1, "batch_size": 16}
-# Without it the teachers would be resnet18 too, and T the very base run (shared, see below).
-TEACHER = {"teacher.model.arch": "resnet34"}
-
-
-@pytest.fixture(autouse=True)
-def imagenet_cache(tmp_path, monkeypatch):
-    """A torchvision cache holding the ResNet50 and ResNet152 weights (their names: only presence is
-    checked when a study is queued), and no network: nothing else can be downloaded."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    for arch in ("resnet50", "resnet152"):
-        cached_weights(arch).parent.mkdir(parents=True, exist_ok=True)
-        cached_weights(arch).touch()
-
-    def offline(*_args, **_kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    monkeypatch.setattr(weights, "_probes", {})
-
-
-def study_request(*, name="s", preset=None, switches=None, overrides, seeds=1):
-    grid = None if switches is None else {"switches": switches}
-    return StudyCreate.model_validate(
-        {"name": name, "preset": preset, "grid": grid, "overrides": overrides, "seeds": seeds}
-    )
-
-
-def create(store, *, seeds=1, preset=None, switches=None, **overrides):
-    overrides.setdefault("data.root", str(store.data_root))
-    with store.db.session(write=True) as session:
-        study = studies.create_study(
-            session=session,
-            settings=store.settings,
-            request=study_request(preset=preset, switches=switches, overrides=overrides, seeds=seeds),
-        )
-        return study_views.study_public(session=session, study=study)
-
-
-def runs_of(store, public):
-    ids = [run.run_id for group in public.groups for run in group.runs]
-    with store.db.session() as session:
-        return {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(ids)))}
-
-
-def run_count(store):
-    with store.db.session() as session:
-        return session.scalar(select(func.count()).select_from(Run))
+pytestmark = pytest.mark.usefixtures("imagenet_cache")
 
 
 def test_the_seed_preset_queues_the_reports_runs_with_their_settings_and_teachers(make_store, database_url):
@@ -236,67 +162,6 @@ def test_runs_are_not_reused_when_anything_that_changes_the_result_differs(store
     assert other.progress["reused"] == 0 and other.progress["queued"] == 2
 
 
-@pytest.mark.filterwarnings("ignore:Precision loss occurred")  # SciPy's remark on a group without spread
-def test_the_table_gives_mean_std_and_welch_interval_per_group(store):
-    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, seeds=3, **TINY)
-    results = {
-        "base": [50.0, 52.0, 51.0],
-        "+LS": [60.0, 61.5, 59.0],
-        "+Cosine": [50.5, 52.5, 49.0],
-        "+Cosine +LS": [58.0, 58.0, 58.0],
-    }
-    for group in study.groups:
-        for member, value in zip(group.runs, results[group.key], strict=True):
-            store.finish([member.run_id], valid=(value, 100.0), test_top1=value / 2, test_top5=90.0)
-    with store.db.session() as session:
-        study_row = studies.get_study(session=session, study_id=study.id)
-        table = study_views.study_table(session=session, study=study_row)
-        test_table = study_views.study_table(session=session, study=study_row, metric="test")
-    rows = {row.group: row for row in table.data}
-    assert [row.group for row in table.data] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
-    assert rows["base"].is_baseline and rows["base"].top1.verdict == "baseline"
-    for key in ("+LS", "+Cosine", "+Cosine +LS"):
-        top1 = rows[key].top1
-        expected = scipy_stats.ttest_ind(results[key], results["base"], equal_var=False)
-        interval = expected.confidence_interval(0.95)
-        assert top1.values == results[key] and top1.n == 3 and rows[key].succeeded == 3
-        assert top1.p_value == pytest.approx(expected.pvalue, rel=1e-9)
-        assert (top1.ci_low, top1.ci_high) == (pytest.approx(interval.low), pytest.approx(interval.high))
-    assert rows["+LS"].top1.verdict == "helped"
-    assert rows["+Cosine"].top1.verdict == "within noise" and rows["+Cosine"].top1.within_noise
-    assert rows["+Cosine +LS"].top1.std == 0.0 and rows["+Cosine +LS"].top1.verdict == "helped"
-    # Every top-5 is 100: no spread anywhere, so no interval rather than a zero-width one.
-    assert rows["+LS"].top5.verdict == "no spread across seeds: no interval"
-    assert {row.group: row.top1.mean for row in test_table.data}["+LS"] == pytest.approx(sum(results["+LS"]) / 6)
-    assert all(row.report is None for row in table.data)  # a grid has no report numbers
-
-
-def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
-    study = create(store, preset="seed", **TINY)
-    ids = {group.key: group.runs[0].run_id for group in study.groups}
-    store.finish([ids["base"]], valid=(40.0, 80.0))
-    store.finish([ids["a"]], valid=(41.0, 81.0))
-    with store.db.session() as session:
-        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
-    rows = {row.group: row for row in table.data}
-    assert (rows["base"].report, rows["a"].report, rows["d1"].report) == ("78.53", "79.13 (+0.60p)", "5.27 (−73.26p)")
-    assert (rows["a"].report_top1, rows["a"].report_top5) == (79.13, 95.77)
-    assert rows["a"].top1.delta == 1.0 and rows["a"].top1.verdict == "1 seed: no interval"
-    assert rows["b"].top1.verdict == "no result yet"
-
-    parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
-    assert [row["group"] for row in parsed] == list(SEED_STUDY)
-    a = next(row for row in parsed if row["group"] == "a")
-    assert (a["top1_mean"], a["top1_delta"], a["top1_verdict"], a["report"], a["report_top1"]) == (
-        "41.0",
-        "1.0",
-        "1 seed: no interval",
-        "79.13 (+0.60p)",
-        "79.13",
-    )
-    assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
-
-
 def test_the_paper_preset_queues_its_rows_behind_its_resnet_d_teacher(make_store, database_url):
     store = make_store(database_url)
     study = create(store, preset="paper", seeds=2, **TINY, **TEACHER, **{"schedule.warmup_epochs": 0.5})
@@ -317,41 +182,6 @@ def test_the_paper_preset_queues_its_rows_behind_its_resnet_d_teacher(make_store
         table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     assert table.reference_column == "Paper, ImageNet (top-1)"
     assert [row.report for row in table.data] == [None, "75.30", *[None] * 7, "79.29 (+3.99p)"]
-
-
-def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
-    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
-    with store.db.session() as session:
-        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
-    parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
-    assert [row["group"] for row in parsed] == ["base", "+LS", "+Cosine", "+Cosine +LS"]
-    assert parsed[3]["tricks"] == "ResNet18 from scratch +Cosine +LS"
-
-
-def test_curves_are_mean_and_std_per_group_and_epoch(store):
-    study = create(store, switches={"cosine": True}, seeds=2, **{**TINY, "epochs": 2})
-    base_runs = [run.run_id for run in study.groups[0].runs]
-    with store.db.transaction(write=True) as session:
-        for run_id, offset in zip(base_runs, (0.0, 2.0), strict=True):
-            for epoch in (1, 2):
-                session.add(
-                    EpochMetric(
-                        run_id=run_id,
-                        epoch=epoch,
-                        attempt=1,
-                        train_loss=1.0 + offset,
-                        valid_top1=10.0 * epoch + offset,
-                        valid_top5=50.0,
-                        lr=0.001,
-                    )
-                )
-    with store.db.session() as session:
-        curves = study_views.study_curves(session=session, study=studies.get_study(session=session, study_id=study.id))
-    base, cosine = curves.data
-    assert curves.epochs == 2 and base.is_baseline and not cosine.is_baseline
-    assert base.valid_top1.epoch == [1, 2] and base.valid_top1.mean == [11.0, 21.0]
-    assert base.valid_top1.std == [pytest.approx(2**0.5)] * 2 and base.valid_top1.n == [2, 2]
-    assert base.lr.std == [0.0, 0.0] and cosine.train_loss.epoch == []
 
 
 def test_cancel_stops_the_pending_runs_it_created_and_leaves_the_rest(store):
