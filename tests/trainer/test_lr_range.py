@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testlib.models import TINY_ARCH
 
 import trainer.lr_range
 from trainer.config import RunConfig, apply_overrides
@@ -25,7 +26,7 @@ def tiny_config(data_root: Path, **overrides) -> RunConfig:
         "name": "lr-range",
         "batch_size": 16,
         "data": {"root": str(data_root), "image_size": 32, "num_workers": 0},
-        "model": {"arch": "resnet18", "pretrained": False},
+        "model": {"arch": TINY_ARCH, "pretrained": False},
         "runtime": {"device": "cpu"},
     }
     return RunConfig.from_dict(apply_overrides(values, overrides))
