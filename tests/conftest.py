@@ -13,36 +13,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from testlib.dashboard import Dashboard, serve
-from testlib.studies import TINY, TINY_GRID, TINY_SEEDS, TINY_TEACHER
+from testlib.studies import TINY, TINY_GRID, TINY_SEEDS
 
 from backend.settings import Settings
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
-
-# Fixtures that take long to build (a server, the runs it trains) and are shared by many tests.
-# Under pytest-xdist (`--dist loadgroup`, as scripts/test runs it) the tests sharing one run as one
-# group on one worker, which builds it once; so do a module's tests sharing a module fixture. The
-# other tests run one by one wherever a worker is free.
-SHARED_SESSION_GROUPS = {"tiny_study": "study", "study_server": "study", "dashboard": "dashboard"}
-
-
-def _xdist_group(item: pytest.Item) -> str | None:
-    names = getattr(item, "fixturenames", ())
-    for fixture, group in SHARED_SESSION_GROUPS.items():
-        if fixture in names:
-            return group
-    # pytest keeps the fixtures a test uses, with their scopes, in this attribute only.
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    if any(fixture.scope == "module" for fixtures in definitions.values() for fixture in fixtures):
-        return item.nodeid.split("::")[0]
-    return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +109,7 @@ def tiny_study(study_server: Dashboard) -> dict[str, Any]:
             "name": "tiny grid",
             "grid": {"switches": TINY_GRID},
             "seeds": TINY_SEEDS,
-            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": TINY_TEACHER},
+            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
         }
     )
     return study_server.wait_finished(study["id"], timeout=900)

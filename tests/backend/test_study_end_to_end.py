@@ -8,8 +8,7 @@ from datetime import datetime
 import httpx
 import pytest
 from scipy import stats as scipy_stats
-from testlib.models import TINY_ARCH
-from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER
+from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS
 
 from backend.reports.stats import NO_SPREAD
 
@@ -36,7 +35,7 @@ def test_a_tiny_study_runs_end_to_end_through_real_workers(study_server, tiny_st
     for group in tiny_study["groups"]:
         for member in group["runs"]:
             run = runs[member["run_id"]]
-            assert run["config"]["model"]["arch"] == (TINY_TEACHER if group["role"] == "teacher" else TINY_ARCH)
+            assert run["config"]["model"]["arch"] == ("resnet34" if group["role"] == "teacher" else "resnet18")
             assert run["config"]["seed"] == member["seed"] and run["epoch"] == 1
             if group["teacher"]:
                 teacher = runs[
@@ -82,7 +81,7 @@ def test_the_same_study_again_reuses_every_finished_run(study_server, tiny_study
             "name": "tiny grid again",
             "grid": {"switches": TINY_GRID},
             "seeds": TINY_SEEDS,
-            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": TINY_TEACHER},
+            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
         }
     )
     assert study_server.get("/runs")["count"] == before

@@ -64,9 +64,9 @@ def test_the_page_and_the_api_write_every_number_alike(page):
     for p in P_VALUES:
         calls.append(["pValue", p])
         expected.append(format_p(p))
-    for value, delta in DELTAS:
-        calls.append(["withDelta", value, delta])
-        expected.append(with_delta(value, delta))
+    for shown, delta in DELTAS:
+        calls.append(["withDelta", shown, delta])
+        expected.append(with_delta(shown, delta))
     calls.append(["number", None])
     expected.append(format_number(None))
 

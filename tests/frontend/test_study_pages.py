@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER
+from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS
 
 from backend.reports.stats import NO_SPREAD
-
-# The paper study's ResNet-D row trains the -D variant of a torchvision ResNet, which the tiny
-# study's model is not: its pages are looked at, never trained, so the report's smallest serves.
-PAPER_ARCH = {"model.arch": "resnet18"}
-
-
-def override_lines(values: dict) -> list[str]:
-    """The Studies form's overrides box: one key = value per line."""
-    return [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in values.items()]
 
 
 def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, tiny_study, tmp_path):
@@ -67,7 +58,7 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
 
 
 def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_server, tiny_study):
-    overrides = {**TINY, **PAPER_ARCH, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
+    overrides = {**TINY, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
     study = study_server.post_study({"name": "paper", "preset": "paper", "overrides": overrides})
     # Only its page is looked at: nothing of it needs to train.
     assert httpx.post(f"{study_server.url}/api/v1/studies/{study['id']}/cancel", timeout=30).status_code == 200
@@ -87,19 +78,17 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     page.goto(f"{study_server.url}/studies")
     page.locator(f'#studies-table tr[data-study-id="{tiny_study["id"]}"]').wait_for()
     overrides = page.get_by_label("One key = value per line")
-    lines = override_lines({**TINY, "data.root": study_server.data_root, "teacher.model.arch": "resnet9"})
-    paper = override_lines(
-        {**TINY, **PAPER_ARCH, "data.root": study_server.data_root, "teacher.model.arch": "resnet34"}
-    )
+    lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()]
+    lines += [f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
     page.get_by_label("Seeds per run").fill(str(TINY_SEEDS))
     # The paper's recipe is offered beside the seed study; its preview names what its warmup needs.
     preview = "document.getElementById('study-preview').textContent"
     page.get_by_label("The paper's recipe: baseline, then one refinement per row", exact=False).check()
     assert page.get_by_label("Name", exact=True).input_value() == "paper study"
     page.get_by_label("Name", exact=True).fill("from the form")
-    overrides.fill("\n".join(paper))
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
     page.wait_for_function(f"() => {preview}.includes('warms up for 5 epochs from its second row')")
-    overrides.fill("\n".join([*paper, "schedule.warmup_epochs = 0.5"]))
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34", "schedule.warmup_epochs = 0.5"]))
     page.wait_for_function(f"() => {preview}.startsWith('10 groups × {TINY_SEEDS} seeds: {10 * TINY_SEEDS} runs')")
     page.get_by_label("A grid: every combination of the switches below").check()
     page.get_by_label("Cosine decay (instead of OneCycle): off and on").check()
@@ -114,7 +103,7 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     assert overrides.get_attribute("aria-invalid") == "true"
 
     # Fixed, it is the tiny study again: every run is reused, and the page says so at once.
-    overrides.fill("\n".join([*lines[:-1], f"teacher.model.arch = {TINY_TEACHER}"]))
+    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
     page.get_by_role("button", name="Launch study").click()
     page.wait_for_url(f"{study_server.url}/studies/*")
     page.locator("#study-table tbody tr").first.wait_for()

@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 
 from backend.settings import Settings
-from testlib.models import TINY_ARCH
 from testlib.processes import free_port
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
 TINY_RUN: dict[str, Any] = {
-    "model": {"arch": TINY_ARCH, "pretrained": False},
+    "model": {"arch": "resnet18", "pretrained": False},
     "data": {"image_size": 32, "num_workers": 0},
     "epochs": 2,
     "batch_size": 16,

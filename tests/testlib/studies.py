@@ -1,18 +1,14 @@
 """The tiny study of the end-to-end and browser tests."""
 
-from testlib.models import TINY_ARCH
-
 # Every run of the end-to-end study trains in seconds on a CPU.
 TINY = {
-    "model.arch": TINY_ARCH,
+    "model.arch": "resnet18",
     "model.pretrained": False,
     "data.image_size": 32,
     "data.num_workers": 0,
     "epochs": 1,
     "batch_size": 16,
 }
-# The teachers' architecture: torchvision's, as the report's runs are, and another than the students'.
-TINY_TEACHER = "resnet18"
 # Two switches, one of them distillation (so teachers are added, shared and waited for), two seeds.
 TINY_GRID = {"cosine": True, "kd": True}
 TINY_SEEDS = 2

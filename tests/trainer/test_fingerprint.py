@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from trainer.config import RunConfig
 
 
@@ -9,7 +11,7 @@ def test_the_fingerprint_of_a_fixed_config_is_pinned():
     """A study reuses a succeeded run whose stored fingerprint equals a planned run's, so a fingerprint
     that changes for the same config (a new default, a field renamed or reordered in the hash) makes
     every stored run unreusable. If this fails on purpose, say so where the change is released."""
-    values = {
+    values: dict[str, Any] = {
         "name": "pinned",
         "epochs": 3,
         "data": {"root": "/data/cub", "image_size": 32},
