@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from testlib.models import TINY_ARCH
 from testlib.processes import wait_for
 
 from backend.models import Run, RunKind, StepMetric
@@ -17,7 +18,7 @@ from trainer.lr_finder.sweep import LRSweep, sweep_rates
 
 TINY: dict[str, Any] = {
     "name": "find lr",
-    "model": {"arch": "resnet18", "pretrained": False},
+    "model": {"arch": TINY_ARCH, "pretrained": False},
     "batch_size": 16,
     "data": {"image_size": 32, "num_workers": 0},
     "optim": {"layer_lr_divisors": {"stem": 10, "layer1": 10, "layer2": 5, "layer3": 5, "layer4": 1, "fc": 1}},

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from testlib.events import iter_events
+from testlib.models import TINY_ARCH
 from testlib.processes import wait_for
 
 from backend.db import Database
@@ -19,9 +20,9 @@ from backend.services import runs as run_service
 from backend.settings import default_trainer_command
 from tricklab.local import serving, tricklab_serve
 
-# A few seconds per epoch on a CPU.
+# Well under a second per epoch on a CPU.
 TINY: dict[str, Any] = {
-    "model": {"arch": "resnet18", "pretrained": False},
+    "model": {"arch": TINY_ARCH, "pretrained": False},
     "epochs": 3,
     "batch_size": 16,
     "data": {"image_size": 32, "num_workers": 0},
@@ -110,7 +111,9 @@ def test_a_worker_killed_mid_run_is_resumed_by_the_next_not_restarted(
     settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
     db = make_database(settings)
     with db.session(write=True) as session:
-        run_id = run_service.create_run(session=session, settings=settings, config=tiny_config(demo_dataset)).id
+        # resnet18's epochs take long enough that the kill lands between the first and the last.
+        config = tiny_config(demo_dataset, model={"arch": "resnet18", "pretrained": False})
+        run_id = run_service.create_run(session=session, settings=settings, config=config).id
 
     def rows():
         with db.session() as session:

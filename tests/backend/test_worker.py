@@ -137,7 +137,7 @@ def test_a_database_outage_while_the_trainer_finishes_loses_nothing(
     db = make_database(settings)
     run_id = submit(db, settings, data_root, name="slow", epochs=4)
     start_worker(settings)
-    child_pid(settings, run_id)
+    trainer = child_pid(settings, run_id)
     name = make_url(postgres_url).database
     admin = create_engine(make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
@@ -146,7 +146,8 @@ def test_a_database_outage_while_the_trainer_finishes_loses_nothing(
             connection.execute(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
             )
-            time.sleep(2.5)  # the trainer finishes meanwhile
+            # Its epochs and its result all arrive while no connection is let in.
+            wait_for(lambda: not alive(trainer), timeout=30, what="the trainer to finish")
             connection.execute(text(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1'))
     finally:
         admin.dispose()

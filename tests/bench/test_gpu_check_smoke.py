@@ -8,9 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The script's own budget is 600 s; beside the other tests on a busy machine it needs more than the
+# suite's 300 s default.
+@pytest.mark.timeout(700)
 def test_the_gpu_check_runs_every_step_and_writes_one_summary(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "TRICKLAB_BENCH_ROOT": str(tmp_path / "bench")}

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from testlib.models import TINY_ARCH
 from testlib.processes import REPO
 
 from trainer.config import RunConfig
@@ -92,7 +93,7 @@ def test_a_run_that_falls_back_to_the_cpu_says_so_in_its_start_event(demo_datase
             "epochs": 1,
             "batch_size": 16,
             "data": {"root": str(demo_dataset), "image_size": 32, "num_workers": 0},
-            "model": {"arch": "resnet18", "pretrained": False},
+            "model": {"arch": TINY_ARCH, "pretrained": False},
         }
     ).save(run_dir / "config.json")
     reporter = Starts()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testlib.models import TINY_ARCH
 
 import trainer.lr_finder.range_test
 from trainer.config import RunConfig, apply_overrides
@@ -25,7 +26,7 @@ def tiny_config(data_root: Path, **overrides) -> RunConfig:
         "name": "lr-range",
         "batch_size": 16,
         "data": {"root": str(data_root), "image_size": 32, "num_workers": 0},
-        "model": {"arch": "resnet18", "pretrained": False},
+        "model": {"arch": TINY_ARCH, "pretrained": False},
         "runtime": {"device": "cpu"},
     }
     return RunConfig.from_dict(apply_overrides(values, overrides))
@@ -76,7 +77,9 @@ def test_every_group_trains_at_its_share_of_the_sweeps_exact_rate(demo_dataset, 
 
 def test_the_stop_rule_ends_the_sweep_and_the_suggestion_is_sane(tmp_path):
     write_demo_dataset(tmp_path / "data", classes=4, per_class=40, size=40, seed=2)
-    config = tiny_config(tmp_path / "data", **{"data.image_size": 40})
+    # resnet18's loss blows up within the sweep's 100 steps; the tiny test model's, on half the seeds
+    # tried, does not, and the sweep then ends without a stop.
+    config = tiny_config(tmp_path / "data", **{"data.image_size": 40, "model.arch": "resnet18"})
     sweep = LRSweep()  # the report's: 1e-7 to 10 over 100 steps, smoothed at 0.05, stopping past 5x the best
     recorder = Recorder()
     analysis = range_test(config, sweep, reporter=recorder)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testlib.models import TINY_ARCH
 
 from trainer.config import RunConfig
 from trainer.loop.reporters import JsonLinesReporter
@@ -44,7 +45,7 @@ def test_the_trainers_own_events_pass_the_check_with_the_protocols_fields(demo_d
             "epochs": 2,
             "batch_size": 16,
             "data": {"root": str(demo_dataset), "image_size": 32, "num_workers": 0},
-            "model": {"arch": "resnet18", "pretrained": False},
+            "model": {"arch": TINY_ARCH, "pretrained": False},
             "runtime": {"device": "cpu", "step_log_every": 1},
         }
     ).save(folder.config)

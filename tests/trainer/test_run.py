@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from testlib.models import TINY_ARCH
 
 from trainer.config import RunConfig, apply_overrides
 from trainer.data.cub import read_cub
@@ -38,7 +39,7 @@ def tiny_config(data_root: Path, **overrides) -> RunConfig:
         "epochs": 2,
         "batch_size": 16,
         "data": {"root": str(data_root), "image_size": 32, "num_workers": 0},
-        "model": {"arch": "resnet18", "pretrained": False},
+        "model": {"arch": TINY_ARCH, "pretrained": False},
         "runtime": {"device": "cpu", "step_log_every": 2},
     }
     return RunConfig.from_dict(apply_overrides(values, overrides))
@@ -251,7 +252,7 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(
         f"name: cli\nepochs: 1\ndata:\n  root: {demo_dataset}\n  num_workers: 0\n"
-        "model:\n  arch: resnet18\n  pretrained: false\n"
+        f"model:\n  arch: {TINY_ARCH}\n  pretrained: false\n"
     )
     out = tmp_path / "out"
     completed = tricklab_train(config_file, "--set", "data.image_size=32", "--set", "batch_size=16", "--out", str(out))
@@ -274,7 +275,7 @@ def test_resume_reads_the_checkpoint_onto_the_cpu_and_moves_only_what_belongs_on
         train_run(run_dir, reporter=CrashAfterEpoch(1))
     saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
-    model = build_model("resnet18", 4, pretrained=False).to("meta")
+    model = build_model(config.model.arch, 4, pretrained=False).to("meta")
     optimizer = build_optimizer(model, config.optim)
     torch.manual_seed(999)  # something else than the checkpoint's state
     with warnings.catch_warnings():

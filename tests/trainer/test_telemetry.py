@@ -13,36 +13,57 @@ from trainer.loop.telemetry import DataWait, PassTelemetry, UtilizationSampler, 
 CPU = torch.device("cpu")
 
 
-def slow_batches(count: int, *, load_s: float):
+class FakeClock:
+    """A clock that moves only when told: the shares come out exact, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def slow_batches(count: int, *, clock: FakeClock, load_s: float):
     for index in range(count):
-        time.sleep(load_s)
+        clock.advance(load_s)
         yield index
 
 
 def test_data_wait_is_the_share_of_the_pass_spent_waiting_for_batches():
-    telemetry = PassTelemetry(CPU)
-    for _ in telemetry.timed(slow_batches(6, load_s=0.03)):
-        time.sleep(0.01)  # the step
-    share = telemetry.figures()["data_wait_share"]
-    assert 0.6 < share < 0.9  # 30 ms of every 40 ms, give or take a busy machine's sleeps
+    clock = FakeClock()
+    telemetry = PassTelemetry(CPU, clock=clock)
+    for _ in telemetry.timed(slow_batches(6, clock=clock, load_s=0.03)):
+        clock.advance(0.01)  # the step
+    assert telemetry.figures()["data_wait_share"] == pytest.approx(0.75)  # 30 ms of every 40 ms
 
 
 def test_a_loader_that_keeps_up_costs_no_share():
-    telemetry = PassTelemetry(CPU)
+    clock = FakeClock()
+    telemetry = PassTelemetry(CPU, clock=clock)
     for _ in telemetry.timed(range(5)):
-        time.sleep(0.02)
-    assert telemetry.figures()["data_wait_share"] < 0.05
+        clock.advance(0.02)
+    assert telemetry.figures()["data_wait_share"] == 0
 
 
 def test_the_first_batch_counts_from_the_start_of_the_pass():
-    wait = DataWait(CPU)
+    clock = FakeClock()
+    wait = DataWait(CPU, clock=clock)
     wait.start()
-    time.sleep(0.05)  # a loader's workers starting
+    clock.advance(0.05)  # a loader's workers starting
     wait.batch_ready()
-    time.sleep(0.05)
+    clock.advance(0.05)
     wait.step_done()
-    share = wait.share()
-    assert share is not None and 0.3 < share < 0.7
+    assert wait.share() == pytest.approx(0.5)
+
+
+def test_the_real_clock_is_the_default():
+    telemetry = PassTelemetry(CPU)
+    for _ in telemetry.timed(range(3)):
+        pass
+    assert 0 <= telemetry.figures()["data_wait_share"] <= 1
 
 
 def test_a_pass_without_a_step_has_no_figures_and_a_cpu_no_device_figures():
@@ -57,14 +78,18 @@ def test_a_pass_without_a_step_has_no_figures_and_a_cpu_no_device_figures():
 def test_the_sampler_reads_off_the_calling_thread_and_averages():
     caller = threading.get_ident()
     readers: set[int] = set()
-    values = iter([10.0, None, 30.0, 50.0, *[50.0] * 1000])
+    values = iter([10.0, None, 30.0, 50.0])
+    read_all = threading.Event()
 
     def read() -> float | None:
         readers.add(threading.get_ident())
-        return next(values)
+        value = next(values, 50.0)
+        if value == 50.0:
+            read_all.set()
+        return value
 
     with UtilizationSampler(read, interval=0.01) as sampler:
-        time.sleep(0.2)
+        assert read_all.wait(timeout=30)
     assert readers and caller not in readers
     mean = sampler.mean()
     assert mean is not None and 10 < mean <= 50  # the unreadable sample is left out, not counted as 0

@@ -34,8 +34,9 @@ class DataWait:
     """Marks of one pass: ``start()``, then per step ``batch_ready()`` and ``step_done()``; ``share()``
     reads them once, at the end."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, *, clock: Callable[[], float] = time.perf_counter):
         self.cuda = device.type == "cuda"
+        self.clock = clock  # the CPU marks' clock; tests pass a fake one
         self._events: list[torch.cuda.Event] = []
         self._times: list[float] = []
 
@@ -45,7 +46,7 @@ class DataWait:
             event.record()
             self._events.append(event)
         else:
-            self._times.append(time.perf_counter())
+            self._times.append(self.clock())
 
     def start(self) -> None:
         self._events.clear()
@@ -175,8 +176,8 @@ class DeviceMonitor:
 class PassTelemetry:
     """The figures of one training pass on ``device``, taken around the batches ``timed`` hands out."""
 
-    def __init__(self, device: torch.device):
-        self.data_wait = DataWait(device)
+    def __init__(self, device: torch.device, *, clock: Callable[[], float] = time.perf_counter):
+        self.data_wait = DataWait(device, clock=clock)
         self.monitor = DeviceMonitor(device)
 
     def timed(self, batches: Iterable[Batch]) -> Iterator[Batch]:
