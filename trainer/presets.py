@@ -61,8 +61,9 @@ _RESNET152 = {"model.arch": "resnet152"}
 
 
 def arch_title(arch: str) -> str:
-    """ "resnet50" as the report writes it: "ResNet50"."""
-    return "ResNet" + arch.removeprefix("resnet")
+    """ "resnet50" as the report writes it: "ResNet50"; another family's name as it is ("efficientnet_b0")."""
+    depth = arch.removeprefix("resnet")
+    return "ResNet" + depth if depth[:1].isdigit() else arch
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ MINUS = "−"
 
 def round_half_away(value: float, digits: int = DIGITS) -> Decimal:
     """``value`` rounded to ``digits`` decimals, exactly as it is then written."""
-    return Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    # -0.0 + 0.0 is 0.0: a negative zero is written "0.00", as toFixed writes it.
+    return Decimal(value + 0.0).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
 def format_number(value: float | None, digits: int = DIGITS) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from testlib.processes import REPO
 
 from backend.reports.numbers import format_number, format_p, format_signed, with_delta
@@ -76,12 +75,7 @@ def test_the_page_and_the_api_write_every_number_alike(page):
     assert not page.errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="toFixed drops the sign of -0 (0.00), Decimal keeps it (−0.00)",
-)
-def test_negative_zero_is_written_alike(page):
-    assert run_format_js(page, [["number", -0.0, 2], ["signed", -0.0, 2]]) == [
-        format_number(-0.0),
-        format_signed(-0.0),
-    ]
+def test_negative_zero_is_written_as_zero_on_both_sides(page):
+    # toFixed drops the sign of -0; the Python side adds +0.0 to do the same.
+    written = run_format_js(page, [["number", -0.0, 2], ["signed", -0.0, 2]])
+    assert written == [format_number(-0.0), format_signed(-0.0)] == ["0.00", "+0.00"]

@@ -12,7 +12,7 @@ from testlib.presets import preset_config
 from torch import nn
 
 from trainer.config import RunConfig, apply_overrides
-from trainer.presets import PAPER, PRESETS, STUDY, get_preset
+from trainer.presets import PAPER, PRESETS, STUDY, arch_title, get_preset
 from trainer.tricks.mixup import MixedBatch
 from trainer.tricks.recipe import Tricks
 
@@ -172,3 +172,17 @@ def test_the_paper_teacher_is_a_resnet152d_with_every_refinement_but_kd():
     config, mixup = _flat(_paper_config(teacher)), _flat(_paper_config(rows[-2]))
     assert {name: config[name] for name in config if config[name] != mixup[name]} == {"model.arch": "resnet152d"}
     assert config["tricks.kd.teacher"] is None and teacher.title == "Teacher: ResNet152d with every refinement but KD"
+
+
+@pytest.mark.parametrize(
+    ("arch", "title"),
+    [
+        ("resnet50", "ResNet50"),
+        ("resnet50d", "ResNet50d"),
+        ("resnet50d.a1_in1k", "ResNet50d.a1_in1k"),
+        ("resnext50_32x4d", "resnext50_32x4d"),
+        ("efficientnet_b0", "efficientnet_b0"),
+    ],
+)
+def test_a_resnet_is_titled_as_the_report_writes_it_and_any_other_model_by_its_name(arch, title):
+    assert arch_title(arch) == title
