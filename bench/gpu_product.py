@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from bench.gpu_sizes import Check, Sizes, run_config
 from trainer.models.build import build_model
 from trainer.protocol import launch_command
 from tricklab import Client
-from tricklab.local import serving
+from tricklab.local import serving, wait_for
 from tricklab.models import EpochMetrics, Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,16 +95,6 @@ def product(work: Path, *, data_root: Path, check: Check) -> Iterator[Product]:
             running.stop_workers()
 
 
-def _wait(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-
-
 def _kill(process: subprocess.Popen) -> None:
     """SIGKILL, as a machine that dies: the worker cannot hand its run back."""
     os.killpg(process.pid, signal.SIGKILL)
@@ -135,7 +125,12 @@ def until_epoch(product: Product, run_id: int, epoch: int, *, timeout: float) ->
             raise RuntimeError(f"run {run_id} {run.status}: {run.error}")
         return run if (run.epoch >= epoch if epoch else run.status == "succeeded") else None
 
-    return _wait(reached, timeout=timeout, what=f"run {run_id} to reach epoch {epoch}" if epoch else f"run {run_id}")
+    return wait_for(
+        reached,
+        interval=0.5,
+        timeout=timeout,
+        what=f"run {run_id} to reach epoch {epoch}" if epoch else f"run {run_id}",
+    )
 
 
 def product_run(product: Product, sizes: Sizes, root: Path) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testlib.processes import REPO, free_port, wait_for
+from testlib.processes import REPO
 
 from backend.db import Database
 from backend.settings import Settings
+from tricklab.local import free_port, wait_for
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 # Short intervals: a dead worker is noticed in 2 s, a cancel in 0.2 s.

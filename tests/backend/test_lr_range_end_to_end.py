@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from testlib.models import TINY_ARCH
-from testlib.processes import wait_for
 
 from backend.models import Run, RunKind, StepMetric
 from backend.settings import default_trainer_command
 from trainer.lr_finder.sweep import LRSweep, sweep_rates
+from tricklab.local import wait_for
 
 TINY: dict[str, Any] = {
     "name": "find lr",

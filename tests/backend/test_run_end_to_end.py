@@ -12,13 +12,12 @@ import pytest
 from sqlalchemy import select
 from testlib.events import iter_events
 from testlib.models import TINY_ARCH
-from testlib.processes import wait_for
 
 from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
-from tricklab.local import serving, tricklab_serve
+from tricklab.local import serving, tricklab_serve, wait_for
 
 # Well under a second per epoch on a CPU.
 TINY: dict[str, Any] = {

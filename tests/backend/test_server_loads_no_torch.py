@@ -14,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testlib.processes import REPO, free_port
+from testlib.processes import REPO
+
+from tricklab.local import free_port
 
 SERVER_SCRIPT = """
 import json, sys, threading, time

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from testlib.processes import wait_for
 
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.services import runs as run_service
+from tricklab.local import wait_for
 
 
 def submit(db, settings, data_root, priority=0, **config):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from sqlalchemy import select
-from testlib.processes import REPO, wait_for
+from testlib.processes import REPO
 
 from backend.models import EpochMetric, FailureKind, Run, RunStatus
 from backend.placement import PlacementError, hold_gpus, placement
@@ -22,6 +22,7 @@ from backend.services import queue as jobs
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
 from trainer.data.demo import write_demo_dataset
+from tricklab.local import wait_for
 
 # Seconds per epoch on two gloo processes: 2 steps of 16 images at 32 px.
 TINY: dict[str, Any] = {

@@ -3,9 +3,8 @@ while it waits. Its devices are found in ``backend.worker.devices`` (tests/backe
 
 from __future__ import annotations
 
-from testlib.processes import wait_for
-
 from backend.services import workers
+from tricklab.local import wait_for
 
 
 def test_a_worker_process_reports_itself_and_stays_fresh(make_settings, make_database, sqlite_url, start_worker):
