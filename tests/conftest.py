@@ -19,6 +19,47 @@ from backend.settings import Settings
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
 
+# Session fixtures that take a minute to build: the tiny study trained by real workers, the browser tests'
+# dashboard with its finished runs. Under pytest-xdist each worker builds its own, so the files that use
+# them run on one worker together (ONE_WORKER_FILES, checked at collection against who really uses them).
+SLOW_SESSION_FIXTURES = {"study_server", "tiny_study", "dashboard"}
+ONE_WORKER_FILES = {
+    "tests/backend/test_effects_end_to_end.py",
+    "tests/backend/test_study_end_to_end.py",
+    "tests/frontend/",
+}
+
+
+def _on_one_worker(nodeid: str) -> bool:
+    path = nodeid.split("::", 1)[0]
+    return any(path == entry or (entry.endswith("/") and path.startswith(entry)) for entry in ONE_WORKER_FILES)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Files scheduled one by one (``--dist loadfile``), but ONE_WORKER_FILES as one unit."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowFixturesOnce(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "slow session fixtures" if _on_one_worker(nodeid) else super()._split_scope(nodeid)
+
+    return SlowFixturesOnce(config, log) if config.getoption("dist") == "loadfile" else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    strays = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if SLOW_SESSION_FIXTURES & set(getattr(item, "fixturenames", ())) and not _on_one_worker(item.nodeid)
+        }
+    )
+    if strays:
+        raise pytest.UsageError(
+            f"{', '.join(strays)} use(s) {', '.join(sorted(SLOW_SESSION_FIXTURES))}: add them to ONE_WORKER_FILES "
+            "in tests/conftest.py, or each pytest-xdist worker builds those fixtures again"
+        )
+
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -16,23 +16,23 @@ from tricklab.local import serving
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
+def server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
     with serve(tmp_path_factory.mktemp("client-server"), demo_dataset) as running:
         yield running
 
 
 @pytest.fixture
-def client(dashboard: Dashboard) -> Iterator[Client]:
-    with Client(dashboard.url, token="") as client:
+def client(server: Dashboard) -> Iterator[Client]:
+    with Client(server.url, token="") as client:
         yield client
 
 
-def tiny(dashboard: Dashboard, name: str) -> dict:
-    return {**TINY_RUN, "name": name, "epochs": 1, "data": {**TINY_RUN["data"], "root": str(dashboard.data_root)}}
+def tiny(server: Dashboard, name: str) -> dict:
+    return {**TINY_RUN, "name": name, "epochs": 1, "data": {**TINY_RUN["data"], "root": str(server.data_root)}}
 
 
-def test_a_run_is_created_followed_to_its_end_and_read_back(client, dashboard):
-    run = client.create_run(tiny(dashboard, "followed"), priority=5)
+def test_a_run_is_created_followed_to_its_end_and_read_back(client, server):
+    run = client.create_run(tiny(server, "followed"), priority=5)
     assert (run.name, run.priority, run.status, run.epochs) == ("followed", 5, "queued", 1)
     assert client.get_run(run.id).config["model"]["arch"] == "resnet18"
 
@@ -41,7 +41,7 @@ def test_a_run_is_created_followed_to_its_end_and_read_back(client, dashboard):
     epochs = [event.epoch for event in events if event.epoch is not None]
     assert [row.epoch for row in epochs] == [1] and epochs[0].run_id == run.id
     final = events[-1].run
-    assert final is not None and final.status == "succeeded", dashboard.log_tail()
+    assert final is not None and final.status == "succeeded", server.log_tail()
     assert final.finished and final.test_top1 is not None
 
     waited = client.wait_for_run(run.id, timeout=10)
@@ -66,9 +66,9 @@ def test_a_run_is_created_followed_to_its_end_and_read_back(client, dashboard):
         client.get_run(clone.id)
 
 
-def test_runs_are_listed_page_by_page(client, dashboard):
+def test_runs_are_listed_page_by_page(client, server):
     prefix = f"paged {uuid.uuid4().hex[:6]}"
-    created = [client.create_run(tiny(dashboard, f"{prefix} {index}"), priority=-1000).id for index in range(5)]
+    created = [client.create_run(tiny(server, f"{prefix} {index}"), priority=-1000).id for index in range(5)]
     first = client.list_runs(name=prefix, limit=2)
     assert first.count == 5 and len(first.data) == 2
     assert len(client.list_runs(name=prefix, skip=4, limit=2).data) == 1
@@ -79,9 +79,9 @@ def test_runs_are_listed_page_by_page(client, dashboard):
     assert client.list_runs(name=prefix, status="cancelled").count == 5
 
 
-def test_a_create_sent_again_with_its_key_returns_the_first_run(client, dashboard):
+def test_a_create_sent_again_with_its_key_returns_the_first_run(client, server):
     key = str(uuid.uuid4())
-    config = tiny(dashboard, "once")
+    config = tiny(server, "once")
     first = client.create_run(config, priority=-1000, idempotency_key=key)
     again = client.create_run(config, priority=-1000, idempotency_key=key)
     assert again.id == first.id
@@ -91,9 +91,9 @@ def test_a_create_sent_again_with_its_key_returns_the_first_run(client, dashboar
     assert refused.value.status == 422
 
 
-def test_errors_name_what_is_wrong(client, dashboard):
+def test_errors_name_what_is_wrong(client, server):
     with pytest.raises(Invalid) as invalid:
-        client.create_run({**tiny(dashboard, "bad"), "epochs": 0})
+        client.create_run({**tiny(server, "bad"), "epochs": 0})
     assert list(invalid.value.fields) == ["config.epochs"] and "config.epochs" in str(invalid.value)
     with pytest.raises(Invalid) as unknown:
         client.create_run({"model": {"arch": "resnet18", "nope": 1}})
@@ -107,9 +107,9 @@ def test_errors_name_what_is_wrong(client, dashboard):
     assert "preset" in study.value.fields
 
 
-def test_studies_previews_workers_and_range_tests(client, dashboard):
+def test_studies_previews_workers_and_range_tests(client, server):
     overrides = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "epochs": 1}
-    overrides |= {"data.root": str(dashboard.data_root), "data.num_workers": 0, "batch_size": 16}
+    overrides |= {"data.root": str(server.data_root), "data.num_workers": 0, "batch_size": 16}
     preview = client.preview_study("grid", grid={"cosine": True}, overrides=overrides, seeds=2)
     assert preview.runs == 4 and preview.new_runs + preview.reused_runs == 4
     study = client.create_study("grid", grid={"cosine": True}, overrides=overrides, seeds=2, priority=-1000)
@@ -121,7 +121,7 @@ def test_studies_previews_workers_and_range_tests(client, dashboard):
 
     workers = client.list_workers()
     assert workers.alive == 1 and workers.data[0].devices[0].kind == "cpu"
-    test = client.create_lr_range_test(tiny(dashboard, "range"), sweep={"steps": 5}, priority=-1000)
+    test = client.create_lr_range_test(tiny(server, "range"), sweep={"steps": 5}, priority=-1000)
     assert client.get_lr_range_test(test.id).sweep["steps"] == 5
     client.cancel_run(test.id)
     assert client.health().status == "ok"
