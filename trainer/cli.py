@@ -28,8 +28,9 @@ from trainer.loop.reporters import (
 )
 from trainer.loop.run import train_run
 from trainer.loop.setup import RunError
+from trainer.loop.teacher import TeacherError
 from trainer.lr_finder.sweep import CURVE_ROWS, LRSweep, curve_table
-from trainer.models.build import TeacherError, WeightsUnavailable
+from trainer.models.build import WeightsUnavailable
 from trainer.parallel.devices import DeviceError, check_cuda
 from trainer.parallel.distributed import DistributedError, World, world_from_environment
 from trainer.protocol import (

@@ -10,7 +10,8 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import save_file
 
 from trainer.config import RunConfig
-from trainer.models.build import TeacherError, WeightsUnavailable, build_model, head_name, load_teacher
+from trainer.loop.teacher import TeacherError, load_teacher
+from trainer.models.build import WeightsUnavailable, build_model, head_name
 
 
 def count_trainable_parameters(model: torch.nn.Module) -> int:

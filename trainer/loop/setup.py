@@ -17,7 +17,8 @@ from trainer.config import RunConfig
 from trainer.data.cub import read_cub
 from trainer.data.dataset import make_splits
 from trainer.data.loaders import BatchSources, build_batch_sources
-from trainer.models.build import build_model, load_teacher
+from trainer.loop.teacher import load_teacher
+from trainer.models.build import build_model
 from trainer.models.param_groups import build_optimizer
 from trainer.parallel.devices import DeviceChoice, choose_device, use_device
 from trainer.parallel.distributed import (

@@ -12,14 +12,16 @@ dropping the rates a user set would change the experiment behind their back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from trainer.config import OptimConfig
 from trainer.models.build import head_name
 from trainer.models.stages import NO_STAGES, PARAM_GROUPS, WHOLE_MODEL, group_peak_lrs, has_resnet_stages, stage_of
+
+if TYPE_CHECKING:
+    from trainer.config import OptimConfig
 
 BLOCK_STAGES = PARAM_GROUPS[1:-1]  # layer1..layer4
 
