@@ -35,15 +35,41 @@ def _on_one_worker(nodeid: str) -> bool:
     return any(path == entry or (entry.endswith("/") and path.startswith(entry)) for entry in ONE_WORKER_FILES)
 
 
+ONE_WORKER_UNIT = "slow session fixtures"
+# Seconds each unit takes on one core (a quiet 2-core run, rounded): the scheduler hands out the longest
+# first, so that no long file is left to run alone at the end while the other cores idle. A unit not
+# named here counts a second a test; a wrong figure costs balance, never a test.
+UNIT_SECONDS = {
+    ONE_WORKER_UNIT: 120,
+    "tests/bench/test_bench_smoke.py": 110,
+    "tests/trainer/test_lr_range.py": 90,
+    "tests/bench/test_gpu_check_smoke.py": 75,
+    "tests/backend/api/test_api_fuzz.py": 60,
+    "tests/trainer/test_run.py": 55,
+    "tests/backend/test_run_end_to_end.py": 55,
+    "tests/trainer/test_distributed.py": 50,
+    "tests/backend/test_worker_distributed.py": 50,
+    "tests/backend/test_cli_tokens.py": 45,
+    "tests/backend/test_worker.py": 35,
+    "tests/backend/test_cli_and_compose.py": 25,
+    "tests/client/test_client.py": 20,
+}
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Files scheduled one by one (``--dist loadfile``), but ONE_WORKER_FILES as one unit."""
+    """Files scheduled one by one (``--dist loadfile``), ONE_WORKER_FILES as one unit, longest first."""
     from xdist.scheduler import LoadFileScheduling
 
-    class SlowFixturesOnce(LoadFileScheduling):
+    class LongestFirst(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "slow session fixtures" if _on_one_worker(nodeid) else super()._split_scope(nodeid)
+            return ONE_WORKER_UNIT if _on_one_worker(nodeid) else super()._split_scope(nodeid)
 
-    return SlowFixturesOnce(config, log) if config.getoption("dist") == "loadfile" else None
+        def _assign_work_unit(self, node: Any) -> None:
+            longest = max(self.workqueue, key=lambda unit: UNIT_SECONDS.get(unit, len(self.workqueue[unit])))
+            self.workqueue.move_to_end(longest, last=False)
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -166,8 +166,9 @@ def test_a_dataset_with_unreadable_images_fails_the_run_with_one_line_naming_the
     images[-1].write_bytes(b"")  # empty
     settings = make_settings(sqlite_url, data_roots=[broken], trainer_command=default_trainer_command())
     url = live_server(settings)
-    start_worker(settings, "--once")
     run = httpx.post(f"{url}/api/v1/runs", json={"config": tiny_config(broken)}, timeout=30).json()
+    # Queued first: a worker started with --once exits at once when it finds nothing to claim.
+    start_worker(settings, "--once")
     final = wait_for(
         lambda: (
             (answer := httpx.get(f"{url}/api/v1/runs/{run['id']}", timeout=30).json())["status"] == "failed" and answer

@@ -192,7 +192,9 @@ def test_a_killed_worker_takes_its_trainer_along_and_the_next_worker_takes_over(
     assert run.status == RunStatus.running and run.failure_kind == FailureKind.infrastructure
     assert run.error is not None
     assert run.infrastructure_failures == 1 and "stopped responding" in run.error
-    assert (settings.run_dir(run_id) / "ATTEMPT").read_text().strip() == "2"
+    # The claim is committed before the worker writes the attempt into the run folder.
+    attempt_file = settings.run_dir(run_id) / "ATTEMPT"
+    wait_for(lambda: attempt_file.read_text().strip() == "2", timeout=15, what="the second attempt's ATTEMPT file")
 
 
 def test_sigterm_hands_the_run_back_to_the_queue(sqlite_url, make_settings, make_database, start_worker, data_root):

@@ -76,10 +76,10 @@ def test_every_group_trains_at_its_share_of_the_sweeps_exact_rate(demo_dataset, 
 
 
 def test_the_stop_rule_ends_the_sweep_and_the_suggestion_is_sane(tmp_path):
-    write_demo_dataset(tmp_path / "data", classes=4, per_class=40, size=40, seed=2)
+    write_demo_dataset(tmp_path / "data", classes=4, per_class=40, size=32, seed=2)
     # resnet18's loss blows up within the sweep's 100 steps; the tiny test model's, on half the seeds
     # tried, does not, and the sweep then ends without a stop.
-    config = tiny_config(tmp_path / "data", **{"data.image_size": 40, "model.arch": "resnet18"})
+    config = tiny_config(tmp_path / "data", **{"model.arch": "resnet18"})
     sweep = LRSweep()  # the report's: 1e-7 to 10 over 100 steps, smoothed at 0.05, stopping past 5x the best
     recorder = Recorder()
     analysis = range_test(config, sweep, reporter=recorder)
