@@ -48,6 +48,17 @@ class RunClone(BaseModel):
     priority: Priority | None = Field(None, description="default: the source run's")
 
 
+class RunUpdate(BaseModel):
+    """What may change on a run once queued: its place in the queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority = Field(
+        description="higher runs first, ties oldest first; only a queued run's priority can change",
+        examples=[10],
+    )
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
