@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.models import FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
-from trainer.config import Int, Name
+from trainer.config import NUMBER, Name
 
 # Queue priorities: a small range is all an ordering needs, and it keeps every value in a column.
-Priority = Annotated[Int, Field(ge=-1000, le=1000)]
+Priority = Annotated[int, Field(ge=-1000, le=1000), NUMBER]
 
 
 class RunCreate(BaseModel):
