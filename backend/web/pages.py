@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from backend.api.deps import ModeQuery, PageRunIdsDep, SessionDep, SettingsDep
 from backend.api.query import KnownQueryOnly
-from backend.models import MAX_ID, RunKind
+from backend.models import MAX_ID, RunKind, RunStatus
 from backend.reports.labels import logged_lr_groups
 from backend.schemas.compare import MODES
 from backend.schemas.study_spec import SEED_RUNS, SWITCHES
@@ -63,7 +63,15 @@ def _page(request: Request, template: str, **context: object) -> HTMLResponse:
     return templates.TemplateResponse(request, template, {"palette": PALETTE, **context})
 
 
-@router.get("/", response_class=HTMLResponse)
+async def _runs_query(
+    status: Annotated[RunStatus | None, Query(description="the list's status filter")] = None,
+    kind: Annotated[RunKind | None, Query(description="the list's kind filter")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="the list's name filter")] = None,
+) -> None:
+    """The filters runs.js reads from the page's address, declared so that any other name is refused."""
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=[Depends(_runs_query)])
 def runs_page(request: Request) -> HTMLResponse:
     return _page(request, "runs.html", page="runs")
 

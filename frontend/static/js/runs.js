@@ -102,6 +102,12 @@ function updateCompareButton() {
   compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
 }
 
+// Filters named in the address (/?kind=lr_range&status=failed) are the list's first filters.
+const linked = new URLSearchParams(location.search);
+statusFilter.value = linked.get("status") ?? "";
+kindFilter.value = linked.get("kind") ?? "";
+nameFilter.value = linked.get("name") ?? "";
+
 const refresh = poll(
   async () => {
     const params = new URLSearchParams({ limit: "200" });

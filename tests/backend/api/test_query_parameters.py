@@ -74,6 +74,7 @@ def test_the_api_takes_what_its_schema_documents(api: TestClient):
         "/api/v1/runs?status=queued&status=failed&kind=training&name=x&created_by=ci&skip=0&limit=5",
         "/api/v1/studies?skip=0&limit=5",
         "/api/v1/presets/teachers?label_smoothing=0.1",
+        "/?status=failed&kind=lr_range&name=x",
         "/runs/new?preset=demo",
         "/runs/new?clone=1&lr=0.01",
         "/compare",
