@@ -45,7 +45,8 @@ def test_an_unknown_query_parameter_is_refused_naming_it(api: TestClient, method
         assert message in error["msg"]
     else:
         assert response.status_code == 400, response.text
-        assert f"does not take “{UNKNOWN}”" in response.text
+        takes = ", ".join(sorted(declared_query(route.dependant))) or "no parameters"
+        assert f"does not take “{UNKNOWN}” in its address (it takes {takes})." in response.text
 
 
 def test_each_unknown_parameter_is_named_once(api: TestClient):
