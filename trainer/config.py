@@ -92,9 +92,12 @@ def _printable(value: str) -> str:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_number)]
+# Bounds of a number go before NUMBER in an Annotated: after it, pydantic writes them into the JSON
+# schema as "ge" and "le", which JSON Schema does not know (and generated clients drop).
+NUMBER = BeforeValidator(_number)
+Int = Annotated[int, NUMBER]
 Bool = Annotated[bool, Strict()]  # true or false; not 0, 1, "yes" or "on"
-Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+Float = Annotated[float, NUMBER, Field(allow_inf_nan=False)]
 # The pattern tells the OpenAPI schema what _printable refuses; _printable gives the message.
 _PRINTABLE_SCHEMA = Field(json_schema_extra={"pattern": PRINTABLE_PATTERN})
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable), _PRINTABLE_SCHEMA]

@@ -102,7 +102,9 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     errors = []
     for error in exc.errors():
         shown = {key: value for key, value in error.items() if key in ("loc", "msg", "type", "input")}
-        shown["msg"] = error_message(error)
+        # An unknown query parameter's message lists the ones the route takes (backend/api/query.py).
+        if (error["type"], error["loc"][0]) != ("extra_forbidden", "query"):
+            shown["msg"] = error_message(error)
         field, sep, message = shown["msg"].removeprefix("Value error, ").partition(": ")
         if error["type"] == "value_error" and sep and field.isidentifier():
             # A model validator's "field: what is wrong" (see trainer.config.validation_errors).

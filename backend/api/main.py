@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from backend.api.query import KnownQueryOnly
 from backend.api.routes import (
     compare,
     effects,
@@ -18,7 +19,8 @@ from backend.schemas.security import HOST_REFUSAL, REFUSALS
 
 # Operation ids are the route functions' names (create_run, list_runs), as the Python client's methods are,
 # so that generated clients in other languages read the same, not "create_run_api_v1_runs_post".
-api_router = APIRouter(generate_unique_id_function=lambda route: route.name)
+# Every route refuses a query parameter it does not declare (backend/api/query.py).
+api_router = APIRouter(generate_unique_id_function=lambda route: route.name, dependencies=[KnownQueryOnly])
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
 for routes in (runs, lr_range, metrics, presets, schedule, compare, studies, effects, workers):

@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.models import FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
-from trainer.config import Int, Name
+from trainer.config import NUMBER, Name
 
 # Queue priorities: a small range is all an ordering needs, and it keeps every value in a column.
-Priority = Annotated[Int, Field(ge=-1000, le=1000)]
+Priority = Annotated[int, Field(ge=-1000, le=1000), NUMBER]
 
 
 class RunCreate(BaseModel):
@@ -46,6 +46,17 @@ class RunClone(BaseModel):
     )
     name: Name | None = Field(None, description="default: derived from the overrides")
     priority: Priority | None = Field(None, description="default: the source run's")
+
+
+class RunUpdate(BaseModel):
+    """What may change on a run once queued: its place in the queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority = Field(
+        description="higher runs first, ties oldest first; only a queued run's priority can change",
+        examples=[10],
+    )
 
 
 class RunPublic(BaseModel):

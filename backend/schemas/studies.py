@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, WithJsonSchema, model_validator
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from backend.models import RunStatus
 from backend.schemas.config import CONFIG_KEYS, overrides_schema
@@ -26,6 +28,8 @@ Metric = Literal["valid", "test"]
 _RUN_KEYS = [key for key in CONFIG_KEYS if key not in STUDY_KEYS]
 _TEACHER_KEYS = [TEACHER_PREFIX + key for key in _RUN_KEYS if key.partition(".")[0] not in TEACHER_ONLY_FORBIDDEN]
 StudyOverrides = Annotated[dict[str, Any], overrides_schema(_RUN_KEYS + _TEACHER_KEYS)]
+# A value a grid sweeps: whatever a RunConfig key takes (a section's keys as an object).
+GRID_VALUE = {"anyOf": [{"type": kind} for kind in ("boolean", "number", "string", "object", "null")]}
 GridSwitches = Annotated[
     dict[str, Any],
     WithJsonSchema(
@@ -33,7 +37,8 @@ GridSwitches = Annotated[
             "type": "object",
             "minProperties": 1,
             "propertyNames": {"enum": [switch.name for switch in SWITCHES] + _RUN_KEYS},
-            "additionalProperties": {"anyOf": [{"const": True}, {"type": "array", "minItems": 1}]},
+            # Each item typed, so that generated clients keep the model (a bare array has no item type).
+            "additionalProperties": {"anyOf": [{"const": True}, {"type": "array", "minItems": 1, "items": GRID_VALUE}]},
         }
     ),
 ]
@@ -51,27 +56,20 @@ class StudyGrid(BaseModel):
     )
 
 
-class StudyCreate(BaseModel):
-    """A preset or a grid, not both."""
+PRESET_HELP = (
+    "seed: the report's 16 runs (T, T-LS, base, a-i2); paper: the paper's refinements added one per row (baseline, "
+    "+ linear scaling and warmup, + zero-init, + no bias decay, + ResNet-D, + cosine, + label smoothing, + mixup, "
+    "+ KD) after its ResNet-D teacher, all from scratch"
+)
+GRID_HELP = "instead of a preset: the cartesian product of trick switches"
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["preset"], "properties": {"preset": {"type": "string"}, "grid": {"type": "null"}}},
-                {"required": ["grid"], "properties": {"grid": {"type": "object"}, "preset": {"type": "null"}}},
-            ]
-        },
-    )
+
+class _StudyFields(BaseModel):
+    """What every study request holds besides its design (a preset or a grid)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: Name
-    preset: PresetKey | None = Field(
-        None,
-        description="seed: the report's 16 runs (T, T-LS, base, a-i2); paper: the paper's refinements added one "
-        "per row (baseline, + linear scaling and warmup, + zero-init, + no bias decay, + ResNet-D, + cosine, "
-        "+ label smoothing, + mixup, + KD) after its ResNet-D teacher, all from scratch",
-    )
-    grid: StudyGrid | None = Field(None, description="instead of a preset: the cartesian product of trick switches")
     overrides: StudyOverrides = Field(
         default_factory=dict,
         description="dotted RunConfig keys applied to every run; keys starting with `teacher.` apply to the teacher "
@@ -89,11 +87,46 @@ class StudyCreate(BaseModel):
     seeds: Int = Field(1, ge=1, le=20, description="replicates of every run, with seeds seed, seed+1, ...")
     priority: Priority = Field(0, description="queue priority of every run")
 
+
+# The two designs as the schema names them, each complete, so that a client generated from the schema
+# has both (properties beside an inline oneOf are lost, and its inline objects made twice).
+class StudyFromPreset(_StudyFields):
+    """A study of a preset."""
+
+    preset: PresetKey = Field(description=PRESET_HELP)
+    grid: None = None
+
+
+class StudyFromGrid(_StudyFields):
+    """A study of a grid of switches."""
+
+    grid: StudyGrid = Field(description=GRID_HELP)
+    preset: None = None
+
+
+class StudyCreate(_StudyFields):
+    """A preset or a grid, not both. One model, so that either one missing (or both given) is one
+    clear error; its schema is the two designs'."""
+
+    preset: PresetKey | None = Field(None, description=PRESET_HELP)
+    grid: StudyGrid | None = Field(None, description=GRID_HELP)
+
     @model_validator(mode="after")
     def _one_design(self) -> StudyCreate:
         if (self.preset is None) == (self.grid is None):
             raise ValueError("preset: give either a preset or a grid" + (", not both" if self.preset else ""))
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Through the generator itself (not the handler, which inlines), so that each design is a component.
+        generator: GenerateJsonSchema = handler.generate_json_schema  # type: ignore[attr-defined]
+        designs = (StudyFromPreset, StudyFromGrid)
+        return {
+            "oneOf": [generator.generate_inner(design.__pydantic_core_schema__) for design in designs],
+            "title": "StudyCreate",
+            "description": "A preset or a grid, not both.",
+        }
 
     @property
     def switches(self) -> dict[str, Any] | None:

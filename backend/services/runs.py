@@ -322,6 +322,17 @@ def cancel_run(*, session: Session, run_id: int) -> Run:
     return run
 
 
+def set_priority(*, session: Session, run_id: int, priority: int) -> Run:
+    """Move a queued run in the queue: the next claim orders by priority (then id), so it follows at once.
+    The row lock waits for a claim that holds it; a run claimed meanwhile is running, a 409."""
+    run = get_run(session=session, run_id=run_id, for_update=True)
+    if run.status != RunStatus.queued:
+        raise Conflict(f"run {run_id} is {run.status.value}; only a queued run's priority can change")
+    run.priority = priority
+    session.commit()
+    return run
+
+
 def retry_run(*, session: Session, run_id: int) -> Run:
     """Queue a failed or cancelled run again; its trainer resumes from the last checkpoint."""
     run = get_run(session=session, run_id=run_id, for_update=True)

@@ -47,6 +47,10 @@ def _missing_text(detail: str) -> str:
 def _bad_value_text(exc: RequestValidationError) -> str:
     error = exc.errors()[0]
     name = str(error["loc"][-1])
+    if error["type"] == "extra_forbidden":
+        known = error["msg"].partition("known: ")[2]  # backend.api.query's message
+        takes = "no parameters" if known == "none" else known
+        return f"This page does not take “{name[:80]}” in its address (it takes {takes})."
     shown = str(error.get("input", ""))[:80]
     if name in PARAMETER_NOUNS:
         return f"“{shown}” is not {PARAMETER_NOUNS[name]}."

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from backend.api.deps import SessionDep, SettingsDep
+from backend.api.query import KnownQueryOnly
 from backend.security import auth
 from backend.services import tokens
 from backend.settings import Settings
 from backend.web.pages import templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[KnownQueryOnly])
 
 
 @dataclass(frozen=True)

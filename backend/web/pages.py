@@ -13,13 +13,14 @@ from typing import Annotated
 
 import fastapi_offline
 import plotly
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from backend.api.deps import ModeQuery, PageRunIdsDep, SessionDep, SettingsDep
-from backend.models import MAX_ID, RunKind
+from backend.api.query import KnownQueryOnly
+from backend.models import MAX_ID, RunKind, RunStatus
 from backend.reports.labels import logged_lr_groups
 from backend.schemas.compare import MODES
 from backend.schemas.study_spec import SEED_RUNS, SWITCHES
@@ -51,7 +52,9 @@ def _principal(request: Request) -> dict[str, object]:
 
 
 templates = Jinja2Templates(directory=FRONTEND / "templates", context_processors=[_principal])
-router = APIRouter(include_in_schema=False)
+# Pages refuse an unknown query parameter too (backend/api/query.py): /compare?run=1,2 says so rather
+# than showing an empty comparison.
+router = APIRouter(include_in_schema=False, dependencies=[KnownQueryOnly])
 
 PageId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
@@ -60,12 +63,29 @@ def _page(request: Request, template: str, **context: object) -> HTMLResponse:
     return templates.TemplateResponse(request, template, {"palette": PALETTE, **context})
 
 
-@router.get("/", response_class=HTMLResponse)
+async def _runs_query(
+    status: Annotated[RunStatus | None, Query(description="the list's status filter")] = None,
+    kind: Annotated[RunKind | None, Query(description="the list's kind filter")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="the list's name filter")] = None,
+) -> None:
+    """The filters runs.js reads from the page's address, declared so that any other name is refused."""
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=[Depends(_runs_query)])
 def runs_page(request: Request) -> HTMLResponse:
     return _page(request, "runs.html", page="runs")
 
 
-@router.get("/runs/new", response_class=HTMLResponse)
+async def _launch_query(
+    clone: Annotated[str | None, Query(description="a run whose config fills the form")] = None,
+    lr: Annotated[str | None, Query(description="with clone: the optim.lr an LR range test suggests")] = None,
+    preset: Annotated[str | None, Query(description="a preset's key")] = None,
+) -> None:
+    """What launch.js reads from the page's address, declared so that any other name is refused; the
+    script checks the values (a run that cannot be cloned is said on the form)."""
+
+
+@router.get("/runs/new", response_class=HTMLResponse, dependencies=[Depends(_launch_query)])
 def launch_page(request: Request) -> HTMLResponse:
     return _page(
         request, "launch.html", page="launch", groups=build_form(), demo=DEMO, study=STUDY, presets=presets_public()

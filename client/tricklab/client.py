@@ -123,6 +123,13 @@ class Client:
             if not page.data or skip >= page.count:
                 return
 
+    def update_run(self, run_id: int, *, priority: int) -> Run:
+        """Move a queued run in the queue (higher priorities run first, ties oldest first); Conflict once it
+        has started, Invalid outside -1000..1000."""
+        # Setting a value twice changes nothing more, so a lost answer may be retried.
+        response = self._transport.request("PATCH", f"/runs/{run_id}", json={"priority": priority}, retry=True)
+        return Run.model_validate(response.json())
+
     def cancel_run(self, run_id: int) -> Run:
         """Cancel a queued run, or stop a running one; Conflict once it has finished."""
         return Run.model_validate(self._transport.post(f"/runs/{run_id}/cancel"))

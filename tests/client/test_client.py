@@ -127,6 +127,23 @@ def test_studies_previews_workers_and_range_tests(client, server):
     assert client.health().status == "ok"
 
 
+def test_a_queued_run_moves_in_the_queue(tmp_path, demo_dataset):
+    # No worker: the runs stay queued for as long as the test needs.
+    with serve(tmp_path, demo_dataset, workers=0) as idle, Client(idle.url, token="") as client:
+        older, newer = (client.create_run(tiny(idle, name)) for name in ("older", "newer"))
+        moved = client.update_run(newer.id, priority=3)
+        assert (moved.id, moved.priority, moved.status) == (newer.id, 3, "queued")
+        assert client.get_run(newer.id).priority == 3
+        with pytest.raises(Invalid) as invalid:
+            client.update_run(older.id, priority=1001)
+        assert list(invalid.value.fields) == ["priority"]
+        with pytest.raises(NotFound):
+            client.update_run(999999, priority=1)
+        client.cancel_run(older.id)
+        with pytest.raises(Conflict, match="only a queued run's priority can change"):
+            client.update_run(older.id, priority=1)
+
+
 def test_the_token_is_sent_from_the_environment_or_the_argument(tmp_path, demo_dataset, monkeypatch):
     settings = settings_for(tmp_path, demo_dataset)
     secret = tricklab("token", "create", "ci", env=settings.environ()).stdout.strip()

@@ -171,12 +171,29 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
     context.close()
 
 
-def test_cancel_a_running_run_from_the_list_then_delete_it(page, dashboard, tmp_path):
+def test_reorder_the_queue_cancel_a_running_run_from_the_list_then_delete_it(page, dashboard, tmp_path):
     run = dashboard.submit("long run", epochs=200)
     dashboard.wait(run["id"], statuses=("running",))
+    waiting = dashboard.submit("waiting run")  # queued behind the long run: the dashboard has one worker
     page.goto(f"{dashboard.url}/")
     row = page.locator(f"tr[data-run-id='{run['id']}']")
     row.locator("progress").wait_for()
+    assert row.locator(".priority-line").count() == 0  # only a queued run moves in the queue
+
+    queued = page.locator(f"tr[data-run-id='{waiting['id']}']")
+    assert queued.locator(".priority-value").text_content() == "priority 0"
+    queued.get_by_role("button", name=f"Raise the priority of run #{waiting['id']}").click()
+    queued.get_by_text("priority 1", exact=True).wait_for()
+    assert dashboard.run(waiting["id"])["priority"] == 1
+    for shown in ("priority 0", "priority -1"):
+        queued.get_by_role("button", name=f"Lower the priority of run #{waiting['id']}").click()
+        queued.get_by_text(shown, exact=True).wait_for()
+    assert queued.locator(".priority-value").text_content() == "priority -1"
+    assert dashboard.run(waiting["id"])["priority"] == -1
+    assert page.locator("#runs-message").text_content() == f"Run #{waiting['id']} now has priority -1."
+    shot(page, tmp_path, "runs-queued")
+    queued.get_by_role("button", name="Cancel").click()  # before the worker is free to train it
+    page.locator(f"tr[data-run-id='{waiting['id']}'][data-status='cancelled']").wait_for()
     shot(page, tmp_path, "runs-running")
     row.get_by_role("button", name="Cancel").click()
     page.locator(f"tr[data-run-id='{run['id']}'][data-status='cancelled']").wait_for(timeout=60_000)

@@ -37,7 +37,8 @@ def _number(value: Any) -> Any:
     return value
 
 
-Rate = Annotated[float, BeforeValidator(_number), Field(gt=0, le=LARGEST_LR, allow_inf_nan=False)]
+# The bounds before the check of the number, so that the schema says them (see trainer.config.NUMBER).
+Rate = Annotated[float, Field(gt=0, le=LARGEST_LR, allow_inf_nan=False), BeforeValidator(_number)]
 
 
 class LRSweep(BaseModel):

@@ -9,7 +9,7 @@ from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, 
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
-from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic
+from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunUpdate
 from backend.services import events, runs
 from backend.services import metrics as metric_service
 
@@ -101,6 +101,13 @@ def run_events(
         ping_message_factory=events.keep_alive,
         headers={"Cache-Control": "no-cache"},
     )
+
+
+@router.patch("/{run_id}", responses={**CHANGE, **BODY})
+def update_run(run_id: RunId, body: RunUpdate, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    """Change a queued run's priority; the next claim follows the new order."""
+    run = runs.set_priority(session=session, run_id=run_id, priority=body.priority)
+    return runs.public_run(session=session, settings=settings, run=run)
 
 
 @router.post("/{run_id}/cancel", responses=CHANGE)

@@ -22,6 +22,25 @@ function actionButton(run, action, label) {
   return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
 }
 
+// A step up moves a queued run ahead of every run of the priority it leaves (the claim's order).
+const PRIORITY_HELP = "Queued runs start highest priority first, then oldest first.";
+const PRIORITY_RANGE = [-1000, 1000];
+
+function priorityControls(run) {
+  const step = (delta, symbol, verb) => el("button", {
+    type: "button",
+    class: "button small priority-step",
+    title: `${verb} the priority. ${PRIORITY_HELP}`,
+    "aria-label": `${verb} the priority of run #${run.id}`,
+    disabled: !(PRIORITY_RANGE[0] <= run.priority + delta && run.priority + delta <= PRIORITY_RANGE[1]),
+    dataset: { key: `${run.id}:priority${delta}` },
+    onclick: () => reprioritise(run, run.priority + delta),
+  }, symbol);
+  return el("div", { class: "priority-line", title: PRIORITY_HELP },
+    el("span", { class: "priority-value" }, `priority ${run.priority}`), " ",
+    step(1, "▲", "Raise"), step(-1, "▼", "Lower"));
+}
+
 function row(run) {
   const check = el("input", {
     type: "checkbox",
@@ -39,6 +58,7 @@ function row(run) {
   const page = rangeTest ? `/lr-range-tests/${run.id}` : `/runs/${run.id}`;
   const status = el("td", {}, statusBadge(run));
   if (run.status === "running" && !rangeTest) status.append(el("br"), progress(run));
+  if (run.status === "queued") status.append(priorityControls(run));
   // The first words of why it failed, so the list alone says whether to retry.
   if (run.status === "failed" && run.error) status.append(el("div", { class: "error-line", title: run.error }, run.error.split("\n")[0]));
   const actions = el("td", { class: "actions" },
@@ -82,6 +102,12 @@ function updateCompareButton() {
   compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
 }
 
+// Filters named in the address (/?kind=lr_range&status=failed) are the list's first filters.
+const linked = new URLSearchParams(location.search);
+statusFilter.value = linked.get("status") ?? "";
+kindFilter.value = linked.get("kind") ?? "";
+nameFilter.value = linked.get("name") ?? "";
+
 const refresh = poll(
   async () => {
     const params = new URLSearchParams({ limit: "200" });
@@ -114,6 +140,16 @@ async function act(run, action) {
     showMessage(message, `Run #${run.id} ${done}.`);
   } catch (error) {
     showMessage(message, `Could not ${action} run #${run.id}: ${detailText(error)}`, "error");
+  }
+  refresh();
+}
+
+async function reprioritise(run, priority) {
+  try {
+    await api(`/runs/${run.id}`, { method: "PATCH", body: { priority } });
+    showMessage(message, `Run #${run.id} now has priority ${priority}.`);
+  } catch (error) {
+    showMessage(message, `Could not change the priority of run #${run.id}: ${detailText(error)}`, "error");
   }
   refresh();
 }

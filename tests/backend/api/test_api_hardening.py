@@ -261,7 +261,7 @@ def test_broken_unicode_in_a_key_is_a_422_answered_as_json(client, data_root):
 
 def test_a_405_lists_every_method_of_the_path(client, run):
     assert client.request("OPTIONS", "/api/v1/runs").headers["Allow"] == "GET, POST"
-    assert client.put(f"/api/v1/runs/{run['id']}").headers["Allow"] == "GET, DELETE"
+    assert client.put(f"/api/v1/runs/{run['id']}").headers["Allow"] == "GET, PATCH, DELETE"
     assert client.get(f"/api/v1/runs/{run['id']}/cancel").headers["Allow"] == "POST"
 
 
@@ -283,8 +283,12 @@ def test_the_schema_documents_error_bodies_csv_and_the_preset_or_grid_rule(clien
         responses = paths[path]["get"]["responses"]
         assert list(responses["200"]["content"]) == ["text/csv"]
         assert list(responses["422"]["content"]) == ["application/json"]
-    study = schema["components"]["schemas"]["StudyCreate"]
-    assert [branch["required"] for branch in study["oneOf"]] == [["preset"], ["grid"]]
+    components = schema["components"]["schemas"]
+    designs = [components[branch["$ref"].rsplit("/", 1)[1]] for branch in components["StudyCreate"]["oneOf"]]
+    assert [design["required"] for design in designs] == [["name", "preset"], ["name", "grid"]]
+    # Each design says the other is null: a body that gives both matches neither.
+    preset_design, grid_design = designs
+    assert preset_design["properties"]["grid"]["type"] == grid_design["properties"]["preset"]["type"] == "null"
     config = schema["components"]["schemas"]["RunCreate"]["properties"]["config"]
     assert config["additionalProperties"] is False and "epochs" in config["properties"]
 

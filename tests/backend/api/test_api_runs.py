@@ -241,6 +241,54 @@ def test_cancel_retry_and_their_conflicts(client, data_root, db):
     assert client.get(f"/api/v1/runs/{queued['id']}").json()["status"] == "cancelled"
 
 
+def test_a_queued_runs_priority_changes_the_claim_order(make_settings, database_url, data_root):
+    app = create_app(make_settings(database_url))
+    with TestClient(app, base_url=LOOPBACK) as client:
+        db = app.state.database
+        first, second, third = (submit(client, data_root, name=name)["id"] for name in ("first", "second", "third"))
+        moved = client.patch(f"/api/v1/runs/{third}", json={"priority": 5})
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["id"], moved.json()["priority"], moved.json()["status"]) == (third, 5, "queued")
+        assert client.patch(f"/api/v1/runs/{first}", json={"priority": -1}).json()["priority"] == -1
+        assert client.get(f"/api/v1/runs/{third}").json()["priority"] == 5
+
+        # The worker's own claim, on this database: the highest priority first, then the oldest.
+        assert [claim(db).run_id for _ in range(3)] == [third, second, first]
+        assert claim(db) is None
+
+        started = client.patch(f"/api/v1/runs/{third}", json={"priority": 9})
+        assert started.status_code == 409
+        assert started.json()["detail"] == f"run {third} is running; only a queued run's priority can change"
+        assert client.get(f"/api/v1/runs/{third}").json()["priority"] == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"priority": 1001}, ["body", "priority"]),
+        ({"priority": "high"}, ["body", "priority"]),
+        ({"priority": True}, ["body", "priority"]),
+        ({"priority": 2.5}, ["body", "priority"]),
+        ({}, ["body", "priority"]),
+        ({"priority": 1, "status": "queued"}, ["body", "status"]),
+    ],
+)
+def test_a_bad_priority_is_a_422_and_changes_nothing(client, data_root, body, loc):
+    run = submit(client, data_root)
+    response = client.patch(f"/api/v1/runs/{run['id']}", json=body)
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [loc]
+    assert client.get(f"/api/v1/runs/{run['id']}").json()["priority"] == 0
+
+
+def test_the_priority_of_a_missing_or_finished_run_cannot_change(client, data_root):
+    assert client.patch("/api/v1/runs/999", json={"priority": 1}).status_code == 404
+    run = submit(client, data_root)
+    client.post(f"/api/v1/runs/{run['id']}/cancel")
+    response = client.patch(f"/api/v1/runs/{run['id']}", json={"priority": 1})
+    assert response.status_code == 409 and "is cancelled" in response.json()["detail"]
+
+
 def test_retry_of_a_failed_run_clears_the_failure(client, data_root, db):
     run = submit(client, data_root)
     claim(db)
