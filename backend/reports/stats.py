@@ -62,21 +62,29 @@ class Comparison:
         return self.low <= 0 <= self.high
 
 
+def why_no_interval(sample: Sequence[float], baseline: Sequence[float]) -> str | None:
+    """Why ``welch(sample, baseline)`` gives no interval (NO_VALUES, ONE_SEED or NO_SPREAD); None when it does."""
+    a, b = spread(sample), spread(baseline)
+    if a.mean is None or b.mean is None:
+        return NO_VALUES
+    if a.std is None or b.std is None:
+        return ONE_SEED
+    if a.std == b.std == 0:
+        # Identical replicates on both sides (small validation sets give few distinct accuracies):
+        # t is 0/0 or infinite, and neither is evidence.
+        return NO_SPREAD
+    return None
+
+
 def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: float = CONFIDENCE) -> Comparison:
     """Welch's two-sample t: the interval of the difference in means and the p-value of "no difference",
     by ``scipy.stats.ttest_ind(sample, baseline, equal_var=False)``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     a, b = spread(sample), spread(baseline)
-    if a.mean is None or b.mean is None:
-        return Comparison(None, confidence=confidence, note=NO_VALUES)
-    delta = a.mean - b.mean
-    if a.std is None or b.std is None:
-        return Comparison(delta, confidence=confidence, note=ONE_SEED)
-    if a.std == b.std == 0:
-        # Identical replicates on both sides (small validation sets give few distinct accuracies):
-        # t is 0/0 or infinite, and neither is evidence.
-        return Comparison(delta, confidence=confidence, note=NO_SPREAD)
+    delta = None if a.mean is None or b.mean is None else a.mean - b.mean
+    if note := why_no_interval(sample, baseline):
+        return Comparison(delta, confidence=confidence, note=note)
     from scipy.stats import ttest_ind
 
     result = ttest_ind(sample, baseline, equal_var=False)

@@ -62,8 +62,24 @@ class RunValues(Protocol):
 # --- the table ----------------------------------------------------------------------------------
 
 
-def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_baseline: bool) -> MetricStats:
-    """One metric of one group against the baseline group, with the texts the page and CSV show."""
+# Why no delta of the table has an interval, when every one of them lacks it for the same reason: said
+# once above the table (``StudyTable.note``) instead of in every row.
+TABLE_NOTES: Mapping[str, str] = {
+    stats.ONE_SEED: "No delta has an interval: each compares a single seed on one side or both, and an interval "
+    "needs two or more finished seeds in the group and in the baseline.",
+    stats.NO_SPREAD: "No delta has an interval: every group's seeds gave the same result, so there is no spread "
+    "across seeds to measure the noise by.",
+}
+
+
+def metric_stats(
+    values: Sequence[float], baseline: Sequence[float], *, is_baseline: bool, said_once: str | None = None
+) -> MetricStats:
+    """One metric of one group against the baseline group, with the texts the page and CSV show.
+
+    ``said_once``: why there is no interval, when the table says it once for every row (TABLE_NOTES);
+    ``delta_text`` then leaves it out. ``verdict`` keeps it, for the CSV and scripts.
+    """
     own = stats.spread(values)
     text = (
         format_number(own.mean)
@@ -76,7 +92,9 @@ def metric_stats(values: Sequence[float], baseline: Sequence[float], *, is_basel
         verdict = delta_text = "baseline"
     elif delta is None or low is None or high is None or p_value is None:
         verdict = comparison.note or stats.NO_VALUES
-        delta_text = "–" if delta is None else f"{format_signed(delta)}p ({comparison.note})"
+        delta_text = "–" if delta is None else f"{format_signed(delta)}p"
+        if delta is not None and comparison.note != said_once:
+            delta_text += f" ({comparison.note})"
     else:
         verdict = "within noise" if comparison.within_noise else "helped" if delta > 0 else "hurt"
         delta_text = f"{format_signed(delta)}p [{format_signed(low)}, {format_signed(high)}] {format_p(p_value)}"
@@ -126,6 +144,10 @@ def study_table(
     reference_column, reference = REFERENCES[spec.preset] if spec.preset else (None, None)
     base_group = spec.baseline_group
     base1, base5 = values(base_group, 0), values(base_group, 1)
+    said_once = _shared_reason(
+        [(values(group, 0), base1) for group in spec.groups if group is not base_group]
+        + [(values(group, 1), base5) for group in spec.groups if group is not base_group]
+    )
     rows = []
     for group in spec.groups:
         is_baseline = group is base_group
@@ -141,8 +163,8 @@ def study_table(
                 run_ids=ids,
                 runs=len(ids),
                 succeeded=sum(runs[i].status == RunStatus.succeeded for i in ids if i in runs),
-                top1=metric_stats(values(group, 0), base1, is_baseline=is_baseline),
-                top5=metric_stats(values(group, 1), base5, is_baseline=is_baseline),
+                top1=metric_stats(values(group, 0), base1, is_baseline=is_baseline, said_once=said_once),
+                top5=metric_stats(values(group, 1), base5, is_baseline=is_baseline, said_once=said_once),
                 report_top1=group.reported_top1,
                 report_top5=group.reported_top5,
                 report=_report_text(group, base_group, is_baseline=is_baseline),
@@ -157,9 +179,16 @@ def study_table(
         method=METHOD,
         reference_column=reference_column,
         reference=reference,
+        note=TABLE_NOTES[said_once] if said_once else None,
         data=rows,
         count=len(rows),
     )
+
+
+def _shared_reason(comparisons: Sequence[tuple[Sequence[float], Sequence[float]]]) -> str | None:
+    """The reason every comparison with a delta has no interval (ONE_SEED, say), when they share one."""
+    reasons = {stats.why_no_interval(sample, baseline) for sample, baseline in comparisons} - {stats.NO_VALUES}
+    return next(iter(reasons)) if len(reasons) == 1 else None
 
 
 def _report_text(group: StudyGroup, base: StudyGroup, *, is_baseline: bool) -> str | None:

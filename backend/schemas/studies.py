@@ -244,6 +244,10 @@ class StudyTable(BaseModel):
         "null for a grid"
     )
     reference: str | None = Field(description="where the report numbers come from and how to read them")
+    note: str | None = Field(
+        description="why no delta has an interval, when every row lacks it for the same reason (e.g. one seed "
+        "per group): said here once, and left out of the rows' delta_text (their verdict keeps it)",
+    )
     data: list[StudyTableRow]
     count: int
 

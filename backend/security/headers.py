@@ -5,12 +5,14 @@ from __future__ import annotations
 
 # One policy for every page. Scripts: only files the app serves (no inline script, no eval). Styles
 # may be inline: Plotly writes its own style rules into a <style> element and styles its elements.
+# Images may be blob: URLs: a chart's camera button draws the chart's SVG, loaded from a blob: URL
+# the page made itself, onto a canvas (Plotly's toImage); without it saving a chart fails.
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",
         "connect-src 'self'",
         "font-src 'self'",
         "object-src 'none'",

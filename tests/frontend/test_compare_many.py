@@ -141,6 +141,38 @@ def test_twelve_runs_one_legend_one_colour_per_configuration(browser, dashboard,
     page.context.close()
 
 
+@pytest.fixture(scope="module")
+def repeats(dashboard) -> list[int]:
+    """Runs that repeat a seed: the base twice on seed 7, +LS on seeds 7 and 8, +Cosine on 7, 8 and 7 again."""
+    plan = [(key, overrides, seed) for key, overrides, seeds in REPEATS for seed in seeds]
+    runs = [
+        Finished(f"repeats · {key} · seed {seed}", {**overrides, "seed": seed}, curve(i))
+        for i, (key, overrides, seed) in enumerate(plan)
+    ]
+    return add_finished_runs(dashboard.database_url, runs)
+
+
+REPEATS: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
+    ("base", {}, (7, 7)),
+    ("+LS", {"tricks.label_smoothing": 0.1}, (7, 8)),
+    ("+Cosine", {"schedule.name": "cosine"}, (7, 8, 7)),
+]
+
+
+def test_runs_that_repeat_a_seed_are_called_repeats_not_seeds(browser, dashboard, repeats):
+    page = open_page(browser, 1280)
+    open_compare(page, dashboard.url, repeats, traces=7 + 3)  # every run, and a mean per configuration
+    labels = ["base · 2 runs of seed 7 (repeats)", "+LS · 2 seeds", "+Cosine · 3 runs: 2 seeds and a repeat"]
+    assert [entry["label"] for entry in legend(page)] == labels
+    # The mean line says what it is the mean of.
+    means = page.evaluate(
+        "document.getElementById('chart-valid_top1').data.map(t => t.name).filter(n => n.endsWith(': mean'))"
+    )
+    assert means == [f"{label}: mean" for label in labels]
+    assert not page.errors
+    page.context.close()
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_thirty_runs_stay_readable_and_apart(browser, dashboard, thirty, tmp_path, width):
     page = open_page(browser, width)

@@ -126,9 +126,10 @@ def test_the_runs_list_links_each_run_to_its_study_and_aligns_rows(browser, dash
     run_id = tiny_study_on_dashboard["groups"][0]["runs"][0]["run_id"]
     link = page.locator(f"tr[data-run-id='{run_id}'] a.study-link")
     link.wait_for()
+    study_id = tiny_study_on_dashboard["id"]
     page.wait_for_function(
         f"() => document.querySelector(\"tr[data-run-id='{run_id}'] a.study-link\").textContent"
-        ".startsWith('grid on the dashboard')"
+        f" === 'study #{study_id} “grid on the dashboard”'"
     )
     assert link.get_attribute("href") == f"/studies/{tiny_study_on_dashboard['id']}"
     # The first line of a row's text sits level with its buttons' text.

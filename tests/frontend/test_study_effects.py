@@ -4,6 +4,7 @@ under the API's sentence; a grid that cannot be fitted says why instead of drawi
 from __future__ import annotations
 
 import httpx
+from testlib.browser import CHART_OFFERS, cloud_offers
 from testlib.studies import TINY
 
 
@@ -24,6 +25,9 @@ def test_the_effects_chart_draws_each_effect_with_its_interval(page, study_serve
         if row["ci_low"] is not None:
             assert abs(x + plus - row["ci_high"]) < 1e-9 and abs(x - minus - row["ci_low"]) < 1e-9
     assert "residual degrees of freedom" in page.locator("#effects-method").text_content()
+    assert cloud_offers(page) == []
+    files = {chart["id"]: chart["file"] for chart in page.evaluate(CHART_OFFERS)}
+    assert files["effects-chart"] == f"study-{tiny_study['id']}-tiny-grid-effects"
     page.locator("#effects-title").scroll_into_view_if_needed()
     page.screenshot(path=tmp_path / "effects.png", full_page=True)
     assert not page.errors
@@ -44,11 +48,16 @@ def test_a_grid_that_cannot_be_fitted_says_why(page, study_server):
     effects = study_server.get(f"/studies/{study['id']}/effects")
     assert effects["data"] == [] and effects["not_estimable"]
     page.goto(f"{study_server.url}/studies/{study['id']}")
-    reasons = page.locator("#effects-not-estimable li")
-    reasons.first.wait_for()
+    more = page.locator("#effects-more li")
+    more.first.wait_for()
     assert page.locator("#effects-sentence").text_content() == effects["sentence"]
-    assert reasons.all_text_contents()[: len(effects["not_estimable"])] == [
-        f"{item['effect']}: {item['reason']}" if item["effect"] else item["reason"] for item in effects["not_estimable"]
-    ]
+    # The sentence says why; the list below adds the cells without a result (a cancelled run may still be
+    # stopping: its reason may have moved on), not the same reason again.
+    items = more.all_text_contents()
+    groups = [cell["group"] for cell in effects["missing_cells"]]
+    assert [item.split(": ")[0] for item in items[: len(groups)]] == groups
+    [reason] = [item["reason"] for item in effects["not_estimable"]]
+    assert reason in effects["sentence"] and not any(reason in item for item in items)
+    assert page.locator('section[aria-labelledby="effects-title"]').inner_text().count(reason) == 1
     assert not page.locator("#effects-chart").is_visible()
     assert not page.errors

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
-from testlib.studies import TINY, TINY_GROUPS, TINY_SEEDS
+from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS
 
 from backend.reports.stats import NO_SPREAD
 
@@ -71,6 +73,35 @@ def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_
     reference = page.locator("#study-reference").text_content()
     assert "ImageNet with ResNet-50, a different dataset" in reference and "the other rows are left empty" in reference
     assert "trains every row from scratch" in page.locator("#study-notes").text_content()
+    assert effects_text(page).count("the paper preset is not a factorial grid") == 1
+    assert not page.errors
+
+
+def effects_text(page) -> str:
+    page.wait_for_function("() => document.getElementById('effects-sentence').textContent !== ''")
+    return page.locator('section[aria-labelledby="effects-title"]').inner_text()
+
+
+def test_a_one_seed_study_says_once_that_its_deltas_have_no_interval(page, study_server, tiny_study):
+    # The tiny study on its first seed alone: every run is reused, nothing trains.
+    overrides = {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"}
+    study = study_server.post_study(
+        {"name": "one seed", "grid": {"switches": TINY_GRID}, "seeds": 1, "overrides": overrides}
+    )
+    study_server.wait_finished(study["id"], timeout=60)
+    table = study_server.get(f"/studies/{study['id']}/table")
+    assert table["note"] and "No delta has an interval" in table["note"]
+    page.goto(f"{study_server.url}/studies/{study['id']}")
+    page.locator('#study-table tr[data-group="+KD"]').wait_for()
+    assert page.locator("#study-table-note").text_content() == table["note"]
+    rows = page.locator("#study-table tbody").inner_text()
+    assert "interval" not in rows and "seed" not in rows
+    assert re.search(r"\d\.\d\dp", rows)  # the deltas themselves stay
+    assert "No group has an interval yet" not in page.locator("#study-method").text_content()
+    # The effects say once why a grid on one seed has none: the sentence, not a list repeating it.
+    [reason] = [item["reason"] for item in study_server.get(f"/studies/{study['id']}/effects")["not_estimable"]]
+    assert effects_text(page).count(reason) == 1
+    assert not page.locator("#effects-method").is_visible()  # no fit, no method
     assert not page.errors
 
 

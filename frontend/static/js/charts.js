@@ -20,7 +20,34 @@ const EPOCH_CHARTS = [
   { field: "valid_top5", title: "Valid top-5 (%)" },
 ];
 
-const CONFIG = { responsive: true, displaylogo: false, displayModeBar: true };
+// What a chart's camera button saves: a PNG named for the page's context ("run-12-tiny-base", set by
+// the page) and the figure ("valid_top1"), so saved charts tell themselves apart.
+let downloadContext = "tricklab";
+
+function fileName(parts) {
+  const joined = parts.filter((part) => part !== null && part !== undefined && part !== "").join("-");
+  return joined.replace(/[^\p{L}\p{N}._-]+/gu, "-").replace(/-{2,}/g, "-").replace(/^-|-$/g, "");
+}
+
+// ``parts``: what the page shows, e.g. ("run", 12, "tiny base"); called again when the name is known.
+export function nameDownloads(...parts) {
+  downloadContext = fileName(parts).slice(0, 80) || "tricklab";
+}
+
+// Nothing leaves the machine: Plotly's Share button (to its cloud, plotlyServerURL) is off and its
+// server unset, and its logo (a link to plotly.com) hidden. The dashboard works offline and may hold
+// unpublished results.
+function config(figure) {
+  return {
+    responsive: true, displayModeBar: true, displaylogo: false, showSendToCloud: false, plotlyServerURL: "",
+    toImageButtonOptions: { format: "png", filename: fileName([downloadContext, figure]) },
+  };
+}
+
+// A chart's figure name from its element's id: "chart-valid_top1" is "valid_top1".
+function figureOf(target) {
+  return target.replace(/^chart-/, "");
+}
 
 function note(text) {
   return { text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#59636e" } };
@@ -83,7 +110,7 @@ export function drawEpochCharts(series, { epochs = null, emptyNote = "waiting fo
   for (const { field, title } of EPOCH_CHARTS) {
     const traces = series.map((s) => line(s, s.columns.epoch, s.columns[field], "lines+markers"));
     const extra = { ...emptyState(empty, emptyNote), xaxis: epochAxis(epochs) };
-    Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
+    Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), config(field));
   }
 }
 
@@ -101,7 +128,7 @@ export function drawLr(target, series, { perStep = false, epochs = null, title, 
   // From zero: Plotly pads a lone point by ±1, which would flatten a rate of 5e-4 onto the axis.
   const top = Math.max(0, ...traces.flatMap((t) => t.y.filter((y) => y !== null)));
   if (!empty) extra.yaxis = { range: [0, top * 1.08 || 1], exponentformat: "e", zeroline: false };
-  Plotly.react(target, traces, layout(title, perStep ? "step" : "epoch", extra), CONFIG);
+  Plotly.react(target, traces, layout(title, perStep ? "step" : "epoch", extra), config(figureOf(target)));
 }
 
 // The launch form's preview: one line per layer group, with its own legend (a handful of groups).
@@ -110,7 +137,7 @@ export function drawLines(target, traces, title, xTitle) {
     type: "scatter", mode: "lines", ...t, name: plotText(t.name), line: { color: PALETTE[index % PALETTE.length], width: 2 },
   }));
   const extra = { showlegend: true, legend: { orientation: "h", yanchor: "top", y: -0.25 }, margin: { l: 56, r: 12, t: 40, b: 70 } };
-  Plotly.react(target, lines, layout(title, xTitle, extra), CONFIG);
+  Plotly.react(target, lines, layout(title, xTitle, extra), config(figureOf(target)));
 }
 
 function hexToRgba(hex, alpha) {
@@ -142,7 +169,7 @@ export function drawBandCharts(series, { epochs = null, lrTitle }) {
     const traces = series.flatMap((s) => bandTraces(s, s.bands[field]));
     const empty = traces.every((t) => t.x.length === 0);
     const extra = { ...emptyState(empty, "no finished epoch yet"), xaxis: epochAxis(epochs) };
-    Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), CONFIG);
+    Plotly.react(`chart-${field}`, traces, layout(title, "epoch", extra), config(field));
   }
 }
 
@@ -223,7 +250,7 @@ export function drawRangeTest(target, test) {
     extra.annotations = [{ text: "minimum / 10", x: Math.log10(tenth), xref: "x", yref: "paper", y: 1, yanchor: "bottom", showarrow: false, font: { size: 11, color: "#59636e" } }];
     if (test.sweep.mode !== "exponential") extra.annotations[0].x = tenth;
   }
-  Plotly.react(target, traces, layout("Loss against learning rate", "learning rate", extra), CONFIG);
+  Plotly.react(target, traces, layout("Loss against learning rate", "learning rate", extra), config("loss-vs-lr"));
 }
 
 // A grid study's factorial effects: a horizontal bar per effect (main effects first, as the API
@@ -254,5 +281,5 @@ export function drawEffects(target, effects) {
   };
   // The box takes the chart's height: a few bars need less room than the epoch charts.
   document.getElementById(target).style.height = `${extra.height}px`;
-  Plotly.react(target, [bar], layout("Main effects and two-way interactions", "points", extra), CONFIG);
+  Plotly.react(target, [bar], layout("Main effects and two-way interactions", "points", extra), config("effects"));
 }

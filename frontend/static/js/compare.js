@@ -3,7 +3,7 @@
 // seed a thin line under their mean. A configuration's colour follows from the set of runs (ordered
 // by their ids), never from the order of the ids in the URL.
 import { ACTIVE, api, el, poll, showMessage } from "./common.js";
-import { CHARTED_FIELDS, drawEpochCharts, drawLr, renderLegend, style } from "./charts.js";
+import { CHARTED_FIELDS, drawEpochCharts, drawLr, nameDownloads, renderLegend, style } from "./charts.js";
 import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, imagesPerSecond, pair, share, withDelta } from "./format.js";
 
 const POLL_MS = 5000;
@@ -19,6 +19,8 @@ const hints = document.getElementById("compare-hints");
 const hidden = new Set();
 // The baseline the URL or the person chose; without one the server picks the run with the fewest tricks.
 let chosenBaseline = root.dataset.baseline ? Number(root.dataset.baseline) : null;
+// A saved chart names the runs it compares (a count past a few: a file name has its limits).
+nameDownloads("compare", runIds.length <= 6 ? runIds.join("-") : `${runIds.length}-runs`);
 
 function mode() {
   return document.querySelector('input[name="mode"]:checked').value;
@@ -53,6 +55,18 @@ function ownTricks(tricks, shared) {
   return tricks === shared ? "base" : tricks.slice(shared.length + 1);
 }
 
+// How many seeds a configuration's runs are. Runs that repeat a seed are repeats, not more seeds: the
+// same seed makes the same random draws (trainer/seeds.py), so they differ only by the hardware's
+// nondeterminism and are no independent replicates.
+function seedsText(members) {
+  const seeds = [...new Set(members.map((row) => row.seed))];
+  const repeats = members.length - seeds.length;
+  if (members.length === 1) return `seed ${seeds[0]}`;
+  if (!repeats) return `${seeds.length} seeds`;
+  if (seeds.length === 1) return `${members.length} runs of seed ${seeds[0]} (repeats)`;
+  return `${members.length} runs: ${seeds.length} seeds and ${repeats === 1 ? "a repeat" : `${repeats} repeats`}`;
+}
+
 // Configurations in the order of their oldest run; each its colour and dash by that place.
 function configurations(rows, shared) {
   const byHash = new Map();
@@ -63,14 +77,13 @@ function configurations(rows, shared) {
   const tricksCount = new Map();
   for (const [{ tricks }] of byHash.values()) tricksCount.set(tricks, (tricksCount.get(tricks) ?? 0) + 1);
   return [...byHash.entries()].map(([hash, members], index) => {
-    const seeds = members.length > 1 ? ` · ${members.length} seeds` : ` · seed ${members[0].seed}`;
     // Two configurations with the same tricks differ elsewhere (a rate, a size): their runs' name tells
     // them apart, as a study names its runs ("study · group · seed N").
     const own = ownTricks(members[0].tricks, shared);
     const name = tricksCount.get(members[0].tricks) > 1 ? members[0].name.replace(/ · seed \d+$/, "") : own;
     return {
       group: hash, members, ...style(index),
-      label: `${name}${seeds}`,
+      label: `${name} · ${seedsText(members)}`,
       detail: members.map((row) => `#${row.run_id}`).join(" "),
     };
   });
@@ -108,7 +121,8 @@ function renderTable(rows, groupOf, shared) {
   hints.replaceChildren(...waiting.map((row) => el("li", {}, el("a", { href: `/runs/${row.run_id}` }, `#${row.run_id} ${row.name}`), `: ${row.data_wait_hint}`)));
 }
 
-// The mean over a configuration's seeds of each metric, at the epochs every seed has reached so far.
+// The mean over a configuration's runs of each metric, at the epochs every run has reached so far; its
+// name says what it is the mean of (seeds, or repeats of one seed).
 function meanSeries(members, byRun) {
   const runs = members.map((row) => byRun.get(row.run_id));
   const epochs = Math.min(...runs.map((columns) => columns.epoch.length));

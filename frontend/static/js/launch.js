@@ -1,6 +1,6 @@
 // The launch form: presets, the teacher picker, the LR preview, and the API's 422s beside their fields.
 import { api, detailText, el, showFormErrors, validationErrors } from "./common.js";
-import { drawLines } from "./charts.js";
+import { drawLines, nameDownloads } from "./charts.js";
 
 const form = document.getElementById("launch-form");
 const inputs = [...form.querySelectorAll("[name][data-kind]")];
@@ -16,6 +16,7 @@ const submitButton = document.getElementById("submit");
 const findLrButton = document.getElementById("find-lr");
 const previewNote = document.getElementById("preview-note");
 const combination = document.getElementById("kd-combination");
+nameDownloads("new-run");
 // The teacher the chosen preset names (T or T-LS); null without a preset, or once another is chosen.
 let presetTeacher = null;
 // Label smoothing of each teacher run on offer, by id.

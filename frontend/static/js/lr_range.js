@@ -1,9 +1,10 @@
 // An LR range test's page: its curve while it sweeps, then the minimum, the suggestion and "Use this rate".
 import { ACTIVE, api, detailText, poll, showMessage, statusBadge } from "./common.js";
-import { drawRangeTest } from "./charts.js";
+import { drawRangeTest, nameDownloads } from "./charts.js";
 import { NONE } from "./format.js";
 
 const runId = document.getElementById("lr-range").dataset.runId;
+nameDownloads("lr-range-test", runId);
 const message = document.getElementById("test-message");
 const useRate = document.getElementById("use-rate");
 const cancelButton = document.getElementById("test-cancel");

@@ -1,7 +1,7 @@
 // One run: its facts, and four charts that grow as the SSE stream delivers epochs; when it ends, what
 // happened to it.
 import { ACTIVE, api, detailText, progress, showMessage, statusBadge, when } from "./common.js";
-import { drawEpochCharts, drawLr, style, toColumns } from "./charts.js";
+import { drawEpochCharts, drawLr, nameDownloads, style, toColumns } from "./charts.js";
 import { NONE, atEpoch, duration, gibibytes, imagesPerSecond, number, pair, share } from "./format.js";
 
 const root = document.getElementById("run");
@@ -103,6 +103,7 @@ function draw() {
   const rows = [...metrics.values()].sort((a, b) => a.epoch - b.epoch);
   const series = [{ name: run?.name ?? `#${runId}`, group: "run", ...style(0), columns: toColumns(rows), steps }];
   const note = emptyNote();
+  nameDownloads("run", runId, run?.name);
   drawEpochCharts(series, { epochs: run?.epochs, emptyNote: note });
   // Per step only when the steps say more than the epochs (a short run may have logged one step).
   drawLr("chart-lr", series, { perStep: steps.length > metrics.size, epochs: run?.epochs, title: lrTitle, emptyNote: note });

@@ -18,6 +18,13 @@ const selected = new Set();
 // Study names by id, read when a run of a study not seen yet appears.
 const studyNames = new Map();
 
+// "study #3 “seed study”": the number, then the name (which often ends in "study" itself) quoted; a
+// study still being created has no name yet.
+function studyTitle(studyId) {
+  const name = studyNames.get(studyId);
+  return name ? `study #${studyId} “${name}”` : `study #${studyId}`;
+}
+
 function actionButton(run, action, label) {
   return el("button", { type: "button", class: "button small", dataset: { key: `${run.id}:${action}` }, onclick: () => act(run, action) }, label);
 }
@@ -73,8 +80,7 @@ function row(run) {
     el("td", {}, el("a", { href: page }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
       rangeTest ? el("div", { class: "muted kind-line" }, "LR range test") : null,
       run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
-        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyNames.get(run.study_id) ?? "study"),
-        el("span", { class: "muted" }, ` study #${run.study_id}`))),
+        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyTitle(run.study_id)))),
     status,
     el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
     el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
@@ -118,7 +124,7 @@ const refresh = poll(
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
       for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
       // A study still being created is not listed yet: asked again only with the next new study.
-      for (const run of page.data) if (run.study_id !== null && !studyNames.has(run.study_id)) studyNames.set(run.study_id, "study");
+      for (const run of page.data) if (run.study_id !== null && !studyNames.has(run.study_id)) studyNames.set(run.study_id, null);
     }
     render(page);
     return page.data.some((run) => ACTIVE.has(run.status));

@@ -1,7 +1,7 @@
 // A study: progress per status, the table with intervals, and mean ± std bands per group; polls
 // until no run of it is queued or running.
 import { api, detailText, el, poll, showMessage } from "./common.js";
-import { drawBandCharts, drawEffects, renderLegend, style } from "./charts.js";
+import { drawBandCharts, drawEffects, nameDownloads, renderLegend, style } from "./charts.js";
 import { duration, number } from "./format.js";
 
 const POLL_MS = 3000;
@@ -84,11 +84,15 @@ function renderTable(table, colorOf) {
   // Only a group with an interval is a comparison; each metric is tested on its own.
   const compared = table.data.filter((row) => !row.is_baseline && row.top1.p_value !== null).length;
   const level = Math.round(table.confidence * 100);
+  // Why no row has an interval, when they all share the reason (one seed each): said once, above the rows.
+  const note = document.getElementById("study-table-note");
+  note.hidden = !table.note;
+  note.textContent = table.note ?? "";
   const chance = compared
     ? ` ${compared} group${compared === 1 ? " is" : "s are"} compared with the baseline "${table.baseline}" on top-1; ` +
       `if no trick changed anything, about ${number(compared * (1 - table.confidence), 1)} of them would still be ` +
       `marked helped or hurt at ${level} %, by chance alone (and as many on top-5).`
-    : " No group has an interval yet: one needs two or more finished seeds on both sides.";
+    : table.note ? "" : " No group has an interval yet: one needs two or more finished seeds on both sides.";
   // A preset quotes published numbers beside its rows: the report's, or the paper's (another dataset).
   document.getElementById("report-column").textContent = table.reference_column ?? "Report (top-1)";
   const reference = document.getElementById("study-reference");
@@ -99,22 +103,27 @@ function renderTable(table, colorOf) {
 }
 
 // The grid as a factorial design: a bar per effect with its interval, and the sentence the API
-// writes; a design that cannot be fitted says why instead.
+// writes; a design that cannot be fitted says why instead. The sentence already names what cannot be
+// estimated and why: the list below it adds what it leaves out (the cells without a result, and
+// what the estimates rest on), not the same reasons again.
 function renderEffects(effects) {
   document.getElementById("effects-sentence").textContent = effects.sentence;
   const chart = document.getElementById("effects-chart");
   chart.hidden = !effects.data.length;
   if (effects.data.length) drawEffects("effects-chart", effects);
   else Plotly.purge(chart);
-  const reasons = document.getElementById("effects-not-estimable");
-  reasons.replaceChildren(
-    ...effects.not_estimable.map((item) => el("li", {}, item.effect ? `${item.effect}: ${item.reason}` : item.reason)),
+  const more = document.getElementById("effects-more");
+  more.replaceChildren(
     ...effects.missing_cells.map((cell) => el("li", {}, `${cell.group ?? JSON.stringify(cell.cell)}: ${cell.reason}`)),
+    ...effects.notes.map((text) => el("li", {}, text)),
   );
-  reasons.hidden = !reasons.children.length;
-  document.getElementById("effects-method").textContent = effects.model
+  more.hidden = !more.children.length;
+  // The method of a fit; nothing when nothing was fitted.
+  const method = document.getElementById("effects-method");
+  method.hidden = !effects.model;
+  method.textContent = effects.model
     ? `${effects.model}: ${effects.method}; ${effects.observations} runs, ${effects.residual_df} residual degrees of freedom.`
-    : effects.method;
+    : "";
 }
 
 function renderCharts(curves, colorOf) {
@@ -135,6 +144,7 @@ const refresh = poll(
     ]);
     // A group keeps its colour across polls and metric changes: fixed by its place in the study.
     const colorOf = new Map(study.groups.map((group, index) => [group.key, style(index)]));
+    nameDownloads("study", studyId, study.name);
     document.getElementById("study-notes").textContent = study.notes.join(" ");
     renderStudy(study);
     renderTable(table, colorOf);

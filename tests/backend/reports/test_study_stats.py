@@ -102,6 +102,9 @@ def test_metric_stats_texts_and_verdicts():
         "+3.02p (1 seed: no interval)",
         "1 seed: no interval",
     )
+    # Said once above the table when every row shares it: the row keeps the reason in its verdict only.
+    said_once = metric_stats([81.55], [78.53], is_baseline=False, said_once=stats.ONE_SEED)
+    assert (said_once.delta_text, said_once.verdict) == ("+3.02p", "1 seed: no interval")
     base = metric_stats([78.53], [78.53], is_baseline=True)
     assert (base.verdict, base.delta, base.delta_text) == ("baseline", None, "baseline")
     assert metric_stats([], [78.5], is_baseline=False).text == "–"

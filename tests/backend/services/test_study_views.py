@@ -9,6 +9,7 @@ from study_helpers import SEED_STUDY, TINY, create
 
 from backend.models import EpochMetric
 from backend.reports import study as study_report
+from backend.reports.stats import ONE_SEED
 from backend.services import studies, study_views
 
 pytestmark = pytest.mark.usefixtures("imagenet_cache")
@@ -61,6 +62,13 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
     assert (rows["a"].report_top1, rows["a"].report_top5) == (79.13, 95.77)
     assert rows["a"].top1.delta == 1.0 and rows["a"].top1.verdict == "1 seed: no interval"
     assert rows["b"].top1.verdict == "no result yet"
+    # One seed per group: the table says once why no delta has an interval, the rows give the deltas alone.
+    assert table.note == study_report.TABLE_NOTES[ONE_SEED]
+    assert (rows["a"].top1.delta_text, rows["a"].top5.delta_text, rows["b"].top1.delta_text) == (
+        "+1.00p",
+        "+1.00p",
+        "–",
+    )
 
     parsed = list(csv.DictReader(io.StringIO(study_report.table_csv(table))))
     assert [row["group"] for row in parsed] == list(SEED_STUDY)
@@ -73,6 +81,22 @@ def test_the_seed_preset_table_carries_the_reports_numbers_and_csv(store):
         "79.13",
     )
     assert a["top1_ci_low"] == "" and a["top1_p_value"] == ""
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss occurred")
+def test_a_row_without_an_interval_among_rows_with_one_says_why_itself(store):
+    study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, seeds=2, **TINY)
+    results = {"base": [(50.0, 80.0), (52.0, 83.0)], "+LS": [(60.0, 90.0), (61.5, 92.0)], "+Cosine": [(53.0, 81.0)]}
+    for group in study.groups:
+        for member, valid in zip(group.runs, results.get(group.key, []), strict=False):
+            store.finish([member.run_id], valid=valid)
+    with store.db.session() as session:
+        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+    rows = {row.group: row for row in table.data}
+    assert table.note is None
+    assert rows["+LS"].top1.delta_text.startswith("+9.75p [")
+    assert rows["+Cosine"].top1.delta_text == "+2.00p (1 seed: no interval)"
+    assert rows["+Cosine +LS"].top1.delta_text == "–"
 
 
 def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
