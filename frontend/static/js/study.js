@@ -44,9 +44,26 @@ function renderStudy(study) {
   skipped.textContent = study.skipped.length
     ? `${study.skipped.length} combinations skipped: ${study.skipped.map((cell) => `${JSON.stringify(cell.cell)} (${cell.reason})`).join("; ")}`
     : "";
+  renderTime(study);
   cancelButton.hidden = study.finished;
   const runIds = [...new Set(study.groups.flatMap((group) => group.runs.map((run) => run.run_id)))];
   document.getElementById("study-compare").href = `/compare?runs=${runIds.join(",")}&baseline=${study.baseline_run_id ?? ""}`;
+}
+
+// The estimate made when the study was created beside the time it took: how far to trust the next one.
+function renderTime(study) {
+  const line = document.getElementById("study-time");
+  const estimated = study.estimated_seconds === null ? null : `estimated ${duration(study.estimated_seconds)}`;
+  const basis = study.estimate_basis ? ` (${study.estimate_basis})` : "";
+  let text = "";
+  if (study.took_seconds !== null) {
+    text = `${estimated ? `${estimated[0].toUpperCase()}${estimated.slice(1)}, took` : "Took"} ${duration(study.took_seconds)}` +
+      (estimated ? basis : "; no estimate was kept when it was created") + ".";
+  } else if (estimated) {
+    text = `${estimated[0].toUpperCase()}${estimated.slice(1)}${basis}.`;
+  }
+  line.textContent = text;
+  line.hidden = !text;
 }
 
 // The run statuses' colours say it at a glance: green helped, red hurt, plain within noise.
