@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import EpochMetric, Run, RunStatus, Worker
+from backend.models import EpochMetric, Run, RunKind, RunStatus, Worker
 from trainer.config import RunConfig
 
 DeviceKind = Literal["cpu", "cuda"]
@@ -81,31 +81,37 @@ def _measured(
     """What recent succeeded first attempts measured, by speed key, on a device of kind ``device``
     named in ``names`` (any of the kind when ``names`` is empty)."""
     trained_on = {worker.name: worker.devices[0] for worker in session.scalars(select(Worker)) if worker.devices}
-    timed = (
-        select(
-            EpochMetric.run_id,
-            func.avg(EpochMetric.images_per_s).label("images_per_s"),
-            func.sum(EpochMetric.seconds).label("seconds"),
-        )
-        .where(EpochMetric.images_per_s > 0, EpochMetric.seconds > 0)
-        .group_by(EpochMetric.run_id)
-        .subquery()
-    )
     recent = session.execute(
-        select(Run.config, Run.worker, Run.started_at, Run.finished_at, timed.c.images_per_s, timed.c.seconds)
-        .join(timed, timed.c.run_id == Run.id)
+        select(Run.id, Run.config, Run.worker, Run.started_at, Run.finished_at)
         # A resumed run's started_at is its last attempt's: its wall time would be short.
-        .where(Run.status == RunStatus.succeeded, Run.attempt == 1)
+        .where(Run.status == RunStatus.succeeded, Run.kind == RunKind.training, Run.attempt == 1)
         .order_by(Run.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
+    timed = (
+        {
+            run_id: (images_per_s, seconds)
+            for run_id, images_per_s, seconds in session.execute(
+                select(EpochMetric.run_id, func.avg(EpochMetric.images_per_s), func.sum(EpochMetric.seconds))
+                .where(
+                    EpochMetric.run_id.in_([run.id for run in recent]),
+                    EpochMetric.images_per_s > 0,
+                    EpochMetric.seconds > 0,
+                )
+                .group_by(EpochMetric.run_id)
+            )
+        }
+        if recent
+        else {}
+    )
     seen: dict[tuple[Any, ...], list[_Measured]] = {}
-    for config, worker, started, finished, images_per_s, train_seconds in recent:
+    for run_id, config, worker, started, finished in recent:
         on = trained_on.get(worker or "")
         if on is None or on["kind"] != device or (names and on.get("name") not in names):
             continue
-        if started is None or finished is None:
+        if started is None or finished is None or run_id not in timed:
             continue
+        images_per_s, train_seconds = timed[run_id]
         run_config = RunConfig.model_validate(config)
         wall = (finished - started).total_seconds()
         key = _speed_key(run_config, distils=run_config.tricks.kd.teacher is not None)
