@@ -135,8 +135,8 @@ class StudyPublic(BaseModel):
     progress: dict[str, int] = Field(description="distinct runs per status, with total and reused")
     finished: bool = Field(description="no run of the study is queued or running")
     estimated_seconds: float | None = Field(
-        description="the wall time estimated when the study was created (as its preview said); null where the "
-        "estimate left runs out, or the study was created before estimates were kept"
+        description="the wall time estimated when the study was created (as its preview said; estimate_basis "
+        "names the runs it left out); null where it timed none, or the study was created before estimates were kept"
     )
     estimate_basis: str | None = Field(description="where that estimate came from (the preview's basis)")
     took_seconds: float | None = Field(

@@ -124,7 +124,10 @@ def queue_run(
         errors.update(weights_errors([run_config]))
     if "data.root" not in errors:
         # The split of the dataset as stored: data.root made absolute above.
-        _check_batch(RunConfig.model_validate(values), settings=settings, errors=errors)
+        stored = run_config.model_copy(
+            update={"data": run_config.data.model_copy(update={"root": values["data"]["root"]})}
+        )
+        _check_batch(stored, settings=settings, errors=errors)
     if errors:
         raise InvalidConfig(errors, overrides=overrides)
 

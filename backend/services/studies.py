@@ -86,7 +86,7 @@ def _queue_study(*, session: Session, settings: Settings, request: StudyCreate, 
         name=request.name,
         spec={},
         created_by=created_by,
-        estimated_seconds=estimate.seconds if estimate.runs and not estimate.untimed else None,
+        estimated_seconds=estimate.seconds if estimate.runs > estimate.untimed else None,
         estimate_basis=estimate.basis,
     )
     session.add(study)

@@ -183,6 +183,7 @@ def test_the_forms_refuse_missing_weights_and_warn_of_a_batch_larger_than_the_sp
     assert warning.text_content() == (
         "Warning: batch_size 64 is larger than the training split (32 images): each epoch is one step of 32 images."
     )
+    assert page.locator("#preview-note").text_content().startswith("1 step per epoch (32 training images")
     page.locator('[name="batch_size"]').fill("8")
     warning.wait_for(state="hidden")
     # The default: ResNet50 from ImageNet weights this machine cannot have. Refused, not queued to fail.

@@ -188,7 +188,7 @@ async function preview() {
     const source = result.steps_per_epoch_source === "dataset"
       ? "from the configured dataset"
       : "assumed CUB-200-2011: the configured dataset could not be read here";
-    previewNote.textContent = `${result.steps_per_epoch} steps per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
+    previewNote.textContent = `${result.steps_per_epoch} step${result.steps_per_epoch === 1 ? "" : "s"} per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
     sayWarnings(result.warnings);
   } catch (error) {
     if (seq !== previewSeq) return;

@@ -53,16 +53,13 @@ function renderStudy(study) {
 // The estimate made when the study was created beside the time it took: how far to trust the next one.
 function renderTime(study) {
   const line = document.getElementById("study-time");
+  const basis = study.estimate_basis;
   const estimated = study.estimated_seconds === null ? null : `estimated ${duration(study.estimated_seconds)}`;
-  const basis = study.estimate_basis ? ` (${study.estimate_basis})` : "";
-  let text = "";
-  if (study.took_seconds !== null) {
-    text = `${estimated ? `${estimated[0].toUpperCase()}${estimated.slice(1)}, took` : "Took"} ${duration(study.took_seconds)}` +
-      (estimated ? basis : "; no estimate was kept when it was created") + ".";
-  } else if (estimated) {
-    text = `${estimated[0].toUpperCase()}${estimated.slice(1)}${basis}.`;
-  }
-  line.textContent = text;
+  const took = study.took_seconds === null ? null : `took ${duration(study.took_seconds)}`;
+  let why = basis ? ` (${basis})` : "";
+  if (took && !estimated) why = basis ? ` (not estimated: ${basis})` : " (created before estimates were kept)";
+  const text = [estimated, took].filter(Boolean).join(", ");
+  line.textContent = text ? `${text[0].toUpperCase()}${text.slice(1)}${why}.` : "";
   line.hidden = !text;
 }
 
