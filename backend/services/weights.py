@@ -21,6 +21,7 @@ from trainer.config import RunConfig
 from trainer.models.weights import IMAGENET1K_V1_URLS, cached_weights, unavailable_message
 
 PROBE_TIMEOUT_SECONDS = 3.0
+FROM_SCRATCH = "Or train from scratch: model.pretrained = false."
 # One answer of the download host stands for a minute: a form that asks on every edit costs one probe.
 PROBE_KEEP_SECONDS = 60.0
 _probes: dict[str, tuple[float, str | None]] = {}
@@ -61,9 +62,6 @@ def missing_weights(configs: Iterable[RunConfig]) -> dict[str, str]:
         if reason is not None:
             problems[model.arch] = unavailable_message(model.arch, url, reason)
     return problems
-
-
-FROM_SCRATCH = "Or train from scratch: model.pretrained = false."
 
 
 def weights_errors(configs: Iterable[RunConfig]) -> dict[str, str]:
