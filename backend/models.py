@@ -109,6 +109,10 @@ class Study(Base):
     baseline_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL", use_alter=True))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[str | None] = mapped_column(String(64))  # the token's name; None on an open server
+    # The estimate made when the study was created, shown beside the time it took (the basis says
+    # which runs it left out); None where it timed none, or the study predates estimates being kept.
+    estimated_seconds: Mapped[float | None] = mapped_column(Float)
+    estimate_basis: Mapped[str | None] = mapped_column(Text)
 
 
 class Run(Base):

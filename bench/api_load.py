@@ -43,6 +43,8 @@ from tricklab.local import serving
 MIX = {"list": 25, "run": 25, "metrics": 20, "compare": 15, "create": 15}
 SEEDED_RUNS = 20
 SEEDED_EPOCHS = 10
+# No run here trains: from scratch, so that queueing one does not look for ImageNet weights.
+SCRATCH = {"pretrained": False}
 CLIENT_TIMEOUT_S = 10.0
 CREATE_TRIES = 4
 
@@ -75,7 +77,7 @@ def seed(url: str, settings: Settings, *, runs: int) -> list[int]:
     with Client(url, token="") as client:
         data = {"root": str(settings.data_roots[0])}
         ids = [
-            client.create_run({"name": f"seeded {index}", "data": data, "epochs": SEEDED_EPOCHS}).id
+            client.create_run({"name": f"seeded {index}", "data": data, "epochs": SEEDED_EPOCHS, "model": SCRATCH}).id
             for index in range(runs)
         ]
     database = Database(settings.database_url)
@@ -122,7 +124,12 @@ async def client(
 async def create(http: httpx.AsyncClient, *, tally: Tally, data_root: str, tag: str, rng: random.Random) -> None:
     key = secrets.token_hex(16)
     body = {
-        "config": {"name": f"load {tag} {key}", "data": {"root": data_root}, "epochs": rng.randint(1, 20)},
+        "config": {
+            "name": f"load {tag} {key}",
+            "data": {"root": data_root},
+            "epochs": rng.randint(1, 20),
+            "model": SCRATCH,
+        },
         "priority": rng.randint(-5, 5),
     }
     for attempt in range(CREATE_TRIES):

@@ -18,6 +18,7 @@ from testlib.studies import TINY, TINY_GRID, TINY_SEEDS
 from backend.settings import Settings
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
+from trainer.models.weights import IMAGENET1K_V1_URLS, cached_weights
 
 # Session fixtures that take a minute to build: the tiny study trained by real workers, the browser tests'
 # dashboard with its finished runs. Under pytest-xdist each worker builds its own, so the files that use
@@ -85,6 +86,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             f"{', '.join(strays)} use(s) {', '.join(sorted(SLOW_SESSION_FIXTURES))}: add them to ONE_WORKER_FILES "
             "in tests/conftest.py, or each pytest-xdist worker builds those fixtures again"
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def imagenet_weights_listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A torchvision cache listing every ResNet's ImageNet weights, for the servers and workers this
+    session starts too: a run is queued only when its weights can be had (``backend.services.weights``),
+    and the tests queue the default pretrained ResNet50 without a network. Only the files' presence is
+    checked at queueing; every run the tests train starts from scratch, so none is read. A test of
+    missing weights points TORCH_HOME elsewhere (monkeypatch)."""
+    home = tmp_path_factory.mktemp("torch-home")
+    before = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)
+    for arch in IMAGENET1K_V1_URLS:
+        cached_weights(arch).parent.mkdir(parents=True, exist_ok=True)
+        cached_weights(arch).touch()
+    yield home
+    if before is None:
+        os.environ.pop("TORCH_HOME", None)
+    else:
+        os.environ["TORCH_HOME"] = before
 
 
 @pytest.fixture(scope="session")

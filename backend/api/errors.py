@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # What a 422 echoes of the input it refuses: enough to recognise it, never a 30 MB body back.
 ECHO_CHARACTERS = 200
+# A 422's message, which may quote the input too, is cut at this length.
+MESSAGE_CHARACTERS = 2000
 ECHO_ITEMS = 20
 RETRY_AFTER_SECONDS = 1
 ALLOW_PROBES = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -47,7 +49,16 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 def _field_errors(errors: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": [_shown(error) for error in errors]}, status_code=422)
+    return JSONResponse({"detail": [_error_shown(error) for error in errors]}, status_code=422)
+
+
+def _error_shown(error: dict[str, Any]) -> dict[str, Any]:
+    """One field's error: its input cut short as any echo is, its message kept whole up to a longer
+    limit, for it says what to do (the missing weights' message names the file, where it goes, and
+    the way out, in 400 characters per model)."""
+    shown = _shown({key: value for key, value in error.items() if key != "msg"})
+    shown["msg"] = _text(str(error["msg"]), limit=MESSAGE_CHARACTERS)
+    return shown
 
 
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
@@ -185,6 +196,6 @@ def _shown(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _text(text: str) -> str:
+def _text(text: str, limit: int = ECHO_CHARACTERS) -> str:
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return text if len(text) <= ECHO_CHARACTERS else f"{text[:ECHO_CHARACTERS]}... ({len(text):,} characters)"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -167,6 +167,15 @@ class StudyPublic(BaseModel):
     groups: list[StudyGroupPublic]
     progress: dict[str, int] = Field(description="distinct runs per status, with total and reused")
     finished: bool = Field(description="no run of the study is queued or running")
+    estimated_seconds: float | None = Field(
+        description="the wall time estimated when the study was created (as its preview said; estimate_basis "
+        "names the runs it left out); null where it timed none, or the study was created before estimates were kept"
+    )
+    estimate_basis: str | None = Field(description="where that estimate came from (the preview's basis)")
+    took_seconds: float | None = Field(
+        description="once the study is finished: from its first run's start to its last run's end (its own "
+        "runs, not the reused ones); null before, or when none of its runs started"
+    )
     skipped: list[dict[str, Any]] = Field(description="grid cells left out because the combination is invalid")
     notes: list[str] = Field(description="how to read the study's groups, e.g. how label smoothing meets distillation")
 
@@ -182,13 +191,25 @@ class StudyPreview(BaseModel):
     epochs: int = Field(description="epochs the new runs train in all")
     skipped: int = Field(description="grid cells left out because the combination is invalid")
     seconds: float = Field(
-        description="estimated wall time of the new runs; a run with neither an earlier run of its size nor a "
-        "FLOPs entry for its model is left out, and basis says so"
+        description="estimated wall time of the new runs; a run with nothing measured of its kind and no FLOPs "
+        "entry for its model is left out, and basis says so"
     )
     device: Literal["cpu", "cuda"] = Field(description="what the estimate assumes the runs train on")
     parallel: int = Field(description="runs the estimate assumes train at once")
     workers: int = Field(description="living workers; 0: nothing starts until one does")
-    basis: str = Field(description="where the estimate comes from")
+    basis: str = Field(
+        description="where the estimate comes from, e.g. 'from 3 finished resnet18 runs at 64 px (41 img/s) on "
+        "2 CPU cores' or 'rough: from the FLOPs table, nothing measured yet on the CPU'"
+    )
+    source: Literal["measured", "mixed", "rough", "none"] = Field(
+        description="measured: every new run timed from the throughput the workers measured on finished runs of "
+        "the same model, image size and device; rough: from the FLOPs table alone; mixed: some of each; none: "
+        "nothing timed"
+    )
+    warnings: list[str] = Field(
+        description="what the batch does to the training split: larger than it (one step per epoch), or a large "
+        "share of it left out of each epoch (runtime.compile trains full batches only)"
+    )
 
 
 class StudiesPublic(BaseModel):

@@ -20,6 +20,8 @@ from backend.schemas.runs import RunPublic
 from backend.services import idempotency
 from backend.services import metrics as metric_service
 from backend.services.errors import Conflict, InvalidConfig, NotFound
+from backend.services.schedule import batch_fit, train_size
+from backend.services.weights import weights_errors
 from backend.settings import Settings
 from trainer.config import CONTROL_CHARACTERS, ConfigError, RunConfig, apply_overrides
 from trainer.protocol import RunFolder
@@ -117,6 +119,15 @@ def queue_run(
         elif weights is not None:
             values["model"]["weights_path"] = str(weights)
     depends_on = _check_teacher(values["tricks"]["kd"], session=session, settings=settings, errors=errors)
+    if run_config.model.weights_path is None:
+        # The weights file, when given, was checked above against the data roots.
+        errors.update(weights_errors([run_config]))
+    if "data.root" not in errors:
+        # The split of the dataset as stored: data.root made absolute above.
+        stored = run_config.model_copy(
+            update={"data": run_config.data.model_copy(update={"root": values["data"]["root"]})}
+        )
+        _check_batch(stored, settings=settings, errors=errors)
     if errors:
         raise InvalidConfig(errors, overrides=overrides)
 
@@ -140,6 +151,14 @@ def queue_run(
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path.is_relative_to(root) for root in roots)
+
+
+def _check_batch(config: RunConfig, *, settings: Settings, errors: dict[str, str]) -> None:
+    """A batch of which no full step fits the training split, where the trainer trains full batches only."""
+    try:
+        batch_fit(config, n_train=train_size(config, data_roots=settings.data_roots)[0])
+    except InvalidConfig as exc:
+        errors.update(exc.errors)
 
 
 def _inside_data_roots(given: str, *, settings: Settings, field: str, errors: dict[str, str]) -> Path | None:

@@ -3,6 +3,10 @@
 It runs the trainer's own schedule code on the submitted config, so what the launch page plots is
 what the run will do. The number of steps per epoch comes from the configured dataset's split; when
 that dataset cannot be read here, the real CUB-200-2011 split sizes stand in, and the answer says so.
+
+``batch_fit`` says what a batch does to that split, as the trainer will train it: a batch larger than
+the split trains one partial step per epoch, and with ``runtime.compile`` (full batches only) the
+last partial batch of each epoch is left out, or, where no full batch fits, nothing trains at all.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from trainer.tricks.schedules import schedule_preview
 # keeps int(0.8 n) of each class (9,410 of 11,788, the reference notebook's 8,469 + 941), the
 # official split the archive's 5,994.
 CUB_TRAIN_POOL = {"seed": 9410, "official": 5994}
+# The share of the training split left out of each epoch (runtime.compile's full batches) worth a warning.
+LEFT_OUT_WARNING = 0.1
 
 
 def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> dict[str, Any]:
@@ -32,13 +38,49 @@ def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> d
     except ConfigError as error:
         raise InvalidConfig(error.errors) from None
     n_train, source = train_size(run_config, data_roots=data_roots)
-    steps_per_epoch = math.ceil(n_train / run_config.batch_size)
+    warning = batch_fit(run_config, n_train=n_train)
+    steps_per_epoch = steps_of(run_config, n_train=n_train)
     return {
         **schedule_preview(run_config, steps_per_epoch=steps_per_epoch),
         "n_train": n_train,
         "steps_per_epoch": steps_per_epoch,
         "steps_per_epoch_source": source,
+        "warnings": [warning] if warning else [],
     }
+
+
+def steps_of(config: RunConfig, *, n_train: int) -> int:
+    """Training steps per epoch: the last partial batch is trained, except with ``runtime.compile``."""
+    batches = n_train / config.batch_size
+    return math.floor(batches) if config.runtime.compile else math.ceil(batches)
+
+
+def batch_fit(config: RunConfig, *, n_train: int) -> str | None:
+    """A warning when the batch is larger than the training split, or when the full batches that
+    ``runtime.compile`` trains leave out a large share of it; InvalidConfig naming batch_size where no
+    full batch fits (the trainer would stop with this message)."""
+    batch = config.batch_size
+    if config.runtime.compile:
+        if batch > n_train:
+            raise InvalidConfig(
+                {
+                    "batch_size": f"runtime.compile trains on full batches only, and batch_size {batch} is more "
+                    f"than the {n_train} training images: lower batch_size or turn runtime.compile off"
+                }
+            )
+        left_out = n_train % batch
+        if left_out / n_train >= LEFT_OUT_WARNING:
+            return (
+                f"batch_size {batch} leaves {left_out} of the {n_train} training images out of each epoch "
+                f"({left_out / n_train:.0%}): runtime.compile trains full batches only"
+            )
+        return None
+    if batch > n_train:
+        return (
+            f"batch_size {batch} is larger than the training split ({n_train} images): each epoch is one "
+            f"step of {n_train} images"
+        )
+    return None
 
 
 def train_size(config: RunConfig, *, data_roots: Sequence[Path]) -> tuple[int, str]:

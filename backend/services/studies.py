@@ -23,10 +23,10 @@ from backend.services import idempotency
 from backend.services import runs as run_service
 from backend.services import workers as worker_service
 from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
-from backend.services.estimates import DeviceKind, estimate_runs
-from backend.services.schedule import train_size
+from backend.services.estimates import DeviceKind, Estimate, estimate_runs
+from backend.services.schedule import batch_fit, train_size
 from backend.services.study_groups import Plan, config_of, locate_errors
-from backend.services.study_layout import check_weights, layout, seed_list
+from backend.services.study_layout import Member, check_weights, layout, seed_list
 from backend.services.study_plan import plan_study
 from backend.settings import Settings
 from trainer.config import apply_overrides
@@ -75,9 +75,20 @@ def create_study_once(
 
 def _queue_study(*, session: Session, settings: Settings, request: StudyCreate, created_by: str | None) -> Study:
     plan, seeds = _plan(request)
-    check_weights(layout(session, plan, seeds, name=request.name, create=None))
+    members = layout(session, plan, seeds, name=request.name, create=None)
+    check_weights(members)
+    # Kept beside the time the study takes, so users learn how far to trust the next one.
+    estimate, _warnings, _workers = _estimate(
+        session=session, settings=settings, plan=plan, members=members, request=request
+    )
 
-    study = Study(name=request.name, spec={}, created_by=created_by)
+    study = Study(
+        name=request.name,
+        spec={},
+        created_by=created_by,
+        estimated_seconds=estimate.seconds if estimate.runs > estimate.untimed else None,
+        estimate_basis=estimate.basis,
+    )
     session.add(study)
     session.flush()
 
@@ -135,10 +146,39 @@ def preview_study(*, session: Session, settings: Settings, request: StudyCreate)
     plan, seeds = _plan(request)
     members = layout(session, plan, seeds, name=request.name, create=None)
     check_weights(members)
+    estimate, warnings, workers = _estimate(
+        session=session, settings=settings, plan=plan, members=members, request=request
+    )
     distinct = {member.run_id: member for member in members}
     new = [member for member in distinct.values() if not member.reused]
+    return StudyPreview(
+        groups=len(plan.groups),
+        seeds=seeds,
+        runs=len(distinct),
+        new_runs=len(new),
+        reused_runs=len(distinct) - len(new),
+        epochs=sum(config_of(member.values).epochs for member in new),
+        skipped=len(plan.skipped),
+        seconds=estimate.seconds,
+        device=estimate.device,
+        parallel=estimate.parallel,
+        workers=workers,
+        basis=estimate.basis,
+        source=estimate.source,
+        warnings=warnings,
+    )
+
+
+def _estimate(
+    *, session: Session, settings: Settings, plan: Plan, members: list[Member], request: StudyCreate
+) -> tuple[Estimate, list[str], int]:
+    """How long the study's new runs take on the living workers, what their batch does to the
+    training split (a batch of which no full step fits is refused, as queueing it would be), and how
+    many workers are alive."""
+    new = [member for member in {member.run_id: member for member in members}.values() if not member.reused]
     fleet = worker_service.list_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
     device: DeviceKind = "cuda" if fleet.gpus else "cpu"
+    names = {d.name for worker in fleet.data if worker.alive for d in worker.devices if d.kind == device}
     groups = {group.key: group for group in plan.groups}
     configs = [
         (
@@ -148,23 +188,23 @@ def preview_study(*, session: Session, settings: Settings, request: StudyCreate)
         for member in new
     ]
     n_train, _ = train_size(config_of(plan.groups[0].values), data_roots=settings.data_roots)
+    warnings: list[str] = []
+    for config, _teacher in configs:
+        try:
+            warning = batch_fit(config, n_train=n_train)
+        except InvalidConfig as exc:
+            raise InvalidStudy(locate_errors(exc.errors, request.overrides)) from None
+        if warning and warning not in warnings:
+            warnings.append(warning)
     estimate = estimate_runs(
-        session=session, configs=configs, n_train=n_train, device=device, parallel=fleet.gpus if fleet.gpus else 1
+        session=session,
+        configs=configs,
+        n_train=n_train,
+        device=device,
+        parallel=fleet.gpus if fleet.gpus else 1,
+        device_names=names,
     )
-    return StudyPreview(
-        groups=len(plan.groups),
-        seeds=seeds,
-        runs=len(distinct),
-        new_runs=len(new),
-        reused_runs=len(distinct) - len(new),
-        epochs=sum(config.epochs for config, _ in configs),
-        skipped=len(plan.skipped),
-        seconds=estimate.seconds,
-        device=estimate.device,
-        parallel=estimate.parallel,
-        workers=fleet.alive,
-        basis=estimate.basis,
-    )
+    return estimate, warnings, fleet.alive
 
 
 # --- reading and cancelling ---------------------------------------------------------------------

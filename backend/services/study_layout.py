@@ -18,7 +18,7 @@ from backend.models import Run, RunKind, RunStatus
 from backend.schemas.study_spec import MAX_RUNS
 from backend.services.errors import InvalidStudy
 from backend.services.study_groups import GroupPlan, Plan, config_of
-from backend.services.weights import missing_weights
+from backend.services.weights import weights_errors
 from trainer.config import RunConfig
 
 
@@ -106,12 +106,6 @@ def seed_list(plan: Plan, *, seeds: int, preset: str | None) -> list[int]:
 def check_weights(members: Sequence[Member]) -> None:
     """Refuse a study whose new pretrained runs could not load their ImageNet weights, with the
     trainer's own message, before any run is queued to fail with it."""
-    problems = missing_weights(config_of({**m.values, "tricks.kd.teacher": None}) for m in members if not m.reused)
-    if not problems:
-        return
-    errors: dict[tuple[str, ...], str] = {}
-    if path := problems.pop("model.weights_path", None):
-        errors[("overrides", "model.weights_path")] = path
-    if problems:
-        errors[("overrides",)] = " ".join(problems.values()) + " Or train from scratch: model.pretrained = false."
-    raise InvalidStudy(errors)
+    errors = weights_errors(config_of({**m.values, "tricks.kd.teacher": None}) for m in members if not m.reused)
+    if errors:
+        raise InvalidStudy({("overrides", field): message for field, message in errors.items()})

@@ -4,6 +4,7 @@ curves, from its stored spec (``StudySpec.of``) and its runs' rows."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,12 +30,32 @@ def studies_public(*, session: Session, studies: Sequence[Study]) -> list[StudyP
     """Each study with its runs' statuses and progress; one query for the runs of all of them."""
     specs = [StudySpec.of(study) for study in studies]
     ids = [run_id for spec in specs for run_id in spec.run_ids()]
-    statuses = dict(session.execute(select(Run.id, Run.status).where(Run.id.in_(ids))).all()) if ids else {}
-    return [_public(study, spec, statuses) for study, spec in zip(studies, specs, strict=True)]
+    rows = (
+        session.execute(select(Run.id, Run.status, Run.started_at, Run.finished_at).where(Run.id.in_(ids))).all()
+        if ids
+        else []
+    )
+    statuses = {row.id: row.status for row in rows}
+    times = {row.id: (row.started_at, row.finished_at) for row in rows}
+    return [_public(study, spec, statuses, times) for study, spec in zip(studies, specs, strict=True)]
 
 
-def _public(study: Study, spec: StudySpec, statuses: Mapping[int, RunStatus]) -> StudyPublic:
-    """The stored spec as the API shows it, with each run's current status."""
+def _took(spec: StudySpec, times: Mapping[int, tuple[datetime | None, datetime | None]]) -> float | None:
+    """From the first start to the last end of the study's own runs (reused ones trained before it)."""
+    own = [times[run.run_id] for group in spec.groups for run in group.runs if not run.reused and run.run_id in times]
+    starts = [started for started, _ in own if started is not None]
+    ends = [finished for _, finished in own if finished is not None]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else None
+
+
+def _public(
+    study: Study,
+    spec: StudySpec,
+    statuses: Mapping[int, RunStatus],
+    times: Mapping[int, tuple[datetime | None, datetime | None]],
+) -> StudyPublic:
+    """The stored spec as the API shows it, with each run's current status, and its estimate beside
+    the time it took."""
     groups = [
         StudyGroupPublic.model_validate(
             {
@@ -52,6 +73,7 @@ def _public(study: Study, spec: StudySpec, statuses: Mapping[int, RunStatus]) ->
     progress["deleted"] = sum(run.status is None for run in distinct.values())
     progress["total"] = len(distinct)
     progress["reused"] = sum(run.reused for run in distinct.values())
+    finished = progress["queued"] + progress["running"] == 0
     return StudyPublic.model_validate(
         {
             **spec.model_dump(mode="json"),
@@ -62,7 +84,10 @@ def _public(study: Study, spec: StudySpec, statuses: Mapping[int, RunStatus]) ->
             "baseline_run_id": study.baseline_run_id,
             "groups": groups,
             "progress": progress,
-            "finished": progress["queued"] + progress["running"] == 0,
+            "finished": finished,
+            "estimated_seconds": study.estimated_seconds,
+            "estimate_basis": study.estimate_basis,
+            "took_seconds": _took(spec, times) if finished else None,
             "notes": study_report.study_notes(spec),
         }
     )

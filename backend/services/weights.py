@@ -1,7 +1,9 @@
 """Whether the ImageNet weights a pretrained run starts from can be had, checked before it is queued.
 
 A run whose weights are neither in torchvision's cache nor downloadable fails seconds after it
-starts; a study of 48 such runs would fail 48 times. The check looks at the cache (and at
+starts, after waiting its turn in the queue; a study of 48 such runs would fail 48 times. A single
+run (``runs.queue_run``) and a study (``study_layout.check_weights``) are refused with the same words,
+``weights_errors``. The check looks at the cache (and at
 ``model.weights_path``), then asks the download host whether it answers, and gives the trainer's
 own message when neither works. It checks the server's machine: workers elsewhere with their own
 cache are not seen, and ``model.weights_path`` is the way to point every machine at one file.
@@ -19,6 +21,7 @@ from trainer.config import RunConfig
 from trainer.models.weights import IMAGENET1K_V1_URLS, cached_weights, unavailable_message
 
 PROBE_TIMEOUT_SECONDS = 3.0
+FROM_SCRATCH = "Or train from scratch: model.pretrained = false."
 # One answer of the download host stands for a minute: a form that asks on every edit costs one probe.
 PROBE_KEEP_SECONDS = 60.0
 _probes: dict[str, tuple[float, str | None]] = {}
@@ -59,3 +62,16 @@ def missing_weights(configs: Iterable[RunConfig]) -> dict[str, str]:
         if reason is not None:
             problems[model.arch] = unavailable_message(model.arch, url, reason)
     return problems
+
+
+def weights_errors(configs: Iterable[RunConfig]) -> dict[str, str]:
+    """``missing_weights`` as a 422 says it, by the config field to change: ``model.pretrained`` for
+    weights that cannot be had (every architecture's message, and the way out), ``model.weights_path``
+    for a file that does not exist."""
+    problems = missing_weights(configs)
+    errors = {}
+    if path := problems.pop("model.weights_path", None):
+        errors["model.weights_path"] = path
+    if problems:
+        errors["model.pretrained"] = " ".join(problems.values()) + " " + FROM_SCRATCH
+    return errors

@@ -141,6 +141,10 @@ class Study(Resource):
     finished: bool
     created_at: datetime
     created_by: str | None = None
+    # The estimate made when the study was created, beside the time it took once finished.
+    estimated_seconds: float | None = None
+    estimate_basis: str | None = None
+    took_seconds: float | None = None
 
     @property
     def run_ids(self) -> list[int]:
@@ -162,6 +166,9 @@ class StudyPreview(Resource):
     epochs: int
     seconds: float
     workers: int
+    basis: str = ""  # where ``seconds`` comes from: measured throughput, or rough from the FLOPs table
+    source: str = ""  # measured, rough, mixed or none
+    warnings: list[str] = []  # what the batch does to the training split
 
 
 class Effect(Resource):

@@ -4,11 +4,15 @@ its estimate, and the runs list's study links."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+from testlib.dashboard import settings_for
 from testlib.finished import Finished, add_finished_runs
 from testlib.studies import TINY
+
+from tricklab.local import serving
 
 WIDTHS = [800, 1280]
 
@@ -148,5 +152,58 @@ def test_the_runs_list_links_each_run_to_its_study_and_aligns_rows(browser, dash
     assert gap <= 2, f"row text and button text {gap} px apart"
     link.click()
     page.wait_for_url(f"{dashboard.url}/studies/{tiny_study_on_dashboard['id']}")
+    assert not page.errors
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def offline_server(tmp_path_factory, demo_dataset):
+    """A server (no worker) that can neither find ImageNet weights in its cache nor download them: its
+    TORCH_HOME is empty and its HTTPS goes through a proxy that refuses every connection."""
+    home = tmp_path_factory.mktemp("offline")
+    env = {
+        **os.environ,
+        **settings_for(home, demo_dataset).environ(),
+        "TORCH_HOME": str(home / "torch"),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    with serving(cwd=home, env=env, log=home / "server.log") as server:
+        yield server
+
+
+def test_the_forms_refuse_missing_weights_and_warn_of_a_batch_larger_than_the_split(
+    browser, offline_server, demo_dataset
+):
+    page = open_page(browser, 1280)
+    page.goto(f"{offline_server.url}/runs/new")
+    page.get_by_label("Root").fill(str(demo_dataset))
+    # The demo's 32 training images and the default batch of 64: said before launching.
+    warning = page.locator("#preview-warning")
+    warning.wait_for(state="visible")
+    assert warning.text_content() == (
+        "Warning: batch_size 64 is larger than the training split (32 images): each epoch is one step of 32 images."
+    )
+    assert page.locator("#preview-note").text_content().startswith("1 step per epoch (32 training images")
+    page.locator('[name="batch_size"]').fill("8")
+    warning.wait_for(state="hidden")
+    # The default: ResNet50 from ImageNet weights this machine cannot have. Refused, not queued to fail.
+    page.get_by_role("button", name="Launch run").click()
+    error = page.locator("#f-model-pretrained-error")
+    error.wait_for(state="visible")
+    assert error.text_content().startswith("ImageNet weights for resnet50 (resnet50-0676ba61.pth) are not cached")
+    assert error.text_content().endswith("Or train from scratch: model.pretrained = false.")
+    assert page.url.endswith("/runs/new")
+
+    # The Studies form's preview says it too.
+    page.goto(f"{offline_server.url}/studies")
+    overrides = page.get_by_label("One key = value per line")
+    overrides.fill(overrides.input_value() + "\nbatch_size = 64")
+    preview = page.locator("#study-preview")
+    page.wait_for_function("() => document.getElementById('study-preview').textContent.includes('Warning')")
+    assert preview.get_attribute("data-kind") == "warning"
+    assert preview.text_content().endswith(
+        "Warning: batch_size 64 is larger than the training split (32 images): each epoch is one step of 32 images."
+    )
     assert not page.errors
     page.context.close()

@@ -18,6 +18,12 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     assert page.locator("#study-name").text_content() == "tiny grid"
     assert page.locator("#study-progress-text").text_content() == "10 of 10 runs finished"
     assert page.locator('#study-counts [data-status="succeeded"] dd').text_content() == "10"
+    # The estimate made when it was created, beside the time it took: how far to trust the next one.
+    study = study_server.get(f"/studies/{tiny_study['id']}")
+    assert study["estimated_seconds"] > 0 and study["took_seconds"] > 0
+    time = page.locator("#study-time").text_content()
+    assert re.fullmatch(r"Estimated [\d.]+ (s|min|h), took [\d.]+ (s|min|h) \((.+)\)\.", time), time
+    assert time.endswith(f"({study['estimate_basis']}).")
     base = page.locator('#study-table tr[data-group="base"]')
     assert "baseline" in base.text_content() and "±" in base.locator("td").nth(2).text_content()
     kd = page.locator('#study-table tr[data-group="+KD"]')

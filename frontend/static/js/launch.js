@@ -15,6 +15,7 @@ const formErrors = document.getElementById("form-errors");
 const submitButton = document.getElementById("submit");
 const findLrButton = document.getElementById("find-lr");
 const previewNote = document.getElementById("preview-note");
+const previewWarning = document.getElementById("preview-warning");
 const combination = document.getElementById("kd-combination");
 nameDownloads("new-run");
 // The teacher the chosen preset names (T or T-LS); null without a preset, or once another is chosen.
@@ -188,13 +189,21 @@ async function preview() {
     const source = result.steps_per_epoch_source === "dataset"
       ? "from the configured dataset"
       : "assumed CUB-200-2011: the configured dataset could not be read here";
-    previewNote.textContent = `${result.steps_per_epoch} steps per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
+    previewNote.textContent = `${result.steps_per_epoch} step${result.steps_per_epoch === 1 ? "" : "s"} per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
+    sayWarnings(result.warnings);
   } catch (error) {
     if (seq !== previewSeq) return;
+    sayWarnings([]);
     // The curves of the last valid settings would be read as these settings' ones: they go.
     Plotly.purge("lr-preview");
     previewNote.textContent = `No preview until the settings are valid: ${detailText(error)}`;
   }
+}
+
+// What the batch does to the training split (larger than it, or much of it left out), before launching.
+function sayWarnings(warnings) {
+  previewWarning.textContent = warnings.map((warning) => `Warning: ${warning}.`).join(" ");
+  previewWarning.hidden = !warnings.length;
 }
 
 function formChanged() {

@@ -44,9 +44,23 @@ function renderStudy(study) {
   skipped.textContent = study.skipped.length
     ? `${study.skipped.length} combinations skipped: ${study.skipped.map((cell) => `${JSON.stringify(cell.cell)} (${cell.reason})`).join("; ")}`
     : "";
+  renderTime(study);
   cancelButton.hidden = study.finished;
   const runIds = [...new Set(study.groups.flatMap((group) => group.runs.map((run) => run.run_id)))];
   document.getElementById("study-compare").href = `/compare?runs=${runIds.join(",")}&baseline=${study.baseline_run_id ?? ""}`;
+}
+
+// The estimate made when the study was created beside the time it took: how far to trust the next one.
+function renderTime(study) {
+  const line = document.getElementById("study-time");
+  const basis = study.estimate_basis;
+  const estimated = study.estimated_seconds === null ? null : `estimated ${duration(study.estimated_seconds)}`;
+  const took = study.took_seconds === null ? null : `took ${duration(study.took_seconds)}`;
+  let why = basis ? ` (${basis})` : "";
+  if (took && !estimated) why = basis ? ` (not estimated: ${basis})` : " (created before estimates were kept)";
+  const text = [estimated, took].filter(Boolean).join(", ");
+  line.textContent = text ? `${text[0].toUpperCase()}${text.slice(1)}${why}.` : "";
+  line.hidden = !text;
 }
 
 // The run statuses' colours say it at a glance: green helped, red hurt, plain within noise.

@@ -98,7 +98,8 @@ function previewText(plan) {
   const reused = plan.reused_runs ? `, ${plan.reused_runs} of them reused from earlier runs` : "";
   const time = plan.new_runs ? `; about ${duration(plan.seconds)} (${plan.basis})` : "";
   const idle = plan.workers ? "" : " No worker is running: nothing starts until one does.";
-  return `${shape}: ${runs(plan.runs)}${reused}${time}.${idle}`;
+  const warnings = plan.warnings.map((warning) => ` Warning: ${warning}.`).join("");
+  return `${shape}: ${runs(plan.runs)}${reused}${time}.${idle}${warnings}`;
 }
 
 // What the form would launch, asked of the server on each change: the runs, the time, and every
@@ -119,7 +120,7 @@ async function preview() {
     const plan = await api("/studies/preview", { method: "POST", body });
     if (seq !== previewSeq) return;
     previewLine.textContent = previewText(plan);
-    previewLine.dataset.kind = "ok";
+    previewLine.dataset.kind = plan.warnings.length ? "warning" : "ok";
     clearErrors();
   } catch (error) {
     if (seq !== previewSeq) return;

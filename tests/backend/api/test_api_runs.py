@@ -1,5 +1,7 @@
 """The REST API against a real SQLite file: shapes, filters and every 404 / 409 / 422."""
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from backend.app import create_app
 from backend.models import EpochMetric, FailureKind
 from backend.schemas.metrics import EpochMetricPublic
 from backend.services import queue as jobs
+from backend.services import weights
+from trainer.models.weights import cached_weights
 from trainer.protocol import EPOCH_FIELDS
 
 
@@ -372,3 +376,30 @@ def test_openapi_documents_every_route(client):
         "/api/v1/metrics",
     } <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+def test_a_pretrained_run_whose_weights_cannot_be_had_is_refused_before_it_is_queued(
+    client, data_root, monkeypatch, tmp_path
+):
+    """Not queued to wait its turn and then fail: refused as a study is, in the same words, at model.pretrained."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(weights, "_probes", {})
+    config = {"name": "pretrained", "data": {"root": str(data_root)}}  # the default: ResNet50 from ImageNet
+    answer = client.post("/api/v1/runs", json={"config": config})
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "config", "model", "pretrained"]
+    assert error["msg"].startswith("ImageNet weights for resnet50 (resnet50-0676ba61.pth) are not cached")
+    assert error["msg"].endswith(" Or train from scratch: model.pretrained = false.")
+    assert client.get("/api/v1/runs").json()["count"] == 0
+    # From scratch, or with the weights in the cache, it is queued.
+    scratch = {**config, "model": {"pretrained": False}}
+    assert client.post("/api/v1/runs", json={"config": scratch}).status_code == 201
+    cached_weights("resnet50").parent.mkdir(parents=True)
+    cached_weights("resnet50").touch()
+    assert client.post("/api/v1/runs", json={"config": config}).status_code == 201

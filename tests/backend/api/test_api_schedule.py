@@ -23,6 +23,7 @@ def test_preview_counts_steps_from_the_dataset(api, demo_dataset):
     body = answer.json()
     # 4 classes x 12 images: int(12 * 0.8) = 9 train per class, 36, then int(36 * 0.9) = 32 after validation.
     assert (body["n_train"], body["steps_per_epoch"], body["steps_per_epoch_source"]) == (32, 4, "dataset")
+    assert body["warnings"] == []
     assert body["steps"] == list(range(8)) and body["epochs"][4] == 1.0
     fc = body["groups"]["fc"]
     assert fc[0] == pytest.approx(1e-3 / 2) and fc[-1] < fc[0]
@@ -41,3 +42,36 @@ def test_preview_rejects_bad_values_with_the_runs_api_shape(api):
     assert answer.status_code == 422
     errors = {tuple(item["loc"]): item["msg"] for item in answer.json()["detail"]}
     assert errors[("body", "config", "epochs")] == "Input should be greater than or equal to 1"
+
+
+def preview(api, demo_dataset, **config):
+    return api.post("/api/v1/schedule/preview", json={"config": {**config, "data": {"root": str(demo_dataset)}}})
+
+
+def test_a_batch_larger_than_the_split_is_warned_and_one_with_no_full_step_refused(api, demo_dataset):
+    # The demo's 32 training images: a batch of 64 trains them as one step per epoch.
+    larger = preview(api, demo_dataset, batch_size=64).json()
+    assert larger["steps_per_epoch"] == 1
+    assert larger["warnings"] == [
+        "batch_size 64 is larger than the training split (32 images): each epoch is one step of 32 images"
+    ]
+    # runtime.compile trains full batches only: 2 of 12, and 8 images (25 %) left out of each epoch.
+    dropping = preview(api, demo_dataset, batch_size=12, runtime={"compile": True}).json()
+    assert dropping["steps_per_epoch"] == 2
+    assert dropping["warnings"] == [
+        "batch_size 12 leaves 8 of the 32 training images out of each epoch (25%): runtime.compile trains full "
+        "batches only"
+    ]
+    assert preview(api, demo_dataset, batch_size=16, runtime={"compile": True}).json()["warnings"] == []
+    # No full batch at all: refused, as queueing the run is, naming the field.
+    for answer in (
+        preview(api, demo_dataset, batch_size=64, runtime={"compile": True}),
+        api.post(
+            "/api/v1/runs",
+            json={"config": {"batch_size": 64, "runtime": {"compile": True}, "data": {"root": str(demo_dataset)}}},
+        ),
+    ):
+        assert answer.status_code == 422, answer.text
+        (error,) = answer.json()["detail"]
+        assert error["loc"] == ["body", "config", "batch_size"]
+        assert error["msg"].startswith("runtime.compile trains on full batches only, and batch_size 64 is more than")

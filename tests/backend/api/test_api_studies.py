@@ -331,4 +331,27 @@ def test_the_studies_form_starts_with_the_full_study_where_a_worker_has_a_gpu(tm
             },
         ).json()
         assert (plan["device"], plan["parallel"], plan["workers"]) == ("cuda", 1, 1)
-        assert plan["basis"] == "a rough figure from each model's arithmetic on 1 GPU"
+        assert plan["basis"] == "rough: from the FLOPs table, nothing measured yet on 1 GPU (NVIDIA H200)"
+        assert plan["source"] == "rough"
+
+
+def test_a_batch_larger_than_the_split_is_warned_in_the_preview_and_one_with_no_full_step_refused(api, demo_dataset):
+    """The demo's 32 training images: a batch of 64 trains one step per epoch; with runtime.compile
+    (full batches only) none, and the study is refused at the override that causes it."""
+    grid = {"name": "big batch", "grid": {"switches": {"cosine": True}}}
+    overrides = {**TINY, "data.root": str(demo_dataset), "batch_size": 64}
+    plan = api.post("/api/v1/studies/preview", json={**grid, "overrides": overrides})
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["warnings"] == [
+        "batch_size 64 is larger than the training split (32 images): each epoch is one step of 32 images"
+    ]
+    small = api.post("/api/v1/studies/preview", json={**grid, "overrides": {**overrides, "batch_size": 8}})
+    assert small.json()["warnings"] == []
+    compiled = {**overrides, "runtime.compile": True}
+    for path in ("/api/v1/studies/preview", "/api/v1/studies"):
+        answer = api.post(path, json={**grid, "overrides": compiled})
+        assert answer.status_code == 422, answer.text
+        (error,) = answer.json()["detail"]
+        assert error["loc"] == ["body", "overrides", "batch_size"]
+        assert "runtime.compile trains on full batches only, and batch_size 64 is more than the 32" in error["msg"]
+    assert api.get("/api/v1/studies").json()["count"] == 0

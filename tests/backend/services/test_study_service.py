@@ -1,12 +1,14 @@
 """The study service on a real database: the seed preset's runs, grids, seeds, reuse, table, cancel."""
 
+from datetime import timedelta
+
 import pytest
 from study_helpers import SEED_STUDY, TEACHER, TINY, create, run_count, runs_of, study_request
 
-from backend.models import Run, RunStatus
+from backend.models import Run, RunStatus, utcnow
 from backend.reports import study as study_report
 from backend.schemas.study_spec import SEED_RUNS, StudySpec
-from backend.services import studies, study_views
+from backend.services import queue, studies, study_views
 from backend.services.errors import Conflict, InvalidStudy
 from trainer.config import RunConfig
 from trainer.models.weights import cached_weights
@@ -223,8 +225,9 @@ def test_pretrained_runs_whose_weights_cannot_be_had_are_refused_before_anything
         create(store, preset="seed")
     (location, message), *_ = caught.value.errors.items()
     # The trainer's own words (trainer.models.weights), said before 48 runs fail with them one by one.
-    assert location == ("overrides",) and message.startswith("ImageNet weights for resnet152 (resnet152-394f9c45.pth)")
-    assert "model.pretrained = false" in message and run_count(store) == 0
+    assert location == ("overrides", "model.pretrained")
+    assert message.startswith("ImageNet weights for resnet152 (resnet152-394f9c45.pth)")
+    assert message.endswith("Or train from scratch: model.pretrained = false.") and run_count(store) == 0
     with pytest.raises(InvalidStudy) as caught:
         create(store, preset="seed", **{"model.weights_path": "/nowhere/resnet.pth"})
     assert caught.value.errors == {("overrides", "model.weights_path"): "no such file /nowhere/resnet.pth"}
@@ -275,8 +278,33 @@ def test_a_preview_counts_the_runs_and_estimates_the_time_without_writing(store)
     assert (plan.groups, plan.seeds, plan.runs) == (4, [1234, 1235], 8)
     assert (plan.reused_runs, plan.new_runs, plan.epochs) == (1, 7, 7)
     assert plan.device == "cpu" and plan.workers == 0 and plan.seconds > 0
-    assert plan.basis == "a rough figure from each model's arithmetic on the CPU"
+    assert plan.basis == "rough: from the FLOPs table, nothing measured yet on the CPU"
     assert run_count(store) == 4  # the first study's: the preview wrote nothing
+
+
+def test_the_estimate_made_at_creation_is_kept_and_shown_beside_the_time_the_study_took(store):
+    request = study_request(
+        name="timed", switches={"cosine": True}, overrides={**TINY, "data.root": str(store.data_root)}
+    )
+    with store.db.session(write=True) as session:
+        plan = studies.preview_study(session=session, settings=store.settings, request=request)
+        study = study_views.study_public(
+            session=session, study=studies.create_study(session=session, settings=store.settings, request=request)
+        )
+    assert (study.estimated_seconds, study.estimate_basis) == (plan.seconds, plan.basis)
+    assert study.took_seconds is None and not study.finished
+    # Its two runs trained as a worker records them: the first claimed two minutes ago, both succeeded now.
+    started = utcnow() - timedelta(minutes=2)
+    with store.db.session(write=True) as session:
+        for now in (started, started + timedelta(minutes=1)):
+            claim = queue.claim_run(session=session, worker="w", stale_after_seconds=3600, now=now)
+            assert claim is not None
+            assert queue.succeed(session=session, run_id=claim.run_id, attempt=claim.attempt, result={})
+        finished = study_views.study_public(
+            session=session, study=studies.get_study(session=session, study_id=study.id)
+        )
+    assert finished.finished and finished.estimated_seconds == plan.seconds
+    assert finished.took_seconds == pytest.approx(120, abs=5)
 
 
 def test_notes_say_how_label_smoothing_meets_distillation(store):
