@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from backend.reports.labels import logged_lr_groups, trick_summary, tricks_on
-from backend.reports.numbers import points_between, with_delta
+from backend.reports.numbers import delta_between, with_delta
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.compare import CompareRow, Mode
 from trainer.config import RunConfig
@@ -108,8 +108,8 @@ def compare_rows(
         is_baseline = run.id == baseline_id
         top1 = epoch.valid_top1 if epoch else None
         top5 = epoch.valid_top5 if epoch else None
-        top1_delta = None if is_baseline else points_between(top1, base_top1)
-        top5_delta = None if is_baseline else points_between(top5, base_top5)
+        top1_delta = None if is_baseline else delta_between(top1, base_top1)
+        top5_delta = None if is_baseline else delta_between(top5, base_top5)
         rows.append(
             CompareRow(
                 run_id=run.id,

@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backend.reports.numbers import delta_between
+
 CONFIDENCE = 0.95
 ONE_SEED = "1 seed: no interval"
 NO_SPREAD = "no spread across seeds: no interval"
@@ -70,7 +72,7 @@ def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: flo
     a, b = spread(sample), spread(baseline)
     if a.mean is None or b.mean is None:
         return Comparison(None, confidence=confidence, note=NO_VALUES)
-    delta = a.mean - b.mean
+    delta = delta_between(a.mean, b.mean)
     if a.std is None or b.std is None:
         return Comparison(delta, confidence=confidence, note=ONE_SEED)
     if a.std == b.std == 0:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from backend.models import RunStatus
 from backend.reports import stats
-from backend.reports.numbers import format_number, format_p, format_signed, points_between, with_delta
+from backend.reports.numbers import format_number, format_p, format_signed, delta_between, with_delta
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.studies import (
     CurveBand,
@@ -167,7 +167,7 @@ def _report_text(group: StudyGroup, base: StudyGroup, *, is_baseline: bool) -> s
     value = group.reported_top1
     if value is None:
         return None
-    return with_delta(value, None if is_baseline else points_between(value, base.reported_top1))
+    return with_delta(value, None if is_baseline else delta_between(value, base.reported_top1))
 
 
 GROUP_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded")

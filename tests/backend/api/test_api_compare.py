@@ -44,8 +44,8 @@ def train(client, run_id, rows):
 def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(client, data_root):
     tricked = submit(client, data_root, "with tricks", schedule={"name": "cosine"}, tricks={"label_smoothing": 0.1})
     plain = submit(client, data_root, "plain")
-    train(client, tricked, [(60.0, 85.0), (65.625, 88.0)])
-    train(client, plain, [(62.5, 86.0), (62.0, 91.0)])
+    train(client, tricked, [(60.0, 85.0), (87.5, 88.0)])
+    train(client, plain, [(84.375, 86.0), (62.0, 91.0)])
 
     answer = client.get("/api/v1/compare", params={"run_ids": f"{tricked},9999,{plain}"})
     assert answer.status_code == 200, answer.text
@@ -54,7 +54,9 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
     # Not the first id: the run with the fewest tricks is the baseline, whatever the order.
     assert table["baseline"] == plain
     rows = {row["run_id"]: row for row in table["data"]}
-    assert rows[plain]["is_baseline"] and rows[tricked]["top1_text"] == "65.63 (+3.13p)"
+    # The delta is the unrounded difference, +3.125, rounded once: not 87.50 - 84.38 = +3.12.
+    assert rows[plain]["is_baseline"] and rows[tricked]["top1_text"] == "87.50 (+3.13p)"
+    assert (rows[tricked]["top1_delta"], rows[tricked]["top5_delta"]) == (3.125, 2.0)
     assert (rows[plain]["epoch"], rows[plain]["top5"]) == (1, 86.0)  # top-5 of the best epoch, not 91
     assert rows[tricked]["configuration"] != rows[plain]["configuration"]
     seed_twin = submit(client, data_root, "plain, another seed", seed=7)
@@ -65,6 +67,7 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
 
     csv = client.get("/api/v1/compare.csv", params={"run_ids": f"{tricked},9999,{plain}"}).text
     assert len(csv.splitlines()) == 3
+    assert ",87.5,3.125,88.0,2.0," in csv.splitlines()[1]
 
     assert client.get("/api/v1/compare", params={"run_ids": "9998,9999"}).json() == {
         "detail": "runs 9998, 9999 not found"

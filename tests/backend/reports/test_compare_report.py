@@ -72,8 +72,18 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
     assert final[0].top1_text == "78.53 (−1.47p)" and final[1].is_baseline
     csv_text = rows_to_csv(final)
     assert csv_text.splitlines()[0].startswith("run_id,name,tricks,seed,status,epoch,top1,top1_delta")
-    assert csv_text.splitlines()[1].startswith("1,run 1,base,1234,succeeded,2,78.53,-1.47,93.82")
+    # The CSV holds the unrounded figures, the delta too: a spreadsheet rounds it as the texts do.
+    assert csv_text.splitlines()[1].startswith(f"1,run 1,base,1234,succeeded,2,78.53,{78.53 - 80.0!r},93.82")
     assert csv_text.splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,")  # not a formula in a spreadsheet
+
+
+def test_a_delta_is_the_unrounded_difference_in_the_table_and_its_csv():
+    """87.5 against 84.375 is +3.125: "+3.13p", as the study table writes it (not 87.50 - 84.38 = +3.12)."""
+    runs = [_run(1, RunConfig()), _run(2, preset_config("b"))]
+    rows = compare_rows(runs, [_epoch(1, 1, 84.375, 90.0), _epoch(2, 1, 87.5, 90.0)], baseline_id=1, mode="best")
+    assert (rows[1].top1_delta, rows[1].top1_text) == (3.125, "87.50 (+3.13p)")
+    assert (rows[1].top5_delta, rows[1].top5_text) == (0.0, "90.00 (+0.00p)")
+    assert rows_to_csv(rows).splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,1,87.5,3.125,90.0,0.0,")
 
 
 def test_the_default_baseline_has_the_fewest_tricks_ties_going_to_the_oldest():
