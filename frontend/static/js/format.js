@@ -47,8 +47,9 @@ export function duration(seconds) {
   return `${number(seconds / 3600, 1)} h`;
 }
 
-// The one set of definitions every page labels its figures with.
-export const BEST_EPOCH = "the epoch with the highest valid top-1 (the report's figure)";
+// The one set of definitions every page labels its figures with: "peak" and "checkpoint" name two
+// epochs, as the API's peak_* and checkpoint_* fields do.
+export const PEAK_EPOCH = "the epoch with the highest valid top-1 (the report's figure)";
 export const KEPT_CHECKPOINT = "the checkpoint the trainer kept: the lowest valid loss";
 
 // "81.55 / 96.17 (epoch 6)"

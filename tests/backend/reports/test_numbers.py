@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.reports.numbers import format_number, format_p, format_signed, delta_between, with_delta
+from backend.reports.numbers import delta_between, format_number, format_p, format_signed, with_delta
 
 # Values whose rounding differs between Python's own formatting and JavaScript's toFixed, and a few
 # that do not. tests/frontend/test_numbers_agree.py checks the page's formatter on the same list.
@@ -47,8 +47,9 @@ DELTA_CASES = [
 
 @pytest.mark.parametrize(("value", "baseline", "text"), DELTA_CASES)
 def test_a_delta_is_the_unrounded_difference_rounded_once(value, baseline, text):
-    assert format_signed(delta_between(value, baseline)) == text
-    assert with_delta(value, delta_between(value, baseline)) == f"{format_number(value)} ({text}p)"
+    delta = delta_between(value, baseline)
+    assert delta is not None and format_signed(delta) == text
+    assert with_delta(value, delta) == f"{format_number(value)} ({text}p)"
 
 
 def test_a_delta_needs_both_figures():
