@@ -55,6 +55,7 @@ def test_checkpoint_and_peak_keep_a_stored_runs_figures(database_url):
         migrate.upgrade(database)
         with database.engine.connect() as connection:
             row = connection.execute(sa.text("SELECT * FROM runs")).mappings().one()
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM epoch_metrics")).scalar_one() == 4
         assert {key: row[key] for key in ("checkpoint_epoch", "checkpoint_valid_loss", "checkpoint_valid_top1")} == {
             "checkpoint_epoch": 4,
             "checkpoint_valid_loss": 0.75,
