@@ -158,23 +158,26 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
 
-    # The trainer's result: test figures of the best-validation-loss checkpoint.
+    # The trainer's result (trainer.protocol.Result): the test figures of the kept checkpoint (the
+    # lowest valid loss), that checkpoint's epoch, and the peak epoch (the highest valid top-1: the
+    # figure the report's table quotes).
     test_loss: Mapped[float | None] = mapped_column(Float)
     test_top1: Mapped[float | None] = mapped_column(Float)
     test_top5: Mapped[float | None] = mapped_column(Float)
-    best_epoch: Mapped[int | None] = mapped_column(Integer)
-    best_valid_loss: Mapped[float | None] = mapped_column(Float)
-    best_valid_top1: Mapped[float | None] = mapped_column(Float)
-    best_valid_top5: Mapped[float | None] = mapped_column(Float)
-    max_valid_top1: Mapped[float | None] = mapped_column(Float)  # the figure the report's table quotes
-    max_valid_top5: Mapped[float | None] = mapped_column(Float)
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
+    checkpoint_valid_loss: Mapped[float | None] = mapped_column(Float)
+    checkpoint_valid_top1: Mapped[float | None] = mapped_column(Float)
+    checkpoint_valid_top5: Mapped[float | None] = mapped_column(Float)
+    peak_epoch: Mapped[int | None] = mapped_column(Integer)
+    peak_valid_top1: Mapped[float | None] = mapped_column(Float)
+    peak_valid_top5: Mapped[float | None] = mapped_column(Float)
 
 
 class EpochMetric(Base):
     __tablename__ = "epoch_metrics"
     __table_args__ = (
         UniqueConstraint("run_id", "epoch"),
-        # A run's best epoch (highest valid top-1, earliest on a tie) read from the index alone.
+        # A run's peak epoch (highest valid top-1, earliest on a tie) read from the index alone.
         Index("ix_epoch_metrics_run_id_valid_top1_epoch", "run_id", "valid_top1", "epoch"),
     )
 

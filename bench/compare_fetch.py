@@ -129,7 +129,7 @@ def seed(database_url: str, *, runs: int, epochs: int) -> list[int]:
                     "test_loss": 1.1,
                     "test_top1": 70.0 + rng.random(),
                     "test_top5": 90.0 + rng.random(),
-                    "best_epoch": epochs,
+                    "checkpoint_epoch": epochs,
                 }
                 statement = insert(run_table).values(_columns(run_table, row)).returning(run_table.c.id)
                 ids.append(connection.execute(statement).scalar_one())
@@ -176,13 +176,13 @@ async def _get(client: httpx.AsyncClient, path: str, headers: dict[str, str] | N
 
 async def page(client: httpx.AsyncClient, ids: str) -> None:
     await asyncio.gather(
-        _get(client, f"/api/v1/compare?run_ids={ids}&mode=best"),
+        _get(client, f"/api/v1/compare?run_ids={ids}&mode=peak"),
         _get(client, f"/api/v1/metrics/columns?run_ids={ids}&fields={CHARTED}"),
     )
 
 
 async def rows(client: httpx.AsyncClient, ids: str) -> None:
-    await _get(client, f"/api/v1/compare?run_ids={ids}&mode=best")
+    await _get(client, f"/api/v1/compare?run_ids={ids}&mode=peak")
     await _get(client, f"/api/v1/metrics?run_ids={ids}")
 
 
@@ -194,7 +194,7 @@ def revalidated(etags: dict[str, str]) -> Load:
         if path not in etags:
             etags[path] = (await _get(client, path)).headers["etag"]
         _, columns = await asyncio.gather(
-            _get(client, f"/api/v1/compare?run_ids={ids}&mode=best"),
+            _get(client, f"/api/v1/compare?run_ids={ids}&mode=peak"),
             _get(client, path, headers={"If-None-Match": etags[path]}),
         )
         if columns.status_code != 304:

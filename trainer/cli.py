@@ -84,7 +84,7 @@ def _add_lr_find(subparsers: argparse._SubParsersAction) -> None:
         "rate to put into optim.lr: the steepest descent of the loss (a tenth of the minimum's rate is shown "
         "too). The config's optimizer trains (Adam by default, as in the report's range test); the sweep's defaults "
         "are the report's: the rate from 1e-7 to 10 over 100 steps, "
-        "exponentially, loss smoothed at 0.05, stopping once it exceeds 5x its best. Nothing is saved: the "
+        "exponentially, loss smoothed at 0.05, stopping once it exceeds 5x its lowest. Nothing is saved: the "
         "model is thrown away.",
     )
     add_config_arguments(lr_find)

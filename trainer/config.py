@@ -126,8 +126,10 @@ class DataConfig(_Strict):
         "official: the archive's train_test_split.txt. Both hold out 10% of train as validation",
     )
     split_seed: Int = Field(1234, ge=0, le=MAX_INT32, description="seed of the validation hold-out (the report's 1234)")
-    valid_fraction: Float = Field(0.1, gt=0, lt=1)
-    image_size: Int = Field(224, ge=16, le=1024)
+    valid_fraction: Float = Field(
+        0.1, gt=0, lt=1, description="share (0-1) of the training split held out for validation"
+    )
+    image_size: Int = Field(224, ge=16, le=1024, description="side of the square training crop, in pixels")
     num_workers: Int = Field(2, ge=0, le=64, description="data loader worker processes")
     pipeline: Literal["fast", "reference"] = Field(
         "fast",
@@ -155,11 +157,11 @@ class LayerLrDivisors(_Strict):
     """The learning rate of each group is ``optim.lr / divisor`` (the report's discriminative rates)."""
 
     stem: Float = Field(10.0, gt=0, le=MAX_DIVISOR, description="conv1 and bn1")
-    layer1: Float = Field(8.0, gt=0, le=MAX_DIVISOR)
-    layer2: Float = Field(6.0, gt=0, le=MAX_DIVISOR)
-    layer3: Float = Field(4.0, gt=0, le=MAX_DIVISOR)
-    layer4: Float = Field(2.0, gt=0, le=MAX_DIVISOR)
-    fc: Float = Field(2.0, gt=0, le=MAX_DIVISOR)
+    layer1: Float = Field(8.0, gt=0, le=MAX_DIVISOR, description="divisor of optim.lr for layer1")
+    layer2: Float = Field(6.0, gt=0, le=MAX_DIVISOR, description="divisor of optim.lr for layer2")
+    layer3: Float = Field(4.0, gt=0, le=MAX_DIVISOR, description="divisor of optim.lr for layer3")
+    layer4: Float = Field(2.0, gt=0, le=MAX_DIVISOR, description="divisor of optim.lr for layer4")
+    fc: Float = Field(2.0, gt=0, le=MAX_DIVISOR, description="divisor of optim.lr for the classifier")
 
 
 class OptimConfig(_Strict):
@@ -167,7 +169,7 @@ class OptimConfig(_Strict):
     lr: Float = Field(1e-3, gt=0, le=10, description="FOUND_LR, the rate of a divisor-1 group")
     layer_lr_divisors: LayerLrDivisors = Field(default_factory=LayerLrDivisors)
     momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: Float = Field(0.0, ge=0, le=1)
+    weight_decay: Float = Field(0.0, ge=0, le=1, description="L2 weight decay factor; 0 = none")
     no_bias_decay: Bool = Field(False, description="no weight decay on biases and norm parameters")
     linear_scaling: Bool = Field(
         False,
@@ -229,11 +231,13 @@ class KDConfig(_Strict):
         None, description="a finished run folder (or, through the API, a run id); null = no distillation"
     )
     alpha: Float = Field(0.1, ge=0, le=1, description="weight of the task loss")
-    temperature: Float = Field(10.0, gt=0, le=100)
+    temperature: Float = Field(10.0, gt=0, le=100, description="softmax temperature of teacher and student")
 
 
 class TricksConfig(_Strict):
-    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    label_smoothing: Float = Field(
+        0.0, ge=0, lt=1, description="probability mass (0-1) spread over the other classes; 0 = off"
+    )
     mixup_alpha: Float = Field(0.0, ge=0, le=100, description="Beta(a, a) for the mixing weight; 0 = off")
     kd: KDConfig = Field(default_factory=KDConfig)
 

@@ -4,7 +4,7 @@ The seed study is the student report this project started from: the Bag-of-Trick
 (He et al., CVPR 2019) on CUB-200-2011, a ResNet50 student fine-tuned from ImageNet weights and
 ResNet152 teachers (``T``, ``T-LS``), with the runs base, a (cosine), b (label smoothing), c (KD),
 d1-d4 (mixup alpha 1, 0.2, 0.1, 0.01), e-h (their pairs and triple) and i1-i2 (all of them with
-mixup). Each preset keeps the report's best-validation top-1/top-5, so a reproduction can be read
+mixup). Each preset keeps the report's peak valid top-1/top-5, so a reproduction can be read
 against it; this module is the report's table.
 
 Each preset is a set of dotted RunConfig overrides on top of the defaults, which are already the
@@ -73,7 +73,7 @@ class Preset:
     title_template: str
     overrides: Mapping[str, Any]
     teacher: TeacherKey | None = None
-    # The report's best-validation result, to put next to a reproduction.
+    # The report's peak valid result, to put next to a reproduction.
     reported_top1: float | None = None
     reported_top5: float | None = None
 

@@ -60,8 +60,9 @@ class RunFolder:
         return self.path / "checkpoints"
 
     @property
-    def best_checkpoint(self) -> Path:
-        """The lowest validation loss so far: what the test pass and a distillation teacher read."""
+    def kept_checkpoint(self) -> Path:
+        """The kept checkpoint, the lowest validation loss so far: what the test pass and a distillation
+        teacher read. The file keeps the name that earlier run folders have."""
         return self.checkpoints / "best.pt"
 
     @property
@@ -196,17 +197,20 @@ class StepEvent(TypedDict):
 
 
 class Result(TypedDict):
-    """The test figures of the best-validation-loss checkpoint: a ``result`` event and result.json."""
+    """A run's end: a ``result`` event and result.json. Two epochs are named, each by one word: the
+    checkpoint (the epoch with the lowest validation loss, whose weights are kept and tested) and the
+    peak (the epoch with the highest validation top-1, earliest on a tie: the figure the report quotes)."""
 
-    test_loss: float
+    test_loss: float  # the checkpoint's, on the test split
     test_top1: float
     test_top5: float
-    best_epoch: int
-    best_valid_loss: float
-    best_valid_top1: float
-    best_valid_top5: float
-    max_valid_top1: float  # the highest validation accuracy of any epoch: the figure the report's table quotes
-    max_valid_top5: float
+    checkpoint_epoch: int
+    checkpoint_valid_loss: float
+    checkpoint_valid_top1: float
+    checkpoint_valid_top5: float
+    peak_epoch: int
+    peak_valid_top1: float
+    peak_valid_top5: float  # top-5 of the peak epoch, not the highest top-5 of any epoch
 
 
 class LRRangeResult(TypedDict):

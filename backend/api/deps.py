@@ -107,7 +107,11 @@ CreatorDep = Annotated[str | None, Depends(creator)]
 RunIdsDep = Annotated[list[int], Depends(get_run_ids)]
 PageRunIdsDep = Annotated[list[int], Depends(get_page_run_ids)]
 ModeQuery = Annotated[
-    Mode, Query(description="best: the epoch with the best valid top-1 (the report's figure); final: the last epoch")
+    Mode,
+    Query(
+        description="peak: the epoch with the highest valid top-1, earliest on a tie (the report's figure); "
+        "final: the last epoch"
+    ),
 ]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]

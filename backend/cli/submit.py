@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from backend.cli.common import EXIT_FAILED, EXIT_USAGE
+from backend.reports.numbers import format_number
 from trainer.config_arguments import add_config_arguments
 from tricklab.client import DEFAULT_URL
 
@@ -113,9 +114,11 @@ def _follow(client: Client, run: Run) -> int:
         return EXIT_FAILED
     bar.close()
     if final.status == "succeeded" and final.test_top1 is not None and final.test_top5 is not None:
+        # The pages' words and numbers: the test figures are the kept checkpoint's, the peak the report's.
         print(
-            f"run {final.id} succeeded: test top-1 {final.test_top1:.2f} top-5 {final.test_top5:.2f} "
-            f"(best epoch {final.best_epoch})",
+            f"run {final.id} succeeded: test top-1 {format_number(final.test_top1)} "
+            f"top-5 {format_number(final.test_top5)} (checkpoint epoch {final.checkpoint_epoch}); "
+            f"peak valid top-1 {format_number(final.peak_valid_top1)} (peak epoch {final.peak_epoch})",
             file=sys.stderr,
         )
         return 0

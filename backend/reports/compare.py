@@ -1,6 +1,6 @@
 """The report's summary table for a set of runs, derived in one place so the page, the API and the CSV agree.
 
-One row per run with top-1/top-5 taken at the best epoch (the highest validation top-1, what the
+One row per run with top-1/top-5 taken at the peak epoch (the highest validation top-1, what the
 report tabulates) or at the final epoch, deltas in points against a baseline run, and the test
 figures of the checkpoint the trainer kept (the lowest validation loss), each with its epoch.
 Replicates (runs whose configs differ in the seed alone) form one configuration, which the page
@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from backend.reports.labels import logged_lr_groups, trick_summary, tricks_on
-from backend.reports.numbers import points_between, with_delta
+from backend.reports.numbers import delta_between, with_delta
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.compare import CompareRow, Mode
 from trainer.config import RunConfig
@@ -53,7 +53,7 @@ class RunValues(Protocol):
     @property
     def test_top5(self) -> float | None: ...
     @property
-    def best_epoch(self) -> int | None: ...
+    def checkpoint_epoch(self) -> int | None: ...
     @property
     def images_per_s(self) -> float | None: ...
     @property
@@ -63,7 +63,7 @@ class RunValues(Protocol):
 
 
 def pick_epoch(metrics: Sequence[EpochValues], mode: Mode) -> EpochValues | None:
-    """The best epoch (highest valid top-1, earliest on a tie) or the last one; None before any epoch."""
+    """The peak epoch (highest valid top-1, earliest on a tie) or the last one; None before any epoch."""
     if mode == "final":
         return max(metrics, key=lambda m: m.epoch, default=None)
     scored = [m for m in metrics if m.valid_top1 is not None]
@@ -108,8 +108,8 @@ def compare_rows(
         is_baseline = run.id == baseline_id
         top1 = epoch.valid_top1 if epoch else None
         top5 = epoch.valid_top5 if epoch else None
-        top1_delta = None if is_baseline else points_between(top1, base_top1)
-        top5_delta = None if is_baseline else points_between(top5, base_top5)
+        top1_delta = None if is_baseline else delta_between(top1, base_top1)
+        top5_delta = None if is_baseline else delta_between(top5, base_top5)
         rows.append(
             CompareRow(
                 run_id=run.id,
@@ -127,7 +127,7 @@ def compare_rows(
                 top5_delta=top5_delta,
                 top1_text=with_delta(top1, top1_delta),
                 top5_text=with_delta(top5, top5_delta),
-                checkpoint_epoch=run.best_epoch,
+                checkpoint_epoch=run.checkpoint_epoch,
                 test_top1=run.test_top1,
                 test_top5=run.test_top5,
                 lr_groups=logged_lr_groups(config),

@@ -2,7 +2,8 @@
 
 Both round a float's exact binary value half away from zero, as JavaScript's ``toFixed`` does, so
 65.625 is "65.63" on every page and in every API text (Python's own formatting would say "65.62").
-A minus sign is the typographic one, and a delta always carries its sign.
+A minus sign is the typographic one, and a delta always carries its sign. A delta is the difference
+of the unrounded figures, rounded once when written (``delta_between``), wherever it is shown.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ def round_half_away(value: float, digits: int = DIGITS) -> Decimal:
 
 
 def format_number(value: float | None, digits: int = DIGITS) -> str:
-    """ "65.63", "−0.50", or "–" without a value."""
+    """ "65.63", "−0.50", "0.00" (for -0.001 too), or "–" without a value."""
     if value is None:
         return NONE
-    return str(round_half_away(value, digits)).replace("-", MINUS)
+    rounded = round_half_away(value, digits)
+    # A figure that rounds to zero has no sign: a delta of -0.001 reads "+0.00", never "−0.00".
+    return str(abs(rounded) if rounded == 0 else rounded).replace("-", MINUS)
 
 
 def format_signed(value: float, digits: int = DIGITS) -> str:
@@ -33,11 +36,18 @@ def format_signed(value: float, digits: int = DIGITS) -> str:
     return text if text.startswith(MINUS) else "+" + text
 
 
-def points_between(value: float | None, baseline: float | None, digits: int = DIGITS) -> float | None:
-    """``value - baseline`` between the numbers as written, so that a delta adds up on screen."""
+def delta_between(value: float | None, baseline: float | None) -> float | None:
+    """The one delta of every page, API text and CSV: ``value - baseline`` of the unrounded figures,
+    rounded only when it is written (87.5 against 84.375 is +3.125, written "+3.13").
+
+    Subtracting the figures as shown (87.50 - 84.38 = 3.12) would make a delta depend on how many
+    digits a page shows, and disagree with the study's interval and p-value, which are computed on the
+    unrounded values. Accuracies within a factor of two of each other subtract exactly in binary floating
+    point, so the pages (which format the API's number) and this module round the same exact value.
+    """
     if value is None or baseline is None:
         return None
-    return float(round_half_away(value, digits) - round_half_away(baseline, digits))
+    return value - baseline
 
 
 def format_p(p: float) -> str:

@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backend.reports.numbers import delta_between
+
 CONFIDENCE = 0.95
 ONE_SEED = "1 seed: no interval"
 NO_SPREAD = "no spread across seeds: no interval"
@@ -82,7 +84,7 @@ def welch(sample: Sequence[float], baseline: Sequence[float], *, confidence: flo
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     a, b = spread(sample), spread(baseline)
-    delta = None if a.mean is None or b.mean is None else a.mean - b.mean
+    delta = delta_between(a.mean, b.mean)
     if note := why_no_interval(sample, baseline):
         return Comparison(delta, confidence=confidence, note=note)
     from scipy.stats import ttest_ind

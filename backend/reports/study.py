@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from backend.models import RunStatus
 from backend.reports import stats
-from backend.reports.numbers import format_number, format_p, format_signed, points_between, with_delta
+from backend.reports.numbers import delta_between, format_number, format_p, format_signed, with_delta
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.studies import (
     CurveBand,
@@ -33,7 +33,7 @@ METHOD = "Welch's t (unequal variances), two-sided"
 REFERENCES: Mapping[str, tuple[str, str]] = {
     SEED_PRESET: (
         "Report (top-1)",
-        "Report: the student report's best-validation top-1 on CUB-200-2011 (one seed per run), its delta "
+        "Report: the student report's peak validation top-1 on CUB-200-2011 (one seed per run), its delta "
         "against its own base run.",
     ),
     PAPER_PRESET: (
@@ -119,7 +119,7 @@ def study_table(
     spec: StudySpec,
     runs: Mapping[int, RunValues],
     seconds_per_epoch: Mapping[int, float | None],
-    best_epochs: Mapping[int, tuple[float | None, float | None]],
+    peak_epochs: Mapping[int, tuple[float | None, float | None]],
     *,
     study_id: int,
     metric: Metric = "valid",
@@ -127,13 +127,13 @@ def study_table(
     """One row per group: mean +/- std over seeds, delta to the baseline with a 95 % interval and p.
 
     ``runs`` are the study's runs that still exist, by id; ``seconds_per_epoch`` their mean epoch
-    times; ``best_epochs`` their valid top-1 and top-5 at the best epoch (``compare.pick_epoch``).
+    times; ``peak_epochs`` their valid top-1 and top-5 at the peak epoch (``compare.pick_epoch``).
     """
 
     def result(run_id: int, index: int) -> float | None:
         run = runs[run_id]
         if metric == "valid":
-            return best_epochs.get(run_id, (None, None))[index]
+            return peak_epochs.get(run_id, (None, None))[index]
         return run.test_top1 if index == 0 else run.test_top5
 
     def values(group: StudyGroup, index: int) -> list[float]:
@@ -196,7 +196,7 @@ def _report_text(group: StudyGroup, base: StudyGroup, *, is_baseline: bool) -> s
     value = group.reported_top1
     if value is None:
         return None
-    return with_delta(value, None if is_baseline else points_between(value, base.reported_top1))
+    return with_delta(value, None if is_baseline else delta_between(value, base.reported_top1))
 
 
 GROUP_COLUMNS = ("group", "title", "tricks", "role", "runs", "succeeded")

@@ -3,38 +3,62 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-Mode = Literal["best", "final"]
-MODES: tuple[Mode, ...] = ("best", "final")
+Mode = Literal["peak", "final"]
+MODES: tuple[Mode, ...] = ("peak", "final")
 
 
 @dataclass(frozen=True)
 class CompareRow:
-    run_id: int
+    run_id: Annotated[int, Field(description="the run's id")]
     name: str
     status: str
     tricks: str
     configuration: str  # equal for the seeds of one configuration (``configuration_key``)
-    seed: int
+    seed: Annotated[int, Field(description="the run's seed (RunConfig.seed)")]
     is_baseline: bool
-    epochs: int
-    epoch: int | None  # the epoch the valid figures come from
-    top1: float | None
-    top5: float | None
-    top1_delta: float | None
-    top5_delta: float | None
+    epochs: Annotated[int, Field(description="epochs the run is configured to train")]
+    epoch: Annotated[
+        int | None,
+        Field(
+            description="the epoch the valid figures come from: the peak (highest valid top-1) or the final "
+            "epoch, by mode; null before any epoch"
+        ),
+    ]
+    top1: Annotated[float | None, Field(description="valid top-1 (%) at epoch")]
+    top5: Annotated[
+        float | None, Field(description="valid top-5 (%) at epoch (the same epoch as top1, not the highest top-5)")
+    ]
+    top1_delta: Annotated[
+        float | None,
+        Field(
+            description="top1 minus the baseline's top1, in percentage points, unrounded (top1_text writes it "
+            "rounded once); null for the baseline"
+        ),
+    ]
+    top5_delta: Annotated[
+        float | None,
+        Field(description="top5 minus the baseline's top5, in percentage points, unrounded; null for the baseline"),
+    ]
     top1_text: str
     top5_text: str
-    checkpoint_epoch: int | None  # the kept checkpoint's epoch, which the test figures come from
-    test_top1: float | None
-    test_top5: float | None
+    checkpoint_epoch: Annotated[
+        int | None,
+        Field(description="epoch of the kept checkpoint (lowest valid loss), which the test figures come from"),
+    ]
+    test_top1: Annotated[float | None, Field(description="test top-1 (%) of the kept checkpoint")]
+    test_top5: Annotated[float | None, Field(description="test top-5 (%) of the kept checkpoint")]
     lr_groups: str
-    seconds_per_epoch: float | None
-    images_per_s: float | None  # means over the stored epochs
-    data_wait_share: float | None
+    seconds_per_epoch: Annotated[
+        float | None, Field(description="mean training seconds per epoch over the stored epochs")
+    ]
+    images_per_s: Annotated[float | None, Field(description="mean training images per second over the stored epochs")]
+    data_wait_share: Annotated[
+        float | None, Field(description="mean share (0-1) of the training passes spent waiting for batches")
+    ]
     data_wait_hint: str | None  # why the run waits for its data, when it waits over a fifth of the time
 
 

@@ -24,7 +24,7 @@ class EffectPublic(BaseModel):
     estimate: float = Field(description=ESTIMATE_HELP)
     std_error: float | None = Field(description="of the estimate, in points; null when the seeds show no spread")
     ci_low: float | None = Field(description="95 % confidence interval (t on the residual degrees of freedom)")
-    ci_high: float | None
+    ci_high: float | None = Field(description="upper end of the 95 % confidence interval, in points")
     p_value: float | None = Field(description="two-sided t test of 'no effect', unadjusted")
     p_holm: float | None = Field(description="p_value after Holm's correction across every estimated effect")
     within_noise: bool | None = Field(description="whether the interval holds 0; null without an interval")
@@ -49,17 +49,19 @@ class MissingCell(BaseModel):
 
 
 class StudyEffects(BaseModel):
-    study_id: int
-    metric: Metric = Field(description="valid: best validation top-1; test: test top-1 of the best-loss checkpoint")
+    study_id: int = Field(description="the study's id")
+    metric: Metric = Field(
+        description="valid: the peak valid top-1; test: test top-1 of the kept checkpoint (lowest valid loss)"
+    )
     model: str | None = Field(description='the terms fitted, e.g. "top-1 ~ cosine + LS + cosine × LS"')
     method: str
-    confidence: float
+    confidence: float = Field(description="confidence level of the intervals, e.g. 0.95")
     switches: list[FactorPublic] = Field(description="the grid's switches that take part in the model")
     observations: int = Field(description="succeeded runs in the fit, one per seed and cell")
     residual_df: int | None = Field(description="residual degrees of freedom of the intervals and p-values")
     residual_std: float | None = Field(description="seed-to-seed standard deviation left by the model, in points")
     data: list[EffectPublic] = Field(description="main effects first, then interactions, in the grid's order")
-    count: int
+    count: int = Field(description="effects in data")
     not_estimable: list[NotEstimable] = Field(description="what cannot be estimated, and why")
     missing_cells: list[MissingCell]
     notes: list[str] = Field(description="what the estimates rest on beyond the model, and what may still move them")

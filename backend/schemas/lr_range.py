@@ -25,7 +25,7 @@ class LRRangeTestCreate(BaseModel):
         default_factory=dict,
         description="start_lr, end_lr, steps, mode (exponential | linear), smoothing, stop_factor; keys left out "
         "take the report's range test: 1e-7 to 10 over 100 steps, exponential, smoothed at 0.05, stop past 5x the "
-        "best loss",
+        "lowest smoothed loss",
         examples=[{"steps": 100}],
     )
     priority: Priority = Field(0, description="higher runs first; ties run oldest first")
@@ -39,19 +39,19 @@ class LRRangeTestCreated(BaseModel):
 
 
 class CurvePointPublic(BaseModel):
-    step: int
+    step: int = Field(description="optimizer steps done, counted from 1")
     lr: float = Field(description="the sweep's rate at this step: optim.lr, every group at its share of it")
     loss: float | None = Field(description="the batch's training loss; null when it was not a finite number")
     smoothed: float | None = Field(description="the moving average the stop rule and the suggestion read")
 
 
 class StopPublic(BaseModel):
-    step: int
+    step: int = Field(description="the step at which the stop rule fired")
     reason: str
 
 
 class LRRangeTestPublic(BaseModel):
-    id: int
+    id: int = Field(description="the range test's run id")
     name: str
     status: RunStatus
     error: str | None = Field(description="why the latest attempt failed")

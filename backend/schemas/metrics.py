@@ -8,20 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 class EpochMetricPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    run_id: int
-    epoch: int
+    run_id: int = Field(description="the run's id")
+    epoch: int = Field(description="the epoch, counted from 1")
     attempt: int = Field(description="the attempt that wrote the row")
-    train_loss: float | None
-    train_top1: float | None
-    train_top5: float | None
-    valid_loss: float | None
-    valid_top1: float | None
-    valid_top5: float | None
-    lr: float | None
-    seconds: float | None
-    images_per_s: float | None
-    train_task_loss: float | None = None
-    train_kd_loss: float | None = None
+    train_loss: float | None = Field(
+        description="mean training loss of the epoch (the loss the run trains with: smoothed, mixed or distilled)"
+    )
+    train_top1: float | None = Field(description="training top-1 (%) of the epoch, on the augmented batches")
+    train_top5: float | None = Field(description="training top-5 (%) of the epoch, on the augmented batches")
+    valid_loss: float | None = Field(description="validation cross-entropy after the epoch")
+    valid_top1: float | None = Field(description="validation top-1 (%) after the epoch")
+    valid_top5: float | None = Field(description="validation top-5 (%) after the epoch")
+    lr: float | None = Field(description="learning rate of the fastest layer group at the epoch's last step")
+    seconds: float | None = Field(description="wall-clock seconds of the epoch's training pass")
+    images_per_s: float | None = Field(description="training images per second of the epoch")
+    train_task_loss: float | None = Field(
+        None, description="with distillation: the task (label) part of train_loss; null without a teacher"
+    )
+    train_kd_loss: float | None = Field(
+        None, description="with distillation: the teacher (KL) part of train_loss; null without a teacher"
+    )
     data_wait_share: float | None = Field(
         None,
         description="share of the training pass spent waiting for the next batch (0-1); null before it was measured",
@@ -34,22 +40,24 @@ class EpochMetricPublic(BaseModel):
 
 class MetricsPublic(BaseModel):
     data: list[EpochMetricPublic]
-    count: int
+    count: int = Field(description="rows in data")
 
 
 class StepMetricPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    run_id: int
-    step: int
-    epoch: int
-    loss: float | None
-    lr: float | None
+    run_id: int = Field(description="the run's id")
+    step: int = Field(description="optimizer steps done since the run began")
+    epoch: int = Field(description="the epoch the step belongs to, counted from 1")
+    loss: float | None = Field(
+        description="the training loss of the step's batch; null when it was not a finite number"
+    )
+    lr: float | None = Field(description="learning rate of the fastest layer group at the step")
 
 
 class StepsPublic(BaseModel):
     data: list[StepMetricPublic]
-    count: int
+    count: int = Field(description="rows in data")
 
 
 class RunColumnsPublic(BaseModel):
@@ -57,7 +65,7 @@ class RunColumnsPublic(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    run_id: int
+    run_id: int = Field(description="the run's id")
     epoch: list[int]
 
 

@@ -62,19 +62,21 @@ class RunUpdate(BaseModel):
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: int = Field(description="the run's id")
     name: str
     kind: RunKind = Field(description="training: a run; lr_range: an LR range test (see /api/v1/lr-range-tests)")
     status: RunStatus
-    priority: int
+    priority: int = Field(description="higher runs first; ties run oldest first")
     config: dict[str, Any]
     config_hash: str = Field(description="RunConfig.fingerprint(): equal for replicates")
     depends_on: int | None = Field(description="the teacher run, when the config names one by id")
-    study_id: int | None
+    study_id: int | None = Field(description="the study the run belongs to; null for a single run")
     attempt: int = Field(description="claims so far; each claim adds one")
-    max_attempts: int
-    training_failures: int
-    infrastructure_failures: int
+    max_attempts: int = Field(description="training failures after which the run stays failed")
+    training_failures: int = Field(description="attempts that failed in training (they count against max_attempts)")
+    infrastructure_failures: int = Field(
+        description="attempts ended by the worker's host (a stopped worker): always requeued"
+    )
     worker: str | None
     failure_kind: FailureKind | None = Field(description="kind of the latest failure, kept if a retry succeeds")
     error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
@@ -85,7 +87,7 @@ class RunPublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     epoch: int = Field(0, description="latest stored epoch")
-    epochs: int
+    epochs: int = Field(description="epochs the run is configured to train")
     start_epoch: int = Field(description="epoch the latest attempt resumed after (0 = from scratch)")
     world_size: int | None = Field(description="processes training the latest attempt (null until it starts)")
     devices: str | None = Field(description='what the latest attempt trains on, e.g. "4 × H200", "2 × CPU (gloo)"')
@@ -93,20 +95,27 @@ class RunPublic(BaseModel):
         description="why the latest attempt trains on the CPU although runtime.device is auto: CUDA could not be "
         "used (no driver, a driver too old for the trainer's PyTorch, no GPU visible); null when it trains where asked"
     )
-    test_loss: float | None
-    test_top1: float | None
-    test_top5: float | None
-    best_epoch: int | None
-    best_valid_loss: float | None
-    best_valid_top1: float | None
-    best_valid_top5: float | None
-    max_valid_top1: float | None
-    max_valid_top5: float | None
-    peak_epoch: int | None = Field(
-        None, description="the best epoch so far: the highest valid top-1 (the report's figure), earliest on a tie"
+    # Two epochs, one word each: the checkpoint (lowest valid loss, the weights the trainer kept and
+    # tested) and the peak (highest valid top-1, the report's figure). They often differ.
+    test_loss: float | None = Field(description="cross-entropy of the kept checkpoint on the test split")
+    test_top1: float | None = Field(description="test top-1 (%) of the kept checkpoint, from checkpoint_epoch")
+    test_top5: float | None = Field(description="test top-5 (%) of the kept checkpoint, from checkpoint_epoch")
+    checkpoint_epoch: int | None = Field(
+        description="epoch of the kept checkpoint: the lowest valid loss (the earliest on a tie); null until the run "
+        "succeeds"
     )
-    peak_valid_top1: float | None = Field(None, description="valid top-1 of peak_epoch")
-    peak_valid_top5: float | None = Field(None, description="valid top-5 of peak_epoch (not the maximum over epochs)")
+    checkpoint_valid_loss: float | None = Field(description="valid loss (cross-entropy) of checkpoint_epoch")
+    checkpoint_valid_top1: float | None = Field(description="valid top-1 (%) of checkpoint_epoch")
+    checkpoint_valid_top5: float | None = Field(description="valid top-5 (%) of checkpoint_epoch")
+    peak_epoch: int | None = Field(
+        None,
+        description="the peak epoch so far: the highest valid top-1 (the report's figure), earliest on a tie; "
+        "null before any epoch",
+    )
+    peak_valid_top1: float | None = Field(None, description="valid top-1 (%) of peak_epoch")
+    peak_valid_top5: float | None = Field(
+        None, description="valid top-5 (%) of peak_epoch (not the highest top-5 of any epoch)"
+    )
     seconds_per_epoch: float | None = Field(None, description="mean training seconds of the stored epochs")
     images_per_s: float | None = Field(None, description="mean training images per second of the stored epochs")
     data_wait_share: float | None = Field(

@@ -134,8 +134,8 @@ class StudyCreate(_StudyFields):
 
 
 class StudyRunPublic(BaseModel):
-    run_id: int
-    seed: int
+    run_id: int = Field(description="the run's id")
+    seed: int = Field(description="the run's seed")
     status: RunStatus | None = Field(description="null when the run was deleted")
     reused: bool = Field(description="an identical run (config and seed) had already succeeded: no new run")
 
@@ -146,13 +146,13 @@ class StudyGroupPublic(BaseModel):
     role: Role
     teacher: str | None = Field(description="key of the teacher group its runs distil from")
     tricks: str
-    reported_top1: float | None = Field(description="the report's own best-validation top-1, for preset runs")
-    reported_top5: float | None
+    reported_top1: float | None = Field(description="the report's own peak valid top-1 (%), for preset runs")
+    reported_top5: float | None = Field(description="the report's own top-5 (%) at its peak epoch, for preset runs")
     runs: list[StudyRunPublic]
 
 
 class StudyPublic(BaseModel):
-    id: int
+    id: int = Field(description="the study's id")
     name: str
     created_by: str | None = Field(description="name of the token that created it; null on an open server")
     created_at: datetime
@@ -161,9 +161,9 @@ class StudyPublic(BaseModel):
     grid: dict[str, Any] | None
     overrides: dict[str, Any]
     seeds: list[int]
-    priority: int
+    priority: int = Field(description="the priority its runs were queued with: higher runs first")
     baseline: str = Field(description="key of the group the deltas are measured against")
-    baseline_run_id: int | None
+    baseline_run_id: int | None = Field(description="the first run of the baseline group; null when it was deleted")
     groups: list[StudyGroupPublic]
     progress: dict[str, int] = Field(description="distinct runs per status, with total and reused")
     finished: bool = Field(description="no run of the study is queued or running")
@@ -183,7 +183,7 @@ class StudyPublic(BaseModel):
 class StudyPreview(BaseModel):
     """What a study request would queue, and about how long it would take; nothing is written."""
 
-    groups: int
+    groups: int = Field(description="groups the study would have")
     seeds: list[int]
     runs: int = Field(description="distinct runs of the study (identical groups share theirs)")
     new_runs: int = Field(description="runs that would be queued")
@@ -214,21 +214,21 @@ class StudyPreview(BaseModel):
 
 class StudiesPublic(BaseModel):
     data: list[StudyPublic]
-    count: int
+    count: int = Field(description="studies in data")
 
 
 class MetricStats(BaseModel):
     """One metric of one group: replicate values, mean +/- std, and the delta to the baseline."""
 
     values: list[float] = Field(description="one per succeeded run, in seed order")
-    n: int
-    mean: float | None
+    n: int = Field(description="succeeded runs the figures are taken over")
+    mean: float | None = Field(description="mean over the seeds (%)")
     std: float | None = Field(description="sample standard deviation; null below two seeds")
     delta: float | None = Field(description="mean minus the baseline's mean, in points")
-    ci_low: float | None
-    ci_high: float | None
+    ci_low: float | None = Field(description="lower end of the confidence interval of delta, in points (Welch)")
+    ci_high: float | None = Field(description="upper end of the confidence interval of delta, in points (Welch)")
     p_value: float | None = Field(description="Welch's t, two-sided, of 'no difference'")
-    df: float | None
+    df: float | None = Field(description="Welch–Satterthwaite degrees of freedom of the t test")
     within_noise: bool | None = Field(description="whether the interval holds 0; null without an interval")
     verdict: str = Field(description="baseline, helped, hurt, within noise, or why there is no interval")
     text: str = Field(description='e.g. "79.13 ± 0.21"')
@@ -243,22 +243,22 @@ class StudyTableRow(BaseModel):
     is_baseline: bool
     run_ids: list[int]
     runs: int = Field(description="runs planned for the group (one per seed)")
-    succeeded: int
+    succeeded: int = Field(description="runs of the group that succeeded")
     top1: MetricStats
     top5: MetricStats
     report_top1: float | None = Field(
         description="the published number beside the row (the report's, or the paper's for the paper preset)"
     )
-    report_top5: float | None
+    report_top5: float | None = Field(description="the published top-5 (%) beside the row")
     report: str | None = Field(description='the published top-1 in the report\'s style, e.g. "79.13 (+0.60p)"')
-    seconds_per_epoch: float | None
+    seconds_per_epoch: float | None = Field(description="mean training seconds per epoch over the group's runs")
 
 
 class StudyTable(BaseModel):
-    study_id: int
+    study_id: int = Field(description="the study's id")
     metric: Metric
     baseline: str
-    confidence: float
+    confidence: float = Field(description="confidence level of the intervals, e.g. 0.95")
     method: str
     reference_column: str | None = Field(
         description='what the rows\' report numbers are, as a column title, e.g. "Paper, ImageNet (top-1)"; '
@@ -270,7 +270,7 @@ class StudyTable(BaseModel):
         "per group): said here once, and left out of the rows' delta_text (their verdict keeps it)",
     )
     data: list[StudyTableRow]
-    count: int
+    count: int = Field(description="rows in data")
 
 
 class CurveBand(BaseModel):
@@ -291,7 +291,7 @@ class GroupCurves(BaseModel):
 
 
 class StudyCurves(BaseModel):
-    study_id: int
+    study_id: int = Field(description="the study's id")
     epochs: int = Field(description="the longest run's planned epochs")
     data: list[GroupCurves]
-    count: int
+    count: int = Field(description="groups in data")

@@ -25,6 +25,6 @@ class WorkerPublic(BaseModel):
 
 class WorkersPublic(BaseModel):
     data: list[WorkerPublic] = Field(description="workers seen in the last day, the living ones first")
-    count: int
+    count: int = Field(description="workers in data")
     alive: int = Field(description="workers seen within the stale timeout")
     gpus: int = Field(description="CUDA devices of the living workers")

@@ -44,7 +44,7 @@ class _ComparedRun:
     seconds_per_epoch: float | None
     test_top1: float | None
     test_top5: float | None
-    best_epoch: int | None
+    checkpoint_epoch: int | None
     images_per_s: float | None
     data_wait_share: float | None
     data_wait_hint: str | None
@@ -61,7 +61,7 @@ def _compared_runs(*, session: Session, run_ids: Sequence[int]) -> dict[int, _Co
     timing means of their epochs."""
     found = session.execute(
         select(
-            Run.id, Run.name, Run.status, Run.config, Run.created_at, Run.test_top1, Run.test_top5, Run.best_epoch
+            Run.id, Run.name, Run.status, Run.config, Run.created_at, Run.test_top1, Run.test_top5, Run.checkpoint_epoch
         ).where(Run.id.in_(run_ids))
     ).all()
     summaries = run_service.epoch_summaries(session=session, run_ids=[run.id for run in found])
@@ -80,7 +80,7 @@ def _compared_runs(*, session: Session, run_ids: Sequence[int]) -> dict[int, _Co
             seconds_per_epoch=summary.seconds_per_epoch if summary else None,
             test_top1=run.test_top1,
             test_top5=run.test_top5,
-            best_epoch=run.best_epoch,
+            checkpoint_epoch=run.checkpoint_epoch,
             images_per_s=summary.images_per_s if summary else None,
             data_wait_share=share,
             data_wait_hint=data_wait_hint(config, share),

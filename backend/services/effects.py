@@ -19,9 +19,9 @@ from backend.services.study_plan import plan_study
 
 PENDING = (RunStatus.queued, RunStatus.running)
 
-# Top-1 as the study table takes it: the best epoch's (the highest valid top-1 of the run, which
+# Top-1 as the study table takes it: the peak epoch's (the highest valid top-1 of the run, which
 # the runs table keeps), or the test pass of the kept checkpoint.
-TOP1_FIELD: dict[str, str] = {"valid": "max_valid_top1", "test": "test_top1"}
+TOP1_FIELD: dict[str, str] = {"valid": "peak_valid_top1", "test": "test_top1"}
 
 
 def _levels(cells: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:

@@ -134,14 +134,14 @@ def _etag(states: list[tuple[object, ...]], names: tuple[str, ...], missing: lis
 
 
 def picked_epochs(*, session: Session, run_ids: Sequence[int], mode: Mode) -> Sequence[Row[Any, Any, Any, Any]]:
-    """Per run the epoch ``pick_epoch`` picks (run_id, epoch, valid_top1, valid_top5): the best (highest
+    """Per run the epoch ``pick_epoch`` picks (run_id, epoch, valid_top1, valid_top5): the peak (highest
     valid top-1, earliest on a tie; epochs without one left out) or the last. Each run's epoch is found
     by a subquery that reads one entry of an index, (run_id, valid_top1, epoch) or (run_id, epoch),
     instead of every row of the run."""
     if not run_ids:
         return []
-    scored = EpochMetric.valid_top1.is_not(None) if mode == "best" else true()
-    order = (EpochMetric.valid_top1.desc(), EpochMetric.epoch) if mode == "best" else (EpochMetric.epoch.desc(),)
+    scored = EpochMetric.valid_top1.is_not(None) if mode == "peak" else true()
+    order = (EpochMetric.valid_top1.desc(), EpochMetric.epoch) if mode == "peak" else (EpochMetric.epoch.desc(),)
     picked = (
         select(EpochMetric.id)
         .where(EpochMetric.run_id == Run.id, scored)

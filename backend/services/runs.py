@@ -202,8 +202,8 @@ def _check_teacher(kd: dict[str, Any], *, session: Session, settings: Settings, 
     path = Path(teacher).expanduser().resolve()
     if not _inside(path, [*settings.data_roots, settings.runs_dir]):
         errors["tricks.kd.teacher"] = f"{teacher} is outside the data roots and the runs folder"
-    elif not (best := RunFolder(path).best_checkpoint).is_file():
-        errors["tricks.kd.teacher"] = f"{teacher} is not a finished run folder (no {best.relative_to(path)})"
+    elif not (kept := RunFolder(path).kept_checkpoint).is_file():
+        errors["tricks.kd.teacher"] = f"{teacher} is not a finished run folder (no {kept.relative_to(path)})"
     else:
         kd["teacher"] = str(path)
     return None
@@ -274,12 +274,12 @@ def epoch_summaries(*, session: Session, run_ids: Sequence[int]) -> dict[int, Ro
 
 def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) -> list[RunPublic]:
     """RunPublic for each run, with progress and timing from one aggregate query over their epoch
-    rows and the best epoch so far from another (the one the compare table takes)."""
+    rows and the peak epoch so far from another (the one the compare table takes)."""
     ids = [run.id for run in runs]
     summaries = epoch_summaries(session=session, run_ids=ids)
     peaks = {
         peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
-        for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="best")
+        for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="peak")
     }
     columns = [column.key for column in Run.__table__.columns]
     public = []

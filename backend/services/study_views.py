@@ -113,9 +113,9 @@ def study_table(*, session: Session, study: Study, metric: Metric = "valid") -> 
             )
         ):
             rows.setdefault(row.run_id, []).append(row)
-    best = {run_id: pick_epoch(epochs, "best") for run_id, epochs in rows.items()}
-    best_epochs = {run_id: (row.valid_top1, row.valid_top5) for run_id, row in best.items() if row is not None}
-    return study_report.study_table(spec, runs, seconds, best_epochs, study_id=study.id, metric=metric)
+    peak = {run_id: pick_epoch(epochs, "peak") for run_id, epochs in rows.items()}
+    peak_epochs = {run_id: (row.valid_top1, row.valid_top5) for run_id, row in peak.items() if row is not None}
+    return study_report.study_table(spec, runs, seconds, peak_epochs, study_id=study.id, metric=metric)
 
 
 def study_curves(*, session: Session, study: Study) -> StudyCurves:

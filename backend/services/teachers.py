@@ -15,7 +15,7 @@ from backend.services import runs as run_service
 from trainer.config import ARCHS, RunConfig
 from trainer.presets import TeacherKey
 
-# More finished runs than anyone picks a teacher from in a list; the best matches come first anyway.
+# More finished runs than anyone picks a teacher from in a list; the closest matches come first anyway.
 TEACHER_LIMIT = 500
 
 
@@ -28,7 +28,7 @@ class TeacherCandidate(Protocol):
     @property
     def config(self) -> Mapping[str, Any]: ...
     @property
-    def max_valid_top1(self) -> float | None: ...
+    def peak_valid_top1(self) -> float | None: ...
 
 
 def list_teachers(*, session: Session, label_smoothing: float, teacher: TeacherKey | None = None) -> TeachersPublic:
@@ -57,12 +57,12 @@ def teacher_choices(
         config = configs[run.id]
         fits = (config.tricks.label_smoothing > 0) == smoothed
         depth = ARCHS.index(config.model.arch) if config.model.arch in ARCHS else -1  # short list: shallow to deep
-        return (fits, depth, run.max_valid_top1 or 0.0, run.id)
+        return (fits, depth, run.peak_valid_top1 or 0.0, run.id)
 
     choices = []
     for run in sorted(runs, key=rank, reverse=True):
         config = configs[run.id]
-        accuracy = f", valid top-1 {format_number(run.max_valid_top1)}" if run.max_valid_top1 is not None else ""
+        accuracy = f", peak valid top-1 {format_number(run.peak_valid_top1)}" if run.peak_valid_top1 is not None else ""
         choices.append(
             TeacherChoice(
                 id=run.id,
@@ -75,7 +75,7 @@ def teacher_choices(
     why = f"the preset names {teacher}" if teacher is not None else "like this student"
     if not choices:
         return [], f"No finished run yet: train a teacher first (preset {wanted})."
-    best = choices[0]
-    if (best.label_smoothing > 0) == smoothed:
-        return choices, f"Suggested: #{best.id}, a teacher {wanted.partition(', ')[2]} ({why})."
+    first = choices[0]
+    if (first.label_smoothing > 0) == smoothed:
+        return choices, f"Suggested: #{first.id}, a teacher {wanted.partition(', ')[2]} ({why})."
     return choices, f"No finished run fits: {why}, the report's teacher is {wanted}; train it first."

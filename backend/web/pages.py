@@ -110,7 +110,7 @@ def lr_range_page(request: Request, run_id: PageId, session: SessionDep) -> HTML
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
-    request: Request, run_ids: PageRunIdsDep, session: SessionDep, baseline: int | None = None, mode: ModeQuery = "best"
+    request: Request, run_ids: PageRunIdsDep, session: SessionDep, baseline: int | None = None, mode: ModeQuery = "peak"
 ) -> HTMLResponse:
     missing = missing_runs(session=session, run_ids=run_ids)
     if run_ids and len(missing) == len(run_ids):

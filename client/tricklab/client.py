@@ -274,7 +274,7 @@ class Client:
         return MetricColumns.model_validate(response.json() | {"etag": response.headers.get("ETag")})
 
     def compare(
-        self, run_ids: Iterable[int], *, baseline: int | None = None, mode: Literal["best", "final"] = "best"
+        self, run_ids: Iterable[int], *, baseline: int | None = None, mode: Literal["peak", "final"] = "peak"
     ) -> Comparison:
         """The report's summary table of the runs, deltas against ``baseline`` (default: the fewest tricks)."""
         answer = self._transport.get("/compare", run_ids=_ids(run_ids), baseline=baseline, mode=mode)

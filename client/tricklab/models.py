@@ -40,9 +40,12 @@ class Run(Resource):
     world_size: int | None = None
     devices: str | None = None
     device_fallback: str | None = None
-    test_top1: float | None = None
+    test_top1: float | None = None  # of the kept checkpoint (lowest valid loss), at checkpoint_epoch
     test_top5: float | None = None
-    best_epoch: int | None = None
+    checkpoint_epoch: int | None = None
+    peak_epoch: int | None = None  # the highest valid top-1, earliest on a tie: the report's figure
+    peak_valid_top1: float | None = None
+    peak_valid_top5: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -94,12 +97,13 @@ class CompareRow(Resource):
     status: str
     tricks: str
     is_baseline: bool
-    epoch: int | None = None
+    epoch: int | None = None  # the peak (highest valid top-1) or the final epoch, by the comparison's mode
     top1: float | None = None
     top5: float | None = None
     top1_delta: float | None = None
     top5_delta: float | None = None
     top1_text: str = ""
+    checkpoint_epoch: int | None = None  # the kept checkpoint's (lowest valid loss): the test figures' epoch
     test_top1: float | None = None
     test_top5: float | None = None
 
@@ -107,7 +111,7 @@ class CompareRow(Resource):
 class Comparison(Resource):
     data: list[CompareRow]
     count: int
-    mode: Literal["best", "final"]
+    mode: Literal["peak", "final"]
     baseline: int
     missing: list[int]
 

@@ -2,7 +2,8 @@
 
 It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
 by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
-epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event).
+epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event),
+"peak" (valid top-1 peaks at epoch 2 while the loss keeps falling: the peak is not the checkpoint).
 Each start appends a line to RUN_DIR/invocations. ``--check-cuda N`` answers as the trainer does: it
 names N GPUs, or fails with the reason in FAKE_CUDA_PROBLEM.
 """
@@ -44,6 +45,10 @@ def main() -> int:
     emit("start", epochs=epochs, steps_per_epoch=2, start_epoch=0, num_train=8, num_valid=2, num_test=2)
     if "hang" in name:
         time.sleep(600)
+
+    def valid_top1(epoch: int) -> float:
+        return 18.0 - (epoch - 2) if "peak" in name and epoch > 2 else 9.0 * epoch
+
     for epoch in range(1, epochs + 1):
         if "slow" in name:
             time.sleep(0.3)
@@ -57,7 +62,7 @@ def main() -> int:
             train_top1=10.0 * epoch,
             train_top5=20.0 * epoch,
             valid_loss=1.5 / epoch,
-            valid_top1=9.0 * epoch,
+            valid_top1=valid_top1(epoch),
             valid_top5=19.0 * epoch,
             lr=0.1,
             seconds=0.01,
@@ -71,9 +76,12 @@ def main() -> int:
         "result",
         test_top1=42.0,
         test_top5=84.0,
-        best_epoch=epochs,
-        best_valid_top1=9.0 * epochs,
-        best_valid_top5=19.0 * epochs,
+        checkpoint_epoch=epochs,  # the valid loss falls every epoch
+        checkpoint_valid_top1=valid_top1(epochs),
+        checkpoint_valid_top5=19.0 * epochs,
+        peak_epoch=(peak := max(range(1, epochs + 1), key=lambda epoch: (valid_top1(epoch), -epoch))),
+        peak_valid_top1=valid_top1(peak),
+        peak_valid_top5=19.0 * peak,
         test_loss=0.5,
     )
     return 0

@@ -61,11 +61,17 @@ def server(make_settings, sqlite_url, live_server, start_worker):
 
 def test_submit_wait_follows_the_run_to_its_end(server, data_root, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text(f"name: cli\nepochs: 2\ndata:\n  root: {data_root}\n")
+    config.write_text(f"name: cli peak\nepochs: 2\ndata:\n  root: {data_root}\n")
     done = tricklab("submit", str(config), "--set", "epochs=3", "--server", server, "--wait")
     assert done.returncode == 0, done.stderr
     run_id = int(done.stdout.strip())
-    assert f"run {run_id} succeeded: test top-1 42.00" in done.stderr
+    # The pages' two words: the test figures come from the checkpoint (lowest valid loss, epoch 3),
+    # the report's figure from the peak (highest valid top-1, epoch 2).
+    assert (
+        f"run {run_id} succeeded: test top-1 42.00 top-5 84.00 (checkpoint epoch 3); "
+        "peak valid top-1 18.00 (peak epoch 2)"
+    ) in done.stderr
+    assert "best" not in done.stderr
 
     failing = tricklab("submit", str(config), "--set", "name=fail", "--server", server, "--wait")
     assert failing.returncode == 1

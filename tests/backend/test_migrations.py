@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+
 
 from backend import migrate
 from backend.db import Database
@@ -21,7 +25,7 @@ def test_upgrade_head_matches_the_models_and_downgrades_to_nothing(database_url)
             )
         migrate.upgrade(database)  # at head already: nothing to do
         migrate.downgrade(database, "base")
-        assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
+        assert set(sa.inspect(database.engine).get_table_names()) <= {"alembic_version"}
     finally:
         database.dispose()
 
@@ -48,3 +52,70 @@ def test_studies_created_before_their_estimate_was_kept_have_none(database_url):
         assert "estimated_seconds" not in columns and "estimate_basis" not in columns
     finally:
         database.dispose()
+
+
+def test_checkpoint_and_peak_keep_a_stored_runs_figures(database_url):
+    """best_* becomes checkpoint_*, max_valid_* peak_*, and the peak epoch and its top-5 are read from the
+    epoch rows (the highest top-5, 95.0 at epoch 3, was max_valid_top5; the peak epoch 2 has 93.0)."""
+    database = Database(database_url)
+    runs, epochs = (
+        sa.table("runs", *map(sa.column, RUN_ROW)),
+        sa.table("epoch_metrics", *map(sa.column, [*EPOCH_ROW, "id", "epoch", "valid_top1", "valid_top5"])),
+    )
+    try:
+        migrate.upgrade(database, "2026_12_01_run_kind")
+        with database.engine.begin() as connection:
+            connection.execute(sa.insert(runs).values(RUN_ROW))
+            connection.execute(
+                sa.insert(epochs),
+                [
+                    {**EPOCH_ROW, "id": epoch, "epoch": epoch, "valid_top1": top1, "valid_top5": top5}
+                    for epoch, top1, top5 in ((1, 50.0, 90.0), (2, 62.5, 93.0), (3, 62.5, 95.0), (4, 60.0, 94.0))
+                ],
+            )
+        migrate.upgrade(database)
+        with database.engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT * FROM runs")).mappings().one()
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM epoch_metrics")).scalar_one() == 4
+        assert {key: row[key] for key in ("checkpoint_epoch", "checkpoint_valid_loss", "checkpoint_valid_top1")} == {
+            "checkpoint_epoch": 4,
+            "checkpoint_valid_loss": 0.75,
+            "checkpoint_valid_top1": 60.0,
+        }
+        assert (row["checkpoint_valid_top5"], row["test_top1"]) == (94.0, 58.25)
+        assert (row["peak_epoch"], row["peak_valid_top1"], row["peak_valid_top5"]) == (2, 62.5, 93.0)
+        assert not {"best_epoch", "max_valid_top1"} & set(row.keys())
+
+        migrate.downgrade(database, "2026_12_01_run_kind")
+        with database.engine.connect() as connection:
+            old = connection.execute(sa.text("SELECT * FROM runs")).mappings().one()
+        result = [key for key in RUN_ROW if key.startswith(("best_", "max_", "test_"))]
+        assert {key: old[key] for key in result} == {key: RUN_ROW[key] for key in result}
+    finally:
+        database.dispose()
+
+
+# A finished run as revision 2026_12_01_run_kind stored it, with its result.
+RUN_ROW = {
+    "id": 1,
+    "name": "stored",
+    "status": "succeeded",
+    "priority": 0,
+    "config": "{}",
+    "config_hash": "0" * 64,
+    "attempt": 1,
+    "max_attempts": 1,
+    "training_failures": 0,
+    "infrastructure_failures": 0,
+    "cancel_requested": False,
+    "start_epoch": 0,
+    "created_at": datetime(2026, 12, 1, tzinfo=UTC),
+    "test_top1": 58.25,
+    "best_epoch": 4,
+    "best_valid_loss": 0.75,
+    "best_valid_top1": 60.0,
+    "best_valid_top5": 94.0,
+    "max_valid_top1": 62.5,
+    "max_valid_top5": 95.0,
+}
+EPOCH_ROW = {"run_id": 1, "attempt": 1, "created_at": datetime(2026, 12, 1, tzinfo=UTC)}

@@ -74,7 +74,7 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
         assert [data["epoch"] for kind, _, data in events if kind == "epoch"] == [1, 2, 3]
         final = events[-1][2]
         assert final["status"] == "succeeded", final["error"]
-        assert final["test_top1"] is not None and final["best_epoch"] in (1, 2, 3) and final["epoch"] == 3
+        assert final["test_top1"] is not None and final["checkpoint_epoch"] in (1, 2, 3) and final["epoch"] == 3
         metrics = httpx.get(f"{url}/api/v1/runs/{run['id']}/metrics").json()
         assert [row["epoch"] for row in metrics["data"]] == [1, 2, 3]
         assert all(row["train_loss"] > 0 and row["seconds"] > 0 for row in metrics["data"])

@@ -91,7 +91,7 @@ def test_the_worker_prepares_the_folder_and_resolves_a_teacher(
     assert (folder / "ATTEMPT").read_text().strip() == "1"
     assert json.loads((folder / "child.env").read_text()) == {"CUDA_VISIBLE_DEVICES": ""}
     run = get(db, student)
-    assert (run.test_top1, run.best_epoch, run.test_loss) == (42.0, 2, 0.5)
+    assert (run.test_top1, run.checkpoint_epoch, run.peak_epoch, run.test_loss) == (42.0, 2, 2, 0.5)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(EpochMetric).where(EpochMetric.run_id == student)) == 2
 

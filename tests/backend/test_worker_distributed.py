@@ -137,7 +137,7 @@ def test_two_process_worker_trains_a_queued_run_and_a_new_worker_resumes_it_afte
     stored = epochs(db, run_id)
     assert [epoch for epoch, _ in stored] == [1, 2]  # each epoch once
     assert stored[0][1] == 1 and stored[-1][1] == 2
-    assert run.test_top1 is not None and run.best_epoch in (1, 2)
+    assert run.test_top1 is not None and run.checkpoint_epoch in (1, 2)
     with db.session() as session:
         public = run_service.public_run(session=session, settings=settings, run=session.get_one(Run, run_id))
     assert (public.world_size, public.devices) == (2, "2 × CPU (gloo)")

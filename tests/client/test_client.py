@@ -43,6 +43,8 @@ def test_a_run_is_created_followed_to_its_end_and_read_back(client, server):
     final = events[-1].run
     assert final is not None and final.status == "succeeded", server.log_tail()
     assert final.finished and final.test_top1 is not None
+    # One epoch: it is both the kept checkpoint and the peak, each under its own name.
+    assert (final.checkpoint_epoch, final.peak_epoch) == (1, 1) and final.peak_valid_top1 is not None
 
     waited = client.wait_for_run(run.id, timeout=10)
     assert waited.status == "succeeded" and waited.model_dump()["run_dir"]  # fields the model does not name
@@ -53,7 +55,8 @@ def test_a_run_is_created_followed_to_its_end_and_read_back(client, server):
     assert client.metric_columns([run.id, 9999], fields=["valid_top1"], if_none_match=columns.etag) is None
     comparison = client.compare([run.id, 9999])
     assert comparison.missing == [9999] and comparison.data[0].run_id == run.id
-    assert comparison.baseline == run.id
+    assert comparison.baseline == run.id and comparison.mode == "peak"
+    assert (comparison.data[0].epoch, comparison.data[0].checkpoint_epoch) == (1, 1)
     with pytest.raises(Conflict, match="409"):
         client.cancel_run(run.id)  # finished
     clone = client.clone_run(run.id, {"tricks.label_smoothing": 0.1}, name="clone")

@@ -1,13 +1,13 @@
 """The compare page with a study's 12 runs and with 30, in Chromium at 800 and 1280 px: one legend for the
 four charts, a colour per configuration whatever the URL's order, seeds grouped, charts that keep
-their height; and one formatter and one best epoch on the runs list, the run page and the compare page."""
+their height; and one formatter and one peak epoch on the runs list, the run page and the compare page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from testlib.finished import Finished, add_finished_runs
+from testlib.finished import BASE, Finished, add_finished_runs
 
 WIDTHS = [800, 1280]
 CHARTS = ("train_loss", "valid_top1", "valid_top5", "lr")
@@ -192,23 +192,36 @@ def test_thirty_runs_stay_readable_and_apart(browser, dashboard, thirty, tmp_pat
 
 
 def test_one_value_reads_the_same_on_every_page(browser, dashboard, tmp_path):
-    """65.625 is "65.62" to Python's format and "65.63" to toFixed: every page says 65.63, at epoch 2."""
-    (run_id,) = add_finished_runs(
+    """65.625 is "65.62" to Python's format and "65.63" to toFixed: every page says 65.63. Two epochs
+    are named, each by one word on every page: the peak (the highest valid top-1, epoch 2) and the
+    checkpoint (the lowest valid loss, epoch 3: add_finished_runs' losses fall every epoch), whose test
+    figures are shown. A delta is the unrounded difference rounded once: 87.5 against 84.375 is +3.13."""
+    run_id, base_id = add_finished_runs(
         dashboard.database_url,
-        [Finished("exact tie", {}, [(60.0, 80.0), (65.625, 87.5), (65.0, 91.25)], test=(64.375, 88.125))],
+        [
+            Finished("exact tie", {}, [(60.0, 80.0), (65.625, 87.5), (65.0, 91.25)], test=(64.375, 88.125)),
+            Finished("delta base", {}, [(84.375, 87.5)]),
+        ],
     )
     page = open_page(browser, 1280)
     page.goto(f"{dashboard.url}/")
     row = page.locator(f"tr[data-run-id='{run_id}']")
     row.wait_for()
+    headers = [" ".join(text.split()) for text in page.locator("#runs-table thead th").all_inner_texts()]
+    assert "Peak valid top-1 / top-5 (peak epoch)" in headers
+    assert "Test top-1 / top-5 (checkpoint epoch)" in headers
+    assert not [text for text in headers if "best" in text.lower()]
     cells = row.locator("td")
     assert cells.nth(3).text_content() == "65.63 / 87.50 (epoch 2)"  # top-5 of that epoch, not the maximum 91.25
-    assert cells.nth(4).text_content() == "64.38 / 88.13 (epoch 2)"
+    assert cells.nth(4).text_content() == "64.38 / 88.13 (epoch 3)"
 
     page.goto(f"{dashboard.url}/runs/{run_id}")
-    page.wait_for_function("() => document.getElementById('run-best').textContent.includes('65.63')")
-    assert page.locator("#run-best").text_content() == "65.63 / 87.50 (epoch 2)"
-    assert page.locator("#run-test").text_content() == "64.38 / 88.13 (epoch 2)"
+    page.wait_for_function("() => document.getElementById('run-peak').textContent.includes('65.63')")
+    labels = [" ".join(text.split()) for text in page.locator("dl.facts dt").all_inner_texts()]
+    assert "Peak valid top-1 / top-5 (peak epoch)" in labels and "Test top-1 / top-5 (checkpoint epoch)" in labels
+    assert not [text for text in labels if "best" in text.lower()]
+    assert page.locator("#run-peak").text_content() == "65.63 / 87.50 (epoch 2)"
+    assert page.locator("#run-test").text_content() == "64.38 / 88.13 (epoch 3)"
     page.wait_for_function("() => document.getElementById('chart-lr').layout?.title?.text?.includes('layer4')")
     assert (
         page.evaluate("document.getElementById('chart-lr').layout.title.text")
@@ -216,18 +229,60 @@ def test_one_value_reads_the_same_on_every_page(browser, dashboard, tmp_path):
     )
     assert page.locator("#run-outcome").text_content() == "Finished all 3 epochs."
 
-    page.goto(f"{dashboard.url}/compare?runs={run_id}")
+    page.goto(f"{dashboard.url}/compare?runs={run_id},{base_id}&baseline={base_id}")
     compare_row = page.locator(f"#compare-table tr[data-run-id='{run_id}']")
     compare_row.wait_for()
     assert [compare_row.locator("td").nth(i).text_content() for i in (2, 3, 5)] == [
         "2",
-        "65.63",
-        "64.38 / 88.13 (epoch 2)",
+        "65.63 (−18.75p)",
+        "64.38 / 88.13 (epoch 3)",
     ]
+    assert page.get_by_label("peak epoch (highest valid top-1)").is_checked()
+    assert "Peak epoch:" in page.locator("#compare-caption").get_attribute("title")
+    for words in ("#compare-controls", "#compare-table caption", "#compare-table thead"):
+        assert "best" not in page.locator(words).text_content().lower(), words
     assert (
         page.evaluate("document.getElementById('chart-lr').layout.title.text")
         == "Learning rate of layer4 and fc (lr/2)"
     )
+    # The same pair the other way round: 87.5 against 84.375, the study page's +3.13, not 87.50 - 84.38.
+    (ahead,) = add_finished_runs(dashboard.database_url, [Finished("delta ahead", {}, [(87.5, 90.0)])])
+    page.goto(f"{dashboard.url}/compare?runs={ahead},{base_id}&baseline={base_id}")
+    ahead_row = page.locator(f"#compare-table tr[data-run-id='{ahead}']")
+    ahead_row.wait_for()
+    assert ahead_row.locator("td").nth(3).text_content() == "87.50 (+3.13p)"
+    assert ahead_row.locator("td").nth(4).text_content() == "90.00 (+2.50p)"
     page.screenshot(path=tmp_path / "numbers.png", full_page=True)
+    assert not page.errors
+    page.context.close()
+
+
+def test_the_study_page_writes_a_delta_as_the_compare_page_does(browser, dashboard):
+    """87.5 against 84.375 is +3.13p in the study table as in the comparison of the same two runs: the
+    study reuses two finished runs identical to its groups (so nothing trains)."""
+    shape = {**BASE, "epochs": 1, "data.root": str(dashboard.data_root)}
+    base_id, smoothed_id = add_finished_runs(
+        dashboard.database_url,
+        [
+            Finished("study base", shape, [(84.375, 90.0)]),
+            Finished("study +LS", {**shape, "tricks.label_smoothing": 0.1}, [(87.5, 92.5)]),
+        ],
+    )
+    study = dashboard.post_study(
+        {"name": "one delta", "grid": {"switches": {"label_smoothing": [0, 0.1]}}, "overrides": shape}
+    )
+    assert study["finished"] and study["progress"]["reused"] == 2, study["progress"]
+
+    page = open_page(browser, 1280)
+    page.goto(f"{dashboard.url}/studies/{study['id']}")
+    deltas = page.locator("tr[data-group='+LS'] td[data-verdict]")
+    deltas.first.wait_for()
+    assert deltas.nth(0).text_content().startswith("+3.13p")
+    assert deltas.nth(1).text_content().startswith("+2.50p")
+
+    page.goto(f"{dashboard.url}/compare?runs={base_id},{smoothed_id}&baseline={base_id}")
+    row = page.locator(f"#compare-table tr[data-run-id='{smoothed_id}']")
+    row.wait_for()
+    assert row.locator("td").nth(3).text_content() == "87.50 (+3.13p)"
     assert not page.errors
     page.context.close()

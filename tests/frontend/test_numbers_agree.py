@@ -7,7 +7,7 @@ from typing import Any
 
 from testlib.processes import REPO
 
-from backend.reports.numbers import format_number, format_p, format_signed, with_delta
+from backend.reports.numbers import delta_between, format_number, format_p, format_signed, with_delta
 
 FORMAT_JS = REPO / "frontend" / "static" / "js" / "format.js"
 
@@ -36,10 +36,30 @@ VALUES = [
     33.333333333333336,
     66.66666666666667,
     5e-324,
+    -0.001,
+    -0.004,
 ]
 DIGITS = [0, 1, 2, 3]
 P_VALUES = [0.0, 0.0004, 0.000999, 0.001, 0.0123, 0.0995, 0.1, 0.214, 0.995, 1.0]
-DELTAS = [(81.55, 3.02), (81.55, -0.6), (81.55, 0.0), (65.625, -0.005), (12.0, None), (None, 1.0)]
+# (value, baseline): test_numbers.py's DELTA_CASES, whose deltas the API computes and both sides write.
+BASELINES = [
+    (87.5, 84.375),
+    (84.375, 87.5),
+    (65.625, 65.614),
+    (50.005, 50.0),
+    (80.0, 80.0),
+    (80.0, 80.001),
+    (-0.0, 0.0),
+]
+DELTAS = [
+    (81.55, 3.02),
+    (81.55, -0.6),
+    (81.55, 0.0),
+    (65.625, -0.005),
+    (12.0, None),
+    (None, 1.0),
+    *((value, delta_between(value, baseline)) for value, baseline in BASELINES),
+]
 
 
 def run_format_js(page: Any, calls: list[list[Any]]) -> list[str]:
@@ -76,6 +96,9 @@ def test_the_page_and_the_api_write_every_number_alike(page):
 
 
 def test_negative_zero_is_written_as_zero_on_both_sides(page):
-    # toFixed drops the sign of -0; the Python side adds +0.0 to do the same.
-    written = run_format_js(page, [["number", -0.0, 2], ["signed", -0.0, 2]])
-    assert written == [format_number(-0.0), format_signed(-0.0)] == ["0.00", "+0.00"]
+    # toFixed drops the sign of -0 but writes -0.001 as "-0.00"; both sides drop the sign of any rounded zero.
+    written = run_format_js(
+        page, [["number", -0.0, 2], ["signed", -0.0, 2], ["number", -0.001, 2], ["signed", -0.001, 2]]
+    )
+    assert written == [format_number(-0.0), format_signed(-0.0), format_number(-0.001), format_signed(-0.001)]
+    assert written == ["0.00", "+0.00", "0.00", "+0.00"]

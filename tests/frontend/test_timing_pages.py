@@ -32,7 +32,7 @@ def test_a_run_held_back_by_its_data_says_why_on_its_page_and_in_a_comparison(br
     assert "1 loader worker" in hint.text_content()
 
     page.goto(f"{dashboard.url}/runs/{before}")
-    page.wait_for_function("() => document.getElementById('run-best').textContent.includes('50.00')")
+    page.wait_for_function("() => document.getElementById('run-peak').textContent.includes('50.00')")
     assert [page.locator(f"#timing-{name}").text_content() for name in ("rate", "wait", "memory", "gpu")] == ["–"] * 4
     assert page.locator("#timing-hint").is_hidden()
 

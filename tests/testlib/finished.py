@@ -43,7 +43,9 @@ def add_finished_runs(database_url: str, runs: Sequence[Finished]) -> list[int]:
                 epochs = len(spec.valid)
                 values = {**BASE, "epochs": epochs, "name": spec.name, **spec.overrides}
                 config = RunConfig.from_dict(apply_overrides({}, values))
-                best = max(range(epochs), key=lambda i: (spec.valid[i][0], -i))
+                peak = max(range(epochs), key=lambda i: (spec.valid[i][0], -i))
+                # valid_loss falls every epoch (below), so the kept checkpoint is the last epoch.
+                kept = epochs - 1
                 created = start + timedelta(minutes=index)
                 run = Run(
                     name=spec.name,
@@ -57,9 +59,13 @@ def add_finished_runs(database_url: str, runs: Sequence[Finished]) -> list[int]:
                     finished_at=created + timedelta(seconds=30),
                     test_top1=spec.test[0],
                     test_top5=spec.test[1],
-                    best_epoch=best + 1,
-                    max_valid_top1=max(top1 for top1, _ in spec.valid),
-                    max_valid_top5=max(top5 for _, top5 in spec.valid),
+                    checkpoint_epoch=kept + 1,
+                    checkpoint_valid_loss=2.2 / (kept + 1),
+                    checkpoint_valid_top1=spec.valid[kept][0],
+                    checkpoint_valid_top5=spec.valid[kept][1],
+                    peak_epoch=peak + 1,
+                    peak_valid_top1=spec.valid[peak][0],
+                    peak_valid_top5=spec.valid[peak][1],
                 )
                 session.add(run)
                 session.flush()

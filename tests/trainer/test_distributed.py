@@ -440,15 +440,15 @@ def test_two_processes_train_as_one_process_does(odd_dataset, tmp_path, record_p
     assert len((tmp_path / "pair" / "metrics.jsonl").read_text().splitlines()) == 2
 
     # The sharded evaluation of 2 processes (valid 4 images: parts 2 + 2; test 9: 4 + 5) is one
-    # process's on the same weights: the best checkpoint, written after its epoch's validation.
+    # process's on the same weights: the kept checkpoint, written after its epoch's validation.
     # Its state_dict, saved from SyncBatchNorm, loads into plain BatchNorm.
     index = read_cub(odd_dataset)
     splits = make_splits(index, split="seed", valid_fraction=0.1, split_seed=1234)
     model = build_model("resnet18", len(index.classes), pretrained=False)
     model.load_state_dict(load_checkpoint(tmp_path / "pair" / "checkpoints" / "best.pt")["model"])
-    best_row = rows_pair[result_pair["best_epoch"] - 1]
+    kept_row = rows_pair[result_pair["checkpoint_epoch"] - 1]
     for indices, (loss, top1) in (
-        (splits.valid, (best_row["valid_loss"], best_row["valid_top1"])),
+        (splits.valid, (kept_row["valid_loss"], kept_row["valid_top1"])),
         (splits.test, (result_pair["test_loss"], result_pair["test_top1"])),
     ):
         split = _sources(

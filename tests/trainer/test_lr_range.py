@@ -80,14 +80,14 @@ def test_the_stop_rule_ends_the_sweep_and_the_suggestion_is_sane(tmp_path):
     # resnet18's loss blows up within the sweep's 100 steps; the tiny test model's, on half the seeds
     # tried, does not, and the sweep then ends without a stop.
     config = tiny_config(tmp_path / "data", **{"model.arch": "resnet18"})
-    sweep = LRSweep()  # the report's: 1e-7 to 10 over 100 steps, smoothed at 0.05, stopping past 5x the best
+    sweep = LRSweep()  # the report's: 1e-7 to 10 over 100 steps, smoothed at 0.05, stopping past 5x the lowest
     recorder = Recorder()
     analysis = range_test(config, sweep, reporter=recorder)
 
     result = recorder.results[0]
     assert result["stop_step"] is not None and result["stop_step"] < 100, result
     assert len(recorder.steps) == result["stop_step"] == result["steps"]
-    assert "passed 5x its best" in result["stop_reason"] or "not a finite number" in result["stop_reason"]
+    assert "passed 5x its lowest" in result["stop_reason"] or "not a finite number" in result["stop_reason"]
     # Adam on a small ResNet from scratch: a rate between 1e-4 and 1e-1, below the minimum's.
     assert result["suggestion"] is not None and 1e-4 <= result["suggestion"] <= 1e-1, result
     assert result["suggestion"] < result["minimum_lr"]

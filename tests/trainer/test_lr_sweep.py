@@ -68,7 +68,7 @@ def test_smoothing_is_pandas_exponentially_weighted_mean():
         assert smooth(losses, weight) == pytest.approx(reference, rel=1e-12)
 
 
-def test_the_stop_rule_fires_once_the_smoothed_loss_passes_five_times_its_best():
+def test_the_stop_rule_fires_once_the_smoothed_loss_passes_five_times_its_lowest():
     sweep = LRSweep(steps=40)
     losses = [2.0] * 10 + [1.0] * 10 + [1.0 * 3**k for k in range(1, 21)]
     smoother = Smoother(smoothing=sweep.smoothing, stop_factor=sweep.stop_factor)
@@ -79,7 +79,7 @@ def test_the_stop_rule_fires_once_the_smoothed_loss_passes_five_times_its_best()
     )
     reasons = [smoother.stop_reason(loss) for loss in losses[:expected]]
     assert reasons[:-1] == [None] * (expected - 1)
-    assert reasons[-1] is not None and "passed 5x its best" in reasons[-1]
+    assert reasons[-1] is not None and "passed 5x its lowest" in reasons[-1]
     analysis = analyse(sweep_rates(sweep), losses, sweep, finished=True)
     assert analysis.stop is not None and analysis.stop.step == expected
     assert len(analysis.points) == expected  # the curve ends where the sweep stopped

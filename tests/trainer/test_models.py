@@ -100,7 +100,7 @@ def _finished_run(run_dir, num_classes=4, arch="resnet18"):
     config = RunConfig(model={"arch": arch, "pretrained": False}, optim={"layer_lr_divisors": divisors})
     config.save(run_dir / "config.json")
     trained = build_model(arch, num_classes, pretrained=False)
-    # The shape of the trainer's best checkpoint.
+    # The shape of the trainer's kept checkpoint (best.pt).
     best = {
         "model": trained.state_dict(),
         "epoch": 3,

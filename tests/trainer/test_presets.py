@@ -19,7 +19,7 @@ from trainer.tricks.recipe import Tricks
 ROOT = Path(__file__).resolve().parents[2]
 
 # SEED_STUDY.md's table of experiments: arch, schedule, student label smoothing, mixup alpha, teacher,
-# the report's best-validation top-1 and top-5. g, h, i1 and i2 ("+ LS + KD") learn from T-LS with an
+# the report's peak valid top-1 and top-5. g, h, i1 and i2 ("+ LS + KD") learn from T-LS with an
 # unsmoothed student: the report says label smoothing "cannot simply be applied to the student".
 REPORT = {
     "T": ("resnet152", "onecycle", 0.0, 0.0, None, 80.49, 96.61),

@@ -30,7 +30,7 @@ from trainer.protocol import EPOCH_FIELDS
 # utilization only on CUDA.
 EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss", "peak_memory_bytes", "gpu_utilization"}
 TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share"}
-RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
+RESULT_KEYS = {"test_top1", "test_top5", "checkpoint_epoch", "checkpoint_valid_top1", "peak_epoch", "peak_valid_top1"}
 
 
 def tiny_config(data_root: Path, **overrides) -> RunConfig:
@@ -109,14 +109,23 @@ def test_run_folder_holds_every_output(demo_dataset, tmp_path):
     assert RunConfig.model_validate(last["config"]) == RunConfig.load(run_dir / "config.json")
 
 
-def test_best_checkpoint_is_the_lowest_validation_loss(demo_dataset, tmp_path):
+def test_the_kept_checkpoint_is_the_lowest_validation_loss_and_the_peak_the_highest_top1(demo_dataset, tmp_path):
     run_dir = prepare(tmp_path / "run", tiny_config(demo_dataset, epochs=3))
     result = train_run(run_dir, reporter=BaseReporter())
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    best = min(rows, key=lambda row: row["valid_loss"])
-    assert result["best_epoch"] == best["epoch"]
-    assert result["best_valid_top1"] == best["valid_top1"]
-    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == best["epoch"]
+    kept = min(rows, key=lambda row: row["valid_loss"])
+    assert result["checkpoint_epoch"] == kept["epoch"]
+    assert (result["checkpoint_valid_top1"], result["checkpoint_valid_top5"]) == (
+        kept["valid_top1"],
+        kept["valid_top5"],
+    )
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == kept["epoch"]
+    peak = max(rows, key=lambda row: (row["valid_top1"], -row["epoch"]))
+    assert (result["peak_epoch"], result["peak_valid_top1"], result["peak_valid_top5"]) == (
+        peak["epoch"],
+        peak["valid_top1"],
+        peak["valid_top5"],
+    )
 
 
 def test_resume_after_two_epochs_equals_four_straight(demo_dataset, tmp_path):
@@ -259,7 +268,8 @@ def test_train_command_with_overrides(demo_dataset, tmp_path):
     assert completed.returncode == 0, completed.stderr
     saved = RunConfig.load(out / "config.json")
     assert saved.data.image_size == 32 and saved.batch_size == 16
-    assert "test top-1" in completed.stderr
+    assert "test top-1" in completed.stderr and "(checkpoint epoch 1); peak valid top-1 " in completed.stderr
+    assert "(peak epoch 1)" in completed.stderr and "best" not in completed.stderr
 
     bad = tricklab_train(config_file, "--set", "tricks.mixup_alpah=0.2")
     assert bad.returncode == 1 and "tricks.mixup_alpah: unknown key" in bad.stderr

@@ -185,7 +185,8 @@ class ConsoleReporter(BaseReporter):
     def result(self, result: Result) -> None:
         print(
             f"test top-1 {result['test_top1']:.2f} top-5 {result['test_top5']:.2f} "
-            f"(best epoch {result['best_epoch']}: valid top-1 {result['best_valid_top1']:.2f})",
+            f"(checkpoint epoch {result['checkpoint_epoch']}); peak valid top-1 {result['peak_valid_top1']:.2f} "
+            f"(peak epoch {result['peak_epoch']})",
             file=self.stream,
         )
 

@@ -168,8 +168,8 @@ def _train(
                 handle.write(json.dumps(row) + "\n")
         reporter.epoch(row)
 
-    world.barrier()  # rank 0 has written the best checkpoint every rank now tests
-    result = _test_best(
+    world.barrier()  # rank 0 has written the kept checkpoint every rank now tests
+    result = _test_checkpoint(
         folder,
         model=model,
         sources_test=sources.test,
@@ -197,10 +197,11 @@ def _save_checkpoints(
     steps_per_epoch: int,
     num_classes: int,
 ) -> None:
-    """The best checkpoint when ``epoch`` is the best so far, and the last one, which a new attempt resumes."""
-    if progress.best_epoch == epoch:
+    """The kept checkpoint when ``epoch`` has the lowest validation loss so far, and the last one, which a
+    new attempt resumes."""
+    if progress.checkpoint_epoch == epoch:
         save_checkpoint(
-            folder.best_checkpoint,
+            folder.kept_checkpoint,
             {
                 "model": model.state_dict(),
                 "epoch": epoch,
@@ -257,11 +258,11 @@ class _StepLog:
 
 
 class _Progress:
-    """Epoch rows so far and the best epoch by validation loss (the checkpoint the report kept)."""
+    """Epoch rows so far and the checkpoint epoch: the lowest validation loss (the checkpoint the report kept)."""
 
     def __init__(self, history: list[EpochRow] | None = None):
         self.history: list[EpochRow] = []
-        self.best_epoch = 0
+        self.checkpoint_epoch = 0
         for row in history or []:
             self.record(row)
 
@@ -271,13 +272,18 @@ class _Progress:
 
     def record(self, row: EpochRow) -> None:
         self.history.append(row)
-        best = self.best_row
-        if best is None or row["valid_loss"] < best["valid_loss"]:
-            self.best_epoch = row["epoch"]
+        kept = self.checkpoint_row
+        if kept is None or row["valid_loss"] < kept["valid_loss"]:
+            self.checkpoint_epoch = row["epoch"]
 
     @property
-    def best_row(self) -> EpochRow | None:
-        return self.history[self.best_epoch - 1] if self.best_epoch else None
+    def checkpoint_row(self) -> EpochRow | None:
+        return self.history[self.checkpoint_epoch - 1] if self.checkpoint_epoch else None
+
+    @property
+    def peak_row(self) -> EpochRow:
+        """The highest valid top-1, earliest on a tie: the report's figure."""
+        return max(self.history, key=lambda row: (row["valid_top1"], -row["epoch"]))
 
 
 def resume(path: Path, *, config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
@@ -297,7 +303,7 @@ def resume(path: Path, *, config: RunConfig, model: nn.Module, optimizer: torch.
     return _Progress(state["history"])
 
 
-def _test_best(
+def _test_checkpoint(
     folder: RunFolder,
     *,
     model: nn.Module,
@@ -307,21 +313,22 @@ def _test_best(
     channels_last: bool,
     world: World,
 ) -> Result:
-    model.load_state_dict(load_checkpoint(folder.best_checkpoint)["model"])
+    model.load_state_dict(load_checkpoint(folder.kept_checkpoint)["model"])
     test = evaluate(
         model=model, loader=sources_test, autocast_dtype=autocast_dtype, channels_last=channels_last, world=world
     )
-    best_row = progress.best_row
-    assert best_row is not None, "epochs >= 1, so at least one epoch was recorded"
+    kept = progress.checkpoint_row
+    assert kept is not None, "epochs >= 1, so at least one epoch was recorded"
+    peak = progress.peak_row
     return Result(
         test_loss=test["loss"],
         test_top1=test["top1"],
         test_top5=test["top5"],
-        best_epoch=progress.best_epoch,
-        best_valid_loss=best_row["valid_loss"],
-        best_valid_top1=best_row["valid_top1"],
-        best_valid_top5=best_row["valid_top5"],
-        # The report's table quotes the highest validation accuracy seen in any epoch.
-        max_valid_top1=max(row["valid_top1"] for row in progress.history),
-        max_valid_top5=max(row["valid_top5"] for row in progress.history),
+        checkpoint_epoch=progress.checkpoint_epoch,
+        checkpoint_valid_loss=kept["valid_loss"],
+        checkpoint_valid_top1=kept["valid_top1"],
+        checkpoint_valid_top5=kept["valid_top5"],
+        peak_epoch=peak["epoch"],
+        peak_valid_top1=peak["valid_top1"],
+        peak_valid_top5=peak["valid_top5"],
     )

@@ -1,4 +1,4 @@
-"""A distillation teacher: a finished run folder's best checkpoint, checked and frozen."""
+"""A distillation teacher: a finished run folder's kept checkpoint (lowest valid loss), checked and frozen."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ class TeacherError(ValueError):
 
 
 def load_teacher(run_dir: str | Path, *, num_classes: int, device: torch.device | str) -> nn.Module:
-    """The best checkpoint of a finished run, frozen in eval mode on ``device``."""
+    """The kept checkpoint of a finished run, frozen in eval mode on ``device``."""
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
-    config_path, checkpoint_path = folder.config, folder.best_checkpoint
+    config_path, checkpoint_path = folder.config, folder.kept_checkpoint
     if not run_dir.is_dir():
         raise TeacherError(f"teacher run folder {run_dir} does not exist")
     for path in (config_path, checkpoint_path):

@@ -3,7 +3,7 @@
 A range test trains a fresh copy of a run's model for ``steps`` batches while the learning rate rises
 from ``start_lr`` to ``end_lr``, and reads the loss. The report found its FOUND_LR that way: Adam from
 1e-7 to 10 over 100 steps, exponentially, the loss smoothed at 0.05, stopping once the smoothed loss
-exceeded 5x its best (the defaults here). Every rate is the config's ``optim.lr``: each layer group
+exceeded 5x its lowest (the defaults here). Every rate is the config's ``optim.lr``: each layer group
 trains at ``rate / divisor`` (times ``batch_size / 256`` under linear scaling), so the rate the test
 suggests is the one to put into ``optim.lr``.
 
@@ -66,7 +66,7 @@ class LRSweep(BaseModel):
         gt=1,
         le=1000,
         allow_inf_nan=False,
-        description="stop once the smoothed loss exceeds this many times its best so far (the report's 5)",
+        description="stop once the smoothed loss exceeds this many times its lowest so far (the report's 5)",
     )
 
     @field_validator("end_lr")
@@ -119,22 +119,22 @@ def sweep_rates(sweep: LRSweep) -> list[float]:
 
 
 class Smoother:
-    """The moving average of the losses, its best value so far, and whether the sweep must stop.
+    """The moving average of the losses, its lowest value so far, and whether the sweep must stop.
 
     The first loss starts the average; each later one enters with weight ``smoothing``, as the report's
     range test (the notebook it followed) smoothed. ``stop_reason`` says why a step ends the sweep: a loss
-    that is not a finite number, or a smoothed loss past ``stop_factor`` times the best one.
+    that is not a finite number, or a smoothed loss past ``stop_factor`` times the lowest one.
     """
 
     def __init__(self, *, smoothing: float, stop_factor: float):
         self.smoothing = smoothing
         self.stop_factor = stop_factor
         self.value: float | None = None
-        self.best = math.inf
+        self.lowest = math.inf
 
     def add(self, loss: float) -> float:
         self.value = loss if self.value is None else self.smoothing * loss + (1 - self.smoothing) * self.value
-        self.best = min(self.best, self.value)
+        self.lowest = min(self.lowest, self.value)
         return self.value
 
     def stop_reason(self, loss: float | None) -> str | None:
@@ -142,8 +142,8 @@ class Smoother:
         if loss is None or not math.isfinite(loss):
             return "the loss is not a finite number: training diverged"
         smoothed = self.add(loss)
-        if smoothed > self.stop_factor * self.best:
-            return f"the smoothed loss {smoothed:.4g} passed {self.stop_factor:g}x its best, {self.best:.4g}"
+        if smoothed > self.stop_factor * self.lowest:
+            return f"the smoothed loss {smoothed:.4g} passed {self.stop_factor:g}x its lowest, {self.lowest:.4g}"
         return None
 
 
@@ -197,13 +197,13 @@ def steepest_descent(points: Sequence[CurvePoint], mode: str) -> CurvePoint | No
     if len(curve) < 2:
         return None
     lowest = min(range(len(curve)), key=lambda i: curve[i][1])
-    best: tuple[float, CurvePoint] | None = None
+    steepest: tuple[float, CurvePoint] | None = None
     for i in range(lowest + 1):
         (before, low), (after, high) = curve[max(i - 1, 0)], curve[min(i + 1, len(curve) - 1)]
         slope = (high - low) / (_position(after.lr, mode) - _position(before.lr, mode))
-        if slope < 0 and (best is None or slope < best[0]):
-            best = (slope, curve[i][0])
-    return None if best is None else best[1]
+        if slope < 0 and (steepest is None or slope < steepest[0]):
+            steepest = (slope, curve[i][0])
+    return None if steepest is None else steepest[1]
 
 
 def analyse(lrs: Sequence[float], losses: Sequence[float | None], sweep: LRSweep, *, finished: bool) -> Analysis:

@@ -30,7 +30,7 @@ def _comparison(
     run_ids: RunIdsDep,
     session: SessionDep,
     baseline: BaselineQuery = None,
-    mode: ModeQuery = "best",
+    mode: ModeQuery = "peak",
 ) -> Comparison:
     """The query both forms of the table take, answered once."""
     return compare_runs(session=session, run_ids=run_ids, baseline=baseline, mode=mode)

@@ -22,7 +22,8 @@ DESCRIPTION = (
 MetricQuery = Annotated[
     Metric,
     Query(
-        description="valid: best validation top-1 (the report's figure); test: test top-1 of the best-loss checkpoint"
+        description="valid: the peak valid top-1 (the report's figure); "
+        "test: test top-1 of the kept checkpoint (lowest valid loss)"
     ),
 ]
 

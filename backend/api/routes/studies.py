@@ -25,8 +25,8 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 MetricQuery = Annotated[
     Metric,
     Query(
-        description="valid: best validation accuracy over epochs (the report's "
-        "figure); test: test accuracy of the best-validation-loss checkpoint"
+        description="valid: the peak valid accuracy, at the epoch with the highest valid top-1 (the report's "
+        "figure); test: test accuracy of the kept checkpoint (lowest valid loss)"
     ),
 ]
 

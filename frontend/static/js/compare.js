@@ -4,7 +4,7 @@
 // by their ids), never from the order of the ids in the URL.
 import { ACTIVE, api, el, poll, showMessage } from "./common.js";
 import { CHARTED_FIELDS, drawEpochCharts, drawLr, nameDownloads, renderLegend, style } from "./charts.js";
-import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, imagesPerSecond, pair, share, withDelta } from "./format.js";
+import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, imagesPerSecond, pair, share, withDelta } from "./format.js";
 
 const POLL_MS = 5000;
 
@@ -178,7 +178,7 @@ const refresh = poll(
     renderLegend(legend, groups, hidden);
     const gone = table.missing.map((id) => `#${id}`).join(", ");
     showMessage(message, gone ? `No run ${gone} any more: the comparison shows the others.` : "", gone ? "error" : "info");
-    document.getElementById("compare-caption").title = `Best epoch: ${BEST_EPOCH}. Test: ${KEPT_CHECKPOINT}.`;
+    document.getElementById("compare-caption").title = `Peak epoch: ${PEAK_EPOCH}. Test: ${KEPT_CHECKPOINT}.`;
     return table.data.some((row) => ACTIVE.has(row.status));
   },
   { intervalMs: POLL_MS, message, failure: "Could not load the comparison" },

@@ -1,13 +1,16 @@
 // How a number is written on every page; backend/reports/numbers.py writes the API's texts the same way.
 // toFixed rounds a float's exact value half away from zero (65.625 is "65.63"), and the Python twin
-// does the same; the minus sign is the typographic one, and a delta always carries its sign.
+// does the same; the minus sign is the typographic one, and a delta always carries its sign. A delta is
+// the API's difference of the unrounded figures (numbers.py's delta_between), rounded here once.
 
 export const NONE = "–";
 const MINUS = "−";
 
 export function number(value, digits = 2) {
   if (value === null || value === undefined) return NONE;
-  return value.toFixed(digits).replace("-", MINUS);
+  const text = value.toFixed(digits);
+  // A figure that rounds to zero has no sign: a delta of -0.001 reads "+0.00", never "−0.00".
+  return (Number(text) === 0 ? text.replace("-", "") : text).replace("-", MINUS);
 }
 
 export function signed(value, digits = 2) {
@@ -44,8 +47,9 @@ export function duration(seconds) {
   return `${number(seconds / 3600, 1)} h`;
 }
 
-// The one set of definitions every page labels its figures with.
-export const BEST_EPOCH = "the epoch with the highest valid top-1 (the report's figure)";
+// The one set of definitions every page labels its figures with: "peak" and "checkpoint" name two
+// epochs, as the API's peak_* and checkpoint_* fields do.
+export const PEAK_EPOCH = "the epoch with the highest valid top-1 (the report's figure)";
 export const KEPT_CHECKPOINT = "the checkpoint the trainer kept: the lowest valid loss";
 
 // "81.55 / 96.17 (epoch 6)"

@@ -26,7 +26,7 @@ function draw(test) {
   const sweep = test.sweep;
   document.getElementById("test-sweep").textContent =
     `${rate(sweep.start_lr)} to ${rate(sweep.end_lr)} over ${sweep.steps} steps, ${sweep.mode}; ` +
-    `smoothed at ${sweep.smoothing}, stop past ${sweep.stop_factor}× the best`;
+    `smoothed at ${sweep.smoothing}, stop past ${sweep.stop_factor}× the lowest`;
   document.getElementById("test-findings").replaceChildren(
     ...test.findings.map((text) => Object.assign(document.createElement("li"), { textContent: text })),
   );

@@ -26,8 +26,8 @@ function renderRun(next) {
   document.title = `${run.name} · tricklab`;
   $("run-status").replaceChildren(statusBadge(run));
   $("run-progress").replaceChildren(progress(run));
-  $("run-best").textContent = atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch);
-  $("run-test").textContent = atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch);
+  $("run-peak").textContent = atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch);
+  $("run-test").textContent = atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.checkpoint_epoch);
   // The world size and devices of the latest attempt, e.g. "4 × H200": what the time per epoch was measured on.
   $("run-speed").textContent = duration(run.seconds_per_epoch) + (run.devices ? ` on ${run.devices}` : "");
   // A run left to choose its device (runtime.device auto) that got the CPU says why: a GPU machine

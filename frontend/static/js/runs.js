@@ -1,6 +1,6 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
 import { ACTIVE, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
-import { BEST_EPOCH, KEPT_CHECKPOINT, atEpoch, duration, pair } from "./format.js";
+import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, pair } from "./format.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -82,8 +82,8 @@ function row(run) {
       run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
         el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyTitle(run.study_id)))),
     status,
-    el("td", { class: "num", title: BEST_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
-    el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.best_epoch)),
+    el("td", { class: "num", title: PEAK_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
+    el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.checkpoint_epoch)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch), run.devices ? el("div", { class: "muted" }, run.devices) : null),
     el("td", {}, when(run.created_at), run.created_by ? el("div", { class: "muted creator" }, `by ${run.created_by}`) : null),
     actions,

@@ -1,5 +1,5 @@
 """The compare API and the pages' answers for every URL, in-process on a real database: partial
-comparisons, the default baseline, one best epoch for every page, error pages, the offline docs."""
+comparisons, the default baseline, one peak epoch for every page, error pages, the offline docs."""
 
 from __future__ import annotations
 
@@ -29,23 +29,32 @@ def submit(client, data_root, name, **config):
     return response.json()["id"]
 
 
-def train(client, run_id, rows):
-    """Claim ``run_id`` and store its epochs as a worker would: rows of (valid top-1, valid top-5)."""
+def train(client, run_id, rows, *, result=None):
+    """Claim ``run_id`` and store its epochs as a worker would: rows of (valid top-1, valid top-5) or
+    (valid top-1, valid top-5, valid loss); then, given a trainer's ``result``, its success."""
     db = client.app.state.database
     with db.session(write=True) as session:
         claim = jobs.claim_run(session=session, worker="test", stale_after_seconds=60)
     assert claim is not None and claim.run_id == run_id
     with db.session(write=True) as session:
-        for epoch, (top1, top5) in enumerate(rows, start=1):
+        for epoch, (top1, top5, *loss) in enumerate(rows, start=1):
             row = {"epoch": epoch, "train_loss": 1.0, "valid_top1": top1, "valid_top5": top5, "lr": 1e-3, "seconds": 2}
-            jobs.store_epoch(session=session, run_id=run_id, attempt=claim.attempt, row=row)
+            jobs.store_epoch(
+                session=session,
+                run_id=run_id,
+                attempt=claim.attempt,
+                row={**row, "valid_loss": loss[0]} if loss else row,
+            )
+    if result is not None:
+        with db.session(write=True) as session:
+            assert jobs.succeed(session=session, run_id=run_id, attempt=claim.attempt, result=result)
 
 
 def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(client, data_root):
     tricked = submit(client, data_root, "with tricks", schedule={"name": "cosine"}, tricks={"label_smoothing": 0.1})
     plain = submit(client, data_root, "plain")
-    train(client, tricked, [(60.0, 85.0), (65.625, 88.0)])
-    train(client, plain, [(62.5, 86.0), (62.0, 91.0)])
+    train(client, tricked, [(60.0, 85.0), (87.5, 88.0)])
+    train(client, plain, [(84.375, 86.0), (62.0, 91.0)])
 
     answer = client.get("/api/v1/compare", params={"run_ids": f"{tricked},9999,{plain}"})
     assert answer.status_code == 200, answer.text
@@ -54,8 +63,10 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
     # Not the first id: the run with the fewest tricks is the baseline, whatever the order.
     assert table["baseline"] == plain
     rows = {row["run_id"]: row for row in table["data"]}
-    assert rows[plain]["is_baseline"] and rows[tricked]["top1_text"] == "65.63 (+3.13p)"
-    assert (rows[plain]["epoch"], rows[plain]["top5"]) == (1, 86.0)  # top-5 of the best epoch, not 91
+    # The delta is the unrounded difference, +3.125, rounded once: not 87.50 - 84.38 = +3.12.
+    assert rows[plain]["is_baseline"] and rows[tricked]["top1_text"] == "87.50 (+3.13p)"
+    assert (rows[tricked]["top1_delta"], rows[tricked]["top5_delta"]) == (3.125, 2.0)
+    assert (rows[plain]["epoch"], rows[plain]["top5"]) == (1, 86.0)  # top-5 of the peak epoch, not 91
     assert rows[tricked]["configuration"] != rows[plain]["configuration"]
     seed_twin = submit(client, data_root, "plain, another seed", seed=7)
     twin_row = client.get("/api/v1/compare", params={"run_ids": f"{plain},{seed_twin}"}).json()["data"][1]
@@ -65,6 +76,7 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
 
     csv = client.get("/api/v1/compare.csv", params={"run_ids": f"{tricked},9999,{plain}"}).text
     assert len(csv.splitlines()) == 3
+    assert ",87.5,3.125,88.0,2.0," in csv.splitlines()[1]
 
     assert client.get("/api/v1/compare", params={"run_ids": "9998,9999"}).json() == {
         "detail": "runs 9998, 9999 not found"
@@ -79,7 +91,7 @@ def test_a_comparison_answers_for_the_runs_that_exist_and_names_the_others(clien
     )
 
 
-def test_every_page_reads_the_best_epoch_as_the_compare_table_does(client, data_root):
+def test_every_page_reads_the_peak_epoch_as_the_compare_table_does(client, data_root):
     run_id = submit(client, data_root, "peaks")
     train(client, run_id, [(50.0, 80.0), (60.0, 85.0), (60.0, 90.0), (55.0, 91.0)])
     run = client.get(f"/api/v1/runs/{run_id}").json()
@@ -90,6 +102,41 @@ def test_every_page_reads_the_best_epoch_as_the_compare_table_does(client, data_
         run["peak_valid_top1"],
         run["peak_valid_top5"],
     )
+
+
+def test_checkpoint_and_peak_name_two_epochs_of_one_run(client, data_root):
+    """The lowest valid loss (epoch 4, the checkpoint the trainer kept and tested) is not the highest
+    valid top-1 (epoch 2, the peak the report quotes): each figure answers under its own name."""
+    run_id = submit(client, data_root, "two epochs")
+    rows = [(50.0, 80.0, 1.5), (62.5, 85.0, 1.2), (61.0, 90.0, 1.1), (60.0, 91.0, 1.0)]
+    result = {
+        "test_loss": 1.05,
+        "test_top1": 58.25,
+        "test_top5": 88.0,
+        "checkpoint_epoch": 4,
+        "checkpoint_valid_loss": 1.0,
+        "checkpoint_valid_top1": 60.0,
+        "checkpoint_valid_top5": 91.0,
+        "peak_epoch": 2,
+        "peak_valid_top1": 62.5,
+        "peak_valid_top5": 85.0,
+    }
+    train(client, run_id, rows, result=result)
+    run = client.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "succeeded"
+    assert {key: run[key] for key in result} == result
+    assert not [key for key in run if key.startswith(("best_", "max_valid"))]
+    listed = client.get("/api/v1/runs").json()["data"][0]
+    assert (listed["checkpoint_epoch"], listed["peak_epoch"]) == (4, 2)
+
+    row = client.get("/api/v1/compare", params={"run_ids": run_id, "mode": "peak"}).json()["data"][0]
+    assert (row["epoch"], row["top1"], row["checkpoint_epoch"], row["test_top1"]) == (2, 62.5, 4, 58.25)
+    final = client.get("/api/v1/compare", params={"run_ids": run_id, "mode": "final"}).json()
+    assert (final["mode"], final["data"][0]["epoch"], final["data"][0]["top1"]) == ("final", 4, 60.0)
+    csv_lines = client.get("/api/v1/compare.csv", params={"run_ids": run_id}).text.splitlines()
+    header, values = csv_lines[0].split(","), csv_lines[1].split(",")
+    assert (values[header.index("epoch")], values[header.index("checkpoint_epoch")]) == ("2", "4")
+    assert client.get("/api/v1/compare", params={"run_ids": run_id, "mode": "best"}).status_code == 422
 
 
 @pytest.mark.parametrize(

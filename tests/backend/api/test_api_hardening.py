@@ -293,6 +293,29 @@ def test_the_schema_documents_error_bodies_csv_and_the_preset_or_grid_rule(clien
     assert config["additionalProperties"] is False and "epochs" in config["properties"]
 
 
+def _types(schema: dict) -> set[str]:
+    """The JSON types a property may take, through anyOf/oneOf (a $ref is an object)."""
+    own = {schema["type"]} if "type" in schema else set()
+    return own.union(*(_types(branch) for key in ("anyOf", "oneOf") for branch in schema.get(key, [])))
+
+
+def test_every_figure_of_the_schema_says_what_it_is(client):
+    """Every number of every body, request or response, has a description (what it is, its unit): a
+    script reading checkpoint_epoch or peak_valid_top1 learns from the schema which epoch each is."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    undescribed = [
+        f"{name}.{field}"
+        for name, schema in schemas.items()
+        for field, prop in schema.get("properties", {}).items()
+        if _types(prop) & {"integer", "number"} and not prop.get("description")
+    ]
+    assert not undescribed, undescribed
+    run = schemas["RunPublic"]["properties"]
+    assert "lowest valid loss" in run["checkpoint_epoch"]["description"]
+    assert "highest valid top-1" in run["peak_epoch"]["description"]
+    assert not [field for field in run if field.startswith(("best_", "max_valid"))]
+
+
 # --- CSV ---------------------------------------------------------------------------------------------
 
 

@@ -133,13 +133,13 @@ def test_the_database_picks_the_epoch_pick_epoch_picks(client, data_root):
     ids = [ties, unscored, empty]
     with client.app.state.database.session() as session:
         rows = {run_id: list(session.execute(_all_rows(run_id))) for run_id in ids}
-        for mode in ("best", "final"):
+        for mode in ("peak", "final"):
             picked = {row.run_id: row for row in metric_service.picked_epochs(session=session, run_ids=ids, mode=mode)}
             expected = {run_id: pick_epoch(rows[run_id], mode) for run_id in ids}
             assert {run_id: row.epoch for run_id, row in picked.items()} == {
                 run_id: row.epoch for run_id, row in expected.items() if row is not None
             }, mode
-    assert metric_service.picked_epochs(session=session, run_ids=[], mode="best") == []
+    assert metric_service.picked_epochs(session=session, run_ids=[], mode="peak") == []
 
 
 def _all_rows(run_id):

@@ -68,9 +68,12 @@ def test_submit_fills_defaults_and_returns_the_run(client, data_root, settings):
         "heartbeat_at",
         "test_top1",
         "test_top5",
-        "best_epoch",
-        "best_valid_top1",
-        "best_valid_top5",
+        "checkpoint_epoch",
+        "checkpoint_valid_top1",
+        "checkpoint_valid_top5",
+        "peak_epoch",
+        "peak_valid_top1",
+        "peak_valid_top5",
     ):
         assert run[key] is None, key
     assert client.get(f"/api/v1/runs/{run['id']}").json() == run

@@ -1,4 +1,4 @@
-"""Best/final epoch choice, the default baseline, deltas in points and the CSV, as the compare table shows them."""
+"""Peak/final epoch choice, the default baseline, deltas in points and the CSV, as the compare table shows them."""
 
 from __future__ import annotations
 
@@ -39,16 +39,16 @@ def _run(run_id, config, status="succeeded", *, created=None):
         data_wait_hint=None,
         test_top1=70.0,
         test_top5=90.0,
-        best_epoch=2,
+        checkpoint_epoch=2,
     )
 
 
-def test_best_epoch_is_the_highest_valid_top1_earliest_on_ties():
+def test_the_peak_epoch_is_the_highest_valid_top1_earliest_on_ties():
     metrics = [_epoch(1, 1, 50.0, 80.0), _epoch(1, 2, 60.0, 85.0), _epoch(1, 3, 60.0, 90.0), _epoch(1, 4, 55.0, 91.0)]
-    best, final = pick_epoch(metrics, "best"), pick_epoch(metrics, "final")
-    assert best is not None and best.epoch == 2
+    peak, final = pick_epoch(metrics, "peak"), pick_epoch(metrics, "final")
+    assert peak is not None and peak.epoch == 2
     assert final is not None and final.epoch == 4
-    assert pick_epoch([], "best") is None
+    assert pick_epoch([], "peak") is None
 
 
 def test_compare_rows_deltas_against_the_chosen_baseline():
@@ -59,21 +59,31 @@ def test_compare_rows_deltas_against_the_chosen_baseline():
         _epoch(2, 1, 81.55, 96.17),
         _epoch(2, 2, 80.0, 96.5),
     ]
-    best = compare_rows(runs, metrics, baseline_id=1, mode="best")
-    assert [row.tricks for row in best] == ["base", "+LS", "+Cosine"]
-    assert best[0].top1_text == "78.53" and best[0].is_baseline
-    assert best[1].top1_text == "81.55 (+3.02p)" and best[1].top5_text == "96.17 (+2.35p)"
-    assert best[2].top1_text == "–" and best[2].epoch is None
+    peak = compare_rows(runs, metrics, baseline_id=1, mode="peak")
+    assert [row.tricks for row in peak] == ["base", "+LS", "+Cosine"]
+    assert peak[0].top1_text == "78.53" and peak[0].is_baseline
+    assert peak[1].top1_text == "81.55 (+3.02p)" and peak[1].top5_text == "96.17 (+2.35p)"
+    assert peak[2].top1_text == "–" and peak[2].epoch is None
 
-    assert (best[1].checkpoint_epoch, best[1].test_top1, best[1].seed) == (2, 70.0, 1234)
-    assert best[0].lr_groups == "layer4 and fc (lr/2)"
+    assert (peak[1].checkpoint_epoch, peak[1].test_top1, peak[1].seed) == (2, 70.0, 1234)
+    assert peak[0].lr_groups == "layer4 and fc (lr/2)"
 
     final = compare_rows(runs, metrics, baseline_id=2, mode="final")
     assert final[0].top1_text == "78.53 (−1.47p)" and final[1].is_baseline
     csv_text = rows_to_csv(final)
     assert csv_text.splitlines()[0].startswith("run_id,name,tricks,seed,status,epoch,top1,top1_delta")
-    assert csv_text.splitlines()[1].startswith("1,run 1,base,1234,succeeded,2,78.53,-1.47,93.82")
+    # The CSV holds the unrounded figures, the delta too: a spreadsheet rounds it as the texts do.
+    assert csv_text.splitlines()[1].startswith(f"1,run 1,base,1234,succeeded,2,78.53,{78.53 - 80.0!r},93.82")
     assert csv_text.splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,")  # not a formula in a spreadsheet
+
+
+def test_a_delta_is_the_unrounded_difference_in_the_table_and_its_csv():
+    """87.5 against 84.375 is +3.125: "+3.13p", as the study table writes it (not 87.50 - 84.38 = +3.12)."""
+    runs = [_run(1, RunConfig()), _run(2, preset_config("b"))]
+    rows = compare_rows(runs, [_epoch(1, 1, 84.375, 90.0), _epoch(2, 1, 87.5, 90.0)], baseline_id=1, mode="peak")
+    assert (rows[1].top1_delta, rows[1].top1_text) == (3.125, "87.50 (+3.13p)")
+    assert (rows[1].top5_delta, rows[1].top5_text) == (0.0, "90.00 (+0.00p)")
+    assert rows_to_csv(rows).splitlines()[2].startswith("2,run 2,+LS,1234,succeeded,1,87.5,3.125,90.0,0.0,")
 
 
 def test_the_default_baseline_has_the_fewest_tricks_ties_going_to_the_oldest():

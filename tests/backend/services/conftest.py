@@ -32,7 +32,7 @@ class Store:
 
     def finish(self, run_ids: list[int], *, valid: tuple[float, float] | None = None, **results: Any) -> None:
         """Mark runs succeeded as a worker would, with the given result columns; ``valid`` (top-1,
-        top-5) is stored as the runs' one epoch, the best epoch the tables read."""
+        top-5) is stored as the runs' one epoch, the peak epoch the tables read."""
         with self.db.transaction(write=True) as session:
             session.execute(
                 update(Run)

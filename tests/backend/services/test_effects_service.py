@@ -39,7 +39,7 @@ def finish(store, study, value_of):
     for group in study.groups:
         for run in group.runs:
             value = value_of(group.key, run.seed)
-            store.finish([run.run_id], max_valid_top1=value, test_top1=value / 2)
+            store.finish([run.run_id], peak_valid_top1=value, test_top1=value / 2)
 
 
 PLANTED = {"base": 60.0, "+Cosine": 61.0, "+KD": 63.0, "+Cosine +KD": 62.0, "T": 80.0}
@@ -71,8 +71,8 @@ def test_cells_still_running_are_missing_and_said_so(store):
     study = create(store, switches={"cosine": True, "label_smoothing": True})
     ids = {group.key: [run.run_id for run in group.runs] for group in study.groups}
     for key in ("base", "+LS", "+Cosine"):
-        store.finish(ids[key][:1], max_valid_top1=50.0)
-        store.finish(ids[key][1:], max_valid_top1=52.0)
+        store.finish(ids[key][:1], peak_valid_top1=50.0)
+        store.finish(ids[key][1:], peak_valid_top1=52.0)
     result = effects_of(store, study.id)
     assert [row.effect for row in result.data] == ["cosine", "label_smoothing"]
     (missing,) = result.missing_cells

@@ -99,6 +99,21 @@ def test_a_row_without_an_interval_among_rows_with_one_says_why_itself(store):
     assert rows["+Cosine +LS"].top1.delta_text == "–"
 
 
+def test_a_delta_reads_as_on_the_compare_page(store):
+    """87.5 against 84.375: +3.125 in the table and its CSV, "+3.13p" in its text, as compare writes it."""
+    study = create(store, preset="seed", **TINY)
+    ids = {group.key: group.runs[0].run_id for group in study.groups}
+    store.finish([ids["base"]], valid=(84.375, 80.0))
+    store.finish([ids["a"]], valid=(87.5, 80.001))
+    with store.db.session() as session:
+        table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
+    a = next(row for row in table.data if row.group == "a")
+    assert (a.top1.delta, a.top1.delta_text) == (3.125, "+3.13p (1 seed: no interval)")
+    assert a.top5.delta_text == "+0.00p (1 seed: no interval)"  # +0.001
+    parsed = next(row for row in csv.DictReader(io.StringIO(study_report.table_csv(table))) if row["group"] == "a")
+    assert parsed["top1_delta"] == "3.125"
+
+
 def test_csv_group_names_stay_as_typed_and_formulas_stay_text(store):
     study = create(store, switches={"cosine": True, "label_smoothing": [0, 0.1]}, **TINY)
     with store.db.session() as session:

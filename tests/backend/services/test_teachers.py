@@ -10,7 +10,7 @@ from backend.services.teachers import teacher_choices
 
 
 def _teacher(run_id, key, top1):
-    return SimpleNamespace(id=run_id, name=key, config=preset_config(key).model_dump(mode="json"), max_valid_top1=top1)
+    return SimpleNamespace(id=run_id, name=key, config=preset_config(key).model_dump(mode="json"), peak_valid_top1=top1)
 
 
 RUNS = [_teacher(1, "T", 80.49), _teacher(2, "T-LS", 82.78), _teacher(3, "base", 78.53)]
@@ -21,7 +21,7 @@ def test_without_a_preset_the_teacher_is_trained_like_the_student():
     assert [choice.id for choice in with_ls] == [2, 1, 3] and "#2" in hint
     without_ls, _ = teacher_choices(RUNS, label_smoothing=0.0)
     assert [choice.id for choice in without_ls] == [1, 3, 2]
-    assert with_ls[0].label == "#2 T-LS (ResNet152 +LS, valid top-1 82.78)"
+    assert with_ls[0].label == "#2 T-LS (ResNet152 +LS, peak valid top-1 82.78)"
     assert teacher_choices([], label_smoothing=0.1)[1].startswith("No finished run yet")
 
 
