@@ -6,7 +6,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-
 from backend import migrate
 from backend.db import Database
 from backend.models import Base, utcnow
