@@ -108,8 +108,10 @@ def test_a_delta_reads_as_on_the_compare_page(store):
     with store.db.session() as session:
         table = study_views.study_table(session=session, study=studies.get_study(session=session, study_id=study.id))
     a = next(row for row in table.data if row.group == "a")
-    assert (a.top1.delta, a.top1.delta_text) == (3.125, "+3.13p (1 seed: no interval)")
-    assert a.top5.delta_text == "+0.00p (1 seed: no interval)"  # +0.001
+    # One seed: the table says once that no delta has an interval, the rows do not repeat it.
+    assert table.note is not None and table.note.startswith("No delta has an interval: each compares a single seed")
+    assert (a.top1.delta, a.top1.delta_text) == (3.125, "+3.13p")
+    assert a.top5.delta_text == "+0.00p"  # +0.001
     parsed = next(row for row in csv.DictReader(io.StringIO(study_report.table_csv(table))) if row["group"] == "a")
     assert parsed["top1_delta"] == "3.125"
 
