@@ -192,6 +192,7 @@ class EpochMetric(Base):
     data_wait_share: Mapped[float | None] = mapped_column(Float)  # where the time went (trainer.loop.telemetry)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     gpu_utilization: Mapped[float | None] = mapped_column(Float)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the trainer's peak resident memory so far
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -165,6 +165,8 @@ class EpochRow(TypedDict):
     data_wait_share: NotRequired[float]
     peak_memory_bytes: NotRequired[int]
     gpu_utilization: NotRequired[float]  # percent of the time a kernel ran, as nvidia-smi says
+    # The trainer process's peak resident memory so far (rank 0's): quoted when the system kills it.
+    peak_rss_bytes: NotRequired[int]
 
 
 class StartEvent(TypedDict):

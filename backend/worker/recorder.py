@@ -37,6 +37,7 @@ class AttemptRecorder:
         self.start_epoch = 0
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        self.last_epoch: dict[str, Any] | None = None  # the latest epoch row stored: its memory, if killed
         self.lost = False
         self.cancel = False
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
@@ -66,6 +67,7 @@ class AttemptRecorder:
                 replay = int(event["epoch"]) <= self.start_epoch
                 if self.write(jobs.store_epoch, row=event, replay=replay) is None:
                     return
+                self.last_epoch = event
             elif kind == EventType.step:
                 self._steps.append(event)
                 if len(self._steps) >= STEP_BATCH:

@@ -29,7 +29,7 @@ from trainer.protocol import EPOCH_FIELDS
 # Every row carries these; the distillation parts only when a teacher is on, the device's memory and
 # utilization only on CUDA.
 EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss", "peak_memory_bytes", "gpu_utilization"}
-TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share"}
+TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share", "peak_rss_bytes"}
 RESULT_KEYS = {"test_top1", "test_top5", "best_epoch", "best_valid_top1", "best_valid_top5"}
 
 

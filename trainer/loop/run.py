@@ -150,6 +150,8 @@ def _train(
             row["peak_memory_bytes"] = round(train["peak_memory_bytes"])
         if "gpu_utilization" in train:
             row["gpu_utilization"] = train["gpu_utilization"]
+        if "peak_rss_bytes" in train:
+            row["peak_rss_bytes"] = round(train["peak_rss_bytes"])
         fence.check()
         progress.record(row)
         if world.is_main:
