@@ -22,6 +22,7 @@ from trainer.data.loaders import BatchSource
 from trainer.files import write_atomic
 from trainer.loop.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.loop.engine import evaluate, train_one_epoch
+from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
 from trainer.parallel.devices import DeviceChoice
@@ -42,17 +43,21 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found: a run folder needs its config.json")
     config = RunConfig.load(folder.config)
-    return on_devices(
-        config,
-        lambda world, choice: _train(
-            folder,
-            fence=fence,
-            config=config,
-            world=world,
-            choice=choice,
-            reporter=reporter if world.is_main else BaseReporter(),
-        ),
-    )
+
+    def train(world: World, choice: DeviceChoice) -> Result:
+        try:
+            return _train(
+                folder,
+                fence=fence,
+                config=config,
+                world=world,
+                choice=choice,
+                reporter=reporter if world.is_main else BaseReporter(),
+            )
+        except torch.OutOfMemoryError as exc:  # the config does not fit the device: the run's fault, named
+            raise out_of_memory(config, exc, device=choice.device, world_size=world.size) from exc
+
+    return on_devices(config, train)
 
 
 def _train(
