@@ -344,7 +344,8 @@ def test_out_of_memory_names_what_did_not_fit_and_what_to_change(demo_dataset, t
 
     def build_exhausting(*args, **kwargs) -> nn.Module:
         model = real_build(*args, **kwargs)
-        model.global_pool = nn.Sequential(model.global_pool, ExhaustsMemory())  # no parameters: groups unchanged
+        pool = model.get_submodule("global_pool")
+        model.global_pool = nn.Sequential(pool, ExhaustsMemory())  # no parameters: the groups are unchanged
         return model
 
     monkeypatch.setattr(setup, "build_model", build_exhausting)
