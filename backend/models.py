@@ -246,6 +246,7 @@ class Worker(Base):
     devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    paused: Mapped[str | None] = mapped_column(Text)  # why it claims nothing now (a full runs folder)
 
 
 class IdempotencyKey(Base):

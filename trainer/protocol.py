@@ -224,8 +224,14 @@ class LRRangeResult(TypedDict):
     suggestion: float | None  # the rate for optim.lr
 
 
+# An error event's ``fault`` when a write found no space left: the machine's fault, not the run's.
+FAULT_NO_SPACE = "no_space"
+
+
 class ErrorEvent(TypedDict):
     message: str
+    # A fault of the machine, not of the run ("no_space"): the worker requeues the run and pauses.
+    fault: NotRequired[str]
 
 
 START_FIELDS: tuple[str, ...] = tuple(StartEvent.__annotations__)

@@ -37,6 +37,7 @@ class AttemptRecorder:
         self.start_epoch = 0
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        self.fault: str | None = None  # the error is the machine's ("no_space"), not the run's
         self.last_epoch: dict[str, Any] | None = None  # the latest epoch row stored: its memory, if killed
         self.lost = False
         self.cancel = False
@@ -76,6 +77,7 @@ class AttemptRecorder:
                 self.result = event
             elif kind == EventType.error:
                 self.error = str(event.get("message") or "")
+                self.fault = str(event["fault"]) if event.get("fault") else None
             self.pending.popleft()
 
     def flush_steps(self) -> None:

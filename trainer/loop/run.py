@@ -21,6 +21,7 @@ from trainer.config import RunConfig
 from trainer.data.loaders import BatchSource
 from trainer.files import write_atomic
 from trainer.loop.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from trainer.loop.disk import is_no_space, no_space_left
 from trainer.loop.engine import evaluate, train_one_epoch
 from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
@@ -56,6 +57,10 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
             )
         except torch.OutOfMemoryError as exc:  # the config does not fit the device: the run's fault, named
             raise out_of_memory(config, exc, device=choice.device, world_size=world.size) from exc
+        except (OSError, RuntimeError) as exc:  # a full disk: the machine's fault, named
+            if is_no_space(exc):
+                raise no_space_left(folder.path, exc) from exc
+            raise
 
     return on_devices(config, train)
 
