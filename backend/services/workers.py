@@ -65,3 +65,9 @@ def list_workers(*, session: Session, stale_after_seconds: float, now: datetime 
         alive=len(alive),
         gpus=sum(device.kind == "cuda" for worker in alive for device in worker.devices),
     )
+
+
+def paused_workers(*, session: Session, stale_after_seconds: float) -> list[WorkerPublic]:
+    """The living workers that claim nothing now, each with why (for the runs and run pages)."""
+    fleet = list_workers(session=session, stale_after_seconds=stale_after_seconds)
+    return [worker for worker in fleet.data if worker.alive and worker.paused]

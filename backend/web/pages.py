@@ -61,8 +61,9 @@ def _page(request: Request, template: str, **context: object) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
-    return _page(request, "runs.html", page="runs")
+def runs_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    paused = workers.paused_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    return _page(request, "runs.html", page="runs", paused=paused)
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
@@ -73,13 +74,16 @@ def launch_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, response_model=None)
-def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse | RedirectResponse:
+def run_page(
+    request: Request, run_id: PageId, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse | RedirectResponse:
     run = run_service.get_run(session=session, run_id=run_id)
     if run.kind == RunKind.lr_range:
         # Its page is its curve: it has no epochs to chart.
         return RedirectResponse(f"/lr-range-tests/{run_id}", status_code=303)
     lr_groups = logged_lr_groups(RunConfig.model_validate(run.config))
-    return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups)
+    paused = workers.paused_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups, paused=paused)
 
 
 @router.get("/lr-range-tests/{run_id}", response_class=HTMLResponse)

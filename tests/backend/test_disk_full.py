@@ -80,10 +80,13 @@ def test_a_full_runs_folder_pauses_the_worker_and_requeues_the_run_until_space_r
     reason = wait_for(paused, timeout=60, what="the worker to pause")
     assert reason.startswith(f"runs folder {runs_dir} has ") and f"a run of {TINY_ARCH} needs about " in reason
     assert (run()["status"], run()["attempt"]) == ("queued", 0)
+    for page in ("/", f"/runs/{run_id}"):
+        assert f"is paused: runs folder {runs_dir} has " in httpx.get(f"{url}{page}", timeout=30).text
 
     resize("64m")
     wait_for(lambda: run()["epoch"] >= 1, timeout=120, what="epoch 1 once the disk grew", interval=0.02)
     assert paused() is None
+    assert "is paused" not in httpx.get(f"{url}/", timeout=30).text
     filler = _fill(runs_dir)  # full mid-run: the next checkpoint cannot be written
 
     requeued = wait_for(
