@@ -10,6 +10,7 @@ none (a test holds it to that).
 
 import enum
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -224,8 +225,20 @@ class LRRangeResult(TypedDict):
     suggestion: float | None  # the rate for optim.lr
 
 
-# An error event's ``fault`` when a write found no space left: the machine's fault, not the run's.
+# An error event's ``fault``: the machine's, not the run's. A write found no space left; the data root
+# vanished or became unreadable mid-run (an unmounted share). The worker requeues the run and pauses.
 FAULT_NO_SPACE = "no_space"
+FAULT_DATA_ROOT = "data_root"
+MACHINE_FAULTS = (FAULT_NO_SPACE, FAULT_DATA_ROOT)
+
+
+def data_root_readable(root: str | Path) -> bool:
+    """Whether the data root can be listed: false once a share is unmounted or its folder removed."""
+    try:
+        os.listdir(root)
+    except OSError:
+        return False
+    return True
 
 
 class ErrorEvent(TypedDict):

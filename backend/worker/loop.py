@@ -28,7 +28,7 @@ from backend.worker.outcome import record_outcome
 from backend.worker.presence import WorkerPresence
 from backend.worker.recorder import AttemptRecorder
 from trainer.config import ConfigError
-from trainer.protocol import FAULT_NO_SPACE
+from trainer.protocol import FAULT_DATA_ROOT, FAULT_NO_SPACE, data_root_readable
 
 log = logging.getLogger("tricklab.worker")
 
@@ -48,6 +48,7 @@ class Worker:
         self._stop = threading.Event()
         # Free bytes required after a write found the disk full: more than then, whatever the estimate.
         self._free_floor = 0
+        self._data_root_gone: str | None = None  # a data root that vanished mid-run, until it is back
         self.presence = WorkerPresence(
             database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
         )
@@ -88,14 +89,19 @@ class Worker:
         except DBAPIError:
             return True  # the claim that follows waits the database out
         reason = None
-        if upcoming is not None:
+        if self._data_root_gone is not None:
+            if data_root_readable(self._data_root_gone):
+                self._data_root_gone = None
+            else:
+                reason = f"the data root {self._data_root_gone} cannot be read (unmounted or removed?)"
+        if reason is None and upcoming is not None:
             run_id, config = upcoming
             run_dir = self.settings.run_dir(run_id)
             reason = disk.shortage(self.settings.runs_dir, run_dir, config, at_least=self._free_floor)
         if reason is not None and self.presence.paused is None:
             log.warning("worker %s paused: %s", self.name, reason)
         elif reason is None and self.presence.paused is not None:
-            log.info("worker %s resumed: the runs folder has room again", self.name)
+            log.info("worker %s resumed: %s is resolved", self.name, self.presence.paused)
             self._free_floor = 0
         self.presence.pause(reason)
         return reason is None
@@ -143,6 +149,8 @@ class Worker:
         )
         if recorder.fault == FAULT_NO_SPACE:
             self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
+        elif recorder.fault == FAULT_DATA_ROOT:
+            self._data_root_gone = str(claim.config.get("data", {}).get("root", ""))
 
     def _watch(self, child: TrainerChild, recorder: AttemptRecorder) -> bool:
         """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.

@@ -12,7 +12,7 @@ from typing import Any
 from backend.models import FailureKind
 from backend.services import queue as jobs
 from backend.worker.recorder import AttemptRecorder
-from trainer.protocol import EXIT_SUPERSEDED, FAULT_NO_SPACE
+from trainer.protocol import EXIT_SUPERSEDED, MACHINE_FAULTS
 
 log = logging.getLogger("tricklab.worker")
 
@@ -54,7 +54,7 @@ def record_outcome(
             error=f"attempt {recorder.attempt}: worker {worker_name} was stopped",
         )
         outcome = "handed back to the queue"
-    elif recorder.fault == FAULT_NO_SPACE and recorder.error:
+    elif recorder.fault in MACHINE_FAULTS and recorder.error:
         # The machine's fault: back to the queue, no training attempt charged; the worker pauses.
         recorder.write_patiently(jobs.fail, deadline=deadline, kind=FailureKind.infrastructure, error=recorder.error)
         outcome = f"handed back to the queue: {recorder.error}"

@@ -1,5 +1,6 @@
-"""A write that failed for want of space (a checkpoint, the metrics file), named as such: a fault of the
-machine, not of the run, which the worker hands back to the queue instead of failing it.
+"""A write that failed for want of space (a checkpoint, the metrics file), and a data root gone mid-run,
+named as such: faults of the machine, not of the run, which the worker hands back to the queue instead
+of failing it.
 
 torch's zip writer does not say so itself: a full disk reads ``[enforce fail at inline_container.cc:...]
 unexpected pos`` (or ``... failed writing file``). What was half written is already gone:
@@ -13,11 +14,22 @@ import shutil
 from pathlib import Path
 
 from trainer.loop.setup import RunError
-from trainer.protocol import FAULT_NO_SPACE
+from trainer.protocol import FAULT_DATA_ROOT, FAULT_NO_SPACE
 
 
 class NoSpaceLeft(RunError):
     fault = FAULT_NO_SPACE  # the worker requeues the run and pauses
+
+
+class DataRootUnavailable(RunError):
+    fault = FAULT_DATA_ROOT  # the worker requeues the run and pauses until the root is back
+
+
+def data_root_gone(root: str | Path, error: BaseException) -> DataRootUnavailable:
+    return DataRootUnavailable(
+        f"the data root {root} cannot be read any more (unmounted or removed?): "
+        f"{str(error).strip().splitlines()[0][:200]}; the run goes back to the queue until it is back"
+    )
 
 
 def is_no_space(error: BaseException) -> bool:

@@ -1,6 +1,10 @@
-"""A runs folder on a real full disk (a size-limited tmpfs, grown or emptied as the test goes): the worker
-pauses before claiming a run it has no room for and says why, a checkpoint that cannot be written hands the
-run back to the queue (not failed, no training attempt charged), and every run finishes once space returns."""
+"""Faults of the machine, real ones: they hand the run back to the queue (not failed, no training attempt
+charged) and pause the worker, which says why and resumes by itself once the fault clears.
+
+A runs folder on a real full disk (a size-limited tmpfs, grown or filled as the test goes): the worker
+pauses before claiming a run it has no room for, and a checkpoint that cannot be written requeues the run.
+A data root removed mid-run, then put back.
+"""
 
 from __future__ import annotations
 
@@ -108,6 +112,54 @@ def test_a_full_runs_folder_pauses_the_worker_and_requeues_the_run_until_space_r
     )
     assert final["status"] == "succeeded", final["error"]
     assert final["start_epoch"] >= 1  # resumed from its last good checkpoint
+    metrics = httpx.get(f"{url}/api/v1/runs/{run_id}/metrics", timeout=30).json()["data"]
+    assert [row["epoch"] for row in metrics] == list(range(1, epochs + 1))
+    assert paused() is None
+
+
+def test_a_data_root_removed_mid_run_requeues_the_run_until_it_is_back(
+    make_settings, sqlite_url, demo_dataset, tmp_path, live_server, start_worker
+):
+    share = tmp_path / "share"
+    shutil.copytree(demo_dataset, share)
+    settings = make_settings(sqlite_url, data_roots=[share], trainer_command=default_trainer_command())
+    url = live_server(settings)
+    epochs = 12
+    config = {
+        "model": {"arch": TINY_ARCH, "pretrained": False},
+        "epochs": epochs,
+        "batch_size": 16,
+        # The report's pipeline reads each image from the root at every epoch: a vanished root shows at once.
+        "data": {"image_size": 32, "num_workers": 0, "root": str(share), "pipeline": "reference"},
+    }
+    run_id = httpx.post(f"{url}/api/v1/runs", json={"config": config}, timeout=30).json()["id"]
+
+    def run() -> dict:
+        return httpx.get(f"{url}/api/v1/runs/{run_id}", timeout=30).json()
+
+    def paused() -> str | None:
+        workers = httpx.get(f"{url}/api/v1/workers", timeout=30).json()["data"]
+        return workers[0]["paused"] if workers else None
+
+    start_worker(settings)
+    wait_for(lambda: run()["epoch"] >= 1, timeout=120, what="epoch 1", interval=0.02)
+    share.rename(tmp_path / "unmounted")
+    requeued = wait_for(
+        lambda: (answer := run())["status"] != "running" and answer, timeout=120, what="the run to stop"
+    )
+    assert requeued["status"] == "queued", requeued
+    assert (requeued["training_failures"], requeued["failure_kind"]) == (0, "infrastructure")
+    assert requeued["error"].startswith(f"the data root {share} cannot be read any more"), requeued["error"]
+    reason = wait_for(paused, timeout=30, what="the worker to pause")
+    assert reason == f"the data root {share} cannot be read (unmounted or removed?)"
+
+    (tmp_path / "unmounted").rename(share)
+    final = wait_for(
+        lambda: (answer := run())["status"] in ("succeeded", "failed", "cancelled") and answer,
+        timeout=240,
+        what="the run to finish once the data root is back",
+    )
+    assert final["status"] == "succeeded", final["error"]
     metrics = httpx.get(f"{url}/api/v1/runs/{run_id}/metrics", timeout=30).json()["data"]
     assert [row["epoch"] for row in metrics] == list(range(1, epochs + 1))
     assert paused() is None
