@@ -50,7 +50,9 @@ UNIT_SECONDS = {
     "tests/trainer/test_distributed.py": 50,
     "tests/backend/test_worker_distributed.py": 50,
     "tests/backend/test_cli_tokens.py": 45,
+    "tests/backend/test_machine_faults.py": 60,
     "tests/backend/test_worker.py": 35,
+    "tests/backend/test_database_faults.py": 30,
     "tests/backend/test_cli_and_compose.py": 25,
     "tests/client/test_client.py": 20,
 }
