@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager, contextmanager
 import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -77,6 +78,17 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
             context.is_disconnect = True  # SQLAlchemy then drops every pooled connection
 
     return engine
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database could not be reached or used for now (refused, down, locked past its timeout,
+    read-only, full): a later try may work, so callers answer 503 or wait, never fail for good."""
+    return isinstance(error, OperationalError) or (isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+def unavailable_reason(error: DBAPIError) -> str:
+    """The driver's first line (``connection refused``, ``database is locked``), without SQLAlchemy's decor."""
+    return str(error.orig).strip().splitlines()[0][:200] if error.orig else type(error).__name__
 
 
 class Gate:

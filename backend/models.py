@@ -199,6 +199,7 @@ class EpochMetric(Base):
     data_wait_share: Mapped[float | None] = mapped_column(Float)  # where the time went (trainer.loop.telemetry)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     gpu_utilization: Mapped[float | None] = mapped_column(Float)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the trainer's peak resident memory so far
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -252,6 +253,7 @@ class Worker(Base):
     devices: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    paused: Mapped[str | None] = mapped_column(Text)  # why it claims nothing now (a full runs folder)
 
 
 class IdempotencyKey(Base):

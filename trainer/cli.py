@@ -311,5 +311,6 @@ def _failed(
 
         ErrorHandler().record_exception(exc)
     if events is not None and world.is_main:
-        events.emit(EventType.error, ErrorEvent(message=message))
+        fault = getattr(exc, "fault", None)
+        events.emit(EventType.error, ErrorEvent(message=message, fault=fault) if fault else ErrorEvent(message=message))
     return EXIT_FAILED

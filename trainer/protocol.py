@@ -10,6 +10,7 @@ none (a test holds it to that).
 
 import enum
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,6 +167,8 @@ class EpochRow(TypedDict):
     data_wait_share: NotRequired[float]
     peak_memory_bytes: NotRequired[int]
     gpu_utilization: NotRequired[float]  # percent of the time a kernel ran, as nvidia-smi says
+    # The trainer process's peak resident memory so far (rank 0's): quoted when the system kills it.
+    peak_rss_bytes: NotRequired[int]
 
 
 class StartEvent(TypedDict):
@@ -226,8 +229,26 @@ class LRRangeResult(TypedDict):
     suggestion: float | None  # the rate for optim.lr
 
 
+# An error event's ``fault``: the machine's, not the run's. A write found no space left; the data root
+# vanished or became unreadable mid-run (an unmounted share). The worker requeues the run and pauses.
+FAULT_NO_SPACE = "no_space"
+FAULT_DATA_ROOT = "data_root"
+MACHINE_FAULTS = (FAULT_NO_SPACE, FAULT_DATA_ROOT)
+
+
+def data_root_readable(root: str | Path) -> bool:
+    """Whether the data root can be listed: false once a share is unmounted or its folder removed."""
+    try:
+        os.listdir(root)
+    except OSError:
+        return False
+    return True
+
+
 class ErrorEvent(TypedDict):
     message: str
+    # A fault of the machine, not of the run ("no_space"): the worker requeues the run and pauses.
+    fault: NotRequired[str]
 
 
 START_FIELDS: tuple[str, ...] = tuple(StartEvent.__annotations__)

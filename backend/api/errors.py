@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from backend.api.deps import READ_METHODS
-from backend.db import DatabaseBusy
+from backend.db import DatabaseBusy, is_unavailable, unavailable_reason
 from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, InvalidSweep, NotFound
 from trainer.config import error_message
 
@@ -128,12 +128,19 @@ async def _database_busy(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def database_unavailable_reason(request: Request, exc: DBAPIError) -> str:
+    """Why the database refused ``request``, logged as one warning line: a fault of the machine, not
+    of the code, so no traceback."""
+    reason = unavailable_reason(exc)
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, reason)
+    return reason
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """The database refused the request (read-only, full, locked too long, unreachable): nothing was
     changed, and a later try works once the cause is gone; the connections that saw it are dropped."""
     assert isinstance(exc, DBAPIError)
-    reason = str(exc.orig).strip().splitlines()[0][:ECHO_CHARACTERS] if exc.orig else type(exc).__name__
-    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, reason)
+    reason = database_unavailable_reason(request, exc)
     action = "read" if request.method in READ_METHODS else "written; nothing was changed"
     return JSONResponse(
         {"detail": f"the database cannot be {action} right now ({reason}); try again shortly"},
@@ -144,7 +151,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
+    if is_unavailable(exc):
         return await _database_unavailable(request, exc)
     raise exc
 

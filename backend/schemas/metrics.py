@@ -36,6 +36,10 @@ class EpochMetricPublic(BaseModel):
     gpu_utilization: float | None = Field(
         None, description="the GPU's mean utilization over the epoch (%, NVML); null on a CPU or without NVML"
     )
+    peak_rss_bytes: int | None = Field(
+        None,
+        description="the trainer process's peak host memory (resident) by the epoch's end; null before it was measured",
+    )
 
 
 class MetricsPublic(BaseModel):

@@ -21,6 +21,9 @@ class WorkerPublic(BaseModel):
     started_at: datetime
     last_seen_at: datetime
     alive: bool = Field(description="seen within the stale timeout (TRICKLAB_STALE_AFTER_SECONDS)")
+    paused: str | None = Field(
+        None, description="why the worker claims no run now, e.g. its runs folder lacks the space; null when it does"
+    )
 
 
 class WorkersPublic(BaseModel):

@@ -11,9 +11,11 @@ Every response, these refusals included, gets the security headers. Routes read 
 
 from __future__ import annotations
 
+import inspect
 from urllib.parse import quote
 
 import anyio.to_thread
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,8 +89,22 @@ class SecurityMiddleware:
             )
         except auth.Unauthorized as exc:
             return _unauthorized(request, str(exc), stale_cookie=cookie_secret is not None)
+        except DBAPIError as exc:
+            # Raised out here, before any route, it would miss the app's handlers: a 500 and a traceback
+            # where the routes answer 503 (JSON for the API, the error page for pages).
+            return await _app_answer(request, exc)
         request.scope.setdefault("state", {})["principal"] = principal
         return None
+
+
+async def _app_answer(request: Request, exc: Exception) -> Response:
+    """The answer of the app's own handler for ``exc`` (which may re-raise it: a real bug stays a 500)."""
+    handlers = request.app.exception_handlers
+    handler = next((handlers[kind] for kind in type(exc).__mro__ if kind in handlers), None)
+    if handler is None:
+        raise exc
+    response = handler(request, exc)
+    return await response if inspect.isawaitable(response) else response
 
 
 def _unauthorized(request: Request, message: str, *, stale_cookie: bool) -> Response:

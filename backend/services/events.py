@@ -9,12 +9,14 @@ with sse-starlette, which adds the keep-alive comments and cancels the stream wh
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
+from sqlalchemy.exc import DBAPIError
 from sse_starlette import ServerSentEvent
 
-from backend.db import Database
+from backend.db import Database, is_unavailable, unavailable_reason
 from backend.models import FINAL_STATUSES
 from backend.schemas.metrics import EpochMetricPublic
 from backend.schemas.runs import RunPublic
@@ -23,6 +25,8 @@ from backend.services.errors import NotFound
 from backend.settings import Settings
 
 RECONNECT_MS = 2000
+
+log = logging.getLogger(__name__)
 
 
 def open_stream(
@@ -64,8 +68,20 @@ async def _stream(
     cursor = after_epoch
     sent_status = None
     yield ServerSentEvent(retry=RECONNECT_MS)
+    outage = False
     while True:
-        run, rows = await anyio.to_thread.run_sync(_poll, database, settings, run_id, cursor)
+        try:
+            run, rows = await anyio.to_thread.run_sync(_poll, database, settings, run_id, cursor)
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            # The stream stays open through an outage, keep-alives and all, and goes on once it ends.
+            if not outage:
+                log.warning("events of run %s: database unavailable: %s", run_id, unavailable_reason(exc))
+            outage = True
+            await anyio.sleep(settings.sse_poll_seconds)
+            continue
+        outage = False
         if run is None:
             return  # deleted: a reconnect gets 404, which stops an EventSource
         if sent_status is None:

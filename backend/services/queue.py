@@ -47,16 +47,8 @@ def claim_run(
     requeue_stale(session=session, stale_after_seconds=stale_after_seconds, now=now)
     fail_orphans(session=session, now=now)
 
-    candidate, teacher = aliased(Run, name="candidate"), aliased(Run, name="teacher")
-    teacher_done = exists().where(teacher.id == candidate.depends_on, teacher.status == RunStatus.succeeded)
-    next_id = (
-        select(candidate.id)
-        .where(candidate.status == RunStatus.queued, or_(candidate.depends_on.is_(None), teacher_done))
-        .order_by(candidate.priority.desc(), candidate.id)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=candidate)
-        .scalar_subquery()
-    )
+    candidate = aliased(Run, name="candidate")
+    next_id = _next_runnable(candidate).with_for_update(skip_locked=True, of=candidate).scalar_subquery()
     row = session.execute(
         update(Run)
         .where(Run.id == next_id, Run.status == RunStatus.queued)
@@ -74,6 +66,29 @@ def claim_run(
     ).one_or_none()
     session.commit()
     return Claim(run_id=row.id, attempt=row.attempt, config=row.config, sweep=row.sweep) if row else None
+
+
+def _next_runnable(candidate: Any) -> Any:
+    """Highest priority, then oldest id, among queued runs whose teacher (if any) succeeded; ``candidate``
+    is an alias of Run, so that the query stays uncorrelated inside an UPDATE of runs."""
+    teacher = aliased(Run, name="teacher")
+    teacher_done = exists().where(teacher.id == candidate.depends_on, teacher.status == RunStatus.succeeded)
+    return (
+        select(candidate.id)
+        .where(candidate.status == RunStatus.queued, or_(candidate.depends_on.is_(None), teacher_done))
+        .order_by(candidate.priority.desc(), candidate.id)
+        .limit(1)
+    )
+
+
+def next_claim_config(*, session: Session) -> tuple[int, dict[str, Any]] | None:
+    """The run ``claim_run`` would claim now and its config, read without claiming it: a worker checks
+    that it has room for the run first."""
+    run_id = session.scalar(_next_runnable(aliased(Run, name="candidate")))
+    if run_id is None:
+        return None
+    config = session.scalar(select(Run.config).where(Run.id == run_id))
+    return (run_id, config) if config is not None else None
 
 
 def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime) -> list[int]:

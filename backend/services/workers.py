@@ -20,15 +20,22 @@ LISTED_FOR = timedelta(days=1)
 
 
 def report_worker(
-    *, session: Session, name: str, devices: list[dict[str, Any]], started_at: datetime, now: datetime | None = None
+    *,
+    session: Session,
+    name: str,
+    devices: list[dict[str, Any]],
+    started_at: datetime,
+    paused: str | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Write a worker's row: its devices, and that it is alive now."""
+    """Write a worker's row: its devices, why it is paused (None: it is not), and that it is alive now."""
     now = now or utcnow()
     worker = session.get(Worker, name)
     if worker is None:
-        session.add(Worker(name=name, devices=devices, started_at=started_at, last_seen_at=now))
+        session.add(Worker(name=name, devices=devices, started_at=started_at, last_seen_at=now, paused=paused))
     else:
         worker.devices, worker.started_at, worker.last_seen_at = devices, started_at, now
+        worker.paused = paused
     session.commit()
 
 
@@ -46,6 +53,7 @@ def list_workers(*, session: Session, stale_after_seconds: float, now: datetime 
             started_at=row.started_at,
             last_seen_at=row.last_seen_at,
             alive=row.last_seen_at >= fresh,
+            paused=row.paused if row.last_seen_at >= fresh else None,
         )
         for row in rows
     ]
@@ -57,3 +65,9 @@ def list_workers(*, session: Session, stale_after_seconds: float, now: datetime 
         alive=len(alive),
         gpus=sum(device.kind == "cuda" for worker in alive for device in worker.devices),
     )
+
+
+def paused_workers(*, session: Session, stale_after_seconds: float) -> list[WorkerPublic]:
+    """The living workers that claim nothing now, each with why (for the runs and run pages)."""
+    fleet = list_workers(session=session, stale_after_seconds=stale_after_seconds)
+    return [worker for worker in fleet.data if worker.alive and worker.paused]

@@ -15,9 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from backend.api.errors import RETRY_AFTER_SECONDS, database_unavailable_reason
+from backend.db import DatabaseBusy, is_unavailable
 from backend.services.errors import NotFound
 
 API_PREFIX = "/api/"
@@ -60,9 +63,11 @@ def _bad_value_text(exc: RequestValidationError) -> str:
 def install(app: FastAPI, templates: Jinja2Templates) -> None:
     """Answer page requests' errors with the error page, and leave the API's handlers to the API."""
 
-    def page(request: Request, status: int, title: str, message: str) -> Response:
+    def page(
+        request: Request, status: int, title: str, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
         context = {"page": "error", "status": status, "title": title, "message": message}
-        return templates.TemplateResponse(request, "error.html", context, status_code=status)
+        return templates.TemplateResponse(request, "error.html", context, status_code=status, headers=headers)
 
     def wrap(kind: type[Exception], answer: Callable[[Request, Any], Response]) -> None:
         fallback = app.exception_handlers[kind]
@@ -87,6 +92,20 @@ def install(app: FastAPI, templates: Jinja2Templates) -> None:
         in_path = any(error["loc"][0] == "path" for error in exc.errors())
         return page(request, 404 if in_path else 400, "Not a valid address", _bad_value_text(exc))
 
+    def database_away(request: Request, exc: DBAPIError) -> Response:
+        if not is_unavailable(exc):
+            raise exc  # a bug, not an outage: the 500 and its traceback say so
+        reason = database_unavailable_reason(request, exc)
+        message = f"The database is unreachable right now ({reason}). Reload this page in a moment."
+        return page(request, 503, "Database unreachable", message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    def database_busy(request: Request, exc: DatabaseBusy) -> Response:
+        message = f"The database is busy: {exc}."
+        return page(request, 503, "Database busy", message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
     wrap(NotFound, not_found)
+    wrap(OperationalError, database_away)
+    wrap(DBAPIError, database_away)
+    wrap(DatabaseBusy, database_busy)
     wrap(HTTPException, http_error)
     wrap(RequestValidationError, bad_value)

@@ -72,8 +72,9 @@ async def _runs_query(
 
 
 @router.get("/", response_class=HTMLResponse, dependencies=[Depends(_runs_query)])
-def runs_page(request: Request) -> HTMLResponse:
-    return _page(request, "runs.html", page="runs")
+def runs_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    paused = workers.paused_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    return _page(request, "runs.html", page="runs", paused=paused)
 
 
 async def _launch_query(
@@ -93,13 +94,16 @@ def launch_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, response_model=None)
-def run_page(request: Request, run_id: PageId, session: SessionDep) -> HTMLResponse | RedirectResponse:
+def run_page(
+    request: Request, run_id: PageId, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse | RedirectResponse:
     run = run_service.get_run(session=session, run_id=run_id)
     if run.kind == RunKind.lr_range:
         # Its page is its curve: it has no epochs to chart.
         return RedirectResponse(f"/lr-range-tests/{run_id}", status_code=303)
     lr_groups = logged_lr_groups(RunConfig.model_validate(run.config))
-    return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups)
+    paused = workers.paused_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    return _page(request, "run.html", page="run", run_id=run_id, name=run.name, lr_groups=lr_groups, paused=paused)
 
 
 @router.get("/lr-range-tests/{run_id}", response_class=HTMLResponse)

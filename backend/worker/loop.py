@@ -3,6 +3,7 @@ heartbeating, polling the cancel flag) until it ends, records the end, and claim
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from backend.models import FailureKind
 from backend.placement import Placement, hold_gpus
 from backend.services import queue as jobs
 from backend.settings import Settings
+from backend.worker import disk
 from backend.worker.child import TrainerChild
 from backend.worker.devices import check_cuda
 from backend.worker.launch import prepare_attempt, trainer_command
@@ -26,6 +28,7 @@ from backend.worker.outcome import record_outcome
 from backend.worker.presence import WorkerPresence
 from backend.worker.recorder import AttemptRecorder
 from trainer.config import ConfigError
+from trainer.protocol import FAULT_DATA_ROOT, FAULT_NO_SPACE, data_root_readable
 
 log = logging.getLogger("tricklab.worker")
 
@@ -43,6 +46,9 @@ class Worker:
         label = self.placement.label
         self.name = name or f"{socket.gethostname()}:{os.getpid()}" + (f":{label}" if label else "")
         self._stop = threading.Event()
+        # Free bytes required after a write found the disk full: more than then, whatever the estimate.
+        self._free_floor = 0
+        self._data_root_gone: str | None = None  # a data root that vanished mid-run, until it is back
         self.presence = WorkerPresence(
             database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
         )
@@ -54,6 +60,9 @@ class Worker:
         log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
         while not self._stop.is_set():
             self.presence.report()
+            if not self._room_for_next_run():
+                self._stop.wait(self.settings.poll_seconds)
+                continue
             try:
                 with self.db.session(write=True) as session:
                     claim = jobs.claim_run(
@@ -71,6 +80,32 @@ class Worker:
                 self._stop.wait(self.settings.poll_seconds)
         return 0
 
+    def _room_for_next_run(self) -> bool:
+        """Whether the runs folder has room for the run a claim would take; while it has not, the worker
+        claims nothing and its registry row says why, until space returns."""
+        try:
+            with self.db.session() as session:
+                upcoming = jobs.next_claim_config(session=session)
+        except DBAPIError:
+            return True  # the claim that follows waits the database out
+        reason = None
+        if self._data_root_gone is not None:
+            if data_root_readable(self._data_root_gone):
+                self._data_root_gone = None
+            else:
+                reason = f"the data root {self._data_root_gone} cannot be read (unmounted or removed?)"
+        if reason is None and upcoming is not None:
+            run_id, config = upcoming
+            run_dir = self.settings.run_dir(run_id)
+            reason = disk.shortage(self.settings.runs_dir, run_dir, config, at_least=self._free_floor)
+        if reason is not None and self.presence.paused is None:
+            log.warning("worker %s paused: %s", self.name, reason)
+        elif reason is None and self.presence.paused is not None:
+            log.info("worker %s resumed: %s is resolved", self.name, self.presence.paused)
+            self._free_floor = 0
+        self.presence.pause(reason)
+        return reason is None
+
     def stop(self, *_signal_args: Any) -> None:
         """Signal handler: stop the current trainer, hand its run back to the queue, exit."""
         self._stop.set()
@@ -85,7 +120,11 @@ class Worker:
         try:
             env = prepare_attempt(claim, run_dir, settings=self.settings, placement=self.placement)
         except (ConfigError, OSError) as exc:
-            recorder.write(jobs.fail, error=f"could not prepare {run_dir}: {exc}", kind=FailureKind.training)
+            no_space = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+            kind = FailureKind.infrastructure if no_space else FailureKind.training
+            recorder.write(jobs.fail, error=f"could not prepare {run_dir}: {exc}", kind=kind)
+            if no_space:
+                self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
             return
         command = trainer_command(claim, run_dir, settings=self.settings, placement=self.placement)
         try:
@@ -108,6 +147,10 @@ class Worker:
             worker_name=self.name,
             stale_after_seconds=self.settings.stale_after_seconds,
         )
+        if recorder.fault == FAULT_NO_SPACE:
+            self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
+        elif recorder.fault == FAULT_DATA_ROOT:
+            self._data_root_gone = str(claim.config.get("data", {}).get("root", ""))
 
     def _watch(self, child: TrainerChild, recorder: AttemptRecorder) -> bool:
         """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.

@@ -26,7 +26,15 @@ class WorkerPresence:
         self.devices = placement_devices(placement)
         self.every = every
         self.started_at = utcnow()
+        self.paused: str | None = None  # why the worker claims nothing now
         self._next = 0.0
+
+    def pause(self, reason: str | None) -> None:
+        """Say ``reason`` (None: resumed) at once, not at the next heartbeat."""
+        if reason != self.paused:
+            self.paused = reason
+            self._next = 0.0
+        self.report()
 
     def report(self) -> None:
         if time.monotonic() < self._next:
@@ -34,6 +42,12 @@ class WorkerPresence:
         self._next = time.monotonic() + self.every
         try:
             with self.database.session(write=True) as session:
-                report_worker(session=session, name=self.name, devices=self.devices, started_at=self.started_at)
+                report_worker(
+                    session=session,
+                    name=self.name,
+                    devices=self.devices,
+                    started_at=self.started_at,
+                    paused=self.paused,
+                )
         except DBAPIError as exc:
             log.warning("worker %s: could not report itself: %s", self.name, exc)

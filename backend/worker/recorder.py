@@ -37,6 +37,8 @@ class AttemptRecorder:
         self.start_epoch = 0
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        self.fault: str | None = None  # the error is the machine's ("no_space"), not the run's
+        self.last_epoch: dict[str, Any] | None = None  # the latest epoch row stored: its memory, if killed
         self.lost = False
         self.cancel = False
         self.pending: collections.deque[dict[str, Any]] = collections.deque()
@@ -66,6 +68,7 @@ class AttemptRecorder:
                 replay = int(event["epoch"]) <= self.start_epoch
                 if self.write(jobs.store_epoch, row=event, replay=replay) is None:
                     return
+                self.last_epoch = event
             elif kind == EventType.step:
                 self._steps.append(event)
                 if len(self._steps) >= STEP_BATCH:
@@ -74,6 +77,7 @@ class AttemptRecorder:
                 self.result = event
             elif kind == EventType.error:
                 self.error = str(event.get("message") or "")
+                self.fault = str(event["fault"]) if event.get("fault") else None
             self.pending.popleft()
 
     def flush_steps(self) -> None:

@@ -232,6 +232,7 @@ class Worker(Resource):
     devices: list[Device]
     alive: bool
     last_seen_at: datetime
+    paused: str | None = None  # why it claims no run now (e.g. a full runs folder)
 
 
 class Workers(Resource):

@@ -5,7 +5,7 @@ max_valid_top5 was the highest top-5 of any epoch, which no page showed; peak_va
 of the peak epoch, so it and the new peak_epoch are read from each run's epoch rows.
 
 Revision ID: 2026_12_07_checkpoint_peak
-Revises: 2026_12_01_run_kind
+Revises: 2026_12_07_study_estimate
 Create Date: 2026-12-07 10:00:00
 """
 

@@ -1,24 +1,36 @@
 """A database that cannot be written, mid-service and from the start: writes get a 503 that says so,
-reads keep working, and the server recovers by itself once the file is writable again.
+reads keep working, and the server recovers by itself once the file is writable again. A PostgreSQL
+server stopped mid-run: every request gets a 503, the worker trains on, and nothing is lost.
 
 The fault is the immutable flag (``chattr +i``) on the SQLite file and its write-ahead log, which even
-root cannot write through: the state a full disk or a read-only mount leaves.
+root cannot write through: the state a full disk or a read-only mount leaves; and a PostgreSQL cluster
+of the test's own, stopped and started (the shared one serves the other tests meanwhile).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from testlib.events import read_events
+from testlib.models import TINY_ARCH
 
 from backend import migrate
 from backend.db import Database
+from backend.settings import default_trainer_command
+from tricklab.local import free_port, wait_for
 
 
 def _chattr(flag: str, *paths: Path) -> None:
@@ -96,3 +108,128 @@ def test_a_database_unwritable_from_the_start(immutable, make_settings, sqlite_u
         assert listed.status_code == 200 and listed.json()["count"] == 0
     recovered = _create(base, data_root, "after")
     assert recovered.status_code == 201, recovered.text
+
+
+@dataclass
+class PrivateCluster:
+    """A PostgreSQL cluster of this module's own (``pg_createcluster``), which a test may stop and start."""
+
+    version: str
+    name: str
+    url: str
+
+    def stop(self) -> None:
+        subprocess.run(["pg_ctlcluster", self.version, self.name, "stop", "-m", "fast"], check=True)
+
+    def start(self) -> None:
+        subprocess.run(["pg_ctlcluster", self.version, self.name, "start"], check=True)
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivateCluster]:
+    if os.geteuid() != 0 or shutil.which("pg_createcluster") is None or shutil.which("pg_lsclusters") is None:
+        pytest.skip("a PostgreSQL cluster of the test's own needs root and Debian's postgresql-common")
+    version = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True)
+    version_number = version.stdout.split()[0]
+    name = f"tricklab_faults_{secrets.token_hex(4)}"
+    port = free_port()
+    # In PostgreSQL's own folder (the postgres user cannot enter pytest's), trusting loopback: a throwaway
+    # cluster that lives as long as this module's tests.
+    create = ["pg_createcluster", version_number, name, "-p", str(port), "--"]
+    subprocess.run([*create, "--auth-host=trust", "--auth-local=trust"], check=True, capture_output=True)
+    try:
+        cluster = PrivateCluster(version_number, name, f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+        cluster.start()
+        admin = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql("CREATE DATABASE tricklab")
+        admin.dispose()
+        cluster.url = cluster.url.rsplit("/", 1)[0] + "/tricklab"
+        yield cluster
+    finally:
+        subprocess.run(["pg_dropcluster", "--stop", version_number, name], check=False, capture_output=True)
+
+
+def _epochs_trained(run_dir: Path) -> int:
+    """The epochs the trainer itself has written down (its own file, not the database)."""
+    metrics = run_dir / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
+
+
+def test_postgres_stopped_mid_run_answers_503_and_the_run_finishes_with_each_epoch_once(
+    private_postgres, make_settings, demo_dataset, live_server, start_worker, caplog
+):
+    settings = make_settings(private_postgres.url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    base = live_server(settings)
+    # uvicorn's own logger does not propagate: its "Exception in ASGI application" would escape caplog.
+    logging.getLogger("uvicorn").addHandler(caplog.handler)
+    epochs = 8
+    config = {
+        "model": {"arch": TINY_ARCH, "pretrained": False},
+        "epochs": epochs,
+        "batch_size": 16,
+        "data": {"image_size": 32, "num_workers": 0, "root": str(demo_dataset)},
+    }
+    run = httpx.post(f"{base}/api/v1/runs", json={"config": config}, timeout=30).json()
+    run_dir = settings.run_dir(run["id"])
+    start_worker(settings)
+    # Stopped as soon as the run is claimed: its epochs take a fraction of a second, its trainer's start longer.
+    wait_for(
+        lambda: httpx.get(f"{base}/api/v1/runs/{run['id']}", timeout=30).json()["status"] == "running",
+        timeout=60,
+        what="the worker to claim the run",
+        interval=0.05,
+    )
+    # A page's live stream, open through the outage: it waits the database out and carries on.
+    stream = ExitStack()
+    live = stream.enter_context(
+        httpx.stream("GET", f"{base}/api/v1/runs/{run['id']}/events", timeout=httpx.Timeout(10, read=300))
+    )
+    private_postgres.stop()
+    try:
+        trained_before = _epochs_trained(run_dir)
+        if trained_before == epochs:
+            pytest.fail("the run finished before the database stopped; the test needs more epochs")
+        caplog.clear()
+        for method, path in [
+            ("GET", "/api/v1/runs"),
+            ("GET", f"/api/v1/runs/{run['id']}"),
+            ("GET", f"/api/v1/runs/{run['id']}/metrics"),
+            ("GET", "/api/v1/workers"),
+            ("GET", "/api/v1/studies"),
+            ("POST", f"/api/v1/runs/{run['id']}/cancel"),
+            ("POST", "/api/v1/runs"),
+        ]:
+            body = {"config": config} if path == "/api/v1/runs" and method == "POST" else None
+            answer = httpx.request(method, f"{base}{path}", json=body, timeout=30)
+            assert answer.status_code == 503, (method, path, answer.text)
+            assert answer.headers["Retry-After"] == "1"
+            assert "try again shortly" in answer.json()["detail"]
+        page = httpx.get(f"{base}/runs/{run['id']}", timeout=30)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+        assert "the database is unreachable" in page.text.lower()
+        assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+        assert any("database unavailable" in record.getMessage() for record in caplog.records)
+        # The worker trains on while the database is away: its trainer writes the next epoch down.
+        wait_for(lambda: _epochs_trained(run_dir) > trained_before, timeout=120, what="an epoch during the outage")
+    finally:
+        private_postgres.start()
+    final = wait_for(
+        lambda: (
+            (answer := httpx.get(f"{base}/api/v1/runs/{run['id']}", timeout=30).json())["status"]
+            in ("succeeded", "failed", "cancelled")
+            and answer
+        ),
+        timeout=240,
+        what="the run to finish",
+    )
+    assert final["status"] == "succeeded", final["error"]
+    with stream:
+        streamed = read_events(live.iter_lines())
+    assert [data["epoch"] for kind, _, data in streamed if kind == "epoch"] == list(range(1, epochs + 1))
+    assert streamed[-1][0] == "end"
+    metrics = httpx.get(f"{base}/api/v1/runs/{run['id']}/metrics", timeout=30).json()
+    assert [row["epoch"] for row in metrics["data"]] == list(range(1, epochs + 1))
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == list(
+        range(1, epochs + 1)
+    )

@@ -1,6 +1,7 @@
 """The real trainer (python -m trainer run) on the tiny generated dataset, through real processes."""
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -181,3 +182,45 @@ def test_a_dataset_with_unreadable_images_fails_the_run_with_one_line_naming_the
     for image in (images[0], images[-1]):
         assert image.relative_to(broken / "CUB_200_2011").as_posix() in first_line
     assert "Traceback" not in final["error"]
+
+
+def test_a_sigkill_tricklab_did_not_send_is_reported_as_the_systems_with_the_memory_peak(
+    make_settings, sqlite_url, demo_dataset, live_server, start_worker
+):
+    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    url = live_server(settings)
+
+    def submit(name: str) -> int:
+        # Enough epochs that the signal lands mid-run, each a fraction of a second.
+        config = tiny_config(demo_dataset, name=name, epochs=40)
+        return httpx.post(f"{url}/api/v1/runs", json={"config": config}, timeout=30).json()["id"]
+
+    def run(run_id: int) -> dict:
+        return httpx.get(f"{url}/api/v1/runs/{run_id}", timeout=30).json()
+
+    def final(run_id: int) -> dict:
+        return wait_for(
+            lambda: (answer := run(run_id))["status"] in ("succeeded", "failed", "cancelled") and answer,
+            timeout=120,
+            what=f"run {run_id} to end",
+        )
+
+    killed = submit("killed")
+    worker = start_worker(settings)
+    wait_for(lambda: run(killed)["epoch"] >= 1, timeout=240, what="epoch 1's row", interval=0.02)
+    (trainer,) = children(worker.pid)
+    os.kill(trainer, signal.SIGKILL)  # as the kernel's out-of-memory killer does
+    ended = final(killed)
+    assert ended["status"] == "failed" and ended["epoch"] < 40, ended
+    first_line = ended["error"].splitlines()[0]
+    assert first_line.startswith("the system killed the trainer (SIGKILL, not sent by tricklab)"), first_line
+    assert "most likely for lack of memory: its resident memory had peaked at " in first_line
+    assert re.search(r"peaked at \d+(\.\d)? (MiB|GiB) by epoch \d+", first_line), first_line
+    rows = httpx.get(f"{url}/api/v1/runs/{killed}/metrics", timeout=30).json()["data"]
+    assert all(row["peak_rss_bytes"] > 50 * 2**20 for row in rows)  # torch alone takes more
+
+    cancelled = submit("cancelled")
+    wait_for(lambda: run(cancelled)["epoch"] >= 1, timeout=240, what="epoch 1's row", interval=0.02)
+    assert httpx.post(f"{url}/api/v1/runs/{cancelled}/cancel", timeout=30).status_code == 200
+    ended = final(cancelled)
+    assert ended["status"] == "cancelled" and "system" not in (ended["error"] or ""), ended

@@ -13,11 +13,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from testlib.models import TINY_ARCH
+from torch import nn
 
+from trainer.cli import run_main
 from trainer.config import RunConfig, apply_overrides
 from trainer.data.cub import read_cub
 from trainer.data.dataset import make_splits
 from trainer.data.loaders import build_batch_sources
+from trainer.loop import setup
 from trainer.loop.checkpoint import load_checkpoint
 from trainer.loop.engine import evaluate
 from trainer.loop.reporters import BaseReporter, JsonLinesReporter
@@ -29,7 +32,7 @@ from trainer.protocol import EPOCH_FIELDS
 # Every row carries these; the distillation parts only when a teacher is on, the device's memory and
 # utilization only on CUDA.
 EPOCH_KEYS = {"epoch", *EPOCH_FIELDS} - {"train_task_loss", "train_kd_loss", "peak_memory_bytes", "gpu_utilization"}
-TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share"}
+TIMING_KEYS = {"seconds", "images_per_s", "data_wait_share", "peak_rss_bytes"}
 RESULT_KEYS = {"test_top1", "test_top5", "checkpoint_epoch", "checkpoint_valid_top1", "peak_epoch", "peak_valid_top1"}
 
 
@@ -333,3 +336,37 @@ def test_the_head_computes_float32_logits_under_bf16_autocast():
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, F.linear(features[0].float(), head.weight, head.bias))
     assert set(model.state_dict()) == set(torchvision.models.resnet18(num_classes=200).state_dict())
+
+
+class ExhaustsMemory(nn.Module):
+    """Where a real run's memory runs out: in the training step's forward pass, with torch's own error."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB"
+            )
+        return features
+
+
+def test_out_of_memory_names_what_did_not_fit_and_what_to_change(demo_dataset, tmp_path, monkeypatch, capsys):
+    real_build = setup.build_model
+
+    def build_exhausting(*args, **kwargs) -> nn.Module:
+        model = real_build(*args, **kwargs)
+        pool = model.get_submodule("global_pool")
+        model.global_pool = nn.Sequential(pool, ExhaustsMemory())  # no parameters: the groups are unchanged
+        return model
+
+    monkeypatch.setattr(setup, "build_model", build_exhausting)
+    config = tiny_config(demo_dataset, epochs=1, batch_size=8, **{"data.image_size": 96})
+    run_dir = prepare(tmp_path / "run", config)
+    assert run_main(["run", str(run_dir)]) == 1
+    error = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert error["type"] == "error"
+    line = error["message"]
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith("out of memory on cpu (host memory, "), line
+    assert ", an allocation of 2.00 GiB failed: " in line
+    assert f"{TINY_ARCH} with batch_size 8, 96 px images and fp32 does not fit" in line
+    assert line.endswith("lower batch_size (e.g. 4), or a smaller data.image_size (e.g. 72)"), line

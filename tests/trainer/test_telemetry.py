@@ -66,13 +66,20 @@ def test_the_real_clock_is_the_default():
     assert 0 <= telemetry.figures()["data_wait_share"] <= 1
 
 
-def test_a_pass_without_a_step_has_no_figures_and_a_cpu_no_device_figures():
+def test_a_pass_without_a_step_has_no_timing_and_a_cpu_no_device_figures():
     telemetry = PassTelemetry(CPU)
     assert list(telemetry.timed([])) == []
-    assert telemetry.figures() == {}
+    assert telemetry.figures().keys() == {"peak_rss_bytes"}
     for _ in telemetry.timed(range(2)):
         pass
-    assert telemetry.figures().keys() == {"data_wait_share"}
+    assert telemetry.figures().keys() == {"data_wait_share", "peak_rss_bytes"}
+
+
+def test_the_peak_resident_memory_counts_what_the_process_holds():
+    before = int(PassTelemetry(CPU).figures()["peak_rss_bytes"])
+    held = b"\x01" * (before + 64 * 2**20)  # past the peak so far, written: resident
+    after = PassTelemetry(CPU).figures()["peak_rss_bytes"]
+    assert after >= len(held) > before
 
 
 def test_the_sampler_reads_off_the_calling_thread_and_averages():

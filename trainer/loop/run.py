@@ -18,15 +18,18 @@ import torch
 from torch import nn
 
 from trainer.config import RunConfig
+from trainer.data.cub import DatasetError
 from trainer.data.loaders import BatchSource
 from trainer.files import write_atomic
 from trainer.loop.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from trainer.loop.disk import data_root_gone, is_no_space, no_space_left
 from trainer.loop.engine import evaluate, train_one_epoch
+from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
 from trainer.parallel.devices import DeviceChoice
 from trainer.parallel.distributed import World, describe_devices
-from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
+from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent, data_root_readable
 from trainer.tricks.schedules import build_schedule
 
 
@@ -42,17 +45,30 @@ def train_run(run_dir: str | Path, *, reporter: Reporter, attempt: int | None = 
     if not folder.config.is_file():
         raise RunError(f"{folder.config} not found: a run folder needs its config.json")
     config = RunConfig.load(folder.config)
-    return on_devices(
-        config,
-        lambda world, choice: _train(
-            folder,
-            fence=fence,
-            config=config,
-            world=world,
-            choice=choice,
-            reporter=reporter if world.is_main else BaseReporter(),
-        ),
-    )
+
+    # Only a root that was there at the start can vanish mid-run; one never there is the config's fault.
+    root_was_readable = data_root_readable(config.data.root)
+
+    def train(world: World, choice: DeviceChoice) -> Result:
+        try:
+            return _train(
+                folder,
+                fence=fence,
+                config=config,
+                world=world,
+                choice=choice,
+                reporter=reporter if world.is_main else BaseReporter(),
+            )
+        except torch.OutOfMemoryError as exc:  # the config does not fit the device: the run's fault, named
+            raise out_of_memory(config, exc, device=choice.device, world_size=world.size) from exc
+        except (OSError, RuntimeError, DatasetError) as exc:  # a full disk, a data root gone: the machine's
+            if is_no_space(exc):
+                raise no_space_left(folder.path, exc) from exc
+            if root_was_readable and not data_root_readable(config.data.root):
+                raise data_root_gone(config.data.root, exc) from exc
+            raise
+
+    return on_devices(config, train)
 
 
 def _train(
@@ -150,6 +166,8 @@ def _train(
             row["peak_memory_bytes"] = round(train["peak_memory_bytes"])
         if "gpu_utilization" in train:
             row["gpu_utilization"] = train["gpu_utilization"]
+        if "peak_rss_bytes" in train:
+            row["peak_rss_bytes"] = round(train["peak_rss_bytes"])
         fence.check()
         progress.record(row)
         if world.is_main:

@@ -11,12 +11,16 @@
   reset when the pass starts) and the GPU's mean utilization, which a daemon thread reads from NVML
   (``nvidia-ml-py``, imported on first use) ten times a second, off the training thread. Both are
   None on a CPU; the utilization is None too where NVML cannot start (no package, no driver).
+- ``peak_rss_bytes``: the trainer process's peak resident memory so far (``getrusage``'s ``ru_maxrss``),
+  on any device: what the worker quotes when the system kills the trainer, most likely for memory.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import resource
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -173,6 +177,12 @@ class DeviceMonitor:
             self.peak_memory_bytes = torch.cuda.max_memory_allocated(self.device)
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since it started (Linux counts ``ru_maxrss`` in KiB, macOS in bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
 class PassTelemetry:
     """The figures of one training pass on ``device``, taken around the batches ``timed`` hands out."""
 
@@ -191,10 +201,11 @@ class PassTelemetry:
 
     def figures(self) -> dict[str, float]:
         """The epoch row's timing fields that were measured: ``data_wait_share`` once a step ran,
-        ``peak_memory_bytes`` on CUDA, ``gpu_utilization`` on CUDA where NVML answers."""
+        ``peak_memory_bytes`` on CUDA, ``gpu_utilization`` on CUDA where NVML answers, ``peak_rss_bytes``."""
         figures = {
             "data_wait_share": self.data_wait.share(),
             "peak_memory_bytes": self.monitor.peak_memory_bytes,
             "gpu_utilization": self.monitor.gpu_utilization,
+            "peak_rss_bytes": peak_rss_bytes(),
         }
         return {name: value for name, value in figures.items() if value is not None}
