@@ -25,7 +25,7 @@ from trainer.loop.engine import evaluate, train_one_epoch
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
 from trainer.parallel.devices import DeviceChoice
-from trainer.parallel.distributed import World, describe_devices
+from trainer.parallel.distributed import World, describe_devices, describe_software
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent
 from trainer.tricks.schedules import build_schedule
 
@@ -92,6 +92,7 @@ def _train(
             world_size=world.size,
             devices=describe_devices(world, device),
             fallback=choice.fallback,
+            software=describe_software(),
             history=progress.history,
         )
     )
