@@ -18,12 +18,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Not batches: on SQLite a batch drop copies runs, and dropping the old table deletes every epoch row
+# through its ON DELETE CASCADE. SQLite 3.35+ and PostgreSQL add and drop a column in place.
 def upgrade() -> None:
-    # A plain ADD COLUMN (batch mode adds it in place on SQLite): no copy of runs, so no cascade to its epochs.
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("software", sa.String(length=200), nullable=True))
+    op.add_column("runs", sa.Column("software", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("software")
+    op.drop_column("runs", "software")
