@@ -58,6 +58,7 @@ class Report:
     footnotes: list[str]
     differences: list[ConfigurationDifferences]
     provenance: list[RunProvenance]
+    provenance_notes: list[str]  # what the provenance table would repeat in every row, said once
     generated_at: datetime
 
 

@@ -28,6 +28,7 @@ class RunProvenance:
     status: str
     devices: str  # "4 × H200", "2 × CPU (gloo)", as the run page says it
     software: str  # "tricklab 0.1.0, torch 2.5.1", as the trainer reported it
+    fallback: str | None  # why it trained on the CPU under runtime.device auto, in the trainer's words
     worker: str
     created_at: datetime
     started_at: datetime | None
@@ -83,12 +84,13 @@ def run_provenance(run: RecordedRun) -> RunProvenance:
     data = run.config.get("data", {})
     devices = run.devices or NONE
     if run.device_fallback:
-        devices += f" (on the CPU: {run.device_fallback})"
+        devices += " (CPU fallback, see below)"
     return RunProvenance(
         run_id=run.id,
         name=run.name,
         status=str(run.status),
         devices=devices,
+        fallback=run.device_fallback,
         software=run.software or NOT_RECORDED,
         worker=run.worker or NONE,
         created_at=run.created_at,
@@ -99,6 +101,18 @@ def run_provenance(run: RecordedRun) -> RunProvenance:
         f"split seed {data.get('split_seed', NONE)})",
         image_size=int(data.get("image_size", 0)),
     )
+
+
+def fallback_notes(runs: Sequence[RunProvenance]) -> list[str]:
+    """Why runs trained on the CPU although their config let them take a GPU: each reason once, with its runs."""
+    reasons: dict[str, list[int]] = {}
+    for run in runs:
+        if run.fallback:
+            reasons.setdefault(run.fallback, []).append(run.run_id)
+    return [
+        f"Runs {', '.join(f'#{run_id}' for run_id in ids)} trained on the CPU (runtime.device auto): {reason}"
+        for reason, ids in reasons.items()
+    ]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

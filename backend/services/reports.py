@@ -21,7 +21,7 @@ from backend.models import Run
 from backend.reports import figures as figure_report
 from backend.reports import text_table
 from backend.reports.document import Report
-from backend.reports.provenance import configuration_differences, run_provenance
+from backend.reports.provenance import configuration_differences, fallback_notes, run_provenance
 from backend.schemas.compare import Mode
 from backend.schemas.studies import Metric
 from backend.schemas.study_spec import StudySpec
@@ -64,6 +64,7 @@ def compare_report(*, session: Session, run_ids: Sequence[int], baseline: int | 
         "Test figures come from the checkpoint the trainer kept: the epoch with the lowest validation loss.",
         "A delta is the difference of the unrounded figures, rounded once where it is written.",
     ]
+    provenance = [run_provenance(runs[run_id]) for run_id in present]
     if comparison.missing:
         footnotes.append(f"Runs {', '.join(f'#{i}' for i in comparison.missing)} no longer exist and are left out.")
     footnotes += [f"#{row.run_id} {row.name}: {row.data_wait_hint}" for row in comparison.rows if row.data_wait_hint]
@@ -85,7 +86,8 @@ def compare_report(*, session: Session, run_ids: Sequence[int], baseline: int | 
             base_run.config,
             base_label,
         ),
-        provenance=[run_provenance(runs[run_id]) for run_id in present],
+        provenance=provenance,
+        provenance_notes=fallback_notes(provenance),
         generated_at=datetime.now(UTC),
     )
 
@@ -126,6 +128,7 @@ def study_report(*, session: Session, study_id: int, metric: Metric = "valid") -
     ]
     if overrides:
         facts.insert(1, ("Overrides", overrides))
+    provenance = [run_provenance(runs[run_id]) for run_id in dict.fromkeys(spec.run_ids()) if run_id in runs]
     notes = [*public.notes, *effects.notes]
     notes += [f"{cell.group or orjson.dumps(cell.cell).decode()}: {cell.reason}" for cell in effects.missing_cells]
     return Report(
@@ -138,7 +141,8 @@ def study_report(*, session: Session, study_id: int, metric: Metric = "valid") -
         effects_sentence=effects.sentence if spec.grid is not None else None,
         footnotes=notes,
         differences=configuration_differences(groups, base_config, base.key) if base_config is not None else [],
-        provenance=[run_provenance(runs[run_id]) for run_id in dict.fromkeys(spec.run_ids()) if run_id in runs],
+        provenance=provenance,
+        provenance_notes=fallback_notes(provenance),
         generated_at=datetime.now(UTC),
     )
 
