@@ -152,6 +152,8 @@ class Run(Base):
     devices: Mapped[str | None] = mapped_column(String(200))
     # Why that attempt trains on the CPU under runtime.device auto (CUDA could not be used), in the trainer's words.
     device_fallback: Mapped[str | None] = mapped_column(Text)
+    # The tricklab and torch versions that trained it ("tricklab 0.1.0, torch 2.5.1"), from the start event.
+    software: Mapped[str | None] = mapped_column(String(200))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -183,6 +183,7 @@ class StartEvent(TypedDict):
     world_size: int  # the processes training the run (torchrun's WORLD_SIZE; 1 alone)
     devices: str  # what they train on, e.g. "4 × H200" or "2 × CPU (gloo)"
     fallback: str | None  # why runtime.device auto trains on the CPU (CUDA cannot be used); None otherwise
+    software: str  # what trains it, e.g. "tricklab 0.1.0, torch 2.5.1+cu124": a report's provenance
 
 
 class StartInfo(StartEvent):

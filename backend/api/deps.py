@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
@@ -18,6 +18,7 @@ from backend.security.auth import creator
 from backend.settings import Settings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 # Dependencies that only read the request are async: FastAPI runs a sync one in a pool thread.
@@ -150,3 +151,16 @@ async def get_idempotency_key(
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]
+
+
+async def read_apart(database: Database, work: Callable[[Session], T]) -> T:
+    """``work`` with a read session at the read gate, in a pool thread; the gate's turn and the
+    connection are given back as soon as it returns, before whatever slow step follows (a figure drawn
+    in a browser), which would otherwise hold a read slot of the dashboard."""
+    async with database.read_gate.turn():
+
+        def run() -> T:
+            with database.session() as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(run)

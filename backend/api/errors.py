@@ -20,7 +20,15 @@ from starlette.exceptions import HTTPException
 
 from backend.api.deps import READ_METHODS
 from backend.db import DatabaseBusy, is_unavailable, unavailable_reason
-from backend.services.errors import Conflict, InvalidConfig, InvalidParameter, InvalidStudy, InvalidSweep, NotFound
+from backend.services.errors import (
+    Conflict,
+    InvalidConfig,
+    InvalidParameter,
+    InvalidStudy,
+    InvalidSweep,
+    NotFound,
+    Unavailable,
+)
 from trainer.config import error_message
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidSweep, _invalid_sweep)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DatabaseBusy, _database_busy)
+    app.add_exception_handler(Unavailable, _unavailable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -134,6 +143,10 @@ def database_unavailable_reason(request: Request, exc: DBAPIError) -> str:
     reason = unavailable_reason(exc)
     log.warning("%s %s: database unavailable: %s", request.method, request.url.path, reason)
     return reason
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

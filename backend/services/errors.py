@@ -13,6 +13,10 @@ class NotFound(ServiceError):
     """An id that names nothing (404)."""
 
 
+class Unavailable(ServiceError):
+    """A part the request needs cannot serve it now (503): no browser to draw a figure, or it took too long."""
+
+
 class Conflict(ServiceError):
     """A state change the run's current state forbids (409)."""
 

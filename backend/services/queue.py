@@ -173,11 +173,13 @@ def record_start(
     world_size: Any = None,
     devices: Any = None,
     fallback: Any = None,
+    software: Any = None,
 ) -> bool | None:
     """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt.
 
     ``world_size`` and ``devices`` (from the start event, unchecked) say what the attempt trains on,
-    ``fallback`` why it trains on the CPU although its config let it take a GPU.
+    ``fallback`` why it trains on the CPU although its config let it take a GPU, ``software`` the
+    tricklab and torch versions that train it.
     """
     run = _owned(session, run_id, attempt, write=True)
     if run is None:
@@ -188,6 +190,7 @@ def record_start(
     run.world_size = count if isinstance(count, int) and count >= 1 else None
     run.devices = devices[:200] if isinstance(devices, str) and devices else None
     run.device_fallback = fallback[:2000] if isinstance(fallback, str) and fallback else None
+    run.software = software[:200] if isinstance(software, str) and software else None
     session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > start_epoch))
     session.execute(delete(StepMetric).where(StepMetric.run_id == run_id, StepMetric.epoch > start_epoch))
     session.commit()

@@ -59,6 +59,7 @@ class AttemptRecorder:
                     "world_size": event.get("world_size"),
                     "devices": event.get("devices"),
                     "fallback": event.get("fallback"),
+                    "software": event.get("software"),
                 }
                 if self.write(jobs.record_start, start_epoch=start_epoch, **hardware) is None:
                     return  # database unreachable: retried on the next tick

@@ -36,6 +36,7 @@ class _Transport:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = False,
+        timeout: float | None = None,
     ) -> httpx.Response:
         """The answer to one request, a success or a 304; the error it stands for otherwise.
 
@@ -46,7 +47,9 @@ class _Transport:
         for attempt in range(1, tries + 1):
             error: TricklabError
             try:
-                response = self.http.request(method, path, params=params, json=json, headers=headers)
+                response = self.http.request(
+                    method, path, params=params, json=json, headers=headers, timeout=timeout or self.http.timeout
+                )
             except httpx.TransportError as exc:
                 error = Unreachable(f"{method} {self.url}{API_PREFIX}{path}: {exc or type(exc).__name__}")
                 error.__cause__ = exc
@@ -63,6 +66,10 @@ class _Transport:
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=_present(params), retry=True).json()
+
+    def content(self, path: str, *, timeout: float | None = None, **params: Any) -> bytes:
+        """A file's bytes (a report, a figure), read whole."""
+        return self.request("GET", path, params=_present(params), retry=True, timeout=timeout).content
 
     def post(self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None) -> Any:
         # A create with an Idempotency-Key is the one POST that is safe to send again.

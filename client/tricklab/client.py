@@ -40,6 +40,10 @@ PAGE_SIZE = 100
 RECONNECT_SECONDS = 2.0
 
 
+# The server draws a figure in a browser, within a minute.
+FIGURE_TIMEOUT = 90.0
+
+
 class Client:
     """A tricklab server's REST API.
 
@@ -279,6 +283,53 @@ class Client:
         """The report's summary table of the runs, deltas against ``baseline`` (default: the fewest tricks)."""
         answer = self._transport.get("/compare", run_ids=_ids(run_ids), baseline=baseline, mode=mode)
         return Comparison.model_validate(answer)
+
+    # --- reports: a study or a comparison for a paper ------------------------------------------
+
+    def study_report(
+        self, study_id: int, kind: Literal["html", "md", "tex"] = "html", *, metric: Literal["valid", "test"] = "valid"
+    ) -> str:
+        """The study as one HTML file that opens offline ("html"), or its table as Markdown or LaTeX."""
+        return self._transport.content(f"/studies/{study_id}/report.{kind}", metric=metric).decode()
+
+    def study_figure(
+        self,
+        study_id: int,
+        name: Literal["train_loss", "valid_top1", "valid_top5", "lr", "effects"],
+        image_format: Literal["svg", "png"] = "svg",
+        *,
+        metric: Literal["valid", "test"] = "valid",
+    ) -> bytes:
+        """One of the study's figures as SVG or PNG, drawn by the server's Chromium (``Busy`` without one)."""
+        path = f"/studies/{study_id}/figures/{name}.{image_format}"
+        return self._transport.content(path, timeout=FIGURE_TIMEOUT, metric=metric)
+
+    def compare_report(
+        self,
+        run_ids: Iterable[int],
+        kind: Literal["html", "md", "tex"] = "html",
+        *,
+        baseline: int | None = None,
+        mode: Literal["peak", "final"] = "peak",
+    ) -> str:
+        """The compared runs as one HTML file that opens offline ("html"), or their table as Markdown or LaTeX."""
+        path = f"/compare/report.{kind}"
+        return self._transport.content(path, run_ids=_ids(run_ids), baseline=baseline, mode=mode).decode()
+
+    def compare_figure(
+        self,
+        run_ids: Iterable[int],
+        name: Literal["train_loss", "valid_top1", "valid_top5", "lr"],
+        image_format: Literal["svg", "png"] = "svg",
+        *,
+        baseline: int | None = None,
+        mode: Literal["peak", "final"] = "peak",
+    ) -> bytes:
+        """One of the comparison's figures as SVG or PNG, drawn by the server's Chromium."""
+        path = f"/compare/figures/{name}.{image_format}"
+        return self._transport.content(
+            path, timeout=FIGURE_TIMEOUT, run_ids=_ids(run_ids), baseline=baseline, mode=mode
+        )
 
     # --- LR range tests and workers --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ RUN_OWN_COLUMNS = {
     "world_size",
     "devices",
     "device_fallback",
+    "software",
     "created_at",
     "started_at",
     "finished_at",

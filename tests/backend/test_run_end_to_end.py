@@ -5,11 +5,13 @@ import re
 import shutil
 import signal
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import torch
 from sqlalchemy import select
 from testlib.events import iter_events
 from testlib.models import TINY_ARCH
@@ -91,6 +93,8 @@ def test_serve_launches_a_demo_run_that_streams_its_epochs_and_succeeds(
                 select(EpochMetric).where(EpochMetric.run_id == run["id"]).order_by(EpochMetric.epoch)
             ).first()
             assert first_row is not None and stored.started_at is not None
+            # What trained it, for a report's provenance: the trainer's own versions, as the worker stored them.
+            assert (stored.software or "").startswith(f"tricklab {version('tricklab')}, torch {torch.__version__}")
             claim_delay = (stored.started_at - stored.created_at).total_seconds()
             to_row = (first_row.created_at - stored.created_at).total_seconds()
         database.dispose()

@@ -63,6 +63,10 @@ with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         call(page, "GET", page)
     call("compare", "GET", f"/api/v1/compare?run_ids={run['id']}")
     call("study read", "GET", f"/api/v1/studies/{study['id']}")
+    # The reports: their tables, the figures' data and the HTML file (the figures' images are drawn in a child).
+    for kind in ("html", "md", "tex"):
+        call(f"study report.{kind}", "GET", f"/api/v1/studies/{study['id']}/report.{kind}")
+        call(f"compare report.{kind}", "GET", f"/api/v1/compare/report.{kind}?run_ids={run['id']}")
 server.should_exit = True
 print(json.dumps({"statuses": statuses, "loaded": sorted({"torch", "torchvision", "timm"} & set(sys.modules))}))
 """

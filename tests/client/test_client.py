@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from testlib.dashboard import TINY_RUN, Dashboard, serve, settings_for
+from testlib.finished import BASE, Finished, add_finished_runs
 from testlib.processes import tricklab
 
 from tricklab import Client, Conflict, Invalid, NotFound, Refused
@@ -163,3 +164,32 @@ def test_the_token_is_sent_from_the_environment_or_the_argument(tmp_path, demo_d
         run = Client(url).create_run({"data": {"root": str(demo_dataset)}})
         assert run.created_by == "ci"
         assert Client(url, token=secret).get_run(run.id).created_by == "ci"
+
+
+def test_reports_and_figures_come_as_the_api_writes_them(client, server):
+    ids = add_finished_runs(
+        server.database_url,
+        [
+            Finished("report base", {}, [(60.0, 80.0), (65.5, 85.0)]),
+            Finished("report_ls & 100%", {"tricks.label_smoothing": 0.1}, [(61.0, 81.0), (66.125, 86.0)]),
+        ],
+    )
+    rows = client.compare(ids).data
+    markdown = client.compare_report(ids, "md")
+    assert all(row.top1_text in markdown for row in rows) and "report\\_ls \\& 100%" in markdown
+    latex = client.compare_report(ids, "tex", baseline=ids[0], mode="final")
+    assert "\\toprule" in latex and "report\\_ls \\& 100\\%" in latex and "66.13 (+0.63p)" in latex
+    assert client.compare_report(ids).startswith("<!doctype html>")
+    png = client.compare_figure(ids, "valid_top1", "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    study = client.create_study(
+        "report study", grid={"cosine": True}, overrides={**BASE, "epochs": 1, "data.root": str(server.data_root)}
+    )
+    client.cancel_study(study.id)
+    assert f"Study #{study.id}: report study" in client.study_report(study.id)
+    assert client.study_figure(study.id, "lr", "svg").startswith(b"<svg")
+    with pytest.raises(NotFound, match="figure 'effects' not found"):
+        client.study_figure(study.id, "effects")  # a grid of one seed has no effects to draw
+    with pytest.raises(NotFound):
+        client.study_report(9999, "tex")

@@ -28,7 +28,7 @@ from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
 from trainer.parallel.devices import DeviceChoice
-from trainer.parallel.distributed import World, describe_devices
+from trainer.parallel.distributed import World, describe_devices, describe_software
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent, data_root_readable
 from trainer.tricks.schedules import build_schedule
 
@@ -108,6 +108,7 @@ def _train(
             world_size=world.size,
             devices=describe_devices(world, device),
             fallback=choice.fallback,
+            software=describe_software(),
             history=progress.history,
         )
     )

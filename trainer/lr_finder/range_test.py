@@ -25,7 +25,7 @@ from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, Training, on_devices, prepare_training
 from trainer.lr_finder.sweep import Analysis, LRSweep, Smoother, analyse, sweep_rate
 from trainer.parallel.devices import DeviceChoice
-from trainer.parallel.distributed import World, describe_devices
+from trainer.parallel.distributed import World, describe_devices, describe_software
 from trainer.protocol import AttemptFence, LRRangeResult, RunFolder, StartInfo, StepEvent
 
 
@@ -82,6 +82,7 @@ def _sweep(
             world_size=world.size,
             devices=describe_devices(world, device),
             fallback=choice.fallback,
+            software=describe_software(),
             history=[],
         )
     )

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 import torch.distributed as dist
@@ -122,6 +123,16 @@ def joined(world: World, device: torch.device) -> Iterator[None]:
 def global_batch_sizes(num_samples: int, batch_size: int) -> list[int]:
     """The size of each global batch of an epoch over ``num_samples``: full ones, then the rest."""
     return [min(batch_size, num_samples - first) for first in range(0, num_samples, batch_size)]
+
+
+def describe_software() -> str:
+    """The versions a run's result depends on: tricklab's own and PyTorch's (with its CUDA)."""
+    try:
+        own = version("tricklab")
+    except PackageNotFoundError:  # a checkout run without installing it
+        own = "unknown"
+    cuda = f", CUDA {torch.version.cuda}" if torch.version.cuda else ""
+    return f"tricklab {own}, torch {torch.__version__}{cuda}"
 
 
 def describe_devices(world: World, device: torch.device) -> str:

@@ -36,6 +36,9 @@ function query(idsParam) {
 function syncUrl() {
   history.replaceState(null, "", `/compare?${query("runs")}`);
   csvLink.href = `/api/v1/compare.csv?${query("run_ids")}`;
+  for (const kind of ["html", "md", "tex"]) {
+    document.getElementById(kind === "html" ? "report-link" : `report-${kind}`).href = `/api/v1/compare/report.${kind}?${query("run_ids")}`;
+  }
 }
 
 // The model every run shares ("ResNet18 from scratch" in a CPU-sized study): said once, above the

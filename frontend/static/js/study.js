@@ -150,6 +150,10 @@ const refresh = poll(
   async () => {
     const chosen = metric();
     csvLink.href = `/api/v1/studies/${studyId}/table.csv?metric=${chosen}`;
+    for (const kind of ["html", "md", "tex"]) {
+      document.getElementById(kind === "html" ? "report-link" : `report-${kind}`).href =
+        `/api/v1/studies/${studyId}/report.${kind}?metric=${chosen}`;
+    }
     const [study, table, curves, effects] = await Promise.all([
       api(`/studies/${studyId}`),
       api(`/studies/${studyId}/table?metric=${chosen}`),
