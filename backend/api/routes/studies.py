@@ -55,9 +55,9 @@ def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep)
     return studies.preview_study(session=session, settings=settings, request=body)
 
 
-@router.get("/preview", include_in_schema=False)
+@router.api_route("/preview", methods=["GET", "PATCH", "DELETE"], include_in_schema=False)
 def preview_is_a_post() -> None:
-    # Without it, GET /studies/preview would reach /studies/{study_id} and be a 422 for the id.
+    # Without it, GET (PATCH, DELETE) /studies/preview would reach /studies/{study_id}: a 422 for the id.
     raise HTTPException(405, "a preview takes the study in a POST body")
 
 
