@@ -113,6 +113,9 @@ class Study(Base):
     # which runs it left out); None where it timed none, or the study predates estimates being kept.
     estimated_seconds: Mapped[float | None] = mapped_column(Float)
     estimate_basis: Mapped[str | None] = mapped_column(Text)
+    # The latest rename: who (the token's name; None on an open server) and when; None until one.
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
 
 
 class Run(Base):
@@ -120,6 +123,8 @@ class Run(Base):
     __table_args__ = (
         # The claim query: queued runs by priority, then id.
         Index("ix_runs_status_priority_id", "status", "priority", "id"),
+        # The default list leaves archived runs out.
+        Index("ix_runs_archived_at_id", "archived_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -173,6 +178,23 @@ class Run(Base):
     peak_epoch: Mapped[int | None] = mapped_column(Integer)
     peak_valid_top1: Mapped[float | None] = mapped_column(Float)
     peak_valid_top5: Mapped[float | None] = mapped_column(Float)
+
+    # What a user says of the run (Markdown), when it was archived (hidden from the default list), and
+    # the latest such change: who (the token's name; None on an open server) and when. Tags: RunTag.
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    archived_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
+
+
+class RunTag(Base):
+    """One tag of one run; a run has several. Indexed by tag first: filters ask which runs carry one."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_tag_run_id", "tag", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class EpochMetric(Base):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,3 +36,19 @@ def load_settings(**overrides: Any) -> Settings:
 
 def log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--server and --token, for the commands that speak to a running server through the client."""
+    from tricklab.client import DEFAULT_URL
+
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TRICKLAB_SERVER", DEFAULT_URL),
+        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TRICKLAB_TOKEN") or None,
+        help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
+    )

@@ -7,14 +7,12 @@ Idempotency-Key, the token and the errors by field come from there.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
-from backend.cli.common import EXIT_FAILED, EXIT_USAGE
+from backend.cli.common import EXIT_FAILED, EXIT_USAGE, add_server_arguments
 from backend.reports.numbers import format_number
 from trainer.config_arguments import add_config_arguments
-from tricklab.client import DEFAULT_URL
 
 if TYPE_CHECKING:
     from tricklab import Client
@@ -30,24 +28,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(submit)
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
-    submit.add_argument(
-        "--server",
-        default=os.environ.get("TRICKLAB_SERVER", DEFAULT_URL),
-        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_URL})",
-    )
-    _add_token_argument(submit)
+    add_server_arguments(submit)
     submit.add_argument(
         "--wait", action="store_true", help="follow the run with a progress bar; exit non-zero unless it succeeds"
     )
     submit.set_defaults(handler=_submit)
-
-
-def _add_token_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("TRICKLAB_TOKEN") or None,
-        help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
-    )
 
 
 def _submit(args: argparse.Namespace) -> int:

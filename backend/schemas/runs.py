@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.models import FailureKind, RunKind, RunStatus
+from backend.models import MAX_ID, FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
-from trainer.config import NUMBER, Name
+from backend.schemas.organise import Notes, Tag
+from trainer.config import NUMBER, Bool, Name
 
 # Queue priorities: a small range is all an ordering needs, and it keeps every value in a column.
 Priority = Annotated[int, Field(ge=-1000, le=1000), NUMBER]
@@ -48,14 +49,51 @@ class RunClone(BaseModel):
     priority: Priority | None = Field(None, description="default: the source run's")
 
 
+MAX_TAGS = 32  # per request's add_tags and remove_tags, and per run
+
+
 class RunUpdate(BaseModel):
-    """What may change on a run once queued: its place in the queue."""
+    """What may change on a run: its place in the queue, its name, notes and tags, whether it is
+    archived. Fields left out stay as they are; each change records who made it and when."""
 
     model_config = ConfigDict(extra="forbid")
 
-    priority: Priority = Field(
-        description="higher runs first, ties oldest first; only a queued run's priority can change",
-        examples=[10],
+    priority: Priority | None = Field(
+        None, description="higher runs first, ties oldest first; only a queued run's priority can change", examples=[10]
+    )
+    name: Name | None = Field(None, description="a new name (1 to 200 characters, no control characters)")
+    notes: Notes | None = Field(
+        None, description='what the run is for, in Markdown (HTML is shown as text); replaces the notes; "" clears'
+    )
+    add_tags: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="tags to add", examples=[["keep"]]
+    )
+    remove_tags: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="tags to remove; one the run lacks is no error"
+    )
+    archived: Bool | None = Field(
+        None, description="true hides a finished run from the default list (kept, with its files); false restores it"
+    )
+
+    def given(self) -> set[str]:
+        """The fields that change something: not left out, null or an empty list."""
+        return {field for field in self.model_fields_set if getattr(self, field) not in (None, [])} - {"run_ids"}
+
+    @model_validator(mode="after")
+    def _something(self) -> RunUpdate:
+        if not self.given():
+            raise ValueError("nothing to change: give priority, name, notes, add_tags, remove_tags or archived")
+        both = set(self.add_tags) & set(self.remove_tags)
+        if both:
+            raise ValueError(f"tag {sorted(both)[0]!r} is both added and removed")
+        return self
+
+
+class RunsUpdate(RunUpdate):
+    """The same change to several runs at once: all of them change, or none (a 404 or 409 names the run)."""
+
+    run_ids: list[Annotated[int, Field(ge=1, le=MAX_ID), NUMBER]] = Field(
+        min_length=1, max_length=1000, description="the runs to change", examples=[[1, 2]]
     )
 
 
@@ -126,6 +164,18 @@ class RunPublic(BaseModel):
         None, description="why the run waits for its data and what to change, when the share is over 20%"
     )
     run_dir: str
+    notes: str = Field("", description="what the run is for, in Markdown, as written")
+    notes_html: str = Field(
+        "", description="the notes rendered: Markdown without raw HTML (shown as text), links to http(s) only"
+    )
+    tags: list[str] = Field(default_factory=list, description="the run's tags, sorted")
+    archived_at: datetime | None = Field(None, description="when it was archived (hidden from the default list)")
+    updated_by: str | None = Field(
+        None,
+        description="name of the token that made the latest change (name, notes, tags, archive); null on an open "
+        "server or before any change",
+    )
+    updated_at: datetime | None = Field(None, description="when that change was made; null before any")
 
 
 class RunsPublic(BaseModel):

@@ -178,6 +178,16 @@ class StudyPublic(BaseModel):
     )
     skipped: list[dict[str, Any]] = Field(description="grid cells left out because the combination is invalid")
     notes: list[str] = Field(description="how to read the study's groups, e.g. how label smoothing meets distillation")
+    updated_by: str | None = Field(
+        None, description="name of the token that renamed it last; null on an open server or before any rename"
+    )
+    updated_at: datetime | None = Field(None, description="when it was renamed last; null before any rename")
+
+
+class StudyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(description="the study's new name (1 to 200 characters, no control characters)")
 
 
 class StudyPreview(BaseModel):

@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, delete, func, select
 from sqlalchemy.orm import Session
 
-from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, StepMetric, utcnow
+from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, RunTag, StepMetric, utcnow
+from backend.reports.notes import notes_html
 from backend.reports.timing import data_wait_hint
 from backend.schemas.runs import RunPublic
-from backend.services import idempotency
+from backend.services import idempotency, organise
 from backend.services import metrics as metric_service
 from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.services.schedule import batch_fit, train_size
@@ -230,11 +231,15 @@ def list_runs(
     name: str | None = None,
     study_id: int | None = None,
     created_by: str | None = None,
+    archived: bool | None = False,
     skip: int = 0,
     limit: int = 100,
 ) -> tuple[list[Run], int]:
-    """Newest first, with the number of matching runs over all pages."""
+    """Newest first, with the number of matching runs over all pages. ``archived``: False (the default)
+    leaves archived runs out, True lists only them, None both."""
     conditions: list[ColumnElement[bool]] = []
+    if archived is not None:
+        conditions.append(Run.archived_at.is_not(None) if archived else Run.archived_at.is_(None))
     if statuses:
         conditions.append(Run.status.in_(statuses))
     if kinds:
@@ -281,6 +286,7 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
         peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
         for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="peak")
     }
+    tags = organise.run_tags(session=session, run_ids=ids)
     columns = [column.key for column in Run.__table__.columns]
     public = []
     for run in runs:
@@ -298,6 +304,8 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
                     "data_wait_hint": data_wait_hint(run.config, share),
                     "epochs": run.config["epochs"],
                     "run_dir": str(settings.run_dir(run.id)),
+                    "notes_html": notes_html(run.notes),
+                    "tags": tags[run.id],
                 }
             )
         )
@@ -337,17 +345,6 @@ def cancel_run(*, session: Session, run_id: int) -> Run:
         run.finished_at = utcnow()
     else:
         run.cancel_requested = True
-    session.commit()
-    return run
-
-
-def set_priority(*, session: Session, run_id: int, priority: int) -> Run:
-    """Move a queued run in the queue: the next claim orders by priority (then id), so it follows at once.
-    The row lock waits for a claim that holds it; a run claimed meanwhile is running, a 409."""
-    run = get_run(session=session, run_id=run_id, for_update=True)
-    if run.status != RunStatus.queued:
-        raise Conflict(f"run {run_id} is {run.status.value}; only a queued run's priority can change")
-    run.priority = priority
     session.commit()
     return run
 
@@ -412,16 +409,27 @@ def clone_run(
 def delete_run(*, session: Session, settings: Settings, run_id: int) -> None:
     """Remove a run that is not running, its metric rows and its folder."""
     run = get_run(session=session, run_id=run_id, for_update=True)
-    if run.status == RunStatus.running:
-        raise Conflict(f"run {run_id} is running; cancel it first")
-    student = session.scalars(
-        select(Run).where(Run.depends_on == run_id, Run.status.in_((RunStatus.queued, RunStatus.running))).limit(1)
-    ).first()
-    if student is not None:
-        raise Conflict(f"run {student.id} ({student.status.value}) uses run {run_id} as its teacher")
-    # Explicit deletes, not only ON DELETE CASCADE: the rows go even where foreign keys are off.
-    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
-    session.execute(delete(StepMetric).where(StepMetric.run_id == run_id))
-    session.delete(run)
+    remove_runs(session=session, runs=[run])
     session.commit()
     shutil.rmtree(settings.run_dir(run_id), ignore_errors=True)
+
+
+def remove_runs(*, session: Session, runs: Sequence[Run]) -> None:
+    """Delete the (locked) rows of runs none of which is running or teaches a live run outside them,
+    without committing; the caller commits, then removes their folders."""
+    ids = [run.id for run in runs]
+    for run in runs:
+        if run.status == RunStatus.running:
+            raise Conflict(f"run {run.id} is running; cancel it first")
+    student = session.scalars(
+        select(Run)
+        .where(Run.depends_on.in_(ids), Run.id.not_in(ids), Run.status.in_((RunStatus.queued, RunStatus.running)))
+        .limit(1)
+    ).first()
+    if student is not None:
+        raise Conflict(f"run {student.id} ({student.status.value}) uses run {student.depends_on} as its teacher")
+    # Explicit deletes, not only ON DELETE CASCADE: the rows go even where foreign keys are off.
+    for table in (EpochMetric, StepMetric, RunTag):
+        session.execute(delete(table).where(table.run_id.in_(ids)))
+    for run in runs:
+        session.delete(run)

@@ -11,12 +11,13 @@ API's own body, ``StudyCreate``.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import Run, RunStatus, Study
+from backend.models import Run, RunStatus, Study, utcnow
 from backend.schemas.studies import StudyCreate, StudyPreview
 from backend.schemas.study_spec import GridSpec, StudyGroup, StudyRun, StudySpec
 from backend.services import idempotency
@@ -207,7 +208,7 @@ def _estimate(
     return estimate, warnings, fleet.alive
 
 
-# --- reading and cancelling ---------------------------------------------------------------------
+# --- reading, renaming, cancelling and deleting --------------------------------------------------------------------
 
 
 def get_study(*, session: Session, study_id: int) -> Study:
@@ -242,3 +243,29 @@ def cancel_study(*, session: Session, study_id: int) -> Study:
         with contextlib.suppress(Conflict):
             run_service.cancel_run(session=session, run_id=run_id)
     return study
+
+
+def rename_study(*, session: Session, study_id: int, name: str, updated_by: str | None) -> Study:
+    """A new name, recorded with who gave it (the token's name; None on an open server) and when."""
+    study = get_study(session=session, study_id=study_id)
+    study.name = name
+    study.updated_by, study.updated_at = updated_by, utcnow()
+    session.commit()
+    return study
+
+
+def delete_study(*, session: Session, settings: Settings, study_id: int, keep_runs: bool = False) -> None:
+    """Delete a study with the runs it created (their metrics and folders), all or none: a 409 while
+    one of them is running or teaches a live run outside it. Runs it reused belong to the studies that
+    made them and stay. With ``keep_runs`` its runs stay too, in no study."""
+    study = get_study(session=session, study_id=study_id)
+    own = list(session.scalars(select(Run).where(Run.study_id == study_id).order_by(Run.id).with_for_update()))
+    if keep_runs:
+        for run in own:
+            run.study_id = None
+    else:
+        run_service.remove_runs(session=session, runs=own)
+    session.delete(study)
+    session.commit()
+    for run in [] if keep_runs else own:
+        shutil.rmtree(settings.run_dir(run.id), ignore_errors=True)

@@ -81,6 +81,8 @@ def _public(
             "name": study.name,
             "created_at": study.created_at,
             "created_by": study.created_by,
+            "updated_by": study.updated_by,
+            "updated_at": study.updated_at,
             "baseline_run_id": study.baseline_run_id,
             "groups": groups,
             "progress": progress,

@@ -101,10 +101,12 @@ class Client:
         name: str | None = None,
         study_id: int | None = None,
         created_by: str | None = None,
+        archived: bool | None = False,
         skip: int = 0,
         limit: int = PAGE_SIZE,
     ) -> RunPage:
-        """One page of runs, newest first; ``name`` matches part of the name, in any case."""
+        """One page of runs, newest first; ``name`` matches part of the name, in any case. Archived runs
+        are left out; ``archived=True`` lists only them, ``archived=None`` both."""
         answer = self._transport.get(
             "/runs",
             status=_several(status),
@@ -112,6 +114,7 @@ class Client:
             name=name,
             study_id=study_id,
             created_by=created_by,
+            archived={False: "false", True: "true", None: "any"}[archived],
             skip=skip,
             limit=limit,
         )
@@ -127,12 +130,39 @@ class Client:
             if not page.data or skip >= page.count:
                 return
 
-    def update_run(self, run_id: int, *, priority: int) -> Run:
-        """Move a queued run in the queue (higher priorities run first, ties oldest first); Conflict once it
-        has started, Invalid outside -1000..1000."""
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        priority: int | None = None,
+        name: str | None = None,
+        notes: str | None = None,
+        add_tags: Iterable[str] = (),
+        remove_tags: Iterable[str] = (),
+        archived: bool | None = None,
+    ) -> Run:
+        """Change what is given: rename, set the Markdown notes, add and remove tags, archive (True) or
+        restore (False) a finished run, or move a queued run in the queue (higher priorities run first;
+        Conflict once it has started). Invalid names the field a bad value came in."""
+        body = _changes(priority, name, notes, add_tags, remove_tags, archived)
         # Setting a value twice changes nothing more, so a lost answer may be retried.
-        response = self._transport.request("PATCH", f"/runs/{run_id}", json={"priority": priority}, retry=True)
-        return Run.model_validate(response.json())
+        return Run.model_validate(self._transport.request("PATCH", f"/runs/{run_id}", json=body, retry=True).json())
+
+    def update_runs(
+        self,
+        run_ids: Iterable[int],
+        *,
+        priority: int | None = None,
+        name: str | None = None,
+        notes: str | None = None,
+        add_tags: Iterable[str] = (),
+        remove_tags: Iterable[str] = (),
+        archived: bool | None = None,
+    ) -> RunPage:
+        """``update_run``'s change to several runs at once: all of them change, or none (NotFound or
+        Conflict names the run in the way)."""
+        body = {"run_ids": list(run_ids), **_changes(priority, name, notes, add_tags, remove_tags, archived)}
+        return RunPage.model_validate(self._transport.request("PATCH", "/runs", json=body, retry=True).json())
 
     def cancel_run(self, run_id: int) -> Run:
         """Cancel a queued run, or stop a running one; Conflict once it has finished."""
@@ -236,6 +266,16 @@ class Client:
 
     def list_studies(self, *, skip: int = 0, limit: int = PAGE_SIZE) -> StudyPage:
         return StudyPage.model_validate(self._transport.get("/studies", skip=skip, limit=limit))
+
+    def update_study(self, study_id: int, *, name: str) -> Study:
+        """Rename a study."""
+        response = self._transport.request("PATCH", f"/studies/{study_id}", json={"name": name}, retry=True)
+        return Study.model_validate(response.json())
+
+    def delete_study(self, study_id: int, *, keep_runs: bool = False) -> None:
+        """Delete a study with the runs it created, their files included (Conflict while one is running);
+        with ``keep_runs`` its runs stay, in no study."""
+        self._transport.request("DELETE", f"/studies/{study_id}", params={"keep_runs": str(keep_runs).lower()})
 
     def cancel_study(self, study_id: int) -> Study:
         """Cancel the study's queued runs and stop its running ones; finished runs stay."""
@@ -356,6 +396,23 @@ class Client:
 
 def _idempotent(key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": key or str(uuid.uuid4())}
+
+
+def _changes(
+    priority: int | None,
+    name: str | None,
+    notes: str | None,
+    add_tags: Iterable[str],
+    remove_tags: Iterable[str],
+    archived: bool | None,
+) -> dict[str, Any]:
+    """A PATCH body of the changes given; the server says what is wrong with any of them."""
+    given = {"priority": priority, "name": name, "notes": notes, "archived": archived}
+    body: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+    for key, tags in (("add_tags", add_tags), ("remove_tags", remove_tags)):
+        if listed := _several(tags):
+            body[key] = listed
+    return body
 
 
 def _ids(run_ids: Iterable[int]) -> str:

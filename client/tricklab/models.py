@@ -46,6 +46,12 @@ class Run(Resource):
     peak_epoch: int | None = None  # the highest valid top-1, earliest on a tie: the report's figure
     peak_valid_top1: float | None = None
     peak_valid_top5: float | None = None
+    notes: str = ""  # Markdown, as written; notes_html is it rendered (no raw HTML, http(s) links only)
+    notes_html: str = ""
+    tags: list[str] = []
+    archived_at: datetime | None = None
+    updated_by: str | None = None  # the latest change of name, notes, tags or archive: who and when
+    updated_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -149,6 +155,8 @@ class Study(Resource):
     estimated_seconds: float | None = None
     estimate_basis: str | None = None
     took_seconds: float | None = None
+    updated_by: str | None = None  # the latest rename: who and when
+    updated_at: datetime | None = None
 
     @property
     def run_ids(self) -> list[int]:

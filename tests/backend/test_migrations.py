@@ -94,6 +94,34 @@ def test_checkpoint_and_peak_keep_a_stored_runs_figures(database_url):
         database.dispose()
 
 
+def test_organise_adds_notes_tags_and_archive_without_touching_epoch_rows(database_url):
+    """A stored run gets empty notes, no tags and is not archived; its epoch rows stay (a batch copy
+    of runs on SQLite would cascade-delete them), and the downgrade takes the new columns away."""
+    database = Database(database_url)
+    runs, epochs = (
+        sa.table("runs", *map(sa.column, RUN_ROW)),
+        sa.table("epoch_metrics", *map(sa.column, [*EPOCH_ROW, "id", "epoch"])),
+    )
+    try:
+        migrate.upgrade(database, "2026_12_01_run_kind")
+        with database.engine.begin() as connection:
+            connection.execute(sa.insert(runs).values(RUN_ROW))
+            connection.execute(sa.insert(epochs), [{**EPOCH_ROW, "id": n, "epoch": n} for n in (1, 2)])
+        migrate.upgrade(database)
+        with database.engine.begin() as connection:
+            row = connection.execute(sa.text("SELECT * FROM runs")).mappings().one()
+            assert (row["notes"], row["archived_at"], row["updated_by"], row["updated_at"]) == ("", None, None, None)
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM epoch_metrics")).scalar_one() == 2
+            connection.execute(sa.text("INSERT INTO run_tags (run_id, tag) VALUES (1, 'keep')"))
+        migrate.downgrade(database, "2026_12_07_checkpoint_peak")
+        assert "run_tags" not in inspect(database.engine).get_table_names()
+        assert "notes" not in {column["name"] for column in inspect(database.engine).get_columns("runs")}
+        with database.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM epoch_metrics")).scalar_one() == 2
+    finally:
+        database.dispose()
+
+
 # A finished run as revision 2026_12_01_run_kind stored it, with its result.
 RUN_ROW = {
     "id": 1,

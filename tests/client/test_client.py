@@ -148,6 +148,70 @@ def test_a_queued_run_moves_in_the_queue(tmp_path, demo_dataset):
             client.update_run(older.id, priority=1)
 
 
+def test_runs_and_studies_are_organised_from_the_client_and_the_cli(tmp_path, demo_dataset):
+    """Rename, notes, tags, archive and restore, through the client and through `tricklab runs` and
+    `tricklab studies`, which speak through it; bad input comes back naming its field."""
+    with serve(tmp_path, demo_dataset, workers=0) as idle, Client(idle.url, token="") as client:
+        first, second = (client.create_run(tiny(idle, name)) for name in ("first", "second"))
+        run = client.update_run(first.id, name="renamed", notes="**why**", add_tags=["keep", "lr"])
+        assert (run.name, run.notes, run.tags, run.notes_html) == (
+            "renamed",
+            "**why**",
+            ["keep", "lr"],
+            "<p><strong>why</strong></p>\n",
+        )
+        assert run.updated_at is not None and run.updated_by is None
+        assert client.update_run(first.id, remove_tags="lr").tags == ["keep"]
+        with pytest.raises(Invalid) as invalid:
+            client.update_run(first.id, add_tags=["Not A Tag"])
+        assert list(invalid.value.fields) == ["add_tags.0"]
+        with pytest.raises(Conflict, match="only a finished run can be archived"):
+            client.update_run(first.id, archived=True)
+        for run_id in (first.id, second.id):
+            client.cancel_run(run_id)
+        page = client.update_runs([first.id, second.id], add_tags=["ablation"], archived=True)
+        assert [(r.id, r.tags) for r in page.data] == [(first.id, ["ablation", "keep"]), (second.id, ["ablation"])]
+        assert client.list_runs().count == 0
+        assert [r.id for r in client.list_runs(archived=True).data] == [second.id, first.id]
+
+        env = {"TRICKLAB_SERVER": idle.url}
+        restored = tricklab("runs", "restore", f"{first.id},{second.id}", env=env)
+        assert restored.returncode == 0, restored.stderr
+        assert restored.stdout.splitlines() == [
+            f"run {first.id} (renamed): ablation, keep",
+            f"run {second.id} (second): ablation",
+        ]
+        assert client.list_runs().count == 2
+        assert tricklab("runs", "rename", str(second.id), "from the CLI", env=env).returncode == 0
+        assert tricklab("runs", "untag", str(second.id), "ablation", env=env).returncode == 0
+        assert tricklab("runs", "note", str(second.id), "# Notes\n<script>x</script>", env=env).returncode == 0
+        run = client.get_run(second.id)
+        assert (run.name, run.tags, run.notes_html) == (
+            "from the CLI",
+            [],
+            "<h1>Notes</h1>\n<p>&lt;script&gt;x&lt;/script&gt;</p>\n",
+        )
+        bad = tricklab("runs", "tag", str(second.id), "NO", env=env)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: add_tags.0: a tag is 1 to 32 of a-z")
+        missing = tricklab("runs", "archive", "999999", env=env)
+        assert missing.returncode == 1 and "run 999999 not found" in missing.stderr
+        assert tricklab("runs", "tag", "1,x", "keep", env=env).returncode == 2  # argparse: a usage error
+
+        overrides = {"model.arch": "resnet18", "model.pretrained": False, "batch_size": 16}
+        overrides |= {"data.root": str(idle.data_root)}
+        study = client.create_study("grid", grid={"cosine": True}, overrides=overrides)
+        assert client.update_study(study.id, name="cosine or not").name == "cosine or not"
+        renamed = tricklab("studies", "rename", str(study.id), "by the CLI", env=env)
+        assert renamed.stdout == f"study {study.id} is now 'by the CLI'\n"
+        deleted = tricklab("studies", "delete", str(study.id), env=env)
+        assert deleted.stdout == f"deleted study {study.id} (by the CLI), with the runs it created\n"
+        with pytest.raises(NotFound):
+            client.get_run(study.run_ids[0])
+        study = client.create_study("kept", grid={"cosine": True}, overrides=overrides)
+        client.delete_study(study.id, keep_runs=True)
+        assert client.get_run(study.run_ids[0]).study_id is None
+
+
 def test_the_token_is_sent_from_the_environment_or_the_argument(tmp_path, demo_dataset, monkeypatch):
     settings = settings_for(tmp_path, demo_dataset)
     secret = tricklab("token", "create", "ci", env=settings.environ()).stdout.strip()

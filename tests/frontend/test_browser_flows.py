@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 XSS_NAME = "<script>alert(1)</script>"
+# Notes that would run script or load from elsewhere if any markup passed through.
+XSS_NOTES = '<img src=x onerror="alert(2)"> [click](javascript:alert(3)) <script>alert(4)</script>\n\n**bold**'
 POINTS = "document.getElementById('chart-{field}').data?.[{index}]?.x?.length ?? 0"
 
 
@@ -144,6 +146,8 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
 
     page.on("dialog", dismiss)
     xss = next(run for run in finished_runs if run["name"] == XSS_NAME)
+    noted = httpx.patch(f"{dashboard.url}/api/v1/runs/{xss['id']}", json={"notes": XSS_NOTES, "add_tags": ["x.y_z-1"]})
+    assert noted.status_code == 200, noted.text
     ids = ",".join(str(run["id"]) for run in finished_runs)
     pages = {
         "runs": "/",
@@ -167,8 +171,105 @@ def test_pages_fit_the_width_and_escape_names(browser, dashboard, finished_runs,
     assert page.locator(f"tr[data-run-id='{xss['id']}'] td").nth(1).get_by_role("link").text_content() == XSS_NAME
     page.goto(dashboard.url + f"/runs/{xss['id']}")
     page.wait_for_function(f"() => document.getElementById('run-name').textContent === {XSS_NAME!r}")
+    # The notes: Markdown drawn (bold), every tag the user wrote shown as its text, no javascript: link.
+    notes = page.locator("#run-notes")
+    assert notes.locator("strong").text_content() == "bold"
+    assert notes.locator("img, script, a").count() == 0
+    assert '<img src=x onerror="alert(2)">' in notes.text_content()
+    assert page.locator("#run-tags .tag").first.text_content().startswith("x.y_z-1")
+    page.goto(dashboard.url + "/")
+    row = page.locator(f"tr[data-run-id='{xss['id']}']")
+    row.locator(".notes-line").wait_for()
+    # The first line, cut to 80 characters: as text.
+    assert row.locator(".notes-line").text_content() == XSS_NOTES.split("\n")[0][:79] + "…"
+    assert row.locator(".notes-line img, .notes-line script").count() == 0
+    assert row.locator(".tag").all_text_contents() == ["x.y_z-1"]
     assert not dialogs
     context.close()
+
+
+def test_a_run_is_renamed_tagged_noted_and_archived_from_its_page(page, dashboard, finished_runs, tmp_path):
+    run = next(run for run in finished_runs if run["name"] == "tiny base")
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("New name").fill("tiny base, renamed")
+    page.get_by_role("button", name="Save name").click()
+    page.wait_for_function("() => document.getElementById('run-name').textContent === 'tiny base, renamed'")
+    assert dashboard.run(run["id"])["name"] == "tiny base, renamed"
+    assert page.locator("#run-changed").text_content() != "–"
+
+    page.get_by_label("Tag", exact=True).fill("keep")
+    page.get_by_role("button", name="Add tag").click()
+    page.get_by_label("Tag", exact=True).fill("Not OK")
+    page.get_by_role("button", name="Add tag").click()
+    page.locator("#run-message[data-kind='error']").wait_for()
+    assert "a tag is 1 to 32 of a-z" in page.locator("#run-message").text_content()
+    assert page.locator("#run-tags .tag").all_text_contents() == ["keep×"]
+
+    page.get_by_role("button", name="Edit notes").click()
+    page.get_by_role("textbox", name="Notes").fill(
+        "Baseline for the *cosine* rows; see [the paper](https://arxiv.org/abs/1812.01187)."
+    )
+    page.get_by_role("button", name="Save notes").click()
+    page.locator("#run-notes em").wait_for()
+    assert page.locator("#run-notes a").get_attribute("href") == "https://arxiv.org/abs/1812.01187"
+    shot(page, tmp_path, "run-organised")
+
+    page.get_by_role("button", name="Archive").click()
+    page.locator("#run-archived").wait_for()
+    assert dashboard.run(run["id"])["archived_at"] is not None
+    page.get_by_role("button", name="Restore").click()
+    page.locator("#run-archived").wait_for(state="hidden")
+    page.get_by_role("button", name="Remove the tag keep").click()
+    page.wait_for_function("() => document.querySelectorAll('#run-tags .tag').length === 0")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("New name").fill("tiny base")
+    page.get_by_role("button", name="Save name").click()
+    page.wait_for_function("() => document.getElementById('run-name').textContent === 'tiny base'")
+    assert dashboard.run(run["id"])["tags"] == []
+    assert not page.probe.errors and not page.probe.dialogs
+
+
+def test_runs_are_tagged_renamed_archived_and_restored_together_from_the_list(page, dashboard, finished_runs, tmp_path):
+    ids = [run["id"] for run in finished_runs]
+    names = {run["id"]: run["name"] for run in finished_runs}
+    page.goto(f"{dashboard.url}/")
+    assert page.locator("#bulk").is_hidden()
+    for run_id in ids:
+        page.locator(f"tr[data-run-id='{run_id}'] input[type=checkbox]").check()
+    assert page.locator("#bulk-count").text_content() == "2 selected:"
+    page.locator("#bulk-tag").fill("pair")
+    page.get_by_role("button", name="Add tag").click()
+    for run_id in ids:
+        page.locator(f"tr[data-run-id='{run_id}'] .tag").filter(has_text="pair").wait_for()
+    page.locator("#bulk-name").fill("")
+    page.get_by_role("button", name="Rename").click()
+    page.locator("#runs-message[data-kind='error']").wait_for()
+    assert "name: String should have at least 1 character" in page.locator("#runs-message").text_content()
+    try:
+        page.locator("#bulk-name").fill("pair of runs")
+        page.get_by_role("button", name="Rename").click()
+        page.get_by_text("Renamed 2 runs “pair of runs”.").wait_for()
+        assert {dashboard.run(run_id)["name"] for run_id in ids} == {"pair of runs"}
+        page.get_by_role("button", name="Archive", exact=True).click()
+        page.get_by_text("Archived 2 runs.").wait_for()
+        for run_id in ids:
+            page.locator(f"tr[data-run-id='{run_id}']").wait_for(state="detached")
+        page.get_by_label("Shown").select_option("true")
+        for run_id in ids:
+            page.locator(f"tr[data-run-id='{run_id}'] .archived-line").wait_for()
+        shot(page, tmp_path, "runs-archived")
+        page.get_by_role("button", name="Restore").click()
+        page.get_by_text("Restored 2 runs.").wait_for()
+        for run_id in ids:
+            page.locator(f"tr[data-run-id='{run_id}']").wait_for(state="detached")
+        page.get_by_role("button", name="Remove tag").click()
+        page.get_by_text("Removed the tag pair from 2 runs.").wait_for()
+    finally:
+        for run_id in ids:
+            httpx.patch(f"{dashboard.url}/api/v1/runs/{run_id}", json={"name": names[run_id], "archived": False})
+    assert not any("pair" in dashboard.run(run_id)["tags"] for run_id in ids)
+    assert not page.probe.errors and not page.probe.dialogs
 
 
 def test_reorder_the_queue_cancel_a_running_run_from_the_list_then_delete_it(page, dashboard, tmp_path):

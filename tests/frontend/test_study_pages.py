@@ -83,6 +83,34 @@ def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_
     assert not page.errors
 
 
+def test_a_study_is_renamed_then_deleted_with_its_runs_from_its_page(page, study_server):
+    # A label smoothing no other study trains: its runs are its own, not reused from the tiny study.
+    overrides = {**TINY, "data.root": str(study_server.data_root), "tricks.label_smoothing": 0.05}
+    study = study_server.post_study(
+        {"name": "to delete", "grid": {"switches": {"cosine": True}}, "overrides": overrides}
+    )
+    assert httpx.post(f"{study_server.url}/api/v1/studies/{study['id']}/cancel", timeout=30).status_code == 200
+    study_server.wait_finished(study["id"], timeout=60)  # a running run would make the delete a 409
+    runs = sorted({run["run_id"] for group in study["groups"] for run in group["runs"] if not run["reused"]})
+    assert len(runs) == 2
+    page.goto(f"{study_server.url}/studies/{study['id']}")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("New name").fill("<b>renamed</b>")
+    page.get_by_role("button", name="Save name").click()
+    page.get_by_text("Renamed.").wait_for()
+    assert page.locator("#study-name").text_content() == "<b>renamed</b>"
+    assert study_server.get(f"/studies/{study['id']}")["name"] == "<b>renamed</b>"
+    page.probe.accept_dialogs = True
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url(f"{study_server.url}/studies")
+    assert page.probe.dialogs == [
+        f'Delete study #{study["id"]} "<b>renamed</b>" with the runs it created, their metrics and files?'
+    ]
+    for path in (f"/studies/{study['id']}", *(f"/runs/{run_id}" for run_id in runs)):
+        assert httpx.get(f"{study_server.url}/api/v1{path}").status_code == 404
+    assert not page.errors
+
+
 def effects_text(page) -> str:
     page.wait_for_function("() => document.getElementById('effects-sentence').textContent !== ''")
     return page.locator('section[aria-labelledby="effects-title"]').inner_text()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
@@ -9,8 +9,8 @@ from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, 
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
-from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunUpdate
-from backend.services import events, runs
+from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunsUpdate, RunUpdate
+from backend.services import events, organise, runs
 from backend.services import metrics as metric_service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -46,6 +46,10 @@ def list_runs(
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
     study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
+    archived: Annotated[
+        Literal["false", "true", "any"],
+        Query(description="false: leave archived runs out (the default); true: only archived runs; any: both"),
+    ] = "false",
     skip: Skip = 0,
     limit: Limit = 100,
 ) -> RunsPublic:
@@ -56,6 +60,7 @@ def list_runs(
         name=name,
         study_id=study_id,
         created_by=created_by,
+        archived={"false": False, "true": True, "any": None}[archived],
         skip=skip,
         limit=limit,
     )
@@ -103,10 +108,22 @@ def run_events(
     )
 
 
+@router.patch("", responses={**CHANGE, **BODY})
+def update_runs(body: RunsUpdate, session: SessionDep, settings: SettingsDep, creator: CreatorDep) -> RunsPublic:
+    """Make the same change to several runs (rename, notes, tags, archive, priority): all of them, or
+    none with a 404 or 409 that names the run in the way."""
+    changed = organise.update_runs(session=session, run_ids=body.run_ids, changes=body, updated_by=creator)
+    return RunsPublic(data=runs.public_runs(session=session, settings=settings, runs=changed), count=len(changed))
+
+
 @router.patch("/{run_id}", responses={**CHANGE, **BODY})
-def update_run(run_id: RunId, body: RunUpdate, session: SessionDep, settings: SettingsDep) -> RunPublic:
-    """Change a queued run's priority; the next claim follows the new order."""
-    run = runs.set_priority(session=session, run_id=run_id, priority=body.priority)
+def update_run(
+    run_id: RunId, body: RunUpdate, session: SessionDep, settings: SettingsDep, creator: CreatorDep
+) -> RunPublic:
+    """Rename a run, set its notes, add or remove tags, archive or restore it, or change a queued run's
+    priority (the next claim follows the new order; a run no longer queued is a 409). Each change but
+    the priority records who made it and when (updated_by, updated_at)."""
+    run = organise.update_run(session=session, run_id=run_id, changes=body, updated_by=creator)
     return runs.public_run(session=session, settings=settings, run=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from backend.api.deps import CreatorDep, IdempotencyKeyDep, Limit, SessionDep, SettingsDep, Skip, StudyId
 from backend.api.responses import BODY, CHANGE, CSV, READ, READ_ONE, CsvResponse, errors
@@ -17,6 +17,7 @@ from backend.schemas.studies import (
     StudyPreview,
     StudyPublic,
     StudyTable,
+    StudyUpdate,
 )
 from backend.services import studies, study_views
 
@@ -54,9 +55,9 @@ def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep)
     return studies.preview_study(session=session, settings=settings, request=body)
 
 
-@router.get("/preview", include_in_schema=False)
+@router.api_route("/preview", methods=["GET", "PATCH", "DELETE"], include_in_schema=False)
 def preview_is_a_post() -> None:
-    # Without it, GET /studies/preview would reach /studies/{study_id} and be a 422 for the id.
+    # Without it, GET (PATCH, DELETE) /studies/preview would reach /studies/{study_id}: a 422 for the id.
     raise HTTPException(405, "a preview takes the study in a POST body")
 
 
@@ -97,3 +98,26 @@ def cancel_study(study_id: StudyId, session: SessionDep) -> StudyPublic:
     """Cancel the study's queued runs and stop its running ones; finished and reused runs stay."""
     study = studies.cancel_study(session=session, study_id=study_id)
     return study_views.study_public(session=session, study=study)
+
+
+@router.patch("/{study_id}", responses={**BODY, **errors(404)})
+def update_study(study_id: StudyId, body: StudyUpdate, session: SessionDep, creator: CreatorDep) -> StudyPublic:
+    """Rename a study; updated_by and updated_at say who did and when."""
+    study = studies.rename_study(session=session, study_id=study_id, name=body.name, updated_by=creator)
+    return study_views.study_public(session=session, study=study)
+
+
+@router.delete("/{study_id}", status_code=204, responses=CHANGE)
+def delete_study(
+    study_id: StudyId,
+    session: SessionDep,
+    settings: SettingsDep,
+    keep_runs: Annotated[
+        bool, Query(description="keep the study's runs (in no study) instead of deleting them with it")
+    ] = False,
+) -> Response:
+    """Delete a study with the runs it created, their metrics and files (a 409 while one of them is
+    running: cancel the study first); runs it reused from other studies stay. With keep_runs=true
+    only the study goes."""
+    studies.delete_study(session=session, settings=settings, study_id=study_id, keep_runs=keep_runs)
+    return Response(status_code=204)

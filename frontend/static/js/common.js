@@ -66,10 +66,11 @@ function named(name, msg) {
   return name ? `${name}: ${msg}` : msg;
 }
 
-export function detailText(error) {
+// skip: the parts of a 422's loc that name no field the user set: ["body", "config", "epochs"] is
+// "epochs" (the default, 2), and a change's ["body", "name"] is "name" (skip 1).
+export function detailText(error, { skip = 2 } = {}) {
   if (!(error instanceof ApiError)) return String(error.message || error);
-  // A 422 names each field by its path inside the body's object: ["body", "config", "epochs"] is "epochs".
-  if (Array.isArray(error.detail)) return error.detail.map((item) => named(item.loc.slice(2).join("."), item.msg)).join("; ");
+  if (Array.isArray(error.detail)) return error.detail.map((item) => named(item.loc.slice(skip).join("."), item.msg)).join("; ");
   return error.message;
 }
 

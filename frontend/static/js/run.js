@@ -1,6 +1,6 @@
 // One run: its facts, and four charts that grow as the SSE stream delivers epochs; when it ends, what
 // happened to it.
-import { ACTIVE, api, detailText, progress, showMessage, statusBadge, when } from "./common.js";
+import { ACTIVE, api, detailText, el, progress, showMessage, statusBadge, when } from "./common.js";
 import { drawEpochCharts, drawLr, nameDownloads, style, toColumns } from "./charts.js";
 import { NONE, atEpoch, duration, gibibytes, imagesPerSecond, number, pair, share } from "./format.js";
 
@@ -39,6 +39,8 @@ function renderRun(next) {
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
   const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
   $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;
+  $("run-changed").textContent = run.updated_at ? `${when(run.updated_at)}${run.updated_by ? ` by ${run.updated_by}` : ""}` : "–";
+  renderOrganised(run);
   renderError(run);
   renderOutcome(run);
   $("run-config").textContent = JSON.stringify(run.config, null, 2);
@@ -46,6 +48,32 @@ function renderRun(next) {
   const actions = $("run-actions");
   actions.querySelector('[data-action="cancel"]').hidden = !ACTIVE.has(run.status) || run.cancel_requested;
   actions.querySelector('[data-action="retry"]').hidden = !["failed", "cancelled"].includes(run.status);
+}
+
+// Tags, notes and the archive. The notes come rendered by the server (markdown-it with raw HTML off,
+// links to http(s) only), so their HTML holds only the tags Markdown makes; the CSP forbids inline scripts too.
+function renderOrganised(current) {
+  $("run-tags").replaceChildren(...current.tags.map((tag) => el("li", { class: "tag" }, tag,
+    el("button", { type: "button", "aria-label": `Remove the tag ${tag}`, onclick: () => change({ remove_tags: [tag] }, `Removed the tag ${tag}.`) }, "×"))));
+  const notes = document.createElement("template");
+  notes.innerHTML = current.notes_html;
+  $("run-notes").replaceChildren(current.notes ? notes.content : el("p", { class: "muted" }, "No notes yet."));
+  const finished = !ACTIVE.has(current.status);
+  $("archive-toggle").hidden = !finished && !current.archived_at;
+  $("archive-toggle").textContent = current.archived_at ? "Restore" : "Archive";
+  $("run-archived").hidden = !current.archived_at;
+  $("run-archived").textContent = current.archived_at ? `Archived ${when(current.archived_at)}: hidden from the runs list until restored.` : "";
+}
+
+async function change(body, done) {
+  try {
+    renderRun(await api(`/runs/${runId}`, { method: "PATCH", body }));
+    showMessage(message, done);
+    return true;
+  } catch (error) {
+    showMessage(message, `Could not change the run: ${detailText(error, { skip: 1 })}`, "error");
+    return false;
+  }
 }
 
 // The error of an earlier attempt is kept after a later one succeeds: then it is history, not an alarm.
@@ -193,6 +221,41 @@ async function start() {
     showMessage(message, error.status === 404 ? `There is no run #${runId}.` : `Could not load the run: ${detailText(error)}`, "error");
   }
 }
+
+$("rename-open").addEventListener("click", () => {
+  $("rename-name").value = run?.name ?? "";
+  $("rename-form").hidden = false;
+  $("rename-name").focus();
+});
+$("rename-cancel").addEventListener("click", () => { $("rename-form").hidden = true; });
+$("rename-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (await change({ name: $("rename-name").value }, "Renamed.")) $("rename-form").hidden = true;
+});
+$("archive-toggle").addEventListener("click", () => {
+  const archived = !run.archived_at;
+  change({ archived }, archived ? "Archived: the runs list shows it under archived runs." : "Restored to the runs list.");
+});
+$("tag-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const tag = $("tag-name").value.trim();
+  if (await change({ add_tags: [tag] }, `Tagged ${tag}.`)) $("tag-name").value = "";
+});
+$("notes-edit").addEventListener("click", () => {
+  $("notes-text").value = run?.notes ?? "";
+  $("notes-form").hidden = false;
+  $("notes-edit").hidden = true;
+  $("notes-text").focus();
+});
+function closeNotes() {
+  $("notes-form").hidden = true;
+  $("notes-edit").hidden = false;
+}
+$("notes-cancel").addEventListener("click", closeNotes);
+$("notes-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (await change({ notes: $("notes-text").value }, "Notes saved.")) closeNotes();
+});
 
 for (const button of document.querySelectorAll("#run-actions [data-action]")) {
   button.addEventListener("click", () => act(button.dataset.action));

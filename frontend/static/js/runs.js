@@ -9,6 +9,8 @@ const tbody = document.querySelector("#runs-table tbody");
 const statusFilter = document.getElementById("filter-status");
 const nameFilter = document.getElementById("filter-name");
 const kindFilter = document.getElementById("filter-kind");
+const archivedFilter = document.getElementById("filter-archived");
+const bulk = document.getElementById("bulk");
 const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
@@ -51,13 +53,13 @@ function priorityControls(run) {
 function row(run) {
   const check = el("input", {
     type: "checkbox",
-    "aria-label": `Select run #${run.id} ${run.name} for comparison`,
+    "aria-label": `Select run #${run.id} ${run.name}`,
     checked: selected.has(run.id),
     dataset: { key: `${run.id}:select` },
     onchange: (event) => {
       if (event.target.checked) selected.add(run.id);
       else selected.delete(run.id);
-      updateCompareButton();
+      updateSelection();
     },
   });
   const rangeTest = run.kind === "lr_range";
@@ -80,7 +82,10 @@ function row(run) {
     el("td", {}, el("a", { href: page }, run.name), " ", el("span", { class: "muted" }, `#${run.id}`),
       rangeTest ? el("div", { class: "muted kind-line" }, "LR range test") : null,
       run.study_id === null ? null : el("div", { class: "study-line" }, "in ",
-        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyTitle(run.study_id)))),
+        el("a", { href: `/studies/${run.study_id}`, class: "study-link" }, studyTitle(run.study_id))),
+      run.archived_at ? el("div", { class: "muted archived-line" }, `archived ${when(run.archived_at)}`) : null,
+      run.tags.length ? el("ul", { class: "tags", "aria-label": "tags" }, ...run.tags.map((tag) => el("li", { class: "tag" }, tag))) : null,
+      run.notes ? el("div", { class: "notes-line", title: run.notes }, excerpt(run.notes)) : null),
     status,
     el("td", { class: "num", title: PEAK_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
     el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.checkpoint_epoch)),
@@ -90,12 +95,18 @@ function row(run) {
   );
 }
 
+// The notes' first line that says something, as text: the table shows what a run was for at a glance.
+function excerpt(notes) {
+  const line = notes.split("\n").map((text) => text.replace(/^[\s#>*+-]+/, "").trim()).find(Boolean) ?? "";
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
 function render(page) {
   // Rows are rebuilt on every poll; keep keyboard focus on the same control across the rebuild.
   const focused = document.activeElement?.dataset?.key;
   tbody.replaceChildren(...page.data.map(row));
   if (!page.data.length) {
-    const filtered = statusFilter.value || kindFilter.value || nameFilter.value;
+    const filtered = statusFilter.value || kindFilter.value || nameFilter.value || archivedFilter.value !== "false";
     tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
@@ -103,9 +114,11 @@ function render(page) {
   countLine.textContent = page.count > page.data.length ? `Showing ${page.data.length} of ${runs(page.count)}.` : `${runs(page.count)}.`;
 }
 
-function updateCompareButton() {
+function updateSelection() {
   compareButton.disabled = selected.size === 0;
   compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
+  bulk.hidden = selected.size === 0;
+  document.getElementById("bulk-count").textContent = `${selected.size} selected:`;
 }
 
 // Filters named in the address (/?kind=lr_range&status=failed) are the list's first filters.
@@ -113,6 +126,7 @@ const linked = new URLSearchParams(location.search);
 statusFilter.value = linked.get("status") ?? "";
 kindFilter.value = linked.get("kind") ?? "";
 nameFilter.value = linked.get("name") ?? "";
+archivedFilter.value = ["true", "any"].includes(linked.get("archived")) ? linked.get("archived") : "false";
 
 const refresh = poll(
   async () => {
@@ -120,6 +134,7 @@ const refresh = poll(
     if (statusFilter.value) params.set("status", statusFilter.value);
     if (kindFilter.value) params.set("kind", kindFilter.value);
     if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
+    params.set("archived", archivedFilter.value);
     const page = await api(`/runs?${params}`);
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
       for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
@@ -138,7 +153,7 @@ async function act(run, action) {
     if (action === "delete") {
       await api(`/runs/${run.id}`, { method: "DELETE" });
       selected.delete(run.id);
-      updateCompareButton();
+      updateSelection();
     } else {
       await api(`/runs/${run.id}/${action}`, { method: "POST" });
     }
@@ -166,6 +181,7 @@ nameFilter.addEventListener("input", () => {
   typing = setTimeout(refresh, 300);
 });
 statusFilter.addEventListener("change", refresh);
+archivedFilter.addEventListener("change", refresh);
 kindFilter.addEventListener("change", refresh);
 document.getElementById("filters").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -174,4 +190,38 @@ document.getElementById("filters").addEventListener("submit", (event) => {
 compareButton.addEventListener("click", () => {
   location.assign(`/compare?runs=${[...selected].join(",")}`);
 });
-updateCompareButton();
+
+// One change to every selected run, all of them or none (the API says which run is in the way).
+async function changeSelected(verb) {
+  const name = document.getElementById("bulk-name").value.trim();
+  const tag = document.getElementById("bulk-tag").value.trim();
+  const body = {
+    rename: { name },
+    tag: { add_tags: [tag] },
+    untag: { remove_tags: [tag] },
+    archive: { archived: true },
+    restore: { archived: false },
+  }[verb];
+  const ids = [...selected];
+  const runs = ids.length === 1 ? `run #${ids[0]}` : `${ids.length} runs`;
+  try {
+    await api("/runs", { method: "PATCH", body: { run_ids: ids, ...body } });
+    const done = {
+      rename: `renamed ${runs} “${name}”`,
+      tag: `tagged ${runs} ${tag}`,
+      untag: `removed the tag ${tag} from ${runs}`,
+      archive: `archived ${runs}`,
+      restore: `restored ${runs}`,
+    }[verb];
+    showMessage(message, `${done[0].toUpperCase()}${done.slice(1)}.`);
+  } catch (error) {
+    showMessage(message, `Could not change ${runs}: ${detailText(error, { skip: 1 })}`, "error");
+  }
+  refresh();
+}
+
+for (const button of bulk.querySelectorAll("[data-bulk]")) {
+  button.addEventListener("click", () => changeSelected(button.dataset.bulk));
+}
+bulk.addEventListener("submit", (event) => event.preventDefault());
+updateSelection();

@@ -187,4 +187,32 @@ cancelButton.addEventListener("click", async () => {
   }
   refresh();
 });
+const renameForm = document.getElementById("study-rename");
+document.getElementById("study-rename-open").addEventListener("click", () => {
+  document.getElementById("study-rename-name").value = document.getElementById("study-name").textContent;
+  renameForm.hidden = false;
+  document.getElementById("study-rename-name").focus();
+});
+renameForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const study = await api(`/studies/${studyId}`, { method: "PATCH", body: { name: document.getElementById("study-rename-name").value } });
+    document.getElementById("study-name").textContent = study.name;
+    renameForm.hidden = true;
+    showMessage(message, "Renamed.");
+  } catch (error) {
+    showMessage(message, `Could not rename: ${detailText(error, { skip: 1 })}`, "error");
+  }
+});
+// Its own runs go with it (the API's default); runs it reused from other studies stay.
+document.getElementById("study-delete").addEventListener("click", async () => {
+  const name = document.getElementById("study-name").textContent;
+  if (!confirm(`Delete study #${studyId} "${name}" with the runs it created, their metrics and files?`)) return;
+  try {
+    await api(`/studies/${studyId}`, { method: "DELETE" });
+    location.assign("/studies");
+  } catch (error) {
+    showMessage(message, `Could not delete: ${detailText(error)}`, "error");
+  }
+});
 for (const radio of document.querySelectorAll('input[name="metric"]')) radio.addEventListener("change", refresh);

@@ -260,7 +260,11 @@ def test_broken_unicode_in_a_key_is_a_422_answered_as_json(client, data_root):
 
 
 def test_a_405_lists_every_method_of_the_path(client, run):
-    assert client.request("OPTIONS", "/api/v1/runs").headers["Allow"] == "GET, POST"
+    assert client.request("OPTIONS", "/api/v1/runs").headers["Allow"] == "GET, POST, PATCH"
+    assert client.put("/api/v1/studies/1").headers["Allow"] == "GET, PATCH, DELETE"
+    # /studies/preview is no study id: its other methods are 405s, not a 422 for the id.
+    for method in ("GET", "PATCH", "DELETE"):
+        assert client.request(method, "/api/v1/studies/preview").headers["Allow"] == "POST"
     assert client.put(f"/api/v1/runs/{run['id']}").headers["Allow"] == "GET, PATCH, DELETE"
     assert client.get(f"/api/v1/runs/{run['id']}/cancel").headers["Allow"] == "POST"
 

@@ -174,6 +174,16 @@ def test_once_a_token_exists_every_request_needs_one(start, admin, database_url,
     mine = httpx.get(f"{url}/api/v1/runs", params={"created_by": "alice"}, headers=bearer(bob)).json()
     assert [(r["id"], r["created_by"]) for r in mine["data"]] == [(run.json()["id"], "alice")]
     assert httpx.get(f"{url}/api/v1/runs", params={"created_by": "bob"}, headers=bearer(bob)).json()["count"] == 3
+    # Who changed what: the token's name, as for who created it.
+    renamed = httpx.patch(f"{url}/api/v1/runs/{run.json()['id']}", json={"add_tags": ["keep"]}, headers=bearer(bob))
+    assert (renamed.json()["created_by"], renamed.json()["updated_by"], renamed.json()["tags"]) == (
+        "alice",
+        "bob",
+        ["keep"],
+    )
+    study_id = study.json()["id"]
+    renamed = httpx.patch(f"{url}/api/v1/studies/{study_id}", json={"name": "grid 2"}, headers=bearer(secret))
+    assert (renamed.json()["name"], renamed.json()["updated_by"]) == ("grid 2", "alice")
 
     tokens_of.revoke("alice")
     assert httpx.get(f"{url}/api/v1/runs", headers=bearer(secret)).json() == {"detail": "invalid or revoked token"}
