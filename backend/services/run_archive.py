@@ -35,6 +35,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def take(self) -> bytes:
         data = b"".join(self._pieces)
         self._pieces.clear()
@@ -55,7 +58,7 @@ def run_archive(*, session: Session, settings: Settings, run_id: int) -> Iterato
 
 def _pieces(folder: Path, files: list[RunFile], run_id: int) -> Iterator[bytes]:
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for file in files:
             opened = open_in(folder, file.path)
             if opened is None:  # gone (or replaced by a symlink) since the listing
