@@ -171,6 +171,9 @@ class Run(Base):
     peak_epoch: Mapped[int | None] = mapped_column(Integer)
     peak_valid_top1: Mapped[float | None] = mapped_column(Float)
     peak_valid_top5: Mapped[float | None] = mapped_column(Float)
+    # Bytes of the run's folder, measured by its worker at each epoch and at the end of each attempt, and by
+    # `tricklab gc` after it removes checkpoints: the runs list reads it without walking any folder.
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class EpochMetric(Base):

@@ -126,6 +126,11 @@ class RunPublic(BaseModel):
         None, description="why the run waits for its data and what to change, when the share is over 20%"
     )
     run_dir: str
+    disk_bytes: int | None = Field(
+        None,
+        description="bytes of the run's folder as last measured (by its worker at each epoch and at the end of "
+        "each attempt, and by `tricklab gc`); null until measured. GET /runs/{id}/files measures it now",
+    )
 
 
 class RunsPublic(BaseModel):

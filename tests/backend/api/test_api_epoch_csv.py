@@ -22,7 +22,7 @@ def client(make_settings, database_url):
         yield client
 
 
-def train_next(client: TestClient, epochs: int) -> int:
+def train_next(client, epochs: int) -> int:
     """Claim the next queued run and store ``epochs`` epoch rows, as a worker would; its id."""
     db = client.app.state.database
     with db.session(write=True) as session:
