@@ -14,6 +14,7 @@ const baselineSelect = document.getElementById("baseline");
 const tbody = document.querySelector("#compare-table tbody");
 const message = document.getElementById("compare-message");
 const csvLink = document.getElementById("csv-link");
+const epochsCsvLink = document.getElementById("epochs-csv-link");
 const legend = document.getElementById("legend");
 const hints = document.getElementById("compare-hints");
 const hidden = new Set();
@@ -36,6 +37,7 @@ function query(idsParam) {
 function syncUrl() {
   history.replaceState(null, "", `/compare?${query("runs")}`);
   csvLink.href = `/api/v1/compare.csv?${query("run_ids")}`;
+  epochsCsvLink.href = `/api/v1/compare/epochs.csv?run_ids=${runIds.join(",")}`;
 }
 
 // The model every run shares ("ResNet18 from scratch" in a CPU-sized study): said once, above the
