@@ -6,6 +6,7 @@ from backend.api.query import KnownQueryOnly
 from backend.api.routes import (
     compare,
     effects,
+    epochs,
     health,
     lr_range,
     metrics,
@@ -24,5 +25,5 @@ from backend.schemas.security import HOST_REFUSAL, REFUSALS
 api_router = APIRouter(generate_unique_id_function=lambda route: route.name, dependencies=[KnownQueryOnly])
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
-for routes in (runs, run_files, lr_range, metrics, presets, schedule, compare, studies, effects, workers):
+for routes in (runs, run_files, lr_range, metrics, epochs, presets, schedule, compare, studies, effects, workers):
     api_router.include_router(routes.router, responses=REFUSALS)

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
-from backend.api.responses import BODY, CHANGE, CSV, EVENT_STREAM, READ, READ_ONE, CsvResponse, errors, json_errors
+from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunUpdate
-from backend.services import epoch_csv, events, runs
+from backend.services import events, runs
 from backend.services import metrics as metric_service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -60,28 +60,6 @@ def list_runs(
         limit=limit,
     )
     return RunsPublic(data=runs.public_runs(session=session, settings=settings, runs=found), count=count)
-
-
-@router.get("/epochs.csv", response_class=CsvResponse, responses=CSV)
-def list_runs_epochs_csv(
-    session: SessionDep,
-    status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
-    kind: Annotated[list[RunKind] | None, Query(description="training or lr_range; repeat for both")] = None,
-    name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
-    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
-) -> CsvResponse:
-    """Every epoch row of the runs the list's filters match (the newest 10,000), in long format: one line
-    per run and epoch, each figure a column."""
-    body = epoch_csv.listed_epochs_csv(
-        session=session,
-        statuses=status or (),
-        kinds=kind or (),
-        name=name,
-        study_id=study_id,
-        created_by=created_by,
-    )
-    return CsvResponse(body, headers={"Content-Disposition": 'attachment; filename="runs-epochs.csv"'})
 
 
 @router.get("/{run_id}", responses=READ_ONE)

@@ -125,7 +125,7 @@ const refresh = poll(
     const page = await api(`/runs?${params}`);
     // The CSV takes the list's filters, not its page size.
     params.delete("limit");
-    epochsCsv.href = `/api/v1/runs/epochs.csv${params.size ? `?${params}` : ""}`;
+    epochsCsv.href = `/api/v1/epochs.csv${params.size ? `?${params}` : ""}`;
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
       for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
       // A study still being created is not listed yet: asked again only with the next new study.

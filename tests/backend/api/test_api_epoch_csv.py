@@ -64,14 +64,14 @@ def test_a_comparison_and_the_filtered_list_download_their_epochs_long(client, d
     assert compared[4]["valid_top1"] == "30.0" and compared[4]["valid_loss"] == ""
     assert compared[2]["run_name"] == '\'=HYPERLINK("http://x")'  # text, never a formula
 
-    listed = rows(client.get("/api/v1/runs/epochs.csv", params={"name": "plain"}))
+    listed = rows(client.get("/api/v1/epochs.csv", params={"name": "plain"}))
     assert {row["run_id"] for row in listed} == {str(second)} and len(listed) == 2
-    everything = rows(client.get("/api/v1/runs/epochs.csv", params={"status": "running"}))
+    everything = rows(client.get("/api/v1/epochs.csv", params={"status": "running"}))
     assert len(everything) == 5
 
     missing = client.get("/api/v1/compare/epochs.csv", params={"run_ids": f"{first},999"})
     assert missing.status_code == 404 and missing.json() == {"detail": "run 999 not found"}
-    unknown = client.get("/api/v1/runs/epochs.csv", params={"sort": "name"})
+    unknown = client.get("/api/v1/epochs.csv", params={"sort": "name"})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["query", "sort"]
 
 
