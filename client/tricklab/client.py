@@ -261,8 +261,10 @@ class Client:
         return RunFiles.model_validate(self._transport.get(f"/runs/{run_id}/files"))
 
     def download_file(self, run_id: int, path: str | RunFile, dest: str | os.PathLike[str]) -> Path:
-        """One file of the run's folder (a path from ``run_files``) saved at ``dest``; a ``DEST.part`` left by
-        a broken download is resumed with Range. Incomplete when the size that arrived is not the server's."""
+        """One file of the run's folder (a path, or a ``RunFile`` from ``run_files``) saved at ``dest``; a
+        ``DEST.part`` left by a broken download is resumed with Range (given a RunFile, only while the file's
+        time is the listed one, and a file already at ``dest`` with its size is kept). Incomplete when the
+        size that arrived is not the server's."""
         return downloads.download(self._transport, run_id, path, Path(dest))
 
     def pull(self, run_id: int, out: str | os.PathLike[str], *, zip: bool = False) -> list[Path]:
