@@ -22,5 +22,5 @@ class RunFilePublic(BaseModel):
 
 class RunFilesPublic(BaseModel):
     data: list[RunFilePublic] = Field(description="the regular files of the run's folder by path; symlinks left out")
-    count: int
+    count: int = Field(description="files in the list")
     total_bytes: int = Field(description="the sizes added up: the run's size on disk")
