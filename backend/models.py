@@ -178,6 +178,9 @@ class Run(Base):
     peak_epoch: Mapped[int | None] = mapped_column(Integer)
     peak_valid_top1: Mapped[float | None] = mapped_column(Float)
     peak_valid_top5: Mapped[float | None] = mapped_column(Float)
+    # Bytes of the run's folder, measured by its worker at each epoch and at the end of each attempt, and by
+    # `tricklab gc` after it removes checkpoints: the runs list reads it without walking any folder.
+    disk_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     # What a user says of the run (Markdown), when it was archived (hidden from the default list), and
     # the latest such change: who (the token's name; None on an open server) and when. Tags: RunTag.

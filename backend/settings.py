@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         False, description="serve beyond loopback while no token exists (`tricklab serve --insecure-no-auth`)"
     )
     session_days: float = Field(7.0, gt=0, le=366, description="how long a browser stays logged in")
+    gc_keep_days: float = Field(
+        7.0,
+        ge=0,
+        le=36500,
+        description="`tricklab gc` keeps the checkpoints of runs finished less than this many days ago "
+        "(besides those of live runs, their teachers and runs marked to keep)",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -6,11 +6,13 @@ from backend.api.query import KnownQueryOnly
 from backend.api.routes import (
     compare,
     effects,
+    epochs,
     health,
     lr_range,
     metrics,
     presets,
     reports,
+    run_files,
     runs,
     schedule,
     studies,
@@ -24,5 +26,18 @@ from backend.schemas.security import HOST_REFUSAL, REFUSALS
 api_router = APIRouter(generate_unique_id_function=lambda route: route.name, dependencies=[KnownQueryOnly])
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
-for routes in (runs, lr_range, metrics, presets, schedule, compare, studies, effects, reports, workers):
+for routes in (
+    runs,
+    run_files,
+    lr_range,
+    metrics,
+    epochs,
+    presets,
+    schedule,
+    compare,
+    studies,
+    effects,
+    reports,
+    workers,
+):
     api_router.include_router(routes.router, responses=REFUSALS)

@@ -176,6 +176,11 @@ class RunPublic(BaseModel):
         "server or before any change",
     )
     updated_at: datetime | None = Field(None, description="when that change was made; null before any")
+    disk_bytes: int | None = Field(
+        None,
+        description="bytes of the run's folder as last measured (by its worker at each epoch and at the end of "
+        "each attempt, and by `tricklab gc`); null until measured. GET /runs/{id}/files measures it now",
+    )
 
 
 class RunsPublic(BaseModel):

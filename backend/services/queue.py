@@ -311,3 +311,14 @@ def fail(*, session: Session, run_id: int, attempt: int, error: str, kind: Failu
         run.finished_at = utcnow()
     session.commit()
     return run.status
+
+
+def record_disk_size(*, session: Session, run_id: int, attempt: int, disk_bytes: int) -> bool | None:
+    """Store the size of the run's folder, measured by the worker of ``attempt``: fenced as every write of it."""
+    run = _owned(session, run_id, attempt, write=True)
+    if run is None:
+        session.rollback()
+        return None
+    run.disk_bytes = disk_bytes
+    session.commit()
+    return True

@@ -112,10 +112,14 @@ class Worker:
 
     def execute(self, claim: jobs.Claim) -> None:
         """One attempt: its run folder, its trainer child watched to the end, its outcome."""
-        recorder = AttemptRecorder(
-            database=self.db, run_id=claim.run_id, attempt=claim.attempt, retry_seconds=self.settings.poll_seconds
-        )
         run_dir = self.settings.run_dir(claim.run_id)
+        recorder = AttemptRecorder(
+            database=self.db,
+            run_id=claim.run_id,
+            attempt=claim.attempt,
+            retry_seconds=self.settings.poll_seconds,
+            run_dir=run_dir,
+        )
         log.info("run %s attempt %s: starting in %s", claim.run_id, claim.attempt, run_dir)
         try:
             env = prepare_attempt(claim, run_dir, settings=self.settings, placement=self.placement)
@@ -139,6 +143,7 @@ class Worker:
         recorder.pending.extend(child.remaining_events())
         recorder.store_pending()
         recorder.flush_steps()
+        recorder.record_disk_size()  # before the outcome: the write is fenced by the running attempt
         record_outcome(
             recorder,
             returncode=returncode,

@@ -11,12 +11,14 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.db import Database
 from backend.services import queue as jobs
+from backend.services.run_files import folder_size
 from trainer.protocol import EventType
 
 log = logging.getLogger("tricklab.worker")
@@ -29,8 +31,11 @@ class AttemptRecorder:
     """One attempt of one run, as far as its trainer has told: where it resumed, its result or error,
     whether it was lost or cancelled, and the events not stored yet."""
 
-    def __init__(self, *, database: Database, run_id: int, attempt: int, retry_seconds: float):
+    def __init__(
+        self, *, database: Database, run_id: int, attempt: int, retry_seconds: float, run_dir: Path | None = None
+    ):
         self.database = database
+        self.run_dir = run_dir
         self.run_id = run_id
         self.attempt = attempt
         self.retry_seconds = retry_seconds
@@ -70,6 +75,7 @@ class AttemptRecorder:
                 if self.write(jobs.store_epoch, row=event, replay=replay) is None:
                     return
                 self.last_epoch = event
+                self.record_disk_size()
             elif kind == EventType.step:
                 self._steps.append(event)
                 if len(self._steps) >= STEP_BATCH:
@@ -86,6 +92,12 @@ class AttemptRecorder:
             return
         if self.write(jobs.store_steps, steps=self._steps) is not None:
             self._steps = []
+
+    def record_disk_size(self) -> None:
+        """The run folder's size, for the runs list: a few files' lengths, measured after each epoch and at
+        the end of the attempt (a failed write is not retried: the next measurement replaces it)."""
+        if self.run_dir is not None and not self.lost:
+            self.write(jobs.record_disk_size, disk_bytes=folder_size(self.run_dir))
 
     def poll_cancel(self) -> None:
         requested = self.read(jobs.cancel_requested)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -75,6 +76,18 @@ class _Transport:
         # A create with an Idempotency-Key is the one POST that is safe to send again.
         retry = headers is not None and "Idempotency-Key" in headers
         return self.request("POST", path, json=body, headers=headers, retry=retry).json()
+
+    @contextmanager
+    def stream(self, path: str, *, headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it arrives (a file, a zip): the response, or the error it stands for."""
+        try:
+            with self.http.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if not response.is_success and response.status_code != 416:
+                    response.read()
+                    raise error_for(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise Unreachable(f"GET {self.url}{API_PREFIX}{path}: {exc or type(exc).__name__}") from exc
 
     def events(self, path: str, *, last_event_id: int) -> Iterator[ServerSentEvent]:
         """The messages of a Server-Sent Events stream, resumed after ``last_event_id``."""

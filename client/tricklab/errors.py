@@ -52,6 +52,11 @@ class Busy(TricklabError):
         self.retry_after = retry_after
 
 
+class Incomplete(TricklabError):
+    """A download that ended with another size than the server announced (the connection dropped, or the
+    file changed meanwhile); ``path`` keeps what arrived, and the next try resumes from it."""
+
+
 def error_for(response: httpx.Response) -> TricklabError:
     """The exception an unsuccessful ``response`` stands for."""
     detail = _detail(response)

@@ -257,3 +257,16 @@ class RunEvent(Resource):
     event: Literal["epoch", "status", "end"]
     epoch: EpochMetrics | None = None
     run: Run | None = None
+
+
+class RunFile(Resource):
+    path: str  # relative to the run's folder, "/"-separated
+    size: int
+    modified_at: datetime
+    kind: str  # config, metrics, result, checkpoint, tensorboard, log or other
+
+
+class RunFiles(Resource):
+    data: list[RunFile]
+    count: int
+    total_bytes: int

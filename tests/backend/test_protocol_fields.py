@@ -39,6 +39,7 @@ RUN_OWN_COLUMNS = {
     "started_at",
     "finished_at",
     "heartbeat_at",
+    "disk_bytes",  # the worker measures the folder; the trainer reports nothing of it
 }
 
 

@@ -92,6 +92,8 @@ def test_the_worker_prepares_the_folder_and_resolves_a_teacher(
     assert json.loads((folder / "child.env").read_text()) == {"CUDA_VISIBLE_DEVICES": ""}
     run = get(db, student)
     assert (run.test_top1, run.checkpoint_epoch, run.peak_epoch, run.test_loss) == (42.0, 2, 2, 0.5)
+    # Measured once the trainer has exited, so the runs list shows the folder as it stays.
+    assert run.disk_bytes == sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) > 0
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(EpochMetric).where(EpochMetric.run_id == student)) == 2
 

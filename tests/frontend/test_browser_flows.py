@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,45 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
     page.wait_for_function("() => location.search.includes('mode=final')")
     csv = httpx.get(dashboard.url + page.locator("#csv-link").get_attribute("href")).text
     assert csv.splitlines()[0].startswith("run_id,name,tricks") and len(csv.splitlines()) == 3
+    epochs = httpx.get(dashboard.url + page.locator("#epochs-csv-link").get_attribute("href")).text.splitlines()
+    assert [line.split(",")[0] for line in epochs[1:]] == [str(ids[0])] * 2 + [str(ids[1])] * 2
     page.get_by_label("Baseline").select_option(str(ids[1]))
     page.wait_for_function(f"() => location.search.includes('baseline={ids[1]}')")
     page.locator("#compare-table tbody tr.baseline").get_by_role("link").filter(has_text=XSS_NAME).wait_for()
+    assert not page.probe.errors
+
+
+def test_the_run_page_links_each_file_and_the_zip(page, dashboard, finished_runs, tmp_path):
+    run = finished_runs[0]
+    folder = Path(run["run_dir"])
+    listed = dashboard.get(f"/runs/{run['id']}/files")
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    page.locator("#files-table tr[data-path='checkpoints/best.pt']").wait_for()
+    links = page.locator("#files-table tbody a")
+    assert links.all_text_contents() == [file["path"] for file in listed["data"]]
+    assert {"config.json", "metrics.jsonl", "result.json", "checkpoints/best.pt"} <= set(links.all_text_contents())
+    assert page.locator("#run-disk").text_content().endswith(("KiB", "MiB"))
+    shot(page, tmp_path, "run-files")
+
+    # A click downloads the file itself, through the same page session a token log-in would use.
+    with page.expect_download() as download:
+        links.filter(has_text="result.json").click()
+    assert Path(download.value.path()).read_bytes() == (folder / "result.json").read_bytes()
+    assert download.value.suggested_filename == "result.json"
+    with page.expect_download() as download:
+        page.locator("#files-zip").click()
+    archive = zipfile.ZipFile(download.value.path())
+    names = archive.namelist()
+    assert f"run-{run['id']}/config.json" in names and not [name for name in names if "/checkpoints/" in name]
+
+    # The runs list shows the size the worker measured when the run ended.
+    page.goto(dashboard.url + "/")
+    disk = page.locator(f"tr[data-run-id='{run['id']}'] td.disk")
+    disk.wait_for()
+    assert disk.text_content().endswith(("KiB", "MiB"))
+    epochs_csv = page.locator("#runs-epochs-csv").get_attribute("href")
+    lines = httpx.get(dashboard.url + epochs_csv).text.splitlines()
+    assert lines[0].startswith("run_id,run_name") and str(run["id"]) in {line.split(",")[0] for line in lines[1:]}
     assert not page.probe.errors
 
 

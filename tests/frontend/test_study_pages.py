@@ -60,6 +60,12 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     page.get_by_label("test, kept checkpoint (lowest valid loss)").check()
     page.wait_for_function("() => document.getElementById('csv-link').href.endsWith('metric=test')")
     page.screenshot(path=tmp_path / "study.png", full_page=True)
+    # Every epoch of every run of the study, one line each (a tiny study's runs train one epoch).
+    epochs = httpx.get(study_server.url + page.locator("#epochs-csv-link").get_attribute("href")).text.splitlines()
+    study = study_server.get(f"/studies/{tiny_study['id']}")
+    run_ids = {run["run_id"] for group in study["groups"] for run in group["runs"]}
+    assert epochs[0].startswith("run_id,run_name,study_id,config_hash,epoch,")
+    assert sorted(int(line.split(",")[0]) for line in epochs[1:]) == sorted(run_ids)
     assert page.locator("#report-column").text_content() == "Report (top-1)"
     assert not page.locator("#study-reference").is_visible()  # a grid quotes nothing
     assert not page.errors

@@ -8,14 +8,17 @@ database file the server reads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from backend.db import Database
 from backend.models import EpochMetric, Run, RunStatus, utcnow
 from trainer.config import RunConfig, apply_overrides
+from trainer.protocol import RunFolder
 
 # The runs' size; their epochs are as many as their values.
 BASE = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "batch_size": 16}
@@ -88,3 +91,24 @@ def add_finished_runs(database_url: str, runs: Sequence[Finished]) -> list[int]:
     finally:
         database.dispose()
     return ids
+
+
+def write_run_folder(runs_dir: Path, run_id: int, *, checkpoint_bytes: int = 4096, epochs: int = 2) -> Path:
+    """Run ``run_id``'s folder as a finished trainer leaves it: config, epochs, result, TensorBoard
+    events, both checkpoints (``checkpoint_bytes`` each, of counting bytes so any slice is checkable)
+    and a log; returns the folder."""
+    folder = RunFolder(runs_dir / str(run_id))
+    (folder.checkpoints).mkdir(parents=True, exist_ok=True)
+    folder.tensorboard.mkdir(exist_ok=True)
+    folder.rank_logs(1).mkdir(parents=True, exist_ok=True)
+    folder.attempt.write_text("1\n")
+    folder.config.write_text(json.dumps({"name": f"run {run_id}", "epochs": epochs}))
+    rows = [json.dumps({"epoch": epoch, "valid_top1": 50.0}) + "\n" for epoch in range(1, epochs + 1)]
+    folder.metrics.write_text("".join(rows))
+    folder.result.write_text(json.dumps({"test_top1": 60.0}))
+    (folder.tensorboard / "events.out.tfevents.1.host").write_bytes(b"\x00tb" * 100)
+    (folder.rank_logs(1) / "rank0.log").write_text("rank 0 trained\n")
+    pattern = bytes(range(256)) * (checkpoint_bytes // 256 + 1)
+    folder.kept_checkpoint.write_bytes(pattern[:checkpoint_bytes])
+    folder.last_checkpoint.write_bytes(pattern[:checkpoint_bytes])
+    return folder.path

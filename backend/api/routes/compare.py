@@ -12,6 +12,7 @@ from backend.api.responses import CSV, READ_ONE, CsvResponse
 from backend.models import MAX_ID
 from backend.reports.compare import rows_to_csv
 from backend.schemas.compare import ComparePublic
+from backend.services import epoch_csv
 from backend.services.compare import Comparison, compare_runs
 
 router = APIRouter(prefix="/compare", tags=["compare"])
@@ -58,4 +59,14 @@ async def compare_csv(comparison: ComparisonDep) -> CsvResponse:
     return CsvResponse(
         rows_to_csv(comparison.rows),
         headers={"Content-Disposition": f'attachment; filename="compare-{comparison.mode}.csv"'},
+    )
+
+
+@router.get("/epochs.csv", response_class=CsvResponse, responses=CSV)
+def compare_epochs_csv(run_ids: RunIdsDep, session: SessionDep) -> CsvResponse:
+    """Every epoch row of the compared runs in long format: run_id, run_name, study_id, config_hash, epoch,
+    attempt and each figure; 404 naming the ids that name no run."""
+    return CsvResponse(
+        epoch_csv.epochs_csv(session=session, run_ids=run_ids),
+        headers={"Content-Disposition": 'attachment; filename="compare-epochs.csv"'},
     )

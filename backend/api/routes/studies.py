@@ -19,7 +19,7 @@ from backend.schemas.studies import (
     StudyTable,
     StudyUpdate,
 )
-from backend.services import studies, study_views
+from backend.services import epoch_csv, studies, study_views
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -85,6 +85,15 @@ def study_table_csv(study_id: StudyId, session: SessionDep, metric: MetricQuery 
     return CsvResponse(
         study_report.table_csv(table),
         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-{metric}.csv"'},
+    )
+
+
+@router.get("/{study_id}/epochs.csv", response_class=CsvResponse, responses=CSV)
+def study_epochs_csv(study_id: StudyId, session: SessionDep) -> CsvResponse:
+    """Every epoch row of the study's runs in long format (one line per run and epoch, each figure a column)."""
+    return CsvResponse(
+        epoch_csv.study_epochs_csv(session=session, study_id=study_id),
+        headers={"Content-Disposition": f'attachment; filename="study-{study_id}-epochs.csv"'},
     )
 
 

@@ -14,6 +14,7 @@ const baselineSelect = document.getElementById("baseline");
 const tbody = document.querySelector("#compare-table tbody");
 const message = document.getElementById("compare-message");
 const csvLink = document.getElementById("csv-link");
+const epochsCsvLink = document.getElementById("epochs-csv-link");
 const legend = document.getElementById("legend");
 const hints = document.getElementById("compare-hints");
 const hidden = new Set();
@@ -39,6 +40,7 @@ function syncUrl() {
   for (const kind of ["html", "md", "tex"]) {
     document.getElementById(kind === "html" ? "report-link" : `report-${kind}`).href = `/api/v1/compare/report.${kind}?${query("run_ids")}`;
   }
+  epochsCsvLink.href = `/api/v1/compare/epochs.csv?run_ids=${runIds.join(",")}`;
 }
 
 // The model every run shares ("ResNet18 from scratch" in a CPU-sized study): said once, above the

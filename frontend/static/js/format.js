@@ -71,3 +71,16 @@ export function imagesPerSecond(value) {
 export function gibibytes(bytes) {
   return bytes === null || bytes === undefined ? NONE : `${number(bytes / 2 ** 30, 1)} GiB`;
 }
+
+// A file's or folder's size in bytes, binary units: "512 B", "3.4 KiB", "1.2 GiB", or "–".
+export function fileSize(bytes) {
+  if (bytes === null || bytes === undefined) return NONE;
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${number(value, 1)} ${units[unit]}`;
+}

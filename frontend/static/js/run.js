@@ -2,7 +2,7 @@
 // happened to it.
 import { ACTIVE, api, detailText, el, progress, showMessage, statusBadge, when } from "./common.js";
 import { drawEpochCharts, drawLr, nameDownloads, style, toColumns } from "./charts.js";
-import { NONE, atEpoch, duration, gibibytes, imagesPerSecond, number, pair, share } from "./format.js";
+import { NONE, atEpoch, duration, fileSize, gibibytes, imagesPerSecond, number, pair, share } from "./format.js";
 
 const root = document.getElementById("run");
 const runId = Number(root.dataset.runId);
@@ -137,6 +137,19 @@ function draw() {
   drawLr("chart-lr", series, { perStep: steps.length > metrics.size, epochs: run?.epochs, title: lrTitle, emptyNote: note });
 }
 
+// The folder as it is now: each file a download link, and their total the run's size on disk.
+async function loadFiles() {
+  const files = await api(`/runs/${runId}/files`);
+  const link = (path) => `/api/v1/runs/${runId}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+  const rows = files.data.map((file) => el("tr", { dataset: { path: file.path } },
+    el("td", {}, el("a", { href: link(file.path), download: file.path.split("/").pop() }, file.path)),
+    el("td", {}, file.kind),
+    el("td", { class: "num" }, fileSize(file.size))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No files yet: the worker writes them once it starts the run.")));
+  $("files-table").tBodies[0].replaceChildren(...rows);
+  $("run-disk").textContent = files.count ? fileSize(files.total_bytes) : NONE;
+}
+
 async function loadSteps() {
   steps = (await api(`/runs/${runId}/steps`)).data;
 }
@@ -164,7 +177,7 @@ async function onEpoch(event) {
   // Progress, time per epoch and the per-step LR move with each epoch; a status event only comes on a
   // status change. A failed refresh leaves the epoch point drawn, and the next epoch tries again.
   try {
-    const [next] = await Promise.all([api(`/runs/${runId}`), loadSteps()]);
+    const [next] = await Promise.all([api(`/runs/${runId}`), loadSteps(), loadFiles()]);
     renderRun(next);
     draw();
   } catch {}
@@ -186,7 +199,7 @@ function connect({ lost = false } = {}) {
     source.close();
     liveState.textContent = "";
     renderRun(await api(`/runs/${runId}`));
-    await loadSteps().catch(() => {});
+    await Promise.all([loadSteps(), loadFiles()]).catch(() => {});
     draw();
   });
   source.addEventListener("error", () => {
@@ -213,7 +226,7 @@ async function act(action) {
 
 async function start() {
   try {
-    const [first] = await Promise.all([api(`/runs/${runId}`), resync()]);
+    const [first] = await Promise.all([api(`/runs/${runId}`), resync(), loadFiles()]);
     renderRun(first);
     draw();
     if (ACTIVE.has(first.status)) connect();

@@ -1,6 +1,6 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
 import { ACTIVE, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
-import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, pair } from "./format.js";
+import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, fileSize, pair } from "./format.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -14,6 +14,7 @@ const bulk = document.getElementById("bulk");
 const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
+const epochsCsv = document.getElementById("runs-epochs-csv");
 
 // Checked in this order; the comparison picks its baseline itself (the fewest tricks).
 const selected = new Set();
@@ -90,6 +91,7 @@ function row(run) {
     el("td", { class: "num", title: PEAK_EPOCH }, atEpoch(pair(run.peak_valid_top1, run.peak_valid_top5), run.peak_epoch)),
     el("td", { class: "num", title: KEPT_CHECKPOINT }, atEpoch(pair(run.test_top1, run.test_top5), run.test_top1 === null ? null : run.checkpoint_epoch)),
     el("td", { class: "num" }, duration(run.seconds_per_epoch), run.devices ? el("div", { class: "muted" }, run.devices) : null),
+    el("td", { class: "num disk" }, fileSize(run.disk_bytes)),
     el("td", {}, when(run.created_at), run.created_by ? el("div", { class: "muted creator" }, `by ${run.created_by}`) : null),
     actions,
   );
@@ -107,7 +109,7 @@ function render(page) {
   tbody.replaceChildren(...page.data.map(row));
   if (!page.data.length) {
     const filtered = statusFilter.value || kindFilter.value || nameFilter.value || archivedFilter.value !== "false";
-    tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
+    tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
   if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
@@ -136,6 +138,9 @@ const refresh = poll(
     if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
     params.set("archived", archivedFilter.value);
     const page = await api(`/runs?${params}`);
+    // The CSV takes the list's filters, not its page size.
+    params.delete("limit");
+    epochsCsv.href = `/api/v1/epochs.csv${params.size ? `?${params}` : ""}`;
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
       for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
       // A study still being created is not listed yet: asked again only with the next new study.

@@ -47,9 +47,10 @@ def test_a_generated_client_keeps_every_schema(tmp_path: Path):
     schema.write_text(json.dumps(create_app(Settings()).openapi()))
     config = tmp_path / "config.json"
     # No formatter run over the output: the models are the point. The generator knows text, JSON and
-    # octet streams; a report's figures (SVG, PNG) are bytes to it, as its documented override says.
-    images = dict.fromkeys(("image/svg+xml", "image/png"), "application/octet-stream")
-    config.write_text(json.dumps({"post_hooks": [], "content_type_overrides": images}))
+    # octet streams; a report's figures (SVG, PNG) and a run's zip are bytes to it, as its documented
+    # override says.
+    binary = dict.fromkeys(("image/svg+xml", "image/png", "application/zip"), "application/octet-stream")
+    config.write_text(json.dumps({"post_hooks": [], "content_type_overrides": binary}))
     done = subprocess.run(
         [
             *(sys.executable, "-m", "openapi_python_client", "generate"),

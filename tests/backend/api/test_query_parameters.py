@@ -63,8 +63,10 @@ def test_the_api_takes_what_its_schema_documents(api: TestClient):
         for method, operation in operations.items()
     }
     assert len(documented) > 20
+    # The schema writes a path convertor's parameter bare: {path:path} is {path}.
+    served = {(method, re.sub(r"\{(\w+):\w+\}", r"{\1}", str(path))): route for (method, path), route in ROUTES.items()}
     for key, names in documented.items():
-        original = ROUTES[key].original_route
+        original = served[key].original_route
         assert isinstance(original, APIRoute)
         assert declared_query(original.dependant) == names, key
 
