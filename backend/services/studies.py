@@ -245,6 +245,15 @@ def cancel_study(*, session: Session, study_id: int) -> Study:
     return study
 
 
+def _reusing_studies(*, session: Session, study_id: int, run_ids: set[int]) -> dict[int, int]:
+    """For each of ``run_ids`` another study lists among its runs, the first such study."""
+    reused_by: dict[int, int] = {}
+    for other in session.scalars(select(Study).where(Study.id != study_id).order_by(Study.id)):
+        for run_id in run_ids.intersection(StudySpec.of(other).run_ids()):
+            reused_by.setdefault(run_id, other.id)
+    return reused_by
+
+
 def rename_study(*, session: Session, study_id: int, name: str, updated_by: str | None) -> Study:
     """A new name, recorded with who gave it (the token's name; None on an open server) and when."""
     study = get_study(session=session, study_id=study_id)
@@ -257,15 +266,17 @@ def rename_study(*, session: Session, study_id: int, name: str, updated_by: str 
 def delete_study(*, session: Session, settings: Settings, study_id: int, keep_runs: bool = False) -> None:
     """Delete a study with the runs it created (their metrics and folders), all or none: a 409 while
     one of them is running or teaches a live run outside it. Runs it reused belong to the studies that
-    made them and stay. With ``keep_runs`` its runs stay too, in no study."""
+    made them and stay; runs it made that a later study reused stay too, handed to the first of those.
+    With ``keep_runs`` its runs stay too, in no study."""
     study = get_study(session=session, study_id=study_id)
     own = list(session.scalars(select(Run).where(Run.study_id == study_id).order_by(Run.id).with_for_update()))
-    if keep_runs:
-        for run in own:
-            run.study_id = None
-    else:
-        run_service.remove_runs(session=session, runs=own)
+    reused_by = _reusing_studies(session=session, study_id=study_id, run_ids={run.id for run in own})
+    removed = [] if keep_runs else [run for run in own if run.id not in reused_by]
+    for run in own:
+        if run not in removed:
+            run.study_id = reused_by.get(run.id)
+    run_service.remove_runs(session=session, runs=removed)
     session.delete(study)
     session.commit()
-    for run in [] if keep_runs else own:
+    for run in removed:
         shutil.rmtree(settings.run_dir(run.id), ignore_errors=True)

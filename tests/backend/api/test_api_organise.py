@@ -183,6 +183,26 @@ def test_rename_and_delete_a_study(client, data_root):
     assert client.delete(f"/api/v1/studies/{study['id']}").status_code == 404
 
 
+def test_deleting_a_study_keeps_the_runs_a_later_study_reused(client, data_root):
+    body = {**GRID, "overrides": {"data.root": str(data_root)}}
+    first = client.post("/api/v1/studies", json=body).json()
+    made = sorted(run["run_id"] for group in first["groups"] for run in group["runs"])
+    with client.app.state.database.session(write=True) as session:
+        for run_id in made:
+            claimed = jobs.claim_run(session=session, worker="test", stale_after_seconds=60)
+            assert claimed is not None and claimed.run_id == run_id
+            jobs.succeed(session=session, run_id=claimed.run_id, attempt=1, result={})
+    second = client.post("/api/v1/studies", json={**body, "name": "again"}).json()
+    assert all(run["reused"] for group in second["groups"] for run in group["runs"])
+
+    assert client.delete(f"/api/v1/studies/{first['id']}").status_code == 204
+    kept = [client.get(f"/api/v1/runs/{run_id}").json() for run_id in made]
+    assert [run["study_id"] for run in kept] == [second["id"]] * len(made)
+    assert client.get(f"/api/v1/studies/{second['id']}/table").status_code == 200
+    assert client.delete(f"/api/v1/studies/{second['id']}").status_code == 204
+    assert [client.get(f"/api/v1/runs/{run_id}").status_code for run_id in made] == [404] * len(made)
+
+
 def test_deleting_a_study_can_keep_its_runs(client, data_root):
     study = client.post("/api/v1/studies", json={**GRID, "overrides": {"data.root": str(data_root)}})
     assert study.status_code == 201, study.text
