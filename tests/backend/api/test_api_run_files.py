@@ -23,8 +23,7 @@ SECRET = b"the server's own file, never to be served"
 CHECKPOINT_BYTES = 4096
 
 
-@pytest.fixture
-def served(database_url: str, make_settings, make_database, live_server, tmp_path: Path) -> dict[str, Any]:
+def serve_two_runs(database_url: str, make_settings, make_database, live_server) -> dict[str, Any]:
     """A live server with runs 1 and 2 finished and on disk, a secret file beside the runs folder, and
     symlinks in run 1's folder: one out to the secret, one to a file inside, one to a folder inside."""
     settings: Settings = make_settings(database_url)
@@ -38,6 +37,17 @@ def served(database_url: str, make_settings, make_database, live_server, tmp_pat
     (folders[0] / "tb-link").symlink_to(folders[0] / "tb", target_is_directory=True)
     (folders[0] / "logs" / "outside").symlink_to(settings.runs_dir.parent, target_is_directory=True)
     return {"url": live_server(settings), "ids": ids, "folders": folders, "settings": settings, "database": database}
+
+
+@pytest.fixture
+def served(sqlite_url: str, make_settings, make_database, live_server) -> dict[str, Any]:
+    """On SQLite: paths, ranges and the zip are the folder's, the same whichever database lists the runs."""
+    return serve_two_runs(sqlite_url, make_settings, make_database, live_server)
+
+
+@pytest.fixture
+def served_on_each_database(database_url: str, make_settings, make_database, live_server) -> dict[str, Any]:
+    return serve_two_runs(database_url, make_settings, make_database, live_server)
 
 
 def raw_get(url: str, target: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -54,7 +64,8 @@ def raw_get(url: str, target: str, headers: dict[str, str] | None = None) -> tup
     return int(head.split(b" ", 2)[1]), body
 
 
-def test_the_list_names_each_file_with_its_size_and_kind(served):
+def test_the_list_names_each_file_with_its_size_and_kind(served_on_each_database):
+    served = served_on_each_database
     run_id = served["ids"][0]
     answer = httpx.get(f"{served['url']}/api/v1/runs/{run_id}/files").json()
     kinds = {file["path"]: (file["kind"], file["size"]) for file in answer["data"]}
@@ -73,7 +84,8 @@ def test_the_list_names_each_file_with_its_size_and_kind(served):
     assert answer["total_bytes"] == sum(size for _, size in kinds.values())
 
 
-def test_a_queued_run_has_no_files_and_an_unknown_run_is_a_404(served):
+def test_a_queued_run_has_no_files_and_an_unknown_run_is_a_404(served_on_each_database):
+    served = served_on_each_database
     run = httpx.get(f"{served['url']}/api/v1/runs/999/files")
     assert run.status_code == 404 and run.json() == {"detail": "run 999 not found"}
     for target in ("/api/v1/runs/999/files/config.json", "/api/v1/runs/999/files.zip"):
