@@ -41,21 +41,23 @@ ONE_WORKER_UNIT = "slow session fixtures"
 # first, so that no long file is left to run alone at the end while the other cores idle. A unit not
 # named here counts a second a test; a wrong figure costs balance, never a test.
 UNIT_SECONDS = {
-    ONE_WORKER_UNIT: 120,
-    "tests/bench/test_bench_smoke.py": 110,
-    "tests/trainer/test_lr_range.py": 90,
-    "tests/bench/test_gpu_check_smoke.py": 75,
-    "tests/backend/api/test_api_fuzz.py": 60,
-    "tests/backend/test_machine_faults.py": 60,
-    "tests/trainer/test_run.py": 55,
-    "tests/backend/test_run_end_to_end.py": 55,
-    "tests/trainer/test_distributed.py": 50,
-    "tests/backend/test_worker_distributed.py": 50,
-    "tests/backend/test_cli_tokens.py": 45,
-    "tests/backend/test_worker.py": 35,
-    "tests/backend/test_database_faults.py": 30,
-    "tests/backend/test_cli_and_compose.py": 25,
-    "tests/client/test_client.py": 20,
+    ONE_WORKER_UNIT: 200,
+    "tests/bench/test_bench_smoke.py": 80,
+    "tests/bench/test_gpu_check_smoke.py": 60,
+    "tests/backend/test_worker_distributed.py": 55,
+    "tests/trainer/test_distributed.py": 45,
+    "tests/backend/api/test_api_reports.py": 40,
+    "tests/backend/api/test_api_fuzz.py": 40,
+    "tests/trainer/test_run.py": 35,
+    "tests/client/test_client.py": 35,
+    "tests/backend/test_worker.py": 30,
+    "tests/trainer/test_lr_range.py": 30,
+    "tests/backend/api/test_api_run_files.py": 30,
+    "tests/backend/test_run_end_to_end.py": 27,
+    "tests/backend/api/test_api_organise.py": 27,
+    "tests/backend/test_cli_tokens.py": 25,
+    "tests/backend/test_machine_faults.py": 22,
+    "tests/backend/test_lr_range_end_to_end.py": 17,
 }
 
 
