@@ -1,4 +1,4 @@
-"""Runs as the API sees them: submit, list, read metrics, cancel, retry, clone, delete.
+"""Runs as the API sees them: submit, read metrics, cancel, retry, clone, delete.
 
 Functions take the session and commit what they change, as the worker's queue functions do.
 """
@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, StepMetric, utcnow
+from backend.reports.compare import configuration_key
 from backend.reports.timing import data_wait_hint
 from backend.schemas.runs import RunPublic
 from backend.services import idempotency
@@ -23,7 +24,7 @@ from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.services.schedule import batch_fit, train_size
 from backend.services.weights import weights_errors
 from backend.settings import Settings
-from trainer.config import CONTROL_CHARACTERS, ConfigError, RunConfig, apply_overrides
+from trainer.config import ConfigError, RunConfig, apply_overrides
 from trainer.protocol import RunFolder
 
 CUB_FOLDER = "CUB_200_2011"
@@ -140,6 +141,7 @@ def queue_run(
         study_id=study_id,
         config=values,
         config_hash=RunConfig.model_validate(values).fingerprint(),
+        configuration_hash=configuration_key(RunConfig.model_validate(values)),
         depends_on=depends_on,
         max_attempts=settings.max_attempts,
         created_by=created_by,
@@ -220,37 +222,6 @@ def get_run(*, session: Session, run_id: int, for_update: bool = False) -> Run:
     if run is None:
         raise NotFound(f"run {run_id} not found")
     return run
-
-
-def list_runs(
-    *,
-    session: Session,
-    statuses: Sequence[RunStatus] = (),
-    kinds: Sequence[RunKind] = (),
-    name: str | None = None,
-    study_id: int | None = None,
-    created_by: str | None = None,
-    skip: int = 0,
-    limit: int = 100,
-) -> tuple[list[Run], int]:
-    """Newest first, with the number of matching runs over all pages."""
-    conditions: list[ColumnElement[bool]] = []
-    if statuses:
-        conditions.append(Run.status.in_(statuses))
-    if kinds:
-        conditions.append(Run.kind.in_(kinds))
-    if name and CONTROL_CHARACTERS.search(name):
-        return [], 0  # no run's name holds one (RunConfig refuses them); PostgreSQL cannot even compare NUL
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
-    if study_id is not None:
-        conditions.append(Run.study_id == study_id)
-    if created_by is not None:
-        conditions.append(Run.created_by == created_by)
-    count = session.scalar(select(func.count()).select_from(Run).where(*conditions))
-    runs = session.scalars(select(Run).where(*conditions).order_by(Run.id.desc()).offset(skip).limit(limit)).all()
-    return list(runs), count or 0
 
 
 def epoch_summaries(*, session: Session, run_ids: Sequence[int]) -> dict[int, Row[Any, Any, Any, Any, Any]]:
