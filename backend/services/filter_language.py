@@ -242,7 +242,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> FilterError:
         return FilterError(f"column {column}: unexpected {found!r}; expected {_expected(set(exc.expected))}")
     if isinstance(exc, UnexpectedCharacters):
         start = exc.pos_in_stream or 0
-        found = text[start : start + 10]
+        found = text[start]
         return FilterError(f"column {column}: unexpected {found!r}; expected {_expected(set(exc.allowed or ()))}")
     return FilterError(f"column {column}: cannot read the filter here")
 
@@ -267,8 +267,8 @@ def parse_filter(text: str) -> Node | None:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    # Each level of the tree is a rule (a field and its comparison take two); allow for those.
-    if _depth(tree) > MAX_DEPTH + 3:
+    # A comparison and its field take two levels of the tree; parentheses alone take none.
+    if _depth(tree) - 2 > MAX_DEPTH:
         raise FilterError(f"a filter nests at most {MAX_DEPTH} levels of parentheses and nots")
     try:
         return _ToNodes().transform(tree)

@@ -188,7 +188,7 @@ def _boolean_text(value: bool) -> str:
 def _like(column: ColumnElement[Any], node: Like, sqlite: bool) -> ColumnElement[bool]:
     if node.case_sensitive and sqlite:
         # SQLite's LIKE ignores ASCII case; GLOB does not. The same pattern, in GLOB's words.
-        return column.op("GLOB")(bindparam(None, _glob(node.pattern), type_=String))
+        return column.op("GLOB", is_comparison=True)(bindparam(None, _glob(node.pattern), type_=String))
     pattern = bindparam(None, node.pattern, type_=String)
     return column.like(pattern, escape="\\") if node.case_sensitive else column.ilike(pattern, escape="\\")
 
