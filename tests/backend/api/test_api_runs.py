@@ -3,6 +3,7 @@
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -163,7 +164,7 @@ def test_list_filters_by_status_and_name_and_paginates(client, data_root, db):
 
 def test_list_filters_with_the_language_sorts_and_pages_by_cursor(client, data_root, db):
     names = ("cosine-a", "cosine-b", "step", "mixup")
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"name": "cosine-a", "seed": 1, "schedule": {"name": "cosine"}},
         {"name": "cosine-b", "seed": 2, "schedule": {"name": "cosine"}},
         {"name": "step", "schedule": {"name": "constant"}},

@@ -3,6 +3,8 @@ each must find, on SQLite and PostgreSQL; the list's sort, keyset pages and seed
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -14,7 +16,7 @@ from backend.services.filter_sql import compile_filter
 
 # Hand-made rows: configs hold what a stored config may (a string where a number is expected, a
 # null, a missing key), so each guard has something to refuse.
-RUNS = {
+RUNS: dict[str, dict[str, Any]] = {
     "cosine-a": {
         "config": {
             "tricks": {"mixup_alpha": 0.2, "label_smoothing": 0.1},
@@ -146,6 +148,7 @@ def test_values_never_reach_the_sql_text(dialect):
 
     node = parse_filter('name = "sneaky\' --" and config.optim.lr > 0.123 and config.tricks.kd exists')
     condition = compile_filter(node, dialect=dialect)
+    assert condition is not None
     text = str(condition.compile(dialect=(sqlite if dialect == "sqlite" else postgresql).dialect()))
     assert "sneaky" not in text and "0.123" not in text and "optim" not in text and "kd" not in text
 
