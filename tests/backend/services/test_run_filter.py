@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from backend.models import EpochMetric, Run, RunStatus
@@ -251,3 +253,23 @@ def test_seeds_of_one_configuration_group_into_one_row_with_mean_and_std(db):
             session=session, where=run_listing.Where(filter_text="peak.valid_top1 > 80")
         )
         assert count == 1 and run_listing.public_group(filtered[0]).count == 1
+
+
+# Words a filter is made of, joined at random: most joins are nonsense, many parse, some run.
+WORDS = [
+    "and", "or", "not", "(", ")", ",", "=", "!=", "<", ">=", "in", "like", "ilike", "is", "null", "exists",
+    "true", "1", "-2.5e3", "1e999", '"x"', "'%a_'", '"\\\\"', "name", "status", "peak.valid_top1", "final.lr",
+    "config.optim.lr", "config.tricks.mixup_alpha", "config.`a b`", "tag", '"succeeded"', "NaN", ";", "--", "`",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.text(max_size=80), st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)))
+def test_any_text_is_refused_with_a_filter_error_or_runs(db, text):
+    try:
+        condition = compile_filter(parse_filter(text), dialect=db.engine.dialect.name)
+    except FilterError:
+        return
+    if condition is not None:
+        with db.session() as session:
+            session.scalars(select(Run.id).where(condition)).all()
