@@ -248,9 +248,11 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
     rows and the peak epoch so far from another (the one the compare table takes)."""
     ids = [run.id for run in runs]
     summaries = epoch_summaries(session=session, run_ids=ids)
+    # A finished run keeps its peak in its row; only the others' are read from their epochs.
+    unfinished = [run.id for run in runs if run.peak_epoch is None]
     peaks = {
         peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
-        for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="peak")
+        for peak in metric_service.picked_epochs(session=session, run_ids=unfinished, mode="peak")
     }
     columns = [column.key for column in Run.__table__.columns]
     public = []
