@@ -10,6 +10,7 @@ from backend.api.routes import (
     lr_range,
     metrics,
     presets,
+    run_groups,
     runs,
     schedule,
     studies,
@@ -23,5 +24,5 @@ from backend.schemas.security import HOST_REFUSAL, REFUSALS
 api_router = APIRouter(generate_unique_id_function=lambda route: route.name, dependencies=[KnownQueryOnly])
 # Health is open: it needs no token, so only a foreign Host is refused.
 api_router.include_router(health.router, responses=HOST_REFUSAL)
-for routes in (runs, lr_range, metrics, presets, schedule, compare, studies, effects, workers):
+for routes in (runs, run_groups, lr_range, metrics, presets, schedule, compare, studies, effects, workers):
     api_router.include_router(routes.router, responses=REFUSALS)

@@ -140,7 +140,7 @@ class Client:
     ) -> RunGroupPage:
         """The seeds of each configuration among the runs ``filter`` matches as one group, with each
         figure's mean and standard deviation over them; ``sort`` orders the groups (by a figure's mean)."""
-        answer = self._transport.get("/runs/groups", filter=filter, sort=sort, skip=skip, limit=limit)
+        answer = self._transport.get("/run-groups", filter=filter, sort=sort, skip=skip, limit=limit)
         return RunGroupPage.model_validate(answer)
 
     def update_run(self, run_id: int, *, priority: int) -> Run:

@@ -5,15 +5,24 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
-from backend.api.deps import CreatorDep, DatabaseDep, IdempotencyKeyDep, Limit, RunId, SessionDep, SettingsDep, Skip
+from backend.api.deps import (
+    CreatorDep,
+    DatabaseDep,
+    FilterQuery,
+    IdempotencyKeyDep,
+    Limit,
+    RunId,
+    SessionDep,
+    SettingsDep,
+    Skip,
+    SortQuery,
+)
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
 from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
-from backend.schemas.runs import RunClone, RunCreate, RunGroupsPublic, RunPublic, RunsPublic, RunUpdate
+from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunUpdate
 from backend.services import events, run_listing, runs
 from backend.services import metrics as metric_service
-from backend.services.filter_language import MAX_LENGTH
-from backend.services.run_listing import SORT_HELP, SORT_PATTERN
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -37,22 +46,6 @@ def create_run(
         created_by=creator,
     )
     return runs.public_run(session=session, settings=settings, run=run)
-
-
-FILTER_HELP = (
-    "a condition in tricklab's filter language (README, 'Finding runs'), e.g. "
-    '`config.tricks.mixup_alpha > 0 and (name ilike "%cosine%" or status = "failed") and peak.valid_top1 >= 80`. '
-    "Operators: and, or, not, parentheses, = != < <= > >=, in (...), not in, like / ilike (% and _), "
-    "is [not] null, exists. Fields: run fields (id, name, status, kind, priority, study, attempt, created_at, "
-    "started_at, finished_at, created_by, worker, config_hash, configuration), config.<key> (the stored "
-    "RunConfig), a finished run's figures peak.{epoch,valid_top1,valid_top5}, checkpoint.{epoch,valid_loss,"
-    "valid_top1,valid_top5}, test.{loss,top1,top5}, and the last epoch's final.{epoch,train_loss,train_top1,"
-    "train_top5,valid_loss,valid_top1,valid_top5,lr,seconds,images_per_s}. A number compares with numbers "
-    "only; a missing value matches no comparison, and not takes the complement. A syntax error is a 422 "
-    f"naming the column and what was expected; at most {MAX_LENGTH} characters"
-)
-FilterQuery = Annotated[str | None, Query(max_length=MAX_LENGTH, description=FILTER_HELP)]
-SortQuery = Annotated[str, Query(pattern=SORT_PATTERN, description=SORT_HELP)]
 
 
 @router.get("", responses=READ)
@@ -82,23 +75,6 @@ def list_runs(
     )
     data = runs.public_runs(session=session, settings=settings, runs=found)
     return RunsPublic(data=data, count=count, next_cursor=next_cursor)
-
-
-@router.get("/groups", responses=READ)
-def list_run_groups(
-    session: SessionDep,
-    filter: FilterQuery = None,
-    sort: SortQuery = "-id",
-    skip: Skip = 0,
-    limit: Limit = 100,
-) -> RunGroupsPublic:
-    """The seeds of one configuration (the config without its seed) as one row, with the mean and standard
-    deviation of each figure over them; ``sort`` orders the groups by the mean of a figure, their newest
-    id or date, or their first name."""
-    groups, count = run_listing.list_groups(
-        session=session, where=run_listing.Where(filter_text=filter), sort=sort, skip=skip, limit=limit
-    )
-    return RunGroupsPublic(data=[run_listing.public_group(group) for group in groups], count=count)
 
 
 @router.get("/{run_id}", responses=READ_ONE)

@@ -187,7 +187,7 @@ async function loadGroups() {
   const params = new URLSearchParams({ limit: String(PAGE * (extraPages + 1)), sort });
   const filter = groupFilter();
   if (filter) params.set("filter", filter);
-  const page = await api(`/runs/groups?${params}`);
+  const page = await api(`/run-groups?${params}`);
   return { data: page.data, count: page.count, more: page.count > page.data.length };
 }
 

@@ -189,7 +189,7 @@ def test_list_filters_with_the_language_sorts_and_pages_by_cursor(client, data_r
         if cursor is None:
             break
     assert pages == sorted(names, reverse=True)
-    groups = client.get("/api/v1/runs/groups", params={"filter": 'name like "cosine%"'}).json()
+    groups = client.get("/api/v1/run-groups", params={"filter": 'name like "cosine%"'}).json()
     assert groups["count"] == 1 and groups["data"][0]["count"] == 2 and sorted(groups["data"][0]["seeds"]) == [1, 2]
     assert groups["data"][0]["peak_valid_top1"] == {"n": 0, "mean": None, "std": None}
 
