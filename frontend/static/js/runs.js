@@ -184,7 +184,8 @@ function groupFilter() {
 }
 
 async function loadGroups() {
-  const params = new URLSearchParams({ limit: String(PAGE * (extraPages + 1)), sort });
+  // Groups page by offset: each Show more asks for a page more, up to the API's 1,000 rows.
+  const params = new URLSearchParams({ limit: String(Math.min(1000, PAGE * (extraPages + 1))), sort });
   const filter = groupFilter();
   if (filter) params.set("filter", filter);
   const page = await api(`/run-groups?${params}`);
