@@ -127,7 +127,8 @@ FILTER_HELP = (
     '`config.tricks.mixup_alpha > 0 and (name ilike "%cosine%" or status = "failed") and peak.valid_top1 >= 80`. '
     "Operators: and, or, not, parentheses, = != < <= > >=, in (...), not in, like / ilike (% and _), "
     "is [not] null, exists. Fields: run fields (id, name, status, kind, priority, study, attempt, created_at, "
-    "started_at, finished_at, created_by, worker, config_hash, configuration), config.<key> (the stored "
+    "started_at, finished_at, created_by, worker, config_hash, configuration, notes), tag (one of the "
+    'run\'s tags: tag = "keep" carries it, tag != "keep" does not, tag exists has any), config.<key> (the stored '
     "RunConfig), a finished run's figures peak.{epoch,valid_top1,valid_top5}, checkpoint.{epoch,valid_loss,"
     "valid_top1,valid_top5}, test.{loss,top1,top5}, and the last epoch's final.{epoch,train_loss,train_top1,"
     "train_top5,valid_loss,valid_top1,valid_top5,lr,seconds,images_per_s}. A number compares with numbers "

@@ -9,7 +9,9 @@ config key whose path is bound too. Namespaces:
 - ``peak.*`` (the epoch of the highest valid top-1), ``checkpoint.*`` (the kept checkpoint, lowest
   valid loss), ``test.*`` (the checkpoint on the test split): a finished run's stored figures;
   ``final.*``: the last stored epoch's row, also while the run trains;
-- ``tag`` and ``notes``: refused until their tables exist (``_not_yet``).
+- ``notes``: the run's Markdown notes, as text; ``tag`` (or ``tags``): one of the run's tags, so
+  ``tag = "keep"`` finds the runs that carry it, ``tag != "keep"`` those that do not, ``tag exists``
+  those with any tag (each a correlated EXISTS on ``run_tags``).
 
 A comparison matches only values of its literal's type: a number compares with numbers alone,
 guarded by the JSON value's own type (SQLite ``json_type``, PostgreSQL ``json_typeof``) inside a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +44,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from backend.models import EpochMetric, Run, RunKind, RunStatus
+from backend.models import EpochMetric, Run, RunKind, RunStatus, RunTag
 from backend.services.filter_language import (
     BoolOp,
     Compare,
@@ -74,6 +77,7 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "worker": (Run.worker, _TEXT),
     "config_hash": (Run.config_hash, _TEXT),
     "configuration": (Run.configuration_hash, _TEXT),
+    "notes": (Run.notes, _TEXT),
 }
 CHOICES = {"status": [s.value for s in RunStatus], "kind": [k.value for k in RunKind]}
 
@@ -100,8 +104,8 @@ FINAL_FIGURES = (
     "seconds",
     "images_per_s",
 )
-# The organise work's namespaces: wired where their tables are (tags table, notes column).
-NOT_YET = frozenset({"tag", "tags", "notes"})
+# A run's tags live in run_tags, several per run: a condition on one of them is an EXISTS.
+TAG_FIELDS = frozenset({"tag", "tags"})
 CONFIG_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     "=": lambda a, b: a == b,
@@ -116,7 +120,7 @@ OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
 def field_names() -> str:
     figures = [f"{space}.{name}" for space, names in FIGURES.items() for name in names]
     finals = [f"final.{name}" for name in FINAL_FIGURES]
-    return ", ".join([*RUN_FIELDS, "config.<key>", *figures, *finals])
+    return ", ".join([*RUN_FIELDS, "tag", "config.<key>", *figures, *finals])
 
 
 def _kind_of(value: Value) -> str:
@@ -226,14 +230,34 @@ class _Compiler:
     def predicate(self, node: Compare | In | Like | Exists | IsNull) -> ColumnElement[bool]:
         field = node.field
         space = field.path[0]
-        if space in NOT_YET:
-            raise FilterError(f"{field}: tags and notes are not yet available to filter on")
+        if space in TAG_FIELDS and len(field.path) == 1:
+            return self.tag(field, node)
         if space == "config":
             if len(field.path) == 1:
                 raise FilterError("config: name a key, e.g. config.optim.lr")
             return self.config(_ConfigKey(field.path[1:], self.dialect), node)
         column, kind = self.column(field)
         return self.plain(field, column, kind, node)
+
+    def tag(self, field: Field, node: Compare | In | Like | Exists | IsNull) -> ColumnElement[bool]:
+        """Whether the run carries a tag that matches; a negated test (!=, not in, not like) is that it
+        carries none, and ``tag exists`` / ``is not null`` that it carries any."""
+        if isinstance(node, Compare) and node.value is None:
+            node = IsNull(field, negated=node.op != "=")
+        negated = False
+        if isinstance(node, Exists | IsNull):
+            matching = None
+            negated = isinstance(node, IsNull) and not node.negated
+        elif isinstance(node, Compare):
+            negated = node.op == "!="
+            matching = self.plain(field, RunTag.tag, _TEXT, replace(node, op="=") if negated else node)
+        else:
+            negated = node.negated
+            matching = self.plain(field, RunTag.tag, _TEXT, replace(node, negated=False))
+        tagged = select(RunTag.run_id).where(RunTag.run_id == Run.id)
+        if matching is not None:
+            tagged = tagged.where(matching)
+        return not_(tagged.exists()) if negated else tagged.exists()
 
     def column(self, field: Field) -> tuple[Any, str]:
         path = field.path

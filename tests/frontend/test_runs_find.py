@@ -66,4 +66,17 @@ def test_filter_sort_and_group_live_in_the_address(page, dashboard, finished_run
     expect(groups).to_have_count(2)
     assert page.locator("#filter-group").is_checked() and box.input_value() == mine
     expect(page.locator('#groups-table th[data-sort="name"]')).to_have_attribute("aria-sort", "ascending")
+    # Shown (the archive) joins the filter, the grouping and the address; neither run is archived.
+    page.locator("#filter-archived").select_option("true")
+    expect(groups).to_have_count(0)
+    assert address(page)["archived"] == ["true"]
+    page.locator("#filter-group").uncheck()
+    expect(page.locator("#runs-table tbody td.empty")).to_have_text("No run matches the filter.")
+    csv = page.locator("#runs-epochs-csv").get_attribute("href") or ""
+    assert parse_qs(csv.partition("?")[2]) == {"filter": [mine], "archived": ["true"]}
+    page.locator("#filter-archived").select_option("any")
+    expect(page.locator("#runs-table tbody tr[data-run-id]")).to_have_count(2)
+    page.reload()
+    expect(page.locator("#runs-table tbody tr[data-run-id]")).to_have_count(2)
+    assert page.locator("#filter-archived").input_value() == "any"
     assert page.errors == [] or all("Failed to load resource" in error for error in page.errors)

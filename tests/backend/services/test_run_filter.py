@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from backend.models import EpochMetric, Run, RunStatus
+from backend.models import EpochMetric, Run, RunStatus, RunTag
 from backend.services import run_listing
 from backend.services.errors import InvalidParameter
 from backend.services.filter_language import MAX_DEPTH, MAX_IN_VALUES, MAX_LENGTH, FilterError, parse_filter
@@ -31,6 +31,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "test_top1": 80.0,
         "created_by": "alice",
         "configuration_hash": "c1",
+        "notes": "**why**: the *a* row, 100% cosine",
     },
     "Cosine-b": {
         "config": {
@@ -48,6 +49,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "config": {"tricks": {"mixup_alpha": 0}, "optim": {"schedule": "step", "lr": 0.05}, "seed": 1},
         "status": RunStatus.failed,
         "configuration_hash": "c2",
+        "notes": "diverged at epoch 3",
     },
     "weird": {
         "config": {"tricks": {"mixup_alpha": "abc"}, "optim": {"lr": "0.1"}, "seed": 1},
@@ -61,6 +63,8 @@ RUNS: dict[str, dict[str, Any]] = {
     },
 }
 ALL = set(RUNS)
+# Tags live in their own table (run_tags), several per run.
+TAGS = {"cosine-a": ["keep", "ablation"], "Cosine-b": ["keep"], "step": ["try"]}
 
 CASES = [
     # A string never compares as 0 (SQLite would rank "abc" above every number), "0.1" is no 0.1.
@@ -108,6 +112,26 @@ CASES = [
     ('name = "x\'; DROP TABLE runs; --"', set()),
     ("name = 'x\\' OR 1=1 --'", set()),
     ("config.`tricks`.mixup_alpha > 0.1e0", {"cosine-a", "Cosine-b"}),
+    # A tag condition asks whether the run carries a matching tag; negated, that it carries none.
+    ('tag = "keep"', {"cosine-a", "Cosine-b"}),
+    ('tag != "keep"', {"step", "weird", "nullish"}),
+    ('not tag = "keep"', {"step", "weird", "nullish"}),
+    ('tag = "keep" and tag = "ablation"', {"cosine-a"}),
+    ('tag in ("try", "ablation")', {"cosine-a", "step"}),
+    ('tag not in ("keep")', {"step", "weird", "nullish"}),
+    ('tag like "k%"', {"cosine-a", "Cosine-b"}),
+    ('tag not like "k%"', {"step", "weird", "nullish"}),
+    ("tag exists", {"cosine-a", "Cosine-b", "step"}),
+    ("tags exists", {"cosine-a", "Cosine-b", "step"}),
+    ("tag is null", {"weird", "nullish"}),
+    ("tag = null", {"weird", "nullish"}),
+    ("tag is not null", {"cosine-a", "Cosine-b", "step"}),
+    ('tag = "nope"', set()),
+    ('tag = "keep" and status = "succeeded" and peak.valid_top1 >= 80', {"cosine-a"}),
+    ('notes ilike "%COSINE%"', {"cosine-a"}),
+    (r'notes like "%100\\%%"', {"cosine-a"}),
+    ('notes = ""', {"Cosine-b", "weird", "nullish"}),
+    ('notes != "" and not notes like "%cosine%"', {"step"}),
 ]
 
 
@@ -118,6 +142,8 @@ def db(database_url, make_settings, make_database):
         for name, values in RUNS.items():
             session.add(Run(name=name, config_hash=name, **values))
         session.flush()
+        ids = dict(session.execute(select(Run.name, Run.id)).all())
+        session.add_all([RunTag(run_id=ids[name], tag=tag) for name, tags in TAGS.items() for tag in tags])
         nullish = session.scalars(select(Run.id).where(Run.name == "nullish")).one()
         session.add_all(
             [
@@ -171,8 +197,9 @@ REFUSED = [
     ("name > 3", "name compares with a quoted string"),
     ('peak.valid_top1 like "8%"', "like and ilike take a text field"),
     ('created_at > "yesterday"', "no ISO date"),
-    ('tag = "keep"', "not yet available"),
-    ('notes ilike "%x%"', "not yet available"),
+    ("tag > 3", "tag compares with a quoted string"),
+    ("tag.x = 1", "unknown field 'tag.x'"),
+    ("notes < 1", "notes compares with a quoted string"),
     ("config = 1", "name a key"),
     ("config.`a-b` = 1", "letters, digits and _ only"),
     ('name = "a\x00b"', "control characters"),
