@@ -193,7 +193,7 @@ class RunsPublic(BaseModel):
 
 class FigureSpread(BaseModel):
     n: int = Field(description="runs of the group with this figure")
-    mean: float | None
+    mean: float | None = Field(description="mean of the figure over the runs that have it; null when none has")
     std: float | None = Field(description="sample standard deviation (n - 1); null below two values")
 
 

@@ -107,6 +107,14 @@ def test_the_filter_language_sorts_cursors_and_groups_from_the_client_and_the_cl
     assert found.stdout.split("\t")[0] == str(created[(3, 0.1)]) and "1 of 1 runs" in found.stderr
     grouped = tricklab("find", mine, "--group", "--sort", "name", "--server", server.url)
     assert grouped.returncode == 0 and grouped.stdout.count("\n") == 2 and "2 configurations" in grouped.stderr
+    archived = tricklab("find", mine, "--archived", "true", "--server", server.url)
+    assert archived.returncode == 0 and archived.stdout == "" and "0 of 0 runs" in archived.stderr
+    client.update_run(created[(1, 0.0)], archived=True)
+    assert [run.id for run in client.iter_runs(filter=mine, archived=True)] == [created[(1, 0.0)]]
+    assert client.list_run_groups(filter=mine).count == 2
+    assert [group.run_ids for group in client.list_run_groups(filter=mine, archived=True).data] == [[created[(1, 0.0)]]]
+    shown = tricklab("find", mine, "--archived", "any", "--server", server.url)
+    assert shown.returncode == 0 and "3 of 3 runs" in shown.stderr
     bad = tricklab("find", "status = = 1", "--server", server.url)
     assert bad.returncode == 2 and "error: filter: column 10" in bad.stderr
 
