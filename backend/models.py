@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -139,6 +141,9 @@ class Run(Base):
     priority: Mapped[int] = mapped_column(default=0)
     config: Mapped[dict[str, Any]]
     config_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The fingerprint without the seed (backend.reports.compare.configuration_key): equal for the
+    # seeds of one configuration, which the runs list groups into one row. None on rows made by hand.
+    configuration_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     depends_on: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     # The name of the token that queued the run (kept when the token is revoked); None on an open server.
     created_by: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -198,6 +203,22 @@ class RunTag(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+# The runs list's sort keys (backend.services.run_listing): a figure missing until the run finishes
+# sorts as the lowest (every figure is >= 0). The queries order by these same expressions, so the
+# planner reads the page from the index they build.
+SORT_KEYS: dict[str, Any] = {
+    "peak_valid_top1": func.coalesce(Run.peak_valid_top1, literal_column("-1")),
+    "peak_valid_top5": func.coalesce(Run.peak_valid_top5, literal_column("-1")),
+    "test_top1": func.coalesce(Run.test_top1, literal_column("-1")),
+    "test_top5": func.coalesce(Run.test_top5, literal_column("-1")),
+    "checkpoint_valid_loss": func.coalesce(Run.checkpoint_valid_loss, literal_column("-1")),
+}
+for _name, _key in SORT_KEYS.items():
+    Index(f"ix_runs_sort_{_name}", _key, Run.id)
+Index("ix_runs_created_at_id", Run.created_at, Run.id)
+Index("ix_runs_status_id", Run.status, Run.id)
 
 
 class EpochMetric(Base):

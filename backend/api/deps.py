@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import Depends, Header, Path, Query, Request
@@ -15,6 +15,8 @@ from backend.db import Database
 from backend.models import MAX_ID
 from backend.schemas.compare import Mode
 from backend.security.auth import creator
+from backend.services.filter_language import MAX_LENGTH
+from backend.services.run_listing import SORT_HELP, SORT_PATTERN
 from backend.settings import Settings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -119,6 +121,26 @@ StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
 # Offsets and counts past any table's size; bounded so that no value overflows a 64-bit column.
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to leave out, for paging")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
+# The runs list's filter language and sort (backend.services.run_listing), for /runs and /run-groups.
+FILTER_HELP = (
+    "a condition in tricklab's filter language (README, 'Finding runs'), e.g. "
+    '`config.tricks.mixup_alpha > 0 and (name ilike "%cosine%" or status = "failed") and peak.valid_top1 >= 80`. '
+    "Operators: and, or, not, parentheses, = != < <= > >=, in (...), not in, like / ilike (% and _), "
+    "is [not] null, exists. Fields: run fields (id, name, status, kind, priority, study, attempt, created_at, "
+    "started_at, finished_at, created_by, worker, config_hash, configuration, notes), tag (one of the "
+    'run\'s tags: tag = "keep" carries it, tag != "keep" does not, tag exists has any), config.<key> (the stored '
+    "RunConfig), a finished run's figures peak.{epoch,valid_top1,valid_top5}, checkpoint.{epoch,valid_loss,"
+    "valid_top1,valid_top5}, test.{loss,top1,top5}, and the last epoch's final.{epoch,train_loss,train_top1,"
+    "train_top5,valid_loss,valid_top1,valid_top5,lr,seconds,images_per_s}. A number compares with numbers "
+    "only; a missing value matches no comparison, and not takes the complement. A syntax error is a 422 "
+    f"naming the column and what was expected; at most {MAX_LENGTH} characters"
+)
+FilterQuery = Annotated[str | None, Query(max_length=MAX_LENGTH, description=FILTER_HELP)]
+SortQuery = Annotated[str, Query(pattern=SORT_PATTERN, description=SORT_HELP)]
+ArchivedQuery = Annotated[
+    Literal["false", "true", "any"],
+    Query(description="false: leave archived runs out (the default); true: only archived runs; any: both"),
+]
 # A key the client makes up per create (a UUID does); a retry with the same key and body gets the
 # first request's result instead of a second run.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"

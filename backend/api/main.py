@@ -13,6 +13,7 @@ from backend.api.routes import (
     presets,
     reports,
     run_files,
+    run_groups,
     runs,
     schedule,
     studies,
@@ -28,6 +29,7 @@ api_router = APIRouter(generate_unique_id_function=lambda route: route.name, dep
 api_router.include_router(health.router, responses=HOST_REFUSAL)
 for routes in (
     runs,
+    run_groups,
     run_files,
     lr_range,
     metrics,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -62,9 +62,32 @@ class CompareRow:
     data_wait_hint: str | None  # why the run waits for its data, when it waits over a fifth of the time
 
 
+@dataclass(frozen=True)
+class DiffColumn:
+    configuration: str  # ``configuration_key``: equal for its seeds and repeats
+    name: str  # its first run's name
+    run_ids: list[int]
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    key: str  # a dotted RunConfig key, e.g. tricks.label_smoothing
+    values: list[Any]  # one per column
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    columns: list[DiffColumn]
+    rows: list[DiffRow]  # only the keys whose values differ between the columns
+
+
 class ComparePublic(BaseModel):
     data: list[CompareRow] = Field(description="one row per existing run, in the order of run_ids")
     count: int = Field(description="rows in data")
     mode: Mode
     baseline: int = Field(description="the run the deltas are taken against")
     missing: list[int] = Field(description="ids asked for that name no run")
+    config_diff: ConfigDiff = Field(
+        description="the config keys whose values differ between the compared configurations (the seeds of one "
+        "configuration collapsed into one column), side by side; the name, seed, device and loader workers left out"
+    )

@@ -186,3 +186,30 @@ class RunPublic(BaseModel):
 class RunsPublic(BaseModel):
     data: list[RunPublic]
     count: int = Field(description="runs matching the filters, all pages together")
+    next_cursor: str | None = Field(
+        None, description="pass as cursor for the next page in the same sort; null on the last page"
+    )
+
+
+class FigureSpread(BaseModel):
+    n: int = Field(description="runs of the group with this figure")
+    mean: float | None = Field(description="mean of the figure over the runs that have it; null when none has")
+    std: float | None = Field(description="sample standard deviation (n - 1); null below two values")
+
+
+class RunGroupPublic(BaseModel):
+    configuration: str = Field(description="the config's fingerprint without the seed, shared by the group's runs")
+    name: str = Field(description="the newest run's name")
+    count: int = Field(description="runs in the group that match the filter")
+    run_ids: list[int] = Field(description="newest first")
+    seeds: list[int] = Field(description="their seeds, in the same order")
+    statuses: dict[str, int] = Field(description="runs per status")
+    peak_valid_top1: FigureSpread
+    peak_valid_top5: FigureSpread
+    test_top1: FigureSpread
+    test_top5: FigureSpread
+
+
+class RunGroupsPublic(BaseModel):
+    data: list[RunGroupPublic]
+    count: int = Field(description="groups matching the filters, all pages together")

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from backend.models import Run
 from backend.reports.compare import compare_rows, default_baseline
+from backend.reports.config_diff import config_diff
 from backend.reports.timing import data_wait_hint
-from backend.schemas.compare import CompareRow, Mode
+from backend.schemas.compare import CompareRow, ConfigDiff, Mode
 from backend.services import metrics as metric_service
 from backend.services import runs as run_service
 from backend.services.errors import InvalidParameter, NotFound
@@ -29,6 +30,7 @@ class Comparison:
     mode: Mode
     baseline: int
     missing: list[int]  # ids asked for that name no run
+    config_diff: ConfigDiff
 
 
 @dataclass(frozen=True)
@@ -104,4 +106,5 @@ def compare_runs(*, session: Session, run_ids: Sequence[int], baseline: int | No
     # One row per run, the epoch the table reads, picked by the database: the table needs no other rows.
     metrics = metric_service.picked_epochs(session=session, run_ids=[run.id for run in runs], mode=mode)
     chosen = default_baseline(runs) if baseline is None else baseline
-    return Comparison(compare_rows(runs, metrics, baseline_id=chosen, mode=mode), mode, chosen, missing)
+    rows = compare_rows(runs, metrics, baseline_id=chosen, mode=mode)
+    return Comparison(rows, mode, chosen, missing, config_diff(runs))

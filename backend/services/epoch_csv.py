@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import EpochMetric, Run, RunKind, RunStatus
+from backend.models import EpochMetric, Run
 from backend.reports.spreadsheet import to_csv
 from backend.schemas.study_spec import StudySpec
 from backend.services.errors import NotFound
-from backend.services.runs import list_runs
+from backend.services.run_listing import Where, list_runs
 from backend.services.studies import get_study
 from trainer.protocol import EPOCH_FIELDS
 
@@ -54,23 +54,8 @@ def study_epochs_csv(*, session: Session, study_id: int) -> str:
     return epochs_csv(session=session, run_ids=[run_id for run_id in ids if run_id in present])
 
 
-def listed_epochs_csv(
-    *,
-    session: Session,
-    statuses: Sequence[RunStatus] = (),
-    kinds: Sequence[RunKind] = (),
-    name: str | None = None,
-    study_id: int | None = None,
-    created_by: str | None = None,
-) -> str:
-    """The epochs of the runs the runs list's filters match, newest run first (at most MAX_LISTED_RUNS)."""
-    found, _ = list_runs(
-        session=session,
-        statuses=statuses,
-        kinds=kinds,
-        name=name,
-        study_id=study_id,
-        created_by=created_by,
-        limit=MAX_LISTED_RUNS,
-    )
+def listed_epochs_csv(*, session: Session, where: Where) -> str:
+    """The epochs of the runs the runs list keeps (``where``: its filter and parameters, the same code as
+    GET /runs), newest run first (at most MAX_LISTED_RUNS)."""
+    found, _, _ = list_runs(session=session, where=where, limit=MAX_LISTED_RUNS)
     return epochs_csv(session=session, run_ids=[run.id for run in found])

@@ -1,4 +1,4 @@
-"""Runs as the API sees them: submit, list, read metrics, cancel, retry, clone, delete.
+"""Runs as the API sees them: submit, read metrics, cancel, retry, clone, delete.
 
 Functions take the session and commit what they change, as the worker's queue functions do.
 """
@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import FINAL_STATUSES, MAX_ID, EpochMetric, Run, RunKind, RunStatus, RunTag, StepMetric, utcnow
+from backend.reports.compare import configuration_key
 from backend.reports.notes import notes_html
 from backend.reports.timing import data_wait_hint
 from backend.schemas.runs import RunPublic
@@ -24,7 +25,7 @@ from backend.services.errors import Conflict, InvalidConfig, NotFound
 from backend.services.schedule import batch_fit, train_size
 from backend.services.weights import weights_errors
 from backend.settings import Settings
-from trainer.config import CONTROL_CHARACTERS, ConfigError, RunConfig, apply_overrides
+from trainer.config import ConfigError, RunConfig, apply_overrides
 from trainer.protocol import RunFolder
 
 CUB_FOLDER = "CUB_200_2011"
@@ -141,6 +142,7 @@ def queue_run(
         study_id=study_id,
         config=values,
         config_hash=RunConfig.model_validate(values).fingerprint(),
+        configuration_hash=configuration_key(RunConfig.model_validate(values)),
         depends_on=depends_on,
         max_attempts=settings.max_attempts,
         created_by=created_by,
@@ -223,41 +225,6 @@ def get_run(*, session: Session, run_id: int, for_update: bool = False) -> Run:
     return run
 
 
-def list_runs(
-    *,
-    session: Session,
-    statuses: Sequence[RunStatus] = (),
-    kinds: Sequence[RunKind] = (),
-    name: str | None = None,
-    study_id: int | None = None,
-    created_by: str | None = None,
-    archived: bool | None = False,
-    skip: int = 0,
-    limit: int = 100,
-) -> tuple[list[Run], int]:
-    """Newest first, with the number of matching runs over all pages. ``archived``: False (the default)
-    leaves archived runs out, True lists only them, None both."""
-    conditions: list[ColumnElement[bool]] = []
-    if archived is not None:
-        conditions.append(Run.archived_at.is_not(None) if archived else Run.archived_at.is_(None))
-    if statuses:
-        conditions.append(Run.status.in_(statuses))
-    if kinds:
-        conditions.append(Run.kind.in_(kinds))
-    if name and CONTROL_CHARACTERS.search(name):
-        return [], 0  # no run's name holds one (RunConfig refuses them); PostgreSQL cannot even compare NUL
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
-    if study_id is not None:
-        conditions.append(Run.study_id == study_id)
-    if created_by is not None:
-        conditions.append(Run.created_by == created_by)
-    count = session.scalar(select(func.count()).select_from(Run).where(*conditions))
-    runs = session.scalars(select(Run).where(*conditions).order_by(Run.id.desc()).offset(skip).limit(limit)).all()
-    return list(runs), count or 0
-
-
 def epoch_summaries(*, session: Session, run_ids: Sequence[int]) -> dict[int, Row[Any, Any, Any, Any, Any]]:
     """Per run with epoch rows, from one aggregate query: the latest epoch and the means of the
     timing fields (epoch, seconds_per_epoch, images_per_s, data_wait_share)."""
@@ -282,9 +249,11 @@ def public_runs(*, session: Session, settings: Settings, runs: Sequence[Run]) ->
     rows and the peak epoch so far from another (the one the compare table takes)."""
     ids = [run.id for run in runs]
     summaries = epoch_summaries(session=session, run_ids=ids)
+    # A finished run keeps its peak in its row; only the others' are read from their epochs.
+    unfinished = [run.id for run in runs if run.peak_epoch is None]
     peaks = {
         peak.run_id: {"peak_epoch": peak.epoch, "peak_valid_top1": peak.valid_top1, "peak_valid_top5": peak.valid_top5}
-        for peak in metric_service.picked_epochs(session=session, run_ids=ids, mode="peak")
+        for peak in metric_service.picked_epochs(session=session, run_ids=unfinished, mode="peak")
     }
     tags = organise.run_tags(session=session, run_ids=ids)
     columns = [column.key for column in Run.__table__.columns]

@@ -11,7 +11,7 @@ from backend.models import RunKind, RunStatus
 from backend.reports.labels import trick_summary
 from backend.reports.numbers import format_number
 from backend.schemas.presets import TeacherChoice, TeachersPublic
-from backend.services import runs as run_service
+from backend.services import run_listing
 from trainer.config import ARCHS, RunConfig
 from trainer.presets import TeacherKey
 
@@ -34,8 +34,10 @@ class TeacherCandidate(Protocol):
 def list_teachers(*, session: Session, label_smoothing: float, teacher: TeacherKey | None = None) -> TeachersPublic:
     """Succeeded runs, the suggested teacher first: the one ``teacher`` names (a preset's T or T-LS),
     else one trained like the student, with or without label smoothing."""
-    finished, _ = run_service.list_runs(
-        session=session, statuses=[RunStatus.succeeded], kinds=[RunKind.training], limit=TEACHER_LIMIT
+    finished, _, _ = run_listing.list_runs(
+        session=session,
+        where=run_listing.Where(statuses=[RunStatus.succeeded], kinds=[RunKind.training]),
+        limit=TEACHER_LIMIT,
     )
     choices, hint = teacher_choices(finished, label_smoothing=label_smoothing, teacher=teacher)
     return TeachersPublic(data=choices, count=len(choices), suggested_id=choices[0].id if choices else None, hint=hint)

@@ -9,7 +9,7 @@ serves ``STATIC`` (the pages' own scripts and styles) at /static.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import fastapi_offline
 import plotly
@@ -29,7 +29,9 @@ from backend.services import lr_range, studies, workers
 from backend.services import runs as run_service
 from backend.services.compare import missing_runs
 from backend.services.errors import NotFound
+from backend.services.filter_language import MAX_LENGTH
 from backend.services.presets import presets_public
+from backend.services.run_listing import SORT_PATTERN
 from backend.web.forms import build_form, study_defaults
 from trainer.config import RunConfig
 from trainer.presets import DEMO, STUDY
@@ -67,8 +69,15 @@ async def _runs_query(
     status: Annotated[RunStatus | None, Query(description="the list's status filter")] = None,
     kind: Annotated[RunKind | None, Query(description="the list's kind filter")] = None,
     name: Annotated[str | None, Query(max_length=200, description="the list's name filter")] = None,
+    filter: Annotated[str | None, Query(max_length=MAX_LENGTH, description="the list's filter language")] = None,
+    sort: Annotated[str | None, Query(pattern=SORT_PATTERN, description="the list's sort column")] = None,
+    group: Annotated[Literal["seeds"] | None, Query(description="seeds: one row per configuration")] = None,
+    archived: Annotated[
+        Literal["false", "true", "any"] | None, Query(description="the list's Shown filter: archived runs or all")
+    ] = None,
 ) -> None:
-    """The filters runs.js reads from the page's address, declared so that any other name is refused."""
+    """The view runs.js reads from the page's address, declared so that any other name is refused (the
+    filter's own errors are said beside its box, from the API)."""
 
 
 @router.get("/", response_class=HTMLResponse, dependencies=[Depends(_runs_query)])

@@ -31,6 +31,7 @@ from tricklab.models import (
     RunEvent,
     RunFile,
     RunFiles,
+    RunGroupPage,
     RunPage,
     Study,
     StudyEffects,
@@ -100,6 +101,9 @@ class Client:
     def list_runs(
         self,
         *,
+        filter: str | None = None,
+        sort: str = "-id",
+        cursor: str | None = None,
         status: str | Iterable[str] | None = None,
         kind: str | Iterable[str] | None = None,
         name: str | None = None,
@@ -109,10 +113,17 @@ class Client:
         skip: int = 0,
         limit: int = PAGE_SIZE,
     ) -> RunPage:
-        """One page of runs, newest first; ``name`` matches part of the name, in any case. Archived runs
-        are left out; ``archived=True`` lists only them, ``archived=None`` both."""
+        """One page of the runs that match every filter given, in ``sort``'s order (a column, descending
+        with a leading -, e.g. ``-peak.valid_top1``; newest first by default). ``filter`` is the filter
+        language (``'config.tricks.mixup_alpha > 0 and peak.valid_top1 >= 80'``; a bad one raises Invalid
+        naming where); ``name`` matches part of the name, in any case; ``cursor`` is the previous page's
+        ``next_cursor``. Archived runs are left out; ``archived=True`` lists only them, ``archived=None``
+        both."""
         answer = self._transport.get(
             "/runs",
+            filter=filter,
+            sort=sort,
+            cursor=cursor,
             status=_several(status),
             kind=_several(kind),
             name=name,
@@ -125,14 +136,37 @@ class Client:
         return RunPage.model_validate(answer)
 
     def iter_runs(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[Run]:
-        """Every run ``list_runs(**filters)`` matches, page after page."""
-        skip = 0
+        """Every run ``list_runs(**filters)`` matches, page after page (each after the last one's cursor,
+        so a run queued meanwhile shifts nothing)."""
+        cursor = None
         while True:
-            page = self.list_runs(**filters, skip=skip, limit=page_size)
+            page = self.list_runs(**filters, cursor=cursor, limit=page_size)
             yield from page.data
-            skip += page_size
-            if not page.data or skip >= page.count:
+            cursor = page.next_cursor
+            if cursor is None:
                 return
+
+    def list_run_groups(
+        self,
+        *,
+        filter: str | None = None,
+        sort: str = "-id",
+        archived: bool | None = False,
+        skip: int = 0,
+        limit: int = PAGE_SIZE,
+    ) -> RunGroupPage:
+        """The seeds of each configuration among the runs ``filter`` matches as one group, with each
+        figure's mean and standard deviation over them; ``sort`` orders the groups (by a figure's mean).
+        ``archived`` as in ``list_runs``."""
+        answer = self._transport.get(
+            "/run-groups",
+            filter=filter,
+            sort=sort,
+            archived={False: "false", True: "true", None: "any"}[archived],
+            skip=skip,
+            limit=limit,
+        )
+        return RunGroupPage.model_validate(answer)
 
     def update_run(
         self,

@@ -59,9 +59,37 @@ class Run(Resource):
 
 
 class RunPage(Resource):
-    """One page of runs; ``count`` is every run the filters match, all pages together."""
+    """One page of runs; ``count`` is every run the filters match, all pages together;
+    ``next_cursor`` asks for the page after this one (None on the last)."""
 
     data: list[Run]
+    count: int
+    next_cursor: str | None = None
+
+
+class FigureSpread(Resource):
+    n: int
+    mean: float | None
+    std: float | None
+
+
+class RunGroup(Resource):
+    """The seeds of one configuration: its runs and each figure's mean and standard deviation."""
+
+    configuration: str
+    name: str
+    count: int
+    run_ids: list[int]
+    seeds: list[int]
+    statuses: dict[str, int]
+    peak_valid_top1: FigureSpread
+    peak_valid_top5: FigureSpread
+    test_top1: FigureSpread
+    test_top5: FigureSpread
+
+
+class RunGroupPage(Resource):
+    data: list[RunGroup]
     count: int
 
 

@@ -16,6 +16,7 @@ RUN_OWN_COLUMNS = {
     "priority",
     "config",
     "config_hash",
+    "configuration_hash",
     "depends_on",
     "created_by",
     "notes",

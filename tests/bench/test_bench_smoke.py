@@ -27,6 +27,8 @@ EXPECTED_KEYS = {
     # --smoke serves 3, 6 and 12 runs of 4 epochs.
     "compare_fetch": {"p95_ms_3x4", "p95_ms_12x4", "revalidated_p95_ms_3x4", "speedup_vs_rows_3x4", "scaling"},
     "distributed": {"single_img_s", "multi_img_s", "speedup", "efficiency", "loss_diff_first_epoch"},
+    # --smoke: 20 and 60 runs x 4 epochs, SQLite only.
+    "runs_filter": {"sqlite_p95_ms_20", "sqlite_p95_ms_60", "sqlite_growth"},
     "api_load": {"requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "created", "missing", "duplicates"},
 }
 # Figures a smoke run must get right whatever the machine's load: nothing lost, doubled or failed.

@@ -83,6 +83,42 @@ def test_runs_are_listed_page_by_page(client, server):
     assert client.list_runs(name=prefix, status="cancelled").count == 5
 
 
+def test_the_filter_language_sorts_cursors_and_groups_from_the_client_and_the_cli(client, server):
+    prefix = f"found {uuid.uuid4().hex[:6]}"
+    created = {}
+    for seed, smoothing in ((1, 0.0), (2, 0.0), (3, 0.1)):
+        config = {**tiny(server, f"{prefix} ls={smoothing} seed={seed}"), "seed": seed}
+        config["tricks"] = {"label_smoothing": smoothing}
+        created[(seed, smoothing)] = client.create_run(config, priority=-1000).id
+        client.cancel_run(created[(seed, smoothing)])
+    text = f'name like "{prefix}%" and config.tricks.label_smoothing > 0'
+    assert [run.id for run in client.list_runs(filter=text).data] == [created[(3, 0.1)]]
+    mine = f'name like "{prefix}%"'
+    by_name = [run.id for run in client.iter_runs(filter=mine, sort="name", page_size=1)]
+    assert by_name == [created[key] for key in sorted(created, key=lambda key: (str(key[1]), key[0]))]
+    groups = client.list_run_groups(filter=mine)
+    assert groups.count == 2 and sorted(group.count for group in groups.data) == [1, 2]
+    with pytest.raises(Invalid) as refused:
+        client.list_runs(filter="config.tricks.label_smoothing >")
+    assert "ends too soon" in refused.value.fields["filter"]
+
+    found = tricklab("find", text, "--server", server.url)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split("\t")[0] == str(created[(3, 0.1)]) and "1 of 1 runs" in found.stderr
+    grouped = tricklab("find", mine, "--group", "--sort", "name", "--server", server.url)
+    assert grouped.returncode == 0 and grouped.stdout.count("\n") == 2 and "2 configurations" in grouped.stderr
+    archived = tricklab("find", mine, "--archived", "true", "--server", server.url)
+    assert archived.returncode == 0 and archived.stdout == "" and "0 of 0 runs" in archived.stderr
+    client.update_run(created[(1, 0.0)], archived=True)
+    assert [run.id for run in client.iter_runs(filter=mine, archived=True)] == [created[(1, 0.0)]]
+    assert client.list_run_groups(filter=mine).count == 2
+    assert [group.run_ids for group in client.list_run_groups(filter=mine, archived=True).data] == [[created[(1, 0.0)]]]
+    shown = tricklab("find", mine, "--archived", "any", "--server", server.url)
+    assert shown.returncode == 0 and "3 of 3 runs" in shown.stderr
+    bad = tricklab("find", "status = = 1", "--server", server.url)
+    assert bad.returncode == 2 and "error: filter: column 10" in bad.stderr
+
+
 def test_a_create_sent_again_with_its_key_returns_the_first_run(client, server):
     key = str(uuid.uuid4())
     config = tiny(server, "once")

@@ -123,6 +123,12 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
     # The name is markup: it shows as text and runs nothing.
     assert other.get_by_role("link").text_content() == XSS_NAME
     assert not page.probe.dialogs
+    # The config diff: the one key that sets them apart, side by side (the names are left out).
+    diff = page.locator("#config-diff tbody tr")
+    diff.first.wait_for()
+    assert [row.get_attribute("data-key") for row in diff.all()] == ["tricks.label_smoothing"]
+    assert diff.first.locator("td").all_text_contents() == ["0", "0.1"]
+    assert XSS_NAME in page.locator("#config-diff thead").text_content()
     shot(page, tmp_path, "compare")
 
     page.get_by_label("final epoch").check()

@@ -50,6 +50,7 @@ async def compare(comparison: ComparisonDep) -> Response:
         "mode": comparison.mode,
         "baseline": comparison.baseline,
         "missing": comparison.missing,
+        "config_diff": comparison.config_diff,
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

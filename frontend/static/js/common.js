@@ -1,7 +1,7 @@
 // Shared by every page: JSON fetches from /api/v1, element building with text only, statuses,
 // the polling of live pages, and the API's 422s shown beside the form inputs they name.
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(status, detail) {
     super(typeof detail === "string" ? detail : `request failed (${status})`);
     this.status = status;

@@ -163,6 +163,28 @@ function renderCharts(rows, groups, columns) {
   drawLr("chart-lr", series, { epochs, title: lrTitle, emptyNote });
 }
 
+// A value as the config holds it; lists and objects as JSON.
+function configValue(value) {
+  if (value === null) return "null";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+function renderConfigDiff(diff) {
+  const table = document.getElementById("config-diff");
+  const note = document.getElementById("config-diff-note");
+  const many = diff.columns.length > 1;
+  note.textContent = many
+    ? (diff.rows.length ? "" : "The configurations differ in no key but the name.")
+    : "One configuration: its runs differ in the seed alone (or the name).";
+  table.hidden = !many || !diff.rows.length;
+  table.tHead.replaceChildren(el("tr", {}, el("th", { scope: "col" }, "Key"),
+    ...diff.columns.map((column) => el("th", { scope: "col" }, column.name, " ",
+      el("span", { class: "muted" }, column.run_ids.map((id) => `#${id}`).join(" "))))));
+  table.tBodies[0].replaceChildren(...diff.rows.map((row) => el("tr", { dataset: { key: row.key } },
+    el("th", { scope: "row" }, el("code", {}, row.key)),
+    ...row.values.map((value) => el("td", {}, el("code", {}, configValue(value)))))));
+}
+
 const refresh = poll(
   async () => {
     syncUrl();
@@ -181,6 +203,7 @@ const refresh = poll(
     renderTable(table.data, new Map(groups.map((group) => [group.group, group])), shared);
     renderCharts(table.data, groups, columns.data);
     renderLegend(legend, groups, hidden);
+    renderConfigDiff(table.config_diff);
     const gone = table.missing.map((id) => `#${id}`).join(", ");
     showMessage(message, gone ? `No run ${gone} any more: the comparison shows the others.` : "", gone ? "error" : "info");
     document.getElementById("compare-caption").title = `Peak epoch: ${PEAK_EPOCH}. Test: ${KEPT_CHECKPOINT}.`;

@@ -1,6 +1,6 @@
 // The runs list: polls /api/v1/runs (often while a run is active), with per-row actions.
-import { ACTIVE, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
-import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, fileSize, pair } from "./format.js";
+import { ACTIVE, ApiError, api, detailText, el, poll, progress, showMessage, statusBadge, when } from "./common.js";
+import { KEPT_CHECKPOINT, PEAK_EPOCH, atEpoch, duration, fileSize, meanStd, pair } from "./format.js";
 
 const ACTIVE_POLL_MS = 2000;
 const IDLE_POLL_MS = 10000;
@@ -11,6 +11,16 @@ const nameFilter = document.getElementById("filter-name");
 const kindFilter = document.getElementById("filter-kind");
 const archivedFilter = document.getElementById("filter-archived");
 const bulk = document.getElementById("bulk");
+const textFilter = document.getElementById("filter-text");
+const textError = document.getElementById("filter-text-error");
+const groupToggle = document.getElementById("filter-group");
+const moreButton = document.getElementById("runs-more");
+const runsWrap = document.querySelector("#runs-table").closest(".table-wrap");
+const groupsWrap = document.getElementById("groups-wrap");
+const groupsBody = document.querySelector("#groups-table tbody");
+const PAGE = 100;
+// Pages beyond the first that the reader asked for with Show more; each poll reads them again.
+let extraPages = 0;
 const compareButton = document.getElementById("compare-selected");
 const message = document.getElementById("runs-message");
 const countLine = document.getElementById("runs-count");
@@ -103,17 +113,40 @@ function excerpt(notes) {
   return line.length > 80 ? `${line.slice(0, 79)}…` : line;
 }
 
-function render(page) {
+function groupRow(group) {
+  const statuses = Object.entries(group.statuses).map(([status, n]) => `${n} ${status}`).join(", ");
+  const spread = (figure) => (figure.n ? `${meanStd(figure.mean, figure.std)} (n=${figure.n})` : "–");
+  return el("tr", { dataset: { configuration: group.configuration } },
+    el("td", {}, el("a", { href: `/compare?runs=${group.run_ids.join(",")}` }, group.name), " ",
+      el("span", { class: "muted" }, `${group.count} run${group.count === 1 ? "" : "s"}: ${group.run_ids.map((id) => `#${id}`).join(" ")}`)),
+    el("td", {}, statuses),
+    el("td", { class: "num" }, spread(group.peak_valid_top1)),
+    el("td", { class: "num" }, spread(group.test_top1)),
+    el("td", {}, `#${group.run_ids[0]}`),
+  );
+}
+
+function render(page, grouped) {
+  runsWrap.hidden = grouped;
+  groupsWrap.hidden = !grouped;
+  const body = grouped ? groupsBody : tbody;
   // Rows are rebuilt on every poll; keep keyboard focus on the same control across the rebuild.
   const focused = document.activeElement?.dataset?.key;
-  tbody.replaceChildren(...page.data.map(row));
+  body.replaceChildren(...page.data.map(grouped ? groupRow : row));
   if (!page.data.length) {
-    const filtered = statusFilter.value || kindFilter.value || nameFilter.value || archivedFilter.value !== "false";
-    tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
+    const filtered = statusFilter.value || kindFilter.value || nameFilter.value || textFilter.value.trim() || archivedFilter.value !== "false";
+    body.append(el("tr", {}, el("td", { colspan: grouped ? 5 : 9, class: "empty" }, filtered ? "No run matches the filter." : "No runs yet: launch one with New run.")));
   }
-  if (focused) tbody.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
-  const runs = (n) => `${n} run${n === 1 ? "" : "s"}`;
+  if (focused) body.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  const noun = grouped ? "configuration" : "run";
+  const runs = (n) => `${n} ${noun}${n === 1 ? "" : "s"}`;
   countLine.textContent = page.count > page.data.length ? `Showing ${page.data.length} of ${runs(page.count)}.` : `${runs(page.count)}.`;
+  moreButton.hidden = !page.more;
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    const name = sortValue().replace(/^-/, "");
+    if (th.dataset.sort === name) th.setAttribute("aria-sort", sortValue().startsWith("-") ? "descending" : "ascending");
+    else th.removeAttribute("aria-sort");
+  }
 }
 
 function updateSelection() {
@@ -123,30 +156,112 @@ function updateSelection() {
   document.getElementById("bulk-count").textContent = `${selected.size} selected:`;
 }
 
-// Filters named in the address (/?kind=lr_range&status=failed) are the list's first filters.
+// The view lives in the address (/?filter=…&sort=-peak.valid_top1&group=seeds&status=failed), so a
+// link shares it; the address changes with each filter, sort or grouping (replaced, not pushed).
 const linked = new URLSearchParams(location.search);
 statusFilter.value = linked.get("status") ?? "";
 kindFilter.value = linked.get("kind") ?? "";
 nameFilter.value = linked.get("name") ?? "";
 archivedFilter.value = ["true", "any"].includes(linked.get("archived")) ? linked.get("archived") : "false";
+textFilter.value = linked.get("filter") ?? "";
+groupToggle.checked = linked.get("group") === "seeds";
+let sort = linked.get("sort") ?? "-id";
+
+function sortValue() {
+  return sort;
+}
+
+function viewParams() {
+  const params = new URLSearchParams();
+  if (textFilter.value.trim()) params.set("filter", textFilter.value.trim());
+  if (sort !== "-id") params.set("sort", sort);
+  if (groupToggle.checked) params.set("group", "seeds");
+  if (statusFilter.value) params.set("status", statusFilter.value);
+  if (kindFilter.value) params.set("kind", kindFilter.value);
+  if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
+  if (archivedFilter.value !== "false") params.set("archived", archivedFilter.value);
+  return params;
+}
+
+function keepInAddress() {
+  const query = viewParams().toString();
+  history.replaceState(null, "", query ? `/?${query}` : "/");
+}
+
+// The groups take the filter language only: the status, kind and name boxes join it as conditions.
+function groupFilter() {
+  const parts = [];
+  const quoted = (text) => `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  if (textFilter.value.trim()) parts.push(`(${textFilter.value.trim()})`);
+  if (statusFilter.value) parts.push(`status = ${quoted(statusFilter.value)}`);
+  if (kindFilter.value) parts.push(`kind = ${quoted(kindFilter.value)}`);
+  const name = nameFilter.value.trim().replaceAll("\\", "\\\\").replaceAll("%", "\\%").replaceAll("_", "\\_");
+  if (name) parts.push(`name ilike ${quoted(`%${name}%`)}`);
+  return parts.join(" and ");
+}
+
+async function loadGroups() {
+  // Groups page by offset: each Show more asks for a page more, up to the API's 1,000 rows.
+  const params = new URLSearchParams({ limit: String(Math.min(1000, PAGE * (extraPages + 1))), sort });
+  const filter = groupFilter();
+  if (filter) params.set("filter", filter);
+  params.set("archived", archivedFilter.value);
+  const page = await api(`/run-groups?${params}`);
+  return { data: page.data, count: page.count, more: page.count > page.data.length };
+}
+
+async function loadRuns() {
+  const params = viewParams();
+  params.delete("group");
+  params.set("limit", String(PAGE));
+  params.set("sort", sort);
+  const page = await api(`/runs?${params}`);
+  const data = [...page.data];
+  let cursor = page.next_cursor;
+  for (let extra = 0; extra < extraPages && cursor; extra++) {
+    params.set("cursor", cursor);
+    const next = await api(`/runs?${params}`);
+    data.push(...next.data);
+    cursor = next.next_cursor;
+  }
+  return { data, count: page.count, more: cursor !== null };
+}
 
 const refresh = poll(
   async () => {
-    const params = new URLSearchParams({ limit: "200" });
-    if (statusFilter.value) params.set("status", statusFilter.value);
-    if (kindFilter.value) params.set("kind", kindFilter.value);
-    if (nameFilter.value.trim()) params.set("name", nameFilter.value.trim());
-    params.set("archived", archivedFilter.value);
-    const page = await api(`/runs?${params}`);
-    // The CSV takes the list's filters, not its page size.
-    params.delete("limit");
-    epochsCsv.href = `/api/v1/epochs.csv${params.size ? `?${params}` : ""}`;
+    const grouped = groupToggle.checked;
+    // The CSV takes the list's filters (the same parameters as GET /runs), not its order or grouping.
+    const csvParams = viewParams();
+    csvParams.delete("sort");
+    csvParams.delete("group");
+    epochsCsv.href = `/api/v1/epochs.csv${csvParams.size ? `?${csvParams}` : ""}`;
+    let page;
+    try {
+      page = await (grouped ? loadGroups() : loadRuns());
+    } catch (error) {
+      // A filter the server cannot read is said beside the box; the list waits for a better one.
+      if (error instanceof ApiError && error.status === 422) {
+        textError.textContent = detailText(error);
+        textError.hidden = false;
+        textFilter.setAttribute("aria-invalid", "true");
+        render({ data: [], count: 0, more: false }, grouped);
+        return false;
+      }
+      throw error;
+    }
+    textError.hidden = true;
+    textError.textContent = "";
+    textFilter.removeAttribute("aria-invalid");
+    if (grouped) {
+      render(page, true);
+      return page.data.some((group) => (group.statuses.queued ?? 0) + (group.statuses.running ?? 0) > 0);
+    }
     if (page.data.some((run) => run.study_id !== null && !studyNames.has(run.study_id))) {
       for (const study of (await api("/studies?limit=1000")).data) studyNames.set(study.id, study.name);
       // A study still being created is not listed yet: asked again only with the next new study.
       for (const run of page.data) if (run.study_id !== null && !studyNames.has(run.study_id)) studyNames.set(run.study_id, null);
     }
-    render(page);
+    render(page, false);
     return page.data.some((run) => ACTIVE.has(run.status));
   },
   { intervalMs: ACTIVE_POLL_MS, idleMs: IDLE_POLL_MS, message, failure: "Could not load the runs" },
@@ -180,16 +295,38 @@ async function reprioritise(run, priority) {
   refresh();
 }
 
+// Any change of the view starts again from its first page and is kept in the address.
+function changed() {
+  extraPages = 0;
+  keepInAddress();
+  refresh();
+}
+
 let typing = null;
 nameFilter.addEventListener("input", () => {
   clearTimeout(typing);
-  typing = setTimeout(refresh, 300);
+  typing = setTimeout(changed, 300);
 });
-statusFilter.addEventListener("change", refresh);
-archivedFilter.addEventListener("change", refresh);
-kindFilter.addEventListener("change", refresh);
+statusFilter.addEventListener("change", changed);
+kindFilter.addEventListener("change", changed);
+archivedFilter.addEventListener("change", changed);
+groupToggle.addEventListener("change", changed);
+// The filter applies on Enter or Apply: half a condition is no filter yet.
 document.getElementById("filters").addEventListener("submit", (event) => {
   event.preventDefault();
+  changed();
+});
+for (const th of document.querySelectorAll("th[data-sort]")) {
+  // A first click sorts a figure or a date highest first, a name A to Z; a second click turns it.
+  th.querySelector("button.sort").addEventListener("click", () => {
+    const name = th.dataset.sort;
+    const first = name === "name" || name === "status" ? name : `-${name}`;
+    sort = sort === first ? (first.startsWith("-") ? name : `-${name}`) : first;
+    changed();
+  });
+}
+moreButton.addEventListener("click", () => {
+  extraPages += 1;
   refresh();
 });
 compareButton.addEventListener("click", () => {

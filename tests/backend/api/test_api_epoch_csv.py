@@ -68,6 +68,11 @@ def test_a_comparison_and_the_filtered_list_download_their_epochs_long(client, d
     assert {row["run_id"] for row in listed} == {str(second)} and len(listed) == 2
     everything = rows(client.get("/api/v1/epochs.csv", params={"status": "running"}))
     assert len(everything) == 5
+    # The runs list's filter language, through the same listing as GET /runs.
+    filtered = rows(client.get("/api/v1/epochs.csv", params={"filter": f"id = {first}", "archived": "any"}))
+    assert {row["run_id"] for row in filtered} == {str(first)} and len(filtered) == 3
+    bad = client.get("/api/v1/epochs.csv", params={"filter": "id >"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "filter"]
 
     missing = client.get("/api/v1/compare/epochs.csv", params={"run_ids": f"{first},999"})
     assert missing.status_code == 404 and missing.json() == {"detail": "run 999 not found"}

@@ -89,7 +89,7 @@ def test_a_teacher_in_unicode_digits_is_a_422(client, data_root, teacher):
 
 
 def test_a_name_filter_with_a_nul_byte_matches_nothing(client, run):
-    assert client.get("/api/v1/runs", params={"name": "\x00"}).json() == {"data": [], "count": 0}
+    assert client.get("/api/v1/runs", params={"name": "\x00"}).json() == {"data": [], "count": 0, "next_cursor": None}
     assert client.get("/api/v1/runs", params={"name": "bas"}).json()["count"] == 1
 
 

@@ -68,6 +68,15 @@ def test_rename_notes_tags_and_archive_one_run(client, data_root):
     assert listed(client) == [other] and client.get("/api/v1/runs").json()["count"] == 1
     assert listed(client, archived="true") == [run_id]
     assert listed(client, archived="any") == [other, run_id]
+    # The filter language reads tags and notes, and the archive applies to it and to the seed groups.
+    assert listed(client, filter='tag = "keep"') == []
+    assert listed(client, filter='tag = "keep" and notes ilike "%WITHOUT%"', archived="any") == [run_id]
+    assert listed(client, filter='tag != "keep"', archived="any", sort="name") == [other]
+    assert listed(client, filter="tag exists", archived="true") == [run_id]
+    grouped = client.get("/api/v1/run-groups", params={"filter": "id > 0"}).json()
+    assert [group["run_ids"] for group in grouped["data"]] == [[other]]
+    grouped = client.get("/api/v1/run-groups", params={"archived": "true"}).json()
+    assert [group["run_ids"] for group in grouped["data"]] == [[run_id]]
     assert client.get(f"/api/v1/runs/{run_id}").status_code == 200  # kept, still readable by id
     restored = client.patch(f"/api/v1/runs/{run_id}", json={"archived": False}).json()
     assert restored["archived_at"] is None and listed(client) == [other, run_id]

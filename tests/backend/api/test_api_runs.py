@@ -3,6 +3,7 @@
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -159,6 +160,68 @@ def test_list_filters_by_status_and_name_and_paginates(client, data_root, db):
     assert both["count"] == 4
     assert client.get("/api/v1/runs", params={"status": "done"}).status_code == 422
     assert client.get("/api/v1/runs", params={"limit": 0}).status_code == 422
+
+
+def test_list_filters_with_the_language_sorts_and_pages_by_cursor(client, data_root, db):
+    names = ("cosine-a", "cosine-b", "step", "mixup")
+    configs: list[dict[str, Any]] = [
+        {"name": "cosine-a", "seed": 1, "schedule": {"name": "cosine"}},
+        {"name": "cosine-b", "seed": 2, "schedule": {"name": "cosine"}},
+        {"name": "step", "schedule": {"name": "constant"}},
+        {"name": "mixup", "tricks": {"mixup_alpha": 0.2}},
+    ]
+    ids = [submit(client, data_root, **config)["id"] for config in configs]
+    client.post(f"/api/v1/runs/{ids[2]}/cancel")
+    text = 'config.tricks.mixup_alpha > 0 or (name ilike "%COSINE%" and not status = "cancelled")'
+    found = client.get("/api/v1/runs", params={"filter": text, "sort": "name"}).json()
+    assert [run["name"] for run in found["data"]] == ["cosine-a", "cosine-b", "mixup"] and found["count"] == 3
+    # The language and the plain parameters together.
+    both = client.get("/api/v1/runs", params={"filter": 'name like "cos%"', "name": "-b"}).json()
+    assert [run["name"] for run in both["data"]] == ["cosine-b"]
+    pages, cursor = [], None
+    while True:
+        page = client.get(
+            "/api/v1/runs", params={"sort": "-name", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        pages += [run["name"] for run in page.json()["data"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == sorted(names, reverse=True)
+    groups = client.get("/api/v1/run-groups", params={"filter": 'name like "cosine%"'}).json()
+    assert groups["count"] == 1 and groups["data"][0]["count"] == 2 and sorted(groups["data"][0]["seeds"]) == [1, 2]
+    assert groups["data"][0]["peak_valid_top1"] == {"n": 0, "mean": None, "std": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "loc", "message"),
+    [
+        ({"filter": "peak.valid_top1 >"}, ["query", "filter"], "ends too soon"),
+        ({"filter": "status = = 1"}, ["query", "filter"], "column 10"),
+        ({"filter": "best.valid_top1 > 80"}, ["query", "filter"], "unknown field"),
+        ({"filter": "peak.valid_top1 > NaN"}, ["query", "filter"], "unexpected 'NaN'"),
+        ({"filter": "tag > 3"}, ["query", "filter"], "tag compares with a quoted string"),
+        ({"archived": "maybe"}, ["query", "archived"], "'false', 'true' or 'any'"),
+        ({"filter": "x" * 2001}, ["query", "filter"], "2000"),
+        ({"filter": "not " * 40 + "id = 1"}, ["query", "filter"], "levels"),
+        ({"sort": "config.seed"}, ["query", "sort"], "pattern"),
+        ({"cursor": "nonsense"}, ["query", "cursor"], "not a cursor"),
+    ],
+)
+def test_a_bad_filter_sort_or_cursor_is_a_422_naming_it(client, params, loc, message):
+    response = client.get("/api/v1/runs", params=params)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == loc and message in error["msg"]
+
+
+def test_sql_in_a_filter_string_is_a_string(client, data_root):
+    submit(client, data_root, name="plain")
+    hostile = "name = \"x' OR 1=1; DROP TABLE runs; --\" or config.name = 'a\\' OR 1=1 --'"
+    response = client.get("/api/v1/runs", params={"filter": hostile})
+    assert response.status_code == 200 and response.json()["count"] == 0
+    assert client.get("/api/v1/runs").json()["count"] == 1
 
 
 def test_metrics_steps_and_progress(client, data_root, db):
