@@ -7,7 +7,7 @@ workers, the device, the step log) are left out, as ``RunConfig.fingerprint`` le
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from backend.reports.compare import configuration_key
@@ -26,12 +26,12 @@ class ConfiguredRun(Protocol):
     def config(self) -> RunConfig: ...
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config values as dotted keys (lists stay values)."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
+        if isinstance(value, Mapping) and value:
             flat.update(flatten(value, f"{dotted}."))
         else:
             flat[dotted] = value

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from backend.reports.config_diff import IGNORED, flatten
 from backend.reports.numbers import NONE
 
 # What differs between seeds or is a label, not a change of the recipe.
-NOT_A_CHANGE = frozenset({"seed", "name"})
 NOT_RECORDED = "not recorded (trained before tricklab kept it, or not started)"
 
 
@@ -115,29 +115,19 @@ def fallback_notes(runs: Sequence[RunProvenance]) -> list[str]:
     ]
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A config's leaves by dotted key ("tricks.kd.alpha")."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def _shown(value: Any) -> str:
     return NONE if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 def differences(config: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[Difference]:
-    """The keys whose values differ from the baseline's, in the config's order."""
+    """The keys whose values differ from the baseline's, in the config's order, as the compare page's
+    config diff counts them (``config_diff.IGNORED`` never change a result)."""
     own, base = flatten(config), flatten(baseline)
     keys = list(dict.fromkeys([*own, *base]))
     return [
         Difference(key, _shown(base.get(key)), _shown(own.get(key)))
         for key in keys
-        if key not in NOT_A_CHANGE and own.get(key) != base.get(key)
+        if key not in IGNORED and own.get(key) != base.get(key)
     ]
 
 
