@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from backend.db import Database
-from backend.models import MAX_ID
+from backend.models import MAX_ID, RunKind, RunStatus
 from backend.schemas.compare import Mode
 from backend.security.auth import creator
+from backend.services import run_listing
 from backend.services.filter_language import MAX_LENGTH
 from backend.services.run_listing import SORT_HELP, SORT_PATTERN
 from backend.settings import Settings
@@ -141,6 +142,32 @@ ArchivedQuery = Annotated[
     Literal["false", "true", "any"],
     Query(description="false: leave archived runs out (the default); true: only archived runs; any: both"),
 ]
+
+
+def runs_where(
+    filter: FilterQuery = None,
+    status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
+    kind: Annotated[list[RunKind] | None, Query(description="training or lr_range; repeat for both")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
+    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
+    archived: ArchivedQuery = "false",
+) -> run_listing.Where:
+    """Which runs the runs list and its epochs CSV hold: every filter given, at once."""
+    return run_listing.Where(
+        filter_text=filter,
+        statuses=status or (),
+        kinds=kind or (),
+        name=name,
+        study_id=study_id,
+        created_by=created_by,
+        archived=run_listing.ARCHIVED[archived],
+    )
+
+
+RunsWhere = Annotated[run_listing.Where, Depends(runs_where)]
+
+
 # A key the client makes up per create (a UUID does); a retry with the same key and body gets the
 # first request's result instead of a second run.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"

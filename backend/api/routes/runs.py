@@ -6,20 +6,19 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from backend.api.deps import (
-    ArchivedQuery,
     CreatorDep,
     DatabaseDep,
-    FilterQuery,
     IdempotencyKeyDep,
     Limit,
     RunId,
+    RunsWhere,
     SessionDep,
     SettingsDep,
     Skip,
     SortQuery,
 )
 from backend.api.responses import BODY, CHANGE, EVENT_STREAM, READ, READ_ONE, errors, json_errors
-from backend.models import MAX_ID, RunKind, RunStatus
+from backend.models import MAX_ID
 from backend.schemas.metrics import MetricsPublic, StepMetricPublic, StepsPublic
 from backend.schemas.runs import RunClone, RunCreate, RunPublic, RunsPublic, RunsUpdate, RunUpdate
 from backend.services import events, organise, run_listing, runs
@@ -53,31 +52,16 @@ def create_run(
 def list_runs(
     session: SessionDep,
     settings: SettingsDep,
-    filter: FilterQuery = None,
+    where: RunsWhere,
     sort: SortQuery = "-id",
     cursor: Annotated[
         str | None, Query(max_length=500, description="next_cursor of the previous page: the page after it")
     ] = None,
-    status: Annotated[list[RunStatus] | None, Query(description="repeat for several")] = None,
-    kind: Annotated[list[RunKind] | None, Query(description="training or lr_range; repeat for both")] = None,
-    name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
-    study_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    created_by: Annotated[str | None, Query(max_length=64, description="name of the token that queued it")] = None,
-    archived: ArchivedQuery = "false",
     skip: Skip = 0,
     limit: Limit = 100,
 ) -> RunsPublic:
     """Runs that match every filter given, in ``sort``'s order, a page at a time: pass ``next_cursor`` as
     ``cursor`` for the next one."""
-    where = run_listing.Where(
-        filter_text=filter,
-        statuses=status or (),
-        kinds=kind or (),
-        name=name,
-        study_id=study_id,
-        created_by=created_by,
-        archived=run_listing.ARCHIVED[archived],
-    )
     found, count, next_cursor = run_listing.list_runs(
         session=session, where=where, sort=sort, cursor=cursor, skip=skip, limit=limit
     )
