@@ -55,7 +55,8 @@ def shortage(runs_dir: Path, run_dir: Path, config: dict[str, Any], *, at_least:
     arch = config.get("model", {}).get("arch", "?")
     return (
         f"runs folder {runs_dir} has {_mb(free)} free; a run of {arch} needs about {_mb(need)}: "
-        "free space there and the worker resumes by itself"
+        "free space there (`tricklab gc` removes the checkpoints of old finished runs) and the worker resumes "
+        "by itself"
     )
 
 

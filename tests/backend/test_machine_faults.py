@@ -83,6 +83,7 @@ def test_a_full_runs_folder_pauses_the_worker_and_requeues_the_run_until_space_r
     # Too small from the start: the worker claims nothing and says why.
     reason = wait_for(paused, timeout=60, what="the worker to pause")
     assert reason.startswith(f"runs folder {runs_dir} has ") and f"a run of {TINY_ARCH} needs about " in reason
+    assert "`tricklab gc` removes the checkpoints of old finished runs" in reason
     assert (run()["status"], run()["attempt"]) == ("queued", 0)
     for page in ("/", f"/runs/{run_id}"):
         assert f"is paused: runs folder {runs_dir} has " in httpx.get(f"{url}{page}", timeout=30).text
@@ -100,6 +101,7 @@ def test_a_full_runs_folder_pauses_the_worker_and_requeues_the_run_until_space_r
     assert requeued["training_failures"] == 0 and requeued["infrastructure_failures"] == 1
     assert requeued["failure_kind"] == "infrastructure"
     assert requeued["error"].startswith(f"no space left on the device of the runs folder {runs_dir} ("), requeued
+    assert "`tricklab gc` removes the checkpoints" in requeued["error"]
     assert not list(runs_dir.rglob("*.tmp-*"))  # the half-written checkpoint is gone
     reason = wait_for(paused, timeout=30, what="the worker to pause again")
     assert reason.startswith(f"runs folder {runs_dir} has ")

@@ -51,5 +51,6 @@ def no_space_left(run_dir: Path, error: BaseException) -> NoSpaceLeft:
         free = "its free space unknown"
     return NoSpaceLeft(
         f"no space left on the device of the runs folder {folder} ({free}) while writing {run_dir.name}/: "
-        f"{str(error).strip().splitlines()[0][:200]}; free space there and the run trains on from its last checkpoint"
+        f"{str(error).strip().splitlines()[0][:200]}; free space there (`tricklab gc` removes the checkpoints "
+        "of old finished runs) and the run trains on from its last checkpoint"
     )
