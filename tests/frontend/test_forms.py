@@ -41,8 +41,10 @@ def teachers(dashboard) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def tiny_study_on_dashboard(dashboard) -> dict:
-    """A two-run grid on the dashboard, queued (its runs list their study at once)."""
-    overrides = {**TINY, "data.root": str(dashboard.data_root)}
+    """A two-run grid on the dashboard, queued (its runs list their study at once). Its weight decay is its
+    own: a run of the same config and seed that another test finished would be reused, and a reused run
+    lists the study that made it (or none)."""
+    overrides = {**TINY, "data.root": str(dashboard.data_root), "optim.weight_decay": 0.000123}
     return dashboard.post_study(
         {"name": "grid on the dashboard", "grid": {"switches": {"cosine": True}}, "overrides": overrides}
     )
@@ -127,7 +129,9 @@ def test_the_studies_form_starts_small_without_a_gpu_and_says_what_it_would_queu
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_runs_list_links_each_run_to_its_study_and_aligns_rows(browser, dashboard, tiny_study_on_dashboard, width):
     page = open_page(browser, width)
-    run_id = tiny_study_on_dashboard["groups"][0]["runs"][0]["run_id"]
+    member = tiny_study_on_dashboard["groups"][0]["runs"][0]
+    assert not member["reused"], tiny_study_on_dashboard
+    run_id = member["run_id"]
     # By its name: the list shows the newest runs first, and the suite's other tests add hundreds.
     page.goto(f"{dashboard.url}/?{urlencode({'name': dashboard.run(run_id)['name']})}")
     link = page.locator(f"tr[data-run-id='{run_id}'] a.study-link")
