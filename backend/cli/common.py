@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from backend.settings import Settings
+    from tricklab import Client
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -52,3 +55,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("TRICKLAB_TOKEN") or None,
         help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
     )
+
+
+def speak_to_server(args: argparse.Namespace, action: Callable[[Client], None]) -> int:
+    """Run ``action`` with a client of ``--server``; each error as one line, naming the field at fault."""
+    from tricklab import Client
+    from tricklab.errors import Invalid, TricklabError, Unreachable
+
+    with Client(args.server, token=args.token or "") as client:
+        try:
+            action(client)
+        except Unreachable as exc:
+            print(f"error: cannot reach {client.url}: {exc}; is `tricklab serve` running?", file=sys.stderr)
+            return EXIT_FAILED
+        except Invalid as exc:
+            for field, message in exc.fields.items():
+                print(f"error: {field}: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        except TricklabError as exc:
+            print(f"error: {exc.status} from {client.url}: {exc.detail}", file=sys.stderr)
+            return EXIT_FAILED
+    return 0

@@ -5,12 +5,14 @@ with mean ± std). It speaks through the Python client, as ``tricklab submit`` d
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from typing import TYPE_CHECKING
 
-from backend.cli.common import EXIT_FAILED, EXIT_USAGE
+from backend.cli.common import add_server_arguments, speak_to_server
 from backend.reports.numbers import format_number
-from tricklab.client import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from tricklab import Client
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -31,16 +33,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         default="false",
         help="false: leave archived runs out (default); true: only archived runs; any: both",
     )
-    find.add_argument(
-        "--server",
-        default=os.environ.get("TRICKLAB_SERVER", DEFAULT_URL),
-        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_URL})",
-    )
-    find.add_argument(
-        "--token",
-        default=os.environ.get("TRICKLAB_TOKEN") or None,
-        help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
-    )
+    add_server_arguments(find)
     find.set_defaults(handler=_find)
 
 
@@ -49,38 +42,26 @@ def _spread(mean: float | None, std: float | None) -> str:
 
 
 def _find(args: argparse.Namespace) -> int:
-    from tricklab import Client
-    from tricklab.errors import Invalid, TricklabError, Unreachable
-
     archived = {"false": False, "true": True, "any": None}[args.archived]
-    with Client(args.server, token=args.token or "") as client:
-        try:
-            if args.group:
-                groups = client.list_run_groups(
-                    filter=args.filter or None, sort=args.sort, archived=archived, limit=args.limit
-                )
-                for group in groups.data:
-                    peak, test = group.peak_valid_top1, group.test_top1
-                    print(
-                        f"{group.count} runs\t{_spread(peak.mean, peak.std)}\t{_spread(test.mean, test.std)}\t"
-                        f"{group.name}\t{','.join(map(str, group.run_ids))}"
-                    )
-                print(f"{groups.count} configurations", file=sys.stderr)
-                return 0
-            page = client.list_runs(filter=args.filter or None, sort=args.sort, archived=archived, limit=args.limit)
-        except Unreachable as exc:
-            print(f"error: cannot reach {client.url}: {exc}; is `tricklab serve` running?", file=sys.stderr)
-            return EXIT_FAILED
-        except Invalid as exc:
-            for field, message in exc.fields.items():
-                print(f"error: {field}: {message}", file=sys.stderr)
-            return EXIT_USAGE
-        except TricklabError as exc:
-            print(f"error: {exc.status} from {client.url}: {exc.detail}", file=sys.stderr)
-            return EXIT_FAILED
-    for run in page.data:
-        print(
-            f"{run.id}\t{run.status}\t{format_number(run.peak_valid_top1)}\t{format_number(run.test_top1)}\t{run.name}"
-        )
-    print(f"{len(page.data)} of {page.count} runs", file=sys.stderr)
-    return 0
+    chosen = {"filter": args.filter or None, "sort": args.sort, "archived": archived, "limit": args.limit}
+
+    def print_groups(client: Client) -> None:
+        groups = client.list_run_groups(**chosen)
+        for group in groups.data:
+            peak, test = group.peak_valid_top1, group.test_top1
+            print(
+                f"{group.count} runs\t{_spread(peak.mean, peak.std)}\t{_spread(test.mean, test.std)}\t"
+                f"{group.name}\t{','.join(map(str, group.run_ids))}"
+            )
+        print(f"{groups.count} configurations", file=sys.stderr)
+
+    def print_runs(client: Client) -> None:
+        page = client.list_runs(**chosen)
+        for run in page.data:
+            print(
+                f"{run.id}\t{run.status}\t{format_number(run.peak_valid_top1)}\t{format_number(run.test_top1)}\t"
+                f"{run.name}"
+            )
+        print(f"{len(page.data)} of {page.count} runs", file=sys.stderr)
+
+    return speak_to_server(args, print_groups if args.group else print_runs)

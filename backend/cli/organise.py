@@ -7,11 +7,10 @@ retries and the errors by field come from there. RUN_IDS is one id or several se
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from backend.cli.common import EXIT_FAILED, EXIT_USAGE, add_server_arguments
+from backend.cli.common import add_server_arguments, speak_to_server
 
 if TYPE_CHECKING:
     from tricklab import Client
@@ -99,7 +98,7 @@ def _change_runs(args: argparse.Namespace, **changes: Any) -> int:
         for run in changed:
             print(_describe(run))
 
-    return _speak(args, change)
+    return speak_to_server(args, change)
 
 
 def _describe(run: Run) -> str:
@@ -113,7 +112,7 @@ def _rename_study(args: argparse.Namespace) -> int:
         study = client.update_study(args.study_id, name=args.name)
         print(f"study {study.id} is now {study.name!r}")
 
-    return _speak(args, rename)
+    return speak_to_server(args, rename)
 
 
 def _delete_study(args: argparse.Namespace) -> int:
@@ -123,25 +122,4 @@ def _delete_study(args: argparse.Namespace) -> int:
         kept = "its runs kept, in no study" if args.keep_runs else "with the runs it created"
         print(f"deleted study {study.id} ({study.name}), {kept}")
 
-    return _speak(args, delete)
-
-
-def _speak(args: argparse.Namespace, action: Callable[[Client], None]) -> int:
-    """Run ``action`` with a client of the server; each error as one line, naming the field at fault."""
-    from tricklab import Client
-    from tricklab.errors import Invalid, TricklabError, Unreachable
-
-    with Client(args.server, token=args.token or "") as client:
-        try:
-            action(client)
-        except Unreachable as exc:
-            print(f"error: cannot reach {client.url}: {exc}; is `tricklab serve` running?", file=sys.stderr)
-            return EXIT_FAILED
-        except Invalid as exc:
-            for field, message in exc.fields.items():
-                print(f"error: {field}: {message}", file=sys.stderr)
-            return EXIT_USAGE
-        except TricklabError as exc:
-            print(f"error: {exc.status} from {client.url}: {exc.detail}", file=sys.stderr)
-            return EXIT_FAILED
-    return 0
+    return speak_to_server(args, delete)

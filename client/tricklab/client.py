@@ -129,7 +129,7 @@ class Client:
             name=name,
             study_id=study_id,
             created_by=created_by,
-            archived={False: "false", True: "true", None: "any"}[archived],
+            archived=_archived(archived),
             skip=skip,
             limit=limit,
         )
@@ -162,7 +162,7 @@ class Client:
             "/run-groups",
             filter=filter,
             sort=sort,
-            archived={False: "false", True: "true", None: "any"}[archived],
+            archived=_archived(archived),
             skip=skip,
             limit=limit,
         )
@@ -475,6 +475,11 @@ def _changes(
         if listed := _several(tags):
             body[key] = listed
     return body
+
+
+def _archived(archived: bool | None) -> str:
+    """The list's ``archived`` parameter: False leaves archived runs out, True keeps only them, None both."""
+    return {False: "false", True: "true", None: "any"}[archived]
 
 
 def _ids(run_ids: Iterable[int]) -> str:
