@@ -13,7 +13,7 @@ from testlib.finished import BASE, Finished, add_finished_runs
 from testlib.processes import tricklab
 
 from tricklab import Client, Conflict, Invalid, NotFound, Refused
-from tricklab.local import serving
+from tricklab.local import serving, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,10 @@ def test_runs_are_listed_page_by_page(client, server):
     assert {run.status for run in client.iter_runs(name=prefix, status=["queued", "running"])} <= {"queued", "running"}
     for run_id in created:
         client.cancel_run(run_id)
-    assert client.list_runs(name=prefix, status="cancelled").count == 5
+    # A run the server's worker had claimed ends cancelled once the worker has stopped its trainer.
+    wait_for(
+        lambda: client.list_runs(name=prefix, status="cancelled").count == 5, timeout=60, what="every run cancelled"
+    )
 
 
 def test_the_filter_language_sorts_cursors_and_groups_from_the_client_and_the_cli(client, server):
