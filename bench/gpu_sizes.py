@@ -26,7 +26,7 @@ class Sizes:
         )
         self.run_epochs, self.kill_after = (2, 1) if smoke else (10, 2)
         self.study_epochs = 1
-        self.study_budget = 20 if smoke else None  # None: whatever the other steps leave
+        self.study_budget = 12 if smoke else None  # None: whatever the other steps leave
         self.torchrun_epochs = 1 if smoke else 2
         self.sync_steps = 2 if smoke else 20
         self.device = "cpu" if smoke else "cuda:0"
