@@ -7,7 +7,7 @@ A worker trains each run over every GPU it owns, ``batch_size / g`` images on ea
     model   = 4P weights + 4P gradients + 4Ps optimizer state (s: Adam 2, SGD with momentum 1)
               + 2P under runtime.amp (autocast's bf16 copies of the weights)
               + 4P over several GPUs (DDP's gradient buckets)
-              + 4T for a distillation teacher (+ 2T under runtime.amp)
+              + 4T for a distillation teacher (frozen: no copies of its own)
     batch   = b * (image_size / 224)^2 * (A + 2L + 2Lt)
 
 P and T are the student's and the teacher's parameters, b the images per GPU, A the activations one
@@ -72,7 +72,8 @@ def _terms(config: RunConfig, *, gpus: int, teacher_arch: str | None) -> tuple[f
     amp = config.runtime.amp
     states = OPTIMIZER_STATES[config.optim.name] if config.optim.name == "adam" or config.optim.momentum else 0
     copies = 2 + states + (0.5 if amp else 0) + (1 if gpus > 1 else 0)
-    fixed = 4 * student.params * copies + (4 * teacher.params * (1.5 if amp else 1) if teacher else 0)
+    # A frozen teacher's weights are cast per use under autocast, not kept: its weights alone stay.
+    fixed = 4 * student.params * copies + (4 * teacher.params if teacher else 0)
     transients = 2 * _largest(student, amp=amp) + (2 * _largest(teacher, amp=amp) if teacher else 0)
     saved = student.activations_amp if amp else student.activations
     return fixed, size_scale(config.data.image_size) * (saved + transients)
