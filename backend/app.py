@@ -21,7 +21,7 @@ from backend.web import errors, login, pages
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

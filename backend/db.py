@@ -28,7 +28,6 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "tricklab_begin_immediate"
 # Requests at work at once. SQLite allows one writer; PostgreSQL locks rows, so two writes can overlap.
 # A request is mostly Python holding the GIL: past a few at once they only take turns with it, and a
@@ -36,6 +35,8 @@ _IMMEDIATE = "tricklab_begin_immediate"
 # p99 of 0.76 s where 6 gave 1.24 s and 40 threads 1.97 s).
 SQLITE_READ_SLOTS, POSTGRES_READ_SLOTS = 3, 3
 SQLITE_WRITE_SLOTS, POSTGRES_WRITE_SLOTS = 1, 2
+# SQLite's wait for another connection's lock (TRICKLAB_SQLITE_BUSY_TIMEOUT_SECONDS sets it).
+BUSY_TIMEOUT_SECONDS = 30.0
 # How long a request waits for its turn before the client is told to try again (503).
 WAIT_SECONDS = 10.0
 # SQLite's errors after which a connection must not be reused: it may have opened the file read-only.
@@ -46,12 +47,16 @@ class DatabaseBusy(Exception):
     """A request queued for its turn longer than ``WAIT_SECONDS``: the client should try again (503)."""
 
 
-def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS
+) -> Engine:
+    """``busy_timeout_seconds``: how long a SQLite statement waits for another connection's lock before
+    it fails with "database is locked" (which the server answers with a 503)."""
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_seconds, "check_same_thread": False},
         pool_size=pool_size,
         max_overflow=max_overflow,
     )
@@ -61,7 +66,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a commit costs no fsync
         cursor.close()
@@ -122,14 +127,16 @@ class Gate:
 class Database:
     """Two engines, for reads and for writes (BEGIN IMMEDIATE on SQLite), and the web process's gates."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
         self.url = url
         sqlite = url.startswith("sqlite")
         read_slots = SQLITE_READ_SLOTS if sqlite else POSTGRES_READ_SLOTS
         write_slots = SQLITE_WRITE_SLOTS if sqlite else POSTGRES_WRITE_SLOTS
         # Beyond the gated requests' connections: the event streams' polls, the worker's own writes.
-        self.engine = make_engine(url, pool_size=read_slots, max_overflow=8)
-        self.write_engine = make_engine(url, pool_size=write_slots, max_overflow=2)
+        self.engine = make_engine(url, pool_size=read_slots, max_overflow=8, busy_timeout_seconds=busy_timeout_seconds)
+        self.write_engine = make_engine(
+            url, pool_size=write_slots, max_overflow=2, busy_timeout_seconds=busy_timeout_seconds
+        )
         self.read_gate = Gate(read_slots, what="reads")
         self.write_gate = Gate(write_slots, what="writes")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)

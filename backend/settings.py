@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         min_length=1,
         description="the command a worker runs as `<command> RUN_DIR --attempt N` (JSON list)",
     )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="how long a SQLite statement waits for another process's lock before giving up: a request "
+        "then answers 503 with Retry-After, a worker tries again later",
+    )
     kill_grace_seconds: float = Field(3.0, gt=0, description="SIGTERM to SIGKILL delay when stopping a trainer")
     sse_poll_seconds: float = Field(0.5, gt=0, le=5, description="how often an event stream reads the database")
     sse_keepalive_seconds: float = Field(

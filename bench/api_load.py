@@ -80,7 +80,7 @@ def seed(url: str, settings: Settings, *, runs: int) -> list[int]:
             client.create_run({"name": f"seeded {index}", "data": data, "epochs": SEEDED_EPOCHS, "model": SCRATCH}).id
             for index in range(runs)
         ]
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
     try:
         for _ in range(runs // 2):
             with database.session(write=True) as session:

@@ -60,6 +60,23 @@ async def get_session(
             session.close()  # hands a read's connection back to the pool
 
 
+async def read_turn(request: Request) -> AsyncIterator[None]:
+    async with request.app.state.database.read_gate.turn():
+        yield
+
+
+async def get_read_session(
+    request: Request, _turn: Annotated[None, Depends(read_turn, scope="function")]
+) -> AsyncIterator[Session]:
+    """A session that only reads, whatever the method: a POST that previews what a write would do
+    never waits for SQLite's write lock, so it answers while another process holds that lock."""
+    session = request.app.state.database.session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 RUN_IDS_HELP = "comma-separated run ids, e.g. 1,2,3"
 # ASCII digits only (str.isdigit() and int() also take "²" and "١"), no leading zero; ten digits hold
 # every id, and an id of ten past the largest one names no run (404, as any unknown id).
@@ -106,6 +123,7 @@ async def get_page_run_ids(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 # The name of the token behind the request (None on an open server), which runs and studies record.
 CreatorDep = Annotated[str | None, Depends(creator)]
 RunIdsDep = Annotated[list[int], Depends(get_run_ids)]

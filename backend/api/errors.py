@@ -154,9 +154,10 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     changed, and a later try works once the cause is gone; the connections that saw it are dropped."""
     assert isinstance(exc, DBAPIError)
     reason = database_unavailable_reason(request, exc)
-    action = "read" if request.method in READ_METHODS else "written; nothing was changed"
+    action = "read" if request.method in READ_METHODS else "written"
+    unchanged = "" if request.method in READ_METHODS else " nothing was changed;"
     return JSONResponse(
-        {"detail": f"the database cannot be {action} right now ({reason}); try again shortly"},
+        {"detail": f"the database cannot be {action} right now ({reason});{unchanged} try again shortly"},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )

@@ -34,7 +34,7 @@ def _gc(args: argparse.Namespace) -> int:
 
     overrides = {} if args.keep_days is None else {"gc_keep_days": args.keep_days}
     settings = load_settings(**overrides)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
     try:
         migrate.upgrade(database)
         with database.session(write=True) as session:

@@ -71,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     log_to_stderr()
     settings = load_settings(bind_host=args.host, insecure_no_auth=args.insecure_no_auth)
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
     migrate.upgrade(database)  # once here, so the workers find the schema ready
     refusal = _open_server_refusal(database, settings, port=args.port)
     database.dispose()

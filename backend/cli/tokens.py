@@ -34,7 +34,8 @@ def _token_command(action: Any) -> int:
     from backend.db import Database
     from backend.services.errors import ServiceError
 
-    database = Database(load_settings().database_url)
+    settings = load_settings()
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
     try:
         migrate.upgrade(database)
         with database.session(write=True) as session:

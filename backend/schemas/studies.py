@@ -218,7 +218,8 @@ class StudyPreview(BaseModel):
     )
     warnings: list[str] = Field(
         description="what the batch does to the training split: larger than it (one step per epoch), or a large "
-        "share of it left out of each epoch (runtime.compile trains full batches only)"
+        "share of it left out of each epoch (runtime.compile trains full batches only); and a run whose training "
+        "step is estimated to need more GPU memory than any living worker's GPU has"
     )
 
 

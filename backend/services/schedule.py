@@ -4,7 +4,8 @@ It runs the trainer's own schedule code on the submitted config, so what the lau
 what the run will do. The number of steps per epoch comes from the configured dataset's split; when
 that dataset cannot be read here, the real CUB-200-2011 split sizes stand in, and the answer says so.
 
-``batch_fit`` says what a batch does to that split, as the trainer will train it: a batch larger than
+The GPU memory a training step takes, and a warning when no living worker's GPU holds it, come from
+``gpu_memory``. ``batch_fit`` says what a batch does to that split, as the trainer will train it: a batch larger than
 the split trains one partial step per epoch, and with ``runtime.compile`` (full batches only) the
 last partial batch of each epoch is left out, or, where no full batch fits, nothing trains at all.
 """
@@ -18,7 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from backend.services.errors import InvalidConfig
+from backend.services.gpu_memory import check_memory, teacher_arch
+from backend.services.workers import list_workers
+from backend.settings import Settings
 from trainer.config import ConfigError, RunConfig
 from trainer.data.cub import DatasetError, kept_for_training, train_split_size
 from trainer.tricks.schedules import schedule_preview
@@ -29,23 +35,28 @@ from trainer.tricks.schedules import schedule_preview
 CUB_TRAIN_POOL = {"seed": 9410, "official": 5994}
 # The share of the training split left out of each epoch (runtime.compile's full batches) worth a warning.
 LEFT_OUT_WARNING = 0.1
+MEMORY_FIELDS = ("gib", "gpus", "largest_gpu_gib", "basis")  # the warning joins the others
 
 
-def preview_schedule(*, config: dict[str, Any], data_roots: Sequence[Path]) -> dict[str, Any]:
-    """Steps, their epochs and each group's lr; InvalidConfig names the fields of a bad config."""
+def preview_schedule(*, session: Session, settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
+    """Steps, their epochs and each group's lr, and the GPU memory a step takes on the living workers;
+    InvalidConfig names the fields of a bad config."""
     try:
         run_config = RunConfig.from_dict(config)
     except ConfigError as error:
         raise InvalidConfig(error.errors) from None
-    n_train, source = train_size(run_config, data_roots=data_roots)
+    n_train, source = train_size(run_config, data_roots=settings.data_roots)
     warning = batch_fit(run_config, n_train=n_train)
     steps_per_epoch = steps_of(run_config, n_train=n_train)
+    fleet = list_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
+    memory = check_memory(run_config, workers=fleet.data, teacher_arch=teacher_arch(session, run_config))
     return {
         **schedule_preview(run_config, steps_per_epoch=steps_per_epoch),
         "n_train": n_train,
         "steps_per_epoch": steps_per_epoch,
         "steps_per_epoch_source": source,
-        "warnings": [warning] if warning else [],
+        "gpu_memory": None if memory is None else {key: getattr(memory, key) for key in MEMORY_FIELDS},
+        "warnings": [found for found in (warning, memory and memory.warning) if found],
     }
 
 

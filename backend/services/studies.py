@@ -25,6 +25,7 @@ from backend.services import runs as run_service
 from backend.services import workers as worker_service
 from backend.services.errors import Conflict, InvalidConfig, InvalidStudy, NotFound
 from backend.services.estimates import DeviceKind, Estimate, estimate_runs
+from backend.services.gpu_memory import check_memory
 from backend.services.schedule import batch_fit, train_size
 from backend.services.study_groups import Plan, config_of, locate_errors
 from backend.services.study_layout import Member, check_weights, layout, seed_list
@@ -175,7 +176,7 @@ def _estimate(
 ) -> tuple[Estimate, list[str], int]:
     """How long the study's new runs take on the living workers, what their batch does to the
     training split (a batch of which no full step fits is refused, as queueing it would be), and how
-    many workers are alive."""
+    many workers are alive. A run whose training step no living worker's GPU holds is warned of too."""
     new = [member for member in {member.run_id: member for member in members}.values() if not member.reused]
     fleet = worker_service.list_workers(session=session, stale_after_seconds=settings.stale_after_seconds)
     device: DeviceKind = "cuda" if fleet.gpus else "cpu"
@@ -197,6 +198,10 @@ def _estimate(
             raise InvalidStudy(locate_errors(exc.errors, request.overrides)) from None
         if warning and warning not in warnings:
             warnings.append(warning)
+    for config, teacher in configs:
+        memory = check_memory(config, workers=fleet.data, teacher_arch=teacher)
+        if memory and memory.warning and memory.warning not in warnings:
+            warnings.append(memory.warning)
     estimate = estimate_runs(
         session=session,
         configs=configs,

@@ -1,6 +1,7 @@
 """Room in the runs folder for the run a worker is about to claim: what its checkpoints will take,
 from the arch's parameter count and the optimizer's state, against the free space. Torch-free: the
-parameter counts are written down here, not measured by building the model."""
+parameter counts come from the trainer's measured table (``trainer.models.footprint``), not from
+building the model."""
 
 from __future__ import annotations
 
@@ -8,22 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-# Parameters (millions) with ImageNet's 1000-class head, an upper bound for the study's 200 classes.
-PARAMS_M = {
-    "resnet18": 11.7,
-    "resnet34": 21.8,
-    "resnet50": 25.6,
-    "resnet101": 44.5,
-    "resnet152": 60.2,
-    "resnext50_32x4d": 25.0,
-    "resnext101_32x8d": 88.8,
-    "resnext101_64x4d": 83.5,
-    "wide_resnet50_2": 68.9,
-    "wide_resnet101_2": 126.9,
-    "test_resnet": 0.37,
-}
-UNKNOWN_PARAMS_M = 25.6  # an arch not listed counts as a ResNet-50
-OPTIMIZER_STATES = {"adam": 2, "sgd": 1}  # tensors per parameter: Adam's two moments, SGD's momentum
+from trainer.models.footprint import OPTIMIZER_STATES, footprint
+
+UNKNOWN_ARCH = "resnet50"  # an arch the table does not hold counts as a ResNet-50
 LOGS_BYTES = 16 * 2**20  # metrics, events, TensorBoard files: a few MB even for a long run
 
 
@@ -31,7 +19,8 @@ def run_needs(config: dict[str, Any]) -> int:
     """Bytes a run's folder takes at its peak: the best checkpoint (weights), the last one (weights and
     optimizer state) twice while its replacement is written beside it, and the logs."""
     arch = str(config.get("model", {}).get("arch", ""))
-    weights = int(PARAMS_M.get(arch, UNKNOWN_PARAMS_M) * 1e6 * 4)
+    found = footprint(arch) or footprint(UNKNOWN_ARCH)
+    weights = (found.params if found else 0) * 4
     states = OPTIMIZER_STATES.get(str(config.get("optim", {}).get("name", "adam")), 2)
     last = weights * (1 + states)
     return weights + 2 * last + LOGS_BYTES

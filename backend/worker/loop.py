@@ -191,7 +191,7 @@ def run_worker(*, settings: Settings, placement: Placement, once: bool, exit_whe
 
     A worker on GPUs first checks that the trainer can use them, and stops with the reason if not.
     """
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
     worker = Worker(settings=settings, database=database, placement=placement)
     try:
         gpu_locks = hold_gpus(placement, owner=worker.name)

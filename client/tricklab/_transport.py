@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from httpx_sse import ServerSentEvent, connect_sse
 from tricklab.errors import Busy, TricklabError, Unreachable, error_for
 
 API_PREFIX = "/api/v1"
+PAGE_SIZE = 100  # a list's page, unless the caller asks for another
 RETRY_PAUSE_SECONDS = 1.0
 # A live stream is quiet between epochs; the server sends a keep-alive comment every 15 s.
 STREAM_TIMEOUT = httpx.Timeout(10, read=60)
@@ -101,6 +103,11 @@ class _Transport:
                 yield from source.iter_sse()
         except httpx.TransportError as exc:
             raise Unreachable(f"GET {self.url}{API_PREFIX}{path}: {exc or type(exc).__name__}") from exc
+
+
+def idempotent(key: str | None) -> dict[str, str]:
+    """The header that makes a create safe to send again: a lost answer's retry returns what the first made."""
+    return {"Idempotency-Key": key or str(uuid.uuid4())}
 
 
 def _present(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@ server stopped mid-run: every request gets a 503, the worker trains on, and noth
 
 The fault is the immutable flag (``chattr +i``) on the SQLite file and its write-ahead log, which even
 root cannot write through: the state a full disk or a read-only mount leaves; and a PostgreSQL cluster
-of the test's own, stopped and started (the shared one serves the other tests meanwhile).
+of the test's own, stopped and started (the shared one serves the other tests meanwhile). A SQLite file
+that another process holds locked past the busy timeout: writes get a 503, reads and previews go on.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -108,6 +111,57 @@ def test_a_database_unwritable_from_the_start(immutable, make_settings, sqlite_u
         assert listed.status_code == 200 and listed.json()["count"] == 0
     recovered = _create(base, data_root, "after")
     assert recovered.status_code == 201, recovered.text
+
+
+def test_sqlite_locked_past_its_busy_timeout_answers_503_and_reads_go_on(
+    make_settings, sqlite_url, data_root, live_server, caplog
+):
+    busy_timeout = 1.0
+    settings = make_settings(sqlite_url, sqlite_busy_timeout_seconds=busy_timeout)
+    base = live_server(settings)
+    logging.getLogger("uvicorn").addHandler(caplog.handler)
+    assert _create(base, data_root, "before").status_code == 201
+    tryout = {"model.arch": "resnet18", "model.pretrained": False, "data.root": str(data_root)}
+    study = {"name": "try", "preset": "seed", "seeds": 1, "overrides": tryout}
+    config = {"model": {"arch": "resnet18", "pretrained": False}, "data": {"root": str(data_root)}}
+    # Another process (a backup, a script, `sqlite3` at a prompt) takes the write lock and keeps it.
+    holder = sqlite3.connect(_files(sqlite_url)[0], isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    locked_at = time.monotonic()
+    caplog.clear()
+    try:
+        for method, path in [("POST", "/api/v1/runs"), ("POST", "/api/v1/runs/1/cancel"), ("DELETE", "/api/v1/runs/1")]:
+            body = {"config": {**config, "name": "while locked"}} if path == "/api/v1/runs" else None
+            refused = httpx.request(method, f"{base}{path}", json=body, timeout=30)
+            assert refused.status_code == 503, (method, path, refused.text)
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.json()["detail"] == (
+                "the database cannot be written right now (database is locked); nothing was changed; try again shortly"
+            )
+        # A page's own write (the log-in form) says so in place of the page.
+        page = httpx.post(f"{base}/login", data={"token": "tl_not_a_token", "next": "/"}, timeout=30)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+        assert "the database is unreachable right now (database is locked)" in page.text.lower()
+        # WAL lets readers past a writer's lock: the lists, the pages and the previews (POSTs that
+        # write nothing) answer as before.
+        listed = httpx.get(f"{base}/api/v1/runs", timeout=30)
+        assert listed.status_code == 200 and [run["name"] for run in listed.json()["data"]] == ["before"]
+        assert httpx.get(f"{base}/api/v1/workers", timeout=30).status_code == 200
+        run_page = httpx.get(f"{base}/runs/1", timeout=30)
+        assert run_page.status_code == 200 and "before" in run_page.text
+        previewed = httpx.post(f"{base}/api/v1/studies/preview", json=study, timeout=30)
+        assert previewed.status_code == 200, previewed.text
+        schedule = httpx.post(f"{base}/api/v1/schedule/preview", json={"config": config}, timeout=30)
+        assert schedule.status_code == 200, schedule.text
+        assert time.monotonic() - locked_at > 3 * busy_timeout  # held well past the timeout throughout
+        assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+        assert any("database is locked" in record.getMessage() for record in caplog.records)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _create(base, data_root, "after").status_code == 201
+    names = [run["name"] for run in httpx.get(f"{base}/api/v1/runs", timeout=30).json()["data"]]
+    assert sorted(names) == ["after", "before"]
 
 
 @dataclass

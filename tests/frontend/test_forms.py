@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import delete
 from testlib.dashboard import settings_for
 from testlib.finished import Finished, add_finished_runs
 from testlib.studies import TINY
 
+from backend.db import Database
+from backend.models import Worker, utcnow
+from backend.services import workers
 from tricklab.local import serving
 
 WIDTHS = [800, 1280]
@@ -213,3 +219,59 @@ def test_the_forms_refuse_missing_weights_and_warn_of_a_batch_larger_than_the_sp
     )
     assert not page.errors
     page.context.close()
+
+
+@contextmanager
+def gpu_worker(database_url: str, memory_gib: float) -> Iterator[None]:
+    """A worker row with one GPU, as a worker on a GPU host writes it; removed afterwards."""
+    database = Database(database_url)
+    name = "gpu-host:forms"
+    gpu = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA A10", "memory_gib": memory_gib}]
+    try:
+        with database.session(write=True) as session:
+            workers.report_worker(session=session, name=name, devices=gpu, started_at=utcnow())
+        yield
+    finally:
+        with database.session(write=True) as session:
+            session.execute(delete(Worker).where(Worker.name == name))
+            session.commit()
+        database.dispose()
+
+
+def test_the_forms_warn_before_launch_of_a_step_no_living_workers_gpu_holds(browser, dashboard):
+    warned = (
+        "Warning: resnet50 at batch_size 256, 224 px, fp32 is estimated to need about 25.6 GiB of GPU memory for a "
+        "training step; the largest GPU of the live workers has 22.0 GiB: lower batch_size to 217 or less, or turn "
+        "runtime.amp on (about 13.8 GiB)."
+    )
+    with gpu_worker(dashboard.database_url, 22.0):
+        page = open_page(browser, 1280)
+        page.goto(f"{dashboard.url}/runs/new")
+        page.get_by_label("Root").fill(str(dashboard.data_root))
+        page.locator('[name="runtime.amp"]').uncheck()
+        page.locator('[name="batch_size"]').fill("256")
+        warning = page.locator("#preview-warning")
+        page.wait_for_function("() => document.getElementById('preview-warning').textContent.includes('GPU memory')")
+        assert warned in warning.text_content()
+        note = page.locator("#preview-note")
+        assert note.text_content().endswith(
+            "A training step needs about 25.6 GiB of GPU memory (approximate); the largest GPU of the live workers "
+            "has 22.0 GiB."
+        )
+        assert note.get_attribute("title").startswith("GPU memory: approximate: ")
+        # bf16 autocast halves the activations: the step fits, and the warning goes.
+        page.locator('[name="runtime.amp"]').check()
+        page.wait_for_function("() => !document.getElementById('preview-warning').textContent.includes('GPU memory')")
+
+        page.goto(f"{dashboard.url}/studies")
+        overrides = page.get_by_label("One key = value per line")
+        overrides.fill(
+            f"data.root = {dashboard.data_root}\nmodel.pretrained = false\nteacher.model.arch = resnet34\n"
+            "batch_size = 256\nruntime.amp = false"
+        )
+        preview = page.locator("#study-preview")
+        page.wait_for_function("() => document.getElementById('study-preview').textContent.includes('GPU memory')")
+        assert preview.get_attribute("data-kind") == "warning"
+        assert f" {warned}" in preview.text_content()
+        assert not page.errors
+        page.context.close()

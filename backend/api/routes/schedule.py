@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from backend.api.deps import SettingsDep
+from backend.api.deps import ReadSessionDep, SettingsDep
 from backend.api.responses import BODY
 from backend.schemas.config import RunConfigBody
 from backend.services.schedule import preview_schedule
@@ -15,6 +15,10 @@ router = APIRouter(prefix="/schedule", tags=["schedule"])
 
 
 @router.post("/preview", responses=BODY)
-def preview(settings: SettingsDep, config: Annotated[RunConfigBody, Body(embed=True)]) -> dict[str, Any]:
-    """The trainer's own schedule on the submitted config, over the configured dataset's steps per epoch."""
-    return preview_schedule(config=config, data_roots=settings.data_roots)
+def preview(
+    session: ReadSessionDep, settings: SettingsDep, config: Annotated[RunConfigBody, Body(embed=True)]
+) -> dict[str, Any]:
+    """The trainer's own schedule on the submitted config, over the configured dataset's steps per epoch,
+    and the GPU memory a training step takes (gpu_memory, approximate), with a warning in warnings when no
+    living worker's GPU holds it."""
+    return preview_schedule(session=session, settings=settings, config=config)

@@ -6,7 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from backend.api.deps import CreatorDep, IdempotencyKeyDep, Limit, SessionDep, SettingsDep, Skip, StudyId
+from backend.api.deps import (
+    CreatorDep,
+    IdempotencyKeyDep,
+    Limit,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    Skip,
+    StudyId,
+)
 from backend.api.responses import BODY, CHANGE, CSV, READ, READ_ONE, CsvResponse, errors
 from backend.reports import study as study_report
 from backend.schemas.studies import (
@@ -49,7 +58,7 @@ def create_study(
 
 
 @router.post("/preview", responses=BODY)
-def preview_study(body: StudyCreate, session: SessionDep, settings: SettingsDep) -> StudyPreview:
+def preview_study(body: StudyCreate, session: ReadSessionDep, settings: SettingsDep) -> StudyPreview:
     """What POST /studies would queue and about how long it would take on the living workers;
     the same 422s, nothing written."""
     return studies.preview_study(session=session, settings=settings, request=body)

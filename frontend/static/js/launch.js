@@ -1,6 +1,7 @@
 // The launch form: presets, the teacher picker, the LR preview, and the API's 422s beside their fields.
 import { api, detailText, el, showFormErrors, validationErrors } from "./common.js";
 import { drawLines, nameDownloads } from "./charts.js";
+import { number } from "./format.js";
 
 const form = document.getElementById("launch-form");
 const inputs = [...form.querySelectorAll("[name][data-kind]")];
@@ -189,7 +190,8 @@ async function preview() {
     const source = result.steps_per_epoch_source === "dataset"
       ? "from the configured dataset"
       : "assumed CUB-200-2011: the configured dataset could not be read here";
-    previewNote.textContent = `${result.steps_per_epoch} step${result.steps_per_epoch === 1 ? "" : "s"} per epoch (${result.n_train.toLocaleString()} training images, ${source}).`;
+    previewNote.textContent = `${result.steps_per_epoch} step${result.steps_per_epoch === 1 ? "" : "s"} per epoch (${result.n_train.toLocaleString()} training images, ${source}).${memoryText(result.gpu_memory)}`;
+    previewNote.title = result.gpu_memory ? `GPU memory: ${result.gpu_memory.basis}` : "";
     sayWarnings(result.warnings);
   } catch (error) {
     if (seq !== previewSeq) return;
@@ -198,6 +200,14 @@ async function preview() {
     Plotly.purge("lr-preview");
     previewNote.textContent = `No preview until the settings are valid: ${detailText(error)}`;
   }
+}
+
+// The GPU memory a training step takes, as the server estimates it (the note's title says from what).
+function memoryText(memory) {
+  if (!memory) return "";
+  const where = memory.gpus > 1 ? ` on each of ${memory.gpus} GPUs` : "";
+  const largest = memory.largest_gpu_gib === null ? "" : `; the largest GPU of the live workers has ${number(memory.largest_gpu_gib, 1)} GiB`;
+  return ` A training step needs about ${number(memory.gib, 1)} GiB of GPU memory${where} (approximate)${largest}.`;
 }
 
 // What the batch does to the training split (larger than it, or much of it left out), before launching.

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from sqlalchemy import delete
+
+from backend.models import Worker, utcnow
+from backend.services import workers
 
 
 def test_preview_counts_steps_from_the_dataset(api, demo_dataset):
@@ -75,3 +79,37 @@ def test_a_batch_larger_than_the_split_is_warned_and_one_with_no_full_step_refus
         (error,) = answer.json()["detail"]
         assert error["loc"] == ["body", "config", "batch_size"]
         assert error["msg"].startswith("runtime.compile trains on full batches only, and batch_size 64 is more than")
+
+
+def test_the_preview_warns_of_a_step_no_living_workers_gpu_holds(api, demo_dataset):
+    big = {"model": {"arch": "resnet50", "pretrained": False}, "batch_size": 256, "runtime": {"amp": False}}
+    alone = preview(api, demo_dataset, **big).json()
+    # No GPU worker: the figure, and nothing to set it against.
+    assert alone["gpu_memory"]["gib"] == 25.6 and alone["gpu_memory"]["largest_gpu_gib"] is None
+    assert alone["gpu_memory"]["basis"].startswith("approximate: ")
+    assert [warning for warning in alone["warnings"] if "GPU memory" in warning] == []
+    # A worker reports its GPU as a worker does (GET /api/v1/workers lists it).
+    gpu = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA A10", "memory_gib": 22.0}]
+    with api.app.state.database.session(write=True) as session:
+        workers.report_worker(session=session, name="gpu-host:1", devices=gpu, started_at=utcnow())
+    try:
+        answer = preview(api, demo_dataset, **big).json()
+        assert answer["gpu_memory"] == {**alone["gpu_memory"], "largest_gpu_gib": 22.0}
+        assert answer["warnings"][-1] == (
+            "resnet50 at batch_size 256, 224 px, fp32 is estimated to need about 25.6 GiB of GPU memory for a "
+            "training step; the largest GPU of the live workers has 22.0 GiB: lower batch_size to 217 or less, or "
+            "turn runtime.amp on (about 13.8 GiB)"
+        )
+        fits = preview(api, demo_dataset, **{**big, "runtime": {"amp": True}}).json()
+        assert fits["gpu_memory"]["gib"] == 13.8 and not [w for w in fits["warnings"] if "GPU memory" in w]
+        # A teacher named by its run id adds its weights and its forward pass.
+        teacher = api.post(
+            "/api/v1/runs",
+            json={"config": {"model": {"arch": "resnet152", "pretrained": False}, "data": {"root": str(demo_dataset)}}},
+        ).json()
+        distilled = preview(api, demo_dataset, **big, tricks={"kd": {"teacher": teacher["id"]}}).json()
+        assert distilled["gpu_memory"]["gib"] > answer["gpu_memory"]["gib"] + 1
+    finally:
+        with api.app.state.database.session(write=True) as session:
+            session.execute(delete(Worker))
+            session.commit()

@@ -333,6 +333,24 @@ def test_the_studies_form_starts_with_the_full_study_where_a_worker_has_a_gpu(tm
         assert (plan["device"], plan["parallel"], plan["workers"]) == ("cuda", 1, 1)
         assert plan["basis"] == "rough: from the FLOPs table, nothing measured yet on 1 GPU (NVIDIA H200)"
         assert plan["source"] == "rough"
+        assert not [warning for warning in plan["warnings"] if "GPU memory" in warning]
+        # A full-size student at a batch the worker's GPU cannot hold: said before the study is launched.
+        small = [{"device": "cuda:0", "kind": "cuda", "name": "NVIDIA T4", "memory_gib": 12.0}]
+        with app.state.database.session(write=True) as session:
+            workers.report_worker(session=session, name="gpu-host:1", devices=small, started_at=utcnow())
+        big = {"model.pretrained": False, "batch_size": 128, "runtime.amp": False, "teacher.model.arch": "resnet34"}
+        plan = client.post(
+            "/api/v1/studies/preview",
+            json={"name": "p", "preset": "seed", "overrides": {**big, "data.root": str(tmp_path / "data")}},
+        ).json()
+        assert plan["warnings"] == [
+            "resnet50 at batch_size 128, 224 px, fp32 is estimated to need about 13.5 GiB of GPU memory for a "
+            "training step; the largest GPU of the live workers has 12.0 GiB: lower batch_size to 111 or less, or "
+            "turn runtime.amp on (about 7.6 GiB)",
+            "resnet50 distilling from resnet34 at batch_size 128, 224 px, fp32 is estimated to need about 14.5 GiB "
+            "of GPU memory for a training step; the largest GPU of the live workers has 12.0 GiB: lower batch_size "
+            "to 103 or less, or turn runtime.amp on (about 8.2 GiB)",
+        ]
 
 
 def test_a_batch_larger_than_the_split_is_warned_in_the_preview_and_one_with_no_full_step_refused(api, demo_dataset):
