@@ -186,6 +186,14 @@ def data_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """A real single-host Slurm (scripts/slurm: munged, slurmctld, slurmd), one per session; its slurm.conf."""
+    from testlib.slurm import start_slurm
+
+    return start_slurm()
+
+
+@pytest.fixture(scope="session")
 def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
     """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child."""
     with serve(tmp_path_factory.mktemp("study-server"), demo_dataset, workers=2, poll_seconds=0.3) as running:

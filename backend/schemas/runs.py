@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from backend.models import MAX_ID, FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
@@ -181,6 +181,29 @@ class RunPublic(BaseModel):
         description="bytes of the run's folder as last measured (by its worker at each epoch and at the end of "
         "each attempt, and by `tricklab gc`); null until measured. GET /runs/{id}/files measures it now",
     )
+
+    slurm_job_id: int | None = Field(
+        None, description="the Slurm job of the latest attempt (`tricklab worker --slurm`)"
+    )
+    slurm_nodes: str | None = Field(None, description="the job's node list, as Slurm writes it (gpu[03-04])")
+    slurm_restarts: int | None = Field(None, description="times Slurm requeued the job (preemption, requeue)")
+    slurm_state: str | None = Field(None, description="the job's state as squeue last gave it (PENDING, RUNNING...)")
+    slurm_reason: str | None = Field(
+        None, description="why the job waits, as squeue gives it (Priority, Resources, BeginTime...), when it does"
+    )
+
+    @computed_field(
+        description='where the run is in Slurm, in words: "Slurm 4121 on gpu[03-04]", or '
+        '"queued in Slurm (Priority)" while its job waits; null for a run not handed to Slurm'
+    )
+    @property
+    def slurm(self) -> str | None:
+        if self.slurm_job_id is None:
+            return None
+        if self.status == RunStatus.running and self.slurm_state == "PENDING":
+            return f"queued in Slurm ({self.slurm_reason})" if self.slurm_reason else "queued in Slurm"
+        where = f"Slurm {self.slurm_job_id}" + (f" on {self.slurm_nodes}" if self.slurm_nodes else "")
+        return where + (f", requeued {self.slurm_restarts}×" if self.slurm_restarts else "")
 
 
 class RunsPublic(BaseModel):

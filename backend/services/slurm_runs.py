@@ -24,14 +24,11 @@ class SlurmRun:
     state: str | None
     cancel_requested: bool
 
-    @property
-    def comment(self) -> str:
-        return job_comment(self.run_id, self.attempt)
 
-
-def job_comment(run_id: int, attempt: int) -> str:
-    """The ``--comment`` of an attempt's job: the dispatcher finds its jobs by it, whatever their ids."""
-    return f"tricklab:{run_id}:{attempt}"
+def job_comment(run_id: int, attempt: int, site: str) -> str:
+    """The ``--comment`` of an attempt's job: the dispatcher finds its jobs by it, whatever their ids.
+    ``site`` tells apart two tricklab databases whose run ids meet on one cluster."""
+    return f"tricklab:{run_id}:{attempt}:{site}"
 
 
 def slurm_runs(*, session: Session) -> list[SlurmRun]:

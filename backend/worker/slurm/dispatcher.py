@@ -15,6 +15,7 @@ one squeue call a tick, and ends the runs whose jobs Slurm ended, with Slurm's r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -63,11 +64,11 @@ class SlurmOptions:
         return self.gpus_per_node or self.tasks_per_node
 
 
-def sbatch_options(options: SlurmOptions, *, run_id: int, attempt: int, name: str, output: str) -> list[str]:
+def sbatch_options(options: SlurmOptions, *, run_id: int, attempt: int, name: str, output: str, site: str) -> list[str]:
     """sbatch's arguments for one attempt's job."""
     argv = [
         f"--job-name=tricklab-{run_id}-{_slug(name)}",
-        f"--comment={job_comment(run_id, attempt)}",
+        f"--comment={job_comment(run_id, attempt, site)}",
         f"--output={output}",
         "--open-mode=append",  # a requeued job adds to its log
         f"--signal=B:{WARNING_SIGNAL.removeprefix('SIG')}@{options.warning_lead_seconds}",
@@ -153,6 +154,12 @@ class Dispatcher:
     _stop: threading.Event = field(default_factory=threading.Event)
     _warned: dict[int, float] = field(default_factory=dict)  # job id -> when the cancel's signal went
 
+    @property
+    def site(self) -> str:
+        """This tricklab's mark in its jobs' comments: its database and runs folder, hashed."""
+        where = f"{self.settings.database_url} {self.settings.runs_dir.resolve()}"
+        return hashlib.sha256(where.encode()).hexdigest()[:8]
+
     def stop(self, *_signal_args: Any) -> None:
         """Signal handler: stop dispatching. The jobs go on; the next dispatcher adopts them."""
         self._stop.set()
@@ -179,7 +186,7 @@ class Dispatcher:
             followed = slurm_runs(session=session)
         pending = 0
         for run in followed:
-            job = queue.get(run.comment)
+            job = queue.get(job_comment(run.run_id, run.attempt, self.site))
             self.follow(run, job)
             pending += job is None or job.state == "PENDING"
         submitted = False
@@ -202,7 +209,12 @@ class Dispatcher:
         with self.database.session() as session:
             name = run_name(session=session, run_id=run_id)
         options = sbatch_options(
-            self.options, run_id=run_id, attempt=attempt, name=name, output=str(run_dir.resolve() / "slurm-%j.out")
+            self.options,
+            run_id=run_id,
+            attempt=attempt,
+            name=name,
+            output=str(run_dir.resolve() / "slurm-%j.out"),
+            site=self.site,
         )
         script = batch_script(settings=self.settings, run_id=run_id, attempt=attempt, options=self.options)
         try:

@@ -1,0 +1,114 @@
+"""``tricklab worker --slurm`` end to end on a real single-host Slurm (scripts/slurm): each run one job,
+trained inside it by the worker's own path; Slurm's ends, cancels, requeues and preemptions seen on the
+run; the dispatcher killed and restarted submitting nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from testlib.slurm import slurm, start_dispatcher
+
+from backend.models import EpochMetric, Run, RunStatus
+from backend.services import queue as jobs
+from backend.services import runs as run_service
+from backend.settings import default_trainer_command
+from tricklab.local import wait_for
+
+TINY: dict[str, Any] = {
+    "model": {"arch": "resnet18", "pretrained": False},
+    "batch_size": 16,
+    "data": {"image_size": 32, "num_workers": 0},
+}
+HOST = socket.gethostname().split(".")[0]
+
+
+def create(db, settings, *, name: str, epochs: int = 1, priority: int = 0, **config: Any) -> int:
+    root = str(settings.data_roots[0])
+    values = {**TINY, "name": name, "epochs": epochs, "data": {**TINY["data"], "root": root}, **config}
+    with db.session(write=True) as session:
+        return run_service.create_run(session=session, settings=settings, config=values, priority=priority).id
+
+
+def get(db, run_id: int) -> Run:
+    with db.session() as session:
+        return session.get_one(Run, run_id)
+
+
+def epochs(db, run_id: int) -> list[tuple[int, int]]:
+    with db.session() as session:
+        rows = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch))
+        return [(row.epoch, row.attempt) for row in rows]
+
+
+def comments(conf: str) -> list[str]:
+    """The comment of every job squeue lists, ended ones too."""
+    return slurm(conf, "squeue", "--noheader", "--states=all", "-O", "Comment:|").split()
+
+
+def ended(db, *run_ids: int, timeout: float) -> None:
+    finals = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+    wait_for(lambda: all(get(db, run_id).status in finals for run_id in run_ids), timeout=timeout, what="runs to end")
+
+
+@pytest.fixture
+def real(make_settings, make_database, sqlite_url, demo_dataset, tmp_path):
+    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    return settings, make_database(settings)
+
+
+@pytest.fixture
+def dispatchers(tmp_path):
+    started: list[subprocess.Popen] = []
+
+    def start(conf: str, settings, *args: str) -> subprocess.Popen:
+        process = start_dispatcher(conf, settings.environ(), tmp_path / "dispatcher.log", *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def test_runs_train_in_slurm_jobs_teacher_first_and_nothing_twice(slurm_cluster, real, dispatchers):
+    settings, db = real
+    # A dispatcher killed between its claim and sbatch leaves this: the attempt stored, no job.
+    orphan = create(db, settings, name="orphan", priority=100)
+    with db.session(write=True) as session:
+        claim = jobs.claim_run(session=session, worker=f"{jobs.SLURM_WORKER_PREFIX}gone:1", stale_after_seconds=60)
+    assert claim is not None and claim.run_id == orphan
+    teacher = create(db, settings, name="teacher")
+    student = create(db, settings, name="student", priority=10, tricks={"kd": {"teacher": teacher}})
+
+    first = dispatchers(slurm_cluster, settings)
+    wait_for(lambda: get(db, teacher).slurm_job_id, timeout=60, what="the teacher's job")
+    first.send_signal(signal.SIGKILL)  # no goodbye: the next dispatcher finds the jobs by their comments
+    first.wait()
+    dispatchers(slurm_cluster, settings)
+    ended(db, orphan, teacher, student, timeout=240)
+
+    runs = {run_id: get(db, run_id) for run_id in (orphan, teacher, student)}
+    assert {run.status for run in runs.values()} == {RunStatus.succeeded}, {r.id: r.error for r in runs.values()}
+    # The teacher's job, though of lower priority, was submitted and ended before the student's started.
+    assert runs[teacher].slurm_job_id < runs[student].slurm_job_id
+    assert runs[teacher].finished_at <= runs[student].started_at
+    for run_id, run in runs.items():
+        assert epochs(db, run_id) == [(1, run.attempt)]
+        assert run.slurm_nodes == HOST
+        assert (settings.run_dir(run_id) / f"slurm-{run.slurm_job_id}.out").is_file()
+        with db.session() as session:
+            public = run_service.public_run(session=session, settings=settings, run=session.get_one(Run, run_id))
+        assert public.slurm == f"Slurm {run.slurm_job_id} on {HOST}"
+    # One job per attempt, whatever the dispatchers went through.
+    mine = [comment for comment in comments(slurm_cluster) if comment.rsplit(":", 1)[0].startswith("tricklab:")]
+    for run_id, run in runs.items():
+        assert sum(comment.startswith(f"tricklab:{run_id}:{run.attempt}:") for comment in mine) == 1
