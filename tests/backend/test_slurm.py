@@ -4,11 +4,9 @@ run; the dispatcher killed and restarted submitting nothing twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest

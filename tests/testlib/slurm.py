@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from testlib.processes import REPO
 
 SLURM_ENV = "TRICKLAB_TEST_SLURM_CONF"
@@ -29,9 +30,7 @@ def start_slurm() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"the Slurm tests must run in CI: {reason}")
         pytest.skip(f"no Slurm to test against: {reason}")
-    done = subprocess.run(
-        [str(REPO / "scripts" / "slurm")], capture_output=True, text=True, timeout=600, check=False
-    )
+    done = subprocess.run([str(REPO / "scripts" / "slurm")], capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         pytest.fail(f"scripts/slurm failed: {done.stderr.strip()}")
     return done.stdout.strip().splitlines()[-1]
