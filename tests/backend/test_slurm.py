@@ -110,3 +110,52 @@ def test_runs_train_in_slurm_jobs_teacher_first_and_nothing_twice(slurm_cluster,
     mine = [comment for comment in comments(slurm_cluster) if comment.rsplit(":", 1)[0].startswith("tricklab:")]
     for run_id, run in runs.items():
         assert sum(comment.startswith(f"tricklab:{run_id}:{run.attempt}:") for comment in mine) == 1
+
+
+def test_cancels_pending_reason_and_time_limit(
+    slurm_cluster, make_settings, make_database, sqlite_url, dispatchers, live_server
+):
+    """Fake trainers that hang until stopped; every job is submitted held, and released one by one."""
+    import httpx
+
+    settings = make_settings(sqlite_url)
+    db = make_database(settings)
+    by_shell, by_api, held, timed = (
+        create(db, settings, name=f"hang-{what}") for what in ("shell", "api", "held", "time")
+    )
+    url = live_server(settings)
+    dispatchers(slurm_cluster, settings, "--warning-lead", "0", "--sbatch=--hold")
+    job = {
+        run_id: wait_for(lambda run_id=run_id: get(db, run_id).slurm_job_id, timeout=60, what="its job")
+        for run_id in (by_shell, by_api, held, timed)
+    }
+    slurm(slurm_cluster, "scontrol", "update", f"JobId={job[timed]}", "TimeLimit=0:05")
+    slurm(slurm_cluster, "scontrol", "release", *(str(job[run_id]) for run_id in (by_shell, by_api, timed)))
+
+    def training(run_id: int) -> bool:
+        return (settings.run_dir(run_id) / "child.pid").is_file() and get(db, run_id).slurm_state == "RUNNING"
+
+    wait_for(lambda: training(by_shell) and training(by_api), timeout=60, what="two jobs to train")
+    # Held longer than a silent worker may be (stale_after_seconds is 2 here): still Slurm's, not requeued.
+    answer = httpx.get(f"{url}/api/v1/runs/{held}").json()
+    assert (answer["status"], answer["attempt"], answer["slurm_state"]) == ("running", 1, "PENDING")
+    assert answer["slurm"] == "queued in Slurm (JobHeldUser)"
+
+    slurm(slurm_cluster, "scancel", str(job[by_shell]))
+    for run_id in (by_api, held):
+        assert httpx.post(f"{url}/api/v1/runs/{run_id}/cancel").status_code == 200
+    ended(db, by_shell, by_api, held, timeout=60)
+    assert get(db, by_shell).status == RunStatus.cancelled
+    assert get(db, by_shell).error == f"cancelled in Slurm (job {job[by_shell]})"
+    assert get(db, by_api).status == RunStatus.cancelled
+    assert get(db, held).status == RunStatus.cancelled
+    states = dict(
+        line.split("|")[:2]
+        for line in slurm(slurm_cluster, "squeue", "-h", "--states=all", "-O", "JobID:|,State:|").split()
+    )
+    assert states[str(job[held])] == "CANCELLED"  # scancelled, not left waiting in Slurm
+    assert states[str(job[by_api])] in ("COMPLETED", "CANCELLED")
+
+    ended(db, timed, timeout=150)  # slurmctld checks time limits about once a minute
+    assert get(db, timed).status == RunStatus.failed
+    assert get(db, timed).error == f"Slurm job {job[timed]} hit its time limit (TIMEOUT)"

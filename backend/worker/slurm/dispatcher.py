@@ -71,11 +71,12 @@ def sbatch_options(options: SlurmOptions, *, run_id: int, attempt: int, name: st
         f"--comment={job_comment(run_id, attempt, site)}",
         f"--output={output}",
         "--open-mode=append",  # a requeued job adds to its log
-        f"--signal=B:{WARNING_SIGNAL.removeprefix('SIG')}@{options.warning_lead_seconds}",
         "--requeue",
         f"--nodes={options.nodes}",
         f"--ntasks-per-node={options.per_node}",
     ]
+    if options.warning_lead_seconds:  # 0: no warning, Slurm's SIGTERM alone (the run resumes from its last epoch)
+        argv.append(f"--signal=B:{WARNING_SIGNAL.removeprefix('SIG')}@{options.warning_lead_seconds}")
     for flag, value in (
         ("--partition", options.partition),
         ("--account", options.account),

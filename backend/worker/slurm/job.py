@@ -152,6 +152,9 @@ def run_job(*, settings: Settings, run_id: int, attempt: int, nodes: int, per_no
         signal.signal(signal.SIGINT, worker.stop)
         signal.signal(signal.Signals[WARNING_SIGNAL], worker.warn)
         worker.execute(found[0])
+        # A late warning (the dispatcher's cancel crossing this end) must not kill the job as it exits:
+        # Python restores the default action, death, while it shuts down.
+        signal.signal(signal.Signals[WARNING_SIGNAL], signal.SIG_IGN)
         _mark(run_dir, job_id, worker.outcome)
         return 0
     finally:
