@@ -27,9 +27,9 @@ TINY: dict[str, Any] = {
 HOST = socket.gethostname().split(".")[0]
 
 
-def create(db, settings, *, name: str, epochs: int = 1, priority: int = 0, **config: Any) -> int:
-    root = str(settings.data_roots[0])
-    values = {**TINY, "name": name, "epochs": epochs, "data": {**TINY["data"], "root": root}, **config}
+def create(db, settings, *, name: str, epochs: int = 1, priority: int = 0, image_size: int = 32, **config: Any) -> int:
+    data = {**TINY["data"], "root": str(settings.data_roots[0]), "image_size": image_size}
+    values = {**TINY, "name": name, "epochs": epochs, "data": data, **config}
     with db.session(write=True) as session:
         return run_service.create_run(session=session, settings=settings, config=values, priority=priority).id
 
@@ -159,3 +159,38 @@ def test_cancels_pending_reason_and_time_limit(
     ended(db, timed, timeout=150)  # slurmctld checks time limits about once a minute
     assert get(db, timed).status == RunStatus.failed
     assert get(db, timed).error == f"Slurm job {job[timed]} hit its time limit (TIMEOUT)"
+
+
+def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, real, dispatchers):
+    settings, db = real
+    run_id = create(db, settings, name="resumes", epochs=6, image_size=48)
+    dispatchers(slurm_cluster, settings, "--warning-lead", "60")
+    job = wait_for(lambda: get(db, run_id).slurm_job_id, timeout=60, what="its job")
+
+    def release_after(restarts: int) -> None:
+        """Slurm holds a requeued job for two minutes (BeginTime); the test lets it start at once."""
+        wait_for(
+            lambda: (get(db, run_id).slurm_restarts or 0) >= restarts and get(db, run_id).slurm_state == "PENDING",
+            timeout=60,
+            what=f"the job requeued ({restarts})",
+        )
+        slurm(slurm_cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")
+
+    # Requeued from a shell: Slurm's SIGTERM, no warning; the next start resumes after epoch 1 or later.
+    wait_for(lambda: epochs(db, run_id), timeout=120, what="the first epoch")
+    slurm(slurm_cluster, "scontrol", "requeue", str(job))
+    release_after(1)
+    # Preempted by a job of the urgent partition that needs every CPU: the warning signal first, the trainer
+    # stops at a step and the job requeues itself.
+    wait_for(lambda: get(db, run_id).start_epoch > 0 and len(epochs(db, run_id)) >= 3, timeout=120, what="epoch 3")
+    slurm(slurm_cluster, "sbatch", "--partition=urgent", "--ntasks=8", "--output=/dev/null", "--wrap=sleep 2")
+    release_after(2)
+    ended(db, run_id, timeout=180)
+
+    run = get(db, run_id)
+    assert run.status == RunStatus.succeeded, run.error
+    assert (run.attempt, run.slurm_job_id) == (1, job)  # one attempt, one job, started three times
+    assert run.slurm_restarts >= 2 and run.start_epoch >= 3
+    assert epochs(db, run_id) == [(epoch, 1) for epoch in range(1, 7)]
+    output = (settings.run_dir(run_id) / f"slurm-{job}.out").read_text()
+    assert "DUE TO JOB REQUEUE" in output and f"job {job} requeued" in output

@@ -155,6 +155,7 @@ def run_job(*, settings: Settings, run_id: int, attempt: int, nodes: int, per_no
         # A late warning (the dispatcher's cancel crossing this end) must not kill the job as it exits:
         # Python restores the default action, death, while it shuts down.
         signal.signal(signal.Signals[WARNING_SIGNAL], signal.SIG_IGN)
+        log.info("run %s attempt %s: job %s %s", run_id, attempt, job_id, worker.outcome)
         _mark(run_dir, job_id, worker.outcome)
         return 0
     finally:
