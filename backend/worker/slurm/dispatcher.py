@@ -16,6 +16,7 @@ one squeue call a tick, and ends the runs whose jobs Slurm ended, with Slurm's r
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shlex
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -272,6 +274,20 @@ class Dispatcher:
     def ended(self, run: SlurmRun, job_id: int, state: str, *, cancelled_here: bool) -> None:
         """The job ended and the run is still in its hands: the job stored no end, so Slurm's says it."""
         self._warned.pop(job_id, None)
+        if (
+            state == "COMPLETED"
+            and not cancelled_here
+            and _outcome(self.settings.run_dir(run.run_id), job_id) == "warned"
+        ):
+            # Warned, but scontrol could not requeue the job from its node: the same attempt, a new job.
+            log.info(
+                "run %s attempt %s: job %s could not requeue itself; submitting it again",
+                run.run_id,
+                run.attempt,
+                job_id,
+            )
+            self.submit(run.run_id, run.attempt)
+            return
         if state == "CANCELLED" or cancelled_here:
             status, error = RunStatus.cancelled, f"cancelled in Slurm (job {job_id})"
             if cancelled_here:
@@ -298,9 +314,9 @@ class Dispatcher:
         if state is not None and state not in ("COMPLETED",):
             self.ended(run, run.job_id, state.split()[0].rstrip("+"), cancelled_here=run.cancel_requested)
             return
-        marker = end_marker(self.settings.run_dir(run.run_id), run.job_id)
-        if marker.is_file():
-            error = f"Slurm job {run.job_id} ended ({marker.read_text().strip()}) but its end was not stored"
+        outcome = _outcome(self.settings.run_dir(run.run_id), run.job_id)
+        if outcome is not None:
+            error = f"Slurm job {run.job_id} ended ({outcome}) but the run's end was not stored"
         else:
             error = (
                 f"Slurm job {run.job_id} vanished from squeue without its end marker "
@@ -309,6 +325,14 @@ class Dispatcher:
         with self.database.session(write=True) as session:
             end_in_slurm(session=session, run_id=run.run_id, attempt=run.attempt, status=RunStatus.queued, error=error)
         log.warning("run %s attempt %s: %s", run.run_id, run.attempt, error)
+
+
+def _outcome(run_dir: Path, job_id: int) -> str | None:
+    """What the job's end marker says it did (recorded, requeued, warned, stopped by Slurm), if it left one."""
+    try:
+        return str(json.loads(end_marker(run_dir, job_id).read_text()).get("outcome"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def run_dispatcher(*, settings: Settings, options: SlurmOptions, exit_when_idle: bool = False) -> int:
