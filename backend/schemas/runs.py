@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.models import MAX_ID, FailureKind, RunKind, RunStatus
 from backend.schemas.config import Overrides, RunConfigBody
@@ -192,18 +192,22 @@ class RunPublic(BaseModel):
         None, description="why the job waits, as squeue gives it (Priority, Resources, BeginTime...), when it does"
     )
 
-    @computed_field(
-        description='where the run is in Slurm, in words: "Slurm 4121 on gpu[03-04]", or '
-        '"queued in Slurm (Priority)" while its job waits; null for a run not handed to Slurm'
+    slurm: str | None = Field(
+        None,
+        description='where the run is in Slurm, in words: "Slurm 4121 on gpu[03-04]", or "queued in Slurm '
+        '(Priority)" while its job waits; null for a run not handed to Slurm',
     )
-    @property
-    def slurm(self) -> str | None:
+
+    @model_validator(mode="after")
+    def _slurm_words(self) -> RunPublic:
         if self.slurm_job_id is None:
-            return None
-        if self.status == RunStatus.running and self.slurm_state == "PENDING":
-            return f"queued in Slurm ({self.slurm_reason})" if self.slurm_reason else "queued in Slurm"
-        where = f"Slurm {self.slurm_job_id}" + (f" on {self.slurm_nodes}" if self.slurm_nodes else "")
-        return where + (f", requeued {self.slurm_restarts}×" if self.slurm_restarts else "")
+            self.slurm = None
+        elif self.status == RunStatus.running and self.slurm_state == "PENDING":
+            self.slurm = f"queued in Slurm ({self.slurm_reason})" if self.slurm_reason else "queued in Slurm"
+        else:
+            where = f"Slurm {self.slurm_job_id}" + (f" on {self.slurm_nodes}" if self.slurm_nodes else "")
+            self.slurm = where + (f", requeued {self.slurm_restarts}×" if self.slurm_restarts else "")
+        return self
 
 
 class RunsPublic(BaseModel):
