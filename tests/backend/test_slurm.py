@@ -4,6 +4,8 @@ run; the dispatcher killed and restarted submitting nothing twice."""
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from backend.models import EpochMetric, Run, RunStatus
 from backend.services import queue as jobs
 from backend.services import runs as run_service
 from backend.settings import default_trainer_command
+from trainer.config import RunConfig
 from tricklab.local import wait_for
 
 TINY: dict[str, Any] = {
@@ -199,3 +202,33 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, real,
     assert epochs(db, run_id) == [(epoch, 1) for epoch in range(1, 7)]
     output = (settings.run_dir(run_id) / f"slurm-{job}.out").read_text()
     assert "DUE TO JOB REQUEUE" in output and f"job {job} requeued" in output
+
+
+# The tolerance of tests/trainer/test_distributed.py: 2 gloo processes and 1 agree to 1e-5 in the gradient.
+LOSS_RTOL = 1e-4
+
+
+def test_two_tasks_over_gloo_train_as_one_process_does(slurm_cluster, real, dispatchers):
+    settings, db = real
+    run_id = create(db, settings, name="two-tasks", epochs=1)
+    dispatchers(slurm_cluster, settings, "--tasks-per-node", "2")
+    # The same config on one process, beside it, as `tricklab train` would.
+    alone = settings.runs_dir / "alone"
+    alone.mkdir(parents=True)
+    with db.session() as session:
+        config = dict(session.get_one(Run, run_id).config)
+    RunConfig.from_dict({**config, "runtime": {**config["runtime"], "device": "cpu"}}).save(alone / "config.json")
+    reference = subprocess.run(
+        [*default_trainer_command(), str(alone)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    ended(db, run_id, timeout=240)
+
+    run = get(db, run_id)
+    assert run.status == RunStatus.succeeded, run.error
+    assert (run.world_size, run.devices) == (2, "2 × CPU (gloo)")
+    with db.session() as session:
+        row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)).one()
+    expected = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
+    assert row.train_top1 == expected["train_top1"]
+    assert math.isclose(row.train_loss or 0, expected["train_loss"], rel_tol=LOSS_RTOL)

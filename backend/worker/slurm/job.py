@@ -38,7 +38,7 @@ from trainer.protocol import EXIT_WARNED, WARNING_SIGNAL, RunFolder, launch_comm
 
 log = logging.getLogger("tricklab.worker")
 
-RENDEZVOUS_PORT = 29411  # on the job's first node; jobs never share a node's port (exclusive nodes)
+RENDEZVOUS_PORTS = (29500, 9000)  # from 29500, one port per job id modulo 9000: jobs sharing a node never meet
 
 
 def end_marker(run_dir: Path, job_id: int | str) -> Path:
@@ -49,21 +49,22 @@ def rendezvous(environ: dict[str, str], *, nodes: int) -> list[str]:
     """torchrun's options on a job of ``nodes`` nodes: the rendezvous on the first node of the job's node
     list, the warning signal forwarded to the ranks, and time for their checkpoint before torchrun kills
     them (30 s otherwise)."""
-    forward = ["--signals-to-handle", f"SIGTERM,SIGINT,{WARNING_SIGNAL}", "--shutdown-timeout", "120"]
-    if nodes == 1:
-        return ["--standalone", *forward]
     first = first_node(environ.get("SLURM_JOB_NODELIST", "localhost"))
-    job = environ.get("SLURM_JOB_ID", "tricklab")
+    job = environ.get("SLURM_JOB_ID", "0")
+    port = RENDEZVOUS_PORTS[0] + int(job) % RENDEZVOUS_PORTS[1] if job.isdigit() else RENDEZVOUS_PORTS[0]
     return [
         "--nnodes",
         str(nodes),
         "--rdzv-backend",
         "c10d",
         "--rdzv-endpoint",
-        f"{first}:{RENDEZVOUS_PORT}",
+        f"{first}:{port}",
         "--rdzv-id",
         job,
-        *forward,
+        "--signals-to-handle",
+        f"SIGTERM,SIGINT,{WARNING_SIGNAL}",
+        "--shutdown-timeout",
+        "120",
     ]
 
 
@@ -96,9 +97,16 @@ class SlurmJobWorker(Worker):
             rendezvous=rendezvous(dict(os.environ), nodes=self.nodes),
             log_dir=RunFolder(run_dir).rank_logs(claim.attempt),
         )
-        # One torchrun per node; a node that fails ends the others at once.
-        srun = ["srun", "--kill-on-bad-exit=1", f"--nodes={self.nodes}", "--ntasks-per-node=1", "--overlap"]
-        return [*(srun if self.nodes > 1 else []), *launcher, str(run_dir), "--attempt", str(claim.attempt)]
+        # One torchrun per node, on one node too (the same path); a node that fails ends the others at once.
+        srun = [
+            "srun",
+            "--kill-on-bad-exit=1",
+            f"--nodes={self.nodes}",
+            f"--ntasks={self.nodes}",
+            "--ntasks-per-node=1",
+            "--overlap",
+        ]
+        return [*srun, *launcher, str(run_dir), "--attempt", str(claim.attempt)]
 
     def warn(self, *_signal_args: Any) -> None:
         """The warning signal: on to the trainer (or its launcher), whose handler sets a flag."""
