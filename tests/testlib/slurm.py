@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from backend.models import EpochMetric, Run, RunStatus
+from backend.services import runs as run_service
 from testlib.processes import REPO
+from tricklab.local import wait_for
 
 SLURM_ENV = "TRICKLAB_TEST_SLURM_CONF"
 
@@ -53,3 +59,43 @@ def start_dispatcher(conf: str, environ: dict[str, str], log: Path, *args: str) 
         stderr=subprocess.STDOUT,
         env={**os.environ, **environ, "SLURM_CONF": conf},
     )
+
+
+TINY: dict[str, Any] = {
+    "model": {"arch": "resnet18", "pretrained": False},
+    "batch_size": 16,
+    "data": {"image_size": 32, "num_workers": 0},
+}
+HOST = socket.gethostname().split(".")[0]
+
+
+def create(db, settings, *, name: str, epochs: int = 1, priority: int = 0, image_size: int = 32, **config: Any) -> int:
+    data = {**TINY["data"], "root": str(settings.data_roots[0]), "image_size": image_size}
+    values = {**TINY, "name": name, "epochs": epochs, "data": data, **config}
+    with db.session(write=True) as session:
+        return run_service.create_run(session=session, settings=settings, config=values, priority=priority).id
+
+
+def get(db, run_id: int) -> Run:
+    with db.session() as session:
+        return session.get_one(Run, run_id)
+
+
+def job_of(db, run_id: int) -> int | None:
+    return get(db, run_id).slurm_job_id
+
+
+def epochs(db, run_id: int) -> list[tuple[int, int]]:
+    with db.session() as session:
+        rows = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id).order_by(EpochMetric.epoch))
+        return [(row.epoch, row.attempt) for row in rows]
+
+
+def comments(conf: str) -> list[str]:
+    """The comment of every job squeue lists, ended ones too."""
+    return slurm(conf, "squeue", "--noheader", "--states=all", "-O", "Comment:|").split()
+
+
+def ended(db, *run_ids: int, timeout: float) -> None:
+    finals = {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+    wait_for(lambda: all(get(db, run_id).status in finals for run_id in run_ids), timeout=timeout, what="runs to end")
