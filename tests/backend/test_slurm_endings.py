@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from testlib.slurm import create, ended, epochs, get, job_of, slurm
+from testlib.slurm import create, ended, epochs, get, job_field, job_of, slurm
 
 from backend.models import RunStatus
 from tricklab.local import wait_for
@@ -49,12 +49,12 @@ def test_cancels_pending_reason_and_time_limit(
     assert get(db, by_shell).error == f"cancelled in Slurm (job {job[by_shell]})"
     assert get(db, by_api).status == RunStatus.cancelled
     assert get(db, held).status == RunStatus.cancelled
-    states = dict(
-        line.split("|")[:2]
-        for line in slurm(slurm_cluster, "squeue", "-h", "--states=all", "-O", "JobID:|,State:|").split()
-    )
-    assert states[str(job[held])] == "CANCELLED"  # scancelled, not left waiting in Slurm
-    assert states[str(job[by_api])] in ("COMPLETED", "CANCELLED")
+
+    def state(job_id: int) -> str:
+        return job_field(slurm_cluster, job_id, "State")
+
+    assert state(job[held]) == "CANCELLED"  # scancelled, not left waiting in Slurm
+    wait_for(lambda: state(job[by_api]) in ("COMPLETED", "CANCELLED"), timeout=60, what="the cancelled job to end")
 
     ended(db, timed, timeout=150)  # slurmctld checks time limits about once a minute
     assert get(db, timed).status == RunStatus.failed
@@ -64,7 +64,7 @@ def test_cancels_pending_reason_and_time_limit(
 def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm_settings, dispatchers):
     settings, db = slurm_settings
     run_id = create(db, settings, name="resumes", epochs=6, image_size=48)
-    dispatchers(slurm_cluster, settings, "--warning-lead", "60")
+    dispatchers(slurm_cluster, settings, "--warning-lead", "60", "--partition", "preemptible")
     job = wait_for(lambda: get(db, run_id).slurm_job_id, timeout=60, what="its job")
 
     def release_after(restarts: int) -> None:
@@ -80,10 +80,13 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm
     wait_for(lambda: epochs(db, run_id), timeout=120, what="the first epoch")
     slurm(slurm_cluster, "scontrol", "requeue", str(job))
     release_after(1)
-    # Preempted by a job of the urgent partition that needs every CPU: the warning signal first, the trainer
+    # Preempted by a job of the urgent partition: the warning signal first, the trainer
     # stops at a step and the job requeues itself.
     wait_for(lambda: get(db, run_id).start_epoch > 0 and len(epochs(db, run_id)) >= 3, timeout=120, what="epoch 3")
-    slurm(slurm_cluster, "sbatch", "--partition=urgent", "--ntasks=8", "--output=/dev/null", "--wrap=sleep 2")
+    # One CPU more than is idle: only this job, the one preemptible job, has to make room (other tests' jobs
+    # in the main partition are never preempted).
+    idle = int(slurm(slurm_cluster, "sinfo", "-h", "-o", "%C").split("/")[1])
+    slurm(slurm_cluster, "sbatch", "--partition=urgent", f"--ntasks={idle + 1}", "--output=/dev/null", "--wrap=sleep 2")
     release_after(2)
     ended(db, run_id, timeout=180)
 

@@ -91,6 +91,11 @@ def epochs(db, run_id: int) -> list[tuple[int, int]]:
         return [(row.epoch, row.attempt) for row in rows]
 
 
+def job_field(conf: str, job_id: int | None, field: str) -> str:
+    """One of squeue's fields (State, Comment, ...) for one job, ended ones too."""
+    return slurm(conf, "squeue", "--noheader", "--states=all", "-j", str(job_id), "-O", f"{field}:|").strip().strip("|")
+
+
 def comments(conf: str) -> list[str]:
     """The comment of every job squeue lists, ended ones too."""
     return slurm(conf, "squeue", "--noheader", "--states=all", "-O", "Comment:|").split()

@@ -15,6 +15,7 @@ one squeue call a tick, and ends the runs whose jobs Slurm ended, with Slurm's r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,9 +33,10 @@ from sqlalchemy.exc import DBAPIError
 
 from backend import migrate
 from backend.db import Database
-from backend.models import FailureKind, RunStatus
+from backend.models import FailureKind, RunStatus, utcnow
 from backend.services import queue as jobs
 from backend.services.slurm_runs import SlurmRun, end_in_slurm, job_comment, record_job, run_name, slurm_runs
+from backend.services.workers import report_worker
 from backend.settings import Settings
 from backend.worker.slurm.commands import Slurm, SlurmError, SlurmJob
 from backend.worker.slurm.job import end_marker
@@ -170,7 +172,13 @@ class Dispatcher:
     def serve(self, *, exit_when_idle: bool = False) -> int:
         migrate.upgrade(self.database)
         log.info("dispatcher %s ready: runs go to Slurm (runs in %s)", self.name, self.settings.runs_dir)
+        started_at, next_report = utcnow(), 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_report:
+                # In the registry, without devices of its own: the pages then know runs will start.
+                next_report = time.monotonic() + self.settings.heartbeat_seconds
+                with contextlib.suppress(DBAPIError), self.database.session(write=True) as session:
+                    report_worker(session=session, name=self.name, devices=[], started_at=started_at)
             try:
                 busy = self.tick()
             except (SlurmError, DBAPIError) as exc:

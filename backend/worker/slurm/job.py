@@ -86,6 +86,7 @@ class SlurmJobWorker(Worker):
         self.per_node = per_node
         self.slurm = slurm
         self.outcome = "recorded"
+        self.warned = False  # the warning signal came: a trainer that then fails was stopped by it
 
     def trainer_command(self, claim: jobs.Claim, run_dir: Path) -> list[str]:
         processes = self.nodes * self.per_node
@@ -110,6 +111,7 @@ class SlurmJobWorker(Worker):
 
     def warn(self, *_signal_args: Any) -> None:
         """The warning signal: on to the trainer (or its launcher), whose handler sets a flag."""
+        self.warned = True
         child = self.child
         if child is not None and child.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -119,7 +121,8 @@ class SlurmJobWorker(Worker):
         if stopping or self._stop.is_set():  # Slurm's SIGTERM may reach the trainer before this process
             self.outcome = "stopped by Slurm"  # the dispatcher names the reason Slurm gives
             return
-        if returncode == EXIT_WARNED:
+        # A launcher that the signal reached before its handler (srun, torchrun starting) dies of it instead.
+        if returncode == EXIT_WARNED or (self.warned and returncode != 0 and recorder.result is None):
             recorder.poll_cancel()
             if not recorder.cancel and not recorder.lost:
                 job_id = int(os.environ["SLURM_JOB_ID"])
