@@ -34,8 +34,22 @@ ENDED = frozenset(
 )
 
 
+# What Slurm's commands say when the controller cannot be reached, rather than refusing the request.
+UNREACHABLE = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "Zero Bytes were transmitted",
+)
+
+
 class SlurmError(RuntimeError):
-    """A Slurm command failed; the message names it and quotes its stderr."""
+    """A Slurm command failed; the message names it and quotes its stderr. ``transient``: it could not reach
+    the controller (or did not answer in time), so the same command may work later."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -72,11 +86,14 @@ class Slurm:
                 timeout=COMMAND_SECONDS,
                 check=False,  # the exit code and stderr make the error
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired as exc:
+            raise SlurmError(f"`{' '.join(argv[:2])}` did not answer: {exc}", transient=True) from None
+        except OSError as exc:
             raise SlurmError(f"`{' '.join(argv[:2])}` could not be run: {exc}") from None
         if done.returncode != 0:
             message = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-            raise SlurmError(f"`{' '.join(argv[:2])}` failed: {message[0]}")
+            unreachable = any(word in done.stderr for word in UNREACHABLE)
+            raise SlurmError(f"`{' '.join(argv[:2])}` failed: {message[0]}", transient=unreachable)
         return done.stdout
 
     def submit(self, script: str, options: Sequence[str]) -> int:

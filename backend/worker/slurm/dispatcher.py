@@ -231,6 +231,9 @@ class Dispatcher:
         try:
             job_id = self.slurm.submit(script, options)
         except SlurmError as exc:
+            if exc.transient:  # the controller is busy or down: the next tick submits it (no job has its comment)
+                log.warning("run %s: sbatch failed, trying again: %s", run_id, exc)
+                return
             log.error("run %s: sbatch refused the job: %s", run_id, exc)
             with self.database.session(write=True) as session:
                 end_in_slurm(session=session, run_id=run_id, attempt=attempt, status=RunStatus.failed, error=str(exc))
