@@ -98,7 +98,7 @@ def job_field(conf: str, job_id: int | None, field: str) -> str:
 
 def comments(conf: str) -> list[str]:
     """The comment of every job squeue lists, ended ones too."""
-    return slurm(conf, "squeue", "--noheader", "--states=all", "-O", "Comment:|").split()
+    return [line.strip("|") for line in slurm(conf, "squeue", "--noheader", "--states=all", "-O", "Comment:|").split()]
 
 
 def ended(db, *run_ids: int, timeout: float) -> None:
