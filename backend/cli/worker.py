@@ -1,13 +1,17 @@
-"""``tricklab worker``: claim queued runs and train them, on the devices this worker owns."""
+"""``tricklab worker``: claim queued runs and train them, on the devices this worker owns; with ``--slurm``,
+hand each to a Slurm job instead (``backend.worker.slurm``)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import shlex
+from typing import TYPE_CHECKING
 
 from backend.cli.common import load_settings, log_to_stderr
-from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -97,6 +101,23 @@ def _procs(text: str) -> int:
     return int(text)
 
 
+# The Slurm flags and their defaults: any other value without --slurm is a mistake, named.
+SLURM_DEFAULTS: dict[str, object] = {
+    "partition": None,
+    "account": None,
+    "qos": None,
+    "time": None,
+    "nodes": 1,
+    "gpus_per_node": 0,
+    "tasks_per_node": 1,
+    "cpus_per_task": None,
+    "mem_per_task": None,
+    "sbatch": [],
+    "max_pending": 4,
+    "warning_lead": 180,
+}
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
@@ -119,6 +140,9 @@ def _worker(args: argparse.Namespace) -> int:
         return _slurm_job(args, settings)
     if args.slurm:
         return _dispatch(args, settings)
+    given = [flag for flag, default in SLURM_DEFAULTS.items() if getattr(args, flag) != default]
+    if given:
+        raise SystemExit(f"tricklab worker: --{given[0].replace('_', '-')} is for --slurm, which was not given")
     try:
         where = placement(device=args.device, gpus=args.gpus, procs=args.procs)
         return run_worker(settings=settings, placement=where, once=args.once, exit_when_idle=args.exit_when_idle)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 
+import pytest
 from sqlalchemy import select
 from testlib.slurm import HOST, comments, create, ended, epochs, get, job_field
 
@@ -92,3 +93,20 @@ def test_two_tasks_over_gloo_train_as_one_process_does(slurm_cluster, slurm_sett
     expected = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
     assert row.train_top1 == expected["train_top1"]
     assert math.isclose(row.train_loss or 0, expected["train_loss"], rel_tol=LOSS_RTOL)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--partition", "gpu"], "--partition is for --slurm, which was not given"),
+        (["--slurm", "--gpus", "0"], "--device, --gpus, --procs and --once are for a worker on this host"),
+        (["--slurm", "--mem-per-task", "lots"], None),
+    ],
+)
+def test_slurm_arguments_out_of_place_are_refused(args, said, sqlite_url, monkeypatch):
+    from backend.cli.main import main
+
+    monkeypatch.setenv("TRICKLAB_DATABASE_URL", sqlite_url)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", *args])
+    assert exit_info.value.code == 2 if said is None else str(exit_info.value.code).endswith(said)

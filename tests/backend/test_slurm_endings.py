@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from testlib.slurm import create, ended, epochs, get, job_field, job_of, slurm
+from testlib.slurm import HOST, create, ended, epochs, get, job_field, job_of, slurm
 
 from backend.models import RunStatus
+from backend.services import queue as jobs
+from backend.services.slurm_runs import record_job
 from tricklab.local import wait_for
 
 
@@ -23,8 +25,15 @@ def test_cancels_pending_reason_and_time_limit(
     by_shell, by_api, held, timed = (
         create(db, settings, name=f"hang-{what}") for what in ("shell", "api", "held", "time")
     )
+    # A job that left squeue while no dispatcher watched (past MinJobAge), leaving no end marker; the test
+    # cluster keeps no accounting, so sacct cannot say how it ended either.
+    vanished = create(db, settings, name="hang-vanished", priority=100)
+    with db.session(write=True) as session:
+        claim = jobs.claim_run(session=session, worker=f"{jobs.SLURM_WORKER_PREFIX}gone:1", stale_after_seconds=60)
+        assert claim is not None and claim.run_id == vanished
+        record_job(session=session, run_id=vanished, attempt=1, job_id=99999999, state="RUNNING", nodes=HOST)
     url = live_server(settings)
-    dispatchers(slurm_cluster, settings, "--warning-lead", "0", "--sbatch=--hold")
+    dispatchers(slurm_cluster, settings, "--warning-lead", "0", "--sbatch=--hold", "--max-pending", "8")
     job = {
         run_id: wait_for(partial(job_of, db, run_id), timeout=60, what="its job")
         for run_id in (by_shell, by_api, held, timed)
@@ -55,6 +64,13 @@ def test_cancels_pending_reason_and_time_limit(
 
     assert state(job[held]) == "CANCELLED"  # scancelled, not left waiting in Slurm
     wait_for(lambda: state(job[by_api]) in ("COMPLETED", "CANCELLED"), timeout=60, what="the cancelled job to end")
+
+    # Lost, never succeeded: back to the queue (no training try charged), and submitted again.
+    lost = get(db, vanished)
+    assert lost.error == "Slurm job 99999999 vanished from squeue without its end marker (last seen RUNNING): lost"
+    assert (lost.attempt, lost.infrastructure_failures, lost.training_failures) == (2, 1, 0)
+    assert httpx.post(f"{url}/api/v1/runs/{vanished}/cancel").status_code == 200  # its held job goes too
+    ended(db, vanished, timeout=60)
 
     ended(db, timed, timeout=150)  # slurmctld checks time limits about once a minute
     assert get(db, timed).status == RunStatus.failed
