@@ -19,6 +19,7 @@ from backend.services import queue as jobs
 from backend.services import runs as run_service
 from backend.services.workers import list_workers
 from backend.settings import default_trainer_command
+from backend.worker.slurm.job import rendezvous
 from trainer.config import RunConfig
 from tricklab.local import wait_for
 
@@ -110,3 +111,14 @@ def test_slurm_arguments_out_of_place_are_refused(args, said, sqlite_url, monkey
     with pytest.raises(SystemExit) as exit_info:
         main(["worker", *args])
     assert exit_info.value.code == 2 if said is None else str(exit_info.value.code).endswith(said)
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "first"), [("gpu[03-04,07],cpu1", "gpu03"), ("node7", "node7"), ("a1,b2", "a1"), ("n[5]", "n5")]
+)
+def test_the_rendezvous_is_on_the_first_node_of_the_jobs_node_list(nodelist, first):
+    """What a multi-node job's torchruns are told (the single-host cluster's jobs all run on one node)."""
+    options = rendezvous({"SLURM_JOB_NODELIST": nodelist, "SLURM_JOB_ID": "4121"}, nodes=2)
+    assert options[options.index("--rdzv-endpoint") + 1] == f"{first}:{29500 + 4121}"
+    assert options[options.index("--nnodes") + 1] == "2"
+    assert "SIGUSR2" in options[options.index("--signals-to-handle") + 1]
