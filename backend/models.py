@@ -186,6 +186,13 @@ class Run(Base):
     # Bytes of the run's folder, measured by its worker at each epoch and at the end of each attempt, and by
     # `tricklab gc` after it removes checkpoints: the runs list reads it without walking any folder.
     disk_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # A run handed to Slurm (`tricklab worker --slurm`): its job, where it runs, how often Slurm requeued
+    # it, and the state and pending reason squeue last gave. The dispatcher, not a heartbeat, watches it.
+    slurm_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    slurm_nodes: Mapped[str | None] = mapped_column(String(200))
+    slurm_restarts: Mapped[int | None] = mapped_column(Integer)
+    slurm_state: Mapped[str | None] = mapped_column(String(40))
+    slurm_reason: Mapped[str | None] = mapped_column(String(200))
 
     # What a user says of the run (Markdown), when it was archived (hidden from the default list), and
     # the latest such change: who (the token's name; None on an open server) and when. Tags: RunTag.

@@ -43,6 +43,10 @@ ONE_WORKER_UNIT = "slow session fixtures"
 UNIT_SECONDS = {
     ONE_WORKER_UNIT: 200,
     "tests/bench/test_bench_smoke.py": 80,
+    # Mostly waiting on the real Slurm (a time limit is enforced about once a minute, three trainer starts):
+    # started first, they overlap the others.
+    "tests/backend/test_slurm_endings.py": 150,
+    "tests/backend/test_slurm.py": 90,
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
     "tests/trainer/test_distributed.py": 45,
@@ -183,6 +187,14 @@ def data_root(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     (root / "CUB_200_2011").mkdir(parents=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """A real single-host Slurm (scripts/slurm: munged, slurmctld, slurmd), one per session; its slurm.conf."""
+    from testlib.slurm import start_slurm
+
+    return start_slurm()
 
 
 @pytest.fixture(scope="session")

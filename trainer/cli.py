@@ -29,6 +29,7 @@ from trainer.loop.reporters import (
 from trainer.loop.run import train_run
 from trainer.loop.setup import RunError
 from trainer.loop.teacher import TeacherError
+from trainer.loop.warning import listen as listen_for_warning
 from trainer.lr_finder.sweep import CURVE_ROWS, LRSweep, curve_table
 from trainer.models.build import WeightsUnavailable
 from trainer.parallel.devices import DeviceError, check_cuda
@@ -36,10 +37,12 @@ from trainer.parallel.distributed import DistributedError, World, world_from_env
 from trainer.protocol import (
     EXIT_FAILED,
     EXIT_SUPERSEDED,
+    EXIT_WARNED,
     ErrorEvent,
     EventType,
     RunFolder,
     Superseded,
+    Warned,
     launch_command,
 )
 
@@ -244,6 +247,7 @@ def run_main(argv: list[str] | None = None) -> int:
     if args.run_dir is None:
         run.error("the run folder (RUN_DIR) is required")
 
+    listen_for_warning()
     events = JsonLinesReporter()
     try:
         world = world_from_environment()
@@ -271,6 +275,9 @@ def run_main(argv: list[str] | None = None) -> int:
     except Superseded as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return EXIT_SUPERSEDED
+    except Warned as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_WARNED
     except USER_ERRORS as exc:
         return _failed(exc, world=world, events=None if args.console else events, message=str(exc))
     except BrokenPipeError:

@@ -21,6 +21,10 @@ from trainer.files import write_atomic
 
 EXIT_FAILED = 1
 EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT and wrote nothing
+# The trainer stopped on the warning signal (a Slurm job about to be killed or preempted): the last epoch's
+# checkpoint stands, and the run resumes from it in the job's next start.
+EXIT_WARNED = 4
+WARNING_SIGNAL = "SIGUSR2"
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ def cuda_check_command(trainer_command: Sequence[str], processes: int) -> list[s
 
 class Superseded(Exception):
     """A newer attempt owns the run folder; this one must not write to it again."""
+
+
+class Warned(Exception):
+    """The warning signal came: the run stops at the step it reached, to resume from its last checkpoint."""
 
 
 def write_attempt(folder: RunFolder, attempt: int) -> None:

@@ -182,6 +182,33 @@ class RunPublic(BaseModel):
         "each attempt, and by `tricklab gc`); null until measured. GET /runs/{id}/files measures it now",
     )
 
+    slurm_job_id: int | None = Field(
+        None, description="the Slurm job of the latest attempt (`tricklab worker --slurm`)"
+    )
+    slurm_nodes: str | None = Field(None, description="the job's node list, as Slurm writes it (gpu[03-04])")
+    slurm_restarts: int | None = Field(None, description="times Slurm requeued the job (preemption, requeue)")
+    slurm_state: str | None = Field(None, description="the job's state as squeue last gave it (PENDING, RUNNING...)")
+    slurm_reason: str | None = Field(
+        None, description="why the job waits, as squeue gives it (Priority, Resources, BeginTime...), when it does"
+    )
+
+    slurm: str | None = Field(
+        None,
+        description='where the run is in Slurm, in words: "Slurm 4121 on gpu[03-04]", or "queued in Slurm '
+        '(Priority)" while its job waits; null for a run not handed to Slurm',
+    )
+
+    @model_validator(mode="after")
+    def _slurm_words(self) -> RunPublic:
+        if self.slurm_job_id is None:
+            self.slurm = None
+        elif self.status == RunStatus.running and self.slurm_state == "PENDING":
+            self.slurm = f"queued in Slurm ({self.slurm_reason})" if self.slurm_reason else "queued in Slurm"
+        else:
+            where = f"Slurm {self.slurm_job_id}" + (f" on {self.slurm_nodes}" if self.slurm_nodes else "")
+            self.slurm = where + (f", requeued {self.slurm_restarts}×" if self.slurm_restarts else "")
+        return self
+
 
 class RunsPublic(BaseModel):
     data: list[RunPublic]

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session, aliased
 from backend.models import EpochMetric, FailureKind, Run, RunStatus, StepMetric, utcnow
 from trainer.protocol import EPOCH_FIELDS, RESULT_FIELDS
 
+# The worker name of a run handed to Slurm: ``slurm:<dispatcher host>``; its job, not a worker, trains it.
+SLURM_WORKER_PREFIX = "slurm:"
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -61,6 +64,12 @@ def claim_run(
             start_epoch=0,
             world_size=None,  # until the new attempt's trainer says what it trains on
             devices=None,
+            # An earlier attempt's Slurm job is not this attempt's (the dispatcher sets its own after sbatch).
+            slurm_job_id=None,
+            slurm_nodes=None,
+            slurm_restarts=None,
+            slurm_state=None,
+            slurm_reason=None,
         )
         .returning(Run.id, Run.attempt, Run.config, Run.sweep)
     ).one_or_none()
@@ -92,10 +101,17 @@ def next_claim_config(*, session: Session) -> tuple[int, dict[str, Any]] | None:
 
 
 def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime) -> list[int]:
-    """Runs whose worker stopped heartbeating go back to the queue (an infrastructure failure)."""
+    """Runs whose worker stopped heartbeating go back to the queue (an infrastructure failure). Runs handed
+    to Slurm are not: a job pending in Slurm sends no heartbeat, and the dispatcher watches its jobs."""
     cutoff = now - timedelta(seconds=stale_after_seconds)
     stale = session.scalars(
-        select(Run).where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff).with_for_update(skip_locked=True)
+        select(Run)
+        .where(
+            Run.status == RunStatus.running,
+            Run.heartbeat_at < cutoff,
+            or_(Run.worker.is_(None), Run.worker.not_like(f"{SLURM_WORKER_PREFIX}%")),
+        )
+        .with_for_update(skip_locked=True)
     ).all()
     for run in stale:
         run.failure_kind = FailureKind.infrastructure

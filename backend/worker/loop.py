@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +50,7 @@ class Worker:
         # Free bytes required after a write found the disk full: more than then, whatever the estimate.
         self._free_floor = 0
         self._data_root_gone: str | None = None  # a data root that vanished mid-run, until it is back
+        self.child: TrainerChild | None = None  # the current attempt's trainer
         self.presence = WorkerPresence(
             database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
         )
@@ -130,9 +132,10 @@ class Worker:
             if no_space:
                 self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
             return
-        command = trainer_command(claim, run_dir, settings=self.settings, placement=self.placement)
+        command = self.trainer_command(claim, run_dir)
         try:
             child = TrainerChild(command, env)
+            self.child = child
         except OSError as exc:
             recorder.write(
                 jobs.fail, error=f"could not start the trainer {command[0]!r}: {exc}", kind=FailureKind.training
@@ -144,6 +147,16 @@ class Worker:
         recorder.store_pending()
         recorder.flush_steps()
         recorder.record_disk_size()  # before the outcome: the write is fenced by the running attempt
+        self.record_end(recorder, returncode=returncode, stopping=stopping, child=child)
+        if recorder.fault == FAULT_NO_SPACE:
+            self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
+        elif recorder.fault == FAULT_DATA_ROOT:
+            self._data_root_gone = str(claim.config.get("data", {}).get("root", ""))
+
+    def trainer_command(self, claim: jobs.Claim, run_dir: Path) -> list[str]:
+        return trainer_command(claim, run_dir, settings=self.settings, placement=self.placement)
+
+    def record_end(self, recorder: AttemptRecorder, *, returncode: int, stopping: bool, child: TrainerChild) -> None:
         record_outcome(
             recorder,
             returncode=returncode,
@@ -152,10 +165,6 @@ class Worker:
             worker_name=self.name,
             stale_after_seconds=self.settings.stale_after_seconds,
         )
-        if recorder.fault == FAULT_NO_SPACE:
-            self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
-        elif recorder.fault == FAULT_DATA_ROOT:
-            self._data_root_gone = str(claim.config.get("data", {}).get("root", ""))
 
     def _watch(self, child: TrainerChild, recorder: AttemptRecorder) -> bool:
         """Store events until the child's stdout closes; stop it on cancel, loss or shutdown.

@@ -123,3 +123,31 @@ def live_server() -> Iterator[Callable[[Settings], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def slurm_settings(make_settings, make_database, sqlite_url, demo_dataset):
+    """Settings and database for runs trained by the real trainer in Slurm jobs (tests/backend/test_slurm*.py)."""
+    from backend.settings import default_trainer_command
+
+    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    return settings, make_database(settings)
+
+
+@pytest.fixture
+def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """``tricklab worker --slurm`` as real subprocesses (testlib.slurm); stopped with SIGTERM after the test."""
+    from testlib.slurm import start_dispatcher
+
+    started: list[subprocess.Popen] = []
+
+    def start(conf: str, settings: Settings, *args: str) -> subprocess.Popen:
+        process = start_dispatcher(conf, settings.environ(), tmp_path / "dispatcher.log", *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)

@@ -41,6 +41,12 @@ RUN_OWN_COLUMNS = {
     "finished_at",
     "heartbeat_at",
     "disk_bytes",  # the worker measures the folder; the trainer reports nothing of it
+    # The Slurm job of a run handed to Slurm, as the dispatcher reads it from squeue.
+    "slurm_job_id",
+    "slurm_nodes",
+    "slurm_restarts",
+    "slurm_state",
+    "slurm_reason",
 }
 
 

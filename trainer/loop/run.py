@@ -27,6 +27,7 @@ from trainer.loop.engine import evaluate, train_one_epoch
 from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
+from trainer.loop.warning import stop_if_warned
 from trainer.parallel.devices import DeviceChoice
 from trainer.parallel.distributed import World, describe_devices, describe_software
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent, data_root_readable
@@ -116,6 +117,7 @@ def _train(
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch, world=world)
 
     def on_step(step: int, loss: torch.Tensor) -> None:
+        stop_if_warned(world, loss.device)
         reporter.batch(step)
         step_log.add(step, loss, _largest_lr(optimizer))
 

@@ -14,13 +14,22 @@ view of the run, which keeps the last error event it reads.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from trainer.processes import LAUNCHER_PID_ENV
-from trainer.protocol import EXIT_FAILED, EXIT_SUPERSEDED, ErrorEvent, EventType, event_line
+from trainer.protocol import (
+    EXIT_FAILED,
+    EXIT_SUPERSEDED,
+    EXIT_WARNED,
+    WARNING_SIGNAL,
+    ErrorEvent,
+    EventType,
+    event_line,
+)
 
 STDERR_LINES = 20
 
@@ -36,6 +45,8 @@ def launch_main(argv: list[str]) -> int:
     try:
         run(args)
     except ChildFailedError as exc:
+        if all(failure.exitcode == EXIT_WARNED for failure in exc.failures.values()):
+            return EXIT_WARNED  # every rank stopped on the warning signal: the run resumes, nothing failed
         rank = root_cause(exc.failures)
         failure = exc.failures[rank]
         message = describe(rank, failure, log_dir=args.log_dir)
@@ -45,6 +56,9 @@ def launch_main(argv: list[str]) -> int:
             sys.stdout.flush()
         return EXIT_SUPERSEDED if failure.exitcode == EXIT_SUPERSEDED else EXIT_FAILED
     except SignalException as exc:
+        if exc.sigval == signal.Signals[WARNING_SIGNAL]:
+            # Forwarded to the ranks (--signals-to-handle), which stopped at a step and exited EXIT_WARNED.
+            return EXIT_WARNED
         # Stopped from outside (a cancel, Ctrl-C): torchrun has stopped every rank already.
         return 128 + int(exc.sigval)
     return 0

@@ -45,9 +45,13 @@ export function when(iso) {
 }
 
 export function statusBadge(run) {
-  const badge = el("span", { class: `status status-${run.status}` }, run.status);
+  // A run whose Slurm job still waits is "queued in Slurm", with Slurm's reason, not running.
+  const waiting = run.status === "running" && run.slurm_state === "PENDING";
+  const badge = el("span", { class: `status status-${waiting ? "queued" : run.status}` }, waiting ? "queued in Slurm" : run.status);
   if (run.cancel_requested && ACTIVE.has(run.status)) badge.append(" (cancelling)");
-  return badge;
+  if (!run.slurm) return badge;
+  const where = waiting ? (run.slurm_reason ? `${run.slurm_reason}, job ${run.slurm_job_id}` : `job ${run.slurm_job_id}`) : run.slurm;
+  return el("span", { class: "status-with-slurm" }, badge, el("span", { class: "muted slurm" }, ` ${where}`));
 }
 
 // "epoch k/N" and a progress bar; used by the runs list and the run page.
