@@ -20,7 +20,10 @@ class Candidate:
 
 
 def label(candidate: Candidate) -> str:
-    shown = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in candidate.params.items())
+    shown = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in candidate.params.items()
+    )
     return f"#{candidate.number} ({shown})" if shown else f"#{candidate.number}"
 
 
@@ -61,12 +64,18 @@ def verdict(candidates: Sequence[Candidate], *, direction: Literal["maximize", "
             }
         )
     if len(ranked) == 1:
-        return {"winner": None, "text": f"{label(best)} is the only finished configuration: nothing to beat", "rows": rows}
+        return {
+            "winner": None,
+            "text": f"{label(best)} is the only finished configuration: nothing to beat",
+            "rows": rows,
+        }
     runner_up = ranked[1]
     comparison = welch(best.values, runner_up.values)
     # Beyond noise: the whole interval lies on the better side of 0.
-    beyond = comparison.low is not None and comparison.high is not None and (
-        comparison.low > 0 if sign > 0 else comparison.high < 0
+    beyond = (
+        comparison.low is not None
+        and comparison.high is not None
+        and (comparison.low > 0 if sign > 0 else comparison.high < 0)
     )
     if beyond:
         text = f"{label(best)} beats {label(runner_up)} beyond noise ({_interval(comparison)})"

@@ -119,7 +119,8 @@ class RunPublic(BaseModel):
     failure_kind: FailureKind | None = Field(description="kind of the latest failure, kept if a retry succeeds")
     error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
     pruned: str | None = Field(
-        None, description="why a sweep stopped the run early (it ends cancelled): its rung and the figures it was judged against"
+        None,
+        description="why a sweep stopped the run early (it ends cancelled): its rung and the figures it was judged against",
     )
     cancel_requested: bool
     created_by: str | None = Field(description="name of the token that queued it; null on an open server")

@@ -195,10 +195,14 @@ class SweepSpec(_Strict):
     space: dict[str, Param] = Field(min_length=1, max_length=32, description="dotted RunConfig key: its range")
     objective: ObjectiveName = Field("peak_valid_top1", description="the run's figure the search optimizes")
     budget: Budget = Field(default_factory=Budget)
-    seeds: Int = Field(1, ge=1, le=MAX_SEEDS, description="paired seeds per trial (base seed and the next); the mean is the objective")
+    seeds: Int = Field(
+        1, ge=1, le=MAX_SEEDS, description="paired seeds per trial (base seed and the next); the mean is the objective"
+    )
     sampler: Sampler = Field(default_factory=TPE)
     pruner: Pruner = Field(default_factory=NoPruner)
-    confirm: Confirm | None = Field(None, description="rerun the best configurations over more seeds, then name a winner")
+    confirm: Confirm | None = Field(
+        None, description="rerun the best configurations over more seeds, then name a winner"
+    )
     warm_start: bool = Field(False, description="finished runs whose configs fall in the space join as trials")
     priority: Int = Field(0, ge=-1000, le=1000, description="queue priority of every run")
 

@@ -77,7 +77,9 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
 
 
 def _trial_runs(session: Session, trial_id: int, *, confirm: bool | None = False) -> list[tuple[Run, int]]:
-    statement = select(Run, SweepRun.seed).join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.trial_id == trial_id)
+    statement = (
+        select(Run, SweepRun.seed).join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.trial_id == trial_id)
+    )
     if confirm is not None:
         statement = statement.where(SweepRun.confirm.is_(confirm))
     return [(run, seed) for run, seed in session.execute(statement.order_by(SweepRun.seed)).all()]
@@ -88,7 +90,9 @@ def _watch(*, session: Session, settings: Settings, spec: SweepSpec, study: Any,
     if trial.state != TrialState.running:
         return
     runs = [run for run, _seed in _trial_runs(session, trial.id)]
-    if not isinstance(spec.pruner, NoPruner) and _report(session=session, spec=spec, study=study, trial=trial, runs=runs):
+    if not isinstance(spec.pruner, NoPruner) and _report(
+        session=session, spec=spec, study=study, trial=trial, runs=runs
+    ):
         return
     if any(run.status not in FINAL_STATUSES for run in runs):
         session.commit()
@@ -191,10 +195,14 @@ def _why_pruned(spec: SweepSpec, study: Any, trial: SweepTrial, *, epoch: int, v
     rungs = sorted(int(key.rsplit("_", 1)[1]) for key in own.system_attrs if key.startswith("completed_rung_"))
     if rungs:
         rung = rungs[-1]
-        others = [t.system_attrs[f"completed_rung_{rung}"] for t in frozen if f"completed_rung_{rung}" in t.system_attrs]
+        others = [
+            t.system_attrs[f"completed_rung_{rung}"] for t in frozen if f"completed_rung_{rung}" in t.system_attrs
+        ]
         where = f"epoch {epoch}, rung {rung}"
     else:
-        others = [t.intermediate_values[epoch] for t in frozen if t.number != own.number and epoch in t.intermediate_values]
+        others = [
+            t.intermediate_values[epoch] for t in frozen if t.number != own.number and epoch in t.intermediate_values
+        ]
         where = f"epoch {epoch}"
     ranked = sorted(others, reverse=spec.objective_info.direction == "maximize")
     figures = ", ".join(f"{v:.2f}" for v in ranked[:8]) + (" ..." if len(ranked) > 8 else "")
@@ -219,13 +227,17 @@ def _queue_trial(
     """Record the trial and queue one run per paired seed (flushed, not committed)."""
     sweep = session.get(Sweep, sweep_id)
     assert sweep is not None
-    number = session.scalar(select(func.coalesce(func.max(SweepTrial.number) + 1, 0)).where(SweepTrial.sweep_id == sweep_id))
+    number = session.scalar(
+        select(func.coalesce(func.max(SweepTrial.number) + 1, 0)).where(SweepTrial.sweep_id == sweep_id)
+    )
     trial = SweepTrial(sweep_id=sweep_id, number=number, optuna_number=optuna_number, params=params, retry_of=retry_of)
     session.add(trial)
     session.flush()
     try:
         for seed in seeds(spec):
-            _queue_run(session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=False)
+            _queue_run(
+                session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=False
+            )
     except InvalidConfig as exc:
         # A combination RunConfig refuses (checked per bound at creation, not per pair): the trial fails.
         log.warning("sweep %s trial %s: %s", sweep_id, number, exc)
@@ -258,7 +270,12 @@ def _adopt_orphans(*, session: Session, settings: Settings, spec: SweepSpec, stu
             # Suggested again on the same trial: Optuna answers the values it already gave, and the rest.
             params = sweep_optuna.suggest(optuna.trial.Trial(study, frozen._trial_id), spec)
             _queue_trial(
-                session=session, settings=settings, spec=spec, sweep_id=sweep_id, optuna_number=frozen.number, params=params
+                session=session,
+                settings=settings,
+                spec=spec,
+                sweep_id=sweep_id,
+                optuna_number=frozen.number,
+                params=params,
             )
     session.commit()
 
@@ -312,7 +329,9 @@ def _next_stage(*, session: Session, settings: Settings, spec: SweepSpec, sweep_
         if len(top) >= 2:
             for trial in top:
                 for seed in seeds(spec, confirm=True):
-                    _queue_run(session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=True)
+                    _queue_run(
+                        session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=True
+                    )
             sweep.status = SweepStatus.confirming
         else:
             _conclude(session, spec, sweep, _ranked(session, spec, sweep_id)[:2])

@@ -128,7 +128,9 @@ def _pruner(spec: SweepSpec) -> Any:
 
     pruner = spec.pruner
     if isinstance(pruner, MedianPruner):
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.n_startup_trials, n_warmup_steps=pruner.n_warmup_steps)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=pruner.n_startup_trials, n_warmup_steps=pruner.n_warmup_steps
+        )
     if isinstance(pruner, Halving):
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=pruner.min_resource,

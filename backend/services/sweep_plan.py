@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from backend.schemas.sweep_spec import CONDITIONS, SWEEP_KEYS, ChoiceParam, Grid, CmaEs, SweepSpec
+from backend.schemas.sweep_spec import CONDITIONS, SWEEP_KEYS, ChoiceParam, CmaEs, Grid, SweepSpec
 from backend.services.errors import InvalidSearch
 from trainer.config import ConfigError, RunConfig, apply_overrides, dotted_keys
 

@@ -27,7 +27,9 @@ def sweeps_public(*, session: Session, sweeps: Sequence[Sweep]) -> list[SweepPub
 def sweep_public(*, session: Session, sweep: Sweep) -> SweepPublic:
     spec = SweepSpec.of(sweep)
     column = spec.objective_info.run_column
-    trials = session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep.id).order_by(SweepTrial.number)).all()
+    trials = session.scalars(
+        select(SweepTrial).where(SweepTrial.sweep_id == sweep.id).order_by(SweepTrial.number)
+    ).all()
     runs_of: dict[int, list[TrialRun]] = defaultdict(list)
     for link, run in session.execute(
         select(SweepRun, Run)
@@ -114,11 +116,17 @@ def _history(sweep: SweepPublic) -> dict[str, Any]:
             best = trial.value if better else best
             best_x.append(trial.number)
             best_y.append(best)
-    traces.append({"type": "scatter", "mode": "lines", "name": "best so far", "x": best_x, "y": best_y, "line": {"shape": "hv"}})
+    traces.append(
+        {"type": "scatter", "mode": "lines", "name": "best so far", "x": best_x, "y": best_y, "line": {"shape": "hv"}}
+    )
     title = sweep.spec.objective_info.title
     return {
         "data": traces,
-        "layout": {"title": {"text": f"{title} per trial"}, "xaxis": {"title": {"text": "trial"}}, "yaxis": {"title": {"text": title}}},
+        "layout": {
+            "title": {"text": f"{title} per trial"},
+            "xaxis": {"title": {"text": "trial"}},
+            "yaxis": {"title": {"text": title}},
+        },
     }
 
 

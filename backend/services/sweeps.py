@@ -37,9 +37,7 @@ from backend.settings import Settings
 from trainer.config import RunConfig, apply_overrides
 
 
-def create_sweep(
-    *, session: Session, settings: Settings, request: SweepCreate, created_by: str | None = None
-) -> Sweep:
+def create_sweep(*, session: Session, settings: Settings, request: SweepCreate, created_by: str | None = None) -> Sweep:
     """Check the request against RunConfig and the server (dataset, weights, batch) and store the sweep;
     with ``warm_start``, finished runs whose configs fall in the space join as completed trials."""
     spec = request.spec()
@@ -93,7 +91,9 @@ def warm_start(*, session: Session, settings: Settings, sweep: Sweep) -> int:
         except ValueError:
             continue
         # data.root is stored absolute: compare with the run's own, which the base named.
-        expected = expected.model_copy(update={"data": expected.data.model_copy(update={"root": run.config["data"]["root"]})})
+        expected = expected.model_copy(
+            update={"data": expected.data.model_copy(update={"root": run.config["data"]["root"]})}
+        )
         if configuration_key(expected) != run.configuration_hash:
             continue
         key = repr(sorted(params.items()))

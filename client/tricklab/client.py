@@ -39,6 +39,7 @@ from tricklab.models import (
     StudyPreview,
     Workers,
 )
+from tricklab.sweeps import SweepMethods
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_SIZE = 100
@@ -49,7 +50,7 @@ RECONNECT_SECONDS = 2.0
 FIGURE_TIMEOUT = 90.0
 
 
-class Client:
+class Client(SweepMethods):
     """A tricklab server's REST API.
 
     ``url`` defaults to ``$TRICKLAB_SERVER`` or the local dashboard, ``token`` to ``$TRICKLAB_TOKEN``

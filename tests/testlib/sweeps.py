@@ -19,9 +19,7 @@ Curve = Callable[[dict[str, Any], int], float]
 
 
 def sweep_settings(database_url: str, home: Path, data_root: Path) -> Settings:
-    return Settings(
-        database_url=database_url, runs_dir=home / "runs", data_roots=[data_root], sweep_controller=False
-    )
+    return Settings(database_url=database_url, runs_dir=home / "runs", data_roots=[data_root], sweep_controller=False)
 
 
 @dataclass
@@ -68,7 +66,12 @@ class Workers:
             self.epochs_stored += 1
             if epoch == config["epochs"]:
                 peak = max(self.curve(config, e) for e in range(1, epoch + 1))
-                result = {"peak_valid_top1": peak, "peak_valid_top5": peak, "test_top1": top1, "checkpoint_valid_loss": 1 / (1 + top1)}
+                result = {
+                    "peak_valid_top1": peak,
+                    "peak_valid_top5": peak,
+                    "test_top1": top1,
+                    "checkpoint_valid_loss": 1 / (1 + top1),
+                }
                 with self.database.session(write=True) as session:
                     jobs.succeed(session=session, run_id=run_id, attempt=claim.attempt, result=result)
                 del self.claims[run_id]
@@ -97,4 +100,4 @@ class Workers:
         from sqlalchemy import select
 
         with self.database.session() as session:
-            return dict(session.execute(select(Run.id, Run.status)).tuples().all())
+            return {run_id: status for run_id, status in session.execute(select(Run.id, Run.status))}

@@ -45,7 +45,9 @@ export function when(iso) {
 }
 
 export function statusBadge(run) {
-  const badge = el("span", { class: `status status-${run.status}` }, run.status);
+  // A run its sweep stopped early ends cancelled; it is shown as what happened to it.
+  const shown = run.pruned && run.status === "cancelled" ? "pruned" : run.status;
+  const badge = el("span", { class: `status status-${run.status}` }, shown);
   if (run.cancel_requested && ACTIVE.has(run.status)) badge.append(" (cancelling)");
   return badge;
 }

@@ -55,7 +55,9 @@ def create(database: Database, settings: Settings, **body: Any) -> int:
 
 def trials(database: Database, sweep_id: int) -> list[SweepTrial]:
     with database.session() as session:
-        return list(session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep_id).order_by(SweepTrial.number)))
+        return list(
+            session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep_id).order_by(SweepTrial.number))
+        )
 
 
 def study_of(database: Database, settings: Settings, sweep_id: int) -> optuna.Study:
@@ -130,6 +132,7 @@ def test_halving_prunes_poor_trials_early(world):
         pruner={"name": "halving", "min_resource": 1, "reduction_factor": 2},
         budget={"trials": 8, "parallel": 1},
     )
+
     # Half of the space is poor: alpha above 0.5 (alpha itself sets the trials apart: ties are promoted).
     def curve(config: dict[str, Any], epoch: int) -> float:
         alpha = config["tricks"]["mixup_alpha"]
