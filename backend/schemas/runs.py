@@ -120,7 +120,7 @@ class RunPublic(BaseModel):
     error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
     pruned: str | None = Field(
         None,
-        description="why a sweep stopped the run early (it ends cancelled): its rung and the figures it was judged against",
+        description="why a sweep stopped it early (it ends cancelled): at which rung, against which figures",
     )
     cancel_requested: bool
     created_by: str | None = Field(description="name of the token that queued it; null on an open server")

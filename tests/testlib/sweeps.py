@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.db import Database
-from backend.models import Run, RunStatus
+from backend.models import FailureKind, Run, RunStatus
 from backend.services import queue as jobs
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
@@ -56,7 +56,8 @@ class Workers:
                 continue
             if self.fail(config) and epoch == config["epochs"]:
                 with self.database.session(write=True) as session:
-                    jobs.fail(session=session, run_id=run_id, attempt=claim.attempt, error="boom", kind="training")
+                    kind = FailureKind.training
+                    jobs.fail(session=session, run_id=run_id, attempt=claim.attempt, error="boom", kind=kind)
                 del self.claims[run_id]
                 continue
             top1 = self.curve(config, epoch)
@@ -100,4 +101,4 @@ class Workers:
         from sqlalchemy import select
 
         with self.database.session() as session:
-            return {run_id: status for run_id, status in session.execute(select(Run.id, Run.status))}
+            return dict(session.execute(select(Run.id, Run.status)).tuples())

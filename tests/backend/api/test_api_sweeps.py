@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from testlib.processes import LOOPBACK
 from testlib.sweeps import sweep_settings
@@ -26,8 +27,12 @@ def api(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterato
     sweep_optuna.forget(settings.database_url)
 
 
+def app_state(api: TestClient) -> Any:
+    return cast(FastAPI, api.app).state
+
+
 def body(api: TestClient, **changes: Any) -> dict[str, Any]:
-    data_root = api.app.state.settings.data_roots[0]
+    data_root = app_state(api).settings.data_roots[0]
     return {
         "name": "lr",
         "base": {
@@ -42,7 +47,7 @@ def body(api: TestClient, **changes: Any) -> dict[str, Any]:
     }
 
 
-BAD = {
+BAD: dict[str, tuple[dict[str, Any], list[str], str]] = {
     "unknown key": (
         {"space": {"optim.lrr": {"type": "choice", "values": [1]}}},
         ["body", "space", "optim.lrr"],
@@ -112,8 +117,8 @@ def test_a_conditional_key_is_taken_where_its_condition_can_hold(api: TestClient
         "/api/v1/sweeps", json=body(api, name="momentum", space=space, budget={"trials": 4, "parallel": 4})
     )
     assert answer.status_code == 201, answer.text
-    settings = api.app.state.settings
-    advance(database=api.app.state.database, settings=settings, sweep_id=answer.json()["id"])
+    settings = app_state(api).settings
+    advance(database=app_state(api).database, settings=settings, sweep_id=answer.json()["id"])
     trials = api.get(f"/api/v1/sweeps/{answer.json()['id']}").json()["trials"]
     assert len(trials) == 4
     for trial in trials:
