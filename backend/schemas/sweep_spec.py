@@ -15,10 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.models import Sweep
-from trainer.config import Float, Int
+from trainer.config import NUMBER, Float, Int
 
 MAX_TRIALS = 1000
 MAX_SEEDS = 10
+# Bounds before NUMBER, so that an optional field's JSON schema keeps them (see trainer.config).
+Minutes = Annotated[float, Field(gt=0, le=60 * 24 * 30), NUMBER, Field(allow_inf_nan=False)]
+SamplerSeed = Annotated[int, Field(ge=0, le=2**31 - 1), NUMBER]
 
 # --- the search space -----------------------------------------------------------------------------
 
@@ -28,7 +31,7 @@ class _Strict(BaseModel):
 
 
 class FloatParam(_Strict):
-    type: Literal["float"] = "float"
+    type: Literal["float"]
     low: Float
     high: Float
     log: bool = Field(False, description="sample on a log scale (low must be above 0)")
@@ -43,7 +46,7 @@ class FloatParam(_Strict):
 
 
 class IntParam(_Strict):
-    type: Literal["int"] = "int"
+    type: Literal["int"]
     low: Int
     high: Int
     log: bool = Field(False, description="sample on a log scale (low must be at least 1)")
@@ -58,7 +61,7 @@ class IntParam(_Strict):
 
 
 class ChoiceParam(_Strict):
-    type: Literal["choice"] = "choice"
+    type: Literal["choice"]
     values: list[Any] = Field(min_length=1, max_length=100, description="the values to choose from")
 
     @model_validator(mode="after")
@@ -128,30 +131,28 @@ ObjectiveName = Literal["peak_valid_top1", "peak_valid_top5", "checkpoint_valid_
 class Budget(_Strict):
     trials: Int = Field(20, ge=1, le=MAX_TRIALS, description="configurations to try (retries of failed ones aside)")
     parallel: Int = Field(2, ge=1, le=64, description="trials queued at once")
-    minutes: Float | None = Field(
-        None, gt=0, le=60 * 24 * 30, description="queue no new trial after this many minutes; none = no limit"
-    )
+    minutes: Minutes | None = Field(None, description="queue no new trial after this many minutes; none = no limit")
 
 
 class TPE(_Strict):
-    name: Literal["tpe"] = "tpe"
-    seed: Int | None = Field(None, ge=0, le=2**31 - 1, description="a fixed seed reproduces the suggestions")
+    name: Literal["tpe"]
+    seed: SamplerSeed | None = Field(None, description="a fixed seed reproduces the suggestions")
     n_startup_trials: Int = Field(5, ge=0, le=MAX_TRIALS, description="random trials before TPE models the space")
 
 
 class RandomSearch(_Strict):
-    name: Literal["random"] = "random"
-    seed: Int | None = Field(None, ge=0, le=2**31 - 1)
+    name: Literal["random"]
+    seed: SamplerSeed | None = Field(None)
 
 
 class Grid(_Strict):
-    name: Literal["grid"] = "grid"
-    seed: Int | None = Field(None, ge=0, le=2**31 - 1, description="the order the grid's cells are tried in")
+    name: Literal["grid"]
+    seed: SamplerSeed | None = Field(None, description="the order the grid's cells are tried in")
 
 
 class CmaEs(_Strict):
-    name: Literal["cmaes"] = "cmaes"
-    seed: Int | None = Field(None, ge=0, le=2**31 - 1)
+    name: Literal["cmaes"]
+    seed: SamplerSeed | None = Field(None)
     n_startup_trials: Int = Field(1, ge=0, le=MAX_TRIALS)
 
 
@@ -159,11 +160,11 @@ Sampler = Annotated[TPE | RandomSearch | Grid | CmaEs, Field(discriminator="name
 
 
 class NoPruner(_Strict):
-    name: Literal["none"] = "none"
+    name: Literal["none"]
 
 
 class MedianPruner(_Strict):
-    name: Literal["median"] = "median"
+    name: Literal["median"]
     n_startup_trials: Int = Field(3, ge=0, le=MAX_TRIALS, description="trials that run to the end before any is pruned")
     n_warmup_steps: Int = Field(0, ge=0, le=1000, description="epochs before a trial can be pruned")
 
@@ -172,7 +173,7 @@ class Halving(_Strict):
     """Successive halving: at rung r (after min_resource x reduction_factor^(r + min_early_stopping_rate)
     epochs) a trial goes on only if it is in the top 1/reduction_factor of the trials that reached it."""
 
-    name: Literal["halving"] = "halving"
+    name: Literal["halving"]
     min_resource: Int = Field(1, ge=1, le=1000, description="epochs before the first rung")
     reduction_factor: Int = Field(2, ge=2, le=10, description="1 / the share of trials that go on at each rung")
     min_early_stopping_rate: Int = Field(0, ge=0, le=10, description="rungs skipped before the first one")
@@ -198,8 +199,8 @@ class SweepSpec(_Strict):
     seeds: Int = Field(
         1, ge=1, le=MAX_SEEDS, description="paired seeds per trial (base seed and the next); the mean is the objective"
     )
-    sampler: Sampler = Field(default_factory=TPE)
-    pruner: Pruner = Field(default_factory=NoPruner)
+    sampler: Sampler = Field(default_factory=lambda: TPE(name="tpe"))
+    pruner: Pruner = Field(default_factory=lambda: NoPruner(name="none"))
     confirm: Confirm | None = Field(
         None, description="rerun the best configurations over more seeds, then name a winner"
     )
