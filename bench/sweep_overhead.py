@@ -2,7 +2,8 @@
 epoch row to its prune decision, and from a run's end to the next trial queued, each as a ratio to a
 plain epoch-row insert (the worker's own ``store_epoch``) on the same database.
 
-A sweep (TPE, the median pruner, one seed per trial) is given 1,000 finished trials first: in Optuna's
+A sweep (TPE, the median pruner, one seed per trial) is given its finished trials first (all but the
+timed rounds' of its 1,000): in Optuna's
 storage with their epochs' intermediate values, and in tricklab's tables. Then, round after round, the
 controller's step (``sweep_controller.advance``) is timed after each epoch row of the running trial (it
 reads the rows, reports them and asks the pruner) and after the run's end (it tells Optuna, asks for the
@@ -87,12 +88,12 @@ def _measure(database_url: str, home: Path, data_root: Path, *, trials: int, rou
         "name": "overhead",
         "base": {"data.root": str(data_root), "model.arch": "resnet18", "model.pretrained": False, "epochs": EPOCHS},
         "space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
-        "budget": {"trials": trials + rounds, "parallel": 1},
+        "budget": {"trials": trials, "parallel": 1},
         "pruner": {"name": "median", "n_startup_trials": 0},
     }
     with database.session(write=True) as session:
         sweep_id = sweeps.create_sweep(session=session, settings=settings, request=SweepCreate.model_validate(body)).id
-    _prefill(database, settings, sweep_id, trials)
+    _prefill(database, settings, sweep_id, trials - rounds)
     advance(database=database, settings=settings, sweep_id=sweep_id)  # queues the first timed trial
     inserts, decisions, nexts = [], [], []
     for _ in range(rounds):

@@ -23,7 +23,7 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
             "data.image_size": 32,
             "data.num_workers": 0,
             "batch_size": 16,
-            "epochs": 2,
+            "epochs": 1,
         },
         "space": {"tricks.mixup_alpha": {"type": "choice", "values": [0.0, 0.4]}},
         "sampler": {"name": "grid", "seed": 0},
