@@ -83,7 +83,9 @@ def _prefill(database: Database, settings: Settings, sweep_id: int, trials: int)
 def _measure(database_url: str, home: Path, data_root: Path, *, trials: int, rounds: int) -> dict[str, float]:
     database = Database(database_url)
     migrate.upgrade(database)
-    settings = Settings(database_url=database_url, runs_dir=home / "runs", data_roots=[data_root], sweep_controller=False)
+    settings = Settings(
+        database_url=database_url, runs_dir=home / "runs", data_roots=[data_root], sweep_controller=False
+    )
     body = {
         "name": "overhead",
         "base": {"data.root": str(data_root), "model.arch": "resnet18", "model.pretrained": False, "epochs": EPOCHS},

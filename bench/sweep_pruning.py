@@ -71,8 +71,9 @@ def main() -> None:
     )
     env = {**os.environ, **settings.environ()}
     figures: dict[str, Any] = {}
+    command = tricklab_serve("--workers", "1")
     with (
-        serving(cwd=home, env=env, log=home / "server.log", command=tricklab_serve("--workers", "1"), timeout=120) as server,
+        serving(cwd=home, env=env, log=home / "server.log", command=command, timeout=120) as server,
         Client(server.url) as client,
     ):
         best = {}

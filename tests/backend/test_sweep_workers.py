@@ -8,7 +8,6 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-import optuna
 import pytest
 from sqlalchemy import func, select
 
