@@ -57,6 +57,8 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
         return
     spec = SweepSpec.of(sweep)
     study = sweep_optuna.study(settings.database_url, sweep)
+    with database.session(write=True) as session:
+        _rebuild_if_lost(session=session, spec=spec, study=study, sweep_id=sweep_id)
     with database.session() as session:
         running = session.scalars(
             select(SweepTrial.id).where(SweepTrial.sweep_id == sweep_id, SweepTrial.state == TrialState.running)
@@ -71,6 +73,55 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
             _ask(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
     with database.session(write=True) as session:
         _next_stage(session=session, settings=settings, spec=spec, sweep_id=sweep_id)
+
+
+def _rebuild_if_lost(*, session: Session, spec: SweepSpec, study: Any, sweep_id: int) -> None:
+    """tricklab's rows are the source of truth: an Optuna study that lost its trials (its file deleted, its
+    schema dropped) is given them again, in order, and the rows take the new trials' numbers."""
+    import optuna
+
+    trials = list(
+        session.scalars(
+            select(SweepTrial)
+            .where(SweepTrial.sweep_id == sweep_id, SweepTrial.optuna_number.is_not(None))
+            .order_by(SweepTrial.optuna_number)
+            .with_for_update()
+        )
+    )
+    if not trials or len(study.get_trials(deepcopy=False)) >= len(trials):
+        return
+    log.warning("sweep %s: Optuna's study holds fewer trials than tricklab's rows; rebuilding it", sweep_id)
+    distributions = sweep_optuna.distributions(spec)
+    states = {
+        TrialState.complete: optuna.trial.TrialState.COMPLETE,
+        TrialState.pruned: optuna.trial.TrialState.PRUNED,
+        TrialState.failed: optuna.trial.TrialState.FAIL,
+    }
+    numbers: dict[int, int] = {}
+    for trial in trials:
+        if trial.state == TrialState.running:
+            study.enqueue_trial(trial.params, skip_if_exists=False)
+            asked = study.ask()
+            sweep_optuna.suggest(asked, spec)
+            numbers[trial.id] = asked.number
+            trial.reported_epoch = 0  # its epochs are reported again to the new study's pruner
+            continue
+        complete = trial.state == TrialState.complete
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=trial.params,
+                distributions={key: distributions[key] for key in trial.params},
+                value=trial.value if complete else None,
+                state=states[trial.state],
+            )
+        )
+        numbers[trial.id] = study.get_trials(deepcopy=False)[-1].number
+    for trial in trials:  # two passes: the pair (sweep, number) is unique at every flush
+        trial.optuna_number = None
+    session.flush()
+    for trial in trials:
+        trial.optuna_number = numbers[trial.id]
+    session.commit()
 
 
 # --- running trials -----------------------------------------------------------------------------

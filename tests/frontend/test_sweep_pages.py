@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import httpx
 from testlib.browser import cloud_offers
 from testlib.models import TINY_ARCH
 from testlib.processes import tricklab
@@ -53,6 +54,11 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
     assert page.locator("#trial-table tbody tr").count() == 2
     assert page.locator("#sweep-verdict").text_content() == sweep.conclusion["text"]
     assert page.locator("#confirm-table tbody tr").count() == 2
+    # The verdict's runs as the comparison's report: the same document a study or a comparison downloads.
+    report = page.locator("#confirm-report-html").get_attribute("href")
+    answer = httpx.get(f"{dashboard.url}{report}", timeout=120)
+    assert answer.status_code == 200 and answer.text.startswith("<!doctype html>")
+    assert all(f"#{run.run_id}" in answer.text for trial in sweep.trials for run in trial.runs)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3")
     best = page.evaluate("document.getElementById('figure-history').data.find(t => t.name === 'best so far').y")
     assert len(best) == 2

@@ -27,6 +27,13 @@ function renderSweep(sweep) {
     verdict.textContent = sweep.conclusion.text;
     verdict.dataset.kind = sweep.conclusion.winner === null ? "warning" : "info";
     document.getElementById("confirm-section").hidden = false;
+    // The report of a comparison is the one a study's or a comparison's download gives: same HTML, LaTeX, figures.
+    const verdictTrials = new Set(sweep.conclusion.rows.map((row) => row.number));
+    const ids = sweep.trials.filter((trial) => verdictTrials.has(trial.number)).flatMap((trial) => trial.runs.map((run) => run.run_id));
+    document.getElementById("confirm-compare").href = `/compare?runs=${ids.join(",")}`;
+    for (const kind of ["html", "tex", "md"]) {
+      document.getElementById(`confirm-report-${kind}`).href = `/api/v1/compare/report.${kind}?run_ids=${ids.join(",")}`;
+    }
     document.querySelector("#confirm-table tbody").replaceChildren(
       ...sweep.conclusion.rows.map((row) =>
         el(

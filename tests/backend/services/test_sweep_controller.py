@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from testlib.sweeps import Workers, sweep_settings
 
 from backend import migrate
@@ -298,3 +298,41 @@ def test_warm_start_brings_in_finished_runs_in_the_space(world):
     assert sorted(t.params["tricks.mixup_alpha"] for t in found) == [0.01, 0.2]
     assert all(t.warm and t.state == TrialState.complete for t in found)
     assert len(study_of(database, settings, warm).trials) == 2
+
+
+def test_a_lost_optuna_study_is_rebuilt_from_tricklabs_tables(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"tricks.mixup_alpha": {"type": "float", "low": 0.0, "high": 1.0}},
+        sampler={"name": "random", "seed": 2},
+        budget={"trials": 4, "parallel": 2},
+    )
+    workers = Workers(database, settings, mixup_curve)
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    workers.claim_all()
+    for epoch in range(1, EPOCHS + 1):
+        workers.epoch(epoch)
+    advance(database=database, settings=settings, sweep_id=sweep_id)  # tells two, asks two more
+    # Optuna's storage is lost: its file deleted, or its schema dropped.
+    sweep_optuna.forget(settings.database_url)
+    url, _ = sweep_optuna.storage_url(settings.database_url)
+    if url.startswith("sqlite"):
+        Path(url.removeprefix("sqlite:///")).unlink()
+    else:
+        engine = create_engine(settings.database_url)
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {sweep_optuna.SCHEMA} CASCADE"))
+        engine.dispose()
+    workers.drive(sweep_id)
+    found = trials(database, sweep_id)
+    study = study_of(database, settings, sweep_id).trials
+    assert len(found) == 4 and len(study) == 4
+    by_number = {t.number: t for t in study}
+    for trial in found:
+        assert trial.optuna_number is not None
+        rebuilt = by_number[trial.optuna_number]
+        assert rebuilt.params == trial.params and rebuilt.value == trial.value
+        assert rebuilt.state == optuna.trial.TrialState.COMPLETE
