@@ -314,6 +314,7 @@ def _queue_run(
 def _adopt_orphans(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:
     import optuna
 
+    _locked(session, sweep_id)  # a trial another controller has just asked for is queued by that one
     known = set(session.scalars(select(SweepTrial.optuna_number).where(SweepTrial.sweep_id == sweep_id)))
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if frozen.number not in known:
@@ -349,10 +350,18 @@ def _out_of_time(sweep: Sweep, spec: SweepSpec) -> bool:
     return minutes is not None and utcnow() >= sweep.created_at + timedelta(minutes=minutes)
 
 
+def _locked(session: Session, sweep_id: int) -> Sweep:
+    """The sweep's row, locked until the commit: one controller at a time asks for it (PostgreSQL; on
+    SQLite every write transaction holds the database's lock)."""
+    return session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).one()
+
+
 def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:
-    sweep = session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).one()
-    used, running = _searched(session, sweep_id)
-    while sweep.status == SweepStatus.running and running < spec.budget.parallel and used < budget_of(spec):
+    while True:
+        sweep = _locked(session, sweep_id)
+        used, running = _searched(session, sweep_id)
+        if sweep.status != SweepStatus.running or running >= spec.budget.parallel or used >= budget_of(spec):
+            break
         if _out_of_time(sweep, spec):
             break
         asked = study.ask()
@@ -365,7 +374,6 @@ def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, s
             import optuna
 
             study.tell(asked.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        used, running = _searched(session, sweep_id)
     session.commit()
 
 
@@ -373,7 +381,7 @@ def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, s
 
 
 def _next_stage(*, session: Session, settings: Settings, spec: SweepSpec, sweep_id: int) -> None:
-    sweep = session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).one()
+    sweep = _locked(session, sweep_id)
     used, running = _searched(session, sweep_id)
     if sweep.status == SweepStatus.running and not running and (used >= budget_of(spec) or _out_of_time(sweep, spec)):
         top = _ranked(session, spec, sweep_id)[: spec.confirm.top] if spec.confirm else []

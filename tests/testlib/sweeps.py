@@ -101,4 +101,4 @@ class Workers:
         from sqlalchemy import select
 
         with self.database.session() as session:
-            return dict(session.execute(select(Run.id, Run.status)).tuples())
+            return {row.id: row.status for row in session.execute(select(Run.id, Run.status))}
