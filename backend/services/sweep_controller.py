@@ -57,8 +57,14 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
         return
     spec = SweepSpec.of(sweep)
     study = sweep_optuna.study(settings.database_url, sweep)
-    with database.session(write=True) as session:
-        _rebuild_if_lost(session=session, spec=spec, study=study, sweep_id=sweep_id)
+    # A lost study, or a trial asked just before a crash, can only be met once this process has
+    # started: both are looked for at its first step of the sweep, not at every one.
+    restarted = sweep_optuna.first_step(settings.database_url, sweep)
+    if restarted:
+        with database.session(write=True) as session:
+            _rebuild_if_lost(session=session, spec=spec, study=study, sweep_id=sweep_id)
+        with database.session(write=True) as session:
+            _adopt_orphans(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
     with database.session() as session:
         running = session.scalars(
             select(SweepTrial.id).where(SweepTrial.sweep_id == sweep_id, SweepTrial.state == TrialState.running)
@@ -67,8 +73,6 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
         with database.session(write=True) as session:
             _watch(session=session, settings=settings, spec=spec, study=study, trial_id=trial_id)
     if sweep.status == SweepStatus.running:
-        with database.session(write=True) as session:
-            _adopt_orphans(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
         with database.session(write=True) as session:
             _ask(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
     with database.session(write=True) as session:
@@ -338,11 +342,14 @@ def budget_of(spec: SweepSpec) -> int:
 
 def _searched(session: Session, sweep_id: int) -> tuple[int, int]:
     """Trials counted against the budget (retries and warm-started ones aside), and trials running."""
-    trials = session.execute(
-        select(SweepTrial.state, SweepTrial.warm, SweepTrial.retry_of).where(SweepTrial.sweep_id == sweep_id)
-    ).all()
-    used = sum(1 for t in trials if not t.warm and t.retry_of is None)
-    return used, sum(1 for t in trials if t.state == TrialState.running)
+    counted = (SweepTrial.warm.is_(False)) & SweepTrial.retry_of.is_(None)
+    row = session.execute(
+        select(
+            func.count().filter(counted),
+            func.count().filter(SweepTrial.state == TrialState.running),
+        ).where(SweepTrial.sweep_id == sweep_id)
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def _out_of_time(sweep: Sweep, spec: SweepSpec) -> bool:

@@ -36,6 +36,7 @@ SCHEMA = "optuna"
 _lock = threading.Lock()
 _storages: dict[str, Any] = {}
 _studies: dict[tuple[str, str], Any] = {}
+_stepped: set[tuple[str, str]] = set()
 
 
 def storage_url(database_url: str) -> tuple[str, dict[str, Any]]:
@@ -64,12 +65,23 @@ def storage(database_url: str) -> Any:
         return found
 
 
+def first_step(database_url: str, sweep: Sweep) -> bool:
+    """Whether this process steps the sweep for the first time (then its study is checked against
+    tricklab's rows, once)."""
+    key = (database_url, study_name(sweep))
+    with _lock:
+        first = key not in _stepped
+        _stepped.add(key)
+    return first
+
+
 def forget(database_url: str) -> None:
-    """Drop the cached storage and studies of a database (a test's, once it is dropped)."""
+    """Drop the cached storage and studies of a database (a test's, once it is dropped; a lost study)."""
     with _lock:
         found = _storages.pop(database_url, None)
         for key in [key for key in _studies if key[0] == database_url]:
             del _studies[key]
+        _stepped.difference_update({key for key in _stepped if key[0] == database_url})
     if found is not None:
         found.engine.dispose()
 
