@@ -87,6 +87,11 @@ BAD: dict[str, tuple[dict[str, Any], list[str], str]] = {
         "the sweep sets it",
     ),
     "grid over a range": ({"sampler": {"name": "grid"}}, ["body", "space", "optim.lr"], "choices only"),
+    "CMA-ES over a choice": (
+        {"sampler": {"name": "cmaes"}, "space": {"optim.name": {"type": "choice", "values": ["adam", "sgd"]}}},
+        ["body", "space", "optim.name"],
+        "CMA-ES searches numbers only",
+    ),
     "bad base": ({"base": {"optim.name": "lamb"}}, ["body", "base", "optim.name"], "'adam' or 'sgd'"),
     "no dataset": ({"base": {"data.root": "/nowhere"}}, ["body", "base", "data.root"], "outside the data roots"),
     "halving without a factor": (

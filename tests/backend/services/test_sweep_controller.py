@@ -5,17 +5,18 @@ decision (the best found, a prune, a retry, a restart, the verdict) is checked o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from testlib.sweeps import Workers, sweep_settings
 
 from backend import migrate
 from backend.db import Database
-from backend.models import Run, RunStatus, Sweep, SweepRun, SweepStatus, SweepTrial, TrialState
+from backend.models import Run, RunStatus, Sweep, SweepRun, SweepStatus, SweepTrial, TrialState, utcnow
 from backend.schemas.sweep_spec import SweepCreate
 from backend.services import queue as jobs
 from backend.services import sweep_optuna, sweeps
@@ -192,10 +193,6 @@ def test_a_run_requeued_after_its_worker_died_is_told_once(world):
     workers.claim_all()
     workers.epoch(1)
     # The worker dies: its heartbeat goes stale, and the next claim hands the run to another attempt.
-    from datetime import timedelta
-
-    from backend.models import utcnow
-
     with database.session(write=True) as session:
         jobs.requeue_stale(session=session, stale_after_seconds=60, now=utcnow() + timedelta(minutes=5))
         session.commit()
@@ -336,3 +333,23 @@ def test_a_lost_optuna_study_is_rebuilt_from_tricklabs_tables(world):
         rebuilt = by_number[trial.optuna_number]
         assert rebuilt.params == trial.params and rebuilt.value == trial.value
         assert rebuilt.state == optuna.trial.TrialState.COMPLETE
+
+
+def test_no_trial_is_queued_past_the_wall_clock_limit(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+        budget={"trials": 5, "parallel": 2, "minutes": 30},
+    )
+    with database.session(write=True) as session:  # created 31 minutes ago
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(created_at=utcnow() - timedelta(minutes=31)))
+        session.commit()
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert trials(database, sweep_id) == []
+    with database.session() as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.status == SweepStatus.finished
+        assert sweep.conclusion == {"winner": None, "text": "no trial finished: no configuration to name", "rows": []}
