@@ -79,7 +79,7 @@ def check(spec: SweepSpec) -> None:
         elif key not in _LEAVES:
             errors[("space", key)] = "unknown key"
         else:
-            message = _refused_value(spec, key, param, base)
+            message = _refused_value(spec, key, param)
             if message:
                 errors[("space", key)] = message
     if errors:
@@ -123,7 +123,7 @@ def _holding(spec: SweepSpec, key: str) -> dict[str, Any]:
     return next(({condition.key: value} for value in param.values if condition.holds(value)), {})
 
 
-def _refused_value(spec: SweepSpec, key: str, param: Any, base: Mapping[str, Any]) -> str | None:
+def _refused_value(spec: SweepSpec, key: str, param: Any) -> str | None:
     """RunConfig's message for the first bound or choice it refuses, naming which."""
     candidates = (
         [("value", value) for value in param.values]

@@ -128,9 +128,12 @@ def warm_start(*, session: Session, settings: Settings, sweep: Sweep) -> int:
 
 
 def _params_in_space(spec: SweepSpec, config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's values of the space's keys that act in it (a condition's key read from the run), or None
+    where one lies outside the space."""
+    found = {key: value_at(config, key) for key in spec.space}
     params: dict[str, Any] = {}
     for key, param in spec.space.items():
-        if not applies(key, {**params, **{k: value_at(config, k) for k in spec.space}}, base):
+        if not applies(key, found, base):
             continue
         value = value_at(config, key)
         if isinstance(param, ChoiceParam):
