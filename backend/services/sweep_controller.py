@@ -41,9 +41,9 @@ from backend.models import (
 from backend.reports.sweep_verdict import Candidate, verdict
 from backend.schemas.sweep_spec import Grid, NoPruner, SweepSpec
 from backend.services import runs as run_service
-from backend.services import sweep_optuna
-from backend.services.errors import Conflict, InvalidConfig
-from backend.services.sweep_plan import grid_size, seeds, trial_config
+from backend.services import sweep_optuna, sweep_recovery, sweep_trials
+from backend.services.errors import Conflict
+from backend.services.sweep_plan import grid_size, seeds
 from backend.settings import Settings
 
 log = logging.getLogger("tricklab.sweeps")
@@ -62,9 +62,9 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
     restarted = sweep_optuna.first_step(settings.database_url, sweep)
     if restarted:
         with database.session(write=True) as session:
-            _rebuild_if_lost(session=session, spec=spec, study=study, sweep_id=sweep_id)
+            sweep_recovery.rebuild_if_lost(session=session, spec=spec, study=study, sweep_id=sweep_id)
         with database.session(write=True) as session:
-            _adopt_orphans(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
+            sweep_recovery.adopt_orphans(session=session, settings=settings, spec=spec, study=study, sweep_id=sweep_id)
     with database.session() as session:
         running = session.scalars(
             select(SweepTrial.id).where(SweepTrial.sweep_id == sweep_id, SweepTrial.state == TrialState.running)
@@ -79,72 +79,14 @@ def advance(*, database: Database, settings: Settings, sweep_id: int) -> None:
         _next_stage(session=session, settings=settings, spec=spec, sweep_id=sweep_id)
 
 
-def _rebuild_if_lost(*, session: Session, spec: SweepSpec, study: Any, sweep_id: int) -> None:
-    """tricklab's rows are the source of truth: an Optuna study that lost its trials (its file deleted, its
-    schema dropped) is given them again, in order, and the rows take the new trials' numbers."""
-    import optuna
-
-    trials = list(
-        session.scalars(
-            select(SweepTrial)
-            .where(SweepTrial.sweep_id == sweep_id, SweepTrial.optuna_number.is_not(None))
-            .order_by(SweepTrial.optuna_number)
-            .with_for_update()
-        )
-    )
-    if not trials or len(study.get_trials(deepcopy=False)) >= len(trials):
-        return
-    log.warning("sweep %s: Optuna's study holds fewer trials than tricklab's rows; rebuilding it", sweep_id)
-    distributions = sweep_optuna.distributions(spec)
-    states = {
-        TrialState.complete: optuna.trial.TrialState.COMPLETE,
-        TrialState.pruned: optuna.trial.TrialState.PRUNED,
-        TrialState.failed: optuna.trial.TrialState.FAIL,
-    }
-    numbers: dict[int, int] = {}
-    for trial in trials:
-        if trial.state == TrialState.running:
-            study.enqueue_trial(trial.params, skip_if_exists=False)
-            asked = study.ask()
-            sweep_optuna.suggest(asked, spec)
-            numbers[trial.id] = asked.number
-            trial.reported_epoch = 0  # its epochs are reported again to the new study's pruner
-            continue
-        complete = trial.state == TrialState.complete
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=trial.params,
-                distributions={key: distributions[key] for key in trial.params},
-                value=trial.value if complete else None,
-                state=states[trial.state],
-            )
-        )
-        numbers[trial.id] = study.get_trials(deepcopy=False)[-1].number
-    for trial in trials:  # two passes: the pair (sweep, number) is unique at every flush
-        trial.optuna_number = None
-    session.flush()
-    for trial in trials:
-        trial.optuna_number = numbers[trial.id]
-    session.commit()
-
-
 # --- running trials -----------------------------------------------------------------------------
-
-
-def _trial_runs(session: Session, trial_id: int, *, confirm: bool | None = False) -> list[tuple[Run, int]]:
-    statement = (
-        select(Run, SweepRun.seed).join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.trial_id == trial_id)
-    )
-    if confirm is not None:
-        statement = statement.where(SweepRun.confirm.is_(confirm))
-    return [(run, seed) for run, seed in session.execute(statement.order_by(SweepRun.seed)).all()]
 
 
 def _watch(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, trial_id: int) -> None:
     trial = session.scalars(select(SweepTrial).where(SweepTrial.id == trial_id).with_for_update()).one()
     if trial.state != TrialState.running:
         return
-    runs = [run for run, _seed in _trial_runs(session, trial.id)]
+    runs = [run for run, _seed in sweep_trials.trial_runs(session, trial.id)]
     if not isinstance(spec.pruner, NoPruner) and _report(
         session=session, spec=spec, study=study, trial=trial, runs=runs
     ):
@@ -169,7 +111,7 @@ def _watch(*, session: Session, settings: Settings, spec: SweepSpec, study: Any,
         # Asked now, with the failed trial's parameters fixed: Optuna records a trial of its own for it.
         study.enqueue_trial(trial.params, skip_if_exists=False)
         asked = study.ask()
-        _queue_trial(
+        sweep_trials.queue_trial(
             session=session,
             settings=settings,
             spec=spec,
@@ -269,73 +211,6 @@ def _why_pruned(spec: SweepSpec, study: Any, trial: SweepTrial, *, epoch: int, v
 # --- new trials ------------------------------------------------------------------------------------
 
 
-def _queue_trial(
-    *,
-    session: Session,
-    settings: Settings,
-    spec: SweepSpec,
-    sweep_id: int,
-    optuna_number: int,
-    params: dict[str, Any],
-    retry_of: int | None = None,
-) -> SweepTrial:
-    """Record the trial and queue one run per paired seed (flushed, not committed)."""
-    sweep = session.get(Sweep, sweep_id)
-    assert sweep is not None
-    number = session.scalar(
-        select(func.coalesce(func.max(SweepTrial.number) + 1, 0)).where(SweepTrial.sweep_id == sweep_id)
-    )
-    trial = SweepTrial(sweep_id=sweep_id, number=number, optuna_number=optuna_number, params=params, retry_of=retry_of)
-    session.add(trial)
-    session.flush()
-    try:
-        for seed in seeds(spec):
-            _queue_run(
-                session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=False
-            )
-    except InvalidConfig as exc:
-        # A combination RunConfig refuses (checked per bound at creation, not per pair): the trial fails.
-        log.warning("sweep %s trial %s: %s", sweep_id, number, exc)
-        trial.state, trial.finished_at, trial.pruned = TrialState.failed, utcnow(), f"refused: {exc}"
-    return trial
-
-
-def _queue_run(
-    *, session: Session, settings: Settings, spec: SweepSpec, sweep: Sweep, trial: SweepTrial, seed: int, confirm: bool
-) -> None:
-    name = f"{sweep.name} #{trial.number} seed {seed}" + (" confirm" if confirm else "")
-    with session.begin_nested():
-        run = run_service.queue_run(
-            session=session,
-            settings=settings,
-            config=trial_config(spec, trial.params, seed=seed, name=name[:200]),
-            priority=spec.priority,
-            created_by=sweep.created_by,
-        )
-        session.add(SweepRun(run_id=run.id, trial_id=trial.id, seed=seed, confirm=confirm))
-
-
-def _adopt_orphans(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:
-    import optuna
-
-    _locked(session, sweep_id)  # a trial another controller has just asked for is queued by that one
-    known = set(session.scalars(select(SweepTrial.optuna_number).where(SweepTrial.sweep_id == sweep_id)))
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if frozen.number not in known:
-            log.info("sweep %s: Optuna's trial %s was asked but never queued; queueing it", sweep_id, frozen.number)
-            # Suggested again on the same trial: Optuna answers the values it already gave, and the rest.
-            params = sweep_optuna.suggest(optuna.trial.Trial(study, frozen._trial_id), spec)
-            _queue_trial(
-                session=session,
-                settings=settings,
-                spec=spec,
-                sweep_id=sweep_id,
-                optuna_number=frozen.number,
-                params=params,
-            )
-    session.commit()
-
-
 def budget_of(spec: SweepSpec) -> int:
     return min(spec.budget.trials, grid_size(spec)) if isinstance(spec.sampler, Grid) else spec.budget.trials
 
@@ -357,15 +232,9 @@ def _out_of_time(sweep: Sweep, spec: SweepSpec) -> bool:
     return minutes is not None and utcnow() >= sweep.created_at + timedelta(minutes=minutes)
 
 
-def _locked(session: Session, sweep_id: int) -> Sweep:
-    """The sweep's row, locked until the commit: one controller at a time asks for it (PostgreSQL; on
-    SQLite every write transaction holds the database's lock)."""
-    return session.scalars(select(Sweep).where(Sweep.id == sweep_id).with_for_update()).one()
-
-
 def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:
     while True:
-        sweep = _locked(session, sweep_id)
+        sweep = sweep_trials.locked(session, sweep_id)
         used, running = _searched(session, sweep_id)
         if sweep.status != SweepStatus.running or running >= spec.budget.parallel or used >= budget_of(spec):
             break
@@ -373,7 +242,7 @@ def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, s
             break
         asked = study.ask()
         params = sweep_optuna.suggest(asked, spec)
-        trial = _queue_trial(
+        trial = sweep_trials.queue_trial(
             session=session, settings=settings, spec=spec, sweep_id=sweep_id, optuna_number=asked.number, params=params
         )
         session.commit()
@@ -388,14 +257,14 @@ def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, s
 
 
 def _next_stage(*, session: Session, settings: Settings, spec: SweepSpec, sweep_id: int) -> None:
-    sweep = _locked(session, sweep_id)
+    sweep = sweep_trials.locked(session, sweep_id)
     used, running = _searched(session, sweep_id)
     if sweep.status == SweepStatus.running and not running and (used >= budget_of(spec) or _out_of_time(sweep, spec)):
         top = _ranked(session, spec, sweep_id)[: spec.confirm.top] if spec.confirm else []
         if len(top) >= 2:
             for trial in top:
                 for seed in seeds(spec, confirm=True):
-                    _queue_run(
+                    sweep_trials.queue_run(
                         session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=True
                     )
             sweep.status = SweepStatus.confirming
@@ -429,7 +298,7 @@ def _conclude(session: Session, spec: SweepSpec, sweep: Sweep, trials: list[Swee
     column = spec.objective_info.run_column
     candidates = []
     for trial in trials:
-        runs = _trial_runs(session, trial.id, confirm=None)
+        runs = sweep_trials.trial_runs(session, trial.id, confirm=None)
         values = [getattr(run, column) for run, _seed in runs if run.status == RunStatus.succeeded]
         candidates.append(Candidate(trial.number, trial.params, [v for v in values if v is not None]))
     sweep.conclusion = verdict(candidates, direction=spec.objective_info.direction)

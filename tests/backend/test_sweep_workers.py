@@ -77,6 +77,12 @@ def test_halving_stops_poor_runs_as_their_epochs_arrive_and_a_killed_worker_cost
     first.wait()
     start_worker(settings)
     wait_for(lambda: status(database, sweep_id) == SweepStatus.finished, timeout=120, what="the sweep to finish")
+
+    def stopping() -> int:  # the last pruned run may still be stopping when the verdict is in
+        with database.session() as session:
+            return session.scalar(select(func.count()).select_from(Run).where(Run.status == RunStatus.running)) or 0
+
+    wait_for(lambda: stopping() == 0, timeout=30, what="the pruned runs to stop")
     with database.session() as session:
         trials = session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep_id)).all()
         pruned = [trial for trial in trials if trial.state == TrialState.pruned]
