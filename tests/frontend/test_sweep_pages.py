@@ -9,9 +9,13 @@ import os
 from pathlib import Path
 
 import httpx
+from sqlalchemy import update
 from testlib.browser import cloud_offers
 from testlib.models import TINY_ARCH
 from testlib.processes import tricklab
+
+from backend.db import Database
+from backend.models import Run
 
 
 def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dashboard, tmp_path: Path):
@@ -94,3 +98,22 @@ def test_the_sweeps_form_shows_422s_beside_their_fields(page, dashboard):
     page.wait_for_selector('#sweep[data-loaded="cancelled"]')
     assert dashboard.client.get_sweep(sweep_id).status == "cancelled"
     assert [e for e in page.errors if not e.startswith("Failed to load resource")] == []
+
+
+def test_a_pruned_run_says_so_on_its_page(page, dashboard):
+    """A run its sweep pruned ends cancelled, with the reason on its row: its page names the rung and figures."""
+    run = dashboard.submit("pruned tryout")
+    dashboard.client.cancel_run(run["id"])
+    dashboard.wait(run["id"])  # cancelled while queued, or stopped by its worker
+    why = "pruned at epoch 1, rung 0: peak valid top-1 (%) 12.50, against the median 40.00 of 3 trials (50.00, 40.00)"
+    database = Database(dashboard.database_url)
+    with database.session(write=True) as session:
+        session.execute(update(Run).where(Run.id == run["id"]).values(pruned=why))
+        session.commit()
+    database.dispose()
+    assert dashboard.client.get_run(run["id"]).pruned == why
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    page.wait_for_selector("#run-outcome:not([hidden])")
+    outcome = page.locator("#run-outcome").text_content() or ""
+    assert outcome.startswith("Pruned by its sweep ") and outcome.endswith(f": {why}.")
+    assert page.locator("#run-status").text_content() == "pruned"
