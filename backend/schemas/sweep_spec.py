@@ -32,8 +32,8 @@ class _Strict(BaseModel):
 
 class FloatParam(_Strict):
     type: Literal["float"]
-    low: Float
-    high: Float
+    low: Float = Field(description="the smallest value tried")
+    high: Float = Field(description="the largest value tried (above low)")
     log: bool = Field(False, description="sample on a log scale (low must be above 0)")
 
     @model_validator(mode="after")
@@ -47,8 +47,8 @@ class FloatParam(_Strict):
 
 class IntParam(_Strict):
     type: Literal["int"]
-    low: Int
-    high: Int
+    low: Int = Field(description="the smallest value tried")
+    high: Int = Field(description="the largest value tried (above low)")
     log: bool = Field(False, description="sample on a log scale (low must be at least 1)")
 
     @model_validator(mode="after")
@@ -142,7 +142,7 @@ class TPE(_Strict):
 
 class RandomSearch(_Strict):
     name: Literal["random"]
-    seed: SamplerSeed | None = Field(None)
+    seed: SamplerSeed | None = Field(None, description="a fixed seed reproduces the suggestions")
 
 
 class Grid(_Strict):
@@ -152,8 +152,8 @@ class Grid(_Strict):
 
 class CmaEs(_Strict):
     name: Literal["cmaes"]
-    seed: SamplerSeed | None = Field(None)
-    n_startup_trials: Int = Field(1, ge=0, le=MAX_TRIALS)
+    seed: SamplerSeed | None = Field(None, description="a fixed seed reproduces the suggestions")
+    n_startup_trials: Int = Field(1, ge=0, le=MAX_TRIALS, description="random trials before CMA-ES adapts")
 
 
 Sampler = Annotated[TPE | RandomSearch | Grid | CmaEs, Field(discriminator="name")]

@@ -12,8 +12,8 @@ from backend.schemas.sweep_spec import SweepSpec
 
 
 class TrialRun(BaseModel):
-    run_id: int
-    seed: int
+    run_id: int = Field(description="the run's id")
+    seed: int = Field(description="its paired seed")
     confirm: bool = Field(description="a run of the confirmation stage")
     status: RunStatus
     value: float | None = Field(description="the run's objective once it has finished")
@@ -34,7 +34,7 @@ class TrialPublic(BaseModel):
 
 
 class SweepPublic(BaseModel):
-    id: int
+    id: int = Field(description="the sweep's id")
     name: str
     status: SweepStatus
     spec: SweepSpec
@@ -52,7 +52,7 @@ class SweepPublic(BaseModel):
 
 class SweepsPublic(BaseModel):
     data: list[SweepPublic]
-    count: int
+    count: int = Field(description="sweeps over all pages")
 
 
 class SweepFigures(BaseModel):

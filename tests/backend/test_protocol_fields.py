@@ -41,6 +41,7 @@ RUN_OWN_COLUMNS = {
     "finished_at",
     "heartbeat_at",
     "disk_bytes",  # the worker measures the folder; the trainer reports nothing of it
+    "pruned",  # a sweep's controller writes why it stopped the run
 }
 
 
