@@ -41,7 +41,7 @@ ONE_WORKER_UNIT = "slow session fixtures"
 # first, so that no long file is left to run alone at the end while the other cores idle. A unit not
 # named here counts a second a test; a wrong figure costs balance, never a test.
 UNIT_SECONDS = {
-    ONE_WORKER_UNIT: 250,  # the sweep pages' end-to-end sweep: 50 of them
+    ONE_WORKER_UNIT: 230,  # the sweep pages' end-to-end sweep: 30 of them
     "tests/bench/test_bench_smoke.py": 80,
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
@@ -58,8 +58,8 @@ UNIT_SECONDS = {
     "tests/backend/test_cli_tokens.py": 25,
     "tests/backend/test_machine_faults.py": 22,
     "tests/backend/test_lr_range_end_to_end.py": 17,
-    "tests/backend/services/test_sweep_controller.py": 45,
-    "tests/backend/test_sweep_workers.py": 40,
+    "tests/backend/services/test_sweep_controller.py": 25,
+    "tests/backend/test_sweep_workers.py": 20,
 }
 
 
