@@ -15,6 +15,7 @@ from backend.api.errors import add_error_handlers
 from backend.api.main import api_router
 from backend.db import Database
 from backend.security.middleware import SecurityMiddleware
+from backend.services.sweep_loop import SweepLoop
 from backend.settings import Settings
 from backend.web import errors, login, pages
 
@@ -26,7 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate.upgrade, database)
+        controller = SweepLoop(database=database, settings=settings) if settings.sweep_controller else None
+        if controller is not None:
+            controller.start()
         yield
+        if controller is not None:
+            await anyio.to_thread.run_sync(controller.stop)
         database.dispose()
 
     app = FastAPI(

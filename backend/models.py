@@ -156,6 +156,8 @@ class Run(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     failure_kind: Mapped[FailureKind | None] = mapped_column(_enum(FailureKind, "failure_kind"))
     error: Mapped[str | None] = mapped_column(Text)
+    # Why a sweep's controller stopped it early (its rung and the figures it was judged against); it ends cancelled.
+    pruned: Mapped[str | None] = mapped_column(Text)
     start_epoch: Mapped[int] = mapped_column(default=0)
     # What the latest attempt trains on, from the trainer's start event: processes, "4 × H200".
     world_size: Mapped[int | None] = mapped_column(Integer)
@@ -323,3 +325,76 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))  # the request it came with: another one is refused
     resource_id: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SweepStatus(enum.StrEnum):
+    running = "running"  # the controller asks, queues and tells
+    paused = "paused"  # its running trials finish; nothing new is queued until it resumes
+    confirming = "confirming"  # the search is spent; the top configurations run over more seeds
+    finished = "finished"
+    cancelled = "cancelled"
+
+
+ACTIVE_SWEEP_STATUSES = frozenset({SweepStatus.running, SweepStatus.paused, SweepStatus.confirming})
+
+
+class TrialState(enum.StrEnum):
+    running = "running"  # its runs are queued or training
+    complete = "complete"
+    pruned = "pruned"
+    failed = "failed"
+
+
+class Sweep(Base):
+    """An Optuna search over RunConfig keys, run as ordinary runs by the sweep controller.
+
+    ``spec`` is the validated request (``backend.schemas.sweep_spec.SweepSpec``): the space, the
+    objective, the budget, the seeds and the sampler's and pruner's settings, so that a restarted server
+    rebuilds the same sampler and continues. ``conclusion`` is the confirmation's verdict once known.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[SweepStatus] = mapped_column(_enum(SweepStatus, "sweep_status"), default=SweepStatus.running)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    conclusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SweepTrial(Base):
+    """One configuration the sampler suggested (or a finished run brought in): its parameters as Optuna
+    suggested them, its state and objective (the mean over its search seeds)."""
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (UniqueConstraint("sweep_id", "number"), UniqueConstraint("sweep_id", "optuna_number"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]  # 0, 1, ... within the sweep
+    # The Optuna trial's number: unique, so that a trial asked before a restart is never queued twice.
+    optuna_number: Mapped[int | None]
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[TrialState] = mapped_column(_enum(TrialState, "trial_state"), default=TrialState.running)
+    warm: Mapped[bool] = mapped_column(Boolean, default=False)  # finished runs brought in, not queued
+    retry_of: Mapped[int | None]  # the number of the failed trial whose parameters it runs again
+    value: Mapped[float | None] = mapped_column(Float)
+    reported_epoch: Mapped[int] = mapped_column(default=0)  # the last epoch told to the pruner
+    pruned: Mapped[str | None] = mapped_column(Text)  # at which rung, against which figures
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class SweepRun(Base):
+    """A run of a trial: one per seed, in the search or in the confirmation stage."""
+
+    __tablename__ = "sweep_runs"
+
+    # A run of one sweep may join another's trial too (warm start): the pair is the key.
+    trial_id: Mapped[int] = mapped_column(ForeignKey("sweep_trials.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True)
+    seed: Mapped[int]
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "then answers 503 with Retry-After, a worker tries again later",
     )
     kill_grace_seconds: float = Field(3.0, gt=0, description="SIGTERM to SIGKILL delay when stopping a trainer")
+    sweep_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often the server's sweep controller reads new epochs and finished runs"
+    )
+    sweep_controller: bool = Field(
+        True, description="run the sweep controller in the server process (off: a test drives it by hand)"
+    )
     sse_poll_seconds: float = Field(0.5, gt=0, le=5, description="how often an event stream reads the database")
     sse_keepalive_seconds: float = Field(
         15.0, gt=0, description="interval of the keep-alive comment on an event stream"

@@ -41,7 +41,7 @@ ONE_WORKER_UNIT = "slow session fixtures"
 # first, so that no long file is left to run alone at the end while the other cores idle. A unit not
 # named here counts a second a test; a wrong figure costs balance, never a test.
 UNIT_SECONDS = {
-    ONE_WORKER_UNIT: 200,
+    ONE_WORKER_UNIT: 230,  # the sweep pages' end-to-end sweep: 30 of them
     "tests/bench/test_bench_smoke.py": 80,
     # Mostly waiting on the real Slurm (a time limit is enforced about once a minute, three trainer starts):
     # started first, they overlap the others.
@@ -62,6 +62,8 @@ UNIT_SECONDS = {
     "tests/backend/test_cli_tokens.py": 25,
     "tests/backend/test_machine_faults.py": 22,
     "tests/backend/test_lr_range_end_to_end.py": 17,
+    "tests/backend/services/test_sweep_controller.py": 25,
+    "tests/backend/test_sweep_workers.py": 20,
 }
 
 

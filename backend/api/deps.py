@@ -137,6 +137,7 @@ ModeQuery = Annotated[
 ]
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="run id")]
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="study id")]
+SweepId = Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")]
 # Offsets and counts past any table's size; bounded so that no value overflows a 64-bit column.
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to leave out, for paging")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]

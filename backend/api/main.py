@@ -17,6 +17,7 @@ from backend.api.routes import (
     runs,
     schedule,
     studies,
+    sweeps,
     workers,
 )
 from backend.schemas.security import HOST_REFUSAL, REFUSALS
@@ -38,6 +39,7 @@ for routes in (
     schedule,
     compare,
     studies,
+    sweeps,
     effects,
     reports,
     workers,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backend.cli import find, gc, organise, pull, serve, submit, tokens, worker
+from backend.cli import find, gc, organise, pull, serve, submit, sweeps, tokens, worker
 from backend.cli.common import EXIT_USAGE
 
 # Ours, parsed without the trainer's commands: importing those loads torch (seconds, and memory
 # the server and its workers never use).
-OWN_COMMANDS = ("serve", "worker", "submit", "token", "find", "runs", "studies", "pull", "gc")
+OWN_COMMANDS = ("serve", "worker", "submit", "token", "find", "runs", "studies", "sweeps", "pull", "gc")
 
 
 def build_parser(*, trainer_commands: bool = True) -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser(*, trainer_commands: bool = True) -> argparse.ArgumentParser:
         "workers, submit runs, train by hand, get the dataset.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (serve, worker, submit, find, tokens, organise, pull, gc):
+    for command in (serve, worker, submit, find, tokens, organise, sweeps, pull, gc):
         command.add_command(commands)
     if trainer_commands:
         from trainer.cli import add_trainer_commands

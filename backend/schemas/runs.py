@@ -118,6 +118,10 @@ class RunPublic(BaseModel):
     worker: str | None
     failure_kind: FailureKind | None = Field(description="kind of the latest failure, kept if a retry succeeds")
     error: str | None = Field(description="message of the latest failure (the trainer's last stderr lines)")
+    pruned: str | None = Field(
+        None,
+        description="why a sweep stopped it early (it ends cancelled): at which rung, against which figures",
+    )
     cancel_requested: bool
     created_by: str | None = Field(description="name of the token that queued it; null on an open server")
     created_at: datetime

@@ -60,3 +60,8 @@ class InvalidSweep(ServiceError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"sweep.{field}: {message}" for field, message in errors.items()))
+
+
+class InvalidSearch(InvalidStudy):
+    """A sweep request (an Optuna search) that cannot be used (422); ``errors`` maps request locations to
+    messages, e.g. ``("space", "optim.lr")``."""

@@ -25,7 +25,12 @@ from backend.services.errors import NotFound
 
 API_PREFIX = "/api/"
 # Path and query parameters of the pages, as a person would name what they typed.
-PARAMETER_NOUNS = {"run_id": "a run id", "study_id": "a study id", "runs": "a list of run ids, e.g. 1,2,3"}
+PARAMETER_NOUNS = {
+    "run_id": "a run id",
+    "study_id": "a study id",
+    "sweep_id": "a sweep id",
+    "runs": "a list of run ids, e.g. 1,2,3",
+}
 
 MISSING = re.compile(r"(?P<kind>runs?|study|file) (?P<what>.+) not found")
 

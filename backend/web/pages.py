@@ -8,6 +8,7 @@ serves ``STATIC`` (the pages' own scripts and styles) at /static.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,9 +24,10 @@ from backend.api.query import KnownQueryOnly
 from backend.models import MAX_ID, RunKind, RunStatus
 from backend.reports.labels import logged_lr_groups
 from backend.schemas.compare import MODES
-from backend.schemas.study_spec import SEED_RUNS, SWITCHES
+from backend.schemas.study_spec import CPU_TRYOUT, SEED_RUNS, SWITCHES
+from backend.schemas.sweep_spec import OBJECTIVES, PRESETS
 from backend.security.auth import current_principal
-from backend.services import lr_range, studies, workers
+from backend.services import lr_range, studies, sweeps, workers
 from backend.services import runs as run_service
 from backend.services.compare import missing_runs
 from backend.services.errors import NotFound
@@ -158,6 +160,31 @@ def studies_page(request: Request, session: SessionDep, settings: SettingsDep) -
 def study_page(request: Request, study_id: PageId, session: SessionDep) -> HTMLResponse:
     study = studies.get_study(session=session, study_id=study_id)
     return _page(request, "study.html", page="studies", study_id=study_id, name=study.name)
+
+
+# A sweep's base that trains in minutes on a CPU (the studies' try-out, less the teacher's key).
+SWEEP_TRYOUT = {key: value for key, value in CPU_TRYOUT.items() if not key.startswith("teacher.")}
+
+
+@router.get("/sweeps", response_class=HTMLResponse)
+def sweeps_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    base = {**SWEEP_TRYOUT, "data.root": str(settings.data_roots[0])}
+    space = {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    return _page(
+        request,
+        "sweep_index.html",
+        page="sweeps",
+        presets=PRESETS,
+        objectives=[(key, objective.title) for key, objective in OBJECTIVES.items()],
+        base=json.dumps(base, indent=2),
+        space=json.dumps(space, indent=2),
+    )
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: PageId, session: SessionDep) -> HTMLResponse:
+    sweep = sweeps.get_sweep(session=session, sweep_id=sweep_id)
+    return _page(request, "sweep.html", page="sweeps", sweep_id=sweep_id, name=sweep.name)
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -4,8 +4,8 @@ One method per route, named as the route is (``create_run`` is ``POST /api/v1/ru
 a typed model from ``tricklab.models`` and raising one of ``tricklab.errors`` for an unsuccessful
 answer. The HTTP itself lives in one private transport, as MLflow's ``MlflowClient`` keeps it; the
 methods live by concern: runs (``_runs.py``), studies (``_studies.py``), metrics, comparisons and
-reports (``_metrics.py``), a run's files (``_files.py``), and here what is left (health, LR range
-tests, workers, any other route).
+reports (``_metrics.py``), a run's files (``_files.py``), sweeps (``sweeps.py``), and here what is left
+(health, LR range tests, workers, any other route).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from tricklab._runs import _Runs
 from tricklab._studies import _Studies
 from tricklab._transport import _Transport
 from tricklab.models import Health, LRRangeTest, LRRangeTestCreated, Workers
+from tricklab.sweeps import SweepMethods
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-class Client(_Runs, _Studies, _Metrics, _Files):
+class Client(_Runs, _Studies, _Metrics, _Files, SweepMethods):
     """A tricklab server's REST API.
 
     ``url`` defaults to ``$TRICKLAB_SERVER`` or the local dashboard, ``token`` to ``$TRICKLAB_TOKEN``

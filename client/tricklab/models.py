@@ -29,6 +29,7 @@ class Run(Resource):
     study_id: int | None = None
     attempt: int = 0
     error: str | None = None
+    pruned: str | None = None  # why a sweep stopped it early (it ends cancelled): its rung and figures
     cancel_requested: bool = False
     created_by: str | None = None
     created_at: datetime

@@ -3,7 +3,8 @@
 It speaks the trainer's JSON-lines protocol and honours RUN_DIR/ATTEMPT. What it does is chosen
 by words in the run's name: "fail" (error event, traceback on stderr, exit 1), "slow" (0.3 s per
 epoch), "hang" (start, then sleep until killed), "nan" (a diverged loss and a malformed event),
-"peak" (valid top-1 peaks at epoch 2 while the loss keeps falling: the peak is not the checkpoint).
+"peak" (valid top-1 peaks at epoch 2 while the loss keeps falling: the peak is not the checkpoint),
+"lr-sensitive" (a learning rate of 0.01 or more learns a third as well: a sweep's poor half).
 Each start appends a line to RUN_DIR/invocations. ``--check-cuda N`` answers as the trainer does: it
 names N GPUs, or fails with the reason in FAKE_CUDA_PROBLEM.
 """
@@ -47,6 +48,9 @@ def main() -> int:
         time.sleep(600)
 
     def valid_top1(epoch: int) -> float:
+        if "lr-sensitive" in name:  # a sweep's runs: a learning rate of 0.01 or more learns a third as well
+            lr = config["optim"]["lr"]
+            return 9.0 * epoch * (1.0 if lr < 0.01 else 0.3) + lr
         return 18.0 - (epoch - 2) if "peak" in name and epoch > 2 else 9.0 * epoch
 
     for epoch in range(1, epochs + 1):

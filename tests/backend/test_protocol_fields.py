@@ -47,6 +47,7 @@ RUN_OWN_COLUMNS = {
     "slurm_restarts",
     "slurm_state",
     "slurm_reason",
+    "pruned",  # a sweep's controller writes why it stopped the run
 }
 
 

@@ -58,8 +58,15 @@ with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
     grid = {"name": "grid", "grid": {"switches": {"cosine": True}}, "seeds": 1,
             "overrides": {"data.root": str(data_root), "model.pretrained": False}}
     study = call("study", "POST", "/api/v1/studies", json=grid).json()
+    # A sweep: the server's controller asks Optuna and queues its trials' runs, in this process.
+    lr = {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    sweep_body = {"name": "lr", "space": lr, "base": {"data.root": str(data_root), "model.pretrained": False}}
+    sweep = call("sweep", "POST", "/api/v1/sweeps", json=sweep_body).json()
+    while not httpx.get(f"http://127.0.0.1:{port}/api/v1/sweeps/{sweep['id']}").json()["trials"]:
+        time.sleep(0.2)
+    call("sweep figures", "GET", f"/api/v1/sweeps/{sweep['id']}/figures")
     for page in ["/", "/runs/new", f"/runs/{run['id']}", "/studies", f"/studies/{study['id']}",
-                 f"/compare?runs={run['id']}", "/docs", "/redoc", "/nope"]:
+                 f"/compare?runs={run['id']}", "/sweeps", f"/sweeps/{sweep['id']}", "/docs", "/redoc", "/nope"]:
         call(page, "GET", page)
     call("compare", "GET", f"/api/v1/compare?run_ids={run['id']}")
     call("study read", "GET", f"/api/v1/studies/{study['id']}")
@@ -84,6 +91,6 @@ def test_the_server_answers_every_page_and_the_torch_paths_without_loading_torch
     answer = json.loads(process.stdout.strip().splitlines()[-1])
     statuses = answer["statuses"]
     assert (statuses.pop("timm run refused"), statuses.pop("/nope")) == (422, 404)
-    assert (statuses.pop("timm run"), statuses.pop("study")) == (201, 201)
+    assert (statuses.pop("timm run"), statuses.pop("study"), statuses.pop("sweep")) == (201, 201, 201)
     assert set(statuses.values()) == {200}, statuses
     assert answer["loaded"] == []

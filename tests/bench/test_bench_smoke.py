@@ -22,6 +22,14 @@ EXPECTED_KEYS = {
     "distributed": {"single_img_s", "multi_img_s", "speedup", "efficiency", "loss_diff_first_epoch"},
     # --smoke: 20 and 60 runs x 4 epochs, SQLite only.
     "runs_filter": {"sqlite_p95_ms_20", "sqlite_p95_ms_60", "sqlite_growth"},
+    # --smoke: 20 trials, 2 rounds, SQLite.
+    "sweep_overhead": {
+        "sqlite_insert_ms",
+        "sqlite_prune_ms",
+        "sqlite_next_ms",
+        "sqlite_prune_ratio",
+        "sqlite_next_ratio",
+    },
     "api_load": {"requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "created", "missing", "duplicates"},
 }
 # Figures a smoke run must get right whatever the machine's load: nothing lost, doubled or failed.

@@ -296,3 +296,22 @@ def test_reports_and_figures_come_as_the_api_writes_them(client, server):
         client.study_figure(study.id, "effects")  # a grid of one seed has no effects to draw
     with pytest.raises(NotFound):
         client.study_report(9999, "tex")
+
+
+def test_sweeps_are_started_read_paused_resumed_and_cancelled_from_the_client(client, server):
+    base = {"data.root": str(server.data_root), "model.arch": "resnet18", "model.pretrained": False, "epochs": 1}
+    with pytest.raises(Invalid) as invalid:
+        client.create_sweep("typo", space={"optim.lrr": {"type": "choice", "values": [0.1]}}, base=base)
+    assert invalid.value.fields == {"space.optim.lrr": "unknown key"}
+    lr = {"optim.lr": {"type": "choice", "values": [1e-3, 1e-2]}}
+    sweep = client.create_sweep("lr", space=lr, base=base, sampler={"name": "grid"}, priority=-1000)
+    assert sweep.status == "running" and sweep.budget == 2
+    assert client.pause_sweep(sweep.id).status == "paused"
+    with pytest.raises(Conflict, match="only a running sweep can be paused"):
+        client.pause_sweep(sweep.id)
+    assert client.resume_sweep(sweep.id).status == "running"
+    assert sweep.id in [listed.id for listed in client.list_sweeps().data]
+    assert client.sweep_figures(sweep.id)["history"]["data"]
+    assert client.cancel_sweep(sweep.id).ended
+    assert client.wait_for_sweep(sweep.id, timeout=10).status == "cancelled"
+    assert {preset.key for preset in client.list_sweep_presets()} == {"mixup_report", "recipe_searched"}

@@ -283,3 +283,9 @@ export function drawEffects(target, effects) {
   document.getElementById(target).style.height = `${extra.height}px`;
   Plotly.react(target, [bar], layout("Main effects and two-way interactions", "points", extra), config("effects"));
 }
+
+// A figure the server built whole (a sweep's, from optuna.visualization, as Plotly JSON), drawn with
+// the page's config: nothing leaves the machine from it either.
+export function drawFigure(target, figure, name) {
+  window.Plotly.react(target, figure.data, { ...figure.layout, autosize: true }, config(name));
+}

@@ -45,9 +45,11 @@ export function when(iso) {
 }
 
 export function statusBadge(run) {
-  // A run whose Slurm job still waits is "queued in Slurm", with Slurm's reason, not running.
+  // A run whose Slurm job still waits is "queued in Slurm", with Slurm's reason, not running; a run its
+  // sweep stopped early ends cancelled, and is shown as what happened to it.
   const waiting = run.status === "running" && run.slurm_state === "PENDING";
-  const badge = el("span", { class: `status status-${waiting ? "queued" : run.status}` }, waiting ? "queued in Slurm" : run.status);
+  const shown = waiting ? "queued in Slurm" : run.pruned && run.status === "cancelled" ? "pruned" : run.status;
+  const badge = el("span", { class: `status status-${waiting ? "queued" : run.status}` }, shown);
   if (run.cancel_requested && ACTIVE.has(run.status)) badge.append(" (cancelling)");
   if (!run.slurm) return badge;
   const where = waiting ? (run.slurm_reason ? `${run.slurm_reason}, job ${run.slurm_job_id}` : `job ${run.slurm_job_id}`) : run.slurm;

@@ -94,6 +94,7 @@ function renderError(current) {
 function outcome(current) {
   const done = current.epoch;
   const after = done ? `after epoch ${done} of ${current.epochs}` : "before its first epoch";
+  if (current.status === "cancelled" && current.pruned) return { text: `Pruned by its sweep ${after}: ${current.pruned}.`, kind: "info" };
   if (current.status === "cancelled") return { text: `Cancelled ${after}.`, kind: "info" };
   if (current.status === "failed") return { text: `Failed ${after}: the error is above.`, kind: "error" };
   if (current.status === "succeeded") return { text: `Finished all ${current.epochs} epochs.`, kind: "ok" };

@@ -1,0 +1,61 @@
+"""``Client``'s sweep methods: an Optuna search over RunConfig keys that the server's controller runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tricklab._transport import _Transport
+from tricklab.sweep_models import Sweep, SweepPage, SweepPreset
+
+
+class SweepMethods:
+    _transport: _Transport
+
+    def create_sweep(
+        self,
+        name: str,
+        *,
+        space: Mapping[str, Mapping[str, Any]],
+        base: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> Sweep:
+        """Start a sweep: ``space`` maps dotted RunConfig keys to ``{"type": "float", "low": ..., "high": ...,
+        "log": ...}``, ``{"type": "int", ...}`` or ``{"type": "choice", "values": [...]}``; ``base`` holds the
+        keys every trial shares; ``settings`` are the other fields of POST /sweeps (objective, budget, seeds,
+        sampler, pruner, confirm, warm_start, priority). Invalid (422) names each bad field."""
+        body = {"name": name, "space": dict(space), "base": dict(base or {}), **settings}
+        return Sweep.model_validate(self._transport.post("/sweeps", body))
+
+    def get_sweep(self, sweep_id: int) -> Sweep:
+        return Sweep.model_validate(self._transport.get(f"/sweeps/{sweep_id}"))
+
+    def list_sweeps(self, *, skip: int = 0, limit: int = 100) -> SweepPage:
+        return SweepPage.model_validate(self._transport.get("/sweeps", skip=skip, limit=limit))
+
+    def list_sweep_presets(self) -> list[SweepPreset]:
+        return [SweepPreset.model_validate(preset) for preset in self._transport.get("/sweeps/presets")]
+
+    def sweep_figures(self, sweep_id: int) -> dict[str, Any]:
+        """The sweep's Plotly figures as JSON: history, parallel, slice, importance (and notes)."""
+        return self._transport.get(f"/sweeps/{sweep_id}/figures")
+
+    def pause_sweep(self, sweep_id: int) -> Sweep:
+        """Queue no new trial; running ones finish (Conflict unless it is running)."""
+        return Sweep.model_validate(self._transport.post(f"/sweeps/{sweep_id}/pause"))
+
+    def resume_sweep(self, sweep_id: int) -> Sweep:
+        return Sweep.model_validate(self._transport.post(f"/sweeps/{sweep_id}/resume"))
+
+    def cancel_sweep(self, sweep_id: int) -> Sweep:
+        return Sweep.model_validate(self._transport.post(f"/sweeps/{sweep_id}/cancel"))
+
+    def wait_for_sweep(self, sweep_id: int, *, timeout: float | None = None, interval: float = 1.0) -> Sweep:
+        """The sweep once it has finished or been cancelled; TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (sweep := self.get_sweep(sweep_id)).ended:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} is still {sweep.status} after {timeout:g} s: {sweep.counts}")
+            time.sleep(interval)
+        return sweep
