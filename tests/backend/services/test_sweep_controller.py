@@ -4,6 +4,7 @@ decision (the best found, a prune, a retry, a restart, the verdict) is checked o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -245,6 +246,31 @@ def test_a_fixed_sampler_seed_reproduces_the_suggestions(world):
         advance(database=database, settings=settings, sweep_id=sweep_id)
     assert [t.params for t in trials(database, first)] == [t.params for t in trials(database, second)]
     assert len({t.params["optim.lr"] for t in trials(database, first)}) == 3
+
+
+def lr_curve(config: dict[str, Any], epoch: int) -> float:
+    """Peaks at a learning rate of 1e-2, falling off with the distance in decades."""
+    return (80.0 - 20 * (math.log10(config["optim"]["lr"]) + 2) ** 2) * epoch / EPOCHS
+
+
+def test_cma_es_searches_a_continuous_space_after_its_startup_trials(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings, epochs=1),
+        space={"optim.lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+        sampler={"name": "cmaes", "seed": 3, "n_startup_trials": 2},
+        budget={"trials": 8, "parallel": 2},
+    )
+    Workers(database, settings, lr_curve).drive(sweep_id)
+    study = study_of(database, settings, sweep_id)
+    assert isinstance(study.sampler, optuna.samplers.CmaEsSampler)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 8
+    # The trials after the random start were CMA-ES's own: it records their generation.
+    assert all("cma:generation" in t.system_attrs for t in done[2:]), [t.system_attrs for t in done]
+    assert abs(math.log10(study.best_params["optim.lr"]) + 2) < 1
 
 
 def test_pause_resume_and_cancel(world):
