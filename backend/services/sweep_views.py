@@ -124,7 +124,8 @@ def _history(sweep: SweepPublic) -> dict[str, Any]:
         "data": traces,
         "layout": {
             "title": {"text": f"{title} per trial"},
-            "xaxis": {"title": {"text": "trial"}},
+            # Trials are numbered: ticks on whole numbers, at most about ten of them.
+            "xaxis": {"title": {"text": "trial"}, "tick0": 0, "dtick": max(1, -(-len(sweep.trials) // 10))},
             "yaxis": {"title": {"text": title}},
         },
     }

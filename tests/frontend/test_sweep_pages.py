@@ -66,6 +66,9 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3")
     best = page.evaluate("document.getElementById('figure-history').data.find(t => t.name === 'best so far').y")
     assert len(best) == 2
+    # Trial numbers are whole: the axis ticks them so, not at 0.2, 0.4, ...
+    ticks = page.evaluate("[...document.querySelectorAll('#figure-history .xtick text')].map(t => t.textContent)")
+    assert ticks == ["0", "1"], ticks
     assert cloud_offers(page) == []
     assert page.errors == []
     page.screenshot(path=os.environ.get("SWEEP_SCREENSHOT", str(tmp_path / "sweep.png")), full_page=True)
