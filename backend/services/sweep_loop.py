@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from backend.db import Database
+from sqlalchemy.exc import DBAPIError
+
+from backend.db import Database, is_unavailable, unavailable_reason
 from backend.services import sweeps
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
@@ -42,12 +44,19 @@ class SweepLoop:
                 return
             try:
                 advance(database=self.database, settings=self.settings, sweep_id=sweep_id)
-            except Exception:
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise  # not the sweep's fault: the loop waits for the database
                 log.exception("sweep %s: the controller's step failed; it is tried again", sweep_id)
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.sweep_poll_seconds):
             try:
                 self.tick()
-            except Exception:  # the database is down: the next tick tries again
-                log.exception("sweep controller: reading the active sweeps failed")
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("sweep controller: reading the active sweeps failed")
+                    continue
+                # A database away is the machine's fault, which the API answers with 503s: a line, no traceback.
+                reason = unavailable_reason(exc) if isinstance(exc, DBAPIError) else type(exc).__name__
+                log.warning("sweep controller: the database is unreachable (%s); tried again next tick", reason)
