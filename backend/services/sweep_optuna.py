@@ -117,10 +117,19 @@ def _grid_sampler(space: dict[str, list[Any]], seed: int | None) -> Any:
     return AskAndTellGrid(space, seed=seed)
 
 
-def _sampler(spec: SweepSpec) -> Any:
+def _seed(seed: int | None, asked: int) -> int | None:
+    """The sampler's seed in a process that loads a study already holding ``asked`` trials: a sampler
+    seeded as at the start would draw its first suggestions again (a restarted server would repeat the
+    trials before it). Derived from both, it still reproduces a sweep restarted at the same point."""
+    if seed is None or not asked:
+        return seed
+    return (seed * 1_000_003 + asked) % 2**32
+
+
+def _sampler(spec: SweepSpec, *, asked: int = 0) -> Any:
     import optuna
 
-    sampler = spec.sampler
+    sampler = spec.sampler.model_copy(update={"seed": _seed(spec.sampler.seed, asked)})
     if isinstance(sampler, TPE):
         # The constant liar keeps trials queued at once from being suggested the same point.
         return optuna.samplers.TPESampler(
@@ -172,6 +181,9 @@ def study(database_url: str, sweep: Sweep) -> optuna.Study:
         direction=spec.objective_info.direction,
         load_if_exists=True,
     )
+    asked = len(found.get_trials(deepcopy=False))
+    if asked:
+        found.sampler = _sampler(spec, asked=asked)
     with _lock:
         return _studies.setdefault(key, found)
 
