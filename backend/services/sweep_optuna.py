@@ -144,6 +144,14 @@ def _sampler(spec: SweepSpec, *, asked: int = 0) -> Any:
     return optuna.samplers.CmaEsSampler(seed=sampler.seed, n_startup_trials=sampler.n_startup_trials)
 
 
+def continue_sampler(study: optuna.Study, spec: SweepSpec) -> None:
+    """A study that already holds trials (loaded by a restarted server, or rebuilt) gets a sampler that
+    goes on from them, not one that would draw the first suggestions again."""
+    asked = len(study.get_trials(deepcopy=False))
+    if asked:
+        study.sampler = _sampler(spec, asked=asked)
+
+
 def _pruner(spec: SweepSpec) -> Any:
     import optuna
 
@@ -181,9 +189,7 @@ def study(database_url: str, sweep: Sweep) -> optuna.Study:
         direction=spec.objective_info.direction,
         load_if_exists=True,
     )
-    asked = len(found.get_trials(deepcopy=False))
-    if asked:
-        found.sampler = _sampler(spec, asked=asked)
+    continue_sampler(found, spec)
     with _lock:
         return _studies.setdefault(key, found)
 
