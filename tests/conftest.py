@@ -64,6 +64,7 @@ UNIT_SECONDS = {
     "tests/backend/test_lr_range_end_to_end.py": 17,
     "tests/backend/services/test_sweep_controller.py": 25,
     "tests/backend/test_sweep_workers.py": 20,
+    "tests/backend/test_sweep_restart.py": 30,  # two servers started per database, one killed mid-sweep
 }
 
 

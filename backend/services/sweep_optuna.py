@@ -117,10 +117,19 @@ def _grid_sampler(space: dict[str, list[Any]], seed: int | None) -> Any:
     return AskAndTellGrid(space, seed=seed)
 
 
-def _sampler(spec: SweepSpec) -> Any:
+def _seed(seed: int | None, asked: int) -> int | None:
+    """The sampler's seed in a process that loads a study already holding ``asked`` trials: a sampler
+    seeded as at the start would draw its first suggestions again (a restarted server would repeat the
+    trials before it). Derived from both, it still reproduces a sweep restarted at the same point."""
+    if seed is None or not asked:
+        return seed
+    return (seed * 1_000_003 + asked) % 2**32
+
+
+def _sampler(spec: SweepSpec, *, asked: int = 0) -> Any:
     import optuna
 
-    sampler = spec.sampler
+    sampler = spec.sampler.model_copy(update={"seed": _seed(spec.sampler.seed, asked)})
     if isinstance(sampler, TPE):
         # The constant liar keeps trials queued at once from being suggested the same point.
         return optuna.samplers.TPESampler(
@@ -133,6 +142,14 @@ def _sampler(spec: SweepSpec) -> Any:
         return _grid_sampler(space, sampler.seed)
     assert isinstance(sampler, CmaEs)
     return optuna.samplers.CmaEsSampler(seed=sampler.seed, n_startup_trials=sampler.n_startup_trials)
+
+
+def continue_sampler(study: optuna.Study, spec: SweepSpec) -> None:
+    """A study that already holds trials (loaded by a restarted server, or rebuilt) gets a sampler that
+    goes on from them, not one that would draw the first suggestions again."""
+    asked = len(study.get_trials(deepcopy=False))
+    if asked:
+        study.sampler = _sampler(spec, asked=asked)
 
 
 def _pruner(spec: SweepSpec) -> Any:
@@ -172,6 +189,7 @@ def study(database_url: str, sweep: Sweep) -> optuna.Study:
         direction=spec.objective_info.direction,
         load_if_exists=True,
     )
+    continue_sampler(found, spec)
     with _lock:
         return _studies.setdefault(key, found)
 

@@ -65,6 +65,7 @@ def rebuild_if_lost(*, session: Session, spec: SweepSpec, study: Any, sweep_id: 
     for trial in trials:
         trial.optuna_number = numbers[trial.id]
     session.commit()
+    sweep_optuna.continue_sampler(study, spec)
 
 
 def adopt_orphans(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:

@@ -331,7 +331,7 @@ def test_a_lost_optuna_study_is_rebuilt_from_tricklabs_tables(world):
         base=base(settings),
         space={"tricks.mixup_alpha": {"type": "float", "low": 0.0, "high": 1.0}},
         sampler={"name": "random", "seed": 2},
-        budget={"trials": 4, "parallel": 2},
+        budget={"trials": 6, "parallel": 2},
     )
     workers = Workers(database, settings, mixup_curve)
     advance(database=database, settings=settings, sweep_id=sweep_id)
@@ -352,7 +352,9 @@ def test_a_lost_optuna_study_is_rebuilt_from_tricklabs_tables(world):
     workers.drive(sweep_id)
     found = trials(database, sweep_id)
     study = study_of(database, settings, sweep_id).trials
-    assert len(found) == 4 and len(study) == 4
+    assert len(found) == 6 and len(study) == 6
+    # The two asked after the rebuild: the sampler goes on, never drawing the first trials' values again.
+    assert len({trial.params["tricks.mixup_alpha"] for trial in found}) == 6
     by_number = {t.number: t for t in study}
     for trial in found:
         assert trial.optuna_number is not None
