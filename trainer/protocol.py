@@ -72,7 +72,8 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
-        """The latest epoch with optimizer and RNG states: what a new attempt resumes from."""
+        """The latest epoch with optimizer and RNG states, or the step the warning signal stopped at
+        (``mid_epoch`` in it): what a new attempt resumes from."""
         return self.checkpoints / "last.pt"
 
     def rank_logs(self, attempt: int) -> Path:

@@ -1,0 +1,92 @@
+"""The warning signal (Slurm's SIGUSR2 before a time limit or a preemption) in the middle of an epoch: the
+trainer checkpoints at the step it stops at, and the next start continues from that step exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+import torch
+from test_run import Recorder, prepare, read_jsonl, tiny_config, without_timing
+
+from trainer.loop import warning
+from trainer.loop.checkpoint import load_checkpoint
+from trainer.loop.run import train_run
+from trainer.loop.setup import RunError
+from trainer.protocol import WARNING_SIGNAL, Warned
+
+STEPS_PER_EPOCH = 4  # 32 training images of the demo dataset in batches of 8
+
+
+class WarnAtStep(Recorder):
+    """Sends this process the real warning signal while the loop is at global step ``step``."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.warn_step = step
+
+    def batch(self, step: int) -> None:
+        if step == self.warn_step:
+            os.kill(os.getpid(), signal.Signals[WARNING_SIGNAL])
+
+
+@pytest.fixture
+def warning_handler():
+    previous = signal.getsignal(signal.Signals[WARNING_SIGNAL])
+    warning.listen()
+    yield
+    signal.signal(signal.Signals[WARNING_SIGNAL], previous)
+
+
+@pytest.mark.parametrize("pipeline", ["fast", "reference"])
+def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
+    demo_dataset, tmp_path, warning_handler, pipeline
+):
+    config = tiny_config(
+        demo_dataset,
+        epochs=3,
+        batch_size=8,
+        **{"tricks.mixup_alpha": 0.2, "schedule.name": "onecycle", "data.pipeline": pipeline},
+    )
+    straight = prepare(tmp_path / "straight", config)
+    reference = Recorder()
+    train_run(straight, reporter=reference)
+    assert reference.of("start")[0]["steps_per_epoch"] == STEPS_PER_EPOCH
+
+    resumed = prepare(tmp_path / "resumed", config)
+    warned = WarnAtStep(STEPS_PER_EPOCH + 1)  # the second batch of epoch 2
+    with pytest.raises(Warned, match=r"after batch 2 of epoch 2 \(step 6\)"):
+        train_run(resumed, reporter=warned)
+    # Epoch 2's row waits for the epoch's end; the checkpoint says it was written mid-epoch.
+    assert [row["epoch"] for row in read_jsonl(resumed / "metrics.jsonl")] == [1]
+    state = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step"], state["mid_epoch"]["epoch"], state["mid_epoch"]["batches"]) == (1, 6, 2, 2)
+    assert load_checkpoint(resumed / "checkpoints" / "best.pt")["epoch"] == 1
+    seconds_before = state["mid_epoch"]["seconds"]
+
+    # A changed config is refused from a mid-epoch checkpoint too.
+    changed = tmp_path / "changed"
+    shutil.copytree(resumed, changed)
+    tiny_config(demo_dataset, epochs=3, batch_size=8, **{"optim.lr": 0.01}).save(changed / "config.json")
+    with pytest.raises(RunError, match="different configuration"):
+        train_run(changed, reporter=Recorder())
+
+    warning.listen()  # the next job's trainer: no signal yet
+    recorder = Recorder()
+    train_run(resumed, reporter=recorder)
+
+    assert recorder.of("start")[0]["start_epoch"] == 1
+    rows = read_jsonl(resumed / "metrics.jsonl")
+    assert without_timing(rows) == without_timing(read_jsonl(straight / "metrics.jsonl"))
+    assert rows[1]["seconds"] > seconds_before  # the epoch's time includes the part before the stop
+    # Each logged step once over both starts, as the straight run logged them.
+    assert warned.of("step") + recorder.of("step") == reference.of("step")
+    last = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert "mid_epoch" not in last and last["epoch"] == 3
+    weights = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, last["model"][name]), name
+    assert json.loads((resumed / "result.json").read_text()) == json.loads((straight / "result.json").read_text())
