@@ -41,9 +41,10 @@ def warning_handler():
     signal.signal(signal.Signals[WARNING_SIGNAL], previous)
 
 
-@pytest.mark.parametrize("pipeline", ["fast", "reference"])
+# Stopped after the second batch of epoch 2, and after its last one (the next start only ends the epoch).
+@pytest.mark.parametrize(("pipeline", "batch"), [("fast", 2), ("reference", STEPS_PER_EPOCH)])
 def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
-    demo_dataset, tmp_path, warning_handler, pipeline
+    demo_dataset, tmp_path, warning_handler, pipeline, batch
 ):
     config = tiny_config(
         demo_dataset,
@@ -57,13 +58,19 @@ def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
     assert reference.of("start")[0]["steps_per_epoch"] == STEPS_PER_EPOCH
 
     resumed = prepare(tmp_path / "resumed", config)
-    warned = WarnAtStep(STEPS_PER_EPOCH + 1)  # the second batch of epoch 2
-    with pytest.raises(Warned, match=r"after batch 2 of epoch 2 \(step 6\)"):
+    step = STEPS_PER_EPOCH + batch
+    warned = WarnAtStep(step - 1)  # while the loop is at that batch of epoch 2 (steps count from 0)
+    with pytest.raises(Warned, match=rf"after batch {batch} of epoch 2 \(step {step}\)"):
         train_run(resumed, reporter=warned)
     # Epoch 2's row waits for the epoch's end; the checkpoint says it was written mid-epoch.
     assert [row["epoch"] for row in read_jsonl(resumed / "metrics.jsonl")] == [1]
     state = load_checkpoint(resumed / "checkpoints" / "last.pt")
-    assert (state["epoch"], state["step"], state["mid_epoch"]["epoch"], state["mid_epoch"]["batches"]) == (1, 6, 2, 2)
+    assert (state["epoch"], state["step"], state["mid_epoch"]["epoch"], state["mid_epoch"]["batches"]) == (
+        1,
+        step,
+        2,
+        batch,
+    )
     assert load_checkpoint(resumed / "checkpoints" / "best.pt")["epoch"] == 1
     seconds_before = state["mid_epoch"]["seconds"]
 
