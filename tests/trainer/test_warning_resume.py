@@ -4,12 +4,16 @@ trainer checkpoints at the step it stops at, and the next start continues from t
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
+import socket
 
 import pytest
 import torch
+import torch.multiprocessing as mp
+from test_distributed import LOSS_RTOL
 from test_run import Recorder, prepare, read_jsonl, tiny_config, without_timing
 
 from trainer.loop import warning
@@ -97,3 +101,52 @@ def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
     for name, tensor in weights.items():
         assert torch.equal(tensor, last["model"][name]), name
     assert json.loads((resumed / "result.json").read_text()) == json.loads((straight / "result.json").read_text())
+
+
+def _rank(rank: int, run_dir: str, port: int, warn_step: int | None, said: dict) -> None:
+    """One of two gloo ranks, as torchrun starts them; rank 0 gets the warning signal at ``warn_step``."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1")
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    warning.listen()
+    reporter = WarnAtStep(warn_step) if rank == 0 and warn_step is not None else Recorder()
+    try:
+        train_run(run_dir, reporter=reporter)
+        said[rank] = "done"
+    except Warned as exc:
+        said[rank] = str(exc)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_ranks_stop_at_one_step_and_resume_as_one_process_trains(demo_dataset, tmp_path):
+    """Under torchrun's layout the ranks agree on the step, rank 0 writes the checkpoint before any rank
+    exits, and the resumed pair ends as one process does, within the distributed tests' tolerance."""
+    # No mixup: each rank mixes its own part of the batch, so a pair never mixes as one process does.
+    config = tiny_config(demo_dataset, epochs=2, batch_size=8)
+    alone = prepare(tmp_path / "alone", config)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the pair's two threads: the thread count changes float32 reduction order
+    try:
+        train_run(alone, reporter=Recorder())
+    finally:
+        torch.set_num_threads(threads)
+
+    pair = prepare(tmp_path / "pair", config)
+    said = mp.Manager().dict()
+    mp.spawn(_rank, args=(str(pair), _free_port(), STEPS_PER_EPOCH + 1, said), nprocs=2)
+    assert said[0] == said[1] and "after batch 2 of epoch 2 (step 6)" in said[0], dict(said)
+    assert load_checkpoint(pair / "checkpoints" / "last.pt")["mid_epoch"]["batches"] == 2
+    mp.spawn(_rank, args=(str(pair), _free_port(), None, said), nprocs=2)
+    assert dict(said) == {0: "done", 1: "done"}
+
+    rows_alone, rows_pair = read_jsonl(alone / "metrics.jsonl"), read_jsonl(pair / "metrics.jsonl")
+    assert [row["epoch"] for row in rows_pair] == [1, 2]
+    for row_alone, row_pair in zip(rows_alone, rows_pair, strict=True):
+        assert row_alone["train_top1"] == row_pair["train_top1"]
+        for key in ("train_loss", "valid_loss", "lr"):
+            assert math.isclose(row_alone[key], row_pair[key], rel_tol=LOSS_RTOL), (key, row_alone, row_pair)
