@@ -18,6 +18,7 @@ from test_run import Recorder, prepare, read_jsonl, tiny_config, without_timing
 
 from trainer.loop import warning
 from trainer.loop.checkpoint import load_checkpoint
+from trainer.loop.engine import EpochSoFar, merge_figures
 from trainer.loop.run import train_run
 from trainer.loop.setup import RunError
 from trainer.protocol import WARNING_SIGNAL, Warned
@@ -101,6 +102,15 @@ def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
     for name, tensor in weights.items():
         assert torch.equal(tensor, last["model"][name]), name
     assert json.loads((resumed / "result.json").read_text()) == json.loads((straight / "result.json").read_text())
+
+
+def test_an_epochs_telemetry_over_two_starts_weighs_shares_by_time_and_keeps_the_peaks():
+    before = EpochSoFar(batches=2, sums=[0.0] * 6, seconds=3.0, figures={"data_wait_share": 0.2, "peak_rss_bytes": 5})
+    now = {"data_wait_share": 0.6, "peak_rss_bytes": 4, "gpu_utilization": 90.0}
+    assert merge_figures(before, now, 1.0) == pytest.approx(
+        {"data_wait_share": 0.3, "peak_rss_bytes": 5, "gpu_utilization": 90.0}
+    )
+    assert merge_figures(None, now, 1.0) == now
 
 
 def _rank(rank: int, run_dir: str, port: int, warn_step: int | None, said: dict) -> None:

@@ -187,22 +187,23 @@ def train_one_epoch(
         step += 1
         if stop is not None and stop():
             batches.close()  # ends the telemetry's measures at this step
+            elapsed = time.perf_counter() - started
             sums[5] += images_seen
-            figures = merge_figures(so_far, telemetry.figures(), time.perf_counter() - started)
             raise EpochStopped(
                 EpochSoFar(
                     batches=index + 1,
                     sums=world.all_sum(sums).tolist(),
-                    seconds=earlier_seconds + time.perf_counter() - started,
-                    figures=figures,
+                    seconds=earlier_seconds + elapsed,
+                    figures=merge_figures(so_far, telemetry.figures(), elapsed),
                 )
             )
 
     sums[5] += images_seen
     loss, task_loss, kd_loss, top1, top5, images = world.all_sum(sums).tolist()
     images_seen = round(images)
-    figures = merge_figures(so_far, telemetry.figures(), time.perf_counter() - started)
-    seconds = earlier_seconds + time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    seconds = earlier_seconds + elapsed
+    figures = merge_figures(so_far, telemetry.figures(), elapsed)
     divisor = max(images_seen, 1)
     stats = {
         "train_loss": loss / divisor,
