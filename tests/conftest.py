@@ -50,6 +50,7 @@ UNIT_SECONDS = {
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
     "tests/trainer/test_distributed.py": 45,
+    "tests/trainer/test_warning_resume.py": 45,
     "tests/backend/api/test_api_reports.py": 40,
     "tests/backend/api/test_api_fuzz.py": 40,
     "tests/trainer/test_run.py": 35,

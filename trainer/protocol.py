@@ -21,8 +21,8 @@ from trainer.files import write_atomic
 
 EXIT_FAILED = 1
 EXIT_SUPERSEDED = 3  # the trainer saw a newer attempt in RUN_DIR/ATTEMPT and wrote nothing
-# The trainer stopped on the warning signal (a Slurm job about to be killed or preempted): the last epoch's
-# checkpoint stands, and the run resumes from it in the job's next start.
+# The trainer stopped on the warning signal (a Slurm job about to be killed or preempted) and checkpointed
+# at the step it stopped at: the run continues from the next step in the job's next start.
 EXIT_WARNED = 4
 WARNING_SIGNAL = "SIGUSR2"
 
@@ -72,7 +72,8 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
-        """The latest epoch with optimizer and RNG states: what a new attempt resumes from."""
+        """The latest epoch with optimizer and RNG states, or the step the warning signal stopped at
+        (``mid_epoch`` in it): what a new attempt resumes from."""
         return self.checkpoints / "last.pt"
 
     def rank_logs(self, attempt: int) -> Path:
@@ -115,7 +116,8 @@ class Superseded(Exception):
 
 
 class Warned(Exception):
-    """The warning signal came: the run stops at the step it reached, to resume from its last checkpoint."""
+    """The warning signal came: the run stopped at the step it reached and checkpointed there, to resume at
+    the next step."""
 
 
 def write_attempt(folder: RunFolder, attempt: int) -> None:

@@ -4,6 +4,7 @@ and a preemption, each resumed with every epoch stored once."""
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from testlib.slurm import HOST, create, ended, epochs, get, job_field, job_of, slurm
@@ -12,6 +13,8 @@ from backend.models import RunStatus
 from backend.services import queue as jobs
 from backend.services.slurm_runs import record_job
 from tricklab.local import wait_for
+
+STEPS_PER_EPOCH = 2  # the demo dataset's 32 training images in testlib.slurm's batches of 16
 
 
 def test_cancels_pending_reason_and_time_limit(
@@ -97,7 +100,7 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm
     slurm(slurm_cluster, "scontrol", "requeue", str(job))
     release_after(1)
     # Preempted by a job of the urgent partition: the warning signal first, the trainer
-    # stops at a step and the job requeues itself.
+    # stops at a step, checkpoints there, and the job requeues itself.
     wait_for(lambda: get(db, run_id).start_epoch > 0 and len(epochs(db, run_id)) >= 3, timeout=120, what="epoch 3")
     # One CPU more than is idle: only this job, the one preemptible job, has to make room (other tests' jobs
     # in the main partition are never preempted).
@@ -113,3 +116,8 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm
     assert epochs(db, run_id) == [(epoch, 1) for epoch in range(1, 7)]
     output = (settings.run_dir(run_id) / f"slurm-{job}.out").read_text()
     assert "DUE TO JOB REQUEUE" in output and f"job {job} requeued" in output
+    # The preempted start checkpointed mid-epoch, and the next one went on from that step.
+    stop = re.search(r"checkpointed after batch (\d+) of epoch (\d+) \(step (\d+)\)", output)
+    assert stop is not None, output
+    batch, epoch, step = map(int, stop.groups())
+    assert 1 <= epoch <= 6 and step == (epoch - 1) * STEPS_PER_EPOCH + batch

@@ -109,6 +109,7 @@ class FastBatchSource:
         self.device = device
         self.seed = seed
         self.epoch = 0
+        self.skip = 0
         self.drop_last = drop_last
         self.world = world or World()
         # An eval source's part of the split, served in batches of this rank's share of batch_size.
@@ -134,8 +135,9 @@ class FastBatchSource:
         first, stop = self._eval_part
         return math.ceil((stop - first) / self._eval_batch)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
         self.epoch = epoch
+        self.skip = skip
 
     def epoch_plan(self) -> tuple[Tensor, AugmentParams]:
         """A train epoch's sample order and per-sample parameters (in that order), on the CPU."""
@@ -147,14 +149,16 @@ class FastBatchSource:
         return self._train_batches() if self.train else self._eval_batches()
 
     def _train_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
-        return self.planned_batches(*self.epoch_plan())
+        return self.planned_batches(*self.epoch_plan(), skip=self.skip)
 
-    def planned_batches(self, order: Tensor, params: AugmentParams) -> Iterator[tuple[Tensor, Tensor]]:
-        """The train batches of the plan ``epoch_plan()`` drew (``len(self)`` of them)."""
+    def planned_batches(
+        self, order: Tensor, params: AugmentParams, *, skip: int = 0
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The train batches of the plan ``epoch_plan()`` drew (``len(self)`` of them), but the first ``skip``."""
         # One copy to the device per epoch; batches then only slice.
         params, order_on_device = params.to(self.device), order.to(self.device, non_blocking=True)
         heights, widths = self._device_sizes
-        for first in range(0, min(len(self) * self.batch_size, self.num_samples), self.batch_size):
+        for first in range(skip * self.batch_size, min(len(self) * self.batch_size, self.num_samples), self.batch_size):
             start, stop = self.world.part(min(self.batch_size, self.num_samples - first))
             if start == stop:  # a last global batch smaller than the world: this rank sits it out
                 yield self._empty_batch()

@@ -1,7 +1,9 @@
 """Batch sources: what the training loop iterates, whichever pipeline produces the batches.
 
 Every source yields ``(images, targets)`` already on the training device and is seeded per epoch:
-the same (seed, epoch) gives the same batches, so a resumed run continues exactly. With several
+the same (seed, epoch) gives the same batches, so a resumed run continues exactly. A train source set
+to ``skip`` batches serves the rest of the epoch's, as drawn, without loading the skipped ones (a run
+resumed mid-epoch). With several
 processes, a train source yields this rank's part of each global batch (as drawn for the whole
 batch) and an eval source this rank's part of the split; ``num_samples`` is the whole split's size.
 """
@@ -31,7 +33,7 @@ class BatchSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def set_epoch(self, epoch: int) -> None: ...
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None: ...
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
 
@@ -77,9 +79,12 @@ class _RankParts(BatchSampler):
     ):
         super().__init__(sampler, batch_size, drop_last=drop_last)
         self.world = world
+        self.skip = 0  # the epoch's first global batches, already trained
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in super().__iter__():
+        for number, batch in enumerate(super().__iter__()):
+            if number < self.skip:  # drawn (the order stays the one of the whole epoch), never loaded
+                continue
             start, stop = self.world.part(len(batch))
             if start < stop:
                 yield batch[start:stop]
@@ -152,13 +157,14 @@ class ReferenceBatchSource:
     def __len__(self) -> int:
         return len(self._parts.world_parts())
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
         self._dataset.epoch = epoch
         self._shuffle_generator.manual_seed(order_seed(self.seed, epoch))
+        self._parts.skip = skip
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         batches = iter(self._loader)
-        for size in self._parts.world_parts():
+        for size in self._parts.world_parts()[self._parts.skip :]:
             if size == 0:
                 yield self._empty_batch()
                 continue

@@ -28,6 +28,26 @@ from trainer.tricks.schedules import LRSchedule, apply_schedule
 StepCallback = Callable[[int, Tensor], None]
 
 
+@dataclass(frozen=True)
+class EpochSoFar:
+    """The part of an epoch trained before a stop, which a resumed pass carries on from: the batches done,
+    the global sums (loss, task loss, kd loss, top-1 hits, top-5 hits, images), the seconds and the
+    telemetry figures of that part."""
+
+    batches: int
+    sums: list[float]
+    seconds: float
+    figures: dict[str, float]
+
+
+class EpochStopped(Exception):
+    """``stop`` said so after a step: the pass ends there, with what it trained so far."""
+
+    def __init__(self, so_far: EpochSoFar):
+        super().__init__(f"stopped after batch {so_far.batches}")
+        self.so_far = so_far
+
+
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
@@ -110,8 +130,14 @@ def train_one_epoch(
     on_step: StepCallback | None = None,
     world: World | None = None,
     global_sizes: Sequence[int] | None = None,
+    so_far: EpochSoFar | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """Train for one pass over ``loader``; ``start_step`` is the global index of its first batch.
+    """Train for one pass over ``loader``; ``start_step`` is the global index of the epoch's first batch.
+
+    ``so_far``: the part of this epoch an earlier pass trained; ``loader`` then starts after its batches
+    (the source was set to skip them), and the figures cover the whole epoch. ``stop``, asked after each
+    step on every rank at once, ends the pass there with ``EpochStopped``.
 
     ``tricks`` is set to the epoch already: the pass mixes and scores each batch through it.
 
@@ -126,12 +152,16 @@ def train_one_epoch(
     device = next(model.parameters()).device
     # loss, task loss, kd loss, top-1 hits, top-5 hits; then the image count, for the sum over ranks
     sums = torch.zeros(6, device=device, dtype=torch.float64)
+    skipped, earlier_seconds = (so_far.batches, so_far.seconds) if so_far is not None else (0, 0.0)
+    if so_far is not None and world.is_main:  # the sums are global: one rank carries them
+        sums += torch.tensor(so_far.sums, device=device, dtype=torch.float64)
     zero = torch.zeros((), device=device)
     images_seen = 0
-    step = start_step
+    step = start_step + skipped
     telemetry = PassTelemetry(device)
     started = time.perf_counter()
-    for index, (loaded, targets) in enumerate(telemetry.timed(loader)):
+    batches = telemetry.timed(loader)
+    for index, (loaded, targets) in enumerate(batches, start=skipped):
         apply_schedule(optimizer, schedule, step)
         done = train_step(
             model=model,
@@ -155,11 +185,25 @@ def train_one_epoch(
         if on_step is not None:
             on_step(step, done.share(zero))
         step += 1
+        if stop is not None and stop():
+            batches.close()  # ends the telemetry's measures at this step
+            elapsed = time.perf_counter() - started
+            sums[5] += images_seen
+            raise EpochStopped(
+                EpochSoFar(
+                    batches=index + 1,
+                    sums=world.all_sum(sums).tolist(),
+                    seconds=earlier_seconds + elapsed,
+                    figures=merge_figures(so_far, telemetry.figures(), elapsed),
+                )
+            )
 
-    sums[5] = images_seen
+    sums[5] += images_seen
     loss, task_loss, kd_loss, top1, top5, images = world.all_sum(sums).tolist()
     images_seen = round(images)
-    seconds = time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    seconds = earlier_seconds + elapsed
+    figures = merge_figures(so_far, telemetry.figures(), elapsed)
     divisor = max(images_seen, 1)
     stats = {
         "train_loss": loss / divisor,
@@ -172,8 +216,24 @@ def train_one_epoch(
     if tricks.distils:
         stats["train_task_loss"] = task_loss / divisor
         stats["train_kd_loss"] = kd_loss / divisor
-    stats.update(telemetry.figures())
+    stats.update(figures)
     return stats
+
+
+def merge_figures(so_far: EpochSoFar | None, figures: dict[str, float], seconds: float) -> dict[str, float]:
+    """The telemetry of an epoch trained in two parts: peaks are the higher one, shares weighted by time."""
+    if so_far is None:
+        return figures
+    merged = dict(so_far.figures)
+    for name, value in figures.items():
+        if name not in merged:
+            merged[name] = value
+        elif name.startswith("peak_"):
+            merged[name] = max(merged[name], value)
+        else:
+            total = so_far.seconds + seconds
+            merged[name] = (merged[name] * so_far.seconds + value * seconds) / total if total > 0 else value
+    return merged
 
 
 @torch.no_grad()

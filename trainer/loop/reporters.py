@@ -159,6 +159,7 @@ class ConsoleReporter(BaseReporter):
             epoch = step // self.steps_per_epoch + 1
             self.bar = tqdm(
                 total=self.steps_per_epoch,
+                initial=step % self.steps_per_epoch,  # where a run resumed mid-epoch went on from
                 desc=f"epoch {epoch}/{self.epochs}",
                 file=self.stream,
                 leave=False,

@@ -4,6 +4,13 @@ The folder (``protocol.RunFolder``) is the run's whole state. Starting again on 
 last checkpoint resumes it exactly, and the epochs already done are reported again so a reader that
 missed them (a worker that died) still stores each one.
 
+The last checkpoint is written at each epoch's end, and mid-epoch when the warning signal stops the run
+(``trainer.loop.warning``): that one also holds the part of the epoch trained (``mid_epoch``: its batches,
+running sums, seconds and telemetry, and the mixup draws' state), so the next start skips those batches
+and continues at the following step, and the epoch's row, stored once at its end, is the one an
+uninterrupted run writes. Only the kept checkpoint (lowest validation loss) is read for the result, and
+it is written at epochs' ends only.
+
 Under torchrun every rank runs ``train_run`` on the same folder (see ``trainer.parallel.distributed``): all
 of them read the config and the checkpoint and check the attempt fence; rank 0 alone reports and
 writes.
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,11 +31,11 @@ from trainer.data.loaders import BatchSource
 from trainer.files import write_atomic
 from trainer.loop.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from trainer.loop.disk import data_root_gone, is_no_space, no_space_left
-from trainer.loop.engine import evaluate, train_one_epoch
+from trainer.loop.engine import EpochSoFar, EpochStopped, evaluate, train_one_epoch
 from trainer.loop.memory import out_of_memory
 from trainer.loop.reporters import BaseReporter, Reporter
 from trainer.loop.setup import RunError, on_devices, prepare_training
-from trainer.loop.warning import stop_if_warned
+from trainer.loop.warning import stopped, warned
 from trainer.parallel.devices import DeviceChoice
 from trainer.parallel.distributed import World, describe_devices, describe_software
 from trainer.protocol import AttemptFence, EpochRow, Result, RunFolder, StartInfo, StepEvent, data_root_readable
@@ -117,26 +125,44 @@ def _train(
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch, world=world)
 
     def on_step(step: int, loss: torch.Tensor) -> None:
-        stop_if_warned(world, loss.device)
         reporter.batch(step)
         step_log.add(step, loss, _largest_lr(optimizer))
 
     for epoch in range(progress.epoch + 1, config.epochs + 1):
-        sources.train.set_epoch(epoch)
+        so_far, progress.so_far = progress.so_far, None
+        sources.train.set_epoch(epoch, skip=so_far.batches if so_far is not None else 0)
         tricks.set_epoch(epoch)
-        train = train_one_epoch(
-            model=training.step_model,
-            loader=sources.train,
-            optimizer=optimizer,
-            schedule=schedule,
-            tricks=tricks,
-            start_step=(epoch - 1) * steps_per_epoch,
-            autocast_dtype=autocast_dtype,
-            channels_last=channels_last,
-            on_step=on_step,
-            world=world,
-            global_sizes=training.global_sizes,
-        )
+        if so_far is not None:
+            tricks.restore_mix_state(progress.mix_state)
+        try:
+            train = train_one_epoch(
+                model=training.step_model,
+                loader=sources.train,
+                optimizer=optimizer,
+                schedule=schedule,
+                tricks=tricks,
+                start_step=(epoch - 1) * steps_per_epoch,
+                autocast_dtype=autocast_dtype,
+                channels_last=channels_last,
+                on_step=on_step,
+                world=world,
+                global_sizes=training.global_sizes,
+                so_far=so_far,
+                stop=lambda: warned(world, device),
+            )
+        except EpochStopped as stop:
+            for event in step_log.drain():
+                reporter.step(event)
+            fence.check()
+            step = (epoch - 1) * steps_per_epoch + stop.so_far.batches
+            if world.is_main:
+                save_checkpoint(
+                    folder.last_checkpoint,
+                    _last_state(model, optimizer, config, progress, step=step, num_classes=num_classes)
+                    | {"mid_epoch": _mid_epoch(stop.so_far, epoch=epoch, mix_state=tricks.mix_state())},
+                )
+            world.barrier()  # no rank exits (which ends torchrun's others) before the checkpoint is written
+            raise stopped(epoch=epoch, batch=stop.so_far.batches, step=step) from None
         for event in step_log.drain():
             reporter.step(event)
         world.share_buffers(model)
@@ -233,18 +259,42 @@ def _save_checkpoints(
         )
     save_checkpoint(
         folder.last_checkpoint,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch,
-            "step": epoch * steps_per_epoch,
-            "history": progress.history,
-            "num_classes": num_classes,
-            "config": config.model_dump(mode="json"),
-            "fingerprint": config.fingerprint(),
-            "rng": rng_states(),
-        },
+        _last_state(model, optimizer, config, progress, step=epoch * steps_per_epoch, num_classes=num_classes),
     )
+
+
+def _last_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: RunConfig,
+    progress: _Progress,
+    *,
+    step: int,
+    num_classes: int,
+) -> dict[str, Any]:
+    """The last checkpoint's content: ``epoch`` is the last whole epoch, ``step`` the global steps done."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": progress.epoch,
+        "step": step,
+        "history": progress.history,
+        "num_classes": num_classes,
+        "config": config.model_dump(mode="json"),
+        "fingerprint": config.fingerprint(),
+        "rng": rng_states(),
+    }
+
+
+def _mid_epoch(so_far: EpochSoFar, *, epoch: int, mix_state: torch.Tensor) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "batches": so_far.batches,
+        "sums": so_far.sums,
+        "seconds": so_far.seconds,
+        "figures": so_far.figures,
+        "mixup": mix_state,
+    }
 
 
 class _StepLog:
@@ -284,6 +334,9 @@ class _Progress:
     def __init__(self, history: list[EpochRow] | None = None):
         self.history: list[EpochRow] = []
         self.checkpoint_epoch = 0
+        # The next epoch's part trained before the warning stopped the run, and its mixup draws' state.
+        self.so_far: EpochSoFar | None = None
+        self.mix_state = torch.Generator().get_state()
         for row in history or []:
             self.record(row)
 
@@ -308,7 +361,8 @@ class _Progress:
 
 
 def resume(path: Path, *, config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
-    """Model, optimizer and random states from the last checkpoint ``path``; the epochs it holds.
+    """Model, optimizer and random states from the last checkpoint ``path``; the epochs it holds, and the
+    part of the next one trained when it was written mid-epoch.
 
     The file is read onto the CPU and each part moves only where it belongs: the weights and the
     optimizer's moments to their parameters' device, while Adam's ``step`` counters stay on the CPU
@@ -321,7 +375,16 @@ def resume(path: Path, *, config: RunConfig, model: nn.Module, optimizer: torch.
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng_states(state["rng"])
-    return _Progress(state["history"])
+    progress = _Progress(state["history"])
+    mid = state.get("mid_epoch")
+    if mid is not None:
+        if mid["epoch"] != progress.epoch + 1:
+            raise RunError(f"{path} holds part of epoch {mid['epoch']} after epoch {progress.epoch}: it is damaged")
+        progress.so_far = EpochSoFar(
+            batches=mid["batches"], sums=mid["sums"], seconds=mid["seconds"], figures=mid["figures"]
+        )
+        progress.mix_state = mid["mixup"]
+    return progress
 
 
 def _test_checkpoint(

@@ -23,7 +23,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import TypeVar
 
@@ -190,14 +190,16 @@ class PassTelemetry:
         self.data_wait = DataWait(device, clock=clock)
         self.monitor = DeviceMonitor(device)
 
-    def timed(self, batches: Iterable[Batch]) -> Iterator[Batch]:
+    def timed(self, batches: Iterable[Batch]) -> Generator[Batch]:
         """``batches``, one at a time: the loop asks for the next one when its step is done."""
         with self.monitor:
             self.data_wait.start()
             for batch in batches:
                 self.data_wait.batch_ready()
-                yield batch
-                self.data_wait.step_done()
+                try:
+                    yield batch
+                finally:  # also when the loop stops the pass after this step (``close()``)
+                    self.data_wait.step_done()
 
     def figures(self) -> dict[str, float]:
         """The epoch row's timing fields that were measured: ``data_wait_share`` once a step ran,

@@ -1,6 +1,7 @@
 """The warning signal (SIGUSR2, which a Slurm job asks for before its time limit or a preemption): the
-handler only sets a flag; the loop reads it at its next step and stops there, and the run resumes from
-its last checkpoint in the job's next start. Under torchrun the ranks agree on the step they stop at."""
+handler only sets a flag; the loop reads it after its next step, stops there and writes a mid-epoch
+checkpoint (``trainer.loop.run``), from which the job's next start continues at the following step.
+Under torchrun the ranks agree on the step they stop at."""
 
 from __future__ import annotations
 
@@ -16,16 +17,25 @@ _received = threading.Event()
 
 
 def listen() -> None:
-    """Set the flag on the warning signal, from now on (the main thread only may install a handler)."""
+    """Set the flag on the warning signal, from now on (the main thread only may install a handler); a
+    signal before this call is forgotten."""
+    _received.clear()
     signal.signal(signal.Signals[WARNING_SIGNAL], lambda *_: _received.set())
 
 
-def stop_if_warned(world: World, device: torch.device) -> None:
-    """Raise Warned once any rank has had the signal; every rank calls this at the same step (``device``:
-    where the ranks' collectives run, a GPU under NCCL)."""
-    warned = _received.is_set()
+def warned(world: World, device: torch.device) -> bool:
+    """Whether any rank has had the signal; every rank asks at the same step (``device``: where the ranks'
+    collectives run, a GPU under NCCL)."""
+    received = _received.is_set()
     if world.distributed:
-        flag = torch.tensor([1.0 if warned else 0.0], device=device)
-        warned = world.all_sum(flag).item() > 0
-    if warned:
-        raise Warned(f"{WARNING_SIGNAL} received: stopping to resume from the last checkpoint")
+        flag = torch.tensor([1.0 if received else 0.0], device=device)
+        received = world.all_sum(flag).item() > 0
+    return received
+
+
+def stopped(*, epoch: int, batch: int, step: int) -> Warned:
+    """What the trainer raises once its mid-epoch checkpoint is written."""
+    return Warned(
+        f"{WARNING_SIGNAL} received: checkpointed after batch {batch} of epoch {epoch} (step {step}), "
+        "to resume at the next step"
+    )

@@ -37,6 +37,14 @@ class Tricks:
         """Seed the epoch's draws, so a resumed run mixes exactly as a straight one."""
         self._mixup_generator.manual_seed(mixup_seed(self.seed, epoch))
 
+    def mix_state(self) -> Tensor:
+        """Where the epoch's draws stand, for a run stopped mid-epoch."""
+        return self._mixup_generator.get_state()
+
+    def restore_mix_state(self, state: Tensor) -> None:
+        """Continue the epoch's draws from ``mix_state()``; after ``set_epoch``."""
+        self._mixup_generator.set_state(state)
+
     def mix(self, images: Tensor, targets: Tensor) -> MixedBatch:
         return mixup(images, targets, alpha=self.mixup_alpha, generator=self._mixup_generator)
 

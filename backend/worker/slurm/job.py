@@ -4,8 +4,8 @@ directly.
 
 What Slurm does to the job changes only the end:
 - the warning signal (``--signal=B:USR2@lead``, sent before the time limit or a preemption) goes on to
-  the trainer, which stops at its next step; the job then asks Slurm to requeue it, and its next start
-  resumes from the last checkpoint, in the same attempt;
+  the trainer, which stops after its next step and checkpoints there, mid-epoch; the job then asks Slurm
+  to requeue it, and its next start continues at the following step, in the same attempt;
 - SIGTERM (Slurm ending the job: time limit, scancel, preemption, node failure) stops the trainer and
   records nothing: the dispatcher reads Slurm's reason and ends the run with it;
 - each end writes the marker ``slurm-end-<job id>`` into the run folder, which tells the dispatcher,
@@ -124,6 +124,11 @@ class SlurmJobWorker(Worker):
         # A launcher that the signal reached before its handler (srun, torchrun starting) dies of it instead.
         if returncode == EXIT_WARNED or (self.warned and returncode != 0 and recorder.result is None):
             recorder.poll_cancel()
+            # The trainer's last word names the step it checkpointed at (under torchrun it is in the ranks' logs).
+            for line in reversed(child.stderr_tail):
+                if line.startswith("stopped: "):
+                    log.info("run %s: %s", recorder.run_id, line.removeprefix("stopped: ").strip())
+                    break
             if not recorder.cancel and not recorder.lost:
                 job_id = int(os.environ["SLURM_JOB_ID"])
                 try:
