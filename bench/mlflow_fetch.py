@@ -26,7 +26,8 @@ HISTORY = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"  # what MLflo
 
 @contextmanager
 def serve_mlflow(executable: Path, home: Path, *, env: Mapping[str, str]) -> Iterator[str]:
-    home.mkdir(parents=True)
+    """MLflow's server on ``home``'s ``mlflow.db`` (made where there is none yet); yields its URL."""
+    home.mkdir(parents=True, exist_ok=True)
 
     def command(port: int) -> Sequence[str]:
         return [
