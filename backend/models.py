@@ -243,6 +243,9 @@ class EpochMetric(Base):
         UniqueConstraint("run_id", "epoch"),
         # A run's peak epoch (highest valid top-1, earliest on a tie) read from the index alone.
         Index("ix_epoch_metrics_run_id_valid_top1_epoch", "run_id", "valid_top1", "epoch"),
+        # The runs list's summary of each run's epochs (backend.services.runs.epoch_summaries: the
+        # latest epoch, the mean timings) from the index alone, not one table lookup per epoch row.
+        Index("ix_epoch_metrics_run_summary", "run_id", "epoch", "seconds", "images_per_s", "data_wait_share"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

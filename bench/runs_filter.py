@@ -63,7 +63,7 @@ QUERIES = (
     ),
     Query("all", "", ""),
     Query("seed", "config.seed = 7", "params.seed = '7'"),
-    Query("name", 'name like "run 12%"', "attributes.run_name LIKE 'run 12%'"),
+    Query("name", 'name like "run 123%"', "attributes.run_name LIKE 'run 123%'"),
 )
 MAIN = QUERIES[0].name  # the query whose figures carry no query name (sqlite_p95_ms_10000, ...)
 

@@ -6,7 +6,7 @@ for a run); the others are its rows cloned with SQL into MLflow's SQLite store, 
 params and metric: minutes of REST calls at 10,000 runs become seconds.
 
 A seeded database is kept under ``bench_root()/runs-filter-cache``, keyed by what makes it: the size,
-the epochs, ``SEED_VERSION``, and the schema (tricklab's Alembic head, MLflow's version). A bench run
+the epochs, ``SEED_VERSION``, and the schema (the text of tricklab's migrations, MLflow's version). A bench run
 times a copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL (the
 template kept as ``bench_runs_filter_cache_<key>``). ``--fresh`` seeds again.
 """
@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, insert, make_url, select, text
 
 from backend.db import Database
-from backend.migrate import alembic_config, upgrade
+from backend.migrate import MIGRATIONS, upgrade
 from trainer.config import RunConfig
 
 # Bump when what a seeded run holds changes: the caches of the older runs are then not reused.
@@ -63,8 +62,10 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(repr((SEED_VERSION, *parts)).encode()).hexdigest()[:12]
 
 
-def schema_head() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head() or "base"
+def schema_key() -> str:
+    """tricklab's schema: the text of its migrations (an edited revision makes other tables too)."""
+    versions = sorted(MIGRATIONS.joinpath("versions").glob("*.py"))
+    return hashlib.sha256(b"".join(path.read_bytes() for path in versions)).hexdigest()[:12]
 
 
 # --- tricklab -----------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class TricklabCache:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _name(self, size: int) -> str:
-        return f"bench_runs_filter_cache_{_key(self.kind, size, self.epochs, schema_head())}"
+        return f"bench_runs_filter_cache_{_key(self.kind, size, self.epochs, schema_key())}"
 
     def _admin(self) -> Engine:
         assert self.postgres

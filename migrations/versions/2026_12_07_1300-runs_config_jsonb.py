@@ -1,5 +1,5 @@
 """runs: config as jsonb on PostgreSQL, with indexes on the config keys filters read most; archived
-runs alone in the archive index
+runs alone in the archive index; epoch_metrics: an index that holds the runs list's summary
 
 The config indexes are built from ``backend.models.CONFIG_INDEXES``, the filter's own expressions, so
 that the planner matches them. SQLite keeps config as JSON text (and builds no config index: its index
@@ -32,6 +32,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_runs_archived_at_id", "runs", ["archived_at", "id"], sqlite_where=ARCHIVED, postgresql_where=ARCHIVED
     )
+    op.create_index(
+        "ix_epoch_metrics_run_summary",
+        "epoch_metrics",
+        ["run_id", "epoch", "seconds", "images_per_s", "data_wait_share"],
+    )
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE runs ALTER COLUMN config TYPE jsonb USING config::jsonb")
@@ -44,5 +49,6 @@ def downgrade() -> None:
         for index in reversed(CONFIG_INDEXES):
             op.drop_index(index.name, "runs")
         op.execute("ALTER TABLE runs ALTER COLUMN config TYPE json USING config::json")
+    op.drop_index("ix_epoch_metrics_run_summary", "epoch_metrics")
     op.drop_index("ix_runs_archived_at_id", "runs")
     op.create_index("ix_runs_archived_at_id", "runs", ["archived_at", "id"])
