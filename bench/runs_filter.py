@@ -36,11 +36,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import create_engine, make_url, text
 
 from bench.common import bench_root, print_result
-from bench.mlflow_fetch import serve_mlflow
+from bench.mlflow_fetch import mlflow_server, serve_mlflow
 from bench.runs_filter_data import MlflowCache, TricklabCache, experiment_id
-from tricklab.local import serving
+from tricklab.local import LocalServer, serving
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "runs-filter"
@@ -70,9 +71,64 @@ MAIN = QUERIES[0].name  # the query whose figures carry no query name (sqlite_p9
 Request = Callable[[httpx.Client, Query], list[str]]
 
 
+@dataclass(frozen=True)
+class System:
+    """A server under test: how to ask it, and its processes (for the CPU time they spend)."""
+
+    client: httpx.Client
+    request: Request
+    processes: Callable[[], set[int]]
+
+
+def _process_tree(pid: int) -> set[int]:
+    """``pid`` and its descendants (MLflow's server runs its workers as children)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        found.add(current := todo.pop())
+        todo += children.get(current, [])
+    return found
+
+
+def _processes(pid: int, more: Callable[[], set[int]] = set) -> Callable[[], set[int]]:
+    return lambda: _process_tree(pid) | more()
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """The user and system CPU time the processes ``pids`` have spent so far (Linux's /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_backends(admin_url: str, database_url: str) -> Callable[[], set[int]]:
+    """The PostgreSQL server processes that serve ``database_url``'s connections."""
+    name = make_url(database_url).database
+
+    def backends() -> set[int]:
+        engine = create_engine(admin_url)
+        with engine.connect() as connection:
+            pids = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = :n"), {"n": name}).all()
+        engine.dispose()
+        return set(pids)
+
+    return backends
+
+
 @contextmanager
-def serve(home: Path, database_url: str) -> Iterator[str]:
-    """`tricklab serve --no-worker` on ``database_url``; yields its URL once it answers (migrated)."""
+def serve(home: Path, database_url: str) -> Iterator[LocalServer]:
+    """`tricklab serve --no-worker` on ``database_url``; yields it once it answers (migrated)."""
     home.mkdir(parents=True)
     (home / "data").mkdir()
     env = {
@@ -83,7 +139,7 @@ def serve(home: Path, database_url: str) -> Iterator[str]:
         "TRICKLAB_DATA_ROOTS": json.dumps([str(home / "data")]),
     }
     with serving(cwd=REPO, env=env, log=home / "server.log") as server:
-        yield server.url
+        yield server
 
 
 def tricklab_request(client: httpx.Client, query: Query) -> list[str]:
@@ -113,11 +169,20 @@ def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
 
 
-def check_pages(systems: dict[str, tuple[httpx.Client, Request]], size: int) -> None:
+def warm(systems: dict[str, System], rounds: int = 3) -> None:
+    """Each query a few times on each system before any is timed: the first requests pay for imports,
+    caches and the servers' own start, which may still take the cores when their health answers."""
+    for _ in range(rounds):
+        for query in QUERIES:
+            for system in systems.values():
+                system.request(system.client, query)
+
+
+def check_pages(systems: dict[str, System], size: int) -> None:
     """Every system's first page holds the same runs, for every query (runs of equal peak, or with
     none, may come in another order: the pages are compared as sets)."""
     for query in QUERIES:
-        pages = {name: request(client, query) for name, (client, request) in systems.items()}
+        pages = {name: system.request(system.client, query) for name, system in systems.items()}
         print(f"first page of {query.name!r} at {size}: {len(next(iter(pages.values())))} runs", flush=True)
         if len({frozenset(page) for page in pages.values()}) > 1:
             raise SystemExit(
@@ -125,19 +190,28 @@ def check_pages(systems: dict[str, tuple[httpx.Client, Request]], size: int) -> 
             )
 
 
-def time_rounds(systems: dict[str, tuple[httpx.Client, Request]], query: Query, rounds: int) -> dict[str, float]:
-    """p95 in ms per system over ``rounds`` requests each, the systems alternating."""
+def time_rounds(systems: dict[str, System], query: Query, rounds: int) -> dict[str, tuple[float, float, float]]:
+    """Per system over ``rounds`` requests each, the systems alternating: p50 and p95 in ms, and the CPU
+    ms its processes spent per request (what a shared machine's load does not inflate: each server
+    idles while the others answer)."""
     samples: dict[str, list[float]] = {name: [] for name in systems}
+    processes = {name: system.processes() for name, system in systems.items()}
+    cpu = {name: cpu_seconds(pids) for name, pids in processes.items()}
     names = list(systems)
-    for client, request in systems.values():
-        request(client, query)  # warm: the first request pays for imports and caches
     for round_ in range(rounds):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            client, request = systems[name]
+            system = systems[name]
             began = time.perf_counter()
-            request(client, query)
+            system.request(system.client, query)
             samples[name].append((time.perf_counter() - began) * 1000)
-    return {name: p95(values) for name, values in samples.items()}
+    return {
+        name: (
+            statistics.median(values),
+            p95(values),
+            (cpu_seconds(processes[name]) - cpu[name]) / rounds * 1000,
+        )
+        for name, values in samples.items()
+    }
 
 
 def _label(system: str, query: Query) -> str:
@@ -179,26 +253,36 @@ def main() -> None:
             flush=True,
         )
         with ExitStack() as stack:
-            systems: dict[str, tuple[httpx.Client, Request]] = {}
+            systems: dict[str, System] = {}
             for name, cache in caches.items():
-                url = stack.enter_context(serve(home / f"{name}-{size}", stack.enter_context(cache.copy(size))))
-                systems[name] = (stack.enter_context(httpx.Client(base_url=url, timeout=300)), tricklab_request)
+                database_url = stack.enter_context(cache.copy(size))
+                server = stack.enter_context(serve(home / f"{name}-{size}", database_url))
+                client = stack.enter_context(httpx.Client(base_url=server.url, timeout=300))
+                backends = postgres_backends(postgres, database_url) if postgres and name == "postgresql" else set
+                systems[name] = System(client, tricklab_request, _processes(server.process.pid, backends))
             if mlflow:
                 store = stack.enter_context(mlflow.copy(size, home / f"mlflow-{size}"))
-                url = stack.enter_context(serve_mlflow(args.mlflow, store, env=env))
-                client = stack.enter_context(httpx.Client(base_url=url, timeout=300))
-                systems["mlflow"] = (client, mlflow_request(experiment_id(client, EXPERIMENT)))
+                server = stack.enter_context(mlflow_server(args.mlflow, store, env=env))
+                client = stack.enter_context(httpx.Client(base_url=server.url, timeout=300))
+                systems["mlflow"] = System(
+                    client,
+                    mlflow_request(experiment_id(client, EXPERIMENT)),
+                    _processes(server.process.pid),
+                )
             check_pages(systems, size)
+            warm(systems)
             before = os.getloadavg()[0]
             for query in QUERIES:
                 timings = time_rounds(systems, query, rounds)
                 print(
-                    f"p95 of {query.name!r} at {size} runs: "
-                    + ", ".join(f"{name} {ms:.1f} ms" for name, ms in timings.items()),
+                    f"p50 / p95 / CPU per request of {query.name!r} at {size} runs: "
+                    + ", ".join(f"{name} {a:.1f} / {b:.1f} / {c:.1f} ms" for name, (a, b, c) in timings.items()),
                     flush=True,
                 )
-                for name, ms in timings.items():
-                    figures[f"{_label(name, query)}_p95_ms_{size}"] = ms
+                for name, (p50, p95, cpu) in timings.items():
+                    figures[f"{_label(name, query)}_p95_ms_{size}"] = p95
+                    figures[f"{_label(name, query)}_p50_ms_{size}"] = p50
+                    figures[f"{_label(name, query)}_cpu_ms_{size}"] = cpu
             after = os.getloadavg()[0]
             print(f"load average (1 min) on {os.cpu_count()} cores: {before:.2f} before, {after:.2f} after", flush=True)
             figures[f"load_{size}"] = (before + after) / 2
@@ -211,10 +295,12 @@ def main() -> None:
             )
         if mlflow:
             for name in caches:
-                figures[f"mlflow_over_{_label(name, query)}_{large}"] = (
-                    figures[f"{_label('mlflow', query)}_p95_ms_{large}"]
-                    / figures[f"{_label(name, query)}_p95_ms_{large}"]
-                )
+                # mlflow_over_<database>[_<query>]_10000 at p95; _p50_10000 at the median, _cpu_ in CPU time
+                for quantile, suffix in (("p95", ""), ("p50", "_p50"), ("cpu", "_cpu")):
+                    figures[f"mlflow_over_{_label(name, query)}{suffix}_{large}"] = (
+                        figures[f"{_label('mlflow', query)}_{quantile}_ms_{large}"]
+                        / figures[f"{_label(name, query)}_{quantile}_ms_{large}"]
+                    )
     print_result(**figures)
 
 

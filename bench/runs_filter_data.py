@@ -149,8 +149,22 @@ class TricklabCache:
         self.kind = "postgresql" if postgres else "sqlite"
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def _prefix(self, size: int) -> str:
+        return f"bench_runs_filter_cache_{size}x{self.epochs}_"
+
     def _name(self, size: int) -> str:
-        return f"bench_runs_filter_cache_{_key(self.kind, size, self.epochs, schema_key())}"
+        return self._prefix(size) + _key(self.kind, size, self.epochs, schema_key())
+
+    def _stale(self, size: int) -> list[str]:
+        """The caches of this size made for another schema or seed: dropped when a new one is made."""
+        if self.postgres:
+            admin = self._admin()
+            with admin.connect() as connection:
+                names = connection.scalars(text("SELECT datname FROM pg_database")).all()
+            admin.dispose()
+        else:
+            names = [path.name.removesuffix(".db") for path in self.root.glob(f"{self._prefix(size)}*.db")]
+        return [name for name in names if name.startswith(self._prefix(size)) and name != self._name(size)]
 
     def _admin(self) -> Engine:
         assert self.postgres
@@ -203,6 +217,8 @@ class TricklabCache:
         elif self._cached(size):
             return 0.0
         began = time.perf_counter()
+        for stale in self._stale(size):
+            self._drop(stale)
         building = f"{name}_building"
         self._drop(building)
         start = 0
@@ -343,7 +359,7 @@ class MlflowCache:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, size: int) -> Path:
-        return self.root / f"mlflow_{_key('mlflow', size, self.version)}.db"
+        return self.root / f"mlflow_{size}_{_key('mlflow', size, self.version)}.db"
 
     def ensure(self, size: int, *, smaller: int | None, experiment_name: str) -> float:
         target = self.path(size)
@@ -353,6 +369,8 @@ class MlflowCache:
         elif target.is_file():
             return 0.0
         began = time.perf_counter()
+        for stale in self.root.glob(f"mlflow_{size}_*.db"):
+            stale.unlink()
         home = self.root / f"building-{uuid.uuid4().hex[:8]}"
         home.mkdir()
         start = 0
