@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from tricklab.local import serving
+from tricklab.local import LocalServer, serving
 
 # The report's eight per-epoch metrics, each logged as an MLflow metric whose step is the epoch.
 METRICS = ("train_loss", "train_top1", "train_top5", "valid_loss", "valid_top1", "valid_top5", "lr", "seconds")
@@ -26,7 +26,15 @@ HISTORY = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"  # what MLflo
 
 @contextmanager
 def serve_mlflow(executable: Path, home: Path, *, env: Mapping[str, str]) -> Iterator[str]:
-    home.mkdir(parents=True)
+    """MLflow's server on ``home``'s ``mlflow.db`` (made where there is none yet); yields its URL."""
+    with mlflow_server(executable, home, env=env) as server:
+        yield server.url
+
+
+@contextmanager
+def mlflow_server(executable: Path, home: Path, *, env: Mapping[str, str]) -> Iterator[LocalServer]:
+    """As ``serve_mlflow``, yielding the server (its process too)."""
+    home.mkdir(parents=True, exist_ok=True)
 
     def command(port: int) -> Sequence[str]:
         return [
@@ -45,7 +53,7 @@ def serve_mlflow(executable: Path, home: Path, *, env: Mapping[str, str]) -> Ite
         ]
 
     with serving(cwd=home, env=env, log=home / "server.log", timeout=180, command=command, health="/health") as server:
-        yield server.url
+        yield server
 
 
 def seed_mlflow(url: str, rows_of_runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[str]:

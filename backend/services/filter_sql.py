@@ -14,7 +14,7 @@ config key whose path is bound too. Namespaces:
   those with any tag (each a correlated EXISTS on ``run_tags``).
 
 A comparison matches only values of its literal's type: a number compares with numbers alone,
-guarded by the JSON value's own type (SQLite ``json_type``, PostgreSQL ``json_typeof``) inside a
+guarded by the JSON value's own type (SQLite ``json_type``, PostgreSQL ``jsonb_typeof``) inside a
 CASE, so that ``"abc"`` never compares as 0 on SQLite and one non-number never fails the query on
 PostgreSQL. A missing value matches no comparison; ``not`` takes the exact complement.
 """
@@ -28,14 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     ColumnElement,
     Float,
     String,
     and_,
     bindparam,
-    case,
     false,
     func,
     not_,
@@ -44,7 +42,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from backend.models import EpochMetric, Run, RunKind, RunStatus, RunTag
+from backend.models import ConfigKey, EpochMetric, Run, RunKind, RunStatus, RunTag
 from backend.services.filter_language import (
     BoolOp,
     Compare,
@@ -139,50 +137,14 @@ def _final(name: str) -> ColumnElement[Any]:
     )
 
 
-class _ConfigKey:
-    """One key of the stored config, read with the path bound, each read guarded by the value's JSON type."""
+class _ConfigKey(ConfigKey):
+    """A config key the filter names: letters, digits and _ only (its path is bound all the same)."""
 
     def __init__(self, keys: tuple[str, ...], dialect: str):
         for key in keys:
             if not CONFIG_KEY.fullmatch(key):
                 raise FilterError(f"config key {key!r}: letters, digits and _ only")
-        self.keys = keys
-        self.sqlite = dialect == "sqlite"
-
-    def _path(self) -> Any:
-        return bindparam(None, self.keys, type_=JSON.JSONPathType())
-
-    def _type(self) -> ColumnElement[str]:
-        if self.sqlite:
-            return func.json_type(Run.config, self._path(), type_=String)
-        return func.json_typeof(Run.config[self.keys], type_=String)
-
-    def is_kind(self, kind: str) -> ColumnElement[bool]:
-        sqlite_names = {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")}
-        if self.sqlite:
-            return self._type().in_(sqlite_names.get(kind, (kind,)))
-        return self._type() == kind
-
-    def exists(self) -> ColumnElement[bool]:
-        return self._type().is_not(None)
-
-    def value(self, kind: str) -> ColumnElement[Any]:
-        """The value as ``kind`` where it is one, else NULL: CASE keeps the cast from any other value."""
-        if kind == "boolean":
-            raw = self._type() if self.sqlite else Run.config[self.keys].as_string()
-        elif kind == _NUMBER:
-            raw = (
-                func.json_extract(Run.config, self._path(), type_=Float)
-                if self.sqlite
-                else Run.config[self.keys].as_float()
-            )
-        else:
-            raw = (
-                func.json_extract(Run.config, self._path(), type_=String)
-                if self.sqlite
-                else Run.config[self.keys].as_string()
-            )
-        return case((self.is_kind(kind), raw), else_=None)
+        super().__init__(keys, dialect)
 
 
 def _boolean_text(value: bool) -> str:
@@ -220,7 +182,9 @@ class _Compiler:
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, BoolOp):
-            parts = [self.node(operand) for operand in node.operands]
+            # Cheapest first: SQLite tests the terms in the order written and stops at the first that
+            # decides, so a column comparison spares most rows a JSON parse (PostgreSQL orders by cost itself).
+            parts = [self.node(operand) for operand in sorted(node.operands, key=_cost)]
             return and_(*parts) if node.op == "and" else or_(*parts)
         if isinstance(node, Not):
             # Two-valued: a comparison with a missing value is false, so its negation is true.
@@ -340,6 +304,19 @@ class _Compiler:
         matches = or_(*(key.value(kind).in_(values) for kind, values in by_kind.items()))
         # not in: a value of the list's types that is none of them; a missing key matches neither.
         return and_(or_(*(key.is_kind(kind) for kind in by_kind)), not_(matches)) if node.negated else matches
+
+
+def _cost(node: Node) -> int:
+    """How dear a test is per row: 0 a column of the run's row, 1 a config key (a JSON read), 2 a
+    subquery (a tag, the final epoch)."""
+    if isinstance(node, BoolOp):
+        return max(_cost(operand) for operand in node.operands)
+    if isinstance(node, Not):
+        return _cost(node.operand)
+    space = node.field.path[0]
+    if space == "config":
+        return 1
+    return 2 if space in TAG_FIELDS or space == "final" else 0
 
 
 def _bind_type(kind: str) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, bindparam, func, literal_column, select, tuple_, type_coerce
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal_column, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
 from backend.models import SORT_KEYS, Run, RunKind, RunStatus
@@ -120,8 +120,6 @@ class Where:
         """The conditions on runs; None where none can match."""
         conditions: list[ColumnElement[bool]] = []
         condition = run_condition(session=session, text=self.filter_text)
-        if condition is not None:
-            conditions.append(condition)
         if self.archived is not None:
             conditions.append(Run.archived_at.is_not(None) if self.archived else Run.archived_at.is_(None))
         if self.statuses:
@@ -137,7 +135,8 @@ class Where:
             conditions.append(Run.study_id == self.study_id)
         if self.created_by is not None:
             conditions.append(Run.created_by == self.created_by)
-        return conditions
+        # The filter last: the columns above are cheaper to test than its JSON reads and subqueries.
+        return conditions if condition is None else [*conditions, condition]
 
 
 def list_runs(
@@ -152,10 +151,26 @@ def list_runs(
     """One page of the runs ``where`` keeps in ``sort``'s order (after ``cursor``, then ``skip`` more),
     the number of them over all pages, and the cursor of the next page (None on the last)."""
     order = Sort.of(sort)
+    statements = list_statements(session=session, where=where, order=order, cursor=cursor, skip=skip, limit=limit)
+    if statements is None:
+        return [], 0, None
+    count_statement, page_statement = statements
+    count = session.scalar(count_statement) or 0
+    rows = session.execute(page_statement).all()
+    runs = [row.Run for row in rows[:limit]]
+    next_cursor = _encode(order, rows[limit - 1].sort_value, runs[-1].id) if len(rows) > limit else None
+    return runs, count, next_cursor
+
+
+def list_statements(
+    *, session: Session, where: Where, order: Sort, cursor: str | None, skip: int, limit: int
+) -> tuple[Select[Any], Select[Any]] | None:
+    """The queries of one page: the number of matches, and the page's rows (one more than ``limit``,
+    to tell whether another page follows) with their sort values; None where nothing can match."""
     conditions = where.conditions(session)
     if conditions is None:
-        return [], 0, None
-    count = session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
+        return None
+    count = select(func.count()).select_from(Run).where(*conditions)
     key = order.key
     statement = select(Run, key.label("sort_value")).where(*conditions)
     if cursor:
@@ -164,10 +179,7 @@ def list_runs(
         bound = tuple_(bindparam(None, value, type_=key.type), bindparam(None, run_id, type_=Run.id.type))
         statement = statement.where(after < bound if order.descending else after > bound)
     ordering = (key.desc(), Run.id.desc()) if order.descending else (key.asc(), Run.id.asc())
-    rows = session.execute(statement.order_by(*ordering).offset(skip).limit(limit + 1)).all()
-    runs = [row.Run for row in rows[:limit]]
-    next_cursor = _encode(order, rows[limit - 1].sort_value, runs[-1].id) if len(rows) > limit else None
-    return runs, count, next_cursor
+    return count, statement.order_by(*ordering).offset(skip).limit(limit + 1)
 
 
 @dataclass(frozen=True)
