@@ -20,11 +20,14 @@ import os
 import statistics
 import tempfile
 import time
-from contextlib import ExitStack
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import optuna
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
 from backend import migrate
 from backend.db import Database
@@ -35,10 +38,24 @@ from backend.services import sweep_optuna, sweeps
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
 from bench.common import print_result
-from bench.runs_filter import postgres_database
 from trainer.data.demo import write_demo_dataset
 
 EPOCHS = 4
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A throwaway database on the PostgreSQL server of ``admin_url``; dropped afterwards."""
+    name = f"bench_sweep_overhead_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _prefill(database: Database, settings: Settings, sweep_id: int, trials: int) -> None:
