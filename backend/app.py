@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from backend import migrate
+from backend import migrate, statistics
 from backend.api.body_limit import BodySizeLimit
 from backend.api.errors import add_error_handlers
 from backend.api.main import api_router
@@ -27,10 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate.upgrade, database)
+        await anyio.to_thread.run_sync(statistics.refresh, database)
         controller = SweepLoop(database=database, settings=settings) if settings.sweep_controller else None
         if controller is not None:
             controller.start()
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(statistics.keep_current, database)
+            yield
+            tasks.cancel_scope.cancel()
         if controller is not None:
             await anyio.to_thread.run_sync(controller.stop)
         database.dispose()

@@ -1,7 +1,8 @@
 """The runs filter language (``filter_language``) compiled to one SQLAlchemy condition on ``runs``.
 
 Every value the user wrote is a bound parameter; a field is one of a fixed table of columns, or a
-config key whose path is bound too. Namespaces:
+config key whose path is bound too (but on SQLite for the indexed keys, a fixed list: see
+``backend.models.ConfigKey``). Namespaces:
 
 - run fields: ``id name status kind priority study created_at started_at finished_at created_by
   worker attempt config_hash configuration``;
@@ -138,7 +139,8 @@ def _final(name: str) -> ColumnElement[Any]:
 
 
 class _ConfigKey(ConfigKey):
-    """A config key the filter names: letters, digits and _ only (its path is bound all the same)."""
+    """A config key the filter names: letters, digits and _ only (its path is bound all the same, but
+    for SQLite's indexed keys)."""
 
     def __init__(self, keys: tuple[str, ...], dialect: str):
         for key in keys:

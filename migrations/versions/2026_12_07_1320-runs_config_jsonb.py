@@ -40,13 +40,13 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE runs ALTER COLUMN config TYPE jsonb USING config::jsonb")
-    for index in CONFIG_INDEXES:
+    for index in CONFIG_INDEXES["postgresql"]:
         index.create(op.get_bind())
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for index in reversed(CONFIG_INDEXES):
+        for index in reversed(CONFIG_INDEXES["postgresql"]):
             op.drop_index(index.name, "runs")
         op.execute("ALTER TABLE runs ALTER COLUMN config TYPE json USING config::json")
     op.drop_index("ix_epoch_metrics_run_summary", "epoch_metrics")
