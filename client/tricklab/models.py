@@ -53,6 +53,13 @@ class Run(Resource):
     archived_at: datetime | None = None
     updated_by: str | None = None  # the latest change of name, notes, tags or archive: who and when
     updated_at: datetime | None = None
+    # Handed to Slurm (tricklab worker --slurm): the latest attempt's job, in words ("Slurm 4121 on gpu[03-04]")
+    slurm: str | None = None
+    slurm_job_id: int | None = None
+    slurm_nodes: str | None = None
+    slurm_restarts: int | None = None
+    slurm_state: str | None = None  # as squeue last gave it: PENDING, RUNNING...
+    slurm_reason: str | None = None
 
     @property
     def finished(self) -> bool:
