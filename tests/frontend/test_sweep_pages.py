@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,9 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
     assert page.locator("#trial-table tbody tr").count() == 2
     assert page.locator("#sweep-verdict").text_content() == sweep.conclusion["text"]
     assert page.locator("#confirm-table tbody tr").count() == 2
+    # Each trial's runs: its search seed's, then its confirmation seed's, said so in words.
+    runs = page.locator("#trial-table tbody tr td:nth-child(5)").all_text_contents()
+    assert all(re.fullmatch(r"#\d+ #\d+ \(confirm\) ?", text) for text in runs), runs
     # The verdict's runs as the comparison's report: the same document a study or a comparison downloads.
     report = page.locator("#confirm-report-html").get_attribute("href")
     answer = httpx.get(f"{dashboard.url}{report}", timeout=120)

@@ -58,7 +58,7 @@ function renderSweep(sweep) {
         el("td", {}, el("span", { class: `badge status-${trial.state === "pruned" ? "cancelled" : trial.state}` }, trial.state)),
         el("td", { class: "num" }, trial.value === null ? "–" : number(trial.value)),
         el("td", {}, params(trial.params)),
-        el("td", {}, ...trial.runs.flatMap((run) => [el("a", { href: `/runs/${run.run_id}` }, `${run.run_id}${run.confirm ? "c" : ""}`), " "])),
+        el("td", {}, ...trial.runs.flatMap((run) => [el("a", { href: `/runs/${run.run_id}` }, `#${run.run_id}${run.confirm ? " (confirm)" : ""}`), " "])),
         el("td", {}, trial.pruned ?? (trial.retry_of !== null ? `runs #${trial.retry_of} again` : "")),
       ),
     ),
