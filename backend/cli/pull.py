@@ -7,12 +7,10 @@ lists; files already in place with that size are kept. ``--zip`` fetches one zip
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from backend.cli.common import EXIT_FAILED
-from tricklab.client import DEFAULT_URL
+from backend.cli.common import EXIT_FAILED, add_server_arguments
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -25,16 +23,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     pull.add_argument("run_id", type=int, metavar="RUN_ID")
     pull.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the files into")
     pull.add_argument("--zip", action="store_true", help="one run-ID.zip of the folder, without its checkpoints")
-    pull.add_argument(
-        "--server",
-        default=os.environ.get("TRICKLAB_SERVER", DEFAULT_URL),
-        help=f"server URL (default $TRICKLAB_SERVER or {DEFAULT_URL})",
-    )
-    pull.add_argument(
-        "--token",
-        default=os.environ.get("TRICKLAB_TOKEN") or None,
-        help="the API token, when the server needs one (default $TRICKLAB_TOKEN)",
-    )
+    add_server_arguments(pull)
     pull.set_defaults(handler=_pull)
 
 
