@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         "then answers 503 with Retry-After, a worker tries again later",
     )
     kill_grace_seconds: float = Field(3.0, gt=0, description="SIGTERM to SIGKILL delay when stopping a trainer")
+    fork_server: str = Field(
+        "auto",
+        min_length=1,
+        description="how a worker starts its trainers: `auto` forks each from a process of its own that has "
+        "imported PyTorch once (`tricklab serve` shares one among its workers), `off` starts each as a new "
+        "`python -m trainer run`, or the socket of a running `python -m trainer.fork_server SOCKET`",
+    )
     sweep_poll_seconds: float = Field(
         1.0, gt=0, le=60, description="how often the server's sweep controller reads new epochs and finished runs"
     )
@@ -96,6 +103,15 @@ class Settings(BaseSettings):
                 raise ValueError("SQLite needs a file (sqlite:///path/to/tricklab.db), not a host")
             return parsed.set(database=str(Path(parsed.database).expanduser().resolve())).render_as_string()
         return url
+
+    @field_validator("fork_server")
+    @classmethod
+    def _check_fork_server(cls, value: str) -> str:
+        if value in ("auto", "off"):
+            return value
+        if not Path(value).is_absolute():
+            raise ValueError(f"{value!r}: use auto, off, or the absolute path of a fork server's socket")
+        return value
 
     @field_validator("runs_dir")
     @classmethod

@@ -18,6 +18,7 @@ from testlib.studies import TINY, TINY_GRID, TINY_SEEDS
 from backend.settings import Settings
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
+from trainer.forked import ForkServerProcess
 from trainer.models.weights import IMAGENET1K_V1_URLS, cached_weights
 
 # Session fixtures that take a minute to build: the tiny study trained by real workers, the browser tests'
@@ -118,6 +119,27 @@ def imagenet_weights_listed(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         os.environ.pop("TORCH_HOME", None)
     else:
         os.environ["TORCH_HOME"] = before
+
+
+FORK_SERVER_ENV = "TRICKLAB_FORK_SERVER"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trainer_fork_server(tmp_path_factory: pytest.TempPathFactory, imagenet_weights_listed: Path) -> Iterator[Path]:
+    """One trainer fork server per test process, named to every worker this session starts
+    (TRICKLAB_FORK_SERVER): each trainer child starts with PyTorch imported, seconds of CPU less each.
+    tests/trainer/test_fork_server.py holds it to the exec'd trainer; tests of the exec path set "off"."""
+    server = ForkServerProcess(tmp_path_factory.mktemp("fork-server"))
+    if not server.ready():
+        pytest.fail("the trainer fork server did not start (python -m trainer.fork_server)")
+    before = os.environ.get(FORK_SERVER_ENV)
+    os.environ[FORK_SERVER_ENV] = str(server.socket_path)
+    yield server.socket_path
+    server.stop()
+    if before is None:
+        os.environ.pop(FORK_SERVER_ENV, None)
+    else:
+        os.environ[FORK_SERVER_ENV] = before
 
 
 @pytest.fixture(scope="session")

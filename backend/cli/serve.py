@@ -18,6 +18,7 @@ from backend.cli.common import EXIT_USAGE, load_settings, log_to_stderr
 if TYPE_CHECKING:
     from backend.db import Database
     from backend.settings import Settings
+    from trainer.forked import ForkServerProcess
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -84,6 +85,9 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; this handler turns it into an
     # exception, so the workers below are stopped instead of the process just ending.
     signal.signal(signal.SIGTERM, _raise_shutdown)
+    fork_server = _start_fork_server(settings) if args.workers else None
+    if fork_server is not None:
+        settings = settings.model_copy(update={"fork_server": str(fork_server.socket_path)})
     workers = [_start_worker(settings) for _ in range(args.workers)]
     app = create_app(settings)
     # What is loaded by now lives as long as the server. Frozen, it is left out of the collector's
@@ -97,6 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         _stop_workers(workers, grace=settings.kill_grace_seconds + 10)
+        if fork_server is not None:
+            fork_server.stop()
     return 0
 
 
@@ -135,6 +141,15 @@ def _ensure_demo_dataset(data_roots: list[Path]) -> None:
         return
     # In a child process: writing it loads torch, which the server itself never needs.
     subprocess.run([sys.executable, "-m", "backend", "data", "demo", str(data_roots[0])], check=True)
+
+
+def _start_fork_server(settings: Settings) -> ForkServerProcess | None:
+    """One trainer fork server for all the workers this server starts (each would start its own)."""
+    from trainer.forked import ForkServerProcess, forkable_argv
+
+    if settings.fork_server != "auto" or forkable_argv(settings.trainer_command) is None:
+        return None
+    return ForkServerProcess()
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen:

@@ -12,8 +12,10 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
+from trainer.forked import ForkedTrainer, launch_forked
 from trainer.processes import die_with_parent
 from trainer.protocol import MalformedEvent, parse_event
 
@@ -27,9 +29,11 @@ class TrainerChild:
     """A started trainer process. ``next_event`` hands over what it printed; ``stdout_closed`` tells
     when it has printed all it will."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str]):
-        """Start ``command``; OSError when it cannot be."""
-        self.process = subprocess.Popen(
+    def __init__(self, command: Sequence[str], env: dict[str, str], *, fork_server: Path | None = None):
+        """Start ``command``, forked by the fork server listening on ``fork_server`` where it can be;
+        OSError when it cannot be started at all."""
+        forked = launch_forked(command, env, socket_path=fork_server) if fork_server is not None else None
+        self.process: subprocess.Popen | ForkedTrainer = forked or subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

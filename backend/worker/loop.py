@@ -29,6 +29,7 @@ from backend.worker.outcome import record_outcome
 from backend.worker.presence import WorkerPresence
 from backend.worker.recorder import AttemptRecorder
 from trainer.config import ConfigError
+from trainer.forked import ForkServerProcess, forkable_argv
 from trainer.protocol import FAULT_DATA_ROOT, FAULT_NO_SPACE, data_root_readable
 
 log = logging.getLogger("tricklab.worker")
@@ -37,6 +38,9 @@ log = logging.getLogger("tricklab.worker")
 class Worker:
     """A worker on its ``placement``'s devices, named ``host:pid[:label]`` in the registry and in each
     run it claims."""
+
+    # Off inside a Slurm job, which trains one run: importing the trainer there once is all it costs.
+    starts_fork_server = True
 
     def __init__(
         self, *, settings: Settings, database: Database, placement: Placement | None = None, name: str | None = None
@@ -51,6 +55,7 @@ class Worker:
         self._free_floor = 0
         self._data_root_gone: str | None = None  # a data root that vanished mid-run, until it is back
         self.child: TrainerChild | None = None  # the current attempt's trainer
+        self._fork_server: ForkServerProcess | None = None
         self.presence = WorkerPresence(
             database=database, name=self.name, placement=self.placement, every=settings.heartbeat_seconds
         )
@@ -60,6 +65,16 @@ class Worker:
         queue has nothing to claim."""
         migrate.upgrade(self.db)
         log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
+        forks = self.starts_fork_server and forkable_argv(self.settings.trainer_command) is not None
+        if self.settings.fork_server == "auto" and forks:
+            self._fork_server = ForkServerProcess()
+        try:
+            return self._claim_until_stopped(once=once, exit_when_idle=exit_when_idle)
+        finally:
+            if self._fork_server is not None:
+                self._fork_server.stop()
+
+    def _claim_until_stopped(self, *, once: bool, exit_when_idle: bool) -> int:
         while not self._stop.is_set():
             self.presence.report()
             if not self._room_for_next_run():
@@ -134,7 +149,7 @@ class Worker:
             return
         command = self.trainer_command(claim, run_dir)
         try:
-            child = TrainerChild(command, env)
+            child = TrainerChild(command, env, fork_server=self.fork_server_socket())
             self.child = child
         except OSError as exc:
             recorder.write(
@@ -152,6 +167,14 @@ class Worker:
             self._free_floor = disk.free_bytes(self.settings.runs_dir) + disk.run_needs(claim.config)
         elif recorder.fault == FAULT_DATA_ROOT:
             self._data_root_gone = str(claim.config.get("data", {}).get("root", ""))
+
+    def fork_server_socket(self) -> Path | None:
+        """Where the trainer is forked from: the fork server the settings name, or this worker's own."""
+        if self.settings.fork_server not in ("auto", "off"):
+            return Path(self.settings.fork_server)
+        if self._fork_server is not None and self._fork_server.ready():
+            return self._fork_server.socket_path
+        return None
 
     def trainer_command(self, claim: jobs.Claim, run_dir: Path) -> list[str]:
         return trainer_command(claim, run_dir, settings=self.settings, placement=self.placement)

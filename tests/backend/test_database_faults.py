@@ -217,7 +217,7 @@ def test_postgres_stopped_mid_run_answers_503_and_the_run_finishes_with_each_epo
     base = live_server(settings)
     # uvicorn's own logger does not propagate: its "Exception in ASGI application" would escape caplog.
     logging.getLogger("uvicorn").addHandler(caplog.handler)
-    epochs = 8
+    epochs = 40  # a forked trainer starts at once: enough epochs that the outage lands mid-run
     config = {
         "model": {"arch": TINY_ARCH, "pretrained": False},
         "epochs": epochs,
@@ -227,7 +227,7 @@ def test_postgres_stopped_mid_run_answers_503_and_the_run_finishes_with_each_epo
     run = httpx.post(f"{base}/api/v1/runs", json={"config": config}, timeout=30).json()
     run_dir = settings.run_dir(run["id"])
     start_worker(settings)
-    # Stopped as soon as the run is claimed: its epochs take a fraction of a second, its trainer's start longer.
+    # Stopped as soon as the run is claimed: its epochs take a fraction of a second each.
     wait_for(
         lambda: httpx.get(f"{base}/api/v1/runs/{run['id']}", timeout=30).json()["status"] == "running",
         timeout=60,

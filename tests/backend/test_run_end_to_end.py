@@ -191,7 +191,10 @@ def test_a_dataset_with_unreadable_images_fails_the_run_with_one_line_naming_the
 def test_a_sigkill_tricklab_did_not_send_is_reported_as_the_systems_with_the_memory_peak(
     make_settings, sqlite_url, demo_dataset, live_server, start_worker
 ):
-    settings = make_settings(sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command())
+    # The trainer exec'd by the worker, its child (tests/trainer/test_fork_server.py kills a forked one).
+    settings = make_settings(
+        sqlite_url, data_roots=[demo_dataset], trainer_command=default_trainer_command(), fork_server="off"
+    )
     url = live_server(settings)
 
     def submit(name: str) -> int:

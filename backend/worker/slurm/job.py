@@ -80,6 +80,8 @@ def first_node(nodelist: str) -> str:
 class SlurmJobWorker(Worker):
     """One attempt, inside its job, on ``nodes`` nodes of ``per_node`` processes each (1: the trainer alone)."""
 
+    starts_fork_server = False
+
     def __init__(self, *, nodes: int, per_node: int, slurm: Slurm, **kwargs: Any):
         super().__init__(**kwargs)
         self.nodes = nodes
