@@ -35,7 +35,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     _verb(verbs, "list", "list the sweeps, newest first", _list)
     for verb, help_text in (
         ("show", "a sweep's trials and verdict"),
-        ("pause", "queue no new trial; running ones finish"),
+        ("pause", "queue no new trial or confirmation run; running ones finish, and its wall clock stops"),
         ("resume", "go on asking for trials"),
         ("cancel", "cancel its queued and running runs and stop it"),
     ):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import Run, Sweep, SweepRun, SweepTrial, TrialState
+from backend.models import Run, Sweep, SweepRun, SweepTrial, TrialState, utcnow
 from backend.schemas.sweep_spec import PRESETS, SweepSpec
 from backend.schemas.sweeps import SweepFigures, SweepPreset, SweepPublic, TrialPublic, TrialRun
 from backend.services import sweep_optuna
@@ -51,6 +51,8 @@ def sweep_public(*, session: Session, sweep: Sweep) -> SweepPublic:
         created_by=sweep.created_by,
         created_at=sweep.created_at,
         finished_at=sweep.finished_at,
+        paused_seconds=sweep.paused_seconds
+        + ((utcnow() - sweep.paused_at).total_seconds() if sweep.paused_at is not None else 0.0),
         trials=[
             TrialPublic(
                 number=trial.number,

@@ -57,7 +57,8 @@ class SweepMethods:
         return self._transport.content(f"/sweeps/{sweep_id}/figures/{name}.{image_format}", timeout=FIGURE_TIMEOUT)
 
     def pause_sweep(self, sweep_id: int) -> Sweep:
-        """Queue no new trial; running ones finish (Conflict unless it is running)."""
+        """Queue no new trial or confirmation run; running ones finish, and the wall clock stops (Conflict
+        unless it is running or confirming)."""
         return Sweep.model_validate(self._transport.post(f"/sweeps/{sweep_id}/pause"))
 
     def resume_sweep(self, sweep_id: int) -> Sweep:

@@ -381,3 +381,94 @@ def test_no_trial_is_queued_past_the_wall_clock_limit(world):
         sweep = session.get(Sweep, sweep_id)
         assert sweep is not None and sweep.status == SweepStatus.finished
         assert sweep.conclusion == {"winner": None, "text": "no trial finished: no configuration to name", "rows": []}
+
+
+def shift(database: Database, sweep_id: int, **back: timedelta) -> None:
+    """Move the sweep's moments (created_at, paused_at) back in time by the given spans."""
+    with database.session(write=True) as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None
+        for column, span in back.items():
+            setattr(sweep, column, getattr(sweep, column) - span)
+        session.commit()
+
+
+def test_time_spent_paused_does_not_count_against_the_wall_clock(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"optim.lr": {"type": "choice", "values": [0.001, 0.01, 0.1]}},
+        sampler={"name": "grid"},
+        budget={"trials": 3, "parallel": 1, "minutes": 30},
+    )
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    with database.session(write=True) as session:
+        sweeps.pause_sweep(session=session, sweep_id=sweep_id)
+    # Created 31 minutes ago, 20 of them paused: 11 minutes of running time.
+    shift(database, sweep_id, created_at=timedelta(minutes=31), paused_at=timedelta(minutes=20))
+    Workers(database, settings, mixup_curve).drive_once(sweep_id)  # the first trial ends while paused
+    with database.session(write=True) as session:
+        public = sweeps.resume_sweep(session=session, sweep_id=sweep_id)
+        assert public.paused_at is None and 20 * 60 <= public.paused_seconds < 21 * 60
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert [t.state for t in trials(database, sweep_id)] == [TrialState.complete, TrialState.running]
+    # 20 more minutes of running time: 31 in all, past the limit; the running trial ends, none follows.
+    shift(database, sweep_id, created_at=timedelta(minutes=20))
+    Workers(database, settings, mixup_curve).drive(sweep_id)
+    assert [t.state for t in trials(database, sweep_id)] == [TrialState.complete, TrialState.complete]
+
+
+def test_pause_holds_the_confirmation_stage(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"tricks.mixup_alpha": {"type": "choice", "values": [0.2, 0.1, 0.01]}},
+        sampler={"name": "grid", "seed": 0},
+        budget={"trials": 3, "parallel": 1},
+        confirm={"top": 3, "seeds": 2},
+    )
+    workers = Workers(database, settings, mixup_curve)
+    while status(database, sweep_id) == SweepStatus.running:
+        advance(database=database, settings=settings, sweep_id=sweep_id)
+        workers.drive_once(sweep_id)
+    # Confirming, one configuration at a time (budget.parallel): its two seeds are queued, and it is paused.
+    assert status(database, sweep_id) == SweepStatus.confirming
+    assert confirm_runs(database, sweep_id) == 2
+    with database.session(write=True) as session:
+        sweeps.pause_sweep(session=session, sweep_id=sweep_id)
+    workers.drive_once(sweep_id)  # the queued confirmation runs finish; nothing new is queued
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert set(workers.statuses().values()) == {RunStatus.succeeded}
+    assert confirm_runs(database, sweep_id) == 2 and status(database, sweep_id) == SweepStatus.paused
+    with database.session(write=True) as session:
+        assert sweeps.resume_sweep(session=session, sweep_id=sweep_id).status == SweepStatus.confirming
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert confirm_runs(database, sweep_id) == 4
+    workers.drive(sweep_id)
+    with database.session() as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.status == SweepStatus.finished
+        assert [row["n"] for row in sweep.conclusion["rows"]] == [3, 3, 3]  # a search seed and 2 confirmation seeds
+    assert confirm_runs(database, sweep_id) == 6
+
+
+def status(database: Database, sweep_id: int) -> SweepStatus:
+    with database.session() as session:
+        found = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+    assert found is not None
+    return found
+
+
+def confirm_runs(database: Database, sweep_id: int) -> int:
+    with database.session() as session:
+        return len(
+            session.scalars(
+                select(SweepRun.run_id)
+                .join(SweepTrial, SweepTrial.id == SweepRun.trial_id)
+                .where(SweepTrial.sweep_id == sweep_id, SweepRun.confirm.is_(True))
+            ).all()
+        )
