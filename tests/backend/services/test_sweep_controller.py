@@ -19,8 +19,9 @@ from backend import migrate
 from backend.db import Database
 from backend.models import Run, RunStatus, Sweep, SweepRun, SweepStatus, SweepTrial, TrialState, utcnow
 from backend.schemas.sweep_spec import SweepCreate
+from backend.schemas.sweeps import SweepFigures
 from backend.services import queue as jobs
-from backend.services import sweep_optuna, sweeps
+from backend.services import sweep_figure_cache, sweep_optuna, sweep_views, sweeps
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
 
@@ -472,3 +473,52 @@ def confirm_runs(database: Database, sweep_id: int) -> int:
                 .where(SweepTrial.sweep_id == sweep_id, SweepRun.confirm.is_(True))
             ).all()
         )
+
+
+def test_optunas_figures_are_drawn_again_only_once_a_trial_is_told(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"tricks.mixup_alpha": {"type": "float", "low": 0.0, "high": 1.0}},
+        sampler={"name": "random", "seed": 1},
+        budget={"trials": 4, "parallel": 1},
+    )
+    workers = Workers(database, settings, mixup_curve)
+    cache = sweep_figure_cache.FIGURES
+
+    def figures() -> tuple[SweepFigures, int, int]:
+        """The figures as a poll reads them, with the cache's lookups that found (hits) and drew (misses)."""
+        hits, misses = cache.hits, cache.misses
+        with database.session() as session:
+            sweep = session.get(Sweep, sweep_id)
+            assert sweep is not None
+            found = sweep_views.sweep_figures(session=session, settings=settings, sweep=sweep)
+        return found, cache.hits - hits, cache.misses - misses
+
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    workers.drive_once(sweep_id)  # trial 0 told COMPLETE
+    first, _, drawn = figures()
+    assert drawn == 1 and first.parallel is not None and first.importance is None
+    again, found, drawn = figures()
+    assert (found, drawn) == (1, 0) and again == first
+    # Trial 1 asked and running: nothing new for Optuna's figures, which are not drawn again.
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert figures()[1:] == (1, 0)
+    workers.drive_once(sweep_id)  # trial 1 told: drawn again, with both trials and now an importance
+    told, found, drawn = figures()
+    assert (found, drawn) == (0, 1) and told.importance is not None
+    assert told.slice is not None and first.slice is not None
+    assert len(told.slice["data"][0]["x"]) == 2 and len(first.slice["data"][0]["x"]) == 1
+    # Trial 2's row says complete before Optuna is told (the controller writes its rows first): what is
+    # drawn then is shown but not kept, and drawn again once Optuna has been told.
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    with database.session(write=True) as session:
+        session.execute(
+            update(SweepTrial)
+            .where(SweepTrial.sweep_id == sweep_id, SweepTrial.number == 2)
+            .values(state=TrialState.complete, value=50.0, finished_at=utcnow())
+        )
+        session.commit()
+    assert figures()[1:] == (0, 1) and figures()[1:] == (0, 1)
