@@ -101,6 +101,11 @@ def sweep_report(*, session: Session, settings: Settings, sweep_id: int) -> Repo
             *_design(spec),
             ("Progress", f"{public.status.value}; {len(public.trials)} of {public.budget} trials ({counts})"),
             ("Created", created),
+            *(
+                [("Baseline", f"#{shown[0]}, the best configuration, which the others are set against")]
+                if shown
+                else []
+            ),
         ],
         table=sweep_tables.confirmation_table(
             public.conclusion,
