@@ -348,7 +348,7 @@ class IdempotencyKey(Base):
 
 class SweepStatus(enum.StrEnum):
     running = "running"  # the controller asks, queues and tells
-    paused = "paused"  # its running trials finish; nothing new is queued until it resumes
+    paused = "paused"  # its running trials and runs finish; nothing new is queued until it resumes
     confirming = "confirming"  # the search is spent; the top configurations run over more seeds
     finished = "finished"
     cancelled = "cancelled"
@@ -382,6 +382,9 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     conclusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The wall-clock limit counts running time only: the time of past pauses, and the current one's start.
+    paused_at: Mapped[datetime | None]
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class SweepTrial(Base):

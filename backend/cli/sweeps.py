@@ -1,4 +1,5 @@
-"""``tricklab sweeps``: start an Optuna sweep from a file, list and show sweeps, pause, resume, cancel.
+"""``tricklab sweeps``: start an Optuna sweep from a file, list and show sweeps, pause, resume, cancel,
+and save a sweep's report.
 
 They speak to the server through the Python client, as ``tricklab studies`` does; the server's sweep
 controller does the searching.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.cli.common import add_server_arguments, speak_to_server
@@ -32,12 +35,18 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     _verb(verbs, "list", "list the sweeps, newest first", _list)
     for verb, help_text in (
         ("show", "a sweep's trials and verdict"),
-        ("pause", "queue no new trial; running ones finish"),
+        ("pause", "queue no new trial or confirmation run; running ones finish, and its wall clock stops"),
         ("resume", "go on asking for trials"),
         ("cancel", "cancel its queued and running runs and stop it"),
     ):
         parser = _verb(verbs, verb, help_text, _act)
         parser.add_argument("sweep_id", type=int, metavar="SWEEP_ID")
+    report = _verb(verbs, "report", "save a sweep's report: one offline HTML file, or its tables", _report)
+    report.add_argument("sweep_id", type=int, metavar="SWEEP_ID")
+    report.add_argument("--format", choices=("html", "md", "tex"), default="html", help="html (default), md or tex")
+    report.add_argument(
+        "-o", "--output", type=Path, help="the file to write (default: sweep-ID.FORMAT in this folder; - for stdout)"
+    )
 
 
 def _verb(
@@ -84,6 +93,19 @@ def _act(args: argparse.Namespace) -> int:
         print(describe(sweep))
 
     return speak_to_server(args, act)
+
+
+def _report(args: argparse.Namespace) -> int:
+    def save(client: Client) -> None:
+        text = client.sweep_report(args.sweep_id, args.format)
+        if args.output == Path("-"):
+            sys.stdout.write(text)
+            return
+        path = args.output or Path(f"sweep-{args.sweep_id}.{args.format}")
+        path.write_text(text, encoding="utf-8")
+        print(f"sweep {args.sweep_id}'s report: {path}")
+
+    return speak_to_server(args, save)
 
 
 def describe(sweep: Sweep) -> str:

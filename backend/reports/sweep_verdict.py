@@ -19,11 +19,15 @@ class Candidate:
     values: Sequence[float]  # the objective of each of its finished seeds
 
 
-def label(candidate: Candidate) -> str:
-    shown = ", ".join(
-        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in candidate.params.items()
+def params_text(params: Mapping[str, Any]) -> str:
+    """ "optim.lr=0.01, tricks.mixup_alpha=0.2", as the sweep page writes a trial's parameters."""
+    return ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
     )
+
+
+def label(candidate: Candidate) -> str:
+    shown = params_text(candidate.params)
     return f"#{candidate.number} ({shown})" if shown else f"#{candidate.number}"
 
 

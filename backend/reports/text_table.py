@@ -24,6 +24,7 @@ class TextTable:
     columns: list[str]
     rows: list[list[str]]
     notes: list[str]  # what the page says under (or above) the table
+    text_columns: int = 2  # the columns of words before the numbers, which are aligned right
 
 
 def _at_epoch(text: str, epoch: int | None) -> str:
@@ -125,7 +126,9 @@ def markdown_escape(text: str) -> str:
 def to_markdown(table: TextTable) -> str:
     lines = [f"Table: {markdown_escape(table.caption)}", ""]
     lines.append("| " + " | ".join(map(markdown_escape, table.columns)) + " |")
-    lines.append("|" + "|".join("---" if index < 2 else "---:" for index in range(len(table.columns))) + "|")
+    lines.append(
+        "|" + "|".join("---" if index < table.text_columns else "---:" for index in range(len(table.columns))) + "|"
+    )
     lines += ["| " + " | ".join(map(markdown_escape, row)) + " |" for row in table.rows]
     if table.notes:
         lines += ["", *(f"- {markdown_escape(note)}" for note in table.notes)]
@@ -173,7 +176,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: TextTable, *, label: str) -> str:
     """A booktabs table (``\\usepackage{booktabs}``; ``textcomp`` for the signs on old LaTeX)."""
-    spec = "ll" + "r" * (len(table.columns) - 2)
+    spec = "l" * table.text_columns + "r" * (len(table.columns) - table.text_columns)
     lines = [
         "% tricklab results table: needs \\usepackage{booktabs} (and textcomp before LaTeX 2020)",
         "\\begin{table}",

@@ -41,6 +41,9 @@ class SweepPublic(BaseModel):
     created_by: str | None
     created_at: datetime
     finished_at: datetime | None
+    paused_seconds: float = Field(
+        description="time spent paused (the current pause too), which the wall-clock limit does not count"
+    )
     trials: list[TrialPublic]
     counts: dict[str, int] = Field(description="trials per state")
     budget: int = Field(description="trials the search will queue (a grid's cells, if fewer)")

@@ -8,7 +8,10 @@
   and their runs queued with the parameters recorded;
 - a trial Optuna holds as running that tricklab never recorded (asked just before a crash) is queued
   with its parameters, never asked again: a restarted server makes no duplicate trial;
-- once the search is spent, the best configurations rerun over more seeds, then the verdict is kept.
+- once the search is spent, the best configurations rerun over more seeds, ``budget.parallel``
+  configurations at a time, then the verdict is kept;
+- paused, it queues nothing new, search or confirmation, and its clock stops: the wall-clock limit
+  counts running time only.
 
 tricklab's rows are written before Optuna is told, and Optuna is told with ``skip_if_finished``: a
 crash between the two tells the trial again on the next step, and Optuna keeps the first.
@@ -228,8 +231,12 @@ def _searched(session: Session, sweep_id: int) -> tuple[int, int]:
 
 
 def _out_of_time(sweep: Sweep, spec: SweepSpec) -> bool:
+    """Whether its running time, paused time left out, has reached the limit."""
     minutes = spec.budget.minutes
-    return minutes is not None and utcnow() >= sweep.created_at + timedelta(minutes=minutes)
+    if minutes is None:
+        return False
+    running = (sweep.paused_at or utcnow()) - sweep.created_at - timedelta(seconds=sweep.paused_seconds)
+    return running >= timedelta(minutes=minutes)
 
 
 def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, sweep_id: int) -> None:
@@ -257,33 +264,45 @@ def _ask(*, session: Session, settings: Settings, spec: SweepSpec, study: Any, s
 
 
 def _next_stage(*, session: Session, settings: Settings, spec: SweepSpec, sweep_id: int) -> None:
+    """Once the search is spent, confirm its best configurations (or conclude on the search's seeds);
+    a paused sweep is left where it is."""
     sweep = sweep_trials.locked(session, sweep_id)
     used, running = _searched(session, sweep_id)
     if sweep.status == SweepStatus.running and not running and (used >= budget_of(spec) or _out_of_time(sweep, spec)):
-        top = _ranked(session, spec, sweep_id)[: spec.confirm.top] if spec.confirm else []
-        if len(top) >= 2:
-            for trial in top:
-                for seed in seeds(spec, confirm=True):
-                    sweep_trials.queue_run(
-                        session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=True
-                    )
+        if spec.confirm and len(_ranked(session, spec, sweep_id)[: spec.confirm.top]) >= 2:
             sweep.status = SweepStatus.confirming
         else:
             _conclude(session, spec, sweep, _ranked(session, spec, sweep_id)[:2])
-    elif sweep.status == SweepStatus.confirming:
-        confirming = session.scalars(
-            select(Run.status)
-            .join(SweepRun, SweepRun.run_id == Run.id)
-            .join(SweepTrial, SweepTrial.id == SweepRun.trial_id)
-            .where(SweepTrial.sweep_id == sweep_id, SweepRun.confirm.is_(True))
-        ).all()
-        if all(status in FINAL_STATUSES for status in confirming):
-            confirmed = select(SweepRun.trial_id).where(SweepRun.confirm.is_(True))
-            trials = session.scalars(
-                select(SweepTrial).where(SweepTrial.sweep_id == sweep_id, SweepTrial.id.in_(confirmed))
-            ).all()
-            _conclude(session, spec, sweep, list(trials))
+    if sweep.status == SweepStatus.confirming:
+        _confirm(session=session, settings=settings, spec=spec, sweep=sweep)
     session.commit()
+
+
+def _confirm(*, session: Session, settings: Settings, spec: SweepSpec, sweep: Sweep) -> None:
+    """Queue the top configurations' confirmation seeds, ``budget.parallel`` configurations at a time, as
+    the search queues its trials; once every one has ended, the verdict. The search is spent, so the
+    ranking (complete trials only) no longer changes from one step to the next."""
+    assert spec.confirm is not None
+    top = _ranked(session, spec, sweep.id)[: spec.confirm.top]
+    statuses: dict[int, list[RunStatus]] = {trial.id: [] for trial in top}
+    for trial_id, status in session.execute(
+        select(SweepRun.trial_id, Run.status)
+        .join(Run, Run.id == SweepRun.run_id)
+        .where(SweepRun.trial_id.in_(list(statuses)), SweepRun.confirm.is_(True))
+    ):
+        statuses[trial_id].append(status)
+    busy = sum(any(status not in FINAL_STATUSES for status in found) for found in statuses.values())
+    for trial in top:
+        if statuses[trial.id] or busy >= spec.budget.parallel:
+            continue
+        for seed in seeds(spec, confirm=True):
+            sweep_trials.queue_run(
+                session=session, settings=settings, spec=spec, sweep=sweep, trial=trial, seed=seed, confirm=True
+            )
+            statuses[trial.id].append(RunStatus.queued)
+        busy += 1
+    if all(found and all(status in FINAL_STATUSES for status in found) for found in statuses.values()):
+        _conclude(session, spec, sweep, top)
 
 
 def _ranked(session: Session, spec: SweepSpec, sweep_id: int) -> list[SweepTrial]:

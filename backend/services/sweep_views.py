@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.models import Run, Sweep, SweepRun, SweepTrial, TrialState
+from backend.models import Run, Sweep, SweepRun, SweepTrial, TrialState, utcnow
 from backend.schemas.sweep_spec import PRESETS, SweepSpec
 from backend.schemas.sweeps import SweepFigures, SweepPreset, SweepPublic, TrialPublic, TrialRun
+from backend.services import sweep_figure_cache as figure_cache
 from backend.services import sweep_optuna
 from backend.services.sweep_controller import budget_of
+from backend.services.sweep_figure_cache import Drawn
 from backend.settings import Settings
 
 
@@ -51,6 +54,8 @@ def sweep_public(*, session: Session, sweep: Sweep) -> SweepPublic:
         created_by=sweep.created_by,
         created_at=sweep.created_at,
         finished_at=sweep.finished_at,
+        paused_seconds=sweep.paused_seconds
+        + ((utcnow() - sweep.paused_at).total_seconds() if sweep.paused_at is not None else 0.0),
         trials=[
             TrialPublic(
                 number=trial.number,
@@ -131,11 +136,23 @@ def _history(sweep: SweepPublic) -> dict[str, Any]:
     }
 
 
-def sweep_figures(*, session: Session, settings: Settings, sweep: Sweep) -> SweepFigures:
+def _finished(session: Session, sweep_id: int) -> tuple[int, int, datetime | None]:
+    """What the sweep's finished trials are in tricklab's rows: how many, how many complete, the last end."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(SweepTrial.state == TrialState.complete),
+            func.max(SweepTrial.finished_at),
+        ).where(SweepTrial.sweep_id == sweep_id, SweepTrial.state != TrialState.running)
+    ).one()
+    return int(row[0]), int(row[1]), row[2]
+
+
+def _draw(settings: Settings, sweep: Sweep) -> tuple[Drawn, int]:
+    """Optuna's parallel coordinates, slice plots and PED-ANOVA importance, and its complete trials' count."""
     import optuna
     from optuna import visualization
 
-    public = sweep_public(session=session, sweep=sweep)
     study = sweep_optuna.study(settings.database_url, sweep)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     notes: dict[str, str] = {}
@@ -158,4 +175,18 @@ def sweep_figures(*, session: Session, settings: Settings, sweep: Sweep) -> Swee
         except (ValueError, RuntimeError) as exc:  # e.g. one parameter value only: no importance to measure
             figures[name] = None
             notes[name] = str(exc)
-    return SweepFigures(history=_history(public), notes=notes, **figures)
+    return Drawn(figures, notes), len(complete)
+
+
+def sweep_figures(*, session: Session, settings: Settings, sweep: Sweep) -> SweepFigures:
+    """The history from tricklab's rows; Optuna's figures from the cache while no trial has been told or
+    pruned since they were drawn (``sweep_figure_cache``)."""
+    public = sweep_public(session=session, sweep=sweep)
+    key = (settings.database_url, sweep.id, sweep.created_at)
+    finished = _finished(session, sweep.id)
+    drawn = figure_cache.FIGURES.get(key, finished)
+    if drawn is None:
+        drawn, told = _draw(settings, sweep)
+        if told == finished[1]:  # Optuna has been told of every complete trial the rows hold
+            figure_cache.FIGURES.put(key, finished, drawn)
+    return SweepFigures(history=_history(public), notes=drawn.notes, **drawn.figures)

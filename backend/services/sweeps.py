@@ -170,20 +170,31 @@ def active_sweep_ids(*, session: Session) -> list[int]:
 
 
 def pause_sweep(*, session: Session, sweep_id: int) -> Sweep:
-    """Queue no new trial; the running ones finish and are told."""
+    """Queue no new trial and no new confirmation run; the running ones finish and are told. The time it
+    stays paused does not count against its wall-clock limit."""
     sweep = get_sweep(session=session, sweep_id=sweep_id, for_update=True)
-    if sweep.status != SweepStatus.running:
-        raise Conflict(f"sweep {sweep_id} is {sweep.status.value}; only a running sweep can be paused")
-    sweep.status = SweepStatus.paused
+    if sweep.status not in (SweepStatus.running, SweepStatus.confirming):
+        raise Conflict(f"sweep {sweep_id} is {sweep.status.value}; only a running or confirming sweep can be paused")
+    sweep.status, sweep.paused_at = SweepStatus.paused, utcnow()
     session.commit()
     return sweep
 
 
 def resume_sweep(*, session: Session, sweep_id: int) -> Sweep:
+    """Go on where it was paused: searching, or confirming once its confirmation has begun."""
     sweep = get_sweep(session=session, sweep_id=sweep_id, for_update=True)
     if sweep.status != SweepStatus.paused:
         raise Conflict(f"sweep {sweep_id} is {sweep.status.value}; only a paused sweep can be resumed")
-    sweep.status = SweepStatus.running
+    confirming = session.scalar(
+        select(func.count())
+        .select_from(SweepRun)
+        .join(SweepTrial, SweepTrial.id == SweepRun.trial_id)
+        .where(SweepTrial.sweep_id == sweep_id, SweepRun.confirm.is_(True))
+    )
+    sweep.status = SweepStatus.confirming if confirming else SweepStatus.running
+    if sweep.paused_at is not None:
+        sweep.paused_seconds += (utcnow() - sweep.paused_at).total_seconds()
+        sweep.paused_at = None
     session.commit()
     return sweep
 

@@ -37,6 +37,7 @@ class Sweep(Resource):
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None = None
+    paused_seconds: float = 0.0  # time spent paused, which budget.minutes does not count
     trials: list[Trial]
     counts: dict[str, int]
     budget: int

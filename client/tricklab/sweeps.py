@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+from tricklab._metrics import FIGURE_TIMEOUT
 from tricklab._transport import _Transport
 from tricklab.sweep_models import Sweep, SweepPage, SweepPreset
 
@@ -41,8 +42,23 @@ class SweepMethods:
         """The sweep's Plotly figures as JSON: history, parallel, slice, importance (and notes)."""
         return self._transport.get(f"/sweeps/{sweep_id}/figures")
 
+    def sweep_report(self, sweep_id: int, kind: Literal["html", "md", "tex"] = "html") -> str:
+        """The sweep as one HTML file that opens offline ("html": its space, verdict, confirmation table,
+        trials and figures), or its confirmation and trials tables as Markdown or LaTeX."""
+        return self._transport.content(f"/sweeps/{sweep_id}/report.{kind}").decode()
+
+    def sweep_figure(
+        self,
+        sweep_id: int,
+        name: Literal["history", "parallel", "slice", "importance"],
+        image_format: Literal["svg", "png"] = "svg",
+    ) -> bytes:
+        """One of the sweep's figures as SVG or PNG, drawn by the server's Chromium (``Busy`` without one)."""
+        return self._transport.content(f"/sweeps/{sweep_id}/figures/{name}.{image_format}", timeout=FIGURE_TIMEOUT)
+
     def pause_sweep(self, sweep_id: int) -> Sweep:
-        """Queue no new trial; running ones finish (Conflict unless it is running)."""
+        """Queue no new trial or confirmation run; running ones finish, and the wall clock stops (Conflict
+        unless it is running or confirming)."""
         return Sweep.model_validate(self._transport.post(f"/sweeps/{sweep_id}/pause"))
 
     def resume_sweep(self, sweep_id: int) -> Sweep:

@@ -74,6 +74,7 @@ with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
     for kind in ("html", "md", "tex"):
         call(f"study report.{kind}", "GET", f"/api/v1/studies/{study['id']}/report.{kind}")
         call(f"compare report.{kind}", "GET", f"/api/v1/compare/report.{kind}?run_ids={run['id']}")
+        call(f"sweep report.{kind}", "GET", f"/api/v1/sweeps/{sweep['id']}/report.{kind}")
 server.should_exit = True
 print(json.dumps({"statuses": statuses, "loaded": sorted({"torch", "torchvision", "timm"} & set(sys.modules))}))
 """

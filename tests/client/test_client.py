@@ -307,11 +307,17 @@ def test_sweeps_are_started_read_paused_resumed_and_cancelled_from_the_client(cl
     sweep = client.create_sweep("lr", space=lr, base=base, sampler={"name": "grid"}, priority=-1000)
     assert sweep.status == "running" and sweep.budget == 2
     assert client.pause_sweep(sweep.id).status == "paused"
-    with pytest.raises(Conflict, match="only a running sweep can be paused"):
+    with pytest.raises(Conflict, match="only a running or confirming sweep can be paused"):
         client.pause_sweep(sweep.id)
-    assert client.resume_sweep(sweep.id).status == "running"
+    resumed = client.resume_sweep(sweep.id)
+    assert resumed.status == "running" and resumed.paused_seconds > 0
     assert sweep.id in [listed.id for listed in client.list_sweeps().data]
     assert client.sweep_figures(sweep.id)["history"]["data"]
+    assert f"Sweep #{sweep.id}: lr" in client.sweep_report(sweep.id)
+    assert "No verdict yet" in client.sweep_report(sweep.id, "md")
+    assert client.sweep_figure(sweep.id, "history", "svg").startswith(b"<svg")
+    with pytest.raises(NotFound, match="this report has history"):
+        client.sweep_figure(sweep.id, "importance")
     assert client.cancel_sweep(sweep.id).ended
     assert client.wait_for_sweep(sweep.id, timeout=10).status == "cancelled"
     assert {preset.key for preset in client.list_sweep_presets()} == {"mixup_report", "recipe_searched"}

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import update
@@ -76,6 +77,28 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
     assert cloud_offers(page) == []
     assert page.errors == []
     page.screenshot(path=os.environ.get("SWEEP_SCREENSHOT", str(tmp_path / "sweep.png")), full_page=True)
+
+    # The sweep's own report: linked from its page, saved by the CLI, drawn from disk with the network off.
+    assert page.locator("#sweep-report-html").get_attribute("href") == f"/api/v1/sweeps/{sweep_id}/report.html"
+    saved = tricklab("sweeps", "report", str(sweep_id), env=env, cwd=tmp_path)
+    assert saved.returncode == 0 and f"sweep-{sweep_id}.html" in saved.stdout, saved.stderr
+    tried: list[str] = []
+
+    def only_files(route: Any) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            tried.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_files)
+    page.goto((tmp_path / f"sweep-{sweep_id}.html").as_uri())
+    figures = json.loads(page.locator("#report-figures").text_content() or "{}")["figures"]
+    assert {"history", "parallel", "slice"} <= set(figures)
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length === {len(figures)}")
+    assert page.locator("#report-verdict").text_content() == sweep.conclusion["text"]
+    assert page.locator("#report-table tbody tr").count() == 2 and page.locator("#report-table-2 tbody tr").count() == 2
+    assert tried == [] and page.errors == []
 
 
 def test_the_sweeps_form_shows_422s_beside_their_fields(page, dashboard):

@@ -83,11 +83,15 @@ class Workers:
             advance(database=self.database, settings=self.settings, sweep_id=sweep_id)
             if self.finished(sweep_id):
                 return
-            self.claim_all()
-            for epoch in range(1, 1 + max((c.config["epochs"] for c in self.claims.values()), default=0)):
-                self.epoch(epoch)
-                advance(database=self.database, settings=self.settings, sweep_id=sweep_id)
+            self.drive_once(sweep_id)
         raise AssertionError(f"sweep {sweep_id} did not end in {rounds} rounds")
+
+    def drive_once(self, sweep_id: int) -> None:
+        """Claim what is queued and train it to its end, advancing the controller after each epoch."""
+        self.claim_all()
+        for epoch in range(1, 1 + max((c.config["epochs"] for c in self.claims.values()), default=0)):
+            self.epoch(epoch)
+            advance(database=self.database, settings=self.settings, sweep_id=sweep_id)
 
     def finished(self, sweep_id: int) -> bool:
         from backend.models import Sweep, SweepStatus

@@ -1,4 +1,4 @@
-"""A study or a compare selection as a report: one offline HTML file, its table as Markdown or LaTeX,
+"""A study, a compare selection or a sweep as a report: one offline HTML file, its table as Markdown or LaTeX,
 and each figure as SVG or PNG (drawn by kaleido in Chromium, away from the database's read slots)."""
 
 from __future__ import annotations
@@ -8,21 +8,23 @@ from typing import Annotated, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Response
 
-from backend.api.deps import DatabaseDep, ModeQuery, RunIdsDep, SessionDep, StudyId, read_apart
+from backend.api.deps import DatabaseDep, ModeQuery, RunIdsDep, SessionDep, SettingsDep, StudyId, SweepId, read_apart
 from backend.api.responses import json_errors
 from backend.api.routes.compare import BaselineQuery
 from backend.api.routes.studies import MetricQuery
-from backend.reports import document, text_table
+from backend.reports import document
 from backend.reports.document import Report
 from backend.reports.figures import FigureName as Figure
 from backend.schemas.compare import Mode
 from backend.services import figure_images
 from backend.services import reports as report_service
+from backend.services import sweep_report as sweep_report_service
 
 router = APIRouter(tags=["reports"])
 
 TextFormat = Literal["html", "md", "tex"]
 FigureName = Annotated[Figure, Path(description="train_loss, valid_top1, valid_top5, lr, or effects (a grid study's)")]
+SweepFigureName = Annotated[sweep_report_service.FigureName, Path(description="history, parallel, slice or importance")]
 ImageFormat = Annotated[figure_images.ImageFormat, Path(description="svg or png")]
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -45,13 +47,9 @@ def _attachment(name: str) -> dict[str, str]:
 
 
 def _written(report: Report, kind: TextFormat) -> Response:
-    """The report as ``kind``: the whole HTML file, or its table alone."""
-    if kind == "html":
-        body = document.render_html(report)
-    elif kind == "md":
-        body = text_table.to_markdown(report.table)
-    else:
-        body = text_table.to_latex(report.table, label=f"tab:{report.stem}")
+    """The report as ``kind``: the whole HTML file, or its tables alone."""
+    write = {"html": document.render_html, "md": document.render_markdown, "tex": document.render_latex}[kind]
+    body = write(report)
     return Response(body, media_type=MEDIA_TYPES[kind], headers=_attachment(f"{report.stem}.{kind}"))
 
 
@@ -110,5 +108,26 @@ async def compare_figure(
     report = await read_apart(
         database,
         lambda session: report_service.compare_report(session=session, run_ids=run_ids, baseline=baseline, mode=mode),
+    )
+    return await _image(report, name, image_format)
+
+
+@router.get("/sweeps/{sweep_id}/report.{kind}", response_class=Response, responses=DOCUMENT)
+def sweep_report(sweep_id: SweepId, kind: TextFormat, session: SessionDep, settings: SettingsDep) -> Response:
+    """The sweep as one HTML file that opens offline (html): its space, the verdict and confirmation table,
+    every trial, the figures; or its two tables (the confirmation's, the trials') as Markdown (md) or LaTeX
+    booktabs (tex)."""
+    return _written(sweep_report_service.sweep_report(session=session, settings=settings, sweep_id=sweep_id), kind)
+
+
+@router.get("/sweeps/{sweep_id}/figures/{name}.{image_format}", response_class=Response, responses=IMAGE)
+async def sweep_figure(
+    sweep_id: SweepId, name: SweepFigureName, image_format: ImageFormat, database: DatabaseDep, settings: SettingsDep
+) -> Response:
+    """One of the sweep's figures as SVG or PNG (404 while Optuna cannot draw it yet); 503 when no Chromium
+    can draw it."""
+    report = await read_apart(
+        database,
+        lambda session: sweep_report_service.sweep_report(session=session, settings=settings, sweep_id=sweep_id),
     )
     return await _image(report, name, image_format)

@@ -53,13 +53,14 @@ def sweep_figures(sweep_id: SweepId, session: SessionDep, settings: SettingsDep)
 
 @router.post("/{sweep_id}/pause", responses=CHANGE)
 def pause_sweep(sweep_id: SweepId, session: SessionDep) -> SweepPublic:
-    """Queue no new trial; running trials finish and are told (a 409 unless it is running)."""
+    """Queue no new trial or confirmation run; running ones finish and are told, and the wall clock stops
+    (a 409 unless it is running or confirming)."""
     return sweep_views.sweep_public(session=session, sweep=sweeps.pause_sweep(session=session, sweep_id=sweep_id))
 
 
 @router.post("/{sweep_id}/resume", responses=CHANGE)
 def resume_sweep(sweep_id: SweepId, session: SessionDep) -> SweepPublic:
-    """Go on asking for trials (a 409 unless it is paused)."""
+    """Go on searching, or confirming where it was paused in its confirmation (a 409 unless it is paused)."""
     return sweep_views.sweep_public(session=session, sweep=sweeps.resume_sweep(session=session, sweep_id=sweep_id))
 
 

@@ -18,7 +18,7 @@ function renderSweep(sweep) {
   document.getElementById("sweep-design").textContent =
     `· ${sweep.trials.length} of ${sweep.budget} trials, ${sweep.spec.sampler.name} sampler, ` +
     `${sweep.spec.pruner.name} pruner, ${sweep.spec.seeds} seed(s) each; objective ${sweep.spec.objective}`;
-  document.getElementById("sweep-pause").hidden = sweep.status !== "running";
+  document.getElementById("sweep-pause").hidden = sweep.status !== "running" && sweep.status !== "confirming";
   document.getElementById("sweep-resume").hidden = sweep.status !== "paused";
   document.getElementById("sweep-cancel").hidden = ENDED.has(sweep.status);
   const verdict = document.getElementById("sweep-verdict");

@@ -3,6 +3,7 @@ cancel in the wrong state a 409. The controller is off here: each test sees only
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -11,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from testlib.processes import LOOPBACK
-from testlib.sweeps import sweep_settings
+from testlib.sweeps import Workers, sweep_settings
 
 from backend.app import create_app
 from backend.services import sweep_optuna
@@ -161,3 +162,86 @@ def test_presets_are_valid_sweeps(api: TestClient):
         ("body", "space", "tricks.kd.temperature"),
         ("body", "space", "tricks.kd.alpha"),
     }
+
+
+@pytest.fixture(scope="module")
+def finished(api: TestClient) -> dict[str, Any]:
+    """A grid over two mixup values, two seeds each and a confirmation over two more, trained by the
+    queue's own calls to exact figures: 0.1 clearly ahead of 0.4."""
+    answer = api.post(
+        "/api/v1/sweeps",
+        json=body(
+            api,
+            name="report <mixup> & 100%",
+            space={"tricks.mixup_alpha": {"type": "choice", "values": [0.4, 0.1]}},
+            sampler={"name": "grid", "seed": 0},
+            budget={"trials": 2, "parallel": 2},
+            seeds=2,
+            confirm={"top": 2, "seeds": 2},
+        ),
+    )
+    assert answer.status_code == 201, answer.text
+
+    def curve(config: dict[str, Any], epoch: int) -> float:
+        return (80.0 if config["tricks"]["mixup_alpha"] == 0.1 else 60.0) * epoch / 2 + config["seed"] % 2
+
+    state = app_state(api)
+    Workers(state.database, state.settings, curve).drive(answer.json()["id"])
+    return cast(dict[str, Any], api.get(f"/api/v1/sweeps/{answer.json()['id']}").json())
+
+
+def test_a_sweeps_report_as_html_markdown_and_latex(api: TestClient, finished: dict[str, Any]):
+    path = f"/api/v1/sweeps/{finished['id']}"
+    winner = finished["conclusion"]["winner"]
+    assert finished["status"] == "finished" and winner is not None
+    html = api.get(f"{path}/report.html")
+    assert html.status_code == 200 and html.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'filename="sweep-' in html.headers["content-disposition"]
+    text = html.text
+    # The name is the user's text, escaped; the verdict, the design and each trial's parameters are there.
+    assert "report &lt;mixup&gt; &amp; 100%" in text and "<mixup>" not in text
+    assert f"#{winner} (tricks.mixup_alpha=0.1) beats #" in text
+    assert "tricks.mixup_alpha: one of 0.4, 0.1" in text and "grid (seed 0) sampler" in text
+    figures = json.loads(text.split('id="report-figures">', 1)[1].split("</script>", 1)[0])["figures"]
+    assert set(figures) == {"history", "parallel", "slice", "importance"}
+    assert text.count('<tr><th scope="row">#') >= 2 + 2 + 8  # confirmation rows, trials, 8 runs' provenance
+
+    markdown = api.get(f"{path}/report.md")
+    assert markdown.status_code == 200 and markdown.headers["content-type"] == "text/markdown; charset=utf-8"
+    lines = markdown.text.splitlines()
+    loser = 1 - winner
+    # The winner first: its 4 seeds, mean ± std, the delta to the runner-up with its interval, p; the verdict.
+    assert lines[4:7] == [
+        f"| #{winner} \\[winner\\] | tricks.mixup\\_alpha=0.1 | 4 | 80.50 ± 0.58 | +20.00p \\[+19.00, +21.00\\] "
+        f"vs #{loser} | p\\<0.001 |",
+        f"| #{loser} | tricks.mixup\\_alpha=0.4 | 4 | 60.50 ± 0.58 | −20.00p \\[−21.00, −19.00\\] "
+        f"vs #{winner} | p\\<0.001 |",
+        "",
+    ]
+    assert lines[7].startswith(f"- Verdict: #{winner} (tricks.mixup\\_alpha=0.1) beats #{loser}")
+    trials = {
+        f"| #{winner} \\[best\\] | complete | tricks.mixup\\_alpha=0.1 | – | 2/2 | 80.50 |",
+        f"| #{loser} | complete | tricks.mixup\\_alpha=0.4 | – | 2/2 | 60.50 |",
+    }
+    assert {line for line in lines if "| complete |" in line} == trials
+
+    latex = api.get(f"{path}/report.tex")
+    assert latex.status_code == 200 and latex.text.count("\\begin{tabular}") == 2
+    assert "\\label{tab:sweep-" in latex.text and "{llrrrr}" in latex.text and "{llllrr}" in latex.text
+    assert "tricks.mixup\\_alpha=0.1" in latex.text and "\\textpm{}" in latex.text
+
+
+def test_a_sweeps_report_refuses_what_it_has_not(api: TestClient, finished: dict[str, Any]):
+    assert api.get("/api/v1/sweeps/999999/report.html").status_code == 404
+    assert api.get(f"/api/v1/sweeps/{finished['id']}/report.pdf").status_code == 422
+    assert api.get(f"/api/v1/sweeps/{finished['id']}/figures/effects.svg").status_code == 422
+    # A sweep with no trial yet: its report says there is no verdict, and why a figure is missing; that
+    # figure is a 404 naming the ones there are, before any browser starts.
+    fresh = api.post("/api/v1/sweeps", json=body(api, name="fresh")).json()
+    path = f"/api/v1/sweeps/{fresh['id']}"
+    markdown = api.get(f"{path}/report.md").text
+    assert "- No verdict yet: the sweep has not ended." in markdown
+    assert "Parallel coordinates: needs 1 complete trials; 0 so far" in api.get(f"{path}/report.html").text
+    missing = api.get(f"{path}/figures/parallel.svg")
+    assert missing.status_code == 404 and missing.json()["detail"].endswith("this report has history")
+    api.post(f"{path}/cancel")

@@ -19,8 +19,9 @@ from backend import migrate
 from backend.db import Database
 from backend.models import Run, RunStatus, Sweep, SweepRun, SweepStatus, SweepTrial, TrialState, utcnow
 from backend.schemas.sweep_spec import SweepCreate
+from backend.schemas.sweeps import SweepFigures
 from backend.services import queue as jobs
-from backend.services import sweep_optuna, sweeps
+from backend.services import sweep_figure_cache, sweep_optuna, sweep_views, sweeps
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
 
@@ -381,3 +382,143 @@ def test_no_trial_is_queued_past_the_wall_clock_limit(world):
         sweep = session.get(Sweep, sweep_id)
         assert sweep is not None and sweep.status == SweepStatus.finished
         assert sweep.conclusion == {"winner": None, "text": "no trial finished: no configuration to name", "rows": []}
+
+
+def shift(database: Database, sweep_id: int, **back: timedelta) -> None:
+    """Move the sweep's moments (created_at, paused_at) back in time by the given spans."""
+    with database.session(write=True) as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None
+        for column, span in back.items():
+            setattr(sweep, column, getattr(sweep, column) - span)
+        session.commit()
+
+
+def test_time_spent_paused_does_not_count_against_the_wall_clock(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"optim.lr": {"type": "choice", "values": [0.001, 0.01, 0.1]}},
+        sampler={"name": "grid"},
+        budget={"trials": 3, "parallel": 1, "minutes": 30},
+    )
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    with database.session(write=True) as session:
+        sweeps.pause_sweep(session=session, sweep_id=sweep_id)
+    # Created 31 minutes ago, 20 of them paused: 11 minutes of running time.
+    shift(database, sweep_id, created_at=timedelta(minutes=31), paused_at=timedelta(minutes=20))
+    Workers(database, settings, mixup_curve).drive_once(sweep_id)  # the first trial ends while paused
+    with database.session(write=True) as session:
+        public = sweeps.resume_sweep(session=session, sweep_id=sweep_id)
+        assert public.paused_at is None and 20 * 60 <= public.paused_seconds < 21 * 60
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert [t.state for t in trials(database, sweep_id)] == [TrialState.complete, TrialState.running]
+    # 20 more minutes of running time: 31 in all, past the limit; the running trial ends, none follows.
+    shift(database, sweep_id, created_at=timedelta(minutes=20))
+    Workers(database, settings, mixup_curve).drive(sweep_id)
+    assert [t.state for t in trials(database, sweep_id)] == [TrialState.complete, TrialState.complete]
+
+
+def test_pause_holds_the_confirmation_stage(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"tricks.mixup_alpha": {"type": "choice", "values": [0.2, 0.1, 0.01]}},
+        sampler={"name": "grid", "seed": 0},
+        budget={"trials": 3, "parallel": 1},
+        confirm={"top": 3, "seeds": 2},
+    )
+    workers = Workers(database, settings, mixup_curve)
+    while status(database, sweep_id) == SweepStatus.running:
+        advance(database=database, settings=settings, sweep_id=sweep_id)
+        workers.drive_once(sweep_id)
+    # Confirming, one configuration at a time (budget.parallel): its two seeds are queued, and it is paused.
+    assert status(database, sweep_id) == SweepStatus.confirming
+    assert confirm_runs(database, sweep_id) == 2
+    with database.session(write=True) as session:
+        sweeps.pause_sweep(session=session, sweep_id=sweep_id)
+    workers.drive_once(sweep_id)  # the queued confirmation runs finish; nothing new is queued
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert set(workers.statuses().values()) == {RunStatus.succeeded}
+    assert confirm_runs(database, sweep_id) == 2 and status(database, sweep_id) == SweepStatus.paused
+    with database.session(write=True) as session:
+        assert sweeps.resume_sweep(session=session, sweep_id=sweep_id).status == SweepStatus.confirming
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert confirm_runs(database, sweep_id) == 4
+    workers.drive(sweep_id)
+    with database.session() as session:
+        sweep = session.get(Sweep, sweep_id)
+        assert sweep is not None and sweep.status == SweepStatus.finished
+        assert [row["n"] for row in sweep.conclusion["rows"]] == [3, 3, 3]  # a search seed and 2 confirmation seeds
+    assert confirm_runs(database, sweep_id) == 6
+
+
+def status(database: Database, sweep_id: int) -> SweepStatus:
+    with database.session() as session:
+        found = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+    assert found is not None
+    return found
+
+
+def confirm_runs(database: Database, sweep_id: int) -> int:
+    with database.session() as session:
+        return len(
+            session.scalars(
+                select(SweepRun.run_id)
+                .join(SweepTrial, SweepTrial.id == SweepRun.trial_id)
+                .where(SweepTrial.sweep_id == sweep_id, SweepRun.confirm.is_(True))
+            ).all()
+        )
+
+
+def test_optunas_figures_are_drawn_again_only_once_a_trial_is_told(world):
+    database, settings = world
+    sweep_id = create(
+        database,
+        settings,
+        base=base(settings),
+        space={"tricks.mixup_alpha": {"type": "float", "low": 0.0, "high": 1.0}},
+        sampler={"name": "random", "seed": 1},
+        budget={"trials": 4, "parallel": 1},
+    )
+    workers = Workers(database, settings, mixup_curve)
+    cache = sweep_figure_cache.FIGURES
+
+    def figures() -> tuple[SweepFigures, int, int]:
+        """The figures as a poll reads them, with the cache's lookups that found (hits) and drew (misses)."""
+        hits, misses = cache.hits, cache.misses
+        with database.session() as session:
+            sweep = session.get(Sweep, sweep_id)
+            assert sweep is not None
+            found = sweep_views.sweep_figures(session=session, settings=settings, sweep=sweep)
+        return found, cache.hits - hits, cache.misses - misses
+
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    workers.drive_once(sweep_id)  # trial 0 told COMPLETE
+    first, _, drawn = figures()
+    assert drawn == 1 and first.parallel is not None and first.importance is None
+    again, found, drawn = figures()
+    assert (found, drawn) == (1, 0) and again == first
+    # Trial 1 asked and running: nothing new for Optuna's figures, which are not drawn again.
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    assert figures()[1:] == (1, 0)
+    workers.drive_once(sweep_id)  # trial 1 told: drawn again, with both trials and now an importance
+    told, found, drawn = figures()
+    assert (found, drawn) == (0, 1) and told.importance is not None
+    assert told.slice is not None and first.slice is not None
+    assert len(told.slice["data"][0]["x"]) == 2 and len(first.slice["data"][0]["x"]) == 1
+    # Trial 2's row says complete before Optuna is told (the controller writes its rows first): what is
+    # drawn then is shown but not kept, and drawn again once Optuna has been told.
+    advance(database=database, settings=settings, sweep_id=sweep_id)
+    with database.session(write=True) as session:
+        session.execute(
+            update(SweepTrial)
+            .where(SweepTrial.sweep_id == sweep_id, SweepTrial.number == 2)
+            .values(state=TrialState.complete, value=50.0, finished_at=utcnow())
+        )
+        session.commit()
+    assert figures()[1:] == (0, 1) and figures()[1:] == (0, 1)
