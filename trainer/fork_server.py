@@ -39,7 +39,8 @@ class ForkServer:
         self.connection_of: dict[int, socket.socket] = {}
         self.stopping = False
 
-    def serve(self) -> None:
+    def serve(self) -> list[str] | None:
+        """Launch until stopped (None); in a forked child, return at once with the trainer's arguments."""
         while not self.stopping:
             readable, _, _ = select.select([self.listener, *self.pending, *self.child_of], [], [], REAP_SECONDS)
             for ready in readable:
@@ -47,21 +48,25 @@ class ForkServer:
                     connection, _ = self.listener.accept()
                     self.pending.add(connection)
                 elif ready in self.pending:
-                    self._launch(ready)
+                    trainer_argv = self._launch(ready)
+                    if trainer_argv is not None:
+                        return trainer_argv
                 else:
                     self._gone(ready)
             self._reap()
         for pid in list(self.connection_of):
             _kill_group(pid)
+        return None
 
-    def _launch(self, connection: socket.socket) -> None:
+    def _launch(self, connection: socket.socket) -> list[str] | None:
+        """Fork the child ``connection`` asks for; in that child, its trainer's arguments."""
         self.pending.discard(connection)
         message, fds, _, _ = socket.recv_fds(connection, MAX_MESSAGE_BYTES, 2)
         if not message or len(fds) != 2:
             for fd in fds:
                 os.close(fd)
             connection.close()
-            return
+            return None
         request = json.loads(message)
         refusal = _refusal(request)
         if refusal is not None:
@@ -69,7 +74,7 @@ class ForkServer:
                 os.close(fd)
             _reply(connection, {"refused": refusal})
             connection.close()
-            return
+            return None
         # The pid is answered once the child leads its own session, as Popen returns after exec: a stop
         # that follows at once finds its process group.
         settled, settling = os.pipe()
@@ -77,6 +82,7 @@ class ForkServer:
         if pid == 0:
             os.close(settled)
             self._become_child(connection, request, fds, settling)
+            return forkable_argv(request["command"])
         os.close(settling)
         os.read(settled, 1)
         os.close(settled)
@@ -85,10 +91,10 @@ class ForkServer:
         self.child_of[connection] = pid
         self.connection_of[pid] = connection
         _reply(connection, {"pid": pid})
+        return None
 
     def _become_child(self, connection: socket.socket, request: dict[str, Any], fds: list[int], settling: int) -> None:
-        """In the forked child: never returns."""
-        code = 1
+        """In the forked child: become what ``Popen`` would have started, short of the trainer's run."""
         try:
             os.setsid()
             die_with_parent(os.getppid())()
@@ -114,15 +120,10 @@ class ForkServer:
             os.chdir(request["cwd"])
             os.environ.clear()
             os.environ.update(request["env"])
-            code = _run_trainer(forkable_argv(request["command"]) or [])
-        except BaseException:  # noqa: BLE001 - a child's last words go to its stderr, never up the server's stack
+        except BaseException:  # noqa: BLE001 - a child that cannot be set up ends here, never in the server's loop
             with contextlib.suppress(Exception):
                 traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+            os._exit(1)
 
     def _gone(self, connection: socket.socket) -> None:
         """A worker closed its connection before its child ended: the child's group goes too."""
@@ -158,15 +159,6 @@ def _refusal(request: dict[str, Any]) -> str | None:
     return None
 
 
-def _run_trainer(argv: list[str]) -> int:
-    from trainer.cli import run_main
-
-    try:
-        return run_main(argv)
-    except SystemExit as exc:  # argparse's errors, as the exec'd trainer would end
-        return exc.code if isinstance(exc.code, int) else 1
-
-
 def _reply(connection: socket.socket, payload: dict[str, Any]) -> None:
     connection.send(json.dumps(payload).encode())
 
@@ -178,7 +170,7 @@ def _kill_group(pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     (socket_path,) = argv if argv is not None else sys.argv[1:]
-    import trainer.cli  # noqa: F401 - the point of this process: the children start with it imported
+    from trainer.cli import run_main  # the point of this process: its children start with it imported
 
     if threading.active_count() != 1:
         print("trainer.fork_server: importing the trainer started threads; forking is not safe", file=sys.stderr)
@@ -201,11 +193,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    server_pid = os.getpid()
     try:
-        server.serve()
+        trainer_argv = server.serve()
     finally:
-        path.unlink(missing_ok=True)
-    return 0
+        if os.getpid() == server_pid:
+            path.unlink(missing_ok=True)
+    if trainer_argv is None:
+        return 0
+    # A forked child: the trainer runs as this process's main, and the interpreter ends it as it ends an
+    # exec'd one (exit handlers, threads joined, streams flushed).
+    sys.argv = [str(Path(__file__).with_name("__main__.py")), *trainer_argv]
+    return run_main(trainer_argv)
 
 
 if __name__ == "__main__":
