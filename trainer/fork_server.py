@@ -25,6 +25,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
+
+# The point of this process: its children start with the trainer imported.
+from trainer.cli import run_main
 from trainer.forked import IMPORT_TIME_ENV, LISTENING, MAX_MESSAGE_BYTES, forkable_argv
 from trainer.processes import die_with_parent
 
@@ -170,10 +174,16 @@ def _kill_group(pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     (socket_path,) = argv if argv is not None else sys.argv[1:]
-    from trainer.cli import run_main  # the point of this process: its children start with it imported
-
-    if threading.active_count() != 1:
-        print("trainer.fork_server: importing the trainer started threads; forking is not safe", file=sys.stderr)
+    # A child cannot use CUDA once its parent has (CUDA refuses to re-initialise in a forked process).
+    unsafe = (
+        "started threads"
+        if threading.active_count() != 1
+        else "initialised CUDA"
+        if torch.cuda.is_initialized()
+        else None
+    )
+    if unsafe is not None:
+        print(f"trainer.fork_server: importing the trainer {unsafe}; forking is not safe", file=sys.stderr)
         return 1
     path = Path(socket_path)
     path.unlink(missing_ok=True)
