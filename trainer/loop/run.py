@@ -148,7 +148,7 @@ def _train(
                 world=world,
                 global_sizes=training.global_sizes,
                 so_far=so_far,
-                stop=lambda: warned(world, device),
+                stop=lambda step: warned(world, step=step, steps_per_epoch=steps_per_epoch),
             )
         except EpochStopped as stop:
             for event in step_log.drain():
