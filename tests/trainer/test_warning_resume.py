@@ -91,6 +91,7 @@ def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
     train_run(resumed, reporter=recorder)
 
     assert recorder.of("start")[0]["start_epoch"] == 1
+    assert recorder.of("start")[0]["start_step"] == step  # the run says where it resumed
     rows = read_jsonl(resumed / "metrics.jsonl")
     assert without_timing(rows) == without_timing(read_jsonl(straight / "metrics.jsonl"))
     assert rows[1]["seconds"] > seconds_before  # the epoch's time includes the part before the stop
