@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from testlib.slurm import create, ended, epochs, get, job_of, slurm
+from testlib.slurm import HOST, create, ended, epochs, get, job_of, slurm
 
 from backend.models import RunStatus
+from backend.services import queue as jobs
+from backend.services.slurm_runs import record_job
 from tricklab.local import wait_for
 
 SPARE = "tricklab-spare"
@@ -84,17 +86,33 @@ def test_node_failures_and_a_warning_without_scontrol(slurm_cluster, slurm_setti
     ended(db, requeued, timeout=60)
 
 
-def test_a_job_over_its_memory_fails_out_of_memory(slurm_cluster, slurm_settings, dispatchers):
+def test_a_job_over_its_memory_and_one_gone_from_squeue_end_by_slurms_word(slurm_cluster, slurm_settings, dispatchers):
     """scripts/slurm's Slurm kills a step over its memory (JobAcctGather's OverMemoryKill, no cgroups) and
-    says only FAILED; the run names the memory, from what slurmstepd wrote into the job's output."""
+    says only FAILED: the run names the memory, from what slurmstepd wrote into the job's output. A job gone
+    from squeue ends by sacct's final state (scripts/slurm keeps accounting in slurmdbd)."""
     settings, db = slurm_settings
-    run_id = create(db, settings, name="too-big")
+    # A run whose job squeue no longer lists under its comment (past MinJobAge, while no dispatcher ran).
+    gone = create(db, settings, name="gone", priority=100)
+    ended_job = int(slurm(slurm_cluster, "sbatch", "--parsable", "--output=/dev/null", "--wrap=exit 3").strip())
+    with db.session(write=True) as session:
+        claim = jobs.claim_run(session=session, worker=f"{jobs.SLURM_WORKER_PREFIX}gone:1", stale_after_seconds=60)
+        assert claim is not None and claim.run_id == gone
+        record_job(session=session, run_id=gone, attempt=1, job_id=ended_job, state="RUNNING", nodes=HOST)
+    accounted = ("sacct", "--noheader", "--parsable2", "--allocations", "-o", "State", "-j", str(ended_job))
+    wait_for(lambda: slurm(slurm_cluster, *accounted).strip() == "FAILED", timeout=30, what="sacct to know the job")
+    too_big = create(db, settings, name="too-big")
     dispatchers(slurm_cluster, settings, "--mem-per-task", "100M")  # less than the trainer imports
-    ended(db, run_id, timeout=120)
-    run = get(db, run_id)
+    ended(db, gone, too_big, timeout=120)
+
+    run = get(db, too_big)
     assert run.status == RunStatus.failed
     assert re.fullmatch(
         rf"Slurm job {run.slurm_job_id} ran out of memory \(OUT_OF_MEMORY\): ask for more with --mem-per-task "
         r"\(used \d+ MiB of its 100 MiB\)",
         run.error or "",
     ), run.error
+    # Without accounting it would be lost (no end marker) and handed back to the queue.
+    assert (get(db, gone).status, get(db, gone).error) == (
+        RunStatus.failed,
+        f"Slurm job {ended_job} failed (FAILED) before its trainer reported an end; see its slurm-*.out",
+    )
