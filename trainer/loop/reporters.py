@@ -78,7 +78,7 @@ class JsonLinesReporter(BaseReporter):
 
     def start(self, info: StartInfo) -> None:
         fields: Mapping[str, object] = info  # looked up by the names in START_FIELDS
-        self.emit(EventType.start, {key: fields[key] for key in START_FIELDS if key in fields})
+        self.emit(EventType.start, {key: fields[key] for key in START_FIELDS})
         # A resumed attempt reports the epochs its checkpoint holds again: storing them is idempotent,
         # and a reader that died before storing the last one gets it now.
         for row in info["history"]:
@@ -146,7 +146,7 @@ class ConsoleReporter(BaseReporter):
         self.steps_per_epoch = info["steps_per_epoch"]
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
-        if "start_step" in info:
+        if info["start_step"] is not None:
             resumed = f", resuming in epoch {info['start_epoch'] + 1} at step {info['start_step']}"
         if info["fallback"]:
             print(f"training on the CPU: {info['fallback']}", file=self.stream)

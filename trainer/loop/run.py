@@ -104,24 +104,25 @@ def _train(
         # What a crashed attempt appended after its last checkpoint goes: those epochs are trained again.
         write_atomic(folder.metrics, "".join(json.dumps(row) + "\n" for row in progress.history))
 
-    info = StartInfo(
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        start_epoch=progress.epoch,
-        num_train=sources.train.num_samples,
-        num_valid=sources.valid.num_samples,
-        num_test=sources.test.num_samples,
-        num_classes=num_classes,
-        device=str(device),
-        world_size=world.size,
-        devices=describe_devices(world, device),
-        fallback=choice.fallback,
-        software=describe_software(),
-        history=progress.history,
+    reporter.start(
+        StartInfo(
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            start_epoch=progress.epoch,
+            # Resumed from the warning's mid-epoch checkpoint: the steps done before it.
+            start_step=None if progress.so_far is None else progress.epoch * steps_per_epoch + progress.so_far.batches,
+            num_train=sources.train.num_samples,
+            num_valid=sources.valid.num_samples,
+            num_test=sources.test.num_samples,
+            num_classes=num_classes,
+            device=str(device),
+            world_size=world.size,
+            devices=describe_devices(world, device),
+            fallback=choice.fallback,
+            software=describe_software(),
+            history=progress.history,
+        )
     )
-    if progress.so_far is not None:  # resumed from the warning's mid-epoch checkpoint
-        info["start_step"] = progress.epoch * steps_per_epoch + progress.so_far.batches
-    reporter.start(info)
 
     step_log = _StepLog(every=config.runtime.step_log_every, steps_per_epoch=steps_per_epoch, world=world)
 
