@@ -175,6 +175,8 @@ class Run(Base):
     # Why a sweep's controller stopped it early (its rung and the figures it was judged against); it ends cancelled.
     pruned: Mapped[str | None] = mapped_column(Text)
     start_epoch: Mapped[int] = mapped_column(default=0)
+    # The global step the latest attempt resumed at, from a mid-epoch checkpoint; None from an epoch's end.
+    start_step: Mapped[int | None] = mapped_column(Integer)
     # What the latest attempt trains on, from the trainer's start event: processes, "4 × H200".
     world_size: Mapped[int | None] = mapped_column(Integer)
     devices: Mapped[str | None] = mapped_column(String(200))

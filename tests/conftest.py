@@ -48,6 +48,7 @@ UNIT_SECONDS = {
     # started first, they overlap the others.
     "tests/backend/test_slurm_endings.py": 150,
     "tests/backend/test_slurm.py": 90,
+    "tests/backend/test_slurm_node_ends.py": 60,
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
     "tests/trainer/test_distributed.py": 45,

@@ -185,6 +185,9 @@ class StartEvent(TypedDict):
     epochs: int
     steps_per_epoch: int
     start_epoch: int  # the epochs before it come from a checkpoint; rows after it are superseded
+    # The steps done before it, when it resumes from a mid-epoch checkpoint (the warning signal's), in
+    # epoch start_epoch + 1; None when it starts at an epoch's start.
+    start_step: int | None
     num_train: int
     num_valid: int
     num_test: int

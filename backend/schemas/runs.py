@@ -131,6 +131,11 @@ class RunPublic(BaseModel):
     epoch: int = Field(0, description="latest stored epoch")
     epochs: int = Field(description="epochs the run is configured to train")
     start_epoch: int = Field(description="epoch the latest attempt resumed after (0 = from scratch)")
+    start_step: int | None = Field(
+        None,
+        description="the global step the latest attempt resumed at, in epoch start_epoch + 1, from the mid-epoch "
+        "checkpoint the warning signal (Slurm's, before a time limit or preemption) made; null from an epoch's end",
+    )
     world_size: int | None = Field(description="processes training the latest attempt (null until it starts)")
     devices: str | None = Field(description='what the latest attempt trains on, e.g. "4 × H200", "2 × CPU (gloo)"')
     device_fallback: str | None = Field(

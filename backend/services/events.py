@@ -55,7 +55,7 @@ def _poll(database: Database, settings: Settings, run_id: int, after_epoch: int)
 
 
 def _status_key(run: RunPublic) -> tuple:
-    return run.status, run.attempt, run.cancel_requested, run.worker, run.failure_kind, run.start_epoch
+    return run.status, run.attempt, run.cancel_requested, run.worker, run.failure_kind, run.start_epoch, run.start_step
 
 
 def _run_event(event: str, run: RunPublic, cursor: int) -> ServerSentEvent:

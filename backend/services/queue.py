@@ -186,12 +186,14 @@ def record_start(
     run_id: int,
     attempt: int,
     start_epoch: int,
+    start_step: Any = None,
     world_size: Any = None,
     devices: Any = None,
     fallback: Any = None,
     software: Any = None,
 ) -> bool | None:
-    """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt.
+    """The trainer resumes after ``start_epoch``: rows past it belong to a crashed attempt. ``start_step``:
+    the steps done before it, when it resumes from a mid-epoch checkpoint.
 
     ``world_size`` and ``devices`` (from the start event, unchecked) say what the attempt trains on,
     ``fallback`` why it trains on the CPU although its config let it take a GPU, ``software`` the
@@ -202,6 +204,8 @@ def record_start(
         session.rollback()
         return None
     run.start_epoch = start_epoch
+    step = _number(start_step)
+    run.start_step = step if isinstance(step, int) and step > 0 else None
     count = _number(world_size)
     run.world_size = count if isinstance(count, int) and count >= 1 else None
     run.devices = devices[:200] if isinstance(devices, str) and devices else None

@@ -23,6 +23,7 @@ class SlurmRun:
     job_id: int | None
     state: str | None
     cancel_requested: bool
+    restarts: int | None = None
 
 
 def job_comment(run_id: int, attempt: int, site: str) -> str:
@@ -34,12 +35,15 @@ def job_comment(run_id: int, attempt: int, site: str) -> str:
 def slurm_runs(*, session: Session) -> list[SlurmRun]:
     """Every run in Slurm's hands: running, claimed by a dispatcher."""
     rows = session.execute(
-        select(Run.id, Run.attempt, Run.slurm_job_id, Run.slurm_state, Run.cancel_requested)
+        select(Run.id, Run.attempt, Run.slurm_job_id, Run.slurm_state, Run.cancel_requested, Run.slurm_restarts)
         .where(Run.status == RunStatus.running, Run.worker.like(f"{SLURM_WORKER_PREFIX}%"))
         .order_by(Run.id)
     ).all()
     session.rollback()
-    return [SlurmRun(row.id, row.attempt, row.slurm_job_id, row.slurm_state, row.cancel_requested) for row in rows]
+    return [
+        SlurmRun(row.id, row.attempt, row.slurm_job_id, row.slurm_state, row.cancel_requested, row.slurm_restarts)
+        for row in rows
+    ]
 
 
 def job_claim(*, session: Session, run_id: int, attempt: int) -> tuple[Claim, str] | None:
@@ -78,8 +82,10 @@ def record_job(
     reason: str | None = None,
     nodes: str | None = None,
     restarts: int | None = None,
+    requeued: str | None = None,
 ) -> bool | None:
-    """What squeue says of the attempt's job; None when the run has moved on."""
+    """What squeue says of the attempt's job; None when the run has moved on. ``requeued``: why Slurm
+    requeued the job since the last look, in one line, kept as the run's latest error."""
     run = _owned(session, run_id, attempt)
     if run is None:
         session.rollback()
@@ -90,6 +96,8 @@ def record_job(
     run.slurm_nodes = nodes[:200] if nodes else run.slurm_nodes
     if restarts is not None:
         run.slurm_restarts = restarts
+    if requeued:
+        run.error = requeued
     session.commit()
     return True
 

@@ -61,6 +61,7 @@ class AttemptRecorder:
             if kind == EventType.start:
                 start_epoch = int(event.get("start_epoch") or 0)
                 hardware = {
+                    "start_step": event.get("start_step"),
                     "world_size": event.get("world_size"),
                     "devices": event.get("devices"),
                     "fallback": event.get("fallback"),

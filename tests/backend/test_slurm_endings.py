@@ -104,7 +104,7 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm
     wait_for(lambda: get(db, run_id).start_epoch > 0 and len(epochs(db, run_id)) >= 3, timeout=120, what="epoch 3")
     # One CPU more than is idle: only this job, the one preemptible job, has to make room (other tests' jobs
     # in the main partition are never preempted).
-    idle = int(slurm(slurm_cluster, "sinfo", "-h", "-o", "%C").split("/")[1])
+    idle = int(slurm(slurm_cluster, "sinfo", "-h", "--partition", "urgent", "-o", "%C").split("/")[1])
     slurm(slurm_cluster, "sbatch", "--partition=urgent", f"--ntasks={idle + 1}", "--output=/dev/null", "--wrap=sleep 2")
     release_after(2)
     ended(db, run_id, timeout=180)

@@ -40,6 +40,16 @@ def test_a_run_in_slurm_shows_its_job_its_wait_and_its_nodes(page, tmp_path, dem
             expect(page.locator("#run-status")).to_contain_text("running")
             expect(page.locator("#run-status")).to_contain_text("Slurm 4121 on node[1-2]")
             assert dashboard.run(run["id"])["slurm"] == "Slurm 4121 on node[1-2]"
+
+            # Requeued after the warning signal, the job's trainer resumes from its mid-epoch checkpoint.
+            job(state="RUNNING", nodes="node[1-2]", restarts=1)
+            with database.session(write=True) as session:
+                jobs.record_start(session=session, run_id=run["id"], attempt=claim.attempt, start_epoch=1, start_step=6)
+            page.goto(f"{dashboard.url}/runs/{run['id']}")
+            expect(page.locator("#run-attempt")).to_contain_text(
+                "resumed in epoch 2 at step 6, after the warning signal"
+            )
+            assert dashboard.run(run["id"])["start_step"] == 6
         finally:
             database.dispose()
     assert not page.probe.errors

@@ -91,6 +91,7 @@ def test_warned_mid_epoch_resumes_at_the_next_step_as_if_never_stopped(
     train_run(resumed, reporter=recorder)
 
     assert recorder.of("start")[0]["start_epoch"] == 1
+    assert recorder.of("start")[0]["start_step"] == step  # the run says where it resumed
     rows = read_jsonl(resumed / "metrics.jsonl")
     assert without_timing(rows) == without_timing(read_jsonl(straight / "metrics.jsonl"))
     assert rows[1]["seconds"] > seconds_before  # the epoch's time includes the part before the stop
@@ -113,11 +114,16 @@ def test_an_epochs_telemetry_over_two_starts_weighs_shares_by_time_and_keeps_the
     assert merge_figures(None, now, 1.0) == now
 
 
+# Agreements every 3 steps stand for the real 20 in an epoch of 4 steps: steps 3, 4 (an epoch's end), 6, 8.
+AGREE_EVERY = 3
+
+
 def _rank(rank: int, run_dir: str, port: int, warn_step: int | None, said: dict) -> None:
     """One of two gloo ranks, as torchrun starts them; rank 0 gets the warning signal at ``warn_step``."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1")
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
+    warning.AGREE_EVERY = AGREE_EVERY
     warning.listen()
     reporter = WarnAtStep(warn_step) if rank == 0 and warn_step is not None else Recorder()
     try:
@@ -134,8 +140,9 @@ def _free_port() -> int:
 
 
 def test_two_ranks_stop_at_one_step_and_resume_as_one_process_trains(demo_dataset, tmp_path):
-    """Under torchrun's layout the ranks agree on the step, rank 0 writes the checkpoint before any rank
-    exits, and the resumed pair ends as one process does, within the distributed tests' tolerance."""
+    """Under torchrun's layout the ranks agree on the step (the first agreement after rank 0's signal: no
+    collective at the steps between), rank 0 writes the checkpoint before any rank exits, and the resumed
+    pair ends as one process does, within the distributed tests' tolerance."""
     # No mixup: each rank mixes its own part of the batch, so a pair never mixes as one process does.
     config = tiny_config(demo_dataset, epochs=2, batch_size=8)
     alone = prepare(tmp_path / "alone", config)
@@ -148,7 +155,8 @@ def test_two_ranks_stop_at_one_step_and_resume_as_one_process_trains(demo_datase
 
     pair = prepare(tmp_path / "pair", config)
     said = mp.Manager().dict()
-    mp.spawn(_rank, args=(str(pair), _free_port(), STEPS_PER_EPOCH + 1, said), nprocs=2)
+    # Signalled during step 5 (batch 1 of epoch 2); the next agreement is after step 6.
+    mp.spawn(_rank, args=(str(pair), _free_port(), STEPS_PER_EPOCH, said), nprocs=2)
     assert said[0] == said[1] and "after batch 2 of epoch 2 (step 6)" in said[0], dict(said)
     assert load_checkpoint(pair / "checkpoints" / "last.pt")["mid_epoch"]["batches"] == 2
     mp.spawn(_rank, args=(str(pair), _free_port(), None, said), nprocs=2)

@@ -131,13 +131,13 @@ def train_one_epoch(
     world: World | None = None,
     global_sizes: Sequence[int] | None = None,
     so_far: EpochSoFar | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; ``start_step`` is the global index of the epoch's first batch.
 
     ``so_far``: the part of this epoch an earlier pass trained; ``loader`` then starts after its batches
     (the source was set to skip them), and the figures cover the whole epoch. ``stop``, asked after each
-    step on every rank at once, ends the pass there with ``EpochStopped``.
+    step on every rank at once with the global steps done, ends the pass there with ``EpochStopped``.
 
     ``tricks`` is set to the epoch already: the pass mixes and scores each batch through it.
 
@@ -185,7 +185,7 @@ def train_one_epoch(
         if on_step is not None:
             on_step(step, done.share(zero))
         step += 1
-        if stop is not None and stop():
+        if stop is not None and stop(step):
             batches.close()  # ends the telemetry's measures at this step
             elapsed = time.perf_counter() - started
             sums[5] += images_seen

@@ -146,6 +146,8 @@ class ConsoleReporter(BaseReporter):
         self.steps_per_epoch = info["steps_per_epoch"]
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
+        if info["start_step"] is not None:
+            resumed = f", resuming in epoch {info['start_epoch'] + 1} at step {info['start_step']}"
         if info["fallback"]:
             print(f"training on the CPU: {info['fallback']}", file=self.stream)
         print(

@@ -109,6 +109,8 @@ def _train(
             epochs=config.epochs,
             steps_per_epoch=steps_per_epoch,
             start_epoch=progress.epoch,
+            # Resumed from the warning's mid-epoch checkpoint: the steps done before it.
+            start_step=None if progress.so_far is None else progress.epoch * steps_per_epoch + progress.so_far.batches,
             num_train=sources.train.num_samples,
             num_valid=sources.valid.num_samples,
             num_test=sources.test.num_samples,
@@ -148,7 +150,7 @@ def _train(
                 world=world,
                 global_sizes=training.global_sizes,
                 so_far=so_far,
-                stop=lambda: warned(world, device),
+                stop=lambda step: warned(world, step=step, steps_per_epoch=steps_per_epoch),
             )
         except EpochStopped as stop:
             for event in step_log.drain():

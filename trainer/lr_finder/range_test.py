@@ -74,6 +74,7 @@ def _sweep(
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             start_epoch=0,  # a range test never resumes: a new attempt sweeps from the start
+            start_step=None,
             num_train=train.num_samples,
             num_valid=training.sources.valid.num_samples,
             num_test=training.sources.test.num_samples,

@@ -62,6 +62,15 @@ class World:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank. Over CPU tensors (the gloo side group under NCCL): the
+        answer needs no GPU work finished, so asking forces no CUDA sync."""
+        if not self.distributed:
+            return flag
+        tensor = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_side_groups.get("cpu"))
+        return bool(tensor.item())
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
@@ -100,6 +109,11 @@ def world_from_environment(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
+# Under NCCL, a gloo group over the same ranks for the small CPU-side agreements (``World.any``), created
+# once, when the process joins; absent under gloo, whose default group is on the CPU already.
+_side_groups: dict[str, dist.ProcessGroup] = {}
+
+
 @contextmanager
 def joined(world: World, device: torch.device) -> Iterator[None]:
     """Inside, this process belongs to the run's process group: NCCL between GPUs, gloo between CPUs.
@@ -114,9 +128,13 @@ def joined(world: World, device: torch.device) -> Iterator[None]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)
+        side = dist.new_group(backend="gloo")
+        assert isinstance(side, dist.ProcessGroup)  # every rank is a member
+        _side_groups["cpu"] = side
     else:
         dist.init_process_group("gloo")
     yield
+    _side_groups.clear()
     dist.destroy_process_group()
 
 

@@ -40,6 +40,7 @@ from backend.services.workers import report_worker
 from backend.settings import Settings
 from backend.worker.slurm.commands import Slurm, SlurmError, SlurmJob
 from backend.worker.slurm.job import end_marker
+from backend.worker.slurm.output import over_memory, requeue_reason
 from trainer.protocol import WARNING_SIGNAL
 
 log = logging.getLogger("tricklab.worker")
@@ -253,6 +254,10 @@ class Dispatcher:
                 self.vanished(run)
             return
         if not job.ended:
+            requeued = None
+            if job.job_id == run.job_id and job.restarts > (run.restarts or 0):
+                requeued = requeue_reason(self.settings.run_dir(run.run_id), job)
+                log.info("run %s attempt %s: %s", run.run_id, run.attempt, requeued)
             with self.database.session(write=True) as session:
                 record_job(
                     session=session,
@@ -263,6 +268,7 @@ class Dispatcher:
                     reason=job.reason,
                     nodes=job.nodes,
                     restarts=job.restarts,
+                    requeued=requeued,
                 )
             if run.cancel_requested:
                 self.cancel(job)
@@ -299,13 +305,17 @@ class Dispatcher:
             )
             self.submit(run.run_id, run.attempt)
             return
+        memory = over_memory(self.settings.run_dir(run.run_id), job_id) if state == "FAILED" else None
+        if memory is not None:
+            # Killed by JobAcctGather's OverMemoryKill (clusters without cgroups): Slurm says FAILED only.
+            state = "OUT_OF_MEMORY"
         if state == "CANCELLED" or cancelled_here:
             status, error = RunStatus.cancelled, f"cancelled in Slurm (job {job_id})"
             if cancelled_here:
                 error = f"cancelled (Slurm job {job_id} stopped)"
         else:
             status, what = ENDINGS.get(state, (RunStatus.failed, f"ended {state}"))
-            error = f"Slurm job {job_id} {what}"
+            error = f"Slurm job {job_id} {what}" + (f" ({memory})" if memory else "")
         with self.database.session(write=True) as session:
             now = end_in_slurm(
                 session=session,

@@ -37,7 +37,9 @@ function renderRun(next) {
   // Who queued it: the name of their token, or nobody on a server that needs none.
   $("run-creator").textContent = `${when(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`;
   // Attempts count claims: a worker that stops hands its run on, and the next one resumes it.
-  const resumed = run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
+  const resumed = run.start_step
+    ? ` (resumed in epoch ${run.start_epoch + 1} at step ${run.start_step}, after the warning signal)`
+    : run.start_epoch ? ` (resumed after epoch ${run.start_epoch})` : "";
   $("run-attempt").textContent = `${run.attempt}${resumed}${run.worker ? ` on ${run.worker}` : ""}`;
   $("run-changed").textContent = run.updated_at ? `${when(run.updated_at)}${run.updated_by ? ` by ${run.updated_by}` : ""}` : "–";
   renderOrganised(run);
@@ -166,7 +168,7 @@ async function resync() {
 
 function onStatus(event) {
   const next = JSON.parse(event.data);
-  const restarted = run && (next.attempt !== run.attempt || next.start_epoch !== run.start_epoch);
+  const restarted = run && (next.attempt !== run.attempt || next.start_epoch !== run.start_epoch || next.start_step !== run.start_step);
   renderRun(next);
   if (restarted) resync().catch(() => {});
 }
