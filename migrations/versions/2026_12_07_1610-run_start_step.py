@@ -1,8 +1,8 @@
 """runs: the step the latest attempt resumed at, from a mid-epoch checkpoint (the warning signal's)
 
 Revision ID: 2026_12_07_run_start_step
-Revises: 2026_12_07_sqlite_config_ix
-Create Date: 2026-12-07 16:00:00
+Revises: 2026_12_07_sweep_paused_time
+Create Date: 2026-12-07 16:10:00
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2026_12_07_run_start_step"
-down_revision: str | None = "2026_12_07_sqlite_config_ix"
+down_revision: str | None = "2026_12_07_sweep_paused_time"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
