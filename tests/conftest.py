@@ -51,7 +51,8 @@ UNIT_SECONDS = {
     "tests/backend/test_slurm_node_ends.py": 60,
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
-    "tests/trainer/test_distributed.py": 45,
+    "tests/trainer/test_distributed.py": 28,
+    "tests/trainer/test_sync_batchnorm.py": 17,
     "tests/trainer/test_warning_resume.py": 45,
     "tests/backend/api/test_api_reports.py": 40,
     "tests/backend/api/test_api_fuzz.py": 40,
@@ -65,7 +66,8 @@ UNIT_SECONDS = {
     "tests/backend/test_cli_tokens.py": 25,
     "tests/backend/test_machine_faults.py": 22,
     "tests/backend/test_lr_range_end_to_end.py": 17,
-    "tests/backend/services/test_sweep_controller.py": 25,
+    "tests/backend/services/test_sweep_controller.py": 12,
+    "tests/backend/services/test_sweep_controller_lifecycle.py": 13,
     "tests/backend/test_sweep_workers.py": 20,
     "tests/backend/test_sweep_restart.py": 30,  # two servers started per database, one killed mid-sweep
 }

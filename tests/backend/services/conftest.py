@@ -1,4 +1,5 @@
-"""The study service's fixtures: a migrated database, its settings, and a worker's results written by hand.
+"""The services' fixtures: a migrated database, its settings, and a worker's results written by hand (the
+study service); a migrated database with the sweep controller's settings (the sweep controller).
 
 PostgreSQL tests need TRICKLAB_TEST_POSTGRES_URL (a role that may CREATEDB).
 """
@@ -7,17 +8,19 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
+from testlib.sweeps import sweep_settings
 
+from backend import migrate
 from backend.db import Database
 from backend.models import EpochMetric, Run, RunStatus, utcnow
-from backend.services import weights
+from backend.services import sweep_optuna, weights
 from backend.settings import Settings
 from trainer.models.weights import cached_weights
 
@@ -80,3 +83,14 @@ def imagenet_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setattr(weights, "_probes", {})
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path, demo_dataset: Path) -> Iterator[tuple[Database, Settings]]:
+    """A migrated database of each kind with the sweep controller's settings; Optuna's cached studies are
+    forgotten after it."""
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database, sweep_settings(database_url, tmp_path, demo_dataset)
+    sweep_optuna.forget(database_url)
+    database.dispose()

@@ -1,71 +1,31 @@
-"""Database tables (SQLAlchemy 2.0 typed models). Alembic revisions in migrations/ mirror these."""
+"""The runs and what they record: studies, runs, their tags and metrics, the runs list's sort keys, and
+the workers that train them."""
 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    ColumnElement,
-    DateTime,
-    Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
-    bindparam,
-    case,
     func,
     literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.elements import Grouping
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger one names no row (and PostgreSQL would refuse it)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite keeps no zone, so it is stored naive UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware UTC time")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from backend.models.base import Base, enum_type, utcnow
 
 
 class RunStatus(enum.StrEnum):
@@ -87,23 +47,6 @@ class RunKind(enum.StrEnum):
 class FailureKind(enum.StrEnum):
     training = "training"  # the trainer failed: retried up to max_attempts
     infrastructure = "infrastructure"  # the worker died or was stopped: always requeued
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # VARCHAR + CHECK rather than a native PostgreSQL type: one schema on both backends.
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda members: [m.value for m in members],
-    )
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
 class Study(Base):
@@ -146,12 +89,12 @@ class Run(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[RunKind] = mapped_column(
-        _enum(RunKind, "run_kind"), default=RunKind.training, server_default=RunKind.training.value, index=True
+        enum_type(RunKind, "run_kind"), default=RunKind.training, server_default=RunKind.training.value, index=True
     )
     # An LR range test's sweep (trainer.lr_finder.sweep.LRSweep, whole); None for a training run.
     sweep: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
-    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    status: Mapped[RunStatus] = mapped_column(enum_type(RunStatus, "run_status"), default=RunStatus.queued)
     priority: Mapped[int] = mapped_column(default=0)
     # jsonb on PostgreSQL: a filter's key reads walk the parsed value (json parses the text at each
     # read), and expression indexes can be built on them (CONFIG_INDEXES).
@@ -170,7 +113,7 @@ class Run(Base):
     infrastructure_failures: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    failure_kind: Mapped[FailureKind | None] = mapped_column(_enum(FailureKind, "failure_kind"))
+    failure_kind: Mapped[FailureKind | None] = mapped_column(enum_type(FailureKind, "failure_kind"))
     error: Mapped[str | None] = mapped_column(Text)
     # Why a sweep's controller stopped it early (its rung and the figures it was judged against); it ends cancelled.
     pruned: Mapped[str | None] = mapped_column(Text)
@@ -293,35 +236,6 @@ class StepMetric(Base):
     lr: Mapped[float | None] = mapped_column(Float)
 
 
-class Token(Base):
-    """An API token: the name runs and studies record as their creator, and the SHA-256 of its secret.
-
-    A revoked token keeps its row (``token list`` shows it) until its name is given a new token.
-    """
-
-    __tablename__ = "tokens"
-    __table_args__ = (UniqueConstraint("name"), UniqueConstraint("secret_hash"))
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    revoked_at: Mapped[datetime | None]
-
-
-class LoginSession(Base):
-    """A browser's log-in: its cookie holds a random secret, stored here as a SHA-256, tied to a token."""
-
-    __tablename__ = "login_sessions"
-    __table_args__ = (UniqueConstraint("secret_hash"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    token_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-
-
 class Worker(Base):
     """A worker process as it last reported itself: its devices, and when it was last seen alive."""
 
@@ -332,178 +246,3 @@ class Worker(Base):
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
     paused: Mapped[str | None] = mapped_column(Text)  # why it claims nothing now (a full runs folder)
-
-
-class IdempotencyKey(Base):
-    """A create request's Idempotency-Key and what it created: a retry with the key gets that back."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("scope", "key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    scope: Mapped[str] = mapped_column(String(32))  # what the key creates: "runs" or "studies"
-    key: Mapped[str] = mapped_column(String(255))
-    request_hash: Mapped[str] = mapped_column(String(64))  # the request it came with: another one is refused
-    resource_id: Mapped[int]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class SweepStatus(enum.StrEnum):
-    running = "running"  # the controller asks, queues and tells
-    paused = "paused"  # its running trials and runs finish; nothing new is queued until it resumes
-    confirming = "confirming"  # the search is spent; the top configurations run over more seeds
-    finished = "finished"
-    cancelled = "cancelled"
-
-
-ACTIVE_SWEEP_STATUSES = frozenset({SweepStatus.running, SweepStatus.paused, SweepStatus.confirming})
-
-
-class TrialState(enum.StrEnum):
-    running = "running"  # its runs are queued or training
-    complete = "complete"
-    pruned = "pruned"
-    failed = "failed"
-
-
-class Sweep(Base):
-    """An Optuna search over RunConfig keys, run as ordinary runs by the sweep controller.
-
-    ``spec`` is the validated request (``backend.schemas.sweep_spec.SweepSpec``): the space, the
-    objective, the budget, the seeds and the sampler's and pruner's settings, so that a restarted server
-    rebuilds the same sampler and continues. ``conclusion`` is the confirmation's verdict once known.
-    """
-
-    __tablename__ = "sweeps"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[SweepStatus] = mapped_column(_enum(SweepStatus, "sweep_status"), default=SweepStatus.running)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_by: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    conclusion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # The wall-clock limit counts running time only: the time of past pauses, and the current one's start.
-    paused_at: Mapped[datetime | None]
-    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-
-
-class SweepTrial(Base):
-    """One configuration the sampler suggested (or a finished run brought in): its parameters as Optuna
-    suggested them, its state and objective (the mean over its search seeds)."""
-
-    __tablename__ = "sweep_trials"
-    __table_args__ = (UniqueConstraint("sweep_id", "number"), UniqueConstraint("sweep_id", "optuna_number"))
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
-    number: Mapped[int]  # 0, 1, ... within the sweep
-    # The Optuna trial's number: unique, so that a trial asked before a restart is never queued twice.
-    optuna_number: Mapped[int | None]
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[TrialState] = mapped_column(_enum(TrialState, "trial_state"), default=TrialState.running)
-    warm: Mapped[bool] = mapped_column(Boolean, default=False)  # finished runs brought in, not queued
-    retry_of: Mapped[int | None]  # the number of the failed trial whose parameters it runs again
-    value: Mapped[float | None] = mapped_column(Float)
-    reported_epoch: Mapped[int] = mapped_column(default=0)  # the last epoch told to the pruner
-    pruned: Mapped[str | None] = mapped_column(Text)  # at which rung, against which figures
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-
-
-class SweepRun(Base):
-    """A run of a trial: one per seed, in the search or in the confirmation stage."""
-
-    __tablename__ = "sweep_runs"
-
-    # A run of one sweep may join another's trial too (warm start): the pair is the key.
-    trial_id: Mapped[int] = mapped_column(ForeignKey("sweep_trials.id", ondelete="CASCADE"), primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True)
-    seed: Mapped[int]
-    confirm: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-# The config keys a study's ablations filter on most, and the JSON type their values hold. Each one's
-# filter expression is indexed (CONFIG_INDEXES): a filter on them reads the index, and its statistics
-# tell the planner how many runs match, so that it pages down the sort index rather than sorting
-# every match where most do (SQLite's made by backend.statistics).
-INDEXED_CONFIG_KEYS: dict[tuple[str, ...], str] = {
-    ("seed",): "number",
-    ("model", "arch"): "string",
-    ("optim", "name"): "string",
-    ("optim", "lr"): "number",
-    ("schedule", "name"): "string",
-    ("tricks", "label_smoothing"): "number",
-    ("tricks", "mixup_alpha"): "number",
-}
-
-
-class ConfigKey:
-    """One key of a run's stored config (``keys``, its path) on ``dialect``, each read guarded by the
-    value's JSON type: the runs filter's reads (backend.services.filter_sql) and the expressions of
-    CONFIG_INDEXES, one and the same, so that the planner matches them.
-
-    The path is bound, except on SQLite for a key of INDEXED_CONFIG_KEYS (a fixed list, never the
-    user's text): SQLite's index expressions cannot hold a parameter and its planner matches a query's
-    expression to an index's only where both hold the same literals, so there the path and the type
-    names are written into the SQL."""
-
-    def __init__(self, keys: tuple[str, ...], dialect: str):
-        self.keys = keys
-        self.sqlite = dialect == "sqlite"
-        self.literal = self.sqlite and keys in INDEXED_CONFIG_KEYS
-
-    def _path(self) -> Any:
-        if self.literal:
-            # Letters, digits and _ only (INDEXED_CONFIG_KEYS): nothing to quote.
-            return literal_column("'$." + ".".join(self.keys) + "'", type_=String)
-        return bindparam(None, self.keys, type_=JSON.JSONPathType())
-
-    def _type(self) -> ColumnElement[str]:
-        if self.sqlite:
-            return func.json_type(Run.config, self._path(), type_=String)
-        return func.jsonb_typeof(Run.config[self.keys], type_=String)
-
-    def is_kind(self, kind: str) -> ColumnElement[bool]:
-        sqlite_names = {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")}
-        if self.sqlite:
-            names = sqlite_names.get(kind, (kind,))
-            if self.literal:
-                return self._type().in_([literal_column(f"'{name}'", type_=String) for name in names])
-            return self._type().in_(names)
-        return self._type() == kind
-
-    def exists(self) -> ColumnElement[bool]:
-        return self._type().is_not(None)
-
-    def value(self, kind: str) -> ColumnElement[Any]:
-        """The value as ``kind`` where it is one, else NULL: CASE keeps the cast from any other value."""
-        if kind == "boolean":
-            raw = self._type() if self.sqlite else Run.config[self.keys].as_string()
-        elif kind == "number":
-            raw = (
-                func.json_extract(Run.config, self._path(), type_=Float)
-                if self.sqlite
-                else Run.config[self.keys].as_float()
-            )
-        else:
-            raw = (
-                func.json_extract(Run.config, self._path(), type_=String)
-                if self.sqlite
-                else Run.config[self.keys].as_string()
-            )
-        return case((self.is_kind(kind), raw), else_=None)
-
-
-# Per dialect, each written in that dialect's own expression (the same names on both).
-CONFIG_INDEXES = {
-    dialect: [
-        # In parentheses: PostgreSQL indexes an expression other than a function call only so written.
-        Index(f"ix_runs_config_{'_'.join(keys)}", Grouping(ConfigKey(keys, dialect).value(kind))).ddl_if(
-            dialect=dialect
-        )
-        for keys, kind in INDEXED_CONFIG_KEYS.items()
-    ]
-    for dialect in ("postgresql", "sqlite")
-}
