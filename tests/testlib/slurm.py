@@ -30,8 +30,8 @@ def start_slurm() -> str:
     reason = None
     if os.geteuid() != 0:
         reason = "starting slurmctld and slurmd needs root"
-    elif not all(shutil.which(name) for name in ("slurmctld", "slurmd", "munged", "sbatch")):
-        reason = "Slurm is not installed (scripts/test installs Debian's slurm-wlm and munge)"
+    elif not all(shutil.which(name) for name in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "sbatch")):
+        reason = "Slurm is not installed (scripts/test installs Debian's slurm-wlm, slurmdbd, mariadb-server and munge)"
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"the Slurm tests must run in CI: {reason}")
