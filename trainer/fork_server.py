@@ -141,15 +141,19 @@ class ForkServer:
     def _reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             connection = self.connection_of.pop(pid, None)
             if connection is not None and self.child_of.pop(connection, None) is not None:
+                ended = {
+                    "returncode": os.waitstatus_to_exitcode(status),
+                    "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                }
                 with contextlib.suppress(OSError):
-                    _reply(connection, {"returncode": os.waitstatus_to_exitcode(status)})
+                    _reply(connection, ended)
                 connection.close()
 
 

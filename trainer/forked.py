@@ -51,6 +51,7 @@ class ForkedTrainer:
         self.stderr = stderr
         self.args = args
         self.returncode: int | None = None
+        self.cpu_seconds: float | None = None  # its own and its waited-for children's, once it has ended
 
     def poll(self) -> int | None:
         self._read(timeout=0)
@@ -69,8 +70,12 @@ class ForkedTrainer:
         if not readable or self.returncode is not None:  # a signal handler's poll may have read it meanwhile
             return
         message = self._connection.recv(MAX_MESSAGE_BYTES)
-        # No status: the server died, and the parent-death signal killed the child with it.
-        self.returncode = json.loads(message)["returncode"] if message else -signal.SIGKILL
+        if not message:  # the server died, and the parent-death signal killed the child with it
+            self.returncode = -signal.SIGKILL
+            return
+        ended = json.loads(message)
+        self.cpu_seconds = ended["cpu_seconds"]
+        self.returncode = ended["returncode"]
 
 
 def launch_forked(

@@ -30,6 +30,8 @@ EXPECTED_KEYS = {
         "sqlite_prune_ratio",
         "sqlite_next_ratio",
     },
+    # --smoke: one exec'd and one forked trainer.
+    "trainer_start": {"exec_start_s", "forked_start_s", "start_ratio", "exec_cpu_s", "forked_cpu_s", "cpu_saved_s"},
     "api_load": {"requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "created", "missing", "duplicates"},
 }
 # Figures a smoke run must get right whatever the machine's load: nothing lost, doubled or failed.
