@@ -39,8 +39,7 @@ class Worker:
     """A worker on its ``placement``'s devices, named ``host:pid[:label]`` in the registry and in each
     run it claims."""
 
-    # Off inside a Slurm job, which trains one run: importing the trainer there once is all it costs.
-    starts_fork_server = True
+    uses_fork_server = True
 
     def __init__(
         self, *, settings: Settings, database: Database, placement: Placement | None = None, name: str | None = None
@@ -65,7 +64,7 @@ class Worker:
         queue has nothing to claim."""
         migrate.upgrade(self.db)
         log.info("worker %s ready (runs in %s)", self.name, self.settings.runs_dir)
-        forks = self.starts_fork_server and forkable_argv(self.settings.trainer_command) is not None
+        forks = self.uses_fork_server and forkable_argv(self.settings.trainer_command) is not None
         if self.settings.fork_server == "auto" and forks:
             self._fork_server = ForkServerProcess()
         try:
@@ -170,7 +169,9 @@ class Worker:
 
     def fork_server_socket(self) -> Path | None:
         """Where the trainer is forked from: the fork server the settings name, or this worker's own."""
-        if self.settings.fork_server not in ("auto", "off"):
+        if not self.uses_fork_server or self.settings.fork_server == "off":
+            return None
+        if self.settings.fork_server != "auto":
             return Path(self.settings.fork_server)
         if self._fork_server is not None and self._fork_server.ready():
             return self._fork_server.socket_path

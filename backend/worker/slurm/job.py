@@ -80,7 +80,9 @@ def first_node(nodelist: str) -> str:
 class SlurmJobWorker(Worker):
     """One attempt, inside its job, on ``nodes`` nodes of ``per_node`` processes each (1: the trainer alone)."""
 
-    starts_fork_server = False
+    # Never a fork server: one outside the job (the dispatcher's, whose settings the job inherits) would run
+    # the trainer beyond Slurm's limits and accounting, and one inside would pay the imports all the same.
+    uses_fork_server = False
 
     def __init__(self, *, nodes: int, per_node: int, slurm: Slurm, **kwargs: Any):
         super().__init__(**kwargs)
