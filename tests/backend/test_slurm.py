@@ -4,23 +4,17 @@ restarted submitting nothing twice. (Slurm's ends, cancels, requeues: test_slurm
 
 from __future__ import annotations
 
-import json
-import math
 import signal
 import socket
-import subprocess
 
 import pytest
-from sqlalchemy import select
 from testlib.slurm import HOST, comments, create, ended, epochs, get, job_field
 
-from backend.models import EpochMetric, Run, RunStatus
+from backend.models import Run, RunStatus
 from backend.services import queue as jobs
 from backend.services import runs as run_service
 from backend.services.workers import list_workers
-from backend.settings import default_trainer_command
 from backend.worker.slurm.job import rendezvous
-from trainer.config import RunConfig
 from tricklab.local import wait_for
 
 
@@ -64,36 +58,6 @@ def test_runs_train_in_slurm_jobs_teacher_first_and_nothing_twice(slurm_cluster,
         comment = job_field(slurm_cluster, run.slurm_job_id, "Comment")
         assert comment.startswith(f"tricklab:{run_id}:{run.attempt}:")
         assert listed.count(comment) == 1
-
-
-# The tolerance of tests/trainer/test_distributed.py: 2 gloo processes and 1 agree to 1e-5 in the gradient.
-LOSS_RTOL = 1e-4
-
-
-def test_two_tasks_over_gloo_train_as_one_process_does(slurm_cluster, slurm_settings, dispatchers):
-    settings, db = slurm_settings
-    run_id = create(db, settings, name="two-tasks", epochs=1)
-    dispatchers(slurm_cluster, settings, "--tasks-per-node", "2")
-    # The same config on one process, beside it, as `tricklab train` would.
-    alone = settings.runs_dir / "alone"
-    alone.mkdir(parents=True)
-    with db.session() as session:
-        config = dict(session.get_one(Run, run_id).config)
-    RunConfig.from_dict({**config, "runtime": {**config["runtime"], "device": "cpu"}}).save(alone / "config.json")
-    reference = subprocess.run(
-        [*default_trainer_command(), str(alone)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert reference.returncode == 0, reference.stderr[-2000:]
-    ended(db, run_id, timeout=240)
-
-    run = get(db, run_id)
-    assert run.status == RunStatus.succeeded, run.error
-    assert (run.world_size, run.devices) == (2, "2 × CPU (gloo)")
-    with db.session() as session:
-        row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)).one()
-    expected = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
-    assert row.train_top1 == expected["train_top1"]
-    assert math.isclose(row.train_loss or 0, expected["train_loss"], rel_tol=LOSS_RTOL)
 
 
 @pytest.mark.parametrize(
