@@ -1,6 +1,7 @@
 """``tricklab worker --slurm`` end to end on a real single-host Slurm (scripts/slurm): runs trained in Slurm
-jobs by the worker's own path, a teacher first, on one process or two over gloo; the dispatcher killed and
-restarted submitting nothing twice. (Slurm's ends, cancels, requeues: test_slurm_endings.py.)"""
+jobs by the worker's own path, a teacher first; the dispatcher killed and
+restarted submitting nothing twice. (Slurm's ends, cancels, requeues: test_slurm_endings.py; a run on two
+nodes: test_slurm_node_ends.py, which owns the spare node.)"""
 
 from __future__ import annotations
 
@@ -81,8 +82,11 @@ def test_slurm_arguments_out_of_place_are_refused(args, said, sqlite_url, monkey
     ("nodelist", "first"), [("gpu[03-04,07],cpu1", "gpu03"), ("node7", "node7"), ("a1,b2", "a1"), ("n[5]", "n5")]
 )
 def test_the_rendezvous_is_on_the_first_node_of_the_jobs_node_list(nodelist, first):
-    """What a multi-node job's torchruns are told (the single-host cluster's jobs all run on one node)."""
-    options = rendezvous({"SLURM_JOB_NODELIST": nodelist, "SLURM_JOB_ID": "4121"}, nodes=2)
-    assert options[options.index("--rdzv-endpoint") + 1] == f"{first}:{29500 + 4121}"
+    """What a multi-node job's torchruns are told: the first node at the address Slurm gives it (its
+    NodeAddr); a real two-node job is test_slurm_node_ends.py's."""
+    environ = {"SLURM_JOB_NODELIST": nodelist, "SLURM_JOB_ID": "4121"}
+    options = rendezvous(environ, nodes=2, address={first: "10.0.0.3"}.__getitem__)
+    assert options[options.index("--rdzv-endpoint") + 1] == f"10.0.0.3:{29500 + 4121}"
+    assert rendezvous(environ, nodes=2)[options.index("--rdzv-endpoint") + 1] == f"{first}:{29500 + 4121}"
     assert options[options.index("--nnodes") + 1] == "2"
     assert "SIGUSR2" in options[options.index("--signals-to-handle") + 1]

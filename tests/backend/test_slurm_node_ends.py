@@ -1,11 +1,13 @@
-"""Slurm's ends that take a node or a command away, on the real single-host Slurm's spare node (a second
-slurmd, scripts/slurm), which this test alone uses: so taking it down touches no other test's jobs.
+"""The real single-host Slurm's spare node (a second slurmd, scripts/slurm), which this file's tests alone
+use, one after the other: so taking it down touches no other test's jobs.
 
 - A job whose node goes down: Slurm requeues it itself (it was submitted with --requeue), and the run says
   why in one line; a job that may not be requeued ends NODE_FAIL, and the run goes back to tricklab's queue
   with Slurm's reason, its next attempt resuming from its checkpoint, each epoch stored once.
 - A job warned where ``scontrol`` is missing (the job's PATH lacks it): it cannot requeue itself, so the
   dispatcher submits the same attempt again, and the new job resumes at the step the warning stopped at.
+- A run on two nodes (partition "both": the host's node and the spare one) trains over gloo as one
+  process does, and the dispatcher's cancel ends its processes on both.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Slurm through its own commands, the one place tricklab calls them: ``sbatch --parsable``, ``squeue``,
-``scontrol show job -o``, ``scontrol show node -o``, ``scontrol requeue``, ``scancel``, and ``sacct`` only where accounting answers.
+``scontrol show job -o`` and ``show node -o``, ``scontrol requeue``, ``scancel``, and ``sacct`` only where
+accounting answers.
 
 Neither submitit nor pyslurm: submitit pickles a callable and tracks state through sacct alone, and
 pyslurm must be built against the cluster's Slurm version. The commands are the interface every Slurm
