@@ -47,8 +47,8 @@ UNIT_SECONDS = {
     # Mostly waiting on the real Slurm (a time limit is enforced about once a minute, three trainer starts):
     # started first, they overlap the others.
     "tests/backend/test_slurm_endings.py": 150,
-    "tests/backend/test_slurm.py": 90,
-    "tests/backend/test_slurm_node_ends.py": 60,
+    "tests/backend/test_slurm_node_ends.py": 90,  # with a run on two nodes and its reference on one process
+    "tests/backend/test_slurm.py": 30,
     "tests/bench/test_gpu_check_smoke.py": 60,
     "tests/backend/test_worker_distributed.py": 55,
     "tests/trainer/test_distributed.py": 28,

@@ -1,26 +1,21 @@
 """``tricklab worker --slurm`` end to end on a real single-host Slurm (scripts/slurm): runs trained in Slurm
-jobs by the worker's own path, a teacher first, on one process or two over gloo; the dispatcher killed and
-restarted submitting nothing twice. (Slurm's ends, cancels, requeues: test_slurm_endings.py.)"""
+jobs by the worker's own path, a teacher first; the dispatcher killed and
+restarted submitting nothing twice. (Slurm's ends, cancels, requeues: test_slurm_endings.py; a run on two
+nodes: test_slurm_node_ends.py, which owns the spare node.)"""
 
 from __future__ import annotations
 
-import json
-import math
 import signal
 import socket
-import subprocess
 
 import pytest
-from sqlalchemy import select
 from testlib.slurm import HOST, comments, create, ended, epochs, get, job_field
 
-from backend.models import EpochMetric, Run, RunStatus
+from backend.models import Run, RunStatus
 from backend.services import queue as jobs
 from backend.services import runs as run_service
 from backend.services.workers import list_workers
-from backend.settings import default_trainer_command
 from backend.worker.slurm.job import rendezvous
-from trainer.config import RunConfig
 from tricklab.local import wait_for
 
 
@@ -66,36 +61,6 @@ def test_runs_train_in_slurm_jobs_teacher_first_and_nothing_twice(slurm_cluster,
         assert listed.count(comment) == 1
 
 
-# The tolerance of tests/trainer/test_distributed.py: 2 gloo processes and 1 agree to 1e-5 in the gradient.
-LOSS_RTOL = 1e-4
-
-
-def test_two_tasks_over_gloo_train_as_one_process_does(slurm_cluster, slurm_settings, dispatchers):
-    settings, db = slurm_settings
-    run_id = create(db, settings, name="two-tasks", epochs=1)
-    dispatchers(slurm_cluster, settings, "--tasks-per-node", "2")
-    # The same config on one process, beside it, as `tricklab train` would.
-    alone = settings.runs_dir / "alone"
-    alone.mkdir(parents=True)
-    with db.session() as session:
-        config = dict(session.get_one(Run, run_id).config)
-    RunConfig.from_dict({**config, "runtime": {**config["runtime"], "device": "cpu"}}).save(alone / "config.json")
-    reference = subprocess.run(
-        [*default_trainer_command(), str(alone)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert reference.returncode == 0, reference.stderr[-2000:]
-    ended(db, run_id, timeout=240)
-
-    run = get(db, run_id)
-    assert run.status == RunStatus.succeeded, run.error
-    assert (run.world_size, run.devices) == (2, "2 × CPU (gloo)")
-    with db.session() as session:
-        row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)).one()
-    expected = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
-    assert row.train_top1 == expected["train_top1"]
-    assert math.isclose(row.train_loss or 0, expected["train_loss"], rel_tol=LOSS_RTOL)
-
-
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -117,8 +82,11 @@ def test_slurm_arguments_out_of_place_are_refused(args, said, sqlite_url, monkey
     ("nodelist", "first"), [("gpu[03-04,07],cpu1", "gpu03"), ("node7", "node7"), ("a1,b2", "a1"), ("n[5]", "n5")]
 )
 def test_the_rendezvous_is_on_the_first_node_of_the_jobs_node_list(nodelist, first):
-    """What a multi-node job's torchruns are told (the single-host cluster's jobs all run on one node)."""
-    options = rendezvous({"SLURM_JOB_NODELIST": nodelist, "SLURM_JOB_ID": "4121"}, nodes=2)
-    assert options[options.index("--rdzv-endpoint") + 1] == f"{first}:{29500 + 4121}"
+    """What a multi-node job's torchruns are told: the first node at the address Slurm gives it (its
+    NodeAddr); a real two-node job is test_slurm_node_ends.py's."""
+    environ = {"SLURM_JOB_NODELIST": nodelist, "SLURM_JOB_ID": "4121"}
+    options = rendezvous(environ, nodes=2, address={first: "10.0.0.3"}.__getitem__)
+    assert options[options.index("--rdzv-endpoint") + 1] == f"10.0.0.3:{29500 + 4121}"
+    assert rendezvous(environ, nodes=2)[options.index("--rdzv-endpoint") + 1] == f"{first}:{29500 + 4121}"
     assert options[options.index("--nnodes") + 1] == "2"
     assert "SIGUSR2" in options[options.index("--signals-to-handle") + 1]

@@ -1,23 +1,33 @@
-"""Slurm's ends that take a node or a command away, on the real single-host Slurm's spare node (a second
-slurmd, scripts/slurm), which this test alone uses: so taking it down touches no other test's jobs.
+"""The real single-host Slurm's spare node (a second slurmd, scripts/slurm), which this file's tests alone
+use, one after the other: so taking it down touches no other test's jobs.
 
 - A job whose node goes down: Slurm requeues it itself (it was submitted with --requeue), and the run says
   why in one line; a job that may not be requeued ends NODE_FAIL, and the run goes back to tricklab's queue
   with Slurm's reason, its next attempt resuming from its checkpoint, each epoch stored once.
 - A job warned where ``scontrol`` is missing (the job's PATH lacks it): it cannot requeue itself, so the
   dispatcher submits the same attempt again, and the new job resumes at the step the warning stopped at.
+- A run on two nodes (partition "both": the host's node and the spare one) trains over gloo as one
+  process does, and the dispatcher's cancel ends its processes on both.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import subprocess
 from functools import partial
+from pathlib import Path
 
+from sqlalchemy import select
 from testlib.slurm import HOST, create, ended, epochs, get, job_of, slurm
 
-from backend.models import RunStatus
+from backend.models import EpochMetric, Run, RunStatus
 from backend.services import queue as jobs
+from backend.services import runs as run_service
 from backend.services.slurm_runs import record_job
+from backend.settings import default_trainer_command
+from trainer.config import RunConfig
 from tricklab.local import wait_for
 
 SPARE = "tricklab-spare"
@@ -116,3 +126,70 @@ def test_a_job_over_its_memory_and_one_gone_from_squeue_end_by_slurms_word(slurm
         RunStatus.failed,
         f"Slurm job {ended_job} failed (FAILED) before its trainer reported an end; see its slurm-*.out",
     )
+
+
+# The tolerance of tests/trainer/test_distributed.py: 2 gloo processes and 1 agree to 1e-5 in the gradient.
+LOSS_RTOL = 1e-4
+
+
+def ranks_by_node(job_id: int | None) -> dict[str, set[str]]:
+    """The job's processes on this host, by the node Slurm started them on (SLURMD_NODENAME in their
+    environment; both slurmds run here): the torchrun ranks' RANK, "-" for the other processes."""
+    found: dict[str, set[str]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = dict(
+                item.decode().split("=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item
+            )
+        except OSError:  # not a process, or one that just ended
+            continue
+        if environ.get("SLURM_JOB_ID") == str(job_id):
+            found.setdefault(environ.get("SLURMD_NODENAME", "?"), set()).add(environ.get("RANK", "-"))
+    return found
+
+
+def test_two_nodes_train_over_gloo_as_one_process_does_and_a_cancel_ends_both(
+    slurm_cluster, slurm_settings, dispatchers
+):
+    """`--nodes 2` in partition "both" (the host's node and the spare one): one torchrun on each node by
+    srun, the rendezvous on the first node of the job's node list, one gloo process per node."""
+    settings, db = slurm_settings
+    run_id = create(db, settings, name="two-nodes", epochs=1, priority=10)
+    cancelled = create(db, settings, name="two-nodes-cancelled", epochs=30)
+    dispatchers(slurm_cluster, settings, "--partition", "both", "--nodes", "2", "--tasks-per-node", "1")
+    # The same config on one process, beside it, as `tricklab train` would.
+    alone = settings.runs_dir / "alone"
+    alone.mkdir(parents=True)
+    with db.session() as session:
+        config = dict(session.get_one(Run, run_id).config)
+    RunConfig.from_dict({**config, "runtime": {**config["runtime"], "device": "cpu"}}).save(alone / "config.json")
+    reference = subprocess.run(
+        [*default_trainer_command(), str(alone)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    ended(db, run_id, timeout=240)
+
+    run = get(db, run_id)
+    assert run.status == RunStatus.succeeded, run.error
+    assert (run.world_size, run.devices) == (2, "2 × CPU (gloo)")
+    nodes = f"{SPARE},{HOST}" if SPARE < HOST else f"{HOST},{SPARE}"  # Slurm's node list is sorted
+    assert run.slurm_nodes == nodes
+    with db.session() as session:
+        public = run_service.public_run(session=session, settings=settings, run=session.get_one(Run, run_id))
+    assert public.slurm == f"Slurm {run.slurm_job_id} on {nodes}"
+    with db.session() as session:
+        row = session.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)).one()
+    expected = json.loads((alone / "metrics.jsonl").read_text().splitlines()[0])
+    assert row.train_top1 == expected["train_top1"]
+    assert math.isclose(row.train_loss or 0, expected["train_loss"], rel_tol=LOSS_RTOL)
+
+    # One rank on each node, until the dispatcher's cancel ends the job's processes on both.
+    job = wait_for(partial(job_of, db, cancelled), timeout=60, what="its job")
+    wait_for(lambda: epochs(db, cancelled), timeout=120, what="an epoch on two nodes")
+    ranks = ranks_by_node(job)
+    assert {node: ranks[node] - {"-"} for node in ranks} in ({SPARE: {"0"}, HOST: {"1"}}, {SPARE: {"1"}, HOST: {"0"}})
+    with db.session(write=True) as session:
+        run_service.cancel_run(session=session, run_id=cancelled)
+    ended(db, cancelled, timeout=120)
+    assert get(db, cancelled).status == RunStatus.cancelled
+    wait_for(lambda: not ranks_by_node(job), timeout=60, what="the job's processes on both nodes to end")

@@ -1,5 +1,6 @@
 """Slurm through its own commands, the one place tricklab calls them: ``sbatch --parsable``, ``squeue``,
-``scontrol show job -o``, ``scontrol requeue``, ``scancel``, and ``sacct`` only where accounting answers.
+``scontrol show job -o`` and ``show node -o``, ``scontrol requeue``, ``scancel``, and ``sacct`` only where
+accounting answers.
 
 Neither submitit nor pyslurm: submitit pickles a callable and tracks state through sacct alone, and
 pyslurm must be built against the cluster's Slurm version. The commands are the interface every Slurm
@@ -124,6 +125,14 @@ class Slurm:
             if sep:
                 fields.setdefault(name, value)
         return fields
+
+    def node_address(self, name: str) -> str:
+        """The address of node ``name`` as Slurm reaches it (slurm.conf's NodeAddr; the name where none is set)."""
+        for part in self._run("scontrol", "show", "node", "-o", name).split():
+            field, sep, value = part.partition("=")
+            if field == "NodeAddr" and sep and value:
+                return value
+        return name
 
     def signal(self, job_id: int, signal_name: str) -> None:
         """Send ``signal_name`` to the job's batch process and its steps (scancel --signal --full)."""

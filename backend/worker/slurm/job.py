@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,12 @@ def end_marker(run_dir: Path, job_id: int | str) -> Path:
     return run_dir / f"slurm-end-{job_id}"
 
 
-def rendezvous(environ: dict[str, str], *, nodes: int) -> list[str]:
+def rendezvous(environ: dict[str, str], *, nodes: int, address: Callable[[str], str] = str) -> list[str]:
     """torchrun's options on a job of ``nodes`` nodes: the rendezvous on the first node of the job's node
-    list, the warning signal forwarded to the ranks, and time for their checkpoint before torchrun kills
-    them (30 s otherwise)."""
-    first = first_node(environ.get("SLURM_JOB_NODELIST", "localhost"))
+    list (at ``address(node)``: a node's name need not resolve, as where several slurmds share a host), the
+    warning signal forwarded to the ranks, and time for their checkpoint before torchrun kills them (30 s
+    otherwise)."""
+    first = address(first_node(environ.get("SLURM_JOB_NODELIST", "localhost")))
     job = environ.get("SLURM_JOB_ID", "0")
     port = RENDEZVOUS_PORTS[0] + int(job) % RENDEZVOUS_PORTS[1] if job.isdigit() else RENDEZVOUS_PORTS[0]
     return [
@@ -99,7 +101,7 @@ class SlurmJobWorker(Worker):
         launcher = launch_command(
             self.settings.trainer_command,
             nproc_per_node=self.per_node,
-            rendezvous=rendezvous(dict(os.environ), nodes=self.nodes),
+            rendezvous=rendezvous(dict(os.environ), nodes=self.nodes, address=self.node_address),
             log_dir=RunFolder(run_dir).rank_logs(claim.attempt),
         )
         # One torchrun per node, on one node too (the same path); a node that fails ends the others at once.
@@ -112,6 +114,14 @@ class SlurmJobWorker(Worker):
             "--overlap",
         ]
         return [*srun, *launcher, str(run_dir), "--attempt", str(claim.attempt)]
+
+    def node_address(self, node: str) -> str:
+        """Slurm's address of ``node``, or its name where scontrol cannot say (names resolve on most clusters)."""
+        try:
+            return self.slurm.node_address(node)
+        except SlurmError as exc:
+            log.warning("no address of node %s from Slurm (%s): the rendezvous goes to its name", node, exc)
+            return node
 
     def warn(self, *_signal_args: Any) -> None:
         """The warning signal: on to the trainer (or its launcher), whose handler sets a flag."""
