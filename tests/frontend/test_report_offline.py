@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from testlib.browser import open_offline
 from testlib.dashboard import settings_for
 from testlib.finished import Finished, add_finished_runs
 from testlib.processes import LOOPBACK
@@ -46,22 +47,6 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
             files[name] = home / f"{name}.html"
             files[name].write_bytes(answer.content)
         yield files
-
-
-def open_offline(page: Any, file: Path) -> list[str]:
-    """``file`` opened from a file URL with every other request refused; the requests it tried."""
-    tried: list[str] = []
-
-    def only_files(route: Any) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            tried.append(route.request.url)
-            route.abort()
-
-    page.context.route("**/*", only_files)
-    page.goto(file.as_uri())
-    return tried
 
 
 @pytest.mark.parametrize(("name", "charts"), [("study", 5), ("compare", 4)])

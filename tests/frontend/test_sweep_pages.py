@@ -8,11 +8,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy import update
-from testlib.browser import cloud_offers
+from testlib.browser import cloud_offers, open_offline
 from testlib.models import TINY_ARCH
 from testlib.processes import tricklab
 
@@ -82,17 +81,7 @@ def test_a_sweep_from_the_cli_runs_on_the_queue_and_its_page_shows_it(page, dash
     assert page.locator("#sweep-report-html").get_attribute("href") == f"/api/v1/sweeps/{sweep_id}/report.html"
     saved = tricklab("sweeps", "report", str(sweep_id), env=env, cwd=tmp_path)
     assert saved.returncode == 0 and f"sweep-{sweep_id}.html" in saved.stdout, saved.stderr
-    tried: list[str] = []
-
-    def only_files(route: Any) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            tried.append(route.request.url)
-            route.abort()
-
-    page.context.route("**/*", only_files)
-    page.goto((tmp_path / f"sweep-{sweep_id}.html").as_uri())
+    tried = open_offline(page, tmp_path / f"sweep-{sweep_id}.html")
     figures = json.loads(page.locator("#report-figures").text_content() or "{}")["figures"]
     assert {"history", "parallel", "slice"} <= set(figures)
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length === {len(figures)}")

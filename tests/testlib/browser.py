@@ -3,6 +3,7 @@ browser tests ask of the pages' charts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,3 +40,19 @@ def cloud_offers(page: Any) -> list[str]:
         offers = [*chart["buttons"], *chart["links"]]
         found += [f"{chart['id']}: {offer}" for offer in offers if any(w in offer.lower() for w in CLOUD_WORDS)]
     return found
+
+
+def open_offline(page: Any, file: Path) -> list[str]:
+    """``file`` opened from a file URL with every other request refused; the requests it tried."""
+    tried: list[str] = []
+
+    def only_files(route: Any) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            tried.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_files)
+    page.goto(file.as_uri())
+    return tried
