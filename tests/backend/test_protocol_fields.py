@@ -32,6 +32,7 @@ RUN_OWN_COLUMNS = {
     "failure_kind",
     "error",
     "start_epoch",
+    "start_step",
     "world_size",
     "devices",
     "device_fallback",
