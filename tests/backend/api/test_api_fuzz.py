@@ -18,7 +18,7 @@ from testlib.dashboard import serve
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES_PER_OPERATION = 30
 SEED = 11
-FIGURES = 2  # the study's and the comparison's figure operations
+FIGURES = 3  # the study's, the comparison's and the sweep's figure operations
 
 
 @pytest.mark.timeout(240)
