@@ -8,7 +8,7 @@ the forked one). The fork server's own start (importing the trainer once) is rep
 once per worker. Targets: ``start_ratio`` (forked over exec'd seconds to start) well under 0.5, and
 ``cpu_saved_s`` (CPU seconds each forked run saves) about one trainer import.
 
-    python -m bench.trainer_start            # 4 rounds of a resnet18 at 32 px, 1 epoch
+    python -m bench.trainer_start            # 4 rounds of a resnet18 at 32 px, 1 epoch on 32 images
     python -m bench.trainer_start --smoke
 """
 
