@@ -128,21 +128,30 @@ FORK_SERVER_ENV = "TRICKLAB_FORK_SERVER"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def trainer_fork_server(tmp_path_factory: pytest.TempPathFactory, imagenet_weights_listed: Path) -> Iterator[Path]:
+def session_fork_server(
+    tmp_path_factory: pytest.TempPathFactory, imagenet_weights_listed: Path
+) -> Iterator[ForkServerProcess]:
     """One trainer fork server per test process, named to every worker this session starts
     (TRICKLAB_FORK_SERVER): each trainer child starts with PyTorch imported, seconds of CPU less each.
+    Not waited for: a trainer launched while it still imports is exec'd, as a worker does then.
     tests/trainer/test_fork_server.py holds it to the exec'd trainer; tests of the exec path set "off"."""
     server = ForkServerProcess(tmp_path_factory.mktemp("fork-server"))
-    if not server.ready():
-        pytest.fail("the trainer fork server did not start (python -m trainer.fork_server)")
     before = os.environ.get(FORK_SERVER_ENV)
     os.environ[FORK_SERVER_ENV] = str(server.socket_path)
-    yield server.socket_path
+    yield server
     server.stop()
     if before is None:
         os.environ.pop(FORK_SERVER_ENV, None)
     else:
         os.environ[FORK_SERVER_ENV] = before
+
+
+@pytest.fixture(scope="session")
+def trainer_fork_server(session_fork_server: ForkServerProcess) -> Path:
+    """The session's fork server, listening: its socket."""
+    if not session_fork_server.ready():
+        pytest.fail("the trainer fork server did not start (python -m trainer.fork_server)")
+    return session_fork_server.socket_path
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testlib.processes import REPO
+from testlib.processes import REPO, stop_processes
 
 from backend.db import Database
 from backend.settings import Settings
@@ -86,15 +85,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(started, grace=10)
 
 
 @pytest.fixture
@@ -136,7 +127,7 @@ def slurm_settings(make_settings, make_database, sqlite_url, demo_dataset):
 
 @pytest.fixture
 def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """``tricklab worker --slurm`` as real subprocesses (testlib.slurm); stopped with SIGTERM after the test."""
+    """``tricklab worker --slurm`` as real subprocesses (testlib.slurm); SIGTERM, then SIGKILL, after the test."""
     from testlib.slurm import start_dispatcher
 
     started: list[subprocess.Popen] = []
@@ -147,7 +138,4 @@ def dispatchers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
+    stop_processes(started, grace=20)

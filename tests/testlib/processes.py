@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,16 @@ def tricklab(
         cwd=cwd,
         env={**os.environ, **(env or {})},
     )
+
+
+def stop_processes(processes: list[subprocess.Popen], *, grace: float) -> None:
+    """SIGTERM each process still running, then SIGKILL those not gone ``grace`` seconds later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
