@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from backend.db import Database
 from backend.models import EpochMetric, FailureKind, Run, RunStatus, StepMetric, utcnow
 from trainer.protocol import EPOCH_FIELDS, RESULT_FIELDS
 
@@ -30,6 +31,39 @@ class Claim:
     attempt: int
     config: dict[str, Any]
     sweep: dict[str, Any] | None = None  # an LR range test's sweep; None for a training run
+
+
+# The queue's statements, built once: an idle worker asks them every poll, and building them (the aliases'
+# column adaptation) cost it several times what SQLite takes to answer them.
+_CANDIDATE = aliased(Run, name="candidate")  # an alias, so that the query stays uncorrelated inside an UPDATE of runs
+_TEACHER = aliased(Run, name="teacher")
+# Highest priority, then oldest id, among queued runs whose teacher (if any) succeeded.
+_NEXT_RUNNABLE = (
+    select(_CANDIDATE.id)
+    .where(
+        _CANDIDATE.status == RunStatus.queued,
+        or_(
+            _CANDIDATE.depends_on.is_(None),
+            exists().where(_TEACHER.id == _CANDIDATE.depends_on, _TEACHER.status == RunStatus.succeeded),
+        ),
+    )
+    .order_by(_CANDIDATE.priority.desc(), _CANDIDATE.id)
+    .limit(1)
+)
+_NEXT_ID_LOCKED = _NEXT_RUNNABLE.with_for_update(skip_locked=True, of=_CANDIDATE).scalar_subquery()
+# Running runs whose worker stopped heartbeating before :cutoff (see requeue_stale).
+_STALE = select(Run).where(
+    Run.status == RunStatus.running,
+    Run.heartbeat_at < bindparam("cutoff"),
+    or_(Run.worker.is_(None), Run.worker.not_like(f"{SLURM_WORKER_PREFIX}%")),
+)
+# Queued runs whose teacher failed or was cancelled: they can never start.
+_ORPHANS = (
+    select(Run, _TEACHER.id, _TEACHER.name, _TEACHER.status)
+    .join(_TEACHER, _TEACHER.id == Run.depends_on)
+    .where(Run.status == RunStatus.queued, _TEACHER.status.in_((RunStatus.failed, RunStatus.cancelled)))
+)
+_HAS_WORK = select(or_(_NEXT_RUNNABLE.exists(), _STALE.exists(), _ORPHANS.exists()))
 
 
 def claim_run(
@@ -50,11 +84,9 @@ def claim_run(
     requeue_stale(session=session, stale_after_seconds=stale_after_seconds, now=now)
     fail_orphans(session=session, now=now)
 
-    candidate = aliased(Run, name="candidate")
-    next_id = _next_runnable(candidate).with_for_update(skip_locked=True, of=candidate).scalar_subquery()
     row = session.execute(
         update(Run)
-        .where(Run.id == next_id, Run.status == RunStatus.queued)
+        .where(Run.id == _NEXT_ID_LOCKED, Run.status == RunStatus.queued)
         .values(
             status=RunStatus.running,
             attempt=Run.attempt + 1,
@@ -77,23 +109,28 @@ def claim_run(
     return Claim(run_id=row.id, attempt=row.attempt, config=row.config, sweep=row.sweep) if row else None
 
 
-def _next_runnable(candidate: Any) -> Any:
-    """Highest priority, then oldest id, among queued runs whose teacher (if any) succeeded; ``candidate``
-    is an alias of Run, so that the query stays uncorrelated inside an UPDATE of runs."""
-    teacher = aliased(Run, name="teacher")
-    teacher_done = exists().where(teacher.id == candidate.depends_on, teacher.status == RunStatus.succeeded)
-    return (
-        select(candidate.id)
-        .where(candidate.status == RunStatus.queued, or_(candidate.depends_on.is_(None), teacher_done))
-        .order_by(candidate.priority.desc(), candidate.id)
-        .limit(1)
-    )
+def has_work(*, session: Session, stale_after_seconds: float, now: datetime | None = None) -> bool:
+    """Whether ``claim_run`` would change anything now: a run to claim, a stale run to requeue or an orphan
+    to fail. Read-only, so that idle workers poll without taking the write lock (SQLite's is the database's)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=stale_after_seconds)
+    found = bool(session.scalar(_HAS_WORK, {"cutoff": cutoff}))
+    session.rollback()
+    return found
+
+
+def claim_if_any(*, database: Database, worker: str, stale_after_seconds: float) -> Claim | None:
+    """``claim_run`` in a write transaction, taken only when ``has_work`` finds something to do."""
+    with database.session() as session:
+        if not has_work(session=session, stale_after_seconds=stale_after_seconds):
+            return None
+    with database.session(write=True) as session:
+        return claim_run(session=session, worker=worker, stale_after_seconds=stale_after_seconds)
 
 
 def next_claim_config(*, session: Session) -> tuple[int, dict[str, Any]] | None:
     """The run ``claim_run`` would claim now and its config, read without claiming it: a worker checks
     that it has room for the run first."""
-    run_id = session.scalar(_next_runnable(aliased(Run, name="candidate")))
+    run_id = session.scalar(_NEXT_RUNNABLE)
     if run_id is None:
         return None
     config = session.scalar(select(Run.config).where(Run.id == run_id))
@@ -104,15 +141,7 @@ def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime
     """Runs whose worker stopped heartbeating go back to the queue (an infrastructure failure). Runs handed
     to Slurm are not: a job pending in Slurm sends no heartbeat, and the dispatcher watches its jobs."""
     cutoff = now - timedelta(seconds=stale_after_seconds)
-    stale = session.scalars(
-        select(Run)
-        .where(
-            Run.status == RunStatus.running,
-            Run.heartbeat_at < cutoff,
-            or_(Run.worker.is_(None), Run.worker.not_like(f"{SLURM_WORKER_PREFIX}%")),
-        )
-        .with_for_update(skip_locked=True)
-    ).all()
+    stale = session.scalars(_STALE.with_for_update(skip_locked=True), {"cutoff": cutoff}).all()
     for run in stale:
         run.failure_kind = FailureKind.infrastructure
         run.infrastructure_failures += 1
@@ -131,13 +160,7 @@ def requeue_stale(*, session: Session, stale_after_seconds: float, now: datetime
 
 def fail_orphans(*, session: Session, now: datetime) -> list[int]:
     """Queued runs whose teacher failed or was cancelled can never start: fail them, naming it."""
-    teacher = aliased(Run, name="teacher")
-    rows = session.execute(
-        select(Run, teacher.id, teacher.name, teacher.status)
-        .join(teacher, teacher.id == Run.depends_on)
-        .where(Run.status == RunStatus.queued, teacher.status.in_((RunStatus.failed, RunStatus.cancelled)))
-        .with_for_update(skip_locked=True, of=Run)
-    ).all()
+    rows = session.execute(_ORPHANS.with_for_update(skip_locked=True, of=Run)).all()
     for run, teacher_id, teacher_name, teacher_status in rows:
         run.status = RunStatus.failed
         run.failure_kind = None

@@ -80,10 +80,9 @@ class Worker:
                 self._stop.wait(self.settings.poll_seconds)
                 continue
             try:
-                with self.db.session(write=True) as session:
-                    claim = jobs.claim_run(
-                        session=session, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
-                    )
+                claim = jobs.claim_if_any(
+                    database=self.db, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
+                )
             except DBAPIError as exc:
                 log.warning("claim failed, retrying: %s", exc)
                 self._stop.wait(self.settings.poll_seconds)

@@ -203,10 +203,9 @@ class Dispatcher:
             pending += job is None or job.state == "PENDING"
         submitted = False
         while pending < self.options.max_pending and not self._stop.is_set():
-            with self.database.session(write=True) as session:
-                claim = jobs.claim_run(
-                    session=session, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
-                )
+            claim = jobs.claim_if_any(
+                database=self.database, worker=self.name, stale_after_seconds=self.settings.stale_after_seconds
+            )
             if claim is None:
                 break
             self.submit(claim.run_id, claim.attempt)

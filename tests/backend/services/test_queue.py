@@ -110,6 +110,36 @@ def test_a_stale_run_with_a_cancel_request_ends_cancelled(db):
     assert get(db, run_id).status == RunStatus.cancelled
 
 
+def has_work(db, stale_after=60.0, now=None):
+    with db.session() as session:
+        return jobs.has_work(session=session, stale_after_seconds=stale_after, now=now)
+
+
+def test_an_idle_poll_finds_work_exactly_where_a_claim_would_change_something(db):
+    assert not has_work(db)
+    assert jobs.claim_if_any(database=db, worker="w", stale_after_seconds=60) is None
+    teacher = add_run(db, name="teacher")
+    student = add_run(db, depends_on=teacher)
+    assert has_work(db)  # the teacher, to claim
+    assert claim(db).run_id == teacher
+    assert not has_work(db)  # the student waits for its running teacher, whose heartbeat is fresh
+    assert has_work(db, now=utcnow() + timedelta(seconds=61))  # the teacher, to requeue
+
+    assert call(db, jobs.fail, run_id=teacher, attempt=1, error="boom", kind=FailureKind.training)
+    assert has_work(db)  # the student, to fail: its teacher failed
+    assert jobs.claim_if_any(database=db, worker="w", stale_after_seconds=60) is None
+    assert get(db, student).status == RunStatus.failed
+    assert not has_work(db)
+
+    # A run in Slurm's hands sends no heartbeat: never stale.
+    in_slurm = add_run(db, name="in slurm")
+    assert (
+        jobs.claim_if_any(database=db, worker=f"{jobs.SLURM_WORKER_PREFIX}host", stale_after_seconds=60).run_id
+        == in_slurm
+    )
+    assert not has_work(db, now=utcnow() + timedelta(hours=1))
+
+
 def test_epoch_upserts_are_idempotent_and_a_resume_supersedes_later_epochs(db):
     run_id = add_run(db)
     claim(db)
