@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.engine import make_url
 from testlib.dashboard import Dashboard, serve
 from testlib.studies import TINY, TINY_GRID, TINY_SEEDS
 
+from backend import migrate
+from backend.db import Database
 from backend.settings import Settings
 from trainer.data.commands import add_data_commands
 from trainer.data.demo import write_demo_dataset
@@ -181,18 +184,23 @@ def data_cli():
 POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
 
 
-def _postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database of its own for one test, dropped afterwards."""
+def _postgres_admin_url() -> str:
     admin_url = os.environ.get(POSTGRES_ENV)
     if not admin_url:
         if os.environ.get("CI"):
             pytest.fail(f"{POSTGRES_ENV} is not set in CI; scripts/test starts PostgreSQL and sets it")
         pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server (scripts/test starts one)")
+    return Settings(database_url=admin_url).database_url
+
+
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own for one test, dropped afterwards: empty, or a copy of ``template``."""
+    admin_url = _postgres_admin_url()
     name = f"tricklab_test_{secrets.token_hex(6)}"
-    admin = create_engine(Settings(database_url=admin_url).database_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -200,8 +208,42 @@ def _postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+def _migrated(url: str) -> None:
+    database = Database(url)
+    try:
+        migrate.upgrade(database)
+    finally:
+        database.dispose()
+
+
+# The migrations run once per test process into these templates, and each test's database is a copy: running
+# them took most of a database test's setup. tests/backend/test_migrations.py runs them on empty databases.
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("migrated-template") / "tricklab.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template() -> Iterator[str]:
+    for url in _postgres_database():
+        _migrated(url)
+        yield str(make_url(url).database)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind, its schema at the newest migration."""
+    if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), tmp_path / "tricklab.db")
+        yield f"sqlite:///{tmp_path}/tricklab.db"
+    else:
+        yield from _postgres_database(template=request.getfixturevalue("migrated_postgres_template"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/tricklab.db"
@@ -236,8 +278,11 @@ def slurm_cluster() -> str:
 
 
 @pytest.fixture(scope="session")
-def study_server(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
-    """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child."""
+def study_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path, trainer_fork_server: Path
+) -> Iterator[Dashboard]:
+    """`tricklab serve --workers 2`: two real worker processes, each training in a trainer child (forked: the
+    study's first runs would otherwise start while the session's fork server still imports)."""
     with serve(tmp_path_factory.mktemp("study-server"), demo_dataset, workers=2, poll_seconds=0.3) as running:
         yield running
 

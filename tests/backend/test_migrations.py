@@ -19,8 +19,8 @@ def _comparable(_object, name, type_, _reflected, _compare_to) -> bool:
     return not (type_ == "index" and name in CONFIG_INDEX_NAMES)
 
 
-def test_upgrade_head_matches_the_models_and_downgrades_to_nothing(database_url):
-    database = Database(database_url)
+def test_upgrade_head_matches_the_models_and_downgrades_to_nothing(empty_database_url):
+    database = Database(empty_database_url)
     try:
         migrate.upgrade(database)
         with database.engine.connect() as connection:
@@ -47,8 +47,8 @@ def test_revision_files_are_named_by_date_and_slug():
     assert names and all(name[:16].replace("_", "").replace("-", "").isdigit() and "-" in name for name in names)
 
 
-def test_studies_created_before_their_estimate_was_kept_have_none(database_url):
-    database = Database(database_url)
+def test_studies_created_before_their_estimate_was_kept_have_none(empty_database_url):
+    database = Database(empty_database_url)
     try:
         migrate.upgrade(database, "2026_12_01_run_kind")
         with database.engine.begin() as connection:
@@ -66,10 +66,10 @@ def test_studies_created_before_their_estimate_was_kept_have_none(database_url):
         database.dispose()
 
 
-def test_checkpoint_and_peak_keep_a_stored_runs_figures(database_url):
+def test_checkpoint_and_peak_keep_a_stored_runs_figures(empty_database_url):
     """best_* becomes checkpoint_*, max_valid_* peak_*, and the peak epoch and its top-5 are read from the
     epoch rows (the highest top-5, 95.0 at epoch 3, was max_valid_top5; the peak epoch 2 has 93.0)."""
-    database = Database(database_url)
+    database = Database(empty_database_url)
     runs, epochs = (
         sa.table("runs", *map(sa.column, RUN_ROW)),
         sa.table("epoch_metrics", *map(sa.column, [*EPOCH_ROW, "id", "epoch", "valid_top1", "valid_top5"])),
@@ -107,10 +107,10 @@ def test_checkpoint_and_peak_keep_a_stored_runs_figures(database_url):
         database.dispose()
 
 
-def test_organise_adds_notes_tags_and_archive_without_touching_epoch_rows(database_url):
+def test_organise_adds_notes_tags_and_archive_without_touching_epoch_rows(empty_database_url):
     """A stored run gets empty notes, no tags and is not archived; its epoch rows stay (a batch copy
     of runs on SQLite would cascade-delete them), and the downgrade takes the new columns away."""
-    database = Database(database_url)
+    database = Database(empty_database_url)
     runs, epochs = (
         sa.table("runs", *map(sa.column, RUN_ROW)),
         sa.table("epoch_metrics", *map(sa.column, [*EPOCH_ROW, "id", "epoch"])),

@@ -27,7 +27,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path) -> Iterator[Dashboard]:
+def dashboard(
+    tmp_path_factory: pytest.TempPathFactory, demo_dataset: Path, trainer_fork_server: Path
+) -> Iterator[Dashboard]:
+    """The browser tests' dashboard; its runs' trainers are forked from the session's fork server."""
     with serve(tmp_path_factory.mktemp("dashboard"), demo_dataset) as running:
         yield running
 
