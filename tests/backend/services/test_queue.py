@@ -133,10 +133,8 @@ def test_an_idle_poll_finds_work_exactly_where_a_claim_would_change_something(db
 
     # A run in Slurm's hands sends no heartbeat: never stale.
     in_slurm = add_run(db, name="in slurm")
-    assert (
-        jobs.claim_if_any(database=db, worker=f"{jobs.SLURM_WORKER_PREFIX}host", stale_after_seconds=60).run_id
-        == in_slurm
-    )
+    handed = jobs.claim_if_any(database=db, worker=f"{jobs.SLURM_WORKER_PREFIX}host", stale_after_seconds=60)
+    assert handed is not None and handed.run_id == in_slurm
     assert not has_work(db, now=utcnow() + timedelta(hours=1))
 
 
