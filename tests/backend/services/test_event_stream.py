@@ -45,8 +45,11 @@ def test_a_client_receives_each_epoch_status_changes_and_the_end(setup, make_dat
     writer = threading.Thread(target=act_as_worker, args=(database, run["id"]), kwargs={"epochs": 3, "delay": 0.3})
     with httpx.stream("GET", f"{url}/api/v1/runs/{run['id']}/events", timeout=10) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        # The headers can come before the stream reads the run: the worker starts once its first status is in.
+        events = read_events(lines, until="status")
         writer.start()
-        events = read_events(response.iter_lines())
+        events += read_events(lines)
     writer.join()
     kinds = [event for event, _, _ in events]
     assert kinds[0] == "status" and events[0][2]["status"] == "queued"
