@@ -6,7 +6,8 @@ import argparse
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -193,19 +194,36 @@ def _postgres_admin_url() -> str:
     return Settings(database_url=admin_url).database_url
 
 
-def _postgres_database(template: str | None = None) -> Iterator[str]:
-    """A PostgreSQL database of its own for one test, dropped afterwards: empty, or a copy of ``template``."""
-    admin_url = _postgres_admin_url()
+def _postgres_database(drop: Callable[[str], None], template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own for one test, handed to ``drop`` afterwards: empty, or a copy of
+    ``template``."""
     name = f"tricklab_test_{secrets.token_hex(6)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+    yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+    drop(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_drops() -> Iterator[Callable[[str], None]]:
+    """Drops the tests' PostgreSQL databases on a thread of its own: a DROP DATABASE waits for a checkpoint,
+    and the next test need not wait with it. Every one is dropped, and a failure raised, by the session's end."""
+    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    dropping: list[Future[None]] = []
+
+    def drop(name: str) -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        yield lambda name: dropping.append(executor.submit(drop, name))
+    admin.dispose()
+    for future in dropping:
+        future.result()
 
 
 def _migrated(url: str) -> None:
@@ -226,8 +244,8 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def migrated_postgres_template() -> Iterator[str]:
-    for url in _postgres_database():
+def migrated_postgres_template(postgres_drops: Callable[[str], None]) -> Iterator[str]:
+    for url in _postgres_database(postgres_drops):
         _migrated(url)
         yield str(make_url(url).database)
 
@@ -239,7 +257,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), tmp_path / "tricklab.db")
         yield f"sqlite:///{tmp_path}/tricklab.db"
     else:
-        yield from _postgres_database(template=request.getfixturevalue("migrated_postgres_template"))
+        yield from _postgres_database(
+            request.getfixturevalue("postgres_drops"), template=request.getfixturevalue("migrated_postgres_template")
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -248,12 +268,12 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/tricklab.db"
     else:
-        yield from _postgres_database()
+        yield from _postgres_database(request.getfixturevalue("postgres_drops"))
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    yield from _postgres_database()
+def postgres_url(postgres_drops: Callable[[str], None]) -> Iterator[str]:
+    yield from _postgres_database(postgres_drops)
 
 
 @pytest.fixture
