@@ -29,6 +29,14 @@ def bench_root() -> Path:
     return Path(os.environ.get("TRICKLAB_BENCH_ROOT", Path(tempfile.gettempdir()) / "tricklab-bench"))
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A new folder under ``bench_root()`` for one run's databases and runs: the test suite points the root
+    into its own temporary folder, so that its smoke runs leave nothing in the system's."""
+    root = bench_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+
 def cublike_dataset(*, classes: int, per_class: int, short_side: int = 375) -> Path:
     """A generated dataset in CUB's layout: JPEGs of 500x375 (70%) and 375x500 at ``short_side`` 375.
 

@@ -30,7 +30,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 import torch
 
-from bench.common import replicated_dataset
+from bench.common import replicated_dataset, scratch_folder
 from bench.gpu_epoch import Take, source_batches
 from bench.gpu_product import product, product_run, study, torchrun_run
 from bench.gpu_sizes import Check, Sizes, run_config
@@ -212,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.out, args.budget)
     check.summary["smoke"] = args.smoke
-    work = Path(tempfile.mkdtemp(prefix="tricklab-gpu-check-"))
+    work = scratch_folder("tricklab-gpu-check-")
     os.environ.setdefault("TRICKLAB_BENCH_ROOT", str(work / "bench"))
     check.step("environment", environment)
     root_holder: list[Path] = []

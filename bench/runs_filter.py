@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -38,7 +37,7 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import create_engine, make_url, text
 
-from bench.common import bench_root, print_result
+from bench.common import bench_root, print_result, scratch_folder
 from bench.mlflow_fetch import mlflow_server, serve_mlflow
 from bench.runs_filter_data import MlflowCache, TricklabCache, experiment_id
 from tricklab.local import LocalServer, serving
@@ -227,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes, epochs, rounds = ((20, 60), 4, 5) if args.smoke else ((1000, 10000), 100, args.rounds)
     postgres = None if args.smoke else os.environ.get("TRICKLAB_BENCH_POSTGRES_URL")
-    home = Path(tempfile.mkdtemp(prefix="runs-filter-"))
+    home = scratch_folder("runs-filter-")
     cache_root = bench_root() / "runs-filter-cache"
     caches = {"sqlite": TricklabCache(cache_root, postgres=None, epochs=epochs, fresh=args.fresh)}
     if postgres:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from backend.services import queue as jobs
 from backend.services import sweep_optuna, sweeps
 from backend.services.sweep_controller import advance
 from backend.settings import Settings
-from bench.common import print_result
+from bench.common import print_result, scratch_folder
 from trainer.data.demo import write_demo_dataset
 
 EPOCHS = 4
@@ -156,7 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     trials, rounds = (20, 2) if args.smoke else (args.trials, args.rounds)
     postgres = None if args.smoke else os.environ.get("TRICKLAB_BENCH_POSTGRES_URL")
-    home = Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
+    home = scratch_folder("sweep-overhead-")
     write_demo_dataset(home / "data", classes=4, per_class=12, size=40, seed=0)
     figures: dict[str, float] = {}
     with ExitStack() as stack:
