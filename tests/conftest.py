@@ -6,7 +6,7 @@ import argparse
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -185,45 +185,45 @@ def data_cli():
 POSTGRES_ENV = "TRICKLAB_TEST_POSTGRES_URL"
 
 
-def _postgres_admin_url() -> str:
+class PostgresDatabases:
+    """The tests' PostgreSQL databases, one per test, made over one admin connection pool and dropped on a
+    thread of their own: a DROP DATABASE waits for a checkpoint, and the next test need not wait with it."""
+
+    def __init__(self, admin_url: str):
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self._drops = ThreadPoolExecutor(max_workers=1)
+        self._dropping: list[Future[None]] = []
+
+    def database(self, template: str | None = None) -> Iterator[str]:
+        """A database of its own, empty or a copy of ``template``, for as long as the caller holds it."""
+        name = f"tricklab_test_{secrets.token_hex(6)}"
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        yield make_url(self.admin.url).set(database=name).render_as_string(hide_password=False)
+        self._dropping.append(self._drops.submit(self._drop, name))
+
+    def _drop(self, name: str) -> None:
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Every database dropped, and a failed drop raised."""
+        self._drops.shutdown(wait=True)
+        self.admin.dispose()
+        for future in self._dropping:
+            future.result()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
     admin_url = os.environ.get(POSTGRES_ENV)
     if not admin_url:
         if os.environ.get("CI"):
             pytest.fail(f"{POSTGRES_ENV} is not set in CI; scripts/test starts PostgreSQL and sets it")
         pytest.skip(f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server (scripts/test starts one)")
-    return Settings(database_url=admin_url).database_url
-
-
-def _postgres_database(drop: Callable[[str], None], template: str | None = None) -> Iterator[str]:
-    """A PostgreSQL database of its own for one test, handed to ``drop`` afterwards: empty, or a copy of
-    ``template``."""
-    name = f"tricklab_test_{secrets.token_hex(6)}"
-    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    finally:
-        admin.dispose()
-    yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-    drop(name)
-
-
-@pytest.fixture(scope="session")
-def postgres_drops() -> Iterator[Callable[[str], None]]:
-    """Drops the tests' PostgreSQL databases on a thread of its own: a DROP DATABASE waits for a checkpoint,
-    and the next test need not wait with it. Every one is dropped, and a failure raised, by the session's end."""
-    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    dropping: list[Future[None]] = []
-
-    def drop(name: str) -> None:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        yield lambda name: dropping.append(executor.submit(drop, name))
-    admin.dispose()
-    for future in dropping:
-        future.result()
+    databases = PostgresDatabases(Settings(database_url=admin_url).database_url)
+    yield databases
+    databases.close()
 
 
 def _migrated(url: str) -> None:
@@ -244,8 +244,8 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def migrated_postgres_template(postgres_drops: Callable[[str], None]) -> Iterator[str]:
-    for url in _postgres_database(postgres_drops):
+def migrated_postgres_template(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    for url in postgres_databases.database():
         _migrated(url)
         yield str(make_url(url).database)
 
@@ -257,9 +257,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), tmp_path / "tricklab.db")
         yield f"sqlite:///{tmp_path}/tricklab.db"
     else:
-        yield from _postgres_database(
-            request.getfixturevalue("postgres_drops"), template=request.getfixturevalue("migrated_postgres_template")
-        )
+        template = request.getfixturevalue("migrated_postgres_template")
+        yield from request.getfixturevalue("postgres_databases").database(template=template)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -268,12 +267,12 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/tricklab.db"
     else:
-        yield from _postgres_database(request.getfixturevalue("postgres_drops"))
+        yield from request.getfixturevalue("postgres_databases").database()
 
 
 @pytest.fixture
-def postgres_url(postgres_drops: Callable[[str], None]) -> Iterator[str]:
-    yield from _postgres_database(postgres_drops)
+def postgres_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    yield from postgres_databases.database()
 
 
 @pytest.fixture
