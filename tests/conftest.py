@@ -254,8 +254,7 @@ def migrated_postgres_template(postgres_databases: PostgresDatabases) -> Iterato
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database of each kind, its schema at the newest migration."""
     if request.param == "sqlite":
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), tmp_path / "tricklab.db")
-        yield f"sqlite:///{tmp_path}/tricklab.db"
+        yield request.getfixturevalue("sqlite_url")
     else:
         template = request.getfixturevalue("migrated_postgres_template")
         yield from request.getfixturevalue("postgres_databases").database(template=template)
@@ -276,7 +275,10 @@ def postgres_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A fresh SQLite database, its schema at the newest migration (a copy of the template: running the
+    migrations takes a quarter of a second, and the servers, workers and apps of these tests start on it)."""
+    shutil.copyfile(migrated_sqlite_template, tmp_path / "tricklab.db")
     return f"sqlite:///{tmp_path}/tricklab.db"
 
 
