@@ -1,28 +1,18 @@
-"""Helpers shared by the benchmarks: generated datasets, timing, the RESULT line."""
+"""Helpers shared by the benchmarks: generated datasets, timing, the RESULT line. No PyTorch: the benchmarks
+of the server, the queue and sweeps start without it (``bench.training`` holds what trains)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
-
-from trainer.config import OptimConfig, ScheduleConfig, TricksConfig
 from trainer.data.cub import ROOT_NAME, read_cub
 from trainer.data.demo import write_demo_dataset
-from trainer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from trainer.loop.engine import train_one_epoch
-from trainer.models.build import build_model
-from trainer.models.param_groups import build_optimizer
-from trainer.tricks.recipe import Tricks
-from trainer.tricks.schedules import build_schedule
 
 
 def bench_root() -> Path:
@@ -79,52 +69,6 @@ def replicated_dataset(*, classes: int, per_class: int, distinct_per_class: int)
     return root
 
 
-class RepeatedBatch:
-    """One batch already on the device, served ``steps`` times: the model's speed without any loader."""
-
-    def __init__(self, *, batch_size: int, image_size: int, num_classes: int, steps: int, device: torch.device):
-        generator = torch.Generator().manual_seed(0)
-        mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        images = (torch.rand(batch_size, 3, image_size, image_size, generator=generator) - mean) / std
-        self.images = images.to(device)
-        self.targets = torch.randint(num_classes, (batch_size,), generator=generator).to(device)
-        self.steps = steps
-        self.num_samples = batch_size * steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        return iter([(self.images, self.targets)] * self.steps)
-
-
-class Trainer:
-    """A model and its optimizer trained an epoch at a time through ``engine.train_one_epoch``,
-    as a run trains it: on CUDA with bf16 autocast and channels_last, Adam with the layer rates."""
-
-    def __init__(self, arch: str, num_classes: int, device: torch.device):
-        self.on_cuda = device.type == "cuda"
-        model = build_model(arch, num_classes, pretrained=False).to(device)
-        self.model = model.to(memory_format=torch.channels_last) if self.on_cuda else model
-        self.optimizer = build_optimizer(self.model, OptimConfig())
-        self.plain = Tricks(TricksConfig(), seed=0)
-
-    def epoch(self, loader, tricks: Tricks | None = None) -> dict:
-        """One epoch with ``tricks`` (none by default), drawing the same mixes each time it is called."""
-        tricks = tricks or self.plain
-        tricks.set_epoch(1)
-        return train_one_epoch(
-            model=self.model,
-            loader=loader,
-            optimizer=self.optimizer,
-            schedule=build_schedule(ScheduleConfig(), epochs=1, steps_per_epoch=len(loader)),
-            tricks=tricks,
-            start_step=0,
-            autocast_dtype=torch.bfloat16 if self.on_cuda else None,
-            channels_last=self.on_cuda,
-        )
-
-
 def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
     """Time each variant once per round, rotating which goes first, so slow drifts of a shared
     machine's load fall on all of them alike. Returns each variant's seconds per round."""
@@ -142,23 +86,6 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
-def machine() -> str:
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    cores = len(os.sched_getaffinity(0))
-    return f"{platform.processor() or platform.machine()}, {cores} cores, {gpu}, torch {torch.__version__}"
-
-
-def timed(work: Callable[[], object]) -> float:
-    """Wall seconds of ``work``, with the GPU's queue drained on both ends."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    work()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - started
-
-
 def cpu_timed(work: Callable[[], object]) -> float:
     """CPU seconds ``work`` took in this process and its finished children (DataLoader workers).
 
@@ -172,15 +99,6 @@ def cpu_timed(work: Callable[[], object]) -> float:
     started = now()
     work()
     return now() - started
-
-
-def loop_timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    """How the loop benchmarks time an epoch: wall time on a GPU; on a CPU, CPU seconds of one
-    thread (set here), since idle OpenMP threads spinning would count as work."""
-    if device.type == "cuda":
-        return timed
-    torch.set_num_threads(1)
-    return cpu_timed
 
 
 def drain(batches: Iterable) -> None:
@@ -205,10 +123,3 @@ def add_loop_arguments(parser: argparse.ArgumentParser, *, rounds: int) -> None:
     parser.add_argument("--steps", type=int, default=8, help="batches per timed epoch")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks the benchmark works")
-
-
-def loop_device() -> tuple[torch.device, Callable[[Callable[[], object]], float]]:
-    """The device the loop benchmarks train on and their timer, announced with the machine."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"machine: {machine()}; timing {'wall' if device.type == 'cuda' else 'CPU'} seconds")
-    return device, loop_timer(device)

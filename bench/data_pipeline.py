@@ -23,7 +23,8 @@ from statistics import median
 
 import torch
 
-from bench.common import alternate, cpu_timed, cublike_dataset, drain, machine, paired_ratio, print_result, timed
+from bench.common import alternate, cpu_timed, cublike_dataset, drain, paired_ratio, print_result
+from bench.training import machine, timed
 from trainer.data.cache import load_or_build
 from trainer.data.cub import read_cub
 from trainer.data.dataset import CubDataset

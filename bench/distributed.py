@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from bench.common import cublike_dataset, machine, print_result, replicated_dataset
+from bench.common import cublike_dataset, print_result, replicated_dataset
+from bench.training import machine
 from trainer.protocol import launch_command, parse_event
 
 REPO = Path(__file__).resolve().parents[1]

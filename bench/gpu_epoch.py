@@ -34,7 +34,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from bench.common import RepeatedBatch, Trainer, machine, print_result, replicated_dataset, timed
+from bench.common import print_result, replicated_dataset
+from bench.training import RepeatedBatch, Trainer, machine, timed
 from trainer.config import RunConfig
 from trainer.data.cub import read_cub
 from trainer.data.dataset import make_splits

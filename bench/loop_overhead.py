@@ -21,7 +21,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
+from bench.common import add_loop_arguments, alternate, paired_ratio, print_result
+from bench.training import RepeatedBatch, Trainer, loop_device
 from trainer.loop.telemetry import PassTelemetry
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.worker.child import TrainerChild
-from bench.common import cublike_dataset, machine, print_result
+from bench.common import cublike_dataset, print_result
+from bench.training import machine
 from trainer.config import RunConfig
 from trainer.forked import ForkedTrainer, ForkServerProcess
 

@@ -18,7 +18,8 @@ import argparse
 
 import torch
 
-from bench.common import RepeatedBatch, Trainer, add_loop_arguments, alternate, loop_device, paired_ratio, print_result
+from bench.common import add_loop_arguments, alternate, paired_ratio, print_result
+from bench.training import RepeatedBatch, Trainer, loop_device
 from trainer.config import TricksConfig
 from trainer.models.build import build_model
 from trainer.tricks.recipe import Tricks
