@@ -83,6 +83,9 @@ def product(work: Path, *, data_root: Path, check: Check) -> Iterator[Product]:
         "TRICKLAB_HEARTBEAT_SECONDS": "1",
         "TRICKLAB_STALE_AFTER_SECONDS": "6",
         "TRICKLAB_POLL_SECONDS": "0.5",
+        # Each worker starts its own fork server, as a user's do; one named by the caller (the test suite's)
+        # was started with another PYTHONPATH and refuses them.
+        "TRICKLAB_FORK_SERVER": "auto",
     }
     with (
         serving(cwd=REPO, env=env, log=check.out / "server.log", timeout=120) as server,
