@@ -13,12 +13,11 @@ from testlib.browser import CHROMIUM, CHROMIUM_ARGS
 from testlib.dashboard import Dashboard, serve
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium through Playwright, one for these browser tests, which run on one process one after
-    another (ONE_WORKER_FILES); each test opens a context of its own. A sync Playwright runs an event loop in
-    the main thread until it stops: kept for the session, it broke the tests that a pytest-xdist worker ran
-    after the browser tests and that start a loop of their own (``anyio.run``); it stops with the package."""
+    """Debian's Chromium through Playwright, one per test module. A sync Playwright runs an event loop
+    in the main thread until it stops: kept for the session, it broke the tests that a pytest-xdist
+    worker ran after the browser tests and that start a loop of their own (``anyio.run``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
