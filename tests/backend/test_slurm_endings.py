@@ -5,6 +5,7 @@ and a preemption, each resumed with every epoch stored once."""
 from __future__ import annotations
 
 import re
+import time
 from functools import partial
 
 from testlib.slurm import HOST, create, ended, epochs, get, job_field, job_of, slurm
@@ -87,12 +88,16 @@ def test_requeued_and_preempted_jobs_resume_each_epoch_once(slurm_cluster, slurm
     job = wait_for(lambda: get(db, run_id).slurm_job_id, timeout=60, what="its job")
 
     def release_after(restarts: int) -> None:
-        """Slurm holds a requeued job for two minutes (BeginTime); the test lets it start at once."""
+        """Slurm holds a requeued job for two minutes (BeginTime); the test lets it start at once, but in a
+        later second than its last start ended: slurmd compares the new start's credential with the revoked
+        one's in whole seconds, and refuses a start in the same second ("Job credential revoked": FAILED)."""
         wait_for(
             lambda: (get(db, run_id).slurm_restarts or 0) >= restarts and get(db, run_id).slurm_state == "PENDING",
             timeout=60,
             what=f"the job requeued ({restarts})",
         )
+        waiting_since = int(time.time())
+        wait_for(lambda: int(time.time()) > waiting_since, timeout=2, what="the next second")
         slurm(slurm_cluster, "scontrol", "update", f"JobId={job}", "StartTime=now")
 
     # Requeued from a shell: Slurm's SIGTERM, no warning; the next start resumes after epoch 1 or later.
