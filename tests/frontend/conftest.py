@@ -12,32 +12,18 @@ import pytest
 from testlib.browser import CHROMIUM, CHROMIUM_ARGS
 from testlib.dashboard import Dashboard, serve
 
-FRONTEND = Path(__file__).parent
-# The Playwright and Chromium the browser tests share while they run one after another (ONE_WORKER_FILES).
-_running: list[Any] = []
-
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
-    """Debian's Chromium through Playwright, one for the browser tests that run back to back; each test opens
-    a context of its own. A sync Playwright runs an event loop in the main thread until it stops: kept for
-    the session, it broke the tests that a pytest-xdist worker ran after the browser tests and that start a
-    loop of their own (``anyio.run``), so it stops once the next test is not a browser test."""
-    if not _running:
-        from playwright.sync_api import sync_playwright
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, one per test module. A sync Playwright runs an event loop
+    in the main thread until it stops: kept for the session, it broke the tests that a pytest-xdist
+    worker ran after the browser tests and that start a loop of their own (``anyio.run``)."""
+    from playwright.sync_api import sync_playwright
 
-        playwright = sync_playwright().start()
-        _running[:] = [playwright, playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)]
-    return _running[1]
-
-
-@pytest.hookimpl(trylast=True)  # after the fixtures' teardown, which may still close pages of this browser
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if _running and (nextitem is None or FRONTEND not in nextitem.path.parents):
-        playwright, chromium = _running
-        _running.clear()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
         chromium.close()
-        playwright.stop()
 
 
 @pytest.fixture(scope="session")
