@@ -251,7 +251,7 @@ def migrated_postgres_template(postgres_databases: PostgresDatabases) -> Iterato
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database of each kind, its schema at the newest migration."""
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_url")
