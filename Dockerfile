@@ -4,8 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# Debian's Chromium: kaleido draws a report's figures as SVG and PNG in it (without it those answer 503).
-RUN apt-get update && apt-get install -y --no-install-recommends chromium && rm -rf /var/lib/apt/lists/*
+# Debian's headless Chromium: kaleido draws a report's figures as SVG and PNG in it (without it those answer 503).
+RUN apt-get update && apt-get install -y --no-install-recommends chromium-headless-shell && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, so editing the code does not reinstall torch.
 COPY pyproject.toml README.md ./

@@ -178,4 +178,4 @@ def test_without_a_browser_a_figure_is_a_503_that_says_so(client, data_root, mon
     monkeypatch.setenv("BROWSER_PATH", "")
     monkeypatch.setenv("PATH", "/nonexistent")
     answer = client.get("/api/v1/compare/figures/valid_top1.svg", params={"run_ids": str(ids[0])})
-    assert answer.status_code == 503 and "install Debian's chromium" in answer.json()["detail"]
+    assert answer.status_code == 503 and "apt-get install chromium-headless-shell" in answer.json()["detail"]
