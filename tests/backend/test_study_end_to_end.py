@@ -8,7 +8,8 @@ from datetime import datetime
 import httpx
 import pytest
 from scipy import stats as scipy_stats
-from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS
+from testlib.models import TINY_ARCH
+from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER, TINY_TEACHER_ARCH
 
 from backend.reports.stats import NO_SPREAD
 
@@ -35,7 +36,7 @@ def test_a_tiny_study_runs_end_to_end_through_real_workers(study_server, tiny_st
     for group in tiny_study["groups"]:
         for member in group["runs"]:
             run = runs[member["run_id"]]
-            assert run["config"]["model"]["arch"] == ("resnet34" if group["role"] == "teacher" else "resnet18")
+            assert run["config"]["model"]["arch"] == (TINY_TEACHER_ARCH if group["role"] == "teacher" else TINY_ARCH)
             assert run["config"]["seed"] == member["seed"] and run["epoch"] == 1
             if group["teacher"]:
                 teacher = runs[
@@ -81,7 +82,7 @@ def test_the_same_study_again_reuses_every_finished_run(study_server, tiny_study
             "name": "tiny grid again",
             "grid": {"switches": TINY_GRID},
             "seeds": TINY_SEEDS,
-            "overrides": {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"},
+            "overrides": {**TINY, **TINY_TEACHER, "data.root": str(study_server.data_root)},
         }
     )
     assert study_server.get("/runs")["count"] == before

@@ -35,7 +35,7 @@ def tiny(server: Dashboard, name: str) -> dict:
 def test_a_run_is_created_followed_to_its_end_and_read_back(client, server):
     run = client.create_run(tiny(server, "followed"), priority=5)
     assert (run.name, run.priority, run.status, run.epochs) == ("followed", 5, "queued", 1)
-    assert client.get_run(run.id).config["model"]["arch"] == "resnet18"
+    assert client.get_run(run.id).config["model"]["arch"] == TINY_RUN["model"]["arch"]
 
     events = list(client.follow_run(run.id))
     assert events[0].event == "status" and events[-1].event == "end"

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from testlib.models import TINY_ARCH
 
 XSS_NAME = "<script>alert(1)</script>"
 # Notes that would run script or load from elsewhere if any markup passed through.
@@ -116,7 +117,7 @@ def test_compare_two_finished_runs(page, dashboard, finished_runs, tmp_path):
     base, other = rows.nth(0), rows.nth(1)
     assert "baseline" in base.text_content()
     # What both runs share is said once; the row says what this one adds.
-    assert page.locator("#shared-tricks").text_content().startswith("Every run: ResNet18 from scratch;")
+    assert page.locator("#shared-tricks").text_content().startswith(f"Every run: {TINY_ARCH} from scratch;")
     assert other.locator("td").nth(0).text_content() == "+LS"
     top1 = other.locator("td").nth(3).text_content()
     assert top1.endswith("p)") and ("(+" in top1 or "(−" in top1), top1

@@ -5,9 +5,19 @@ from __future__ import annotations
 import re
 
 import httpx
-from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS
+from testlib.models import TINY_ARCH
+from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER, TINY_TEACHER_ARCH
 
 from backend.reports.stats import NO_SPREAD
+
+# The paper's recipe has a ResNet-D row, the -D variant of the study's model: a plain ResNet, not the test model;
+# and a teacher that differs from the students.
+PAPER_ARCHS = {"model.arch": "resnet18", "teacher.model.arch": "resnet34"}
+
+
+def override_lines(overrides: dict[str, object]) -> list[str]:
+    """``overrides`` as the launch form takes them: one key = value per line."""
+    return [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in overrides.items()]
 
 
 def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, tiny_study, tmp_path):
@@ -27,7 +37,7 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
     base = page.locator('#study-table tr[data-group="base"]')
     assert "baseline" in base.text_content() and "±" in base.locator("td").nth(2).text_content()
     kd = page.locator('#study-table tr[data-group="+KD"]')
-    assert kd.locator("td").nth(0).text_content() == "ResNet18 from scratch +KD from T"
+    assert kd.locator("td").nth(0).text_content() == f"{TINY_ARCH} from scratch +KD from T"
     assert kd.locator("td").nth(3).get_attribute("data-verdict") in ("within noise", "helped", "hurt", NO_SPREAD)
     # The footnote says what it counts: the groups with an interval, compared on top-1 (and top-5).
     method = page.locator("#study-method").text_content()
@@ -72,7 +82,7 @@ def test_the_study_page_shows_progress_the_table_and_bands(page, study_server, t
 
 
 def test_the_paper_study_page_labels_the_papers_numbers_as_imagenet(page, study_server, tiny_study):
-    overrides = {**TINY, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
+    overrides = {**TINY, **PAPER_ARCHS, "data.root": str(study_server.data_root), "schedule.warmup_epochs": 0.5}
     study = study_server.post_study({"name": "paper", "preset": "paper", "overrides": overrides})
     # Only its page is looked at: nothing of it needs to train.
     assert httpx.post(f"{study_server.url}/api/v1/studies/{study['id']}/cancel", timeout=30).status_code == 200
@@ -124,7 +134,7 @@ def effects_text(page) -> str:
 
 def test_a_one_seed_study_says_once_that_its_deltas_have_no_interval(page, study_server, tiny_study):
     # The tiny study on its first seed alone: every run is reused, nothing trains.
-    overrides = {**TINY, "data.root": str(study_server.data_root), "teacher.model.arch": "resnet34"}
+    overrides = {**TINY, **TINY_TEACHER, "data.root": str(study_server.data_root)}
     study = study_server.post_study(
         {"name": "one seed", "grid": {"switches": TINY_GRID}, "seeds": 1, "overrides": overrides}
     )
@@ -149,17 +159,18 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     page.goto(f"{study_server.url}/studies")
     page.locator(f'#studies-table tr[data-study-id="{tiny_study["id"]}"]').wait_for()
     overrides = page.get_by_label("One key = value per line")
-    lines = [f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()]
-    lines += [f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
+    lines = [*override_lines(TINY), f"data.root = {study_server.data_root}", "teacher.model.arch = resnet9"]
+    teacher = f"teacher.model.arch = {TINY_TEACHER_ARCH}"
+    paper = [*override_lines({**TINY, **PAPER_ARCHS}), f"data.root = {study_server.data_root}"]
     page.get_by_label("Seeds per run").fill(str(TINY_SEEDS))
     # The paper's recipe is offered beside the seed study; its preview names what its warmup needs.
     preview = "document.getElementById('study-preview').textContent"
     page.get_by_label("The paper's recipe: baseline, then one refinement per row", exact=False).check()
     assert page.get_by_label("Name", exact=True).input_value() == "paper study"
     page.get_by_label("Name", exact=True).fill("from the form")
-    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
+    overrides.fill("\n".join(paper))
     page.wait_for_function(f"() => {preview}.includes('warms up for 5 epochs from its second row')")
-    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34", "schedule.warmup_epochs = 0.5"]))
+    overrides.fill("\n".join([*paper, "schedule.warmup_epochs = 0.5"]))
     page.wait_for_function(f"() => {preview}.startsWith('10 groups × {TINY_SEEDS} seeds: {10 * TINY_SEEDS} runs')")
     page.get_by_label("A grid: every combination of the switches below").check()
     page.get_by_label("Cosine decay (instead of OneCycle): off and on").check()
@@ -174,7 +185,7 @@ def test_the_launch_form_names_a_bad_override_then_launches(page, study_server, 
     assert overrides.get_attribute("aria-invalid") == "true"
 
     # Fixed, it is the tiny study again: every run is reused, and the page says so at once.
-    overrides.fill("\n".join([*lines[:-1], "teacher.model.arch = resnet34"]))
+    overrides.fill("\n".join([*lines[:-1], teacher]))
     page.get_by_role("button", name="Launch study").click()
     page.wait_for_url(f"{study_server.url}/studies/*")
     page.locator("#study-table tbody tr").first.wait_for()

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from backend.settings import Settings
+from testlib.models import TINY_ARCH
 from tricklab import Client
 from tricklab.local import serving, tricklab_serve
 from tricklab.models import FINAL_STATUSES
 
 # A run that trains in seconds on a CPU: the shapes and code paths of a real one, nothing more.
 TINY_RUN: dict[str, Any] = {
-    "model": {"arch": "resnet18", "pretrained": False},
+    "model": {"arch": TINY_ARCH, "pretrained": False},
     "data": {"image_size": 32, "num_workers": 0},
     "epochs": 2,
     "batch_size": 16,
