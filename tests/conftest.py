@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from testlib.dashboard import Dashboard, serve
-from testlib.studies import TINY, TINY_GRID, TINY_SEEDS, TINY_TEACHER
+from testlib.studies import TINY_GRID, TINY_SEEDS, tiny_study_overrides
 
 from backend import migrate
 from backend.db import Database
@@ -310,14 +310,14 @@ def study_server(
 
 @pytest.fixture(scope="session")
 def tiny_study(study_server: Dashboard) -> dict[str, Any]:
-    """A grid study that trains in minutes (timm's test models, 32 px, 1 epoch, 2 seeds, 2 switches), run to the end;
-    shared by the end-to-end test of studies and the study pages' browser tests."""
+    """A grid study that trains in minutes (test_resnet students, resnet18 teachers, 32 px, 1 epoch, 2 seeds,
+    2 switches), run to the end; shared by the end-to-end test of studies and the study pages' browser tests."""
     study = study_server.post_study(
         {
             "name": "tiny grid",
             "grid": {"switches": TINY_GRID},
             "seeds": TINY_SEEDS,
-            "overrides": {**TINY, **TINY_TEACHER, "data.root": str(study_server.data_root)},
+            "overrides": tiny_study_overrides(study_server.data_root),
         }
     )
     return study_server.wait_finished(study["id"], timeout=900)

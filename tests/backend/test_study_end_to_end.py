@@ -9,7 +9,7 @@ import httpx
 import pytest
 from scipy import stats as scipy_stats
 from testlib.models import TINY_ARCH
-from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER, TINY_TEACHER_ARCH
+from testlib.studies import TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER_ARCH, tiny_study_overrides
 
 from backend.reports.stats import NO_SPREAD
 
@@ -82,7 +82,7 @@ def test_the_same_study_again_reuses_every_finished_run(study_server, tiny_study
             "name": "tiny grid again",
             "grid": {"switches": TINY_GRID},
             "seeds": TINY_SEEDS,
-            "overrides": {**TINY, **TINY_TEACHER, "data.root": str(study_server.data_root)},
+            "overrides": tiny_study_overrides(study_server.data_root),
         }
     )
     assert study_server.get("/runs")["count"] == before

@@ -6,7 +6,7 @@ import re
 
 import httpx
 from testlib.models import TINY_ARCH
-from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER, TINY_TEACHER_ARCH
+from testlib.studies import TINY, TINY_GRID, TINY_GROUPS, TINY_SEEDS, TINY_TEACHER_ARCH, tiny_study_overrides
 
 from backend.reports.stats import NO_SPREAD
 
@@ -134,7 +134,7 @@ def effects_text(page) -> str:
 
 def test_a_one_seed_study_says_once_that_its_deltas_have_no_interval(page, study_server, tiny_study):
     # The tiny study on its first seed alone: every run is reused, nothing trains.
-    overrides = {**TINY, **TINY_TEACHER, "data.root": str(study_server.data_root)}
+    overrides = tiny_study_overrides(study_server.data_root)
     study = study_server.post_study(
         {"name": "one seed", "grid": {"switches": TINY_GRID}, "seeds": 1, "overrides": overrides}
     )
